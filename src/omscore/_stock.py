@@ -1,0 +1,145 @@
+"""Stock work inside one unit of work: load items once, chain their changes, flush once.
+
+Every use case that touches stock opens a :class:`StockSession` on its unit of work. The
+session caches locations, channel pools and inventory items; at :meth:`flush` it serves
+waiting backorders from whatever became available, emits low-stock signals for channels
+that ask for them, and stages items, ledger rows and events on the unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from omscore.errors import UnknownLocation
+from omscore.events import DomainEvent, LowStock, OutOfStock
+from omscore.ids import ChannelId, LocationId, Sku
+from omscore.inventory import (
+    Channel,
+    ChannelPool,
+    InventoryItem,
+    ItemChange,
+    Location,
+    StockMovement,
+    default_channel,
+)
+from omscore.ports import UnitOfWork
+
+
+class StockSession:
+    """Cached stock state of one unit of work."""
+
+    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
+        self.uow = uow
+        self.now = now
+        self._locations: dict[LocationId, Location] | None = None
+        self._channels: dict[ChannelId, Channel] | None = None
+        self._pools: dict[ChannelId | None, ChannelPool] = {}
+        self._original: dict[Sku, InventoryItem] = {}
+        self._current: dict[Sku, InventoryItem] = {}
+        self._movements: list[StockMovement] = []
+        self._events: list[DomainEvent] = []
+
+    # --- network ------------------------------------------------------------------------
+
+    @property
+    def locations(self) -> dict[LocationId, Location]:
+        """Every location by id."""
+        if self._locations is None:
+            self._locations = {loc.id: loc for loc in self.uow.locations.all()}
+        return self._locations
+
+    def location(self, location_id: str) -> Location:
+        """The location, or :class:`UnknownLocation`."""
+        try:
+            return self.locations[LocationId(location_id)]
+        except KeyError:
+            raise UnknownLocation(f"no location {location_id!r}") from None
+
+    def channel(self, channel: ChannelId) -> Channel:
+        """A channel's configuration (the default one if never configured)."""
+        if self._channels is None:
+            self._channels = {c.id: c for c in self.uow.channels.all()}
+        return self._channels.get(channel) or default_channel(channel)
+
+    def pool(self, channel: ChannelId | None) -> ChannelPool:
+        """The channel's pool; ``None``: every active location, no buffer."""
+        if channel not in self._pools:
+            config = default_channel(ChannelId("")) if channel is None else self.channel(channel)
+            pool = config.pool(self.locations.values())
+            self._pools[channel] = (
+                pool if channel is not None else ChannelPool(None, pool.locations)
+            )
+        return self._pools[channel]
+
+    def is_active(self, location_id: LocationId) -> bool:
+        """True for a known, active location."""
+        loc = self.locations.get(location_id)
+        return loc is not None and loc.active
+
+    # --- items --------------------------------------------------------------------------
+
+    def item(self, sku: str) -> InventoryItem:
+        """The SKU's current item in this session (an empty one if it never had stock)."""
+        key = Sku(sku)
+        if key not in self._current:
+            stored = self.uow.inventory.get(key) or InventoryItem(key)
+            self._original[key] = stored
+            self._current[key] = stored
+        return self._current[key]
+
+    def apply(self, sku: str, step: Callable[[InventoryItem], ItemChange]) -> InventoryItem:
+        """Run one item command on the SKU's current item and keep its result for the flush."""
+        return self.keep(step(self.item(sku)))
+
+    def keep(self, change: ItemChange) -> InventoryItem:
+        """Keep a change computed from the SKU's current item (see :meth:`item`)."""
+        self._current[change.item.sku] = change.item
+        self._movements.extend(change.movements)
+        self._events.extend(change.events)
+        return change.item
+
+    def flush(self) -> None:
+        """Serve backorders, signal low stock, and stage everything on the unit of work."""
+        for sku in sorted(self._current):
+            if self._current[sku].backorders:
+                self.apply(
+                    sku, lambda item: item.serve_backorders(self.pool, self.is_active, self.now)
+                )
+        for sku in sorted(self._current):
+            self._signal_low_stock(sku)
+        for sku, item in self._current.items():
+            if item is not self._original[sku]:
+                self.uow.inventory.put(item)
+        self.uow.inventory.append_movements(self._movements)
+        self.uow.record(self._events)
+        self._movements, self._events = [], []
+        self._original = dict(self._current)
+
+    def _signal_low_stock(self, sku: Sku) -> None:
+        before, after = self._original[sku], self._current[sku]
+        if before is after:
+            return
+        if self._channels is None:
+            self._channels = {c.id: c for c in self.uow.channels.all()}
+        for channel in self._channels.values():
+            threshold = channel.low_stock_threshold
+            if threshold is None:
+                continue
+            pool = self.pool(channel.id)
+            was, now = before.atp(pool), after.atp(pool)
+            if now <= threshold < was:
+                self._events.append(
+                    LowStock(
+                        version=after.version,
+                        at=self.now,
+                        sku=sku,
+                        channel=channel.id,
+                        atp=now,
+                        threshold=threshold,
+                    )
+                )
+            if now == 0 < was:
+                self._events.append(
+                    OutOfStock(version=after.version, at=self.now, sku=sku, channel=channel.id)
+                )

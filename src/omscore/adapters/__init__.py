@@ -1,0 +1,1 @@
+"""Adapters: stores, carriers and payment gateways that plug into the ports."""

@@ -1,0 +1,251 @@
+"""The in-memory store: the reference implementation of the store ports.
+
+It enforces what a database store must: a unit of work commits everything or nothing, a
+stale version raises :class:`~omscore.errors.ConcurrencyConflict`, an idempotency key is
+recorded once, and outbox events keep commit order. Aggregates are immutable, so the store
+keeps them as they are, without copying. Safe for threads (one lock around commit).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar
+
+from omscore.errors import ConcurrencyConflict
+from omscore.events import DomainEvent
+from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
+from omscore.inventory import Channel, InventoryItem, Location, StockMovement
+from omscore.orders import Order
+from omscore.ports import IdempotencyRecord, OutboxRecord
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+A = TypeVar("A", bound=_Versioned)
+
+
+class _Table(Generic[A]):
+    """Committed aggregates of one kind, by key."""
+
+    def __init__(self, name: str, key_of: Callable[[A], str]) -> None:
+        self.name = name
+        self.key_of = key_of
+        self.rows: dict[str, A] = {}
+
+
+class _Repo(Generic[A]):
+    """A repository view of one table inside one unit of work."""
+
+    def __init__(self, uow: MemoryUnitOfWork, table: _Table[A]) -> None:
+        self._uow = uow
+        self._table = table
+        self.staged: dict[str, A] = {}
+        self.seen: dict[str, int] = {}
+
+    def get(self, key: str) -> A | None:
+        if key in self.staged:
+            return self.staged[key]
+        row = self._table.rows.get(key)
+        self.seen.setdefault(key, row.version if row is not None else 0)
+        return row
+
+    def put(self, aggregate: A) -> None:
+        key = self._table.key_of(aggregate)
+        self.seen.setdefault(key, 0)
+        self.staged[key] = aggregate
+
+    def conflicts(self) -> list[str]:
+        rows = self._table.rows
+        return [
+            f"{self._table.name} {key}: read at version {self.seen[key]}, "
+            f"now {rows[key].version if key in rows else 0}"
+            for key in self.staged
+            if (rows[key].version if key in rows else 0) != self.seen[key]
+        ]
+
+    def apply(self) -> None:
+        self._table.rows.update(self.staged)
+
+
+class _Orders(_Repo[Order]):
+    def get(self, order_id: OrderId) -> Order | None:  # type: ignore[override]
+        return super().get(order_id)
+
+    def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
+        return self._uow.store.fulfillment_index.get(fulfillment_id)
+
+
+class _Inventory(_Repo[InventoryItem]):
+    def __init__(self, uow: MemoryUnitOfWork, table: _Table[InventoryItem]) -> None:
+        super().__init__(uow, table)
+        self.new_movements: list[StockMovement] = []
+
+    def get(self, sku: Sku) -> InventoryItem | None:  # type: ignore[override]
+        return super().get(sku)
+
+    def append_movements(self, movements: Sequence[StockMovement]) -> None:
+        self.new_movements.extend(movements)
+
+    def movements(
+        self, sku: Sku | None = None, location_id: LocationId | None = None
+    ) -> list[StockMovement]:
+        return [
+            m
+            for m in self._uow.store.ledger
+            if (sku is None or m.sku == sku)
+            and (location_id is None or m.location_id == location_id)
+        ]
+
+    def skus(self) -> list[Sku]:
+        return sorted(Sku(s) for s in self._uow.store.items.rows)
+
+    def expiring(self, now: datetime) -> list[Sku]:
+        return sorted(Sku(s) for s, t in self._uow.store.expiry_index.items() if t <= now)
+
+    def reserved_under(self, key: str) -> list[Sku]:
+        return sorted(self._uow.store.key_index.get(key, ()))
+
+
+class _Locations(_Repo[Location]):
+    def get(self, location_id: LocationId) -> Location | None:  # type: ignore[override]
+        return super().get(location_id)
+
+    def all(self) -> list[Location]:
+        rows = {**self._table.rows, **self.staged}
+        return [rows[k] for k in sorted(rows)]
+
+
+class _Channels(_Repo[Channel]):
+    def get(self, channel: ChannelId) -> Channel | None:  # type: ignore[override]
+        return super().get(channel)
+
+    def all(self) -> list[Channel]:
+        rows = {**self._table.rows, **self.staged}
+        return [rows[k] for k in sorted(rows)]
+
+
+class _Idempotency:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+        self.staged: dict[str, IdempotencyRecord] = {}
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        return self.staged.get(key) or self._uow.store.idempotency.get(key)
+
+    def put(self, record: IdempotencyRecord) -> None:
+        self.staged[record.key] = record
+
+
+class MemoryUnitOfWork:
+    """One transaction against a :class:`MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.orders = _Orders(self, store.orders)
+        self.inventory = _Inventory(self, store.items)
+        self.locations = _Locations(self, store.locations)
+        self.channels = _Channels(self, store.channels)
+        self.idempotency = _Idempotency(self)
+        self._events: list[DomainEvent] = []
+        self._repos: tuple[
+            _Repo[Order] | _Repo[InventoryItem] | _Repo[Location] | _Repo[Channel], ...
+        ] = (
+            self.orders,
+            self.inventory,
+            self.locations,
+            self.channels,
+        )
+
+    def record(self, events: Iterable[DomainEvent]) -> None:
+        self._events.extend(events)
+
+    def commit(self) -> None:
+        store = self.store
+        with store.lock:
+            conflicts = [c for repo in self._repos for c in repo.conflicts()]
+            taken = [k for k in self.idempotency.staged if k in store.idempotency]
+            if taken:
+                conflicts.append(f"idempotency key(s) {taken} were recorded meanwhile")
+            if conflicts:
+                raise ConcurrencyConflict("; ".join(conflicts))
+            for repo in self._repos:
+                repo.apply()
+            store.ledger.extend(self.inventory.new_movements)
+            store.idempotency.update(self.idempotency.staged)
+            store.index(self.orders.staged.values(), self.inventory.staged.values())
+            for event in self._events:
+                position = len(store.events) + 1
+                store.events.append(OutboxRecord(position, f"evt-{position}", event))
+        self._events = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._events = []
+
+
+class MemoryStore:
+    """Every aggregate, the ledger, the outbox and idempotency records, in memory."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.orders: _Table[Order] = _Table("order", lambda o: o.id)
+        self.items: _Table[InventoryItem] = _Table("inventory item", lambda i: i.sku)
+        self.locations: _Table[Location] = _Table("location", lambda loc: loc.id)
+        self.channels: _Table[Channel] = _Table("channel", lambda c: c.id)
+        self.ledger: list[StockMovement] = []
+        self.events: list[OutboxRecord] = []
+        self.idempotency: dict[str, IdempotencyRecord] = {}
+        self.fulfillment_index: dict[str, OrderId] = {}
+        self.expiry_index: dict[Sku, datetime] = {}
+        self.key_index: dict[str, set[Sku]] = {}
+        self.keys_of: dict[Sku, frozenset[str]] = {}
+        self.published_up_to = 0
+
+    def unit_of_work(self) -> MemoryUnitOfWork:
+        """A new unit of work."""
+        return MemoryUnitOfWork(self)
+
+    def index(self, orders: Iterable[Order], items: Iterable[InventoryItem]) -> None:
+        """Keep the query indexes in step with committed aggregates (called under the lock)."""
+        for order in orders:
+            for f in order.fulfillments:
+                self.fulfillment_index[f.id] = order.id
+        for item in items:
+            expiry = item.next_expiry
+            if expiry is None:
+                self.expiry_index.pop(item.sku, None)
+            else:
+                self.expiry_index[item.sku] = expiry
+            keys = item.reservation_keys
+            for key in self.keys_of.get(item.sku, frozenset()) - keys:
+                self.key_index[key].discard(item.sku)
+            for key in keys:
+                self.key_index.setdefault(key, set()).add(item.sku)
+            self.keys_of[item.sku] = keys
+
+    def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
+        """Committed events after ``position``, in commit order."""
+        records = self.events[after:]
+        return records if limit is None else records[:limit]
+
+    def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
+        """Committed events not yet marked published."""
+        return self.outbox(self.published_up_to, limit)
+
+    def mark_published(self, up_to: int) -> None:
+        """Mark every event up to ``position`` as published."""
+        with self.lock:
+            self.published_up_to = max(self.published_up_to, min(up_to, len(self.events)))

@@ -1,0 +1,307 @@
+"""Domain events: frozen records of what happened, written to the outbox with the change.
+
+Every event names the aggregate it belongs to, that aggregate's version after the change,
+and the time from the injected clock. Events are plain values: serialize them with
+:func:`omscore.serialization.make_converter`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from omscore.geo import Address
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, Sku
+from omscore.money import Money
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DomainEvent:
+    """Base of every domain event: the aggregate's version after the change and the time."""
+
+    version: int
+    at: datetime
+
+    @property
+    def name(self) -> str:
+        """The event's type name, as stored in the outbox."""
+        return type(self).__name__
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OrderEvent(DomainEvent):
+    """An event of one order."""
+
+    order_id: OrderId
+
+
+@attrs.frozen(slots=True)
+class PlacedLine:
+    """One line as it was placed."""
+
+    line_id: LineId
+    sku: Sku
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OrderPlaced(OrderEvent):
+    """An order was placed."""
+
+    channel: ChannelId
+    total: Money
+    lines: tuple[PlacedLine, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OrderHeld(OrderEvent):
+    """A hold of ``kind`` was put on the order."""
+
+    kind: str
+    reason: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HoldReleased(OrderEvent):
+    """The hold of ``kind`` was released."""
+
+    kind: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LineQuantityChanged(OrderEvent):
+    """A line's ordered quantity was edited before allocation."""
+
+    line_id: LineId
+    sku: Sku
+    old_quantity: int
+    new_quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LineAdded(OrderEvent):
+    """A line was added before allocation."""
+
+    line_id: LineId
+    sku: Sku
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LineRemoved(OrderEvent):
+    """A line that had no allocated units was removed; ``open_units`` were still open."""
+
+    line_id: LineId
+    sku: Sku
+    open_units: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AddressChanged(OrderEvent):
+    """The delivery address was changed before allocation."""
+
+    address: Address
+
+
+@attrs.frozen(slots=True)
+class CancelledUnits:
+    """Units of one line cancelled: ``open`` were unallocated; ``allocated`` came out of a
+    fulfilment order at ``location_id`` (``fulfillment_id``)."""
+
+    line_id: LineId
+    sku: Sku
+    open: int = 0
+    allocated: int = 0
+    fulfillment_id: FulfillmentId | None = None
+    location_id: LocationId | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class UnitsCancelled(OrderEvent):
+    """Units were cancelled; ``fully_cancelled`` when no unit of the order is left to fulfil."""
+
+    reason: str
+    units: tuple[CancelledUnits, ...]
+    fully_cancelled: bool
+
+
+# --- inventory ----------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class InventoryEvent(DomainEvent):
+    """An event of one SKU's inventory (the inventory item's version)."""
+
+    sku: Sku
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StockReceived(InventoryEvent):
+    """Units arrived at a location (a receipt, settling incoming supply by reference)."""
+
+    location_id: LocationId
+    quantity: int
+    reference: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StockAdjusted(InventoryEvent):
+    """On hand was corrected by ``delta`` (an adjustment or damage)."""
+
+    location_id: LocationId
+    delta: int
+    reason: str
+    kind: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StockCounted(InventoryEvent):
+    """A cycle count found ``counted`` on hand; ``delta`` was posted."""
+
+    location_id: LocationId
+    counted: int
+    delta: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SafetyStockSet(InventoryEvent):
+    """The safety stock of a location was set."""
+
+    location_id: LocationId
+    safety_stock: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StockReserved(InventoryEvent):
+    """A checkout reservation holds stock until ``expires_at``."""
+
+    key: str
+    channel: ChannelId | None
+    quantity: int
+    expires_at: datetime
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReservationExtended(InventoryEvent):
+    """A checkout reservation now lives until ``expires_at``."""
+
+    key: str
+    expires_at: datetime
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReservationReleased(InventoryEvent):
+    """A checkout reservation ended: released, expired, or taken over by an order."""
+
+    key: str
+    quantity: int
+    cause: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OrderStockHeld(InventoryEvent):
+    """A placed order's line holds ``held`` units; ``backordered`` wait for stock."""
+
+    order_id: OrderId
+    line_id: LineId
+    held: int
+    backordered: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OrderStockReleased(InventoryEvent):
+    """A line's hold or backorder shrank by ``quantity`` (cancel, edit, or allocation)."""
+
+    order_id: OrderId
+    line_id: LineId
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class BackorderServed(InventoryEvent):
+    """Stock that became available now holds ``quantity`` backordered units of a line."""
+
+    order_id: OrderId
+    line_id: LineId
+    location_id: LocationId
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SupplyAdded(InventoryEvent):
+    """Incoming supply (a purchase order) is expected at ``eta``."""
+
+    reference: str
+    location_id: LocationId
+    quantity: int
+    eta: datetime
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class TransferShipped(InventoryEvent):
+    """Units left ``from_location`` for ``to_location``; in transit, available at neither."""
+
+    transfer_id: str
+    from_location: LocationId
+    to_location: LocationId
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class TransferReceived(InventoryEvent):
+    """A transfer arrived at its destination."""
+
+    transfer_id: str
+    to_location: LocationId
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StockFeedApplied(InventoryEvent):
+    """A bulk stock feed set or moved on hand at ``positions`` locations of this SKU."""
+
+    positions: int
+    mode: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LowStock(InventoryEvent):
+    """A channel's ATP for the SKU fell to or below its threshold."""
+
+    channel: ChannelId
+    atp: int
+    threshold: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OutOfStock(InventoryEvent):
+    """A channel's ATP for the SKU reached zero."""
+
+    channel: ChannelId
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LocationAdded(DomainEvent):
+    """A location joined the network."""
+
+    location_id: LocationId
+    kind: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LocationUpdated(DomainEvent):
+    """A location's settings changed (active, capabilities, priority, capacity)."""
+
+    location_id: LocationId
+    active: bool
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ChannelConfigured(DomainEvent):
+    """A channel's pool or buffer was configured."""
+
+    channel: ChannelId

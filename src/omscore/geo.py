@@ -1,0 +1,50 @@
+"""Points on the earth, great-circle distance, and postal addresses."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from omscore.errors import InvalidGeoPoint
+
+EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
+
+
+def _check_lat(_: object, __: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not -90 <= value <= 90:
+        raise InvalidGeoPoint(f"latitude must be a number in [-90, 90], got {value!r}")
+
+
+def _check_lon(_: object, __: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not -180 <= value <= 180:
+        raise InvalidGeoPoint(f"longitude must be a number in [-180, 180], got {value!r}")
+
+
+@attrs.frozen(slots=True)
+class GeoPoint:
+    """A latitude and longitude in decimal degrees (WGS 84)."""
+
+    lat: float = attrs.field(validator=_check_lat)
+    lon: float = attrs.field(validator=_check_lon)
+
+
+def distance_km(a: GeoPoint, b: GeoPoint) -> float:
+    """Great-circle (haversine) distance between two points, in kilometres."""
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    dlat = lat2 - lat1
+    dlon = math.radians(b.lon - a.lon)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@attrs.frozen(slots=True)
+class Address:
+    """A postal address; ``geo`` is optional and enables distance-based sourcing."""
+
+    country: str
+    postal_code: str
+    city: str
+    lines: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    geo: GeoPoint | None = None
+    name: str = ""

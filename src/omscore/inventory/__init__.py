@@ -1,0 +1,43 @@
+"""Inventory pooling: locations, channel pools, stock levels, the ledger, holds and ATP."""
+
+from omscore.inventory.channel import Channel, ChannelPool, default_channel
+from omscore.inventory.item import (
+    Backorder,
+    InventoryItem,
+    ItemChange,
+    Placement,
+    Reservation,
+    StockHold,
+    Supply,
+    Transfer,
+)
+from omscore.inventory.location import Capability, Location, LocationKind
+from omscore.inventory.stock import (
+    Discrepancy,
+    MovementKind,
+    StockLevel,
+    StockMovement,
+    replay,
+)
+
+__all__ = [
+    "Backorder",
+    "Capability",
+    "Channel",
+    "ChannelPool",
+    "Discrepancy",
+    "InventoryItem",
+    "ItemChange",
+    "Location",
+    "LocationKind",
+    "MovementKind",
+    "Placement",
+    "Reservation",
+    "StockHold",
+    "StockLevel",
+    "StockMovement",
+    "Supply",
+    "Transfer",
+    "default_channel",
+    "replay",
+]

@@ -1,0 +1,77 @@
+"""Channel pools: which locations feed which sales channel, and what each holds back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+
+import attrs
+
+from omscore.ids import ChannelId, LocationId
+from omscore.inventory.location import Location, LocationKind
+
+
+@attrs.frozen(slots=True)
+class Channel:
+    """A channel's pool configuration (an aggregate of its own).
+
+    The pool is every active location whose id is in ``location_ids`` or whose kind is in
+    ``kinds``; with neither given, every active location. ``buffer`` units, or
+    ``buffer_percent`` of the pool's available units (rounded up), whichever is larger, are
+    never promised. ``low_stock_threshold`` turns on low-stock events for the channel.
+    """
+
+    id: ChannelId
+    location_ids: frozenset[LocationId] | None = None
+    kinds: frozenset[LocationKind] | None = None
+    buffer: int = 0
+    buffer_percent: Decimal = Decimal(0)
+    low_stock_threshold: int | None = None
+    version: int = 0
+
+    def feeds_from(self, location: Location) -> bool:
+        """True when ``location`` is active and belongs to this channel's pool."""
+        if not location.active:
+            return False
+        if self.location_ids is None and self.kinds is None:
+            return True
+        return (self.location_ids is not None and location.id in self.location_ids) or (
+            self.kinds is not None and location.kind in self.kinds
+        )
+
+    def pool(self, locations: Iterable[Location]) -> ChannelPool:
+        """The pool over ``locations``, in preference order (priority, then id)."""
+        members = sorted(
+            (loc for loc in locations if self.feeds_from(loc)), key=lambda x: (x.priority, x.id)
+        )
+        return ChannelPool(
+            channel=self.id,
+            locations=tuple(loc.id for loc in members),
+            buffer=self.buffer,
+            buffer_percent=self.buffer_percent,
+        )
+
+
+def default_channel(channel: ChannelId) -> Channel:
+    """A channel never configured: every active location, no buffer."""
+    return Channel(id=channel)
+
+
+@attrs.frozen(slots=True)
+class ChannelPool:
+    """A channel's active pool locations in preference order, with its buffer."""
+
+    channel: ChannelId | None
+    locations: tuple[LocationId, ...]
+    buffer: int = 0
+    buffer_percent: Decimal = Decimal(0)
+
+    def held_back(self, pool_available: int) -> int:
+        """Units of ``pool_available`` the channel must not promise."""
+        by_percent = math.ceil(pool_available * self.buffer_percent / 100)
+        return max(self.buffer, by_percent)
+
+    def promisable(self, pool_available: int) -> int:
+        """ATP: ``pool_available`` less the buffer, never below zero."""
+        return max(0, pool_available - self.held_back(pool_available))

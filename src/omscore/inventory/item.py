@@ -1,0 +1,769 @@
+"""The inventory item: one SKU's stock across every location, its holds and its ledger rows.
+
+The item is the consistency boundary for stock: every change to a SKU's levels, checkout
+reservations, order holds, backorders, transfers and incoming supply goes through one item
+and bumps its version, so two writers can never both take the last unit. Like the order,
+it is immutable: each command returns an :class:`ItemChange` with the new item, the ledger
+rows it wrote and the events it recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+import attrs
+
+from omscore.errors import (
+    DuplicateReservation,
+    InsufficientStock,
+    InvalidQuantity,
+    StockInUse,
+    UnknownReservation,
+    UnknownTransfer,
+)
+from omscore.events import (
+    BackorderServed,
+    DomainEvent,
+    OrderStockHeld,
+    OrderStockReleased,
+    ReservationExtended,
+    ReservationReleased,
+    SafetyStockSet,
+    StockAdjusted,
+    StockCounted,
+    StockReceived,
+    StockReserved,
+    SupplyAdded,
+    TransferReceived,
+    TransferShipped,
+)
+from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
+from omscore.inventory.channel import ChannelPool
+from omscore.inventory.stock import Discrepancy, MovementKind, StockLevel, StockMovement
+
+ZERO_LEVEL = StockLevel()
+
+
+@attrs.frozen(slots=True)
+class StockHold:
+    """Units reserved at one location: for a checkout (``line_id`` is None, ``key`` is the
+    reservation key, with an expiry) or for a placed order's line (``key`` is the order id)."""
+
+    key: str
+    line_id: LineId | None
+    channel: ChannelId | None
+    location_id: LocationId
+    quantity: int
+    since: datetime
+    expires_at: datetime | None = None
+
+    @property
+    def is_checkout(self) -> bool:
+        """True for a checkout reservation, False for an order's hold."""
+        return self.line_id is None
+
+    def describe(self) -> str:
+        """Who holds the units, for error messages."""
+        if self.line_id is None:
+            return f"reservation {self.key!r} ({self.quantity})"
+        return f"order {self.key} line {self.line_id} ({self.quantity})"
+
+
+@attrs.frozen(slots=True)
+class Backorder:
+    """Open units of a line that no location could hold yet; served oldest first."""
+
+    order_id: OrderId
+    line_id: LineId
+    channel: ChannelId
+    quantity: int
+    since: datetime
+    pickup_location: LocationId | None = None
+
+
+@attrs.frozen(slots=True)
+class Supply:
+    """Incoming supply: a purchase order (``reference``) due at a location by ``eta``."""
+
+    reference: str
+    location_id: LocationId
+    quantity: int
+    eta: datetime
+
+
+@attrs.frozen(slots=True)
+class Transfer:
+    """Units in transit between two locations; available at neither until received."""
+
+    id: str
+    from_location: LocationId
+    to_location: LocationId
+    quantity: int
+    shipped_at: datetime
+    reference: str = ""
+
+
+@attrs.frozen(slots=True)
+class Placement:
+    """Units of a reservation held at one location."""
+
+    location_id: LocationId
+    quantity: int
+
+
+@attrs.frozen(slots=True)
+class Reservation:
+    """A checkout reservation of one SKU, as the service reports it."""
+
+    key: str
+    sku: Sku
+    channel: ChannelId | None
+    quantity: int
+    expires_at: datetime
+    placements: tuple[Placement, ...]
+
+
+@attrs.frozen(slots=True)
+class ItemChange:
+    """What one command did to an item: the new item, its ledger rows and its events."""
+
+    item: InventoryItem
+    movements: tuple[StockMovement, ...] = ()
+    events: tuple[DomainEvent, ...] = ()
+
+    def join(self, nxt: ItemChange) -> ItemChange:
+        """This change followed by ``nxt``, a command run on this change's item."""
+        return ItemChange(nxt.item, self.movements + nxt.movements, self.events + nxt.events)
+
+
+def require_units(quantity: object, what: str, minimum: int = 1) -> int:
+    """``quantity`` as an int >= ``minimum``, or :class:`InvalidQuantity` naming ``what``."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < minimum:
+        raise InvalidQuantity(f"{what} must be an int >= {minimum}, got {quantity!r}")
+    return quantity
+
+
+@attrs.frozen(slots=True)
+class InventoryItem:
+    """One SKU across every location: levels, holds, backorders, supply and transfers."""
+
+    sku: Sku
+    levels: Mapping[LocationId, StockLevel] = attrs.field(factory=dict)
+    holds: tuple[StockHold, ...] = ()
+    backorders: tuple[Backorder, ...] = ()
+    supply: tuple[Supply, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    version: int = 0
+
+    # --- reading ------------------------------------------------------------------------
+
+    def level(self, location_id: LocationId) -> StockLevel:
+        """The level at a location (all zero where the SKU never was)."""
+        return self.levels.get(location_id, ZERO_LEVEL)
+
+    def available_in(self, locations: Iterable[LocationId]) -> int:
+        """Sum of available over ``locations``."""
+        levels = self.levels
+        return sum(levels[x].available for x in locations if x in levels)
+
+    def atp(self, pool: ChannelPool) -> int:
+        """Available to promise for a channel pool: its available, less its buffer."""
+        return pool.promisable(self.available_in(pool.locations))
+
+    def checkout_holds(self, key: str) -> tuple[StockHold, ...]:
+        """The holds of checkout reservation ``key``."""
+        return tuple(h for h in self.holds if h.key == key and h.line_id is None)
+
+    def reservation(self, key: str) -> Reservation:
+        """The checkout reservation ``key`` of this SKU."""
+        held = self.checkout_holds(key)
+        if not held:
+            raise UnknownReservation(f"no reservation {key!r} holds {self.sku}")
+        return Reservation(
+            key=key,
+            sku=self.sku,
+            channel=held[0].channel,
+            quantity=sum(h.quantity for h in held),
+            expires_at=min(h.expires_at for h in held if h.expires_at is not None),
+            placements=tuple(Placement(h.location_id, h.quantity) for h in held),
+        )
+
+    def held_for(self, order_id: str, line_id: LineId) -> int:
+        """Units held for an order's line."""
+        return sum(h.quantity for h in self.holds if h.key == order_id and h.line_id == line_id)
+
+    def backordered_for(self, order_id: str, line_id: LineId) -> int:
+        """Units of an order's line waiting for stock."""
+        return sum(
+            b.quantity for b in self.backorders if b.order_id == order_id and b.line_id == line_id
+        )
+
+    @property
+    def in_transit(self) -> int:
+        """Units in transfers not yet received."""
+        return sum(t.quantity for t in self.transfers)
+
+    @property
+    def next_expiry(self) -> datetime | None:
+        """The earliest expiry among checkout reservations (for expiry scans)."""
+        expiries = [h.expires_at for h in self.holds if h.expires_at is not None]
+        return min(expiries) if expiries else None
+
+    @property
+    def reservation_keys(self) -> frozenset[str]:
+        """Keys of the checkout reservations on this SKU."""
+        return frozenset(h.key for h in self.holds if h.line_id is None)
+
+    def discrepancies(self) -> list[Discrepancy]:
+        """Levels whose ``reserved`` disagrees with the holds at that location."""
+        held: dict[LocationId, int] = {}
+        for h in self.holds:
+            held[h.location_id] = held.get(h.location_id, 0) + h.quantity
+        return [
+            Discrepancy(loc, self.sku, "reserved", level.reserved, held.get(loc, 0))
+            for loc, level in sorted(self.levels.items())
+            if level.reserved != held.get(loc, 0)
+        ]
+
+    def promise_date(self, quantity: int, pool: ChannelPool, now: datetime) -> datetime | None:
+        """When ``quantity`` units can be promised on ``pool``: now if ATP covers them, else the
+        earliest ETA of incoming supply to the pool that covers them after the backorders
+        already waiting; None when nothing due covers them."""
+        atp = self.atp(pool)
+        if quantity <= atp:
+            return now
+        needed = quantity - atp + sum(b.quantity for b in self.backorders)
+        members = set(pool.locations)
+        for supply in sorted(self.supply, key=lambda s: (s.eta, s.reference)):
+            if supply.location_id in members:
+                needed -= supply.quantity
+                if needed <= 0:
+                    return max(supply.eta, now)
+        return None
+
+    # --- on hand ------------------------------------------------------------------------
+
+    def receive(
+        self, location_id: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Units arrive; settles incoming supply with the same reference at that location."""
+        require_units(quantity, "received quantity")
+        w = _Work(self, at)
+        w.move(location_id, MovementKind.RECEIPT, quantity, 0, reference)
+        w.settle_supply(reference, location_id, quantity)
+        w.event(StockReceived, location_id=location_id, quantity=quantity, reference=reference)
+        return w.done()
+
+    def restock(
+        self, location_id: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Returned units go back to sellable stock."""
+        require_units(quantity, "restocked quantity")
+        w = _Work(self, at)
+        w.move(location_id, MovementKind.RESTOCK, quantity, 0, reference)
+        return w.done()
+
+    def adjust(
+        self,
+        location_id: LocationId,
+        delta: int,
+        reason: str,
+        at: datetime,
+        kind: MovementKind = MovementKind.ADJUSTMENT,
+    ) -> ItemChange:
+        """Correct on hand by ``delta``; refused where it would fall below what is held."""
+        if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+            raise InvalidQuantity(f"adjustment delta must be a non-zero int, got {delta!r}")
+        self._require_room(location_id, self.level(location_id).on_hand + delta)
+        w = _Work(self, at)
+        w.move(location_id, kind, delta, 0, reason)
+        w.event(StockAdjusted, location_id=location_id, delta=delta, reason=reason, kind=kind.value)
+        return w.done()
+
+    def count(
+        self, location_id: LocationId, on_hand: int, at: datetime, reference: str = ""
+    ) -> ItemChange:
+        """A cycle count: post the difference between ``on_hand`` and the level."""
+        require_units(on_hand, "counted on hand", minimum=0)
+        self._require_room(location_id, on_hand)
+        delta = on_hand - self.level(location_id).on_hand
+        w = _Work(self, at)
+        if delta:
+            w.move(location_id, MovementKind.COUNT, delta, 0, reference or "cycle count")
+        w.event(StockCounted, location_id=location_id, counted=on_hand, delta=delta)
+        return w.done()
+
+    def set_safety_stock(self, location_id: LocationId, units: int, at: datetime) -> ItemChange:
+        """Units the location keeps back from every channel."""
+        require_units(units, "safety stock", minimum=0)
+        w = _Work(self, at)
+        w.set_level(location_id, attrs.evolve(w.level(location_id), safety_stock=units))
+        w.event(SafetyStockSet, location_id=location_id, safety_stock=units)
+        return w.done()
+
+    def _require_room(self, location_id: LocationId, new_on_hand: int) -> None:
+        level = self.level(location_id)
+        if new_on_hand < 0:
+            raise StockInUse(
+                f"on hand of {self.sku} at {location_id} cannot go below zero "
+                f"(it is {level.on_hand}, the change would make it {new_on_hand})"
+            )
+        if new_on_hand < level.committed:
+            holders = tuple(h.describe() for h in self.holds if h.location_id == location_id)
+            allocated = (
+                (f"{level.allocated} allocated to fulfilment orders",) if level.allocated else ()
+            )
+            who = ", ".join(allocated + holders)
+            raise StockInUse(
+                f"on hand of {self.sku} at {location_id} cannot go to {new_on_hand}: "
+                f"{level.committed} unit(s) are held by {who}",
+                holders=allocated + holders,
+            )
+
+    # --- checkout reservations ----------------------------------------------------------
+
+    def reserve(
+        self,
+        key: str,
+        quantity: int,
+        pool: ChannelPool,
+        expires_at: datetime,
+        at: datetime,
+    ) -> ItemChange:
+        """Hold ``quantity`` for checkout ``key`` on the pool's locations, in preference order."""
+        require_units(quantity, "reserved quantity")
+        if self.checkout_holds(key):
+            raise DuplicateReservation(
+                f"reservation {key!r} already holds {self.sku}; extend or release it"
+            )
+        atp = self.atp(pool)
+        if quantity > atp:
+            raise InsufficientStock(
+                f"cannot reserve {quantity} of {self.sku} for channel {pool.channel}: "
+                f"only {atp} available to promise"
+            )
+        w = _Work(self, at)
+        w.place(quantity, pool.locations, key, None, pool.channel, expires_at)
+        w.event(
+            StockReserved, key=key, channel=pool.channel, quantity=quantity, expires_at=expires_at
+        )
+        return w.done()
+
+    def extend(self, key: str, expires_at: datetime, at: datetime) -> ItemChange:
+        """Move the expiry of checkout reservation ``key``."""
+        if not self.checkout_holds(key):
+            raise UnknownReservation(f"no reservation {key!r} holds {self.sku}")
+        w = _Work(self, at)
+        w.holds = [
+            attrs.evolve(h, expires_at=expires_at) if h.key == key and h.line_id is None else h
+            for h in w.holds
+        ]
+        w.event(ReservationExtended, key=key, expires_at=expires_at)
+        return w.done()
+
+    def release_reservation(self, key: str, at: datetime, cause: str = "released") -> ItemChange:
+        """End checkout reservation ``key``; its units return to the pool."""
+        held = self.checkout_holds(key)
+        if not held:
+            raise UnknownReservation(f"no reservation {key!r} holds {self.sku}")
+        w = _Work(self, at)
+        w.drop_holds(lambda h: h.key == key and h.line_id is None)
+        w.event(ReservationReleased, key=key, quantity=sum(h.quantity for h in held), cause=cause)
+        return w.done()
+
+    def expire(self, now: datetime) -> tuple[ItemChange, int]:
+        """End every checkout reservation whose time is up; returns how many ended."""
+        keys = sorted(
+            {h.key for h in self.holds if h.expires_at is not None and h.expires_at <= now}
+        )
+        change = ItemChange(self)
+        for key in keys:
+            change = change.join(change.item.release_reservation(key, now, "expired"))
+        return change, len(keys)
+
+    # --- order holds and backorders -----------------------------------------------------
+
+    def take_over(
+        self, key: str, order_id: OrderId, needs: Iterable[tuple[LineId, int]], at: datetime
+    ) -> tuple[ItemChange, dict[LineId, int]]:
+        """Turn checkout reservation ``key`` into holds of the order's lines (same locations).
+
+        Returns what each line still needs. Units the lines do not need go back to the pool.
+        """
+        held = list(self.checkout_holds(key))
+        w = _Work(self, at)
+        w.drop_holds(lambda h: h.key == key and h.line_id is None)
+        remaining: dict[LineId, int] = {}
+        for line_id, wanted in needs:
+            need = wanted
+            while need and held:
+                h = held[0]
+                take = min(need, h.quantity)
+                w.add_hold(StockHold(order_id, line_id, h.channel, h.location_id, take, at))
+                need -= take
+                held[0] = attrs.evolve(h, quantity=h.quantity - take)
+                if held[0].quantity == 0:
+                    held.pop(0)
+            remaining[line_id] = need
+        total = sum(h.quantity for h in self.checkout_holds(key))
+        w.event(ReservationReleased, key=key, quantity=total, cause=f"taken over by {order_id}")
+        return w.done(), remaining
+
+    def hold_for_line(
+        self,
+        order_id: OrderId,
+        line_id: LineId,
+        quantity: int,
+        pool: ChannelPool,
+        at: datetime,
+        pickup_location: LocationId | None = None,
+    ) -> ItemChange:
+        """Hold up to ``quantity`` for a line (ATP on the pool, or at the pickup location);
+        the rest is backordered and served as stock arrives."""
+        require_units(quantity, "units to hold")
+        w = _Work(self, at)
+        channel = pool.channel or ChannelId("")
+        held = w.hold_line(order_id, line_id, channel, quantity, pool, pickup_location)
+        if held < quantity:
+            w.add_backorder(
+                Backorder(order_id, line_id, channel, quantity - held, at, pickup_location)
+            )
+        w.event(
+            OrderStockHeld,
+            order_id=order_id,
+            line_id=line_id,
+            held=held,
+            backordered=quantity - held,
+        )
+        return w.done()
+
+    def release_line(
+        self, order_id: OrderId, line_id: LineId, quantity: int, at: datetime
+    ) -> ItemChange:
+        """Release ``quantity`` of a line's open units: backordered ones first, then held ones
+        (newest hold first)."""
+        w = _Work(self, at)
+        left = w.shrink_backorder(order_id, line_id, quantity)
+        for index in reversed(range(len(w.holds))):
+            h = w.holds[index]
+            if left == 0:
+                break
+            if h.key != order_id or h.line_id != line_id:
+                continue
+            take = min(left, h.quantity)
+            left -= take
+            w.remove_hold_units(index, take)
+        w.event(OrderStockReleased, order_id=order_id, line_id=line_id, quantity=quantity - left)
+        return w.done()
+
+    def release_order(
+        self, order_id: OrderId, at: datetime
+    ) -> tuple[ItemChange, dict[LineId, int]]:
+        """Release every hold and backorder of an order on this SKU; returns units per line."""
+        released: dict[LineId, int] = {}
+        for h in self.holds:
+            if h.key == order_id and h.line_id is not None:
+                released[h.line_id] = released.get(h.line_id, 0) + h.quantity
+        for b in self.backorders:
+            if b.order_id == order_id:
+                released[b.line_id] = released.get(b.line_id, 0) + b.quantity
+        w = _Work(self, at)
+        w.drop_holds(lambda h: h.key == order_id and h.line_id is not None)
+        w.backorders = [b for b in w.backorders if b.order_id != order_id]
+        for line_id, units in sorted(released.items()):
+            w.event(OrderStockReleased, order_id=order_id, line_id=line_id, quantity=units)
+        return w.done(), released
+
+    def serve_backorders(
+        self,
+        pool_for: Callable[[ChannelId], ChannelPool],
+        is_active: Callable[[LocationId], bool],
+        at: datetime,
+    ) -> ItemChange:
+        """Give available stock to waiting backorders, oldest first."""
+        if not self.backorders or not any(level.available for level in self.levels.values()):
+            return ItemChange(self)
+        w = _Work(self, at)
+        for b in sorted(self.backorders, key=lambda b: (b.since, b.order_id, b.line_id)):
+            pool = pool_for(b.channel)
+            if b.pickup_location is not None and not is_active(b.pickup_location):
+                continue
+            before = w.held_by_location(b.order_id, b.line_id)
+            held = w.hold_line(
+                b.order_id, b.line_id, b.channel, b.quantity, pool, b.pickup_location
+            )
+            if held == 0:
+                continue
+            w.shrink_backorder(b.order_id, b.line_id, held)
+            for location_id, units in w.placed_since(b.order_id, b.line_id, before):
+                w.event(
+                    BackorderServed,
+                    order_id=b.order_id,
+                    line_id=b.line_id,
+                    location_id=location_id,
+                    quantity=units,
+                )
+        return w.done() if w.events else ItemChange(self)
+
+    # --- allocation and shipment --------------------------------------------------------
+
+    def allocate(
+        self, location_id: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Hard-allocate ``quantity`` at a location to a fulfilment order."""
+        require_units(quantity, "allocated quantity")
+        available = self.level(location_id).available
+        if quantity > available:
+            raise InsufficientStock(
+                f"cannot allocate {quantity} of {self.sku} at {location_id}: {available} available"
+            )
+        w = _Work(self, at)
+        w.move(location_id, MovementKind.ALLOCATION, 0, quantity, reference)
+        return w.done()
+
+    def deallocate(
+        self, location_id: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Give allocated units back (a rejection or a cancellation)."""
+        require_units(quantity, "deallocated quantity")
+        w = _Work(self, at)
+        w.move(location_id, MovementKind.DEALLOCATION, 0, -quantity, reference)
+        return w.done()
+
+    def ship(
+        self, location_id: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Allocated units leave the building: on hand and allocated both go down."""
+        require_units(quantity, "shipped quantity")
+        w = _Work(self, at)
+        w.move(location_id, MovementKind.SHIPMENT, -quantity, -quantity, reference)
+        return w.done()
+
+    # --- supply and transfers -----------------------------------------------------------
+
+    def add_supply(self, supply: Supply, at: datetime) -> ItemChange:
+        """Expect incoming supply."""
+        require_units(supply.quantity, "supply quantity")
+        w = _Work(self, at)
+        w.supply.append(supply)
+        w.event(
+            SupplyAdded,
+            reference=supply.reference,
+            location_id=supply.location_id,
+            quantity=supply.quantity,
+            eta=supply.eta,
+        )
+        return w.done()
+
+    def transfer_out(self, transfer: Transfer, at: datetime) -> ItemChange:
+        """Send units to another location; they are in transit until received."""
+        require_units(transfer.quantity, "transfer quantity")
+        available = self.level(transfer.from_location).available
+        if transfer.quantity > available:
+            raise InsufficientStock(
+                f"cannot transfer {transfer.quantity} of {self.sku} from "
+                f"{transfer.from_location}: {available} available"
+            )
+        w = _Work(self, at)
+        w.move(
+            transfer.from_location,
+            MovementKind.TRANSFER_OUT,
+            -transfer.quantity,
+            0,
+            f"transfer {transfer.id}",
+        )
+        w.transfers.append(transfer)
+        w.event(
+            TransferShipped,
+            transfer_id=transfer.id,
+            from_location=transfer.from_location,
+            to_location=transfer.to_location,
+            quantity=transfer.quantity,
+        )
+        return w.done()
+
+    def receive_transfer(self, transfer_id: str, at: datetime) -> ItemChange:
+        """A transfer arrives at its destination."""
+        transfer = next((t for t in self.transfers if t.id == transfer_id), None)
+        if transfer is None:
+            raise UnknownTransfer(f"no transfer {transfer_id!r} of {self.sku} is in transit")
+        w = _Work(self, at)
+        w.move(
+            transfer.to_location,
+            MovementKind.TRANSFER_IN,
+            transfer.quantity,
+            0,
+            f"transfer {transfer.id}",
+        )
+        w.transfers = [t for t in w.transfers if t.id != transfer_id]
+        w.event(
+            TransferReceived,
+            transfer_id=transfer_id,
+            to_location=transfer.to_location,
+            quantity=transfer.quantity,
+        )
+        return w.done()
+
+
+class _Work:
+    """A mutable working copy of an item for the length of one command."""
+
+    def __init__(self, item: InventoryItem, at: datetime) -> None:
+        self.item = item
+        self.at = at
+        self.levels = dict(item.levels)
+        self.holds = list(item.holds)
+        self.backorders = list(item.backorders)
+        self.supply = list(item.supply)
+        self.transfers = list(item.transfers)
+        self.movements: list[StockMovement] = []
+        self.events: list[DomainEvent] = []
+
+    def level(self, location_id: LocationId) -> StockLevel:
+        return self.levels.get(location_id, ZERO_LEVEL)
+
+    def set_level(self, location_id: LocationId, level: StockLevel) -> None:
+        self.levels[location_id] = level
+
+    def move(
+        self,
+        location_id: LocationId,
+        kind: MovementKind,
+        on_hand: int,
+        allocated: int,
+        reference: str,
+    ) -> None:
+        level = self.level(location_id)
+        self.set_level(
+            location_id,
+            attrs.evolve(
+                level, on_hand=level.on_hand + on_hand, allocated=level.allocated + allocated
+            ),
+        )
+        self.movements.append(
+            StockMovement(self.item.sku, location_id, kind, on_hand, allocated, reference, self.at)
+        )
+
+    def _reserve_at(self, location_id: LocationId, delta: int) -> None:
+        level = self.level(location_id)
+        self.set_level(location_id, attrs.evolve(level, reserved=level.reserved + delta))
+
+    def add_hold(self, hold: StockHold) -> None:
+        self.holds.append(hold)
+        self._reserve_at(hold.location_id, hold.quantity)
+
+    def remove_hold_units(self, index: int, units: int) -> None:
+        hold = self.holds[index]
+        self._reserve_at(hold.location_id, -units)
+        if units == hold.quantity:
+            del self.holds[index]
+        else:
+            self.holds[index] = attrs.evolve(hold, quantity=hold.quantity - units)
+
+    def drop_holds(self, matches: Callable[[StockHold], bool]) -> None:
+        for index in reversed(range(len(self.holds))):
+            if matches(self.holds[index]):
+                self.remove_hold_units(index, self.holds[index].quantity)
+
+    def place(
+        self,
+        quantity: int,
+        locations: Iterable[LocationId],
+        key: str,
+        line_id: LineId | None,
+        channel: ChannelId | None,
+        expires_at: datetime | None,
+    ) -> int:
+        """Hold up to ``quantity`` on ``locations`` in order; returns units held."""
+        left = quantity
+        for location_id in locations:
+            if left == 0:
+                break
+            take = min(left, self.level(location_id).available)
+            if take:
+                self.add_hold(
+                    StockHold(key, line_id, channel, location_id, take, self.at, expires_at)
+                )
+                left -= take
+        return quantity - left
+
+    def hold_line(
+        self,
+        order_id: OrderId,
+        line_id: LineId,
+        channel: ChannelId,
+        quantity: int,
+        pool: ChannelPool,
+        pickup_location: LocationId | None,
+    ) -> int:
+        locations: tuple[LocationId, ...]
+        if pickup_location is not None:
+            limit, locations = self.level(pickup_location).available, (pickup_location,)
+        else:
+            pool_available = sum(self.level(x).available for x in pool.locations)
+            limit, locations = pool.promisable(pool_available), pool.locations
+        return self.place(min(quantity, limit), locations, order_id, line_id, channel, None)
+
+    def held_by_location(self, order_id: OrderId, line_id: LineId) -> dict[LocationId, int]:
+        held: dict[LocationId, int] = {}
+        for h in self.holds:
+            if h.key == order_id and h.line_id == line_id:
+                held[h.location_id] = held.get(h.location_id, 0) + h.quantity
+        return held
+
+    def placed_since(
+        self, order_id: OrderId, line_id: LineId, before: Mapping[LocationId, int]
+    ) -> list[tuple[LocationId, int]]:
+        now = self.held_by_location(order_id, line_id)
+        return [
+            (loc, n - before.get(loc, 0))
+            for loc, n in sorted(now.items())
+            if n > before.get(loc, 0)
+        ]
+
+    def add_backorder(self, backorder: Backorder) -> None:
+        for index, b in enumerate(self.backorders):
+            if b.order_id == backorder.order_id and b.line_id == backorder.line_id:
+                self.backorders[index] = attrs.evolve(b, quantity=b.quantity + backorder.quantity)
+                return
+        self.backorders.append(backorder)
+
+    def shrink_backorder(self, order_id: OrderId, line_id: LineId, units: int) -> int:
+        """Take up to ``units`` off a line's backorder; returns what is left to take."""
+        for index, b in enumerate(self.backorders):
+            if b.order_id == order_id and b.line_id == line_id:
+                take = min(units, b.quantity)
+                if take == b.quantity:
+                    del self.backorders[index]
+                else:
+                    self.backorders[index] = attrs.evolve(b, quantity=b.quantity - take)
+                return units - take
+        return units
+
+    def settle_supply(self, reference: str, location_id: LocationId, quantity: int) -> None:
+        for index, s in enumerate(self.supply):
+            if s.reference == reference and s.location_id == location_id:
+                left = s.quantity - quantity
+                if left > 0:
+                    self.supply[index] = attrs.evolve(s, quantity=left)
+                else:
+                    del self.supply[index]
+                return
+
+    def event(self, event_type: type[DomainEvent], **fields: object) -> None:
+        self.events.append(
+            event_type(version=self.item.version + 1, at=self.at, sku=self.item.sku, **fields)  # type: ignore[call-arg]
+        )
+
+    def done(self) -> ItemChange:
+        item = attrs.evolve(
+            self.item,
+            levels=self.levels,
+            holds=tuple(self.holds),
+            backorders=tuple(self.backorders),
+            supply=tuple(self.supply),
+            transfers=tuple(self.transfers),
+            version=self.item.version + 1,
+        )
+        return ItemChange(item, tuple(self.movements), tuple(self.events))

@@ -1,0 +1,33 @@
+"""The order aggregate and what a checkout submits."""
+
+from omscore.orders.delivery import Delivery, DeliveryMethod
+from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, validate_draft
+from omscore.orders.model import (
+    ACTIVE_FULFILLMENT,
+    FulfillmentLine,
+    FulfillmentOrder,
+    FulfillmentStatus,
+    Hold,
+    HoldKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+)
+
+__all__ = [
+    "ACTIVE_FULFILLMENT",
+    "Delivery",
+    "DeliveryMethod",
+    "DraftLimits",
+    "FulfillmentLine",
+    "FulfillmentOrder",
+    "FulfillmentStatus",
+    "Hold",
+    "HoldKind",
+    "LineDraft",
+    "Order",
+    "OrderDraft",
+    "OrderLine",
+    "OrderStatus",
+    "validate_draft",
+]

@@ -1,0 +1,53 @@
+"""How an order reaches its customer."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from omscore.geo import Address
+from omscore.ids import LocationId
+
+
+class DeliveryMethod(enum.StrEnum):
+    """Ship to an address, pick up at a location (click & collect), or same-day delivery."""
+
+    SHIP = "ship"
+    PICKUP = "pickup"
+    SAME_DAY = "same_day"
+
+
+@attrs.frozen(slots=True)
+class Delivery:
+    """The delivery of an order: a method and where it goes (an address, or a pickup location).
+
+    Build it with :meth:`ship`, :meth:`pickup` or :meth:`same_day`.
+    """
+
+    method: DeliveryMethod
+    address: Address | None = None
+    pickup_location: LocationId | None = None
+
+    @classmethod
+    def ship(cls, address: Address) -> Delivery:
+        """Parcel delivery to ``address``."""
+        return cls(DeliveryMethod.SHIP, address=address)
+
+    @classmethod
+    def pickup(cls, location_id: str) -> Delivery:
+        """Click & collect at ``location_id``."""
+        return cls(DeliveryMethod.PICKUP, pickup_location=LocationId(location_id))
+
+    @classmethod
+    def same_day(cls, address: Address) -> Delivery:
+        """Same-day delivery to ``address`` from a location near it."""
+        return cls(DeliveryMethod.SAME_DAY, address=address)
+
+    def problems(self) -> list[str]:
+        """What is missing for this method (empty when complete)."""
+        if self.method is DeliveryMethod.PICKUP and not self.pickup_location:
+            return ["a pickup delivery needs a pickup location"]
+        if self.method is not DeliveryMethod.PICKUP and self.address is None:
+            return [f"a {self.method.value} delivery needs an address"]
+        return []

@@ -1,0 +1,535 @@
+"""The order aggregate: lines with unit buckets, holds, edits, cancellation, fulfilment orders.
+
+Aggregates are immutable. Every command validates completely, then returns the new order
+(its version one higher) and the events it recorded; a refused command raises a subclass of
+:class:`~omscore.errors.OmsError` and the caller still holds the unchanged order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from omscore.errors import (
+    InvalidDraft,
+    InvalidQuantity,
+    InvalidTransition,
+    NotCancellable,
+    OrderOnHold,
+    UnknownHold,
+    UnknownLine,
+)
+from omscore.events import (
+    AddressChanged,
+    CancelledUnits,
+    DomainEvent,
+    HoldReleased,
+    LineAdded,
+    LineQuantityChanged,
+    LineRemoved,
+    OrderHeld,
+    OrderPlaced,
+    PlacedLine,
+    UnitsCancelled,
+)
+from omscore.geo import Address
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, Sku
+from omscore.money import Money
+from omscore.orders.delivery import Delivery, DeliveryMethod
+from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, line_problems, validate_draft
+
+
+class OrderStatus(enum.StrEnum):
+    """The order's status, derived from its unit buckets and holds; never stored."""
+
+    OPEN = "open"
+    ON_HOLD = "on_hold"
+    PARTIALLY_ALLOCATED = "partially_allocated"
+    ALLOCATED = "allocated"
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class HoldKind(enum.StrEnum):
+    """The hold kinds omscore itself places; a host may use any other string."""
+
+    PAYMENT = "payment"
+    FRAUD = "fraud"
+    MANUAL = "manual"
+    SOURCING = "sourcing"
+
+
+@attrs.frozen(slots=True)
+class Hold:
+    """A reason the order must not move; one per kind."""
+
+    kind: str
+    reason: str
+    since: datetime
+
+
+@attrs.frozen(slots=True)
+class OrderLine:
+    """One SKU of an order, its price, and where each of its units stands.
+
+    Every unit is in exactly one bucket: ``open``, ``allocated``, ``shipped``, ``delivered``
+    or ``cancelled``; they always sum to ``quantity``. ``returned`` counts inside ``delivered``.
+    """
+
+    id: LineId
+    sku: Sku
+    quantity: int
+    unit_price: Money
+    discount: Money
+    tax: Money
+    allocated: int = 0
+    shipped: int = 0
+    delivered: int = 0
+    cancelled: int = 0
+    returned: int = 0
+
+    @property
+    def open(self) -> int:
+        """Units not yet given to any location."""
+        return self.quantity - self.allocated - self.shipped - self.delivered - self.cancelled
+
+    @property
+    def total(self) -> Money:
+        """Unit price x quantity, less the discount, plus tax."""
+        return self.unit_price * self.quantity - self.discount + self.tax
+
+    @property
+    def cancellable(self) -> int:
+        """Units that can still be cancelled: open ones and allocated ones not yet shipped."""
+        return self.open + self.allocated
+
+    @property
+    def untouched(self) -> bool:
+        """True while no unit has been allocated, shipped or delivered (the line is editable)."""
+        return self.allocated == self.shipped == self.delivered == 0
+
+
+class FulfillmentStatus(enum.StrEnum):
+    """Where one location's work for one order stands."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    PICKED = "picked"
+    PACKED = "packed"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    COLLECTED = "collected"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_FULFILLMENT = frozenset(
+    {
+        FulfillmentStatus.OPEN,
+        FulfillmentStatus.ACCEPTED,
+        FulfillmentStatus.PICKED,
+        FulfillmentStatus.PACKED,
+        FulfillmentStatus.READY_FOR_PICKUP,
+    }
+)
+
+
+@attrs.frozen(slots=True)
+class FulfillmentLine:
+    """Units of one order line that a fulfilment order must deliver."""
+
+    line_id: LineId
+    sku: Sku
+    quantity: int
+
+
+@attrs.frozen(slots=True)
+class FulfillmentOrder:
+    """The work one location must do for one order."""
+
+    id: FulfillmentId
+    location_id: LocationId
+    method: DeliveryMethod
+    lines: tuple[FulfillmentLine, ...]
+    status: FulfillmentStatus
+    created_at: datetime
+    tracking: str | None = None
+    carrier: str | None = None
+    note: str = ""
+
+    @property
+    def units(self) -> int:
+        """Units in this fulfilment order."""
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def is_active(self) -> bool:
+        """True while its units are allocated (not shipped, collected, rejected or cancelled)."""
+        return self.status in ACTIVE_FULFILLMENT
+
+    def quantity_of(self, line_id: LineId) -> int:
+        """Units of ``line_id`` in this fulfilment order."""
+        return sum(line.quantity for line in self.lines if line.line_id == line_id)
+
+
+def _line_from_draft(line_id: LineId, draft: LineDraft) -> OrderLine:
+    zero = Money.zero(draft.unit_price.currency)
+    return OrderLine(
+        id=line_id,
+        sku=Sku(draft.sku),
+        quantity=draft.quantity,
+        unit_price=draft.unit_price,
+        discount=draft.discount if draft.discount is not None else zero,
+        tax=draft.tax if draft.tax is not None else zero,
+    )
+
+
+@attrs.frozen(slots=True)
+class Order:
+    """What a customer bought in one checkout: lines, delivery, holds, fulfilment orders.
+
+    Immutable: each command returns ``(new_order, events)``. ``status`` is derived.
+    """
+
+    id: OrderId
+    channel: ChannelId
+    currency: str
+    delivery: Delivery
+    lines: tuple[OrderLine, ...]
+    placed_at: datetime
+    shipping_fee: Money
+    version: int = 1
+    customer_ref: str | None = None
+    reservation_key: str | None = None
+    holds: tuple[Hold, ...] = ()
+    fulfillments: tuple[FulfillmentOrder, ...] = ()
+    rejected_locations: frozenset[LocationId] = frozenset()
+
+    # --- placing ------------------------------------------------------------------------
+
+    @classmethod
+    def place(
+        cls,
+        order_id: OrderId,
+        draft: OrderDraft,
+        line_ids: Iterable[LineId],
+        at: datetime,
+        limits: DraftLimits | None = None,
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Validate ``draft`` (every problem at once) and create the order."""
+        validate_draft(draft, limits or DraftLimits())
+        lines = tuple(_line_from_draft(i, d) for i, d in zip(line_ids, draft.lines, strict=True))
+        order = cls(
+            id=order_id,
+            channel=ChannelId(draft.channel),
+            currency=draft.currency,
+            delivery=draft.delivery,
+            lines=lines,
+            placed_at=at,
+            shipping_fee=draft.shipping_fee or Money.zero(draft.currency),
+            customer_ref=draft.customer_ref,
+            reservation_key=draft.reservation_key,
+        )
+        placed = OrderPlaced(
+            order_id=order_id,
+            version=order.version,
+            at=at,
+            channel=order.channel,
+            total=order.total,
+            lines=tuple(PlacedLine(line.id, line.sku, line.quantity) for line in lines),
+        )
+        return order, [placed]
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> OrderStatus:
+        """Derived from the unit buckets and the holds."""
+        active = sum(line.quantity - line.cancelled for line in self.lines)
+        if active == 0:
+            return OrderStatus.CANCELLED
+        delivered = sum(line.delivered for line in self.lines)
+        if delivered == active:
+            return OrderStatus.DELIVERED
+        if self.holds:
+            return OrderStatus.ON_HOLD
+        gone = delivered + sum(line.shipped for line in self.lines)
+        if gone == active:
+            return OrderStatus.SHIPPED
+        if gone > 0:
+            return OrderStatus.PARTIALLY_SHIPPED
+        allocated = sum(line.allocated for line in self.lines)
+        if allocated == active:
+            return OrderStatus.ALLOCATED
+        if allocated > 0:
+            return OrderStatus.PARTIALLY_ALLOCATED
+        return OrderStatus.OPEN
+
+    @property
+    def total(self) -> Money:
+        """Sum of the line totals plus the shipping fee."""
+        return sum((line.total for line in self.lines), self.shipping_fee)
+
+    @property
+    def is_held(self) -> bool:
+        """True while at least one hold stands."""
+        return bool(self.holds)
+
+    @property
+    def open_units(self) -> int:
+        """Units of all lines not yet given to a location."""
+        return sum(line.open for line in self.lines)
+
+    def line(self, line_id: str) -> OrderLine:
+        """The line with ``line_id``; :class:`UnknownLine` if the order has none."""
+        for line in self.lines:
+            if line.id == line_id:
+                return line
+        raise UnknownLine(f"order {self.id} has no line {line_id!r}")
+
+    def fulfillment(self, fulfillment_id: str) -> FulfillmentOrder:
+        """The fulfilment order with ``fulfillment_id``."""
+        for f in self.fulfillments:
+            if f.id == fulfillment_id:
+                return f
+        raise UnknownLine(f"order {self.id} has no fulfilment order {fulfillment_id!r}")
+
+    # --- holds --------------------------------------------------------------------------
+
+    def hold(self, kind: str, reason: str, at: datetime) -> tuple[Order, list[DomainEvent]]:
+        """Put a hold of ``kind`` on the order. One hold per kind; several kinds may stand."""
+        self._require_in_progress("hold")
+        if not isinstance(kind, str) or not kind:
+            raise InvalidTransition(f"a hold needs a non-empty kind, got {kind!r}")
+        if any(h.kind == kind for h in self.holds):
+            raise InvalidTransition(f"order {self.id} already has a {kind!r} hold")
+        order = self._next(holds=(*self.holds, Hold(kind, reason, at)))
+        return order, [
+            OrderHeld(order_id=self.id, version=order.version, at=at, kind=kind, reason=reason)
+        ]
+
+    def release(self, kind: str, at: datetime) -> tuple[Order, list[DomainEvent]]:
+        """Release the hold of ``kind``; :class:`UnknownHold` if there is none."""
+        if not any(h.kind == kind for h in self.holds):
+            held = ", ".join(h.kind for h in self.holds) or "none"
+            raise UnknownHold(f"order {self.id} has no {kind!r} hold (holds: {held})")
+        order = self._next(holds=tuple(h for h in self.holds if h.kind != kind))
+        return order, [HoldReleased(order_id=self.id, version=order.version, at=at, kind=kind)]
+
+    def require_not_held(self, action: str) -> None:
+        """Raise :class:`OrderOnHold` if any hold stands."""
+        if self.holds:
+            kinds = ", ".join(h.kind for h in self.holds)
+            raise OrderOnHold(f"cannot {action} order {self.id}: it is on hold ({kinds})")
+
+    # --- edits before allocation --------------------------------------------------------
+
+    def change_quantity(
+        self, line_id: str, quantity: int, at: datetime, limits: DraftLimits | None = None
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Set a line's ordered quantity; only while none of its units is allocated."""
+        self._require_in_progress("edit")
+        line = self._editable_line(line_id)
+        max_units = (limits or DraftLimits()).max_units_per_line
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise InvalidQuantity(f"quantity must be an int, got {quantity!r}")
+        lowest = max(1, line.cancelled)
+        if not lowest <= quantity <= max_units:
+            raise InvalidQuantity(
+                f"line {line.id} quantity must be between {lowest} and {max_units}, got {quantity}"
+            )
+        new_line = attrs.evolve(line, quantity=quantity)
+        order = self._next(lines=self._with_line(new_line))
+        event = LineQuantityChanged(
+            order_id=self.id,
+            version=order.version,
+            at=at,
+            line_id=line.id,
+            sku=line.sku,
+            old_quantity=line.quantity,
+            new_quantity=quantity,
+        )
+        return order, [event]
+
+    def add_line(
+        self, line_id: LineId, draft: LineDraft, at: datetime, limits: DraftLimits | None = None
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Add a line before allocation."""
+        self._require_in_progress("edit")
+        limits = limits or DraftLimits()
+        problems = line_problems("new line", draft, self.currency, limits)
+        if len(self.lines) + 1 > limits.max_lines:
+            problems.append(f"an order may have at most {limits.max_lines} lines")
+        if problems:
+            raise InvalidDraft(problems)
+        line = _line_from_draft(line_id, draft)
+        order = self._next(lines=(*self.lines, line))
+        return order, [
+            LineAdded(
+                order_id=self.id,
+                version=order.version,
+                at=at,
+                line_id=line_id,
+                sku=line.sku,
+                quantity=line.quantity,
+            )
+        ]
+
+    def remove_line(self, line_id: str, at: datetime) -> tuple[Order, list[DomainEvent]]:
+        """Remove a line none of whose units was allocated; the last line cannot go (cancel)."""
+        self._require_in_progress("edit")
+        line = self._editable_line(line_id)
+        if len(self.lines) == 1:
+            raise InvalidTransition(
+                f"cannot remove line {line.id}: it is the last line of order {self.id}; cancel it"
+            )
+        order = self._next(lines=tuple(x for x in self.lines if x.id != line.id))
+        return order, [
+            LineRemoved(
+                order_id=self.id,
+                version=order.version,
+                at=at,
+                line_id=line.id,
+                sku=line.sku,
+                open_units=line.open,
+            )
+        ]
+
+    def change_address(self, address: Address, at: datetime) -> tuple[Order, list[DomainEvent]]:
+        """Change the delivery address before any unit is allocated."""
+        self._require_in_progress("edit")
+        if self.delivery.method is DeliveryMethod.PICKUP:
+            raise InvalidTransition(f"order {self.id} is a pickup order: it has no address")
+        if not isinstance(address, Address):
+            raise InvalidDraft([f"address must be an Address, got {address!r}"])
+        if not all(line.untouched for line in self.lines):
+            raise InvalidTransition(
+                f"cannot change the address of order {self.id}: units are already allocated"
+            )
+        order = self._next(delivery=attrs.evolve(self.delivery, address=address))
+        return order, [
+            AddressChanged(order_id=self.id, version=order.version, at=at, address=address)
+        ]
+
+    # --- cancellation -------------------------------------------------------------------
+
+    def cancel(
+        self, lines: Mapping[str, int] | None, reason: str, at: datetime
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Cancel units: ``None`` cancels everything cancellable; else ``{line_id: units}``.
+
+        Open units go first, then allocated units not yet shipped, newest fulfilment order
+        first. Cancelling more than is cancellable raises :class:`NotCancellable`.
+        """
+        wanted = self._cancel_request(lines)
+        new_lines = list(self.lines)
+        fulfillments = list(self.fulfillments)
+        cancelled: list[CancelledUnits] = []
+        for index, line in enumerate(self.lines):
+            units = wanted.get(line.id, 0)
+            if units == 0:
+                continue
+            from_open = min(units, line.open)
+            if from_open:
+                cancelled.append(CancelledUnits(line.id, line.sku, open=from_open))
+            cancelled += _shrink_fulfillments(fulfillments, line, units - from_open)
+            new_lines[index] = attrs.evolve(
+                line,
+                cancelled=line.cancelled + units,
+                allocated=line.allocated - (units - from_open),
+            )
+        order = self._next(lines=tuple(new_lines), fulfillments=tuple(fulfillments))
+        event = UnitsCancelled(
+            order_id=self.id,
+            version=order.version,
+            at=at,
+            reason=reason,
+            units=tuple(cancelled),
+            fully_cancelled=order.status is OrderStatus.CANCELLED,
+        )
+        return order, [event]
+
+    def _cancel_request(self, lines: Mapping[str, int] | None) -> dict[LineId, int]:
+        if lines is None:
+            wanted = {line.id: line.cancellable for line in self.lines if line.cancellable}
+            if not wanted:
+                raise NotCancellable(f"order {self.id} has no open or unshipped units to cancel")
+            return wanted
+        if not lines:
+            raise NotCancellable(f"cancel of order {self.id} names no line")
+        wanted = {}
+        for line_id, units in lines.items():
+            line = self.line(line_id)
+            if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+                raise InvalidQuantity(
+                    f"units to cancel on line {line_id} must be a positive int, got {units!r}"
+                )
+            if units > line.cancellable:
+                raise NotCancellable(
+                    f"cannot cancel {units} unit(s) of line {line_id} on order {self.id}: "
+                    f"only {line.cancellable} are open or allocated and unshipped"
+                )
+            wanted[line.id] = units
+        return wanted
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _next(self, **changes: Any) -> Order:
+        return attrs.evolve(self, version=self.version + 1, **changes)
+
+    def _with_line(self, new_line: OrderLine) -> tuple[OrderLine, ...]:
+        return tuple(new_line if line.id == new_line.id else line for line in self.lines)
+
+    def _editable_line(self, line_id: str) -> OrderLine:
+        line = self.line(line_id)
+        if not line.untouched:
+            raise InvalidTransition(
+                f"line {line.id} of order {self.id} can no longer be edited: "
+                f"{line.allocated + line.shipped + line.delivered} unit(s) already allocated"
+            )
+        return line
+
+    def _require_in_progress(self, action: str) -> None:
+        status = self.status
+        if status in (OrderStatus.CANCELLED, OrderStatus.DELIVERED):
+            raise InvalidTransition(f"cannot {action} order {self.id}: it is {status.value}")
+
+
+def _shrink_fulfillments(
+    fulfillments: list[FulfillmentOrder], line: OrderLine, units: int
+) -> list[CancelledUnits]:
+    """Take ``units`` of ``line`` out of active fulfilment orders, newest first (in place)."""
+    taken: list[CancelledUnits] = []
+    for index in reversed(range(len(fulfillments))):
+        if units == 0:
+            break
+        f = fulfillments[index]
+        have = f.quantity_of(line.id) if f.is_active else 0
+        take = min(units, have)
+        if take == 0:
+            continue
+        units -= take
+        new_lines = tuple(
+            attrs.evolve(fl, quantity=fl.quantity - take) if fl.line_id == line.id else fl
+            for fl in f.lines
+        )
+        kept = tuple(fl for fl in new_lines if fl.quantity > 0)
+        fulfillments[index] = (
+            attrs.evolve(f, lines=kept)
+            if kept
+            else attrs.evolve(f, status=FulfillmentStatus.CANCELLED)
+        )
+        taken.append(
+            CancelledUnits(
+                line.id, line.sku, allocated=take, fulfillment_id=f.id, location_id=f.location_id
+            )
+        )
+    return taken

@@ -1,0 +1,200 @@
+"""Ports: what the service needs from the outside world, as ``typing.Protocol`` classes.
+
+A store adapter implements :class:`Store`: a factory of units of work, each of which reads
+aggregates through repositories, stages changes, and commits aggregates, ledger rows,
+outbox events and idempotency records atomically, or not at all. Every aggregate carries a
+``version``; committing an aggregate whose stored version moved since it was read raises
+:class:`~omscore.errors.ConcurrencyConflict`. ``MemoryStore`` is the reference adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+import attrs
+
+from omscore.events import DomainEvent
+from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
+from omscore.inventory import Channel, InventoryItem, Location, StockMovement
+from omscore.orders import Order
+
+
+class Clock(Protocol):
+    """The source of the current time (timezone-aware)."""
+
+    def now(self) -> datetime:
+        """The current time."""
+        ...
+
+
+class IdGenerator(Protocol):
+    """The source of new identifiers."""
+
+    def new_id(self, prefix: str) -> str:
+        """A new unique id starting with ``prefix``."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class IdempotencyRecord:
+    """The first result of a command run under an idempotency key."""
+
+    key: str
+    fingerprint: str
+    result: object
+    at: datetime
+
+
+@attrs.frozen(slots=True)
+class OutboxRecord:
+    """A domain event in the outbox, at its commit-order ``position`` (1-based)."""
+
+    position: int
+    event_id: str
+    event: DomainEvent
+
+
+class OrderRepository(Protocol):
+    """Orders by id."""
+
+    def get(self, order_id: OrderId) -> Order | None:
+        """The stored order, or None."""
+        ...
+
+    def put(self, order: Order) -> None:
+        """Stage a new or changed order for commit."""
+        ...
+
+    def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
+        """The order that owns a fulfilment order."""
+        ...
+
+
+class InventoryRepository(Protocol):
+    """Inventory items by SKU, and the movement ledger."""
+
+    def get(self, sku: Sku) -> InventoryItem | None:
+        """The stored item, or None if the SKU never had stock."""
+        ...
+
+    def put(self, item: InventoryItem) -> None:
+        """Stage a new or changed item for commit."""
+        ...
+
+    def append_movements(self, movements: Sequence[StockMovement]) -> None:
+        """Stage ledger rows for commit."""
+        ...
+
+    def movements(
+        self, sku: Sku | None = None, location_id: LocationId | None = None
+    ) -> list[StockMovement]:
+        """Committed ledger rows in commit order, optionally for one SKU and/or location."""
+        ...
+
+    def skus(self) -> list[Sku]:
+        """Every SKU with an item, sorted."""
+        ...
+
+    def expiring(self, now: datetime) -> list[Sku]:
+        """SKUs holding a checkout reservation that expires at or before ``now``."""
+        ...
+
+    def reserved_under(self, key: str) -> list[Sku]:
+        """SKUs holding a checkout reservation under ``key``."""
+        ...
+
+
+class LocationRepository(Protocol):
+    """Locations by id."""
+
+    def get(self, location_id: LocationId) -> Location | None:
+        """The stored location, or None."""
+        ...
+
+    def put(self, location: Location) -> None:
+        """Stage a new or changed location."""
+        ...
+
+    def all(self) -> list[Location]:
+        """Every location, sorted by id."""
+        ...
+
+
+class ChannelRepository(Protocol):
+    """Channel pool configurations by channel id."""
+
+    def get(self, channel: ChannelId) -> Channel | None:
+        """The stored configuration, or None for a channel never configured."""
+        ...
+
+    def put(self, channel: Channel) -> None:
+        """Stage a new or changed configuration."""
+        ...
+
+    def all(self) -> list[Channel]:
+        """Every configured channel, sorted by id."""
+        ...
+
+
+class IdempotencyRepository(Protocol):
+    """Results of commands run under an idempotency key."""
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        """The record for ``key``, or None."""
+        ...
+
+    def put(self, record: IdempotencyRecord) -> None:
+        """Stage a record for commit."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One atomic transaction over every repository and the outbox."""
+
+    orders: OrderRepository
+    inventory: InventoryRepository
+    locations: LocationRepository
+    channels: ChannelRepository
+    idempotency: IdempotencyRepository
+
+    def record(self, events: Iterable[DomainEvent]) -> None:
+        """Stage events for the outbox, in order."""
+        ...
+
+    def commit(self) -> None:
+        """Write everything staged atomically; raise ConcurrencyConflict on a stale version."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Discard whatever was not committed."""
+        ...
+
+
+class Store(Protocol):
+    """A storage adapter: units of work and the outbox relay."""
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work."""
+        ...
+
+    def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
+        """Committed events after ``position``, in commit order."""
+        ...
+
+    def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
+        """Committed events not yet marked published, in commit order."""
+        ...
+
+    def mark_published(self, up_to: int) -> None:
+        """Mark every event up to ``position`` as published."""
+        ...

@@ -1,0 +1,105 @@
+"""JSON-ready dicts for every aggregate, value and event, with cattrs.
+
+``make_converter()`` returns a converter whose ``unstructure`` gives plain dicts, lists,
+strings, ints and bools (Decimals and datetimes as strings, sets as sorted lists, so the
+output is deterministic) and whose ``structure`` turns them back into the same objects.
+Domain events carry their type name under ``"type"``, so a list of mixed events round-trips.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import StructureHandlerNotFoundError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+from omscore import events as events_module
+from omscore.events import DomainEvent
+
+T = TypeVar("T")
+
+
+def _event_types() -> dict[str, type[DomainEvent]]:
+    found: dict[str, type[DomainEvent]] = {}
+    for value in vars(events_module).values():
+        if isinstance(value, type) and issubclass(value, DomainEvent):
+            found[value.__name__] = value
+    return found
+
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = _event_types()
+
+
+def _sorted_list(values: frozenset[Any] | set[Any], converter: cattrs.Converter) -> list[Any]:
+    return sorted((converter.unstructure(v) for v in values), key=json.dumps)
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter for every omscore aggregate, value and event (new on each call)."""
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(Decimal, str)
+    converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
+    converter.register_unstructure_hook(datetime, datetime.isoformat)
+    converter.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    converter.register_unstructure_hook_func(
+        lambda t: t in (frozenset, set) or getattr(t, "__origin__", None) in (frozenset, set),
+        lambda values: _sorted_list(values, converter),
+    )
+
+    unstructure_by_type = {
+        cls: make_dict_unstructure_fn(attrs.resolve_types(cls), converter)
+        for cls in EVENT_TYPES.values()
+    }
+    structure_by_name = {
+        name: make_dict_structure_fn(attrs.resolve_types(cls), converter)
+        for name, cls in EVENT_TYPES.items()
+    }
+
+    def unstructure_event(event: DomainEvent) -> dict[str, Any]:
+        body: dict[str, Any] = unstructure_by_type[type(event)](event)
+        return {"type": type(event).__name__, **body}
+
+    def structure_event(data: dict[str, Any], _: type[Any]) -> DomainEvent:
+        body = dict(data)
+        name = body.pop("type", None)
+        if name not in structure_by_name:
+            raise StructureHandlerNotFoundError(f"unknown event type {name!r}", DomainEvent)
+        event: DomainEvent = structure_by_name[name](body, EVENT_TYPES[name])
+        return event
+
+    converter.register_unstructure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, DomainEvent), unstructure_event
+    )
+    converter.register_structure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, DomainEvent), structure_event
+    )
+    return converter
+
+
+_default = make_converter()
+
+
+def to_json(value: object) -> str:
+    """``value`` as a compact, deterministic JSON string."""
+    return json.dumps(_default.unstructure(value), sort_keys=True, separators=(",", ":"))
+
+
+def from_json(text: str, cls: type[T]) -> T:
+    """The ``cls`` instance that :func:`to_json` wrote as ``text``."""
+    return _default.structure(json.loads(text), cls)
+
+
+def event_to_dict(event: DomainEvent) -> dict[str, Any]:
+    """A domain event as a JSON-ready dict with its ``"type"``."""
+    data: dict[str, Any] = _default.unstructure(event, DomainEvent)
+    return data
+
+
+def event_from_dict(data: dict[str, Any]) -> DomainEvent:
+    """The domain event that :func:`event_to_dict` wrote."""
+    return _default.structure(data, DomainEvent)

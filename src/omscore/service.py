@@ -1,0 +1,1028 @@
+"""The application layer: :class:`OMS`, one method per use case, one unit of work each.
+
+Every command loads the aggregates it needs, asks the domain to decide, and commits the new
+aggregates, ledger rows and domain events together. Every command takes an optional
+``idempotency_key``: repeating it returns the first result and changes nothing; reusing it
+for another command raises :class:`~omscore.errors.DuplicateIdempotencyKey`. A lost race
+(:class:`~omscore.errors.ConcurrencyConflict`) is retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, TypeVar, cast
+
+import attrs
+
+from omscore._stock import StockSession
+from omscore.adapters.system import SystemClock, UuidIds
+from omscore.errors import (
+    ConcurrencyConflict,
+    DuplicateIdempotencyKey,
+    DuplicateLocation,
+    InvalidChannelConfig,
+    InvalidDraft,
+    InvalidLocation,
+    InvalidQuantity,
+    UnknownLocation,
+    UnknownOrder,
+    UnknownReservation,
+    UnknownTransfer,
+)
+from omscore.events import (
+    ChannelConfigured,
+    DomainEvent,
+    LineAdded,
+    LineQuantityChanged,
+    LineRemoved,
+    LocationAdded,
+    LocationUpdated,
+    StockFeedApplied,
+    UnitsCancelled,
+)
+from omscore.geo import Address, GeoPoint, distance_km
+from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
+from omscore.inventory import (
+    Capability,
+    Channel,
+    Discrepancy,
+    InventoryItem,
+    ItemChange,
+    Location,
+    LocationKind,
+    MovementKind,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Supply,
+    Transfer,
+    replay,
+)
+from omscore.inventory.item import require_units
+from omscore.orders import DeliveryMethod, DraftLimits, LineDraft, Order, OrderDraft, OrderLine
+from omscore.orders.draft import draft_problems
+from omscore.ports import Clock, IdempotencyRecord, IdGenerator, Store, UnitOfWork
+from omscore.serialization import make_converter
+
+R = TypeVar("R")
+
+_fingerprint_converter = make_converter()
+
+
+@attrs.frozen(slots=True)
+class LocationAvailability:
+    """What one location can offer for a SKU (or a basket), and how far it is."""
+
+    location_id: LocationId
+    available: int
+    distance_km: float | None
+    kind: LocationKind
+    capabilities: frozenset[Capability]
+
+
+@attrs.frozen(slots=True)
+class StockPosition:
+    """One position of a stock feed: a SKU's on hand (or its change) at a location."""
+
+    location_id: str
+    sku: str
+    quantity: int
+
+
+class OMS:
+    """The order management system: the public entry point.
+
+    ``store`` is a storage adapter (``MemoryStore``, ``SqliteStore`` ...). ``clock`` and
+    ``ids`` default to the system clock and random ids; pass ``ManualClock`` and
+    ``SequentialIds`` for tests and simulations.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sourcing: object | None = None,
+        carrier: object | None = None,
+        payments: object | None = None,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        return_policy: object | None = None,
+        limits: DraftLimits | None = None,
+        max_attempts: int = 8,
+    ) -> None:
+        self.store = store
+        self.sourcing = sourcing
+        self.carrier = carrier
+        self.payments = payments
+        self.return_policy = return_policy
+        self.clock: Clock = clock or SystemClock()
+        self.ids: IdGenerator = ids or UuidIds()
+        self.limits = limits or DraftLimits()
+        self.max_attempts = max_attempts
+
+    # --- the unit-of-work runner ---------------------------------------------------------
+
+    def _run(
+        self,
+        command: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        work: Callable[[UnitOfWork, datetime], R],
+    ) -> R:
+        fingerprint = _fingerprint(command, arguments) if idempotency_key is not None else ""
+        for attempt in range(1, self.max_attempts + 1):
+            with self.store.unit_of_work() as uow:
+                if idempotency_key is not None:
+                    record = uow.idempotency.get(idempotency_key)
+                    if record is not None:
+                        return cast(R, _replayed(record, idempotency_key, fingerprint))
+                now = self.clock.now()
+                result = work(uow, now)
+                if idempotency_key is not None:
+                    uow.idempotency.put(
+                        IdempotencyRecord(idempotency_key, fingerprint, result, now)
+                    )
+                try:
+                    uow.commit()
+                except ConcurrencyConflict:
+                    if attempt == self.max_attempts:
+                        raise
+                    continue
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, work: Callable[[UnitOfWork], R]) -> R:
+        with self.store.unit_of_work() as uow:
+            return work(uow)
+
+    # --- orders ---------------------------------------------------------------------------
+
+    def place_order(self, draft: OrderDraft, idempotency_key: str | None = None) -> Order:
+        """Validate and place an order; its open units take stock (or wait as backorders)."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            stock = StockSession(uow, now)
+            self._check_draft(draft, stock)
+            order_id = OrderId(self.ids.new_id("O"))
+            line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
+            order, events = Order.place(order_id, draft, line_ids, now, self.limits)
+            uow.orders.put(order)
+            uow.record(events)
+            self._hold_new_order(stock, order)
+            stock.flush()
+            return order
+
+        return self._run("place_order", {"draft": draft}, idempotency_key, work)
+
+    def get_order(self, order_id: str) -> Order:
+        """The order with ``order_id``; :class:`UnknownOrder` if there is none."""
+        return self._read(lambda uow: _load_order(uow, order_id))
+
+    def hold(
+        self, order_id: str, kind: str, reason: str = "", idempotency_key: str | None = None
+    ) -> Order:
+        """Put a hold of ``kind`` (payment, fraud, manual, or a host string) on the order."""
+        return self._order_command(
+            "hold",
+            order_id,
+            {"kind": kind, "reason": reason},
+            idempotency_key,
+            lambda order, now: order.hold(kind, reason, now),
+        )
+
+    def release(self, order_id: str, kind: str, idempotency_key: str | None = None) -> Order:
+        """Release the order's hold of ``kind``."""
+        return self._order_command(
+            "release",
+            order_id,
+            {"kind": kind},
+            idempotency_key,
+            lambda order, now: order.release(kind, now),
+        )
+
+    def change_quantity(
+        self, order_id: str, line_id: str, quantity: int, idempotency_key: str | None = None
+    ) -> Order:
+        """Edit a line's quantity before any of its units is allocated."""
+        return self._order_command(
+            "change_quantity",
+            order_id,
+            {"line_id": line_id, "quantity": quantity},
+            idempotency_key,
+            lambda order, now: order.change_quantity(line_id, quantity, now, self.limits),
+        )
+
+    def add_line(self, order_id: str, line: LineDraft, idempotency_key: str | None = None) -> Order:
+        """Add a line to an order that is not yet allocated."""
+
+        def decide(order: Order, now: datetime) -> tuple[Order, list[DomainEvent]]:
+            return order.add_line(_next_line_id(order), line, now, self.limits)
+
+        return self._order_command("add_line", order_id, {"line": line}, idempotency_key, decide)
+
+    def remove_line(self, order_id: str, line_id: str, idempotency_key: str | None = None) -> Order:
+        """Remove a line none of whose units is allocated."""
+        return self._order_command(
+            "remove_line",
+            order_id,
+            {"line_id": line_id},
+            idempotency_key,
+            lambda order, now: order.remove_line(line_id, now),
+        )
+
+    def change_address(
+        self, order_id: str, address: Address, idempotency_key: str | None = None
+    ) -> Order:
+        """Change the delivery address before allocation."""
+        return self._order_command(
+            "change_address",
+            order_id,
+            {"address": address},
+            idempotency_key,
+            lambda order, now: order.change_address(address, now),
+        )
+
+    def cancel(
+        self,
+        order_id: str,
+        lines: Mapping[str, int] | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """Cancel units: ``None`` cancels everything not yet shipped, else ``{line_id: units}``.
+
+        Open units release what they hold; allocated units release their stock at the
+        location and shrink (or cancel) their fulfilment order.
+        """
+        return self._order_command(
+            "cancel",
+            order_id,
+            {"lines": dict(lines) if lines else None, "reason": reason},
+            idempotency_key,
+            lambda order, now: order.cancel(lines, reason, now),
+        )
+
+    def _order_command(
+        self,
+        command: str,
+        order_id: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        decide: Callable[[Order, datetime], tuple[Order, list[DomainEvent]]],
+    ) -> Order:
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order, events = decide(_load_order(uow, order_id), now)
+            uow.orders.put(order)
+            uow.record(events)
+            stock = StockSession(uow, now)
+            self._follow_stock(stock, order, events)
+            stock.flush()
+            return order
+
+        return self._run(command, {"order_id": order_id, **arguments}, idempotency_key, work)
+
+    def _check_draft(self, draft: OrderDraft, stock: StockSession) -> None:
+        problems = draft_problems(draft, self.limits)
+        delivery = getattr(draft, "delivery", None)
+        pickup = getattr(delivery, "pickup_location", None)
+        if getattr(delivery, "method", None) is DeliveryMethod.PICKUP and pickup:
+            location = stock.locations.get(LocationId(pickup))
+            if location is None:
+                problems.append(f"pickup location {pickup!r} is unknown")
+            elif not location.active or not location.can(Capability.PICKUP):
+                problems.append(f"pickup location {pickup!r} does not take pickups now")
+        if problems:
+            raise InvalidDraft(problems)
+
+    def _hold_new_order(self, stock: StockSession, order: Order) -> None:
+        needs: dict[Sku, list[tuple[LineId, int]]] = {}
+        for line in order.lines:
+            needs.setdefault(line.sku, []).append((line.id, line.quantity))
+        key = order.reservation_key
+        if key is not None:
+            for sku in stock.uow.inventory.reserved_under(key):
+                if sku not in needs:
+                    stock.apply(
+                        sku, lambda item: item.release_reservation(key, stock.now, "not ordered")
+                    )
+        for sku, sku_needs in sorted(needs.items()):
+            remaining = dict(sku_needs)
+            if key is not None and stock.item(sku).checkout_holds(key):
+                remaining = self._take_over(stock, order, key, sku, sku_needs)
+            for line_id, units in remaining.items():
+                if units:
+                    self._hold_line(stock, order, order.line(line_id), units)
+
+    def _take_over(
+        self,
+        stock: StockSession,
+        order: Order,
+        key: str,
+        sku: Sku,
+        needs: list[tuple[LineId, int]],
+    ) -> dict[LineId, int]:
+        change, remaining = stock.item(sku).take_over(key, order.id, needs, stock.now)
+        stock.keep(change)
+        return remaining
+
+    def _hold_line(self, stock: StockSession, order: Order, line: OrderLine, units: int) -> None:
+        pool = stock.pool(order.channel)
+        pickup = order.delivery.pickup_location
+        stock.apply(
+            line.sku,
+            lambda item: item.hold_for_line(order.id, line.id, units, pool, stock.now, pickup),
+        )
+
+    def _follow_stock(
+        self, stock: StockSession, order: Order, events: Iterable[DomainEvent]
+    ) -> None:
+        """Keep the order's stock holds in step with an order change."""
+        for event in events:
+            if isinstance(event, LineQuantityChanged):
+                delta = event.new_quantity - event.old_quantity
+                if delta > 0:
+                    self._hold_line(stock, order, order.line(event.line_id), delta)
+                elif delta < 0:
+                    self._release_line(stock, order.id, event.sku, event.line_id, -delta)
+            elif isinstance(event, LineAdded):
+                self._hold_line(stock, order, order.line(event.line_id), event.quantity)
+            elif isinstance(event, LineRemoved) and event.open_units:
+                self._release_line(stock, order.id, event.sku, event.line_id, event.open_units)
+            elif isinstance(event, UnitsCancelled):
+                self._release_cancelled(stock, order.id, event)
+
+    def _release_line(
+        self, stock: StockSession, order_id: OrderId, sku: Sku, line_id: LineId, units: int
+    ) -> None:
+        stock.apply(sku, lambda item: item.release_line(order_id, line_id, units, stock.now))
+
+    def _release_cancelled(
+        self, stock: StockSession, order_id: OrderId, event: UnitsCancelled
+    ) -> None:
+        for units in event.units:
+            if units.open:
+                self._release_line(stock, order_id, units.sku, units.line_id, units.open)
+            if units.allocated and units.location_id is not None:
+                reference = f"cancel {units.fulfillment_id}"
+                item = stock.item(units.sku)
+                stock.keep(
+                    item.deallocate(units.location_id, units.allocated, reference, stock.now)
+                )
+
+    def events(self) -> list[DomainEvent]:
+        """Every recorded domain event, in commit order (read from the outbox)."""
+        return [record.event for record in self.store.outbox()]
+
+    # --- locations and channels -----------------------------------------------------------
+
+    def add_location(self, location: Location, idempotency_key: str | None = None) -> Location:
+        """Add a stock point to the network."""
+        if not isinstance(location, Location):
+            raise InvalidLocation(f"expected a Location, got {type(location).__name__}")
+
+        def work(uow: UnitOfWork, now: datetime) -> Location:
+            if uow.locations.get(location.id) is not None:
+                raise DuplicateLocation(f"location {location.id!r} already exists")
+            stored = attrs.evolve(location, version=1)
+            uow.locations.put(stored)
+            uow.record(
+                [LocationAdded(version=1, at=now, location_id=stored.id, kind=stored.kind.value)]
+            )
+            return stored
+
+        return self._run("add_location", {"location": location}, idempotency_key, work)
+
+    def update_location(
+        self,
+        location_id: str,
+        *,
+        active: bool | None = None,
+        capabilities: Iterable[Capability] | None = None,
+        priority: int | None = None,
+        daily_capacity: int | Literal["unchanged"] | None = "unchanged",
+        idempotency_key: str | None = None,
+    ) -> Location:
+        """Change a location's settings: deactivate it, its capabilities, priority, capacity."""
+        changes: dict[str, Any] = {}
+        if active is not None:
+            changes["active"] = bool(active)
+        if capabilities is not None:
+            changes["capabilities"] = frozenset(capabilities)
+        if priority is not None:
+            changes["priority"] = priority
+        if daily_capacity != "unchanged":
+            changes["daily_capacity"] = daily_capacity
+
+        def work(uow: UnitOfWork, now: datetime) -> Location:
+            current = uow.locations.get(LocationId(location_id))
+            if current is None:
+                raise UnknownLocation(f"no location {location_id!r}")
+            updated = attrs.evolve(current, version=current.version + 1, **changes)
+            uow.locations.put(updated)
+            uow.record(
+                [
+                    LocationUpdated(
+                        version=updated.version,
+                        at=now,
+                        location_id=updated.id,
+                        active=updated.active,
+                    )
+                ]
+            )
+            if updated.active and not current.active:
+                _serve_all_backorders(StockSession(uow, now))
+            return updated
+
+        return self._run(
+            "update_location", {"location_id": location_id, **changes}, idempotency_key, work
+        )
+
+    def locations(self) -> list[Location]:
+        """Every location, sorted by id."""
+        return self._read(lambda uow: uow.locations.all())
+
+    def configure_channel(
+        self,
+        channel: str,
+        *,
+        location_ids: Iterable[str] | None = None,
+        kinds: Iterable[LocationKind | str] | None = None,
+        buffer: int = 0,
+        buffer_percent: int | Decimal = 0,
+        low_stock_threshold: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Channel:
+        """Say which locations feed ``channel`` (by id and/or kind) and what it holds back.
+
+        A channel never configured sells from every active location with no buffer.
+        """
+        ids = frozenset(LocationId(x) for x in location_ids) if location_ids is not None else None
+        kind_set = frozenset(LocationKind(k) for k in kinds) if kinds is not None else None
+        _check_channel_numbers(buffer, buffer_percent, low_stock_threshold)
+
+        def work(uow: UnitOfWork, now: datetime) -> Channel:
+            if ids is not None:
+                unknown = sorted(x for x in ids if uow.locations.get(x) is None)
+                if unknown:
+                    raise InvalidChannelConfig(
+                        f"channel {channel!r} names unknown locations {unknown}"
+                    )
+            current = uow.channels.get(ChannelId(channel))
+            config = Channel(
+                id=ChannelId(channel),
+                location_ids=ids,
+                kinds=kind_set,
+                buffer=buffer,
+                buffer_percent=Decimal(buffer_percent),
+                low_stock_threshold=low_stock_threshold,
+                version=(current.version if current else 0) + 1,
+            )
+            uow.channels.put(config)
+            uow.record([ChannelConfigured(version=config.version, at=now, channel=config.id)])
+            return config
+
+        arguments = {
+            "channel": channel,
+            "location_ids": ids,
+            "kinds": kind_set,
+            "buffer": buffer,
+            "buffer_percent": Decimal(buffer_percent),
+            "low_stock_threshold": low_stock_threshold,
+        }
+        return self._run("configure_channel", arguments, idempotency_key, work)
+
+    # --- stock commands -------------------------------------------------------------------
+
+    def _stock_command(
+        self,
+        command: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        location_id: str,
+        sku: str,
+        step: Callable[[InventoryItem, datetime], ItemChange],
+    ) -> StockLevel:
+        _require_sku(sku)
+
+        def work(uow: UnitOfWork, now: datetime) -> StockLevel:
+            stock = StockSession(uow, now)
+            location = stock.location(location_id)
+            stock.apply(sku, lambda item: step(item, now))
+            stock.flush()
+            return stock.item(sku).level(location.id)
+
+        return self._run(
+            command, {"location_id": location_id, "sku": sku, **arguments}, idempotency_key, work
+        )
+
+    def receive(
+        self,
+        location_id: str,
+        sku: str,
+        quantity: int,
+        reference: str = "",
+        idempotency_key: str | None = None,
+    ) -> StockLevel:
+        """Units arrive at a location (a receipt in the ledger); backorders are served first."""
+        require_units(quantity, "received quantity")
+        loc = LocationId(location_id)
+        return self._stock_command(
+            "receive",
+            {"quantity": quantity, "reference": reference},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.receive(loc, quantity, reference, now),
+        )
+
+    def adjust(
+        self,
+        location_id: str,
+        sku: str,
+        delta: int,
+        reason: str = "",
+        *,
+        damage: bool = False,
+        idempotency_key: str | None = None,
+    ) -> StockLevel:
+        """Correct on hand by ``delta`` (``damage=True`` records it as damage)."""
+        loc = LocationId(location_id)
+        kind = MovementKind.DAMAGE if damage else MovementKind.ADJUSTMENT
+        return self._stock_command(
+            "adjust",
+            {"delta": delta, "reason": reason, "damage": damage},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.adjust(loc, delta, reason, now, kind),
+        )
+
+    def count(
+        self, location_id: str, sku: str, on_hand: int, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """A cycle count: set on hand to what was counted, posting the difference."""
+        loc = LocationId(location_id)
+        return self._stock_command(
+            "count",
+            {"on_hand": on_hand},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.count(loc, on_hand, now),
+        )
+
+    def set_safety_stock(
+        self, location_id: str, sku: str, units: int = 0, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """Units the location keeps back from every channel."""
+        loc = LocationId(location_id)
+        return self._stock_command(
+            "set_safety_stock",
+            {"units": units},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.set_safety_stock(loc, units, now),
+        )
+
+    def receive_many(
+        self,
+        positions: Iterable[StockPosition | tuple[str, str, int]],
+        *,
+        mode: Literal["delta", "absolute"] = "delta",
+        reference: str = "stock feed",
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Apply a stock feed in one transaction: each position either adds units
+        (``mode="delta"``, a receipt or a negative adjustment) or sets on hand
+        (``mode="absolute"``, a count). All or nothing; returns the positions applied."""
+        feed = [p if isinstance(p, StockPosition) else StockPosition(*p) for p in positions]
+        if mode not in ("delta", "absolute"):
+            raise InvalidQuantity(f"feed mode must be 'delta' or 'absolute', got {mode!r}")
+        by_sku: dict[str, list[StockPosition]] = {}
+        for position in feed:
+            _require_sku(position.sku)
+            by_sku.setdefault(position.sku, []).append(position)
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            for sku, rows in sorted(by_sku.items()):
+                for row in rows:
+                    stock.location(row.location_id)
+                stock.keep(_apply_feed(stock.item(sku), rows, mode, reference, now))
+            stock.flush()
+            return len(feed)
+
+        key_args = {"positions": feed, "mode": mode, "reference": reference}
+        return self._run("receive_many", key_args, idempotency_key, work)
+
+    # --- reservations ---------------------------------------------------------------------
+
+    def reserve(
+        self,
+        sku: str,
+        quantity: int,
+        *,
+        channel: str | None = None,
+        ttl: timedelta,
+        key: str,
+        idempotency_key: str | None = None,
+    ) -> Reservation:
+        """Hold ``quantity`` of a SKU for checkout ``key`` until ``ttl`` from now; refused
+        beyond the channel's ATP. An order placed with ``reservation_key=key`` takes it over."""
+        _require_sku(sku)
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+            raise InvalidQuantity(f"reservation ttl must be a positive timedelta, got {ttl!r}")
+
+        def work(uow: UnitOfWork, now: datetime) -> Reservation:
+            stock = StockSession(uow, now)
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            item = stock.apply(sku, lambda i: i.reserve(key, quantity, pool, now + ttl, now))
+            stock.flush()
+            return item.reservation(key)
+
+        arguments = {
+            "sku": sku,
+            "quantity": quantity,
+            "channel": channel,
+            "ttl": str(ttl),
+            "key": key,
+        }
+        return self._run("reserve", arguments, idempotency_key, work)
+
+    def extend_reservation(
+        self, key: str, ttl: timedelta, idempotency_key: str | None = None
+    ) -> list[Reservation]:
+        """Let every SKU reserved under ``key`` live ``ttl`` from now."""
+
+        def work(uow: UnitOfWork, now: datetime) -> list[Reservation]:
+            stock = StockSession(uow, now)
+            extended = [
+                stock.apply(sku, lambda i: i.extend(key, now + ttl, now)).reservation(key)
+                for sku in _reserved_skus(uow, key)
+            ]
+            stock.flush()
+            return extended
+
+        return self._run("extend_reservation", {"key": key, "ttl": str(ttl)}, idempotency_key, work)
+
+    def release_reservation(self, key: str, idempotency_key: str | None = None) -> int:
+        """End the checkout reservation ``key`` on every SKU; returns the units released."""
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            units = 0
+            for sku in _reserved_skus(uow, key):
+                units += stock.item(sku).reservation(key).quantity
+                stock.apply(sku, lambda i: i.release_reservation(key, now))
+            stock.flush()
+            return units
+
+        return self._run("release_reservation", {"key": key}, idempotency_key, work)
+
+    def reservations(self, key: str) -> list[Reservation]:
+        """The live reservations under ``key``, one per SKU."""
+        return self._read(
+            lambda uow: [_item(uow, s).reservation(key) for s in uow.inventory.reserved_under(key)]
+        )
+
+    def expire_reservations(self) -> int:
+        """End every checkout reservation whose time is up; returns how many ended."""
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            expired = 0
+            for sku in uow.inventory.expiring(now):
+                change, n = stock.item(sku).expire(now)
+                stock.keep(change)
+                expired += n
+            stock.flush()
+            return expired
+
+        return self._run("expire_reservations", {}, None, work)
+
+    # --- transfers and supply -------------------------------------------------------------
+
+    def transfer(
+        self,
+        sku: str,
+        from_location: str,
+        to_location: str,
+        quantity: int,
+        reference: str = "",
+        idempotency_key: str | None = None,
+    ) -> Transfer:
+        """Send units between locations; in transit they are available at neither."""
+        _require_sku(sku)
+
+        def work(uow: UnitOfWork, now: datetime) -> Transfer:
+            stock = StockSession(uow, now)
+            source, target = stock.location(from_location), stock.location(to_location)
+            if source.id == target.id:
+                raise InvalidLocation(f"a transfer needs two locations, got {source.id} twice")
+            transfer = Transfer(
+                self.ids.new_id("T"), source.id, target.id, quantity, now, reference
+            )
+            stock.apply(sku, lambda item: item.transfer_out(transfer, now))
+            stock.flush()
+            return transfer
+
+        arguments = {
+            "sku": sku,
+            "from": from_location,
+            "to": to_location,
+            "quantity": quantity,
+            "reference": reference,
+        }
+        return self._run("transfer", arguments, idempotency_key, work)
+
+    def receive_transfer(
+        self, sku: str, transfer_id: str, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """A transfer arrives: its units join on hand at the destination."""
+
+        def work(uow: UnitOfWork, now: datetime) -> StockLevel:
+            stock = StockSession(uow, now)
+            transfer = next((t for t in stock.item(sku).transfers if t.id == transfer_id), None)
+            if transfer is None:
+                raise UnknownTransfer(f"no transfer {transfer_id!r} of {sku} is in transit")
+            item = stock.apply(sku, lambda i: i.receive_transfer(transfer_id, now))
+            stock.flush()
+            return item.level(transfer.to_location)
+
+        return self._run(
+            "receive_transfer", {"sku": sku, "transfer_id": transfer_id}, idempotency_key, work
+        )
+
+    def add_supply(
+        self,
+        sku: str,
+        location_id: str,
+        quantity: int,
+        eta: datetime,
+        reference: str,
+        idempotency_key: str | None = None,
+    ) -> Supply:
+        """Expect incoming supply (a purchase order); ``receive`` with the same reference
+        settles it."""
+        _require_sku(sku)
+        if not isinstance(eta, datetime) or eta.tzinfo is None:
+            raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
+
+        def work(uow: UnitOfWork, now: datetime) -> Supply:
+            stock = StockSession(uow, now)
+            supply = Supply(reference, stock.location(location_id).id, quantity, eta)
+            stock.apply(sku, lambda item: item.add_supply(supply, now))
+            stock.flush()
+            return supply
+
+        arguments = {
+            "sku": sku,
+            "location_id": location_id,
+            "quantity": quantity,
+            "eta": eta,
+            "reference": reference,
+        }
+        return self._run("add_supply", arguments, idempotency_key, work)
+
+    def promise_date(self, sku: str, quantity: int, channel: str | None = None) -> datetime | None:
+        """When ``quantity`` units can be promised on a channel: now if ATP covers them, the
+        earliest ETA of supply that does, or None."""
+        require_units(quantity, "quantity to promise")
+        now = self.clock.now()
+
+        def read(uow: UnitOfWork) -> datetime | None:
+            stock = StockSession(uow, now)
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            return stock.item(sku).promise_date(quantity, pool, now)
+
+        return self._read(read)
+
+    # --- stock queries --------------------------------------------------------------------
+
+    def available(self, sku: str, channel: str | None = None) -> int:
+        """Available to promise on a channel (``None``: every active location, no buffer)."""
+
+        def read(uow: UnitOfWork) -> int:
+            stock = StockSession(uow, self.clock.now())
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            item = uow.inventory.get(Sku(sku))
+            return item.atp(pool) if item is not None else 0
+
+        return self._read(read)
+
+    def available_many(self, skus: Iterable[str], channel: str | None = None) -> dict[str, int]:
+        """ATP of several SKUs on one channel, read in one go."""
+
+        def read(uow: UnitOfWork) -> dict[str, int]:
+            stock = StockSession(uow, self.clock.now())
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            result: dict[str, int] = {}
+            for sku in skus:
+                item = uow.inventory.get(Sku(sku))
+                result[sku] = item.atp(pool) if item is not None else 0
+            return result
+
+        return self._read(read)
+
+    def stock(self, location_id: str, sku: str) -> StockLevel:
+        """The stock level of a SKU at a known location (zero if it never had any)."""
+
+        def read(uow: UnitOfWork) -> StockLevel:
+            location = StockSession(uow, self.clock.now()).location(location_id)
+            return _item(uow, sku).level(location.id)
+
+        return self._read(read)
+
+    def availability(
+        self,
+        skus: str | Mapping[str, int],
+        *,
+        near: GeoPoint | None = None,
+        radius_km: float | None = None,
+        capability: Capability | None = None,
+    ) -> list[LocationAvailability]:
+        """Store locator: active locations that can serve a SKU (``skus="SKU-1"``, any
+        available unit) or a whole basket (``{"SKU-1": 2, "SKU-2": 1}``), within
+        ``radius_km`` of ``near``, nearest first (then by id). ``available`` is the number of
+        whole baskets the location can serve."""
+        basket = {skus: 1} if isinstance(skus, str) else dict(skus)
+        for sku, units in basket.items():
+            _require_sku(sku)
+            require_units(units, f"basket quantity of {sku}")
+
+        def read(uow: UnitOfWork) -> list[LocationAvailability]:
+            items = {sku: _item(uow, sku) for sku in basket}
+            found = []
+            for location in uow.locations.all():
+                if not location.active or (capability and not location.can(capability)):
+                    continue
+                distance = _distance(near, location.geo)
+                if radius_km is not None and (distance is None or distance > radius_km):
+                    continue
+                baskets = min(items[s].level(location.id).available // n for s, n in basket.items())
+                if baskets > 0:
+                    found.append(
+                        LocationAvailability(
+                            location.id, baskets, distance, location.kind, location.capabilities
+                        )
+                    )
+            return sorted(
+                found,
+                key=lambda a: (
+                    a.distance_km if a.distance_km is not None else float("inf"),
+                    a.location_id,
+                ),
+            )
+
+        return self._read(read)
+
+    def inventory(self, sku: str) -> InventoryItem:
+        """The whole inventory item of a SKU: levels, holds, backorders, supply, transfers."""
+        return self._read(lambda uow: _item(uow, sku))
+
+    def ledger(self, sku: str | None = None, location_id: str | None = None) -> list[StockMovement]:
+        """Ledger rows in commit order, optionally for one SKU and/or location."""
+        return self._read(
+            lambda uow: uow.inventory.movements(
+                Sku(sku) if sku is not None else None,
+                LocationId(location_id) if location_id is not None else None,
+            )
+        )
+
+    def reconcile(self) -> list[Discrepancy]:
+        """Stock levels that disagree with their ledger or their holds; empty when sound."""
+
+        def read(uow: UnitOfWork) -> list[Discrepancy]:
+            expected = replay(uow.inventory.movements())
+            found: list[Discrepancy] = []
+            for sku in uow.inventory.skus():
+                item = _item(uow, sku)
+                for loc in sorted(set(item.levels) | {k[0] for k in expected if k[1] == sku}):
+                    level = item.level(loc)
+                    on_hand, allocated = expected.get((loc, sku), (0, 0))
+                    if level.on_hand != on_hand:
+                        found.append(Discrepancy(loc, sku, "on_hand", level.on_hand, on_hand))
+                    if level.allocated != allocated:
+                        found.append(Discrepancy(loc, sku, "allocated", level.allocated, allocated))
+                found += item.discrepancies()
+            return found
+
+        return self._read(read)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _fingerprint(command: str, arguments: Mapping[str, object]) -> str:
+    body = _fingerprint_converter.unstructure({"command": command, **arguments})
+    text = repr(_canonical(body))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, dict):
+        return sorted((str(k), _canonical(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _replayed(record: IdempotencyRecord, key: str, fingerprint: str) -> object:
+    if record.fingerprint != fingerprint:
+        raise DuplicateIdempotencyKey(
+            f"idempotency key {key!r} was already used for a different command or arguments"
+        )
+    return record.result
+
+
+def _load_order(uow: UnitOfWork, order_id: str) -> Order:
+    order = uow.orders.get(OrderId(order_id))
+    if order is None:
+        raise UnknownOrder(f"no order {order_id!r}")
+    return order
+
+
+def _item(uow: UnitOfWork, sku: str) -> InventoryItem:
+    return uow.inventory.get(Sku(sku)) or InventoryItem(Sku(sku))
+
+
+def _reserved_skus(uow: UnitOfWork, key: str) -> list[Sku]:
+    skus = uow.inventory.reserved_under(key)
+    if not skus:
+        raise UnknownReservation(f"no live reservation {key!r}")
+    return skus
+
+
+def _next_line_id(order: Order) -> LineId:
+    suffixes = [
+        int(line.id.rsplit("-", 1)[-1])
+        for line in order.lines
+        if line.id.rsplit("-", 1)[-1].isdigit()
+    ]
+    return LineId(f"{order.id}-{max(suffixes, default=0) + 1}")
+
+
+def _require_sku(sku: object) -> None:
+    if not isinstance(sku, str) or not sku.strip():
+        raise InvalidQuantity(f"sku must be a non-empty string, got {sku!r}")
+
+
+def _check_channel_numbers(
+    buffer: int, buffer_percent: int | Decimal, low_stock_threshold: int | None
+) -> None:
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+        raise InvalidChannelConfig(f"channel buffer must be an int >= 0, got {buffer!r}")
+    if (
+        isinstance(buffer_percent, bool)
+        or not isinstance(buffer_percent, int | Decimal)
+        or not (0 <= buffer_percent <= 100)
+    ):
+        raise InvalidChannelConfig(
+            f"buffer_percent must be between 0 and 100, got {buffer_percent!r}"
+        )
+    if low_stock_threshold is not None and (
+        isinstance(low_stock_threshold, bool)
+        or not isinstance(low_stock_threshold, int)
+        or low_stock_threshold < 0
+    ):
+        raise InvalidChannelConfig(
+            f"low_stock_threshold must be None or an int >= 0, got {low_stock_threshold!r}"
+        )
+
+
+def _distance(a: GeoPoint | None, b: GeoPoint | None) -> float | None:
+    if a is None:
+        return 0.0
+    if b is None:
+        return None
+    return distance_km(a, b)
+
+
+def _serve_all_backorders(stock: StockSession) -> None:
+    """Load every SKU that waits for stock, so the flush serves it (after a reactivation)."""
+    for sku in stock.uow.inventory.skus():
+        stock.item(sku)
+    stock.flush()
+
+
+def _apply_feed(
+    item: InventoryItem, rows: list[StockPosition], mode: str, reference: str, now: datetime
+) -> ItemChange:
+    change = ItemChange(item)
+    for row in rows:
+        loc = LocationId(row.location_id)
+        item = change.item
+        if mode == "absolute":
+            change = change.join(item.count(loc, row.quantity, now, reference))
+        elif row.quantity > 0:
+            change = change.join(item.receive(loc, row.quantity, reference, now))
+        elif row.quantity < 0:
+            change = change.join(item.adjust(loc, row.quantity, reference, now))
+    summary = StockFeedApplied(
+        version=change.item.version, at=now, sku=item.sku, positions=len(rows), mode=mode
+    )
+    return ItemChange(change.item, change.movements, (summary,))
