@@ -1,0 +1,153 @@
+"""Hypothesis strategies for omscore values, drafts and networks (public API).
+
+Use them to property-test code built on omscore, e.g. your own sourcing policy::
+
+    from hypothesis import given
+    from omscore.testing import strategies as oms_st
+
+    @given(oms_st.order_drafts())
+    def test_my_rule(draft): ...
+
+Requires ``hypothesis`` (installed with the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import strategies as st
+
+from omscore.geo import Address, GeoPoint
+from omscore.ids import LocationId
+from omscore.inventory import Capability, Location, LocationKind
+from omscore.money import Money, minor_units
+from omscore.orders import Delivery, LineDraft, OrderDraft
+
+#: Currencies with 0, 2 and 3 decimal places.
+CURRENCIES = ("EUR", "USD", "JPY", "KWD", "GBP", "CHF")
+
+
+def currencies() -> st.SearchStrategy[str]:
+    """ISO 4217 codes of different minor units."""
+    return st.sampled_from(CURRENCIES)
+
+
+def money(
+    currency: str | None = None, *, max_minor: int = 10_000_000, min_minor: int = 0
+) -> st.SearchStrategy[Money]:
+    """Money amounts whole to the minor unit, between ``min_minor`` and ``max_minor`` units."""
+    codes = st.just(currency) if currency else currencies()
+    return st.builds(Money.from_minor, st.integers(min_value=min_minor, max_value=max_minor), codes)
+
+
+def precise_money(currency: str | None = None) -> st.SearchStrategy[Money]:
+    """Money with more decimals than the currency's minor unit (for rounding tests)."""
+    codes = st.just(currency) if currency else currencies()
+    return codes.flatmap(
+        lambda code: st.decimals(
+            min_value=Decimal("-1000000"),
+            max_value=Decimal("1000000"),
+            places=minor_units(code) + 3,
+            allow_nan=False,
+            allow_infinity=False,
+        ).map(lambda amount: Money(amount, code))
+    )
+
+
+def geo_points() -> st.SearchStrategy[GeoPoint]:
+    """Any valid point."""
+    return st.builds(
+        GeoPoint,
+        st.floats(min_value=-90, max_value=90, allow_nan=False),
+        st.floats(min_value=-180, max_value=180, allow_nan=False),
+    )
+
+
+def addresses() -> st.SearchStrategy[Address]:
+    """Addresses with a point."""
+    return st.builds(
+        Address,
+        country=st.sampled_from(["DE", "FR", "US", "JP"]),
+        postal_code=st.from_regex(r"[0-9]{5}", fullmatch=True),
+        city=st.sampled_from(["Berlin", "Paris", "Austin", "Osaka"]),
+        geo=geo_points(),
+    )
+
+
+def skus(count: int = 8) -> st.SearchStrategy[str]:
+    """SKU codes from a small catalogue (``SKU-1`` ... ``SKU-count``), so lines collide."""
+    return st.integers(min_value=1, max_value=count).map(lambda n: f"SKU-{n}")
+
+
+def line_drafts(currency: str, *, max_quantity: int = 20) -> st.SearchStrategy[LineDraft]:
+    """Valid line drafts in ``currency``: discount never above the line price."""
+
+    def build(sku: str, quantity: int, price: Money, share: int, tax: Money) -> LineDraft:
+        gross = price * quantity
+        discount = gross.allocate([share, 100 - share])[0] if share else None
+        return LineDraft(sku=sku, quantity=quantity, unit_price=price, discount=discount, tax=tax)
+
+    return st.builds(
+        build,
+        skus(),
+        st.integers(min_value=1, max_value=max_quantity),
+        money(currency, max_minor=1_000_000),
+        st.integers(min_value=0, max_value=100),
+        money(currency, max_minor=100_000),
+    )
+
+
+def deliveries(pickup_locations: list[str] | None = None) -> st.SearchStrategy[Delivery]:
+    """Ship, same-day, or (when locations are given) pickup deliveries."""
+    options = [st.builds(Delivery.ship, addresses()), st.builds(Delivery.same_day, addresses())]
+    if pickup_locations:
+        options.append(st.sampled_from(pickup_locations).map(Delivery.pickup))
+    return st.one_of(*options)
+
+
+def order_drafts(
+    *,
+    currency: str | None = None,
+    channels: tuple[str, ...] = ("web", "app", "marketplace"),
+    max_lines: int = 5,
+    pickup_locations: list[str] | None = None,
+) -> st.SearchStrategy[OrderDraft]:
+    """Valid order drafts."""
+    codes = st.just(currency) if currency else currencies()
+    return codes.flatmap(
+        lambda code: st.builds(
+            OrderDraft,
+            channel=st.sampled_from(channels),
+            currency=st.just(code),
+            lines=st.lists(line_drafts(code), min_size=1, max_size=max_lines),
+            delivery=deliveries(pickup_locations),
+            shipping_fee=st.one_of(st.none(), money(code, max_minor=2_000)),
+        )
+    )
+
+
+def location(
+    location_id: str, *, kinds: tuple[LocationKind, ...] = tuple(LocationKind)
+) -> st.SearchStrategy[Location]:
+    """One location with ``location_id``: any kind, point, capabilities, priority, state."""
+    return st.builds(
+        Location,
+        id=st.just(LocationId(location_id)),
+        kind=st.sampled_from(kinds),
+        geo=geo_points(),
+        capabilities=st.frozensets(st.sampled_from(list(Capability)), min_size=1),
+        priority=st.integers(min_value=0, max_value=5),
+        active=st.booleans(),
+    )
+
+
+def locations(
+    *, max_size: int = 8, kinds: tuple[LocationKind, ...] = tuple(LocationKind)
+) -> st.SearchStrategy[list[Location]]:
+    """A network of 1 to ``max_size`` locations with distinct ids ``L01`` ... ``L99``."""
+    numbers = st.lists(
+        st.integers(min_value=1, max_value=99), min_size=1, max_size=max_size, unique=True
+    )
+    return numbers.flatmap(
+        lambda ns: st.tuples(*[location(f"L{n:02d}", kinds=kinds) for n in sorted(ns)]).map(list)
+    )

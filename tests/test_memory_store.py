@@ -1,0 +1,99 @@
+"""The in-memory store enforces what a database store must (the reference adapter)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from omscore.adapters.memory import MemoryStore
+from omscore.errors import ConcurrencyConflict
+from omscore.events import OrderHeld
+from omscore.ids import LineId, OrderId
+from omscore.orders import Order
+from omscore.ports import IdempotencyRecord
+
+from .conftest import draft
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def new_order(order_id: str = "O-1") -> Order:
+    """A placed order, not yet stored."""
+    return Order.place(OrderId(order_id), draft(("A", 1)), [LineId(f"{order_id}-1")], T0)[0]
+
+
+def test_nothing_is_visible_before_commit() -> None:
+    """A unit of work left without commit writes nothing."""
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.orders.put(new_order())
+        uow.record([OrderHeld(order_id=OrderId("O-1"), version=2, at=T0, kind="x", reason="")])
+    with store.unit_of_work() as uow:
+        assert uow.orders.get(OrderId("O-1")) is None
+    assert store.outbox() == []
+
+
+def test_an_exception_rolls_everything_back() -> None:
+    """Aggregates, events and idempotency records go together or not at all."""
+    store = MemoryStore()
+
+    def failing_command() -> None:
+        with store.unit_of_work() as uow:
+            uow.orders.put(new_order())
+            uow.idempotency.put(IdempotencyRecord("k", "f", None, T0))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_command()
+    with store.unit_of_work() as uow:
+        assert uow.orders.get(OrderId("O-1")) is None
+        assert uow.idempotency.get("k") is None
+
+
+def test_adding_an_id_that_exists_is_a_conflict() -> None:
+    """Two units of work creating the same order id: the second loses."""
+    store = MemoryStore()
+    first, second = store.unit_of_work(), store.unit_of_work()
+    first.orders.put(new_order())
+    second.orders.put(new_order())
+    first.commit()
+    with pytest.raises(ConcurrencyConflict):
+        second.commit()
+
+
+def test_a_failed_commit_writes_nothing_at_all() -> None:
+    """One stale aggregate keeps every other change of the unit of work out too."""
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.orders.put(new_order("O-1"))
+        uow.commit()
+    stale = store.unit_of_work()
+    order = stale.orders.get(OrderId("O-1"))
+    assert order is not None
+    with store.unit_of_work() as uow:
+        current = uow.orders.get(OrderId("O-1"))
+        assert current is not None
+        uow.orders.put(current.hold("manual", "x", T0)[0])
+        uow.commit()
+    stale.orders.put(order.hold("fraud", "y", T0)[0])
+    stale.orders.put(new_order("O-2"))
+    stale.record([OrderHeld(order_id=OrderId("O-1"), version=2, at=T0, kind="fraud", reason="")])
+    with pytest.raises(ConcurrencyConflict):
+        stale.commit()
+    with store.unit_of_work() as uow:
+        assert uow.orders.get(OrderId("O-2")) is None
+    assert [r.event.kind for r in store.outbox()] == []  # type: ignore[attr-defined]
+
+
+def test_outbox_positions_are_consecutive_and_can_be_marked_published() -> None:
+    """The relay reads unpublished events in order and marks them."""
+    store = MemoryStore()
+    for i in range(3):
+        with store.unit_of_work() as uow:
+            uow.record([OrderHeld(order_id=OrderId("O"), version=i, at=T0, kind=str(i), reason="")])
+            uow.commit()
+    assert [r.position for r in store.outbox()] == [1, 2, 3]
+    store.mark_published(2)
+    assert [r.position for r in store.unpublished()] == [3]
+    assert [r.position for r in store.outbox(after=1, limit=1)] == [2]

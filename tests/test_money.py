@@ -1,0 +1,145 @@
+"""Money: exact Decimal amounts, one currency at a time, allocation that never loses a cent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omscore import Money, OmsError
+from omscore.errors import (
+    CurrencyMismatch,
+    InvalidAllocationRatios,
+    InvalidMoney,
+    UnknownCurrency,
+)
+from omscore.money import minor_units
+from omscore.testing import strategies as oms_st
+
+
+def test_accepts_decimal_int_and_string_amounts() -> None:
+    """Decimal, int and decimal strings all give the same exact amount."""
+    assert Money(Decimal("10"), "EUR") == Money(10, "EUR") == Money("10.00", "EUR")
+
+
+@pytest.mark.parametrize("bad", [1.5, float("nan"), True, None, [1]])
+def test_refuses_floats_bools_and_other_types(bad: object) -> None:
+    """A float is never money; the error is a TypeError and an OmsError."""
+    with pytest.raises(InvalidMoney) as info:
+        Money(bad, "EUR")  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
+    assert isinstance(info.value, OmsError)
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-inf", "abc", Decimal("NaN")])
+def test_refuses_non_finite_and_malformed_amounts(bad: object) -> None:
+    """NaN, infinities and text that is not a number are refused."""
+    with pytest.raises(InvalidMoney):
+        Money(bad, "EUR")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", ["EURO", "eur", "XXX1", "", "ABC"])
+def test_refuses_unknown_currency(code: str) -> None:
+    """Only ISO 4217 codes are currencies."""
+    with pytest.raises(UnknownCurrency, match=repr(code)):
+        Money(1, code)
+
+
+@pytest.mark.parametrize(
+    ("code", "places"), [("JPY", 0), ("EUR", 2), ("USD", 2), ("KWD", 3), ("CLF", 4)]
+)
+def test_minor_units_follow_iso_4217(code: str, places: int) -> None:
+    """Each currency knows its decimal places."""
+    assert minor_units(code) == places
+
+
+def test_adds_and_subtracts_within_one_currency() -> None:
+    """+ and - keep the currency."""
+    assert Money("1.10", "EUR") + Money("2.20", "EUR") == Money("3.30", "EUR")
+    assert Money("1.10", "EUR") - Money("2.20", "EUR") == Money("-1.10", "EUR")
+
+
+def test_mixing_currencies_is_refused() -> None:
+    """Adding, subtracting or comparing two currencies raises CurrencyMismatch naming both."""
+    eur, usd = Money(1, "EUR"), Money(1, "USD")
+    with pytest.raises(CurrencyMismatch, match="EUR and USD"):
+        _ = eur + usd
+    with pytest.raises(CurrencyMismatch):
+        _ = eur - usd
+    with pytest.raises(CurrencyMismatch):
+        _ = eur < usd
+
+
+def test_multiplies_by_int_or_decimal_only() -> None:
+    """Money times a quantity or a Decimal rate; never times a float."""
+    assert Money("19.99", "EUR") * 3 == Money("59.97", "EUR")
+    assert 2 * Money("1.50", "EUR") == Money("3.00", "EUR")
+    assert Money("10", "EUR") * Decimal("0.5") == Money("5", "EUR")
+    with pytest.raises(InvalidMoney):
+        _ = Money("10", "EUR") * 0.5  # type: ignore[operator]
+
+
+def test_sum_works_from_a_zero_start() -> None:
+    """sum() of money needs a Money.zero start."""
+    total = sum([Money("1.25", "EUR"), Money("2.75", "EUR")], Money.zero("EUR"))
+    assert total == Money(4, "EUR")
+
+
+def test_quantize_rounds_half_even_to_the_minor_unit() -> None:
+    """Banker's rounding to cents, yen, fils."""
+    assert Money("0.125", "EUR").quantize().amount == Decimal("0.12")
+    assert Money("0.135", "EUR").quantize().amount == Decimal("0.14")
+    assert Money("2.5", "JPY").quantize().amount == Decimal("2")
+    assert Money("1.0005", "KWD").quantize().amount == Decimal("1.000")
+
+
+def test_allocate_splits_by_largest_remainder() -> None:
+    """10.00 in three parts: the extra cent goes to the first part."""
+    assert Money("10.00", "EUR").allocate([1, 1, 1]) == [
+        Money("3.34", "EUR"),
+        Money("3.33", "EUR"),
+        Money("3.33", "EUR"),
+    ]
+    assert Money("100", "JPY").allocate([1, 2]) == [Money(33, "JPY"), Money(67, "JPY")]
+
+
+@pytest.mark.parametrize("ratios", [[], [0, 0], [-1, 2], [1.5]])
+def test_allocate_refuses_bad_ratios(ratios: list[object]) -> None:
+    """Empty, all-zero, negative or float ratios are refused."""
+    with pytest.raises(InvalidAllocationRatios):
+        Money(10, "EUR").allocate(ratios)  # type: ignore[arg-type]
+
+
+@given(
+    oms_st.precise_money(),
+    st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=20).filter(any),
+)
+def test_allocate_parts_always_sum_to_the_whole(amount: Money, ratios: list[int]) -> None:
+    """Property: the parts sum exactly to the amount rounded to the minor unit, every part is
+    whole in minor units, and no part is more than one minor unit from its exact share."""
+    parts = amount.allocate(ratios)
+    whole = amount.quantize()
+    assert sum(parts, Money.zero(amount.currency)) == whole
+    assert all(p == p.quantize() for p in parts)
+    total = sum(ratios)
+    for part, ratio in zip(parts, ratios, strict=True):
+        exact = Decimal(whole.minor_units) * ratio / total
+        assert abs(Decimal(part.minor_units) - exact) < 1
+
+
+@given(oms_st.money(), st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=10))
+def test_allocate_is_deterministic(amount: Money, ratios: list[int]) -> None:
+    """Property: the same split twice gives the same parts."""
+    assert amount.allocate(ratios) == amount.allocate(list(ratios))
+
+
+@given(oms_st.money(), oms_st.money())
+def test_addition_is_exact_in_minor_units(a: Money, b: Money) -> None:
+    """Property: adding amounts of one currency adds their minor units exactly."""
+    if a.currency == b.currency:
+        assert (a + b).minor_units == a.minor_units + b.minor_units
+    else:
+        with pytest.raises(CurrencyMismatch):
+            _ = a + b

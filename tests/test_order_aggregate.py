@@ -1,0 +1,205 @@
+"""The order aggregate: buckets, derived status, holds, edits and cancellation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import attrs
+import pytest
+
+from omscore import Address, LineDraft, Money, OrderStatus
+from omscore.errors import (
+    InvalidDraft,
+    InvalidQuantity,
+    InvalidTransition,
+    NotCancellable,
+    UnknownHold,
+    UnknownLine,
+)
+from omscore.events import OrderHeld, UnitsCancelled
+from omscore.ids import FulfillmentId, LineId, LocationId, OrderId
+from omscore.orders import (
+    DeliveryMethod,
+    FulfillmentLine,
+    FulfillmentOrder,
+    FulfillmentStatus,
+    Order,
+)
+
+from .conftest import BERLIN, draft, eur
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def place(*lines: tuple[str, int]) -> Order:
+    """A placed order (no store involved)."""
+    order, _ = Order.place(
+        OrderId("O-1"), draft(*lines), [LineId(f"O-1-{i}") for i in range(1, len(lines) + 1)], T0
+    )
+    return order
+
+
+def with_fulfillment(order: Order, line_units: int, status: FulfillmentStatus) -> Order:
+    """The order with ``line_units`` of its first line in one fulfilment order."""
+    line = order.lines[0]
+    f = FulfillmentOrder(
+        FulfillmentId("F-1"),
+        LocationId("WH-1"),
+        DeliveryMethod.SHIP,
+        (FulfillmentLine(line.id, line.sku, line_units),),
+        status,
+        T0,
+    )
+    allocated = line_units if f.is_active else 0
+    shipped = 0 if f.is_active else line_units
+    new_line = attrs.evolve(line, allocated=allocated, shipped=shipped)
+    return attrs.evolve(order, lines=(new_line, *order.lines[1:]), fulfillments=(f,))
+
+
+def test_a_new_order_is_open_with_every_unit_open() -> None:
+    """Placing puts every unit in the open bucket, version 1."""
+    order = place(("A", 3), ("B", 1))
+    assert order.status is OrderStatus.OPEN
+    assert [line.open for line in order.lines] == [3, 1]
+    assert order.version == 1
+
+
+def test_status_follows_the_buckets() -> None:
+    """Allocated, partially allocated, shipped and partially shipped derive from buckets."""
+    order = place(("A", 4))
+    assert with_fulfillment(order, 4, FulfillmentStatus.OPEN).status is OrderStatus.ALLOCATED
+    assert with_fulfillment(order, 2, FulfillmentStatus.OPEN).status is (
+        OrderStatus.PARTIALLY_ALLOCATED
+    )
+    assert with_fulfillment(order, 4, FulfillmentStatus.SHIPPED).status is OrderStatus.SHIPPED
+    assert with_fulfillment(order, 1, FulfillmentStatus.SHIPPED).status is (
+        OrderStatus.PARTIALLY_SHIPPED
+    )
+
+
+def test_several_holds_stand_at_once_and_release_one_by_one() -> None:
+    """A held order is ON_HOLD until its last hold is released."""
+    order, events = place(("A", 1)).hold("payment", "card declined", T0)
+    assert isinstance(events[0], OrderHeld)
+    order, _ = order.hold("fraud", "score 91", T0)
+    assert order.status is OrderStatus.ON_HOLD
+    order, _ = order.release("payment", T0)
+    assert order.status is OrderStatus.ON_HOLD
+    order, _ = order.release("fraud", T0)
+    assert order.status is OrderStatus.OPEN
+
+
+def test_a_second_hold_of_the_same_kind_is_refused() -> None:
+    """One hold per kind."""
+    order, _ = place(("A", 1)).hold("fraud", "x", T0)
+    with pytest.raises(InvalidTransition, match="already has a 'fraud' hold"):
+        order.hold("fraud", "again", T0)
+
+
+def test_releasing_a_hold_that_is_not_there_is_refused() -> None:
+    """UnknownHold names the kinds that do stand."""
+    order, _ = place(("A", 1)).hold("manual", "x", T0)
+    with pytest.raises(UnknownHold, match=r"no 'fraud' hold \(holds: manual\)"):
+        order.release("fraud", T0)
+
+
+def test_edits_change_quantity_add_and_remove_lines_and_the_address() -> None:
+    """Every edit before allocation works and bumps the version once."""
+    order = place(("A", 2), ("B", 1))
+    order, _ = order.change_quantity("O-1-1", 5, T0)
+    order, _ = order.add_line(LineId("O-1-3"), LineDraft("C", 1, eur("3.00")), T0)
+    order, _ = order.remove_line("O-1-2", T0)
+    new_address = Address(country="DE", postal_code="80331", city="Munich")
+    order, _ = order.change_address(new_address, T0)
+    assert [(line.sku, line.quantity) for line in order.lines] == [("A", 5), ("C", 1)]
+    assert order.delivery.address == new_address
+    assert order.version == 5
+
+
+def test_editing_a_line_with_allocated_units_is_refused() -> None:
+    """After a unit is allocated the line is frozen."""
+    order = with_fulfillment(place(("A", 4)), 1, FulfillmentStatus.OPEN)
+    with pytest.raises(InvalidTransition, match="can no longer be edited"):
+        order.change_quantity("O-1-1", 6, T0)
+    with pytest.raises(InvalidTransition, match="can no longer be edited"):
+        order.remove_line("O-1-1", T0)
+    with pytest.raises(InvalidTransition, match="already allocated"):
+        order.change_address(BERLIN, T0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.0, 200_000])
+def test_edited_quantities_are_validated(bad: object) -> None:
+    """Quantities stay whole, positive and within the limit."""
+    with pytest.raises(InvalidQuantity):
+        place(("A", 1)).change_quantity("O-1-1", bad, T0)  # type: ignore[arg-type]
+
+
+def test_an_added_line_is_validated_like_a_draft_line() -> None:
+    """A USD line on a EUR order is refused."""
+    with pytest.raises(InvalidDraft, match="is in USD"):
+        place(("A", 1)).add_line(LineId("O-1-2"), LineDraft("B", 1, Money(1, "USD")), T0)
+
+
+def test_the_last_line_cannot_be_removed() -> None:
+    """An order keeps at least one line; cancel it instead."""
+    with pytest.raises(InvalidTransition, match="last line"):
+        place(("A", 1)).remove_line("O-1-1", T0)
+
+
+def test_cancel_part_of_a_line_then_the_rest() -> None:
+    """Per-line cancellation, then cancel-all; the order ends CANCELLED."""
+    order, events = place(("A", 3), ("B", 2)).cancel({"O-1-1": 2}, "customer", T0)
+    assert order.lines[0].cancelled == 2
+    assert order.lines[0].open == 1
+    event = events[0]
+    assert isinstance(event, UnitsCancelled)
+    assert not event.fully_cancelled
+    order, events = order.cancel(None, "customer", T0)
+    assert order.status is OrderStatus.CANCELLED
+    assert isinstance(events[0], UnitsCancelled)
+    assert events[0].fully_cancelled
+
+
+def test_cancelling_more_than_is_cancellable_is_refused() -> None:
+    """The error names the line, the request and what is cancellable."""
+    order = place(("A", 3))
+    with pytest.raises(NotCancellable, match=r"cannot cancel 4 unit.*only 3"):
+        order.cancel({"O-1-1": 4}, "x", T0)
+    with pytest.raises(UnknownLine):
+        order.cancel({"nope": 1}, "x", T0)
+    with pytest.raises(InvalidQuantity):
+        order.cancel({"O-1-1": 0}, "x", T0)
+
+
+def test_cancelling_allocated_units_shrinks_the_fulfilment_order() -> None:
+    """Open units go first, then allocated ones; an emptied fulfilment order is cancelled."""
+    order = with_fulfillment(place(("A", 4)), 3, FulfillmentStatus.ACCEPTED)
+    order, events = order.cancel({"O-1-1": 2}, "x", T0)
+    assert order.lines[0].open == 0
+    assert order.lines[0].allocated == 2
+    assert order.fulfillments[0].units == 2
+    cancelled = events[0]
+    assert isinstance(cancelled, UnitsCancelled)
+    assert [(u.open, u.allocated, u.location_id) for u in cancelled.units] == [
+        (1, 0, None),
+        (0, 1, "WH-1"),
+    ]
+    order, _ = order.cancel(None, "x", T0)
+    assert order.fulfillments[0].status is FulfillmentStatus.CANCELLED
+    assert order.status is OrderStatus.CANCELLED
+
+
+def test_shipped_units_cannot_be_cancelled() -> None:
+    """Only open and allocated-unshipped units are cancellable."""
+    order = with_fulfillment(place(("A", 2)), 2, FulfillmentStatus.SHIPPED)
+    with pytest.raises(NotCancellable):
+        order.cancel(None, "x", T0)
+
+
+def test_a_cancelled_order_takes_no_more_edits_or_holds() -> None:
+    """Cancelled is final for edits and holds."""
+    order, _ = place(("A", 1)).cancel(None, "x", T0)
+    with pytest.raises(InvalidTransition, match="it is cancelled"):
+        order.hold("manual", "x", T0)
+    with pytest.raises(InvalidTransition):
+        order.change_quantity("O-1-1", 2, T0)

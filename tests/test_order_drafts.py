@@ -1,0 +1,97 @@
+"""Draft validation: every problem of a draft is reported at once, nothing is placed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from omscore import OMS, Delivery, LineDraft, Money, OrderDraft
+from omscore.errors import InvalidDraft
+from omscore.orders import DeliveryMethod, DraftLimits
+
+from .conftest import BERLIN, draft, eur
+
+
+def test_a_draft_with_many_problems_reports_every_one(oms: OMS) -> None:
+    """No lines is one problem; a bad channel, currency and delivery are three more."""
+    bad = OrderDraft(channel="", currency="EURO", lines=[], delivery=Delivery(DeliveryMethod.SHIP))
+    with pytest.raises(InvalidDraft) as info:
+        oms.place_order(bad)
+    problems = info.value.problems
+    assert len(problems) == 4
+    assert any("channel" in p for p in problems)
+    assert any("EURO" in p for p in problems)
+    assert any("at least one line" in p for p in problems)
+    assert any("needs an address" in p for p in problems)
+
+
+def test_line_problems_are_each_named_with_their_line(oms: OMS) -> None:
+    """Quantity 0, a bool quantity, another currency, a negative price and an oversize
+    discount are five problems on three lines."""
+    lines = [
+        LineDraft(sku="A", quantity=0, unit_price=eur("1.00")),
+        LineDraft(sku="B", quantity=True, unit_price=Money("1", "USD")),  # type: ignore[arg-type]
+        LineDraft(sku="C", quantity=2, unit_price=eur("-1.00"), discount=eur("0.50")),
+        LineDraft(sku="D", quantity=2, unit_price=eur("5.00"), discount=eur("10.01")),
+    ]
+    bad = OrderDraft(channel="web", currency="EUR", lines=lines, delivery=Delivery.ship(BERLIN))
+    with pytest.raises(InvalidDraft) as info:
+        oms.place_order(bad)
+    problems = info.value.problems
+    assert any(p.startswith("line 1: quantity must be between 1") for p in problems)
+    assert any(p.startswith("line 2: quantity must be an int") for p in problems)
+    assert any(p.startswith("line 2: unit price is in USD") for p in problems)
+    assert any(p.startswith("line 3: unit price must not be negative") for p in problems)
+    assert any(
+        p.startswith("line 4: discount 10.01 EUR exceeds the line price 10.00") for p in problems
+    )
+    assert len(problems) == 5
+
+
+def test_limits_on_lines_and_units_are_configurable(make_oms: object) -> None:
+    """A host can lower the maximum lines per order and units per line."""
+    oms = make_oms(limits=DraftLimits(max_lines=2, max_units_per_line=5))  # type: ignore[operator]
+    with pytest.raises(InvalidDraft) as info:
+        oms.place_order(draft(("A", 1), ("B", 1), ("C", 6)))
+    assert any("at most 2 lines" in p for p in info.value.problems)
+    assert any("between 1 and 5, got 6" in p for p in info.value.problems)
+
+
+def test_pickup_needs_a_known_location_that_takes_pickups(oms: OMS) -> None:
+    """Pickup without a location, at an unknown location, or at a warehouse without PICKUP."""
+    for delivery, expected in [
+        (Delivery(DeliveryMethod.PICKUP), "needs a pickup location"),
+        (Delivery.pickup("NOWHERE"), "'NOWHERE' is unknown"),
+        (Delivery.pickup("WH-1"), "does not take pickups"),
+    ]:
+        with pytest.raises(InvalidDraft, match=expected):
+            oms.place_order(draft(("A", 1), delivery=delivery))
+
+
+def test_refused_drafts_leave_nothing_behind(oms: OMS) -> None:
+    """No order, no event and no idempotency record after a refused draft."""
+    events_before = len(oms.events())
+    with pytest.raises(InvalidDraft):
+        oms.place_order(draft(("A", 0)), idempotency_key="checkout-1")
+    assert len(oms.events()) == events_before
+    placed = oms.place_order(draft(("A", 1)), idempotency_key="checkout-1")
+    assert placed.lines[0].quantity == 1
+
+
+def test_totals_are_price_times_quantity_less_discount_plus_tax_plus_shipping(oms: OMS) -> None:
+    """Line total and order total, to the cent."""
+    order = oms.place_order(
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            lines=[
+                LineDraft("A", 3, eur("19.99"), discount=eur("5.00"), tax=eur("10.44")),
+                LineDraft("B", 1, eur("0.01")),
+            ],
+            delivery=Delivery.ship(BERLIN),
+            shipping_fee=eur("4.95"),
+        )
+    )
+    assert order.lines[0].total == Money(Decimal("65.41"), "EUR")
+    assert order.total == Money(Decimal("70.37"), "EUR")
