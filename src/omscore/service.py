@@ -828,6 +828,28 @@ class OMS:
 
         return self._read(read)
 
+    def stock_matrix(
+        self, skus: Iterable[str], location_ids: Iterable[str] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Available units per SKU per location (every location when none are named)."""
+        wanted = list(skus)
+
+        def read(uow: UnitOfWork) -> dict[str, dict[str, int]]:
+            locations = (
+                [LocationId(x) for x in location_ids]
+                if location_ids is not None
+                else [loc.id for loc in uow.locations.all()]
+            )
+            matrix: dict[str, dict[str, int]] = {}
+            for sku in wanted:
+                levels = _item(uow, sku).levels
+                matrix[sku] = {
+                    loc: levels[loc].available if loc in levels else 0 for loc in locations
+                }
+            return matrix
+
+        return self._read(read)
+
     def stock(self, location_id: str, sku: str) -> StockLevel:
         """The stock level of a SKU at a known location (zero if it never had any)."""
 

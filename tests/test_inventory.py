@@ -1,0 +1,443 @@
+"""Inventory pooling through the OMS: levels, ledger, reservations, pools, ATP, supply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from omscore import OMS, Capability, Delivery, GeoPoint, Location, LocationKind, StockLevel
+from omscore.errors import (
+    DuplicateLocation,
+    DuplicateReservation,
+    InsufficientStock,
+    InvalidChannelConfig,
+    InvalidLocation,
+    InvalidQuantity,
+    StockInUse,
+    UnknownLocation,
+    UnknownReservation,
+    UnknownTransfer,
+)
+from omscore.events import BackorderServed, LowStock, OutOfStock
+from omscore.inventory import MovementKind
+from omscore.testing import ManualClock
+
+from .conftest import draft, store_location, warehouse
+
+
+def snapshot(oms: OMS) -> tuple[object, ...]:
+    """Everything a refused command must leave alone."""
+    items = tuple(oms.inventory(s) for s in ("A", "B"))
+    return (items, len(oms.ledger()), len(oms.events()))
+
+
+# --- levels and the ledger ------------------------------------------------------------------
+
+
+def test_a_sku_that_never_had_stock_answers_zero(oms: OMS) -> None:
+    """available and stock at a known location are zero, not an error."""
+    assert oms.available("NEVER") == 0
+    assert oms.available("NEVER", channel="web") == 0
+    assert oms.stock("WH-1", "NEVER") == StockLevel()
+
+
+def test_commands_refuse_an_unknown_location(oms: OMS) -> None:
+    """receive, adjust, count, safety stock, stock and transfer need a known location."""
+    for call in (
+        lambda: oms.receive("NOWHERE", "A", 1),
+        lambda: oms.adjust("NOWHERE", "A", 1),
+        lambda: oms.count("NOWHERE", "A", 1),
+        lambda: oms.set_safety_stock("NOWHERE", "A", 1),
+        lambda: oms.stock("NOWHERE", "A"),
+        lambda: oms.transfer("A", "WH-1", "NOWHERE", 1),
+    ):
+        with pytest.raises(UnknownLocation, match="NOWHERE"):
+            call()
+    assert oms.ledger() == []
+
+
+def test_adding_a_location_twice_is_refused(oms: OMS) -> None:
+    """Location ids are unique."""
+    with pytest.raises(DuplicateLocation):
+        oms.add_location(warehouse("WH-1"))
+
+
+def test_available_is_on_hand_less_allocated_reserved_and_safety_stock(oms: OMS) -> None:
+    """And never below zero."""
+    oms.receive("WH-1", "A", 10)
+    oms.set_safety_stock("WH-1", "A", 3)
+    oms.reserve("A", 4, ttl=timedelta(minutes=5), key="cart")
+    level = oms.stock("WH-1", "A")
+    assert (level.on_hand, level.reserved, level.safety_stock, level.available) == (10, 4, 3, 3)
+    oms.set_safety_stock("WH-1", "A", 20)
+    assert oms.stock("WH-1", "A").available == 0
+
+
+def test_every_change_of_on_hand_is_a_ledger_row_with_its_reference(oms: OMS) -> None:
+    """receipt, adjustment, damage and count each write one row."""
+    oms.receive("WH-1", "A", 10, reference="PO-1")
+    oms.adjust("WH-1", "A", -2, reason="found broken", damage=True)
+    oms.adjust("WH-1", "A", 1, reason="found one")
+    oms.count("WH-1", "A", 7)
+    rows = oms.ledger("A")
+    assert [(r.kind, r.on_hand_delta, r.reference) for r in rows] == [
+        (MovementKind.RECEIPT, 10, "PO-1"),
+        (MovementKind.DAMAGE, -2, "found broken"),
+        (MovementKind.ADJUSTMENT, 1, "found one"),
+        (MovementKind.COUNT, -2, "cycle count"),
+    ]
+    assert oms.stock("WH-1", "A").on_hand == 7
+    assert oms.reconcile() == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda oms: oms.receive("WH-1", "A", 0),
+        lambda oms: oms.receive("WH-1", "A", -3),
+        lambda oms: oms.receive("WH-1", "A", 2.0),
+        lambda oms: oms.receive("WH-1", "A", True),
+        lambda oms: oms.adjust("WH-1", "A", 0),
+        lambda oms: oms.count("WH-1", "A", -1),
+        lambda oms: oms.set_safety_stock("WH-1", "A", -1),
+        lambda oms: oms.reserve("A", 0, ttl=timedelta(minutes=1), key="k"),
+        lambda oms: oms.reserve("A", 1, ttl=timedelta(0), key="k"),
+        lambda oms: oms.receive("WH-1", "", 1),
+    ],
+)
+def test_bad_quantities_are_refused_and_change_nothing(
+    oms: OMS, call: Callable[[OMS], object]
+) -> None:
+    """Quantities must be whole and in range; nothing is written when they are not."""
+    oms.receive("WH-1", "A", 5)
+    before = snapshot(oms)
+    with pytest.raises(InvalidQuantity):
+        call(oms)
+    assert snapshot(oms) == before
+
+
+def test_a_count_below_what_is_held_names_the_holders(oms: OMS) -> None:
+    """The error says which reservation and which order hold the stock."""
+    oms.receive("WH-1", "A", 5)
+    oms.reserve("A", 2, ttl=timedelta(minutes=5), key="cart-9")
+    order = oms.place_order(draft(("A", 2)))
+    before = snapshot(oms)
+    with pytest.raises(StockInUse) as info:
+        oms.count("WH-1", "A", 3)
+    message = str(info.value)
+    assert "reservation 'cart-9' (2)" in message
+    assert f"order {order.id} line {order.lines[0].id} (2)" in message
+    assert len(info.value.holders) == 2
+    with pytest.raises(StockInUse):
+        oms.adjust("WH-1", "A", -2)
+    with pytest.raises(StockInUse):
+        oms.receive_many([("WH-1", "A", 1)], mode="absolute")
+    assert snapshot(oms) == before
+
+
+def test_on_hand_never_goes_negative(oms: OMS) -> None:
+    """A negative adjustment beyond on hand is refused."""
+    oms.receive("WH-1", "A", 2)
+    with pytest.raises(StockInUse, match="below zero"):
+        oms.adjust("WH-1", "A", -3)
+
+
+# --- reservations ----------------------------------------------------------------------------
+
+
+def test_a_reservation_holds_stock_until_it_expires(oms: OMS, clock: ManualClock) -> None:
+    """ATP drops at reserve, comes back at expiry, and expiry is counted."""
+    oms.receive("WH-1", "A", 10)
+    oms.reserve("A", 4, channel="web", ttl=timedelta(minutes=15), key="cart-1")
+    assert oms.available("A", channel="web") == 6
+    clock.advance(timedelta(minutes=14))
+    assert oms.expire_reservations() == 0
+    clock.advance(timedelta(minutes=1))
+    assert oms.expire_reservations() == 1
+    assert oms.available("A", channel="web") == 10
+
+
+def test_extend_moves_the_expiry_and_release_frees_at_once(oms: OMS, clock: ManualClock) -> None:
+    """extend_reservation and release_reservation act on every SKU under the key."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("WH-1", "B", 10)
+    oms.reserve("A", 1, ttl=timedelta(minutes=5), key="cart")
+    oms.reserve("B", 2, ttl=timedelta(minutes=5), key="cart")
+    extended = oms.extend_reservation("cart", timedelta(minutes=30))
+    assert {r.expires_at for r in extended} == {clock.now() + timedelta(minutes=30)}
+    clock.advance(timedelta(minutes=10))
+    assert oms.expire_reservations() == 0
+    assert oms.release_reservation("cart") == 3
+    assert oms.available("A") == 10
+    assert oms.available("B") == 10
+    with pytest.raises(UnknownReservation):
+        oms.release_reservation("cart")
+
+
+def test_a_reservation_beyond_atp_is_refused(oms: OMS) -> None:
+    """InsufficientStock names the ATP; nothing is held."""
+    oms.receive("WH-1", "A", 3)
+    before = snapshot(oms)
+    with pytest.raises(InsufficientStock, match="only 3 available to promise"):
+        oms.reserve("A", 4, ttl=timedelta(minutes=5), key="cart")
+    assert snapshot(oms) == before
+
+
+def test_one_key_reserves_a_sku_once(oms: OMS) -> None:
+    """A second reserve under the same key and SKU is refused: extend or release."""
+    oms.receive("WH-1", "A", 3)
+    oms.reserve("A", 1, ttl=timedelta(minutes=5), key="cart")
+    with pytest.raises(DuplicateReservation):
+        oms.reserve("A", 1, ttl=timedelta(minutes=5), key="cart")
+
+
+def test_reservations_are_placed_in_pool_preference_order(oms: OMS) -> None:
+    """Priority 1 warehouse first, then the store."""
+    oms.receive("WH-1", "A", 2)
+    oms.receive("ST-1", "A", 5)
+    reservation = oms.reserve("A", 4, ttl=timedelta(minutes=5), key="cart")
+    assert [(p.location_id, p.quantity) for p in reservation.placements] == [
+        ("WH-1", 2),
+        ("ST-1", 2),
+    ]
+
+
+# --- orders hold their stock -----------------------------------------------------------------
+
+
+def test_placing_an_order_drops_atp_at_once(oms: OMS) -> None:
+    """Two customers can never buy the same unit."""
+    oms.receive("WH-1", "A", 3)
+    oms.place_order(draft(("A", 2)))
+    assert oms.available("A", channel="web") == 1
+    assert oms.stock("WH-1", "A").reserved == 2
+
+
+def test_an_order_takes_over_its_checkout_reservation(oms: OMS) -> None:
+    """Nothing is counted twice and nothing goes back to the pool in between."""
+    oms.receive("WH-1", "A", 5)
+    oms.receive("WH-1", "B", 5)
+    oms.reserve("A", 2, ttl=timedelta(minutes=5), key="cart")
+    oms.reserve("B", 1, ttl=timedelta(minutes=5), key="cart")
+    order = oms.place_order(draft(("A", 3), reservation_key="cart"))
+    assert oms.available("A") == 2
+    assert oms.stock("WH-1", "A").reserved == 3
+    item = oms.inventory("A")
+    assert item.held_for(order.id, order.lines[0].id) == 3
+    assert item.checkout_holds("cart") == ()
+    assert oms.available("B") == 5, "the reserved SKU that was not ordered goes back"
+
+
+def test_units_no_location_can_hold_are_backordered_and_served_oldest_first(oms: OMS) -> None:
+    """A receipt serves the oldest backorder first."""
+    oms.receive("WH-1", "A", 1)
+    first = oms.place_order(draft(("A", 3)))
+    second = oms.place_order(draft(("A", 2)))
+    item = oms.inventory("A")
+    assert item.backordered_for(first.id, first.lines[0].id) == 2
+    assert item.backordered_for(second.id, second.lines[0].id) == 2
+    oms.receive("ST-1", "A", 3)
+    item = oms.inventory("A")
+    assert item.backordered_for(first.id, first.lines[0].id) == 0
+    assert item.backordered_for(second.id, second.lines[0].id) == 1
+    served = [e for e in oms.events() if isinstance(e, BackorderServed)]
+    assert [(e.order_id, e.quantity) for e in served] == [(first.id, 2), (second.id, 1)]
+    assert oms.available("A") == 0
+
+
+def test_cancelling_open_units_releases_what_they_hold(oms: OMS) -> None:
+    """Backordered units go first, then held units."""
+    oms.receive("WH-1", "A", 2)
+    order = oms.place_order(draft(("A", 5)))
+    oms.cancel(order.id, {order.lines[0].id: 3})
+    item = oms.inventory("A")
+    assert item.backordered_for(order.id, order.lines[0].id) == 0
+    assert item.held_for(order.id, order.lines[0].id) == 2
+    oms.cancel(order.id)
+    assert oms.available("A") == 2
+
+
+def test_a_pickup_order_holds_stock_at_the_pickup_store_only(oms: OMS) -> None:
+    """Warehouse stock does not serve a click & collect order."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("ST-1", "A", 1)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-1")))
+    item = oms.inventory("A")
+    assert item.level("ST-1").reserved == 1
+    assert item.level("WH-1").reserved == 0
+    assert item.backordered_for(order.id, order.lines[0].id) == 1
+
+
+def test_edits_move_the_order_holds(oms: OMS) -> None:
+    """Raising a quantity holds more, lowering it and removing a line release."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("WH-1", "B", 10)
+    order = oms.place_order(draft(("A", 2), ("B", 1)))
+    oms.change_quantity(order.id, order.lines[0].id, 5)
+    assert oms.available("A") == 5
+    oms.change_quantity(order.id, order.lines[0].id, 1)
+    assert oms.available("A") == 9
+    oms.remove_line(order.id, order.lines[1].id)
+    assert oms.available("B") == 10
+
+
+# --- channel pools and ATP -------------------------------------------------------------------
+
+
+def test_channel_pools_by_kind_and_by_id_with_buffers(oms: OMS) -> None:
+    """web sells everything, marketplace warehouses less 2, app the store less 50 %."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("ST-1", "A", 5)
+    oms.configure_channel("marketplace", kinds=[LocationKind.WAREHOUSE], buffer=2)
+    oms.configure_channel("app", location_ids=["ST-1"], buffer_percent=50)
+    assert oms.available("A", channel="web") == 15
+    assert oms.available("A", channel="marketplace") == 8
+    assert oms.available("A", channel="app") == 2
+
+
+def test_atp_never_goes_below_zero_with_a_large_buffer(oms: OMS) -> None:
+    """A buffer larger than the pool leaves zero to promise."""
+    oms.receive("WH-1", "A", 3)
+    oms.configure_channel("web", buffer=10)
+    assert oms.available("A", channel="web") == 0
+
+
+def test_an_inactive_location_feeds_no_channel(oms: OMS) -> None:
+    """Deactivating a location takes its stock out of ATP; reactivating restores it."""
+    oms.receive("ST-1", "A", 4)
+    oms.update_location("ST-1", active=False)
+    assert oms.available("A", channel="web") == 0
+    oms.update_location("ST-1", active=True)
+    assert oms.available("A", channel="web") == 4
+
+
+def test_channel_configuration_is_validated(oms: OMS) -> None:
+    """Unknown location ids, negative buffers and percentages over 100 are refused."""
+    with pytest.raises(InvalidChannelConfig, match="NOWHERE"):
+        oms.configure_channel("web", location_ids=["NOWHERE"])
+    with pytest.raises(InvalidChannelConfig):
+        oms.configure_channel("web", buffer=-1)
+    with pytest.raises(InvalidChannelConfig):
+        oms.configure_channel("web", buffer_percent=101)
+
+
+def test_low_stock_and_out_of_stock_events(oms: OMS) -> None:
+    """Crossing the threshold signals once; reaching zero signals out of stock."""
+    oms.configure_channel("web", low_stock_threshold=3)
+    oms.receive("WH-1", "A", 5)
+    oms.place_order(draft(("A", 1)))
+    assert not [e for e in oms.events() if isinstance(e, LowStock)]
+    oms.place_order(draft(("A", 2)))
+    low = [e for e in oms.events() if isinstance(e, LowStock)]
+    assert [(e.channel, e.atp, e.threshold) for e in low] == [("web", 2, 3)]
+    oms.place_order(draft(("A", 2)))
+    assert [e.channel for e in oms.events() if isinstance(e, OutOfStock)] == ["web"]
+    assert len([e for e in oms.events() if isinstance(e, LowStock)]) == 1
+
+
+# --- store locator ---------------------------------------------------------------------------
+
+
+def test_store_locator_lists_nearby_locations_nearest_first(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Within the radius, with stock, for one SKU or a whole basket."""
+    oms = make_oms()
+    oms.add_location(store_location("ST-MITTE", geo=GeoPoint(52.52, 13.40)))
+    oms.add_location(store_location("ST-SPANDAU", geo=GeoPoint(52.535, 13.20)))
+    oms.add_location(store_location("ST-HAMBURG", geo=GeoPoint(53.55, 9.99)))
+    for loc in ("ST-MITTE", "ST-SPANDAU", "ST-HAMBURG"):
+        oms.receive(loc, "A", 3)
+    oms.receive("ST-SPANDAU", "B", 1)
+    here = GeoPoint(52.53, 13.38)
+    found = oms.availability("A", near=here, radius_km=50, capability=Capability.PICKUP)
+    assert [a.location_id for a in found] == ["ST-MITTE", "ST-SPANDAU"]
+    assert found[0].distance_km is not None
+    assert found[0].distance_km < found[1].distance_km  # type: ignore[operator]
+    basket = oms.availability({"A": 2, "B": 1}, near=here, radius_km=50)
+    assert [(a.location_id, a.available) for a in basket] == [("ST-SPANDAU", 1)]
+
+
+# --- supply and transfers --------------------------------------------------------------------
+
+
+def test_promise_dates_come_from_incoming_supply(oms: OMS, clock: ManualClock) -> None:
+    """Now within ATP; the ETA that covers the rest; None beyond all supply."""
+    oms.receive("WH-1", "A", 2)
+    soon, later = clock.now() + timedelta(days=3), clock.now() + timedelta(days=10)
+    oms.add_supply("A", "WH-1", 5, soon, reference="PO-1")
+    oms.add_supply("A", "WH-1", 10, later, reference="PO-2")
+    assert oms.promise_date("A", 2) == clock.now()
+    assert oms.promise_date("A", 7) == soon
+    assert oms.promise_date("A", 8) == later
+    assert oms.promise_date("A", 18) is None
+    oms.receive("WH-1", "A", 5, reference="PO-1")
+    assert oms.inventory("A").supply[0].reference == "PO-2"
+
+
+def test_transfers_are_available_nowhere_while_in_transit(oms: OMS) -> None:
+    """Out now, in on receipt; the ledger has both legs."""
+    oms.receive("WH-1", "A", 10)
+    transfer = oms.transfer("A", "WH-1", "ST-1", 4, reference="replenish")
+    assert oms.available("A") == 6
+    assert oms.inventory("A").in_transit == 4
+    level = oms.receive_transfer("A", transfer.id)
+    assert level.on_hand == 4
+    assert oms.available("A") == 10
+    kinds = [r.kind for r in oms.ledger("A")]
+    assert kinds == [MovementKind.RECEIPT, MovementKind.TRANSFER_OUT, MovementKind.TRANSFER_IN]
+    with pytest.raises(UnknownTransfer):
+        oms.receive_transfer("A", transfer.id)
+
+
+def test_a_transfer_beyond_available_is_refused(oms: OMS) -> None:
+    """Reserved units cannot be sent away."""
+    oms.receive("WH-1", "A", 3)
+    oms.reserve("A", 2, ttl=timedelta(minutes=5), key="cart")
+    with pytest.raises(InsufficientStock, match="1 available"):
+        oms.transfer("A", "WH-1", "ST-1", 2)
+
+
+# --- bulk feeds ------------------------------------------------------------------------------
+
+
+def test_a_delta_feed_and_an_absolute_feed(oms: OMS) -> None:
+    """Deltas receive or adjust; absolute positions are counts."""
+    assert oms.receive_many([("WH-1", "A", 5), ("ST-1", "A", 2), ("WH-1", "B", 1)]) == 3
+    oms.receive_many([("WH-1", "A", -1)])
+    assert oms.stock("WH-1", "A").on_hand == 4
+    oms.receive_many([("WH-1", "A", 9), ("ST-1", "A", 0)], mode="absolute")
+    assert oms.stock("WH-1", "A").on_hand == 9
+    assert oms.stock("ST-1", "A").on_hand == 0
+    assert oms.reconcile() == []
+
+
+def test_a_feed_with_one_bad_position_applies_nothing(oms: OMS) -> None:
+    """All or nothing: an unknown location in the last position keeps the first out."""
+    before = snapshot(oms)
+    with pytest.raises(UnknownLocation):
+        oms.receive_many([("WH-1", "A", 5), ("NOWHERE", "B", 1)])
+    assert snapshot(oms) == before
+
+
+def test_location_settings_can_change(oms: OMS) -> None:
+    """Capabilities, priority and capacity are updated in place."""
+    updated = oms.update_location(
+        "ST-1", capabilities=[Capability.PICKUP], priority=2, daily_capacity=40
+    )
+    assert updated.capabilities == frozenset({Capability.PICKUP})
+    assert (updated.priority, updated.daily_capacity) == (2, 40)
+    with pytest.raises(UnknownLocation):
+        oms.update_location("NOWHERE", active=False)
+
+
+def test_location_fields_are_validated() -> None:
+    """Priority is an int, capacity an int >= 0 or None, ids non-empty."""
+    with pytest.raises(InvalidLocation):
+        Location(id="", kind="store", geo=None, capabilities=[])
+    with pytest.raises(InvalidLocation):
+        Location(id="X", kind="store", geo=None, capabilities=[], daily_capacity=-1)
+    with pytest.raises(InvalidLocation):
+        Location(id="X", kind="store", geo=None, capabilities=[], priority=1.5)  # type: ignore[arg-type]
