@@ -154,3 +154,34 @@ class UnknownTransfer(OmsError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown transfer"
+
+
+# --- sourcing and fulfilment --------------------------------------------------------------
+
+
+class InvalidSourcingRequest(OmsError, ValueError):
+    """A sourcing request or network snapshot that cannot be planned (bad quantities,
+    duplicate line or location ids)."""
+
+
+class InvalidSourcingConfig(OmsError, ValueError):
+    """A sourcing configuration dict with one or more problems; ``problems`` lists each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("sourcing configuration refused: " + "; ".join(self.problems))
+
+
+class UnknownFulfillment(OmsError, KeyError):
+    """No fulfilment order with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown fulfilment order"
+
+
+class NothingToAllocate(InvalidTransition):
+    """Allocation asked for an order with no open units."""
+
+
+class CarrierError(OmsError):
+    """The carrier could not quote, label or track."""

@@ -18,10 +18,11 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from omscore.geo import Address, GeoPoint
-from omscore.ids import LocationId
+from omscore.ids import LineId, LocationId, Sku
 from omscore.inventory import Capability, Location, LocationKind
 from omscore.money import Money, minor_units
-from omscore.orders import Delivery, LineDraft, OrderDraft
+from omscore.orders import Delivery, DeliveryMethod, LineDraft, OrderDraft
+from omscore.sourcing import NetworkSnapshot, RequestLine, SourcingRequest
 
 #: Currencies with 0, 2 and 3 decimal places.
 CURRENCIES = ("EUR", "USD", "JPY", "KWD", "GBP", "CHF")
@@ -150,4 +151,81 @@ def locations(
     )
     return numbers.flatmap(
         lambda ns: st.tuples(*[location(f"L{n:02d}", kinds=kinds) for n in sorted(ns)]).map(list)
+    )
+
+
+# --- sourcing -------------------------------------------------------------------------------
+
+
+def snapshots(
+    locations: list[Location], skus: list[str], *, max_units: int = 6
+) -> st.SearchStrategy[NetworkSnapshot]:
+    """Availability of ``skus`` at ``locations`` (often zero) and, sometimes, a capacity."""
+    keys = [(loc.id, Sku(sku)) for loc in locations for sku in skus]
+    return st.builds(
+        NetworkSnapshot,
+        st.just(locations),
+        st.fixed_dictionaries({k: st.integers(0, max_units) for k in keys}).map(
+            lambda d: {k: v for k, v in d.items() if v}
+        ),
+        st.dictionaries(
+            st.sampled_from([LocationId(loc.id) for loc in locations]), st.integers(0, 3)
+        ),
+    )
+
+
+def requests(
+    location_ids: list[str],
+    skus: list[str],
+    *,
+    methods: tuple[DeliveryMethod, ...] = tuple(DeliveryMethod),
+    max_lines: int = 4,
+    max_quantity: int = 5,
+) -> st.SearchStrategy[SourcingRequest]:
+    """Requests over ``skus`` (lines may share a SKU) by any of ``methods``; pickups name one
+    of ``location_ids``; some locations may be excluded."""
+
+    def build(
+        picks: list[tuple[str, int]],
+        method: DeliveryMethod,
+        destination: GeoPoint | None,
+        exclude: frozenset[str],
+        pickup: str,
+    ) -> SourcingRequest:
+        lines = [RequestLine(LineId(f"L{i}"), Sku(s), q) for i, (s, q) in enumerate(picks, 1)]
+        return SourcingRequest(
+            lines=lines,
+            delivery=method,
+            destination=None if method is DeliveryMethod.PICKUP else destination,
+            exclude=exclude,
+            pickup_location=LocationId(pickup) if method is DeliveryMethod.PICKUP else None,
+        )
+
+    return st.builds(
+        build,
+        st.lists(
+            st.tuples(st.sampled_from(skus), st.integers(1, max_quantity)),
+            min_size=1,
+            max_size=max_lines,
+        ),
+        st.sampled_from(methods),
+        st.one_of(st.none(), geo_points()),
+        st.frozensets(st.sampled_from(location_ids), max_size=2),
+        st.sampled_from(location_ids),
+    )
+
+
+def sourcing_cases(
+    *,
+    max_locations: int = 6,
+    skus: tuple[str, ...] = ("A", "B", "C"),
+    methods: tuple[DeliveryMethod, ...] = tuple(DeliveryMethod),
+) -> st.SearchStrategy[tuple[SourcingRequest, NetworkSnapshot]]:
+    """A request with a snapshot of a small network to plan it on."""
+    sku_list = list(skus)
+    return locations(max_size=max_locations).flatmap(
+        lambda locs: st.tuples(
+            requests([loc.id for loc in locs], sku_list, methods=methods),
+            snapshots(locs, sku_list),
+        )
     )

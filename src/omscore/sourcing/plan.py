@@ -1,0 +1,136 @@
+"""The result of sourcing: assignments, what stays unallocated, and why (the trace)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from omscore.ids import LineId, LocationId, Sku
+
+NO_STOCK = "no stock of the requested SKUs"
+
+
+@attrs.frozen(slots=True)
+class Assignment:
+    """``quantity`` units of a line's SKU to be fulfilled from ``location_id``."""
+
+    location_id: LocationId
+    line_id: LineId
+    sku: Sku
+    quantity: int
+
+
+@attrs.frozen(slots=True)
+class RankedLocation:
+    """A location that passed every filter and had stock: its rank and the figures behind it
+    (``supply``: units of the request it could provide; ``unit_cost`` under the cost model)."""
+
+    location_id: LocationId
+    rank: int
+    priority: int
+    distance_km: float
+    supply: int
+    unit_cost: float | None = None
+
+    @property
+    def detail(self) -> str:
+        """The figures as text."""
+        text = f"priority {self.priority}, {self.distance_km:.0f} km, can supply {self.supply}"
+        if self.unit_cost is not None:
+            text += f", {self.unit_cost:.3f}/unit"
+        return text
+
+
+@attrs.frozen(slots=True)
+class LocationTrace:
+    """One location's part in a plan: excluded (and why), or ranked and what it got."""
+
+    location_id: LocationId
+    used: bool
+    units: int
+    excluded: str | None = None
+    rank: int | None = None
+    detail: str = ""
+
+
+@attrs.frozen(slots=True)
+class AllocationPlan:
+    """Which location fulfils which units, what stays unallocated, and the reasoning.
+
+    ``trace`` has one entry per location of the snapshot; ``explain()`` renders it.
+    ``cost`` is the policy's objective where it has one (``LowestCostPolicy``).
+    """
+
+    policy: str
+    assignments: tuple[Assignment, ...]
+    unallocated: Mapping[LineId, int]
+    location_ids: tuple[LocationId, ...] = ()
+    excluded: Mapping[LocationId, str] = attrs.field(factory=dict)
+    ranking: tuple[RankedLocation, ...] = ()
+    cost: float | None = None
+    search: str = ""
+    search_steps: int = 0
+
+    @property
+    def shipments(self) -> tuple[LocationId, ...]:
+        """The distinct locations used, in order of first use."""
+        return tuple(dict.fromkeys(a.location_id for a in self.assignments))
+
+    @property
+    def units_allocated(self) -> int:
+        """Units assigned to a location."""
+        return sum(a.quantity for a in self.assignments)
+
+    @property
+    def units_unallocated(self) -> int:
+        """Units no eligible location could supply."""
+        return sum(self.unallocated.values())
+
+    def units_at(self, location_id: str) -> int:
+        """Units assigned to ``location_id``."""
+        return sum(a.quantity for a in self.assignments if a.location_id == location_id)
+
+    @property
+    def trace(self) -> tuple[LocationTrace, ...]:
+        """One entry per location of the snapshot, sorted by location id."""
+        ranks = {r.location_id: r for r in self.ranking}
+        entries = []
+        for location_id in self.location_ids:
+            units = self.units_at(location_id)
+            ranked = ranks.get(location_id)
+            if ranked is not None:
+                entries.append(
+                    LocationTrace(location_id, units > 0, units, None, ranked.rank, ranked.detail)
+                )
+            else:
+                reason = self.excluded.get(location_id, NO_STOCK)
+                entries.append(LocationTrace(location_id, False, 0, reason))
+        return tuple(entries)
+
+    def explain(self) -> str:
+        """A readable report: the decision, then every location and why."""
+        head = (
+            f"{self.policy}: {len(self.shipments)} shipment(s), {self.units_allocated} unit(s) "
+            f"allocated, {self.units_unallocated} unallocated"
+        )
+        if self.cost is not None:
+            head += f", cost {self.cost:.2f}"
+        lines = [head]
+        traces = self.trace
+        for entry in sorted((t for t in traces if t.rank is not None), key=lambda t: t.rank or 0):
+            state = f"USED {entry.units} unit(s)" if entry.used else "not used"
+            lines.append(f"  #{entry.rank:<3} {entry.location_id:<14} {state:<20} {entry.detail}")
+        no_stock = 0
+        for entry in traces:
+            if entry.excluded == NO_STOCK:
+                no_stock += 1
+            elif entry.excluded is not None:
+                lines.append(f"  -    {entry.location_id:<14} excluded: {entry.excluded}")
+        if no_stock:
+            lines.append(f"  ({no_stock} location(s) without stock of the requested SKUs)")
+        for line_id, units in sorted(self.unallocated.items()):
+            lines.append(f"  unallocated: line {line_id}: {units} unit(s)")
+        if self.search:
+            lines.append(f"  search: {self.search}")
+        return "\n".join(lines)

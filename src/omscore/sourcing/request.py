@@ -1,0 +1,77 @@
+"""What sourcing is asked (a request) and what it knows (a network snapshot)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from omscore.errors import InvalidSourcingRequest
+from omscore.geo import GeoPoint
+from omscore.ids import ChannelId, LineId, LocationId, Sku
+from omscore.inventory import Location
+from omscore.orders.delivery import DeliveryMethod
+
+
+def _check_quantity(_: object, __: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidSourcingRequest(f"a request line needs a quantity >= 1, got {value!r}")
+
+
+@attrs.frozen(slots=True)
+class RequestLine:
+    """Units of one order line that need a location."""
+
+    line_id: LineId
+    sku: Sku
+    quantity: int = attrs.field(validator=_check_quantity)
+
+
+def _lines(values: Iterable[RequestLine]) -> tuple[RequestLine, ...]:
+    lines = tuple(values)
+    ids = [line.line_id for line in lines]
+    if len(set(ids)) != len(ids):
+        raise InvalidSourcingRequest(f"request line ids must be unique, got {ids}")
+    return lines
+
+
+def _location_set(values: Iterable[str]) -> frozenset[LocationId]:
+    return frozenset(LocationId(v) for v in values)
+
+
+@attrs.frozen(slots=True)
+class SourcingRequest:
+    """Which units need a location, how they travel, and where to.
+
+    ``destination`` of ``None`` (a pickup) counts as distance 0 from everywhere.
+    ``exclude`` lists locations that must not be used (e.g. ones that rejected the order).
+    """
+
+    lines: tuple[RequestLine, ...] = attrs.field(converter=_lines)
+    delivery: DeliveryMethod = attrs.field(converter=DeliveryMethod)
+    destination: GeoPoint | None = None
+    channel: ChannelId | None = None
+    exclude: frozenset[LocationId] = attrs.field(default=frozenset(), converter=_location_set)
+    pickup_location: LocationId | None = None
+
+
+def _locations(values: Iterable[Location]) -> tuple[Location, ...]:
+    locations = tuple(values)
+    ids = [loc.id for loc in locations]
+    if len(set(ids)) != len(ids):
+        raise InvalidSourcingRequest("snapshot location ids must be unique")
+    return locations
+
+
+@attrs.frozen(slots=True)
+class NetworkSnapshot:
+    """The network as sourcing sees it.
+
+    ``available`` maps ``(location_id, sku)`` to units free for this request (safety stock
+    already subtracted); ``capacity`` maps a location to the fulfilment orders it can still
+    take today (absent: unlimited).
+    """
+
+    locations: tuple[Location, ...] = attrs.field(converter=_locations)
+    available: Mapping[tuple[LocationId, Sku], int] = attrs.field(factory=dict)
+    capacity: Mapping[LocationId, int] = attrs.field(factory=dict)

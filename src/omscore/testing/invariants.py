@@ -1,0 +1,162 @@
+"""Invariant checks for plans (public API): use them to prove your own sourcing policy.
+
+``check_plan(request, snapshot, plan)`` raises :class:`PlanViolation` listing every broken
+rule, or returns quietly::
+
+    from hypothesis import given
+    from omscore.testing import strategies as oms_st
+    from omscore.testing.invariants import check_plan
+
+    @given(oms_st.sourcing_cases())
+    def test_my_policy_keeps_the_rules(case):
+        request, snapshot = case
+        check_plan(request, snapshot, MyPolicy().plan(request, snapshot))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omscore.geo import distance_km
+from omscore.ids import LocationId, Sku
+from omscore.inventory import Capability, Location
+from omscore.orders.delivery import DeliveryMethod
+from omscore.sourcing import AllocationPlan, NetworkSnapshot, SourcingRequest
+
+
+class PlanViolation(AssertionError):
+    """A plan broke one or more hard rules; ``violations`` lists each."""
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = violations
+        super().__init__("plan breaks the rules:\n  " + "\n  ".join(violations))
+
+
+def eligible(
+    location: Location,
+    request: SourcingRequest,
+    snapshot: NetworkSnapshot,
+    *,
+    same_day_radius_km: float = 50.0,
+    allow_ship_to_store: bool = False,
+) -> bool:
+    """Whether the hard rules let ``location`` serve ``request`` (recomputed independently)."""
+    if location.id in request.exclude or not location.active:
+        return False
+    capacity = snapshot.capacity.get(location.id)
+    if capacity is not None and capacity <= 0:
+        return False
+    caps = location.capabilities
+    if request.delivery is DeliveryMethod.SHIP:
+        return Capability.SHIP in caps
+    if request.delivery is DeliveryMethod.SAME_DAY:
+        if Capability.SAME_DAY not in caps:
+            return False
+        if request.destination is None:
+            return True
+        return location.geo is not None and (
+            distance_km(location.geo, request.destination) <= same_day_radius_km
+        )
+    if location.id == request.pickup_location:
+        return Capability.PICKUP in caps
+    return allow_ship_to_store and Capability.SHIP in caps
+
+
+def check_plan(
+    request: SourcingRequest,
+    snapshot: NetworkSnapshot,
+    plan: AllocationPlan,
+    *,
+    maximal: bool = True,
+    same_day_radius_km: float = 50.0,
+    allow_ship_to_store: bool = False,
+) -> None:
+    """Check every hard rule; raise :class:`PlanViolation` naming each one broken.
+
+    The rules: every assignment is positive, at an eligible location, within what the
+    location has of the SKU (pooled over lines); no line gets more than it asks; assigned
+    plus unallocated is each line's quantity; with ``maximal`` (for policies without
+    extra filters), each SKU allocates ``min(demand, eligible supply)``; the trace has one
+    entry per snapshot location and marks exactly the locations used.
+    """
+    problems: list[str] = []
+    by_id = {loc.id: loc for loc in snapshot.locations}
+
+    def may_serve(location: Location) -> bool:
+        return eligible(
+            location,
+            request,
+            snapshot,
+            same_day_radius_km=same_day_radius_km,
+            allow_ship_to_store=allow_ship_to_store,
+        )
+
+    used: dict[tuple[LocationId, Sku], int] = {}
+    per_line: dict[str, int] = {}
+    for a in plan.assignments:
+        if a.quantity < 1:
+            problems.append(f"assignment {a} has a quantity below 1")
+        location = by_id.get(a.location_id)
+        if location is None:
+            problems.append(f"assignment {a} names a location not in the snapshot")
+        elif not may_serve(location):
+            problems.append(f"assignment {a} uses {a.location_id}, which may not serve it")
+        used[(a.location_id, a.sku)] = used.get((a.location_id, a.sku), 0) + a.quantity
+        per_line[a.line_id] = per_line.get(a.line_id, 0) + a.quantity
+    for (location_id, sku), units in sorted(used.items()):
+        have = snapshot.available.get((location_id, sku), 0)
+        if units > have:
+            problems.append(f"{units} of {sku} assigned at {location_id}, which has {have}")
+    for line in request.lines:
+        got = per_line.pop(line.line_id, 0)
+        left = plan.unallocated.get(line.line_id, 0)
+        if got + left != line.quantity:
+            problems.append(
+                f"line {line.line_id}: {got} assigned + {left} unallocated != {line.quantity}"
+            )
+    if per_line:
+        problems.append(f"assignments for lines not in the request: {sorted(per_line)}")
+    if maximal:
+        problems += _maximality(request, snapshot, plan, by_id, may_serve)
+    problems += _trace(snapshot, plan)
+    if problems:
+        raise PlanViolation(problems)
+
+
+def _maximality(
+    request: SourcingRequest,
+    snapshot: NetworkSnapshot,
+    plan: AllocationPlan,
+    by_id: dict[LocationId, Location],
+    may_serve: Callable[[Location], bool],
+) -> list[str]:
+    demand: dict[Sku, int] = {}
+    for line in request.lines:
+        demand[line.sku] = demand.get(line.sku, 0) + line.quantity
+    problems = []
+    for sku, wanted in sorted(demand.items()):
+        supply = 0
+        for (location_id, s), units in snapshot.available.items():
+            if s == sku and units > 0 and location_id in by_id and may_serve(by_id[location_id]):
+                supply += units
+        got = sum(a.quantity for a in plan.assignments if a.sku == sku)
+        if got != min(wanted, supply):
+            problems.append(
+                f"{sku}: {got} allocated, but {min(wanted, supply)} could be "
+                f"(demand {wanted}, eligible supply {supply})"
+            )
+    return problems
+
+
+def _trace(snapshot: NetworkSnapshot, plan: AllocationPlan) -> list[str]:
+    trace = plan.trace
+    ids = sorted(loc.id for loc in snapshot.locations)
+    problems = []
+    if [t.location_id for t in trace] != ids:
+        problems.append("the trace does not have exactly one entry per snapshot location")
+    marked = {t.location_id for t in trace if t.used}
+    if marked != set(plan.shipments):
+        problems.append(
+            f"the trace marks {sorted(marked)} used, the plan uses {sorted(plan.shipments)}"
+        )
+    return problems

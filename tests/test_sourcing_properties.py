@@ -1,0 +1,229 @@
+"""Property tests for every built-in sourcing policy, with the public strategies and checks.
+
+Hard rules and determinism for all policies; FewestShipmentsPolicy against a brute-force
+minimum number of locations; LowestCostPolicy against a brute-force optimum over every
+possible allocation of units to locations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omscore.geo import GeoPoint, distance_km
+from omscore.ids import LocationId, Sku
+from omscore.inventory import Location
+from omscore.sourcing import (
+    AllocationPlan,
+    CostModel,
+    FewestShipmentsPolicy,
+    LowestCostPolicy,
+    NearestPolicy,
+    NetworkSnapshot,
+    PriorityPolicy,
+    RequestLine,
+    SourcingPolicy,
+    SourcingRequest,
+    plan_cost,
+)
+from omscore.testing import strategies as oms_st
+from omscore.testing.invariants import check_plan, eligible
+
+POLICIES: list[SourcingPolicy] = [
+    PriorityPolicy(),
+    NearestPolicy(),
+    FewestShipmentsPolicy(),
+    FewestShipmentsPolicy(max_shipments=1),
+    LowestCostPolicy(CostModel()),
+    LowestCostPolicy(CostModel(per_shipment=0.5, location_costs={"store": 0.8})),
+]
+Case = tuple[SourcingRequest, NetworkSnapshot]
+SMALL = oms_st.sourcing_cases(max_locations=4, skus=("A", "B"))
+
+
+def outcome(plan: AllocationPlan) -> tuple[object, ...]:
+    """What must not depend on input order."""
+    return (plan.assignments, dict(plan.unallocated), plan.trace, plan.cost)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: repr(p)[:60])
+@given(case=oms_st.sourcing_cases())
+def test_every_policy_keeps_the_hard_rules(policy: SourcingPolicy, case: Case) -> None:
+    """Never beyond stock, never beyond the line, only eligible locations, as many units as
+    the eligible locations hold (except when max_shipments limits the locations)."""
+    request, snapshot = case
+    plan = policy.plan(request, snapshot)
+    limited = isinstance(policy, FewestShipmentsPolicy) and policy.max_shipments is not None
+    check_plan(request, snapshot, plan, maximal=not limited)
+    if limited:
+        assert len(plan.shipments) <= 1
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: repr(p)[:60])
+@given(case=oms_st.sourcing_cases(), seed=st.integers(0, 2**32 - 1))
+def test_plans_do_not_depend_on_input_order(policy: SourcingPolicy, case: Case, seed: int) -> None:
+    """Shuffling the snapshot's locations and entries gives the same plan."""
+    request, snapshot = case
+    rng = random.Random(seed)
+    locations = list(snapshot.locations)
+    rng.shuffle(locations)
+    entries = list(snapshot.available.items())
+    rng.shuffle(entries)
+    shuffled = NetworkSnapshot(locations, dict(entries), dict(snapshot.capacity))
+    assert outcome(policy.plan(request, shuffled)) == outcome(policy.plan(request, snapshot))
+    assert outcome(policy.plan(request, snapshot)) == outcome(policy.plan(request, snapshot))
+
+
+def supplies(request: SourcingRequest, snapshot: NetworkSnapshot) -> dict[Location, dict[Sku, int]]:
+    """Eligible locations and what each has of each requested SKU."""
+    skus = {line.sku for line in request.lines}
+    found: dict[Location, dict[Sku, int]] = {}
+    for location in snapshot.locations:
+        if not eligible(location, request, snapshot):
+            continue
+        stock = {s: snapshot.available.get((location.id, s), 0) for s in skus}
+        if any(stock.values()):
+            found[location] = stock
+    return found
+
+
+def targets(request: SourcingRequest, found: dict[Location, dict[Sku, int]]) -> dict[Sku, int]:
+    """The most that can be allocated per SKU."""
+    demand: dict[Sku, int] = {}
+    for line in request.lines:
+        demand[line.sku] = demand.get(line.sku, 0) + line.quantity
+    return {s: min(d, sum(stock[s] for stock in found.values())) for s, d in demand.items()}
+
+
+@given(case=SMALL)
+def test_fewest_shipments_matches_a_brute_force_minimum(case: Case) -> None:
+    """No covering set of locations is smaller than the one the policy uses."""
+    request, snapshot = case
+    found = supplies(request, snapshot)
+    goal = targets(request, found)
+    smallest = next(
+        size
+        for size in range(len(found) + 1)
+        for subset in itertools.combinations(found, size)
+        if all(sum(found[loc][s] for loc in subset) >= q for s, q in goal.items())
+    )
+    plan = FewestShipmentsPolicy().plan(request, snapshot)
+    assert len(plan.shipments) == smallest
+
+
+def splits(total: int, caps: list[int]) -> Iterator[tuple[int, ...]]:
+    """Every way to put ``total`` units on locations with these caps."""
+    if not caps:
+        if total == 0:
+            yield ()
+        return
+    for first in range(min(total, caps[0]) + 1):
+        for rest in splits(total - first, caps[1:]):
+            yield (first, *rest)
+
+
+def brute_force_cost(
+    request: SourcingRequest, snapshot: NetworkSnapshot, model: CostModel
+) -> float:
+    """The least cost over every allocation that allocates the most units."""
+    found = supplies(request, snapshot)
+    goal = targets(request, found)
+    locations = sorted(found, key=lambda loc: loc.id)
+
+    def unit_cost(loc: Location) -> float:
+        d = 0.0
+        if request.destination is not None and loc.geo is not None:
+            d = distance_km(loc.geo, request.destination)
+        return model.unit_cost(loc, d)
+
+    costs = [unit_cost(loc) for loc in locations]
+    per_sku = [list(splits(q, [found[loc][s] for loc in locations])) for s, q in goal.items()]
+    best = float("inf")
+    for combo in itertools.product(*per_sku):
+        used = [any(split[i] for split in combo) for i in range(len(locations))]
+        cost = model.per_shipment * sum(used) + sum(
+            split[i] * costs[i] for split in combo for i in range(len(locations))
+        )
+        best = min(best, cost)
+    return 0.0 if best == float("inf") else best
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        CostModel(),
+        CostModel(per_shipment=0.3, per_unit_km=0.01),
+        CostModel(per_shipment=2.0, location_costs={"store": 1.5, "supplier": 0.2}),
+    ],
+    ids=["default", "cheap-shipments", "handling"],
+)
+@settings(max_examples=40)
+@given(
+    case=oms_st.sourcing_cases(max_locations=4, skus=("A", "B")).filter(
+        lambda c: sum(line.quantity for line in c[0].lines) <= 8
+    )
+)
+def test_lowest_cost_is_exactly_optimal_on_small_instances(model: CostModel, case: Case) -> None:
+    """Equal to the brute-force optimum over every allocation of the units."""
+    request, snapshot = case
+    plan = LowestCostPolicy(model).plan(request, snapshot)
+    assert plan.cost is not None
+    assert plan.cost == pytest.approx(brute_force_cost(request, snapshot, model), abs=1e-9)
+
+
+@given(case=oms_st.sourcing_cases(max_locations=8))
+def test_the_lowest_cost_plan_never_costs_more_than_the_others(case: Case) -> None:
+    """Under its own cost model, no built-in policy's plan is cheaper."""
+    request, snapshot = case
+    model = CostModel()
+    best = LowestCostPolicy(model).plan(request, snapshot)
+    for other in (PriorityPolicy(), NearestPolicy(), FewestShipmentsPolicy()):
+        plan = other.plan(request, snapshot)
+        assert best.cost is not None
+        assert best.cost <= plan_cost(plan, snapshot, request, model) + 1e-9
+
+
+def test_the_search_is_bounded_on_a_large_network() -> None:
+    """200 locations each holding a little of six SKUs: the plan stays within the budget,
+    keeps the rules, and says it fell back or stopped at the bound."""
+    rng = random.Random(3)
+    locations = [
+        Location(
+            id=f"L{i:03d}",
+            kind="warehouse",
+            geo=GeoPoint(50 + rng.random(), 10 + rng.random()),
+            capabilities={"ship"},
+            priority=i % 7,
+        )
+        for i in range(200)
+    ]
+    skus = [f"S{i}" for i in range(6)]
+    available = {
+        (LocationId(loc.id), Sku(s)): 1 for loc in locations for s in skus if rng.random() < 0.5
+    }
+    snapshot = NetworkSnapshot(locations, available)
+    request = SourcingRequest(
+        [RequestLine(f"L{i}", s, 4) for i, s in enumerate(skus)],
+        "ship",
+        destination=GeoPoint(50.5, 10.5),
+    )
+    for policy in (
+        FewestShipmentsPolicy(max_combinations=500),
+        LowestCostPolicy(max_combinations=500),
+    ):
+        plan = policy.plan(request, snapshot)
+        check_plan(request, snapshot, plan)
+        assert "budget" in plan.search or "greedy" in plan.search
+        assert plan.search_steps <= 500
+
+
+def test_policy_settings_change_plans_not_rules() -> None:
+    """A policy evolved with other settings is still a policy (attrs value objects)."""
+    policy = attrs.evolve(FewestShipmentsPolicy(), max_shipments=2)
+    assert policy.max_shipments == 2
