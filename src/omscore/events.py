@@ -305,3 +305,65 @@ class ChannelConfigured(DomainEvent):
     """A channel's pool or buffer was configured."""
 
     channel: ChannelId
+
+
+# --- fulfilment -----------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class FulfilledUnits:
+    """Units of one line in a fulfilment order."""
+
+    line_id: LineId
+    sku: Sku
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FulfillmentCreated(OrderEvent):
+    """Sourcing gave units of the order to a location: a new fulfilment order."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    method: str
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FulfillmentProgressed(OrderEvent):
+    """A fulfilment order moved on: accepted, picked, packed, ready for pickup, delivered,
+    collected (``status`` is the new status)."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    status: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FulfillmentShipped(OrderEvent):
+    """A fulfilment order left its location with a carrier."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    tracking: str | None
+    carrier: str | None
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FulfillmentRejected(OrderEvent):
+    """A location rejected its fulfilment order; the units are open again."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    reason: str
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PickupExpired(OrderEvent):
+    """A click & collect order was not collected in time; its units are cancelled."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    units: tuple[FulfilledUnits, ...]

@@ -17,8 +17,10 @@ from typing import Protocol, Self
 import attrs
 
 from omscore.events import DomainEvent
+from omscore.geo import Address
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
-from omscore.inventory import Channel, InventoryItem, Location, StockMovement
+from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
+from omscore.money import Money
 from omscore.orders import Order
 
 
@@ -70,6 +72,10 @@ class OrderRepository(Protocol):
 
     def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
         """The order that owns a fulfilment order."""
+        ...
+
+    def awaiting_pickup(self) -> list[OrderId]:
+        """Orders with a fulfilment order ready for pickup, sorted."""
         ...
 
 
@@ -139,6 +145,18 @@ class ChannelRepository(Protocol):
         ...
 
 
+class LoadRepository(Protocol):
+    """Daily fulfilment counters of locations with a daily capacity."""
+
+    def get(self, location_id: LocationId) -> LocationLoad | None:
+        """The stored counter, or None."""
+        ...
+
+    def put(self, load: LocationLoad) -> None:
+        """Stage a new or changed counter."""
+        ...
+
+
 class IdempotencyRepository(Protocol):
     """Results of commands run under an idempotency key."""
 
@@ -158,6 +176,7 @@ class UnitOfWork(Protocol):
     inventory: InventoryRepository
     locations: LocationRepository
     channels: ChannelRepository
+    loads: LoadRepository
     idempotency: IdempotencyRepository
 
     def record(self, events: Iterable[DomainEvent]) -> None:
@@ -177,6 +196,38 @@ class UnitOfWork(Protocol):
         tb: TracebackType | None,
     ) -> None:
         """Discard whatever was not committed."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class Label:
+    """A shipping label: the carrier's name, the tracking number and what it cost."""
+
+    carrier: str
+    tracking: str
+    rate: Money
+
+
+class CarrierPort(Protocol):
+    """A parcel carrier: rates, labels and tracking."""
+
+    def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
+        """The rate for ``units`` from ``origin`` to ``destination``."""
+        ...
+
+    def create_label(
+        self,
+        fulfillment_id: str,
+        origin: Location,
+        destination: Address | None,
+        units: int,
+        key: str,
+    ) -> Label:
+        """Buy a label; ``key`` makes a retried call return the same label."""
+        ...
+
+    def track(self, tracking: str) -> str:
+        """The parcel's latest status."""
         ...
 
 

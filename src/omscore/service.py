@@ -27,6 +27,8 @@ from omscore.errors import (
     InvalidDraft,
     InvalidLocation,
     InvalidQuantity,
+    NothingToAllocate,
+    UnknownFulfillment,
     UnknownLocation,
     UnknownOrder,
     UnknownReservation,
@@ -35,6 +37,7 @@ from omscore.errors import (
 from omscore.events import (
     ChannelConfigured,
     DomainEvent,
+    FulfilledUnits,
     LineAdded,
     LineQuantityChanged,
     LineRemoved,
@@ -44,7 +47,7 @@ from omscore.events import (
     UnitsCancelled,
 )
 from omscore.geo import Address, GeoPoint, distance_km
-from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, Sku
 from omscore.inventory import (
     Capability,
     Channel,
@@ -53,6 +56,7 @@ from omscore.inventory import (
     ItemChange,
     Location,
     LocationKind,
+    LocationLoad,
     MovementKind,
     Reservation,
     StockLevel,
@@ -62,10 +66,30 @@ from omscore.inventory import (
     replay,
 )
 from omscore.inventory.item import require_units
-from omscore.orders import DeliveryMethod, DraftLimits, LineDraft, Order, OrderDraft, OrderLine
+from omscore.orders import (
+    DeliveryMethod,
+    DraftLimits,
+    FulfillmentOrder,
+    FulfillmentStatus,
+    HoldKind,
+    LineDraft,
+    Order,
+    OrderDraft,
+    OrderLine,
+    OrderStatus,
+)
 from omscore.orders.draft import draft_problems
-from omscore.ports import Clock, IdempotencyRecord, IdGenerator, Store, UnitOfWork
+from omscore.ports import CarrierPort, Clock, IdempotencyRecord, IdGenerator, Store, UnitOfWork
 from omscore.serialization import make_converter
+from omscore.sourcing import (
+    AllocationPlan,
+    CostModel,
+    LowestCostPolicy,
+    NetworkSnapshot,
+    RequestLine,
+    SourcingPolicy,
+    SourcingRequest,
+)
 
 R = TypeVar("R")
 
@@ -104,24 +128,28 @@ class OMS:
         self,
         store: Store,
         *,
-        sourcing: object | None = None,
-        carrier: object | None = None,
+        sourcing: SourcingPolicy | None = None,
+        carrier: CarrierPort | None = None,
         payments: object | None = None,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
         return_policy: object | None = None,
         limits: DraftLimits | None = None,
         max_attempts: int = 8,
+        pickup_expiry: timedelta = timedelta(days=7),
+        max_rejections: int = 3,
     ) -> None:
         self.store = store
-        self.sourcing = sourcing
-        self.carrier = carrier
+        self.sourcing: SourcingPolicy = sourcing or LowestCostPolicy(CostModel())
+        self.carrier: CarrierPort | None = carrier
         self.payments = payments
         self.return_policy = return_policy
         self.clock: Clock = clock or SystemClock()
         self.ids: IdGenerator = ids or UuidIds()
         self.limits = limits or DraftLimits()
         self.max_attempts = max_attempts
+        self.pickup_expiry = pickup_expiry
+        self.max_rejections = max_rejections
 
     # --- the unit-of-work runner ---------------------------------------------------------
 
@@ -329,11 +357,15 @@ class OMS:
         return remaining
 
     def _hold_line(self, stock: StockSession, order: Order, line: OrderLine, units: int) -> None:
-        pool = stock.pool(order.channel)
+        pool = stock.pool(order.channel).without(order.rejected_locations)
         pickup = order.delivery.pickup_location
+        if pickup is not None and pickup in order.rejected_locations:
+            pickup = None
         stock.apply(
             line.sku,
-            lambda item: item.hold_for_line(order.id, line.id, units, pool, stock.now, pickup),
+            lambda item: item.hold_for_line(
+                order.id, line.id, units, pool, stock.now, pickup, since=order.placed_at
+            ),
         )
 
     def _follow_stock(
@@ -375,6 +407,239 @@ class OMS:
     def events(self) -> list[DomainEvent]:
         """Every recorded domain event, in commit order (read from the outbox)."""
         return [record.event for record in self.store.outbox()]
+
+    # --- allocation and fulfilment ---------------------------------------------------------
+
+    def allocate(self, order_id: str, idempotency_key: str | None = None) -> AllocationPlan:
+        """Source the order's open units: run the policy on a snapshot of the order's SKUs
+        (its own holds count as available to it), create one fulfilment order per location,
+        allocate the stock there, and hold (or backorder) whatever stays open."""
+
+        def work(uow: UnitOfWork, now: datetime) -> AllocationPlan:
+            order = _load_order(uow, order_id)
+            order.require_not_held("allocate")
+            if order.status is OrderStatus.CANCELLED or order.open_units == 0:
+                raise NothingToAllocate(f"order {order.id} has no open units to allocate")
+            stock = StockSession(uow, now)
+            order, plan = self._source(stock, order)
+            uow.orders.put(order)
+            stock.flush()
+            return plan
+
+        return self._run("allocate", {"order_id": order_id}, idempotency_key, work)
+
+    def _source(self, stock: StockSession, order: Order) -> tuple[Order, AllocationPlan]:
+        now, uow = stock.now, stock.uow
+        open_lines = [line for line in order.lines if line.open]
+        for sku in sorted({line.sku for line in open_lines}):
+            change, _ = stock.item(sku).release_order(order.id, now)
+            stock.keep(change)
+        request = self._request(stock, order, open_lines)
+        plan = self.sourcing.plan(request, self._snapshot(stock, order, request))
+        fulfillments = _fulfillments_of(order, plan)
+        if fulfillments:
+            order, events = order.allocate(fulfillments, now)
+            uow.record(events)
+        for fulfillment_id, location_id, units in fulfillments:
+            for u in units:
+                item = stock.item(u.sku)
+                stock.keep(item.allocate(location_id, u.quantity, fulfillment_id, now))
+            self._count_load(stock, location_id)
+        for line in order.lines:
+            if line.open:
+                self._hold_line(stock, order, line, line.open)
+        return order, plan
+
+    def _request(
+        self, stock: StockSession, order: Order, lines: list[OrderLine]
+    ) -> SourcingRequest:
+        delivery = order.delivery
+        destination = delivery.address.geo if delivery.address is not None else None
+        if delivery.pickup_location is not None:
+            pickup = stock.locations.get(delivery.pickup_location)
+            destination = pickup.geo if pickup is not None else None
+        return SourcingRequest(
+            lines=[RequestLine(line.id, line.sku, line.open) for line in lines],
+            delivery=delivery.method,
+            destination=destination,
+            channel=order.channel,
+            exclude=order.rejected_locations,
+            pickup_location=delivery.pickup_location,
+        )
+
+    def _snapshot(
+        self, stock: StockSession, order: Order, request: SourcingRequest
+    ) -> NetworkSnapshot:
+        ids = set(stock.pool(order.channel).locations)
+        if order.delivery.pickup_location is not None:
+            ids.add(order.delivery.pickup_location)
+        locations = [stock.locations[x] for x in sorted(ids) if x in stock.locations]
+        available: dict[tuple[LocationId, Sku], int] = {}
+        for sku in {line.sku for line in request.lines}:
+            levels = stock.item(sku).levels
+            for location in locations:
+                level = levels.get(location.id)
+                if level is not None and level.available:
+                    available[(location.id, sku)] = level.available
+        today = stock.now.date()
+        capacity = {}
+        for location in locations:
+            if location.daily_capacity is not None:
+                load = stock.uow.loads.get(location.id)
+                used = load.used_on(today) if load is not None else 0
+                capacity[location.id] = location.daily_capacity - used
+        return NetworkSnapshot(locations, available, capacity)
+
+    def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
+        if stock.locations[location_id].daily_capacity is None:
+            return
+        load = stock.uow.loads.get(location_id) or LocationLoad(location_id, stock.now.date())
+        stock.uow.loads.put(load.take(stock.now.date(), 1))
+
+    def accept_fulfillment(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The location accepts its fulfilment order."""
+        return self._fulfillment_command("accept", fulfillment_id, idempotency_key)
+
+    def pick(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The units are picked from the shelf."""
+        return self._fulfillment_command("pick", fulfillment_id, idempotency_key)
+
+    def pack(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The units are packed."""
+        return self._fulfillment_command("pack", fulfillment_id, idempotency_key)
+
+    def ship(
+        self,
+        fulfillment_id: str,
+        tracking: str | None = None,
+        carrier: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """The parcel leaves: on hand and allocated go down at the location (a shipment in the
+        ledger). Without ``tracking``, a label is bought through the carrier port."""
+        return self._fulfillment_command(
+            "ship", fulfillment_id, idempotency_key, tracking=tracking, carrier=carrier
+        )
+
+    def deliver(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The carrier delivered the parcel."""
+        return self._fulfillment_command("deliver", fulfillment_id, idempotency_key)
+
+    def ready_for_pickup(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """A click & collect order is ready at the store; its expiry clock starts."""
+        return self._fulfillment_command("ready_for_pickup", fulfillment_id, idempotency_key)
+
+    def collect(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The customer collected the order: the units leave the store, delivered."""
+        return self._fulfillment_command("collect", fulfillment_id, idempotency_key)
+
+    def reject_fulfillment(
+        self, fulfillment_id: str, reason: str = "", idempotency_key: str | None = None
+    ) -> Order:
+        """The location cannot fulfil: its stock is released, the units are open again and
+        re-sourced at once, never at a location that rejected this order. After
+        ``max_rejections`` the order gets a sourcing hold instead."""
+        return self._fulfillment_command("reject", fulfillment_id, idempotency_key, reason=reason)
+
+    def expire_pickups(self) -> int:
+        """Cancel pickups not collected within ``pickup_expiry`` of being ready; returns how
+        many fulfilment orders expired. Their stock goes back on the shelf."""
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            expired = 0
+            for order_id in uow.orders.awaiting_pickup():
+                order = _load_order(uow, order_id)
+                for f in order.fulfillments:
+                    ready_since = f.changed_at or f.created_at
+                    if f.status is FulfillmentStatus.READY_FOR_PICKUP and (
+                        ready_since + self.pickup_expiry <= now
+                    ):
+                        order, events = order.advance(f.id, "expire", now)
+                        uow.record(events)
+                        self._follow_fulfillment(stock, f, "expire")
+                        expired += 1
+                uow.orders.put(order)
+            stock.flush()
+            return expired
+
+        return self._run("expire_pickups", {}, None, work)
+
+    def _fulfillment_command(
+        self,
+        command: str,
+        fulfillment_id: str,
+        idempotency_key: str | None,
+        *,
+        tracking: str | None = None,
+        carrier: str | None = None,
+        reason: str = "",
+    ) -> Order:
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _order_of_fulfillment(uow, fulfillment_id)
+            f = order.fulfillment(fulfillment_id)
+            stock = StockSession(uow, now)
+            label_tracking, label_carrier = tracking, carrier
+            if command == "ship" and tracking is None and self.carrier is not None:
+                label = self.carrier.create_label(
+                    f.id,
+                    stock.location(f.location_id),
+                    order.delivery.address,
+                    f.units,
+                    key=f"label:{f.id}",
+                )
+                label_tracking, label_carrier = label.tracking, label.carrier
+            order, events = order.advance(
+                fulfillment_id,
+                command,
+                now,
+                tracking=label_tracking,
+                carrier=label_carrier,
+                reason=reason,
+            )
+            uow.record(events)
+            self._follow_fulfillment(stock, f, command)
+            if command == "reject":
+                order = self._after_rejection(stock, order)
+            uow.orders.put(order)
+            stock.flush()
+            return order
+
+        arguments = {
+            "fulfillment_id": fulfillment_id,
+            "tracking": tracking,
+            "carrier": carrier,
+            "reason": reason,
+        }
+        return self._run(command, arguments, idempotency_key, work)
+
+    def _follow_fulfillment(self, stock: StockSession, f: FulfillmentOrder, command: str) -> None:
+        """Move the stock a fulfilment command moves."""
+        for line in f.lines:
+            item = stock.item(line.sku)
+            if command in ("ship", "collect"):
+                stock.keep(item.ship(f.location_id, line.quantity, f.id, stock.now))
+            elif command in ("reject", "expire"):
+                reference = f"{command} {f.id}"
+                stock.keep(item.deallocate(f.location_id, line.quantity, reference, stock.now))
+
+    def _after_rejection(self, stock: StockSession, order: Order) -> Order:
+        if order.rejections >= self.max_rejections and not any(
+            h.kind == HoldKind.SOURCING for h in order.holds
+        ):
+            order, events = order.hold(
+                HoldKind.SOURCING,
+                f"{order.rejections} fulfilment orders rejected; re-source by hand",
+                stock.now,
+            )
+            stock.uow.record(events)
+        if order.is_held:
+            for line in order.lines:
+                if line.open:
+                    self._hold_line(stock, order, line, line.open)
+            return order
+        order, _ = self._source(stock, order)
+        return order
 
     # --- locations and channels -----------------------------------------------------------
 
@@ -966,6 +1231,27 @@ def _load_order(uow: UnitOfWork, order_id: str) -> Order:
     if order is None:
         raise UnknownOrder(f"no order {order_id!r}")
     return order
+
+
+def _order_of_fulfillment(uow: UnitOfWork, fulfillment_id: str) -> Order:
+    order_id = uow.orders.by_fulfillment(FulfillmentId(fulfillment_id))
+    if order_id is None:
+        raise UnknownFulfillment(f"no fulfilment order {fulfillment_id!r}")
+    return _load_order(uow, order_id)
+
+
+def _fulfillments_of(
+    order: Order, plan: AllocationPlan
+) -> list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]:
+    """One fulfilment order per location of the plan, numbered after the order's existing ones."""
+    grouped: dict[LocationId, list[FulfilledUnits]] = {}
+    for a in plan.assignments:
+        grouped.setdefault(a.location_id, []).append(FulfilledUnits(a.line_id, a.sku, a.quantity))
+    first = len(order.fulfillments) + 1
+    return [
+        (FulfillmentId(f"{order.id}-F{n}"), location_id, grouped[location_id])
+        for n, location_id in enumerate(plan.shipments, start=first)
+    ]
 
 
 def _item(uow: UnitOfWork, sku: str) -> InventoryItem:

@@ -17,8 +17,8 @@ from typing import Generic, Protocol, Self, TypeVar
 from omscore.errors import ConcurrencyConflict
 from omscore.events import DomainEvent
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
-from omscore.inventory import Channel, InventoryItem, Location, StockMovement
-from omscore.orders import Order
+from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
+from omscore.orders import FulfillmentStatus, Order
 from omscore.ports import IdempotencyRecord, OutboxRecord
 
 
@@ -28,6 +28,12 @@ class _Versioned(Protocol):
 
 
 A = TypeVar("A", bound=_Versioned)
+
+
+class _Staged(Protocol):
+    def conflicts(self) -> list[str]: ...
+
+    def apply(self) -> None: ...
 
 
 class _Table(Generic[A]):
@@ -79,6 +85,14 @@ class _Orders(_Repo[Order]):
 
     def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
         return self._uow.store.fulfillment_index.get(fulfillment_id)
+
+    def awaiting_pickup(self) -> list[OrderId]:
+        return sorted(self._uow.store.pickup_index)
+
+
+class _Loads(_Repo[LocationLoad]):
+    def get(self, location_id: LocationId) -> LocationLoad | None:  # type: ignore[override]
+        return super().get(location_id)
 
 
 class _Inventory(_Repo[InventoryItem]):
@@ -151,15 +165,15 @@ class MemoryUnitOfWork:
         self.inventory = _Inventory(self, store.items)
         self.locations = _Locations(self, store.locations)
         self.channels = _Channels(self, store.channels)
+        self.loads = _Loads(self, store.loads)
         self.idempotency = _Idempotency(self)
         self._events: list[DomainEvent] = []
-        self._repos: tuple[
-            _Repo[Order] | _Repo[InventoryItem] | _Repo[Location] | _Repo[Channel], ...
-        ] = (
+        self._repos: tuple[_Staged, ...] = (
             self.orders,
             self.inventory,
             self.locations,
             self.channels,
+            self.loads,
         )
 
     def record(self, events: Iterable[DomainEvent]) -> None:
@@ -205,10 +219,12 @@ class MemoryStore:
         self.items: _Table[InventoryItem] = _Table("inventory item", lambda i: i.sku)
         self.locations: _Table[Location] = _Table("location", lambda loc: loc.id)
         self.channels: _Table[Channel] = _Table("channel", lambda c: c.id)
+        self.loads: _Table[LocationLoad] = _Table("location load", lambda x: x.location_id)
         self.ledger: list[StockMovement] = []
         self.events: list[OutboxRecord] = []
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.fulfillment_index: dict[str, OrderId] = {}
+        self.pickup_index: set[OrderId] = set()
         self.expiry_index: dict[Sku, datetime] = {}
         self.key_index: dict[str, set[Sku]] = {}
         self.keys_of: dict[Sku, frozenset[str]] = {}
@@ -223,6 +239,10 @@ class MemoryStore:
         for order in orders:
             for f in order.fulfillments:
                 self.fulfillment_index[f.id] = order.id
+            if any(f.status is FulfillmentStatus.READY_FOR_PICKUP for f in order.fulfillments):
+                self.pickup_index.add(order.id)
+            else:
+                self.pickup_index.discard(order.id)
         for item in items:
             expiry = item.next_expiry
             if expiry is None:

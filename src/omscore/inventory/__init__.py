@@ -11,7 +11,7 @@ from omscore.inventory.item import (
     Supply,
     Transfer,
 )
-from omscore.inventory.location import Capability, Location, LocationKind
+from omscore.inventory.location import Capability, Location, LocationKind, LocationLoad
 from omscore.inventory.stock import (
     Discrepancy,
     MovementKind,
@@ -30,6 +30,7 @@ __all__ = [
     "ItemChange",
     "Location",
     "LocationKind",
+    "LocationLoad",
     "MovementKind",
     "Placement",
     "Reservation",

@@ -72,6 +72,14 @@ class ChannelPool:
         by_percent = math.ceil(pool_available * self.buffer_percent / 100)
         return max(self.buffer, by_percent)
 
+    def without(self, excluded: Iterable[LocationId]) -> ChannelPool:
+        """The pool less ``excluded`` locations (e.g. ones that rejected the order)."""
+        out = frozenset(excluded)
+        if not out:
+            return self
+        kept = tuple(x for x in self.locations if x not in out)
+        return ChannelPool(self.channel, kept, self.buffer, self.buffer_percent)
+
     def promisable(self, pool_available: int) -> int:
         """ATP: ``pool_available`` less the buffer, never below zero."""
         return max(0, pool_available - self.held_back(pool_available))

@@ -418,16 +418,18 @@ class InventoryItem:
         pool: ChannelPool,
         at: datetime,
         pickup_location: LocationId | None = None,
+        since: datetime | None = None,
     ) -> ItemChange:
         """Hold up to ``quantity`` for a line (ATP on the pool, or at the pickup location);
-        the rest is backordered and served as stock arrives."""
+        the rest is backordered (queued from ``since``, default now) and served as stock
+        arrives."""
         require_units(quantity, "units to hold")
         w = _Work(self, at)
         channel = pool.channel or ChannelId("")
         held = w.hold_line(order_id, line_id, channel, quantity, pool, pickup_location)
         if held < quantity:
             w.add_backorder(
-                Backorder(order_id, line_id, channel, quantity - held, at, pickup_location)
+                Backorder(order_id, line_id, channel, quantity - held, since or at, pickup_location)
             )
         w.event(
             OrderStockHeld,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from datetime import date
 
 import attrs
 
@@ -66,3 +67,21 @@ class Location:
     def can(self, capability: Capability) -> bool:
         """True when the location has ``capability``."""
         return capability in self.capabilities
+
+
+@attrs.frozen(slots=True)
+class LocationLoad:
+    """Fulfilment orders a location took on ``day`` (its daily capacity counter)."""
+
+    location_id: LocationId
+    day: date
+    fulfillments: int = 0
+    version: int = 0
+
+    def used_on(self, day: date) -> int:
+        """Fulfilment orders taken on ``day`` (0 for any other day)."""
+        return self.fulfillments if self.day == day else 0
+
+    def take(self, day: date, count: int) -> LocationLoad:
+        """The load after ``count`` more fulfilment orders on ``day``."""
+        return LocationLoad(self.location_id, day, self.used_on(day) + count, self.version + 1)

@@ -8,7 +8,7 @@ Aggregates are immutable. Every command validates completely, then returns the n
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from omscore.errors import (
     InvalidTransition,
     NotCancellable,
     OrderOnHold,
+    UnknownFulfillment,
     UnknownHold,
     UnknownLine,
 )
@@ -27,12 +28,18 @@ from omscore.events import (
     AddressChanged,
     CancelledUnits,
     DomainEvent,
+    FulfilledUnits,
+    FulfillmentCreated,
+    FulfillmentProgressed,
+    FulfillmentRejected,
+    FulfillmentShipped,
     HoldReleased,
     LineAdded,
     LineQuantityChanged,
     LineRemoved,
     OrderHeld,
     OrderPlaced,
+    PickupExpired,
     PlacedLine,
     UnitsCancelled,
 )
@@ -131,6 +138,48 @@ class FulfillmentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+_BEFORE_SHIPPING = frozenset(
+    {
+        FulfillmentStatus.OPEN,
+        FulfillmentStatus.ACCEPTED,
+        FulfillmentStatus.PICKED,
+        FulfillmentStatus.PACKED,
+    }
+)
+
+#: The fulfilment order lifecycle: command -> (statuses it may start from, status it ends in).
+FULFILLMENT_TRANSITIONS: dict[str, tuple[frozenset[FulfillmentStatus], FulfillmentStatus]] = {
+    "accept": (frozenset({FulfillmentStatus.OPEN}), FulfillmentStatus.ACCEPTED),
+    "pick": (
+        frozenset({FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED}),
+        FulfillmentStatus.PICKED,
+    ),
+    "pack": (_BEFORE_SHIPPING - {FulfillmentStatus.PACKED}, FulfillmentStatus.PACKED),
+    "ship": (_BEFORE_SHIPPING, FulfillmentStatus.SHIPPED),
+    "deliver": (frozenset({FulfillmentStatus.SHIPPED}), FulfillmentStatus.DELIVERED),
+    "ready_for_pickup": (_BEFORE_SHIPPING, FulfillmentStatus.READY_FOR_PICKUP),
+    "collect": (frozenset({FulfillmentStatus.READY_FOR_PICKUP}), FulfillmentStatus.COLLECTED),
+    "expire": (frozenset({FulfillmentStatus.READY_FOR_PICKUP}), FulfillmentStatus.EXPIRED),
+    "reject": (
+        _BEFORE_SHIPPING | {FulfillmentStatus.READY_FOR_PICKUP},
+        FulfillmentStatus.REJECTED,
+    ),
+}
+
+#: Commands a hold stops (warehouse work, shipping and handing over).
+_HELD_BACK = frozenset({"accept", "pick", "pack", "ship", "ready_for_pickup", "collect"})
+
+_PICKUP_ONLY = frozenset({"ready_for_pickup", "collect", "expire"})
+
+#: How each command moves a fulfilment order's units between the line's buckets.
+_BUCKET_MOVES: dict[str, tuple[str, str | None]] = {
+    "ship": ("allocated", "shipped"),
+    "deliver": ("shipped", "delivered"),
+    "collect": ("allocated", "delivered"),
+    "expire": ("allocated", "cancelled"),
+    "reject": ("allocated", None),
+}
+
 ACTIVE_FULFILLMENT = frozenset(
     {
         FulfillmentStatus.OPEN,
@@ -164,6 +213,7 @@ class FulfillmentOrder:
     tracking: str | None = None
     carrier: str | None = None
     note: str = ""
+    changed_at: datetime | None = None
 
     @property
     def units(self) -> int:
@@ -297,10 +347,7 @@ class Order:
 
     def fulfillment(self, fulfillment_id: str) -> FulfillmentOrder:
         """The fulfilment order with ``fulfillment_id``."""
-        for f in self.fulfillments:
-            if f.id == fulfillment_id:
-                return f
-        raise UnknownLine(f"order {self.id} has no fulfilment order {fulfillment_id!r}")
+        return self._fulfillment_or_raise(fulfillment_id)
 
     # --- holds --------------------------------------------------------------------------
 
@@ -480,6 +527,123 @@ class Order:
             wanted[line.id] = units
         return wanted
 
+    # --- allocation and fulfilment -----------------------------------------------------
+
+    def allocate(
+        self,
+        fulfillments: Sequence[tuple[FulfillmentId, LocationId, Sequence[FulfilledUnits]]],
+        at: datetime,
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Give open units to locations: one new fulfilment order per entry."""
+        self._require_in_progress("allocate")
+        self.require_not_held("allocate")
+        wanted: dict[LineId, int] = {}
+        for _, _, units in fulfillments:
+            for u in units:
+                wanted[u.line_id] = wanted.get(u.line_id, 0) + u.quantity
+        for line_id, count in wanted.items():
+            line = self.line(line_id)
+            if count < 1 or count > line.open:
+                raise InvalidQuantity(
+                    f"cannot allocate {count} unit(s) of line {line_id}: {line.open} open"
+                )
+        created = []
+        events: list[DomainEvent] = []
+        version = self.version + 1
+        for fulfillment_id, location_id, units in fulfillments:
+            method = self.delivery.method
+            if method is DeliveryMethod.PICKUP and location_id != self.delivery.pickup_location:
+                method = DeliveryMethod.SHIP
+            lines = tuple(FulfillmentLine(u.line_id, u.sku, u.quantity) for u in units)
+            created.append(
+                FulfillmentOrder(
+                    fulfillment_id,
+                    location_id,
+                    method,
+                    lines,
+                    FulfillmentStatus.OPEN,
+                    at,
+                    changed_at=at,
+                )
+            )
+            events.append(
+                FulfillmentCreated(
+                    order_id=self.id,
+                    version=version,
+                    at=at,
+                    fulfillment_id=fulfillment_id,
+                    location_id=location_id,
+                    method=method.value,
+                    units=tuple(units),
+                )
+            )
+        new_lines = tuple(
+            attrs.evolve(line, allocated=line.allocated + wanted[line.id])
+            if line.id in wanted
+            else line
+            for line in self.lines
+        )
+        order = self._next(lines=new_lines, fulfillments=(*self.fulfillments, *created))
+        return order, events
+
+    def advance(
+        self,
+        fulfillment_id: str,
+        command: str,
+        at: datetime,
+        *,
+        tracking: str | None = None,
+        carrier: str | None = None,
+        reason: str = "",
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Move a fulfilment order on by ``command`` (see ``FULFILLMENT_TRANSITIONS``): its
+        status, the line buckets of its units, and the events that say so."""
+        f = self._fulfillment_or_raise(fulfillment_id)
+        starts, target = FULFILLMENT_TRANSITIONS[command]
+        if f.status not in starts:
+            raise InvalidTransition(
+                f"cannot {command.replace('_', ' ')} fulfilment order {f.id}: it is "
+                f"{f.status.value}"
+            )
+        if command in _HELD_BACK:
+            self.require_not_held(command.replace("_", " "))
+        pickup_only = command in ("ready_for_pickup", "collect", "expire")
+        if (
+            pickup_only != (f.method is DeliveryMethod.PICKUP)
+            and command != "deliver"
+            and (pickup_only or command == "ship")
+        ):
+            raise InvalidTransition(
+                f"cannot {command.replace('_', ' ')} fulfilment order {f.id}: "
+                f"it is a {f.method.value} fulfilment"
+            )
+        moved = attrs.evolve(
+            f,
+            status=target,
+            changed_at=at,
+            tracking=tracking or f.tracking,
+            carrier=carrier or f.carrier,
+            note=reason or f.note,
+        )
+        fulfillments = tuple(moved if x.id == f.id else x for x in self.fulfillments)
+        lines = _move_buckets(self.lines, f, command)
+        rejected = self.rejected_locations
+        if command == "reject":
+            rejected = rejected | {f.location_id}
+        order = self._next(fulfillments=fulfillments, lines=lines, rejected_locations=rejected)
+        return order, [_fulfillment_event(order, f, command, at, tracking, carrier, reason)]
+
+    def _fulfillment_or_raise(self, fulfillment_id: str) -> FulfillmentOrder:
+        for f in self.fulfillments:
+            if f.id == fulfillment_id:
+                return f
+        raise UnknownFulfillment(f"order {self.id} has no fulfilment order {fulfillment_id!r}")
+
+    @property
+    def rejections(self) -> int:
+        """How many fulfilment orders of this order were rejected."""
+        return sum(1 for f in self.fulfillments if f.status is FulfillmentStatus.REJECTED)
+
     # --- helpers ------------------------------------------------------------------------
 
     def _next(self, **changes: Any) -> Order:
@@ -501,6 +665,77 @@ class Order:
         status = self.status
         if status in (OrderStatus.CANCELLED, OrderStatus.DELIVERED):
             raise InvalidTransition(f"cannot {action} order {self.id}: it is {status.value}")
+
+
+def _move_buckets(
+    lines: tuple[OrderLine, ...], f: FulfillmentOrder, command: str
+) -> tuple[OrderLine, ...]:
+    move = _BUCKET_MOVES.get(command)
+    if move is None:
+        return lines
+    source, target = move
+    moved = []
+    for line in lines:
+        units = f.quantity_of(line.id)
+        if not units:
+            moved.append(line)
+            continue
+        changes = {source: getattr(line, source) - units}
+        if target is not None:
+            changes[target] = getattr(line, target) + units
+        moved.append(attrs.evolve(line, **changes))
+    return tuple(moved)
+
+
+def _fulfillment_event(
+    order: Order,
+    f: FulfillmentOrder,
+    command: str,
+    at: datetime,
+    tracking: str | None,
+    carrier: str | None,
+    reason: str,
+) -> DomainEvent:
+    units = tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in f.lines)
+    order_id, version, fid, location = order.id, order.version, f.id, f.location_id
+    if command == "ship":
+        return FulfillmentShipped(
+            order_id=order_id,
+            version=version,
+            at=at,
+            fulfillment_id=fid,
+            location_id=location,
+            tracking=tracking,
+            carrier=carrier,
+            units=units,
+        )
+    if command == "reject":
+        return FulfillmentRejected(
+            order_id=order_id,
+            version=version,
+            at=at,
+            fulfillment_id=fid,
+            location_id=location,
+            reason=reason,
+            units=units,
+        )
+    if command == "expire":
+        return PickupExpired(
+            order_id=order_id,
+            version=version,
+            at=at,
+            fulfillment_id=fid,
+            location_id=location,
+            units=units,
+        )
+    return FulfillmentProgressed(
+        order_id=order_id,
+        version=version,
+        at=at,
+        fulfillment_id=fid,
+        location_id=location,
+        status=FULFILLMENT_TRANSITIONS[command][1].value,
+    )
 
 
 def _shrink_fulfillments(

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from omscore.events import OrderPlaced
 from omscore.geo import distance_km
 from omscore.ids import LocationId, Sku
-from omscore.inventory import Capability, Location
+from omscore.inventory import Capability, Location, MovementKind
 from omscore.orders.delivery import DeliveryMethod
+from omscore.service import OMS
 from omscore.sourcing import AllocationPlan, NetworkSnapshot, SourcingRequest
 
 
@@ -160,3 +162,57 @@ def _trace(snapshot: NetworkSnapshot, plan: AllocationPlan) -> list[str]:
             f"the trace marks {sorted(marked)} used, the plan uses {sorted(plan.shipments)}"
         )
     return problems
+
+
+class BooksViolation(AssertionError):
+    """The stock books and the orders disagree; ``violations`` lists each disagreement."""
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = violations
+        super().__init__("the books disagree:\n  " + "\n  ".join(violations))
+
+
+def check_books(oms: OMS) -> None:
+    """Check that stock and orders tell one story; raise :class:`BooksViolation` if not.
+
+    Every level agrees with its ledger and its holds (``reconcile()``); nowhere is more
+    allocated and reserved than on hand; each SKU's allocated units equal the orders'
+    allocated units; units shipped out in the ledger equal the orders' shipped and delivered
+    units; and every open unit of every line is held or backordered, exactly once.
+    """
+    problems = [f"reconcile: {d}" for d in oms.reconcile()]
+    orders = [oms.get_order(e.order_id) for e in oms.events() if isinstance(e, OrderPlaced)]
+    allocated: dict[Sku, int] = {}
+    gone: dict[Sku, int] = {}
+    for order in orders:
+        for line in order.lines:
+            allocated[line.sku] = allocated.get(line.sku, 0) + line.allocated
+            gone[line.sku] = gone.get(line.sku, 0) + line.shipped + line.delivered
+            item = oms.inventory(line.sku)
+            waiting = item.held_for(order.id, line.id) + item.backordered_for(order.id, line.id)
+            if waiting != line.open:
+                problems.append(
+                    f"order {order.id} line {line.id}: {line.open} open, {waiting} held or "
+                    "backordered"
+                )
+    shipped_out: dict[Sku, int] = {}
+    for m in oms.ledger():
+        if m.kind is MovementKind.SHIPMENT:
+            shipped_out[m.sku] = shipped_out.get(m.sku, 0) - m.on_hand_delta
+    for sku in sorted(set(allocated) | set(shipped_out)):
+        item = oms.inventory(sku)
+        in_levels = sum(level.allocated for level in item.levels.values())
+        if in_levels != allocated.get(sku, 0):
+            problems.append(
+                f"{sku}: {in_levels} allocated in stock, {allocated.get(sku, 0)} on order lines"
+            )
+        if shipped_out.get(sku, 0) != gone.get(sku, 0):
+            problems.append(
+                f"{sku}: {shipped_out.get(sku, 0)} shipped in the ledger, "
+                f"{gone.get(sku, 0)} shipped or delivered on order lines"
+            )
+        for location_id, level in sorted(item.levels.items()):
+            if not 0 <= level.allocated + level.reserved <= level.on_hand:
+                problems.append(f"{sku} at {location_id}: {level} commits more than on hand")
+    if problems:
+        raise BooksViolation(problems)

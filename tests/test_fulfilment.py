@@ -1,0 +1,330 @@
+"""Allocation and fulfilment end to end through the OMS on the in-memory store.
+
+Every scenario ends with ``check_books``: levels agree with the ledger, allocated stock
+equals the orders' allocated units, units shipped out equal units shipped on orders, and
+every open unit is held or backordered exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from omscore import (
+    OMS,
+    Address,
+    Capability,
+    Delivery,
+    FulfillmentStatus,
+    GeoPoint,
+    Location,
+    LocationKind,
+    OrderStatus,
+)
+from omscore.adapters.carriers import TableRateCarrier
+from omscore.errors import InvalidTransition, NothingToAllocate, OrderOnHold, UnknownFulfillment
+from omscore.events import FulfillmentCreated, FulfillmentRejected, FulfillmentShipped
+from omscore.inventory import MovementKind
+from omscore.sourcing import CostModel, FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
+from omscore.testing import ManualClock
+from omscore.testing.invariants import check_books
+
+from .conftest import draft
+
+BERLIN = GeoPoint(52.53, 13.38)
+HOME = Address(country="DE", postal_code="10115", city="Berlin", geo=BERLIN)
+
+
+@pytest.fixture
+def network(make_oms: Callable[..., OMS]) -> Callable[..., OMS]:
+    """An OMS over a Berlin store, two warehouses and a dropship supplier."""
+
+    def build(**kwargs: object) -> OMS:
+        kwargs.setdefault("carrier", TableRateCarrier())
+        oms = make_oms(**kwargs)
+        for location in (
+            Location(
+                id="ST-BER",
+                kind=LocationKind.STORE,
+                geo=GeoPoint(52.52, 13.41),
+                capabilities=frozenset(Capability),
+                priority=5,
+            ),
+            Location(
+                id="WH-HAM",
+                kind=LocationKind.WAREHOUSE,
+                geo=GeoPoint(53.55, 9.99),
+                capabilities={Capability.SHIP, Capability.RETURNS},
+                priority=1,
+            ),
+            Location(
+                id="WH-MUC",
+                kind=LocationKind.WAREHOUSE,
+                geo=GeoPoint(48.14, 11.58),
+                capabilities={Capability.SHIP},
+                priority=2,
+            ),
+            Location(
+                id="SUP-1",
+                kind=LocationKind.SUPPLIER,
+                geo=GeoPoint(50.11, 8.68),
+                capabilities={Capability.SHIP},
+                priority=9,
+            ),
+        ):
+            oms.add_location(location)
+        return oms
+
+    return build
+
+
+def test_ship_an_order_from_allocation_to_delivery(network: Callable[..., OMS]) -> None:
+    """Allocate, accept, pick, pack, ship with a carrier label, deliver."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 10)
+    order = oms.place_order(draft(("A", 2)))
+    plan = oms.allocate(order.id)
+    assert plan.shipments == ("WH-HAM",)
+    order = oms.get_order(order.id)
+    assert order.status is OrderStatus.ALLOCATED
+    f = order.fulfillments[0]
+    assert (f.id, f.location_id, f.status) == (f"{order.id}-F1", "WH-HAM", FulfillmentStatus.OPEN)
+    assert oms.stock("WH-HAM", "A").allocated == 2
+    assert oms.stock("WH-HAM", "A").reserved == 0
+    for step in (oms.accept_fulfillment, oms.pick, oms.pack):
+        step(f.id)
+    order = oms.ship(f.id)
+    assert order.status is OrderStatus.SHIPPED
+    assert order.fulfillments[0].tracking is not None
+    assert order.fulfillments[0].tracking.startswith("TR")
+    level = oms.stock("WH-HAM", "A")
+    assert (level.on_hand, level.allocated) == (8, 0)
+    assert [m.kind for m in oms.ledger("A")][-1] is MovementKind.SHIPMENT
+    order = oms.deliver(f.id)
+    assert order.status is OrderStatus.DELIVERED
+    assert order.lines[0].delivered == 2
+    check_books(oms)
+
+
+def test_ship_from_store_when_the_store_is_cheapest(network: Callable[..., OMS]) -> None:
+    """The Berlin store ships to a Berlin customer under the lowest-cost policy."""
+    oms = network(sourcing=LowestCostPolicy(CostModel()))
+    oms.receive("ST-BER", "A", 3)
+    oms.receive("WH-MUC", "A", 30)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.ship(HOME)))
+    assert oms.allocate(order.id).shipments == ("ST-BER",)
+    check_books(oms)
+
+
+def test_dropship_from_a_supplier(network: Callable[..., OMS]) -> None:
+    """Only the supplier has it: the supplier gets the fulfilment order."""
+    oms = network()
+    oms.receive("SUP-1", "RARE", 50)
+    order = oms.place_order(draft(("RARE", 1)))
+    oms.allocate(order.id)
+    f = oms.get_order(order.id).fulfillments[0]
+    assert f.location_id == "SUP-1"
+    oms.ship(f.id, tracking="SUP-TRACK-1", carrier="SupplierPost")
+    assert oms.get_order(order.id).fulfillments[0].tracking == "SUP-TRACK-1"
+    check_books(oms)
+
+
+def test_click_and_collect_then_collected(network: Callable[..., OMS]) -> None:
+    """Pickup at the store: ready, then collected (delivered without shipping)."""
+    oms = network()
+    oms.receive("ST-BER", "A", 2)
+    oms.receive("WH-HAM", "A", 50)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
+    assert oms.allocate(order.id).shipments == ("ST-BER",)
+    f = oms.get_order(order.id).fulfillments[0]
+    with pytest.raises(InvalidTransition, match="pickup fulfilment"):
+        oms.ship(f.id)
+    oms.ready_for_pickup(f.id)
+    order = oms.collect(f.id)
+    assert order.status is OrderStatus.DELIVERED
+    assert oms.stock("ST-BER", "A").on_hand == 0
+    check_books(oms)
+
+
+def test_an_uncollected_pickup_expires_and_its_stock_returns(
+    network: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """After the pickup window the units are cancelled and the shelf stock is free again."""
+    oms = network(pickup_expiry=timedelta(days=3))
+    oms.receive("ST-BER", "A", 2)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    f = oms.get_order(order.id).fulfillments[0]
+    oms.ready_for_pickup(f.id)
+    clock.advance(timedelta(days=2))
+    assert oms.expire_pickups() == 0
+    clock.advance(timedelta(days=1))
+    assert oms.expire_pickups() == 1
+    order = oms.get_order(order.id)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.fulfillments[0].status is FulfillmentStatus.EXPIRED
+    assert oms.stock("ST-BER", "A").available == 2
+    check_books(oms)
+
+
+def test_same_day_from_a_nearby_store_only(network: Callable[..., OMS]) -> None:
+    """Same-day uses the store within 50 km; the warehouses are far and cannot."""
+    oms = network()
+    oms.receive("ST-BER", "A", 1)
+    oms.receive("WH-HAM", "A", 9)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.same_day(HOME)))
+    plan = oms.allocate(order.id)
+    assert plan.shipments == ("ST-BER",)
+    assert plan.units_unallocated == 1
+    order = oms.get_order(order.id)
+    assert order.status is OrderStatus.PARTIALLY_ALLOCATED
+    check_books(oms)
+
+
+def test_partial_allocation_completes_after_a_receipt(network: Callable[..., OMS]) -> None:
+    """Allocate what exists; the rest waits as a backorder; allocate again after a receipt."""
+    oms = network(sourcing=PriorityPolicy())
+    oms.receive("WH-HAM", "A", 1)
+    order = oms.place_order(draft(("A", 3)))
+    assert oms.allocate(order.id).units_allocated == 1
+    assert oms.inventory("A").backordered_for(order.id, order.lines[0].id) == 2
+    check_books(oms)
+    oms.receive("WH-MUC", "A", 5)
+    assert oms.inventory("A").held_for(order.id, order.lines[0].id) == 2
+    plan = oms.allocate(order.id)
+    assert plan.shipments == ("WH-MUC",)
+    order = oms.get_order(order.id)
+    assert order.status is OrderStatus.ALLOCATED
+    assert [f.id for f in order.fulfillments] == [f"{order.id}-F1", f"{order.id}-F2"]
+    check_books(oms)
+    with pytest.raises(NothingToAllocate):
+        oms.allocate(order.id)
+
+
+def test_a_rejection_is_re_sourced_elsewhere_at_once(network: Callable[..., OMS]) -> None:
+    """The rejecting location is excluded; another one takes the units."""
+    oms = network(sourcing=PriorityPolicy())
+    oms.receive("WH-HAM", "A", 5)
+    oms.receive("WH-MUC", "A", 5)
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    first = oms.get_order(order.id).fulfillments[0]
+    assert first.location_id == "WH-HAM"
+    order = oms.reject_fulfillment(first.id, reason="stock not found")
+    assert order.rejected_locations == {"WH-HAM"}
+    assert [(f.location_id, f.status) for f in order.fulfillments] == [
+        ("WH-HAM", FulfillmentStatus.REJECTED),
+        ("WH-MUC", FulfillmentStatus.OPEN),
+    ]
+    assert oms.stock("WH-HAM", "A").allocated == 0
+    events = [type(e) for e in oms.events()]
+    assert events.count(FulfillmentCreated) == 2
+    assert events.count(FulfillmentRejected) == 1
+    check_books(oms)
+
+
+def test_repeated_rejections_end_in_a_sourcing_hold(network: Callable[..., OMS]) -> None:
+    """After max_rejections the order is held for a person to look at."""
+    oms = network(sourcing=PriorityPolicy(), max_rejections=2)
+    for loc in ("WH-HAM", "WH-MUC", "SUP-1"):
+        oms.receive(loc, "A", 5)
+    order = oms.place_order(draft(("A", 1)))
+    oms.allocate(order.id)
+    for _ in range(2):
+        current = oms.get_order(order.id).fulfillments[-1]
+        order = oms.reject_fulfillment(current.id, reason="closed")
+    assert [h.kind for h in order.holds] == ["sourcing"]
+    assert order.status is OrderStatus.ON_HOLD
+    assert order.lines[0].open == 1
+    with pytest.raises(OrderOnHold):
+        oms.allocate(order.id)
+    held = oms.inventory("A")
+    assert held.held_for(order.id, order.lines[0].id) == 1
+    assert held.level("SUP-1").reserved == 1, "held where nobody rejected it"
+    check_books(oms)
+
+
+def test_held_orders_are_neither_allocated_nor_shipped(network: Callable[..., OMS]) -> None:
+    """A hold stops allocation and shipping, not delivery of what already left."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 1)))
+    oms.hold(order.id, "fraud", reason="check")
+    with pytest.raises(OrderOnHold):
+        oms.allocate(order.id)
+    oms.release(order.id, "fraud")
+    oms.allocate(order.id)
+    oms.hold(order.id, "manual", reason="address?")
+    f = oms.get_order(order.id).fulfillments[0]
+    with pytest.raises(OrderOnHold):
+        oms.ship(f.id)
+    check_books(oms)
+
+
+def test_cancelling_allocated_units_frees_their_stock(network: Callable[..., OMS]) -> None:
+    """Allocated but unshipped units can be cancelled; the fulfilment order shrinks."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 3)))
+    oms.allocate(order.id)
+    order = oms.cancel(order.id, {order.lines[0].id: 2})
+    assert order.fulfillments[0].units == 1
+    assert oms.stock("WH-HAM", "A").allocated == 1
+    assert oms.available("A") == 4
+    check_books(oms)
+
+
+def test_fewest_shipments_avoids_a_split(network: Callable[..., OMS]) -> None:
+    """Priority splits over two warehouses; fewest shipments sends one parcel."""
+    for policy, expected in ((PriorityPolicy(), 2), (FewestShipmentsPolicy(), 1)):
+        oms = network(sourcing=policy)
+        oms.receive("WH-HAM", "A", 1)
+        oms.receive("WH-HAM", "B", 1)
+        oms.receive("WH-MUC", "A", 5)
+        oms.receive("WH-MUC", "B", 0 + 5)
+        order = oms.place_order(draft(("A", 2), ("B", 1)))
+        assert len(oms.allocate(order.id).shipments) == expected
+        check_books(oms)
+
+
+def test_daily_capacity_is_counted_and_respected(network: Callable[..., OMS]) -> None:
+    """A location with capacity 1 takes one fulfilment order a day."""
+    oms = network(sourcing=PriorityPolicy())
+    oms.update_location("WH-HAM", daily_capacity=1)
+    oms.receive("WH-HAM", "A", 10)
+    oms.receive("WH-MUC", "A", 10)
+    first = oms.place_order(draft(("A", 1)))
+    second = oms.place_order(draft(("A", 1)))
+    assert oms.allocate(first.id).shipments == ("WH-HAM",)
+    plan = oms.allocate(second.id)
+    assert plan.shipments == ("WH-MUC",)
+    reasons = {t.location_id: t.excluded for t in plan.trace}
+    assert reasons["WH-HAM"] == "no fulfilment capacity left today"
+
+
+def test_unknown_fulfilment_orders_and_out_of_order_steps_are_refused(
+    network: Callable[..., OMS],
+) -> None:
+    """Deliver before ship, ship twice, unknown ids: typed errors, nothing changes."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 1)))
+    oms.allocate(order.id)
+    f = oms.get_order(order.id).fulfillments[0]
+    before, events = oms.get_order(order.id), len(oms.events())
+    with pytest.raises(InvalidTransition, match="it is open"):
+        oms.deliver(f.id)
+    with pytest.raises(UnknownFulfillment):
+        oms.ship("F-404")
+    assert oms.get_order(order.id) == before
+    assert len(oms.events()) == events
+    oms.ship(f.id, tracking="1Z")
+    with pytest.raises(InvalidTransition, match="it is shipped"):
+        oms.ship(f.id, tracking="1Z")
+    with pytest.raises(InvalidTransition):
+        oms.reject_fulfillment(f.id)
+    shipped = [e for e in oms.events() if isinstance(e, FulfillmentShipped)]
+    assert [e.tracking for e in shipped] == ["1Z"]
+    check_books(oms)

@@ -1,0 +1,286 @@
+"""Sourcing behaviour: the policies' choices, filters, traces, routing and configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from omscore import GeoPoint, Location
+from omscore.errors import InvalidSourcingConfig, InvalidSourcingRequest
+from omscore.ids import LocationId, Sku
+from omscore.sourcing import (
+    CostModel,
+    DeliveryMethod,
+    FewestShipmentsPolicy,
+    KindFilter,
+    LowestCostPolicy,
+    MaxDistanceFilter,
+    NearestPolicy,
+    NetworkSnapshot,
+    PriorityPolicy,
+    RequestLine,
+    Route,
+    RoutedPolicy,
+    SourcingRequest,
+    StoreShipMinimum,
+    policy_from_config,
+)
+
+BERLIN = GeoPoint(52.52, 13.40)
+HAMBURG = GeoPoint(53.55, 9.99)
+MUNICH = GeoPoint(48.14, 11.58)
+
+
+def loc(location_id: str, kind: str, geo: GeoPoint, caps: set[str], priority: int = 5) -> Location:
+    """A location with plain-string settings."""
+    return Location(id=location_id, kind=kind, geo=geo, capabilities=caps, priority=priority)
+
+
+NETWORK = [
+    loc("WH-MUC", "warehouse", MUNICH, {"ship"}, priority=1),
+    loc("WH-HAM", "warehouse", HAMBURG, {"ship"}, priority=2),
+    loc("ST-BER", "store", GeoPoint(52.50, 13.35), {"ship", "pickup", "same_day"}),
+    loc("SUP-1", "supplier", MUNICH, {"ship"}, priority=9),
+]
+
+
+def snapshot(stock: dict[tuple[str, str], int], **capacity: int) -> NetworkSnapshot:
+    """The network with ``{(location, sku): units}``."""
+    return NetworkSnapshot(
+        NETWORK,
+        {(LocationId(a), Sku(b)): n for (a, b), n in stock.items()},
+        {LocationId(k.replace("_", "-")): v for k, v in capacity.items()},
+    )
+
+
+def request(*lines: tuple[str, int], method: str = "ship", **kwargs: object) -> SourcingRequest:
+    """A request to Berlin unless told otherwise."""
+    kwargs.setdefault("destination", BERLIN)
+    return SourcingRequest(
+        [RequestLine(f"L{i}", sku, q) for i, (sku, q) in enumerate(lines, 1)],
+        method,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_priority_splits_where_a_single_location_could_ship_everything() -> None:
+    """The baseline splits an order the warehouse of priority 1 cannot fill alone."""
+    stock = {("WH-MUC", "A"): 1, ("WH-MUC", "B"): 0, ("WH-HAM", "A"): 5, ("WH-HAM", "B"): 5}
+    plan = PriorityPolicy().plan(request(("A", 2), ("B", 1)), snapshot(stock))
+    assert plan.shipments == ("WH-MUC", "WH-HAM")
+    fewest = FewestShipmentsPolicy().plan(request(("A", 2), ("B", 1)), snapshot(stock))
+    assert fewest.shipments == ("WH-HAM",)
+
+
+def test_nearest_takes_the_closest_location_first() -> None:
+    """Berlin's store before Hamburg before Munich."""
+    stock = {("WH-MUC", "A"): 9, ("WH-HAM", "A"): 9, ("ST-BER", "A"): 1}
+    plan = NearestPolicy().plan(request(("A", 3)), snapshot(stock))
+    assert [(a.location_id, a.quantity) for a in plan.assignments] == [("ST-BER", 1), ("WH-HAM", 2)]
+
+
+def test_lowest_cost_weighs_a_shipment_against_distance() -> None:
+    """Per-shipment cost makes one parcel from far cheaper than two from near; a tiny
+    per-shipment cost makes the near split cheaper."""
+    stock = {("ST-BER", "A"): 1, ("WH-MUC", "A"): 5}
+    one_parcel = LowestCostPolicy(CostModel()).plan(request(("A", 3)), snapshot(stock))
+    assert one_parcel.shipments == ("WH-MUC",)
+    cheap_parcels = LowestCostPolicy(CostModel(per_shipment=0.01, per_unit_km=0.01))
+    split = cheap_parcels.plan(request(("A", 3)), snapshot(stock))
+    assert set(split.shipments) == {"ST-BER", "WH-MUC"}
+
+
+def test_handling_costs_by_kind_steer_away_from_stores() -> None:
+    """With stores dear to pick from, the warehouse wins even though the store is nearer."""
+    stock = {("ST-BER", "A"): 5, ("WH-HAM", "A"): 5}
+    model = CostModel(location_costs={"store": 5.0})
+    assert LowestCostPolicy(model).plan(request(("A", 2)), snapshot(stock)).shipments == ("WH-HAM",)
+    assert LowestCostPolicy().plan(request(("A", 2)), snapshot(stock)).shipments == ("ST-BER",)
+
+
+def test_lines_of_one_sku_share_its_stock() -> None:
+    """Two lines of A never take more than the A in stock; the shortfall is unallocated."""
+    stock = {("WH-MUC", "A"): 3}
+    plan = PriorityPolicy().plan(request(("A", 2), ("A", 2)), snapshot(stock))
+    assert plan.units_allocated == 3
+    assert dict(plan.unallocated) == {"L2": 1}
+
+
+def test_same_day_only_within_the_radius_and_with_the_capability() -> None:
+    """Only the Berlin store does same-day, and only within 50 km."""
+    stock = {("ST-BER", "A"): 1, ("WH-HAM", "A"): 5}
+    plan = NearestPolicy().plan(request(("A", 2), method="same_day"), snapshot(stock))
+    assert plan.shipments == ("ST-BER",)
+    assert dict(plan.unallocated) == {"L1": 1}
+    trace = {t.location_id: t for t in plan.trace}
+    assert trace[LocationId("WH-HAM")].excluded == "no same-day capability"
+    far = NearestPolicy().plan(
+        request(("A", 1), method="same_day", destination=MUNICH), snapshot(stock)
+    )
+    assert far.units_allocated == 0
+    reason = {t.location_id: t.excluded for t in far.trace}[LocationId("ST-BER")]
+    assert reason is not None
+    assert "beyond the 50 km same-day radius" in reason
+
+
+def test_pickup_uses_the_pickup_store_unless_ship_to_store_is_allowed() -> None:
+    """Click & collect: only the store; with ship-to-store, a warehouse tops it up."""
+    stock = {("ST-BER", "A"): 1, ("WH-HAM", "A"): 5}
+    pickup = request(("A", 2), method="pickup", destination=None, pickup_location="ST-BER")
+    plan = LowestCostPolicy().plan(pickup, snapshot(stock))
+    assert plan.shipments == ("ST-BER",)
+    assert plan.units_unallocated == 1
+    topped_up = LowestCostPolicy(allow_ship_to_store=True).plan(pickup, snapshot(stock))
+    assert topped_up.units_allocated == 2
+
+
+def test_excluded_inactive_and_full_locations_are_never_used() -> None:
+    """Each is skipped with its reason in the trace."""
+    network = [
+        *NETWORK[:3],
+        Location(id="SUP-1", kind="supplier", geo=MUNICH, capabilities={"ship"}, active=False),
+    ]
+    stock = {("WH-MUC", "A"): 5, ("WH-HAM", "A"): 5, ("ST-BER", "A"): 5, ("SUP-1", "A"): 5}
+    snap = NetworkSnapshot(
+        network,
+        {(LocationId(a), Sku(b)): n for (a, b), n in stock.items()},
+        {LocationId("WH-HAM"): 0},
+    )
+    plan = PriorityPolicy().plan(request(("A", 3), exclude={"WH-MUC"}), snap)
+    assert plan.shipments == ("ST-BER",)
+    reasons = {t.location_id: t.excluded for t in plan.trace}
+    assert reasons == {
+        "ST-BER": None,
+        "SUP-1": "inactive",
+        "WH-HAM": "no fulfilment capacity left today",
+        "WH-MUC": "excluded by the request",
+    }
+
+
+def test_filters_by_kind_distance_and_store_minimum() -> None:
+    """No dropship, nothing beyond 400 km, and a store ships only with 3 or more on hand."""
+    stock = {("SUP-1", "A"): 9, ("WH-MUC", "A"): 9, ("ST-BER", "A"): 2, ("WH-HAM", "A"): 9}
+    policy = NearestPolicy(
+        filters=[KindFilter(["warehouse", "store"]), MaxDistanceFilter(400), StoreShipMinimum(3)]
+    )
+    plan = policy.plan(request(("A", 1)), snapshot(stock))
+    assert plan.shipments == ("WH-HAM",)
+    reasons = {t.location_id: t.excluded for t in plan.trace}
+    assert reasons["SUP-1"] == "kind supplier not allowed (only store, warehouse)"
+    assert reasons["WH-MUC"] is not None
+    assert "beyond the 400 km limit" in reasons["WH-MUC"]
+    assert reasons["ST-BER"] == "its stock is held back by a filter"
+
+
+def test_the_trace_covers_every_location_and_explain_reads_well() -> None:
+    """Used, ranked-but-unused, excluded and stockless locations all appear."""
+    stock = {("WH-MUC", "A"): 5, ("WH-HAM", "A"): 5}
+    plan = LowestCostPolicy().plan(request(("A", 2), ("Z", 1)), snapshot(stock))
+    assert [t.location_id for t in plan.trace] == ["ST-BER", "SUP-1", "WH-HAM", "WH-MUC"]
+    text = plan.explain()
+    assert text.startswith("LowestCostPolicy: 1 shipment(s), 2 unit(s) allocated, 1 unallocated")
+    assert "#1   WH-HAM         USED 2 unit(s)" in text
+    assert "#2   WH-MUC         not used" in text
+    assert "(2 location(s) without stock of the requested SKUs)" in text
+    assert "unallocated: line L2: 1 unit(s)" in text
+
+
+def test_max_shipments_caps_the_locations_used() -> None:
+    """With one shipment allowed, the location covering most units is used."""
+    stock = {("WH-MUC", "A"): 2, ("WH-HAM", "A"): 1}
+    plan = FewestShipmentsPolicy(max_shipments=1).plan(request(("A", 3)), snapshot(stock))
+    assert plan.shipments == ("WH-MUC",)
+    assert plan.units_unallocated == 1
+
+
+def test_routes_pick_a_policy_by_channel_and_method() -> None:
+    """Marketplace orders go by priority, same-day by distance, the rest by cost."""
+    routed = RoutedPolicy(
+        [
+            Route(PriorityPolicy(), channels=["marketplace"]),
+            Route(NearestPolicy(), methods=["same_day"]),
+        ],
+        fallback=LowestCostPolicy(),
+    )
+    stock = {("ST-BER", "A"): 5}
+    assert routed.plan(request(("A", 1), channel="marketplace"), snapshot(stock)).policy == (
+        "RoutedPolicy -> PriorityPolicy"
+    )
+    assert routed.plan(request(("A", 1), method="same_day"), snapshot(stock)).policy == (
+        "RoutedPolicy -> NearestPolicy"
+    )
+    assert routed.plan(request(("A", 1), channel="web"), snapshot(stock)).policy == (
+        "RoutedPolicy -> LowestCostPolicy"
+    )
+
+
+def test_requests_are_validated() -> None:
+    """Quantities of at least one, unique line ids, unique snapshot locations."""
+    with pytest.raises(InvalidSourcingRequest):
+        RequestLine("L1", "A", 0)
+    with pytest.raises(InvalidSourcingRequest):
+        SourcingRequest([RequestLine("L1", "A", 1), RequestLine("L1", "B", 1)], "ship")
+    with pytest.raises(InvalidSourcingRequest):
+        NetworkSnapshot([NETWORK[0], NETWORK[0]])
+
+
+def test_policy_from_config_builds_every_policy() -> None:
+    """Plain data to policies, filters and routes."""
+    policy = policy_from_config(
+        {
+            "policy": "lowest_cost",
+            "cost_model": {"per_shipment": 5, "location_costs": {"store": 0.8}},
+            "filters": {
+                "kinds": ["warehouse", "store"],
+                "max_distance_km": 800,
+                "store_ship_minimum": 2,
+            },
+            "same_day_radius_km": 30,
+        }
+    )
+    assert isinstance(policy, LowestCostPolicy)
+    assert policy.cost_model == CostModel(per_shipment=5.0, location_costs={"store": 0.8})
+    assert policy.same_day_radius_km == 30
+    assert len(policy.filters) == 3
+    routed = policy_from_config(
+        {
+            "routes": [
+                {"channels": ["marketplace"], "use": {"policy": "priority"}},
+                {"delivery": ["same_day"], "use": {"policy": "nearest"}},
+            ],
+            "fallback": {"policy": "fewest_shipments", "max_shipments": 3},
+        }
+    )
+    assert isinstance(routed, RoutedPolicy)
+    assert routed.fallback == FewestShipmentsPolicy(max_shipments=3)
+    assert routed.routes[1].methods == frozenset({DeliveryMethod.SAME_DAY})
+
+
+def test_policy_from_config_reports_every_problem_with_its_path() -> None:
+    """One error listing each bad setting."""
+    with pytest.raises(InvalidSourcingConfig) as info:
+        policy_from_config(
+            {
+                "routes": [
+                    {"channels": "web", "use": {"policy": "cheapest"}},
+                    {"delivery": ["teleport"], "use": {"policy": "priority", "colour": 1}},
+                ],
+                "fallback": {
+                    "policy": "lowest_cost",
+                    "cost_model": {"per_unit": -1, "location_costs": {"store": "dear"}},
+                    "filters": {"kinds": ["castle"], "max_distance_km": "far"},
+                },
+            }
+        )
+    problems = info.value.problems
+    expected = [
+        "config.routes[0].channels: must be a list of channel names",
+        "config.routes[0].use.policy: must be one of",
+        "config.routes[1].delivery: must be a list of ship, pickup, same_day",
+        "config.routes[1].use.colour: unknown setting",
+        "config.fallback.cost_model.per_unit: must be a number >= 0, got -1",
+        "config.fallback.cost_model.location_costs: must map",
+        "config.fallback.filters.kinds: must be a non-empty list",
+        "config.fallback.filters.max_distance_km: must be a number",
+    ]
+    for start in expected:
+        assert any(p.startswith(start) for p in problems), (start, problems)
