@@ -1,0 +1,171 @@
+"""A state machine over the whole order-to-door flow, with the books checked after each step.
+
+Actors: stock arrives, customers order (ship or click & collect) and sometimes cancel,
+sourcing allocates, locations do the next step of a fulfilment order (or reject it), time
+passes and pickups expire, and now and then somebody sends a command out of turn. A refused
+command must change nothing; after every step ``check_books`` holds and every line's
+buckets sum to its quantity.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from omscore import OMS, Delivery, FulfillmentStatus, OmsError
+from omscore.adapters.memory import MemoryStore
+from omscore.orders import DeliveryMethod, FulfillmentOrder
+from omscore.orders.model import FULFILLMENT_TRANSITIONS
+from omscore.sourcing import FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
+from omscore.testing import ManualClock, SequentialIds
+from omscore.testing.invariants import check_books
+
+from .conftest import draft, store_location, warehouse
+
+SKUS = ("A", "B")
+LOCATIONS = ("WH-1", "WH-2", "ST-1")
+POLICIES = {
+    "cost": LowestCostPolicy(),
+    "priority": PriorityPolicy(),
+    "fewest": FewestShipmentsPolicy(),
+}
+NEXT_STEP = {
+    FulfillmentStatus.OPEN: "accept_fulfillment",
+    FulfillmentStatus.ACCEPTED: "pick",
+    FulfillmentStatus.PICKED: "pack",
+    FulfillmentStatus.PACKED: "ship",
+    FulfillmentStatus.SHIPPED: "deliver",
+}
+PICKUP_STEP = {
+    FulfillmentStatus.OPEN: "ready_for_pickup",
+    FulfillmentStatus.READY_FOR_PICKUP: "collect",
+}
+COMMANDS = {"accept": "accept_fulfillment", "reject": "reject_fulfillment"}
+
+
+class Fulfilment(RuleBasedStateMachine):
+    """Random flows against one OMS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.oms = OMS(
+            MemoryStore(),
+            clock=self.clock,
+            ids=SequentialIds(),
+            sourcing=LowestCostPolicy(),
+            pickup_expiry=timedelta(hours=5),
+            max_rejections=2,
+        )
+        self.oms.add_location(warehouse("WH-1", priority=1))
+        self.oms.add_location(warehouse("WH-2", priority=2))
+        self.oms.add_location(store_location("ST-1"))
+        for loc in LOCATIONS:
+            for sku in SKUS:
+                self.oms.receive(loc, sku, 3)
+        self.orders: list[str] = []
+
+    def attempt(self, command: str, *args: object) -> None:
+        """Run a command; a refused one leaves every order, the ledger and the outbox."""
+        before = (
+            [self.oms.get_order(o) for o in self.orders],
+            len(self.oms.events()),
+            len(self.oms.ledger()),
+        )
+        try:
+            getattr(self.oms, command)(*args)
+            event(f"accepted: {command}")
+        except OmsError:
+            after = (
+                [self.oms.get_order(o) for o in self.orders],
+                len(self.oms.events()),
+                len(self.oms.ledger()),
+            )
+            assert after == before
+
+    def fulfillment_orders(self) -> list[FulfillmentOrder]:
+        return [f for o in self.orders for f in self.oms.get_order(o).fulfillments]
+
+    @rule(loc=st.sampled_from(LOCATIONS), sku=st.sampled_from(SKUS), n=st.integers(1, 6))
+    def stock_arrives(self, loc: str, sku: str, n: int) -> None:
+        self.oms.receive(loc, sku, n)
+
+    @rule(
+        lines=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 3)), min_size=1, max_size=2),
+        pickup=st.booleans(),
+        allocate_now=st.booleans(),
+    )
+    def customer_orders(
+        self, lines: list[tuple[str, int]], pickup: bool, allocate_now: bool
+    ) -> None:
+        delivery = Delivery.pickup("ST-1") if pickup else None
+        order = self.oms.place_order(draft(*lines, delivery=delivery))
+        self.orders.append(order.id)
+        if allocate_now:
+            self.attempt("allocate", order.id)
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), policy=st.sampled_from(sorted(POLICIES)))
+    def sourcing_runs(self, data: st.DataObject, policy: str) -> None:
+        self.oms.sourcing = POLICIES[policy]
+        self.attempt("allocate", data.draw(st.sampled_from(self.orders)))
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), shortcut=st.booleans(), reject=st.integers(0, 5))
+    def location_works(self, data: st.DataObject, shortcut: bool, reject: int) -> None:
+        moving = [
+            f for f in self.fulfillment_orders() if f.status in NEXT_STEP or f.status in PICKUP_STEP
+        ]
+        if not moving:
+            return
+        f = data.draw(st.sampled_from(moving))
+        if reject == 0 and f.status is not FulfillmentStatus.SHIPPED:
+            self.attempt("reject_fulfillment", f.id)
+        elif f.method is DeliveryMethod.PICKUP:
+            self.attempt(PICKUP_STEP.get(f.status, "collect"), f.id)
+        elif shortcut and f.status is not FulfillmentStatus.SHIPPED:
+            self.attempt("ship", f.id)
+        else:
+            self.attempt(NEXT_STEP[f.status], f.id)
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), everything=st.integers(0, 3), units=st.integers(1, 3))
+    def customer_cancels(self, data: st.DataObject, everything: int, units: int) -> None:
+        order = self.oms.get_order(data.draw(st.sampled_from(self.orders)))
+        if everything == 0:
+            self.attempt("cancel", order.id)
+        else:
+            self.attempt("cancel", order.id, {order.lines[-1].id: units})
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data())
+    def somebody_acts_out_of_turn(self, data: st.DataObject) -> None:
+        found = self.fulfillment_orders()
+        if found:
+            command = data.draw(st.sampled_from(sorted(FULFILLMENT_TRANSITIONS)))
+            if command != "expire":
+                self.attempt(COMMANDS.get(command, command), data.draw(st.sampled_from(found)).id)
+        self.attempt("release", data.draw(st.sampled_from(self.orders)), "sourcing")
+
+    @rule(hours=st.integers(1, 4))
+    def time_passes(self, hours: int) -> None:
+        self.clock.advance(timedelta(hours=hours))
+        if self.oms.expire_pickups():
+            event("accepted: expire_pickups")
+
+    @invariant()
+    def the_books_agree(self) -> None:
+        check_books(self.oms)
+        for order_id in self.orders:
+            for line in self.oms.get_order(order_id).lines:
+                assert min(line.open, line.allocated, line.shipped, line.delivered) >= 0
+                assert (
+                    line.open + line.allocated + line.shipped + line.delivered + line.cancelled
+                ) == line.quantity
+
+
+TestFulfilment = Fulfilment.TestCase
+TestFulfilment.settings = settings(settings.default, stateful_step_count=60)
