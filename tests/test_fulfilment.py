@@ -328,3 +328,26 @@ def test_unknown_fulfilment_orders_and_out_of_order_steps_are_refused(
     shipped = [e for e in oms.events() if isinstance(e, FulfillmentShipped)]
     assert [e.tracking for e in shipped] == ["1Z"]
     check_books(oms)
+
+
+def test_a_location_that_rejected_never_holds_the_order_again(
+    network: Callable[..., OMS],
+) -> None:
+    """Found by the fulfilment state machine: after two rejections the open units were held
+    twice, once at the location that had rejected them (via a served backorder)."""
+    oms = network(sourcing=LowestCostPolicy(), max_rejections=2)
+    for loc in ("ST-BER", "WH-HAM", "WH-MUC"):
+        for sku in ("A", "B"):
+            oms.receive(loc, sku, 3)
+    oms.place_order(draft(("B", 3)))
+    oms.place_order(draft(("B", 2)))
+    order = oms.place_order(draft(("A", 1), ("B", 1)))
+    oms.allocate(order.id)
+    oms.place_order(draft(("B", 1)))
+    first = oms.get_order(order.id).fulfillments[0]
+    order = oms.reject_fulfillment(first.id)
+    order = oms.reject_fulfillment(order.fulfillments[-1].id)
+    item = oms.inventory("B")
+    rejected = order.rejected_locations
+    assert all(h.location_id not in rejected for h in item.holds if h.key == order.id)
+    check_books(oms)

@@ -357,16 +357,33 @@ class OMS:
         return remaining
 
     def _hold_line(self, stock: StockSession, order: Order, line: OrderLine, units: int) -> None:
-        pool = stock.pool(order.channel).without(order.rejected_locations)
+        pool = stock.pool(order.channel)
         pickup = order.delivery.pickup_location
         if pickup is not None and pickup in order.rejected_locations:
             pickup = None
         stock.apply(
             line.sku,
             lambda item: item.hold_for_line(
-                order.id, line.id, units, pool, stock.now, pickup, since=order.placed_at
+                order.id,
+                line.id,
+                units,
+                pool,
+                stock.now,
+                pickup,
+                since=order.placed_at,
+                excluded=order.rejected_locations,
             ),
         )
+
+    def _sync_holds(self, stock: StockSession, order: Order) -> None:
+        """Make each line's held plus backordered units equal its open units."""
+        for line in order.lines:
+            item = stock.item(line.sku)
+            waiting = item.held_for(order.id, line.id) + item.backordered_for(order.id, line.id)
+            if waiting < line.open:
+                self._hold_line(stock, order, line, line.open - waiting)
+            elif waiting > line.open:
+                self._release_line(stock, order.id, line.sku, line.id, waiting - line.open)
 
     def _follow_stock(
         self, stock: StockSession, order: Order, events: Iterable[DomainEvent]
@@ -445,9 +462,7 @@ class OMS:
                 item = stock.item(u.sku)
                 stock.keep(item.allocate(location_id, u.quantity, fulfillment_id, now))
             self._count_load(stock, location_id)
-        for line in order.lines:
-            if line.open:
-                self._hold_line(stock, order, line, line.open)
+        self._sync_holds(stock, order)
         return order, plan
 
     def _request(
@@ -634,9 +649,7 @@ class OMS:
             )
             stock.uow.record(events)
         if order.is_held:
-            for line in order.lines:
-                if line.open:
-                    self._hold_line(stock, order, line, line.open)
+            self._sync_holds(stock, order)
             return order
         order, _ = self._source(stock, order)
         return order

@@ -80,6 +80,7 @@ class Backorder:
     quantity: int
     since: datetime
     pickup_location: LocationId | None = None
+    excluded: frozenset[LocationId] = frozenset()
 
 
 @attrs.frozen(slots=True)
@@ -419,17 +420,28 @@ class InventoryItem:
         at: datetime,
         pickup_location: LocationId | None = None,
         since: datetime | None = None,
+        excluded: frozenset[LocationId] = frozenset(),
     ) -> ItemChange:
-        """Hold up to ``quantity`` for a line (ATP on the pool, or at the pickup location);
-        the rest is backordered (queued from ``since``, default now) and served as stock
-        arrives."""
+        """Hold up to ``quantity`` for a line (ATP on the pool less ``excluded``, or at the
+        pickup location); the rest is backordered (queued from ``since``, default now, and
+        never served at an excluded location) and served as stock arrives."""
         require_units(quantity, "units to hold")
         w = _Work(self, at)
         channel = pool.channel or ChannelId("")
-        held = w.hold_line(order_id, line_id, channel, quantity, pool, pickup_location)
+        held = w.hold_line(
+            order_id, line_id, channel, quantity, pool.without(excluded), pickup_location
+        )
         if held < quantity:
             w.add_backorder(
-                Backorder(order_id, line_id, channel, quantity - held, since or at, pickup_location)
+                Backorder(
+                    order_id,
+                    line_id,
+                    channel,
+                    quantity - held,
+                    since or at,
+                    pickup_location,
+                    excluded,
+                )
             )
         w.event(
             OrderStockHeld,
@@ -488,7 +500,7 @@ class InventoryItem:
             return ItemChange(self)
         w = _Work(self, at)
         for b in sorted(self.backorders, key=lambda b: (b.since, b.order_id, b.line_id)):
-            pool = pool_for(b.channel)
+            pool = pool_for(b.channel).without(b.excluded)
             if b.pickup_location is not None and not is_active(b.pickup_location):
                 continue
             before = w.held_by_location(b.order_id, b.line_id)
