@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import attrs
 
@@ -36,6 +37,22 @@ def distance_km(a: GeoPoint, b: GeoPoint) -> float:
     dlon = math.radians(b.lon - a.lon)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def distances_from(origin: GeoPoint) -> Callable[[GeoPoint], float]:
+    """A function giving the great-circle distance in km from ``origin`` to a point; the
+    origin's trigonometry is worked out once (for ranking many points against one)."""
+    lat0, lon0 = math.radians(origin.lat), math.radians(origin.lon)
+    cos0 = math.cos(lat0)
+    sin, cos, radians, asin, sqrt = math.sin, math.cos, math.radians, math.asin, math.sqrt
+    diameter = 2 * EARTH_RADIUS_KM
+
+    def distance(point: GeoPoint) -> float:
+        lat = radians(point.lat)
+        h = sin((lat - lat0) / 2) ** 2 + cos0 * cos(lat) * sin((radians(point.lon) - lon0) / 2) ** 2
+        return diameter * asin(min(1.0, sqrt(h)))
+
+    return distance
 
 
 @attrs.frozen(slots=True)

@@ -13,15 +13,16 @@ ends on the location id, so the input's order never matters.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
-from omscore.geo import distance_km
+from omscore.geo import distances_from
 from omscore.ids import LineId, LocationId, Sku
 from omscore.inventory import Capability, Location, LocationKind
 from omscore.orders.delivery import DeliveryMethod
-from omscore.sourcing.plan import AllocationPlan, Assignment, RankedLocation
+from omscore.sourcing.plan import AllocationPlan, Assignment, PlanDetails, RankedLocation
 from omscore.sourcing.request import NetworkSnapshot, SourcingRequest
 
 #: The default bound on the subset search per plan: search nodes visited plus subsets
@@ -35,11 +36,12 @@ class LocationFilter:
     """A rule that keeps a location out of a plan, or holds some of its stock back.
 
     Subclasses override :meth:`reason` (return why the location is out, or None) and/or
-    :meth:`usable` (how many of its available units of a SKU may be used).
+    :meth:`usable` (how many of its available units of a SKU may be used). ``distance()``
+    gives the kilometres to the destination; it is computed only when called.
     """
 
-    def reason(self, location: Location, distance: float) -> str | None:
-        """Why ``location`` (``distance`` km from the destination) is out; None if it stays."""
+    def reason(self, location: Location, distance: Callable[[], float]) -> str | None:
+        """Why ``location`` is out; None if it stays."""
         return None
 
     def usable(self, location: Location, sku: Sku, units: int) -> int:
@@ -57,7 +59,7 @@ class KindFilter(LocationFilter):
 
     kinds: frozenset[LocationKind] = attrs.field(converter=_kinds)
 
-    def reason(self, location: Location, distance: float) -> str | None:
+    def reason(self, location: Location, distance: Callable[[], float]) -> str | None:
         """Out unless its kind is listed."""
         if location.kind in self.kinds:
             return None
@@ -71,11 +73,12 @@ class MaxDistanceFilter(LocationFilter):
 
     km: float
 
-    def reason(self, location: Location, distance: float) -> str | None:
+    def reason(self, location: Location, distance: Callable[[], float]) -> str | None:
         """Out beyond the distance."""
-        if distance <= self.km:
+        km = distance()
+        if km <= self.km:
             return None
-        return f"{distance:.0f} km away, beyond the {self.km:g} km limit"
+        return f"{km:.0f} km away, beyond the {self.km:g} km limit"
 
 
 @attrs.frozen(slots=True)
@@ -101,18 +104,19 @@ class HardRules:
 
 
 class Candidate:
-    """A location that may supply units, with its supply per SKU (capped at demand)."""
+    """A location that may supply units: its supply per SKU (capped at the target), with
+    distance and unit cost filled in only when a policy needs them."""
 
     __slots__ = ("distance", "id", "index", "location", "priority", "supply", "unit_cost", "units")
 
-    def __init__(self, location: Location, supply: list[int], distance: float) -> None:
+    def __init__(self, location: Location, supply: tuple[int, ...]) -> None:
         self.location = location
         self.id = location.id
         self.priority = location.priority
         self.supply = supply
         self.units = sum(supply)
-        self.distance = distance
-        self.unit_cost = 0.0
+        self.distance: float | None = None
+        self.unit_cost: float | None = None
         self.index = 0
 
 
@@ -127,26 +131,47 @@ class Problem:
         filters: Sequence[LocationFilter] = (),
     ) -> None:
         self.request = request
+        self.snapshot = snapshot
         self.rules = rules
+        self.filters = filters
         self.skus: list[Sku] = sorted({line.sku for line in request.lines})
         self.sku_index = {sku: i for i, sku in enumerate(self.skus)}
         demand = [0] * len(self.skus)
         for line in request.lines:
             demand[self.sku_index[line.sku]] += line.quantity
         self.demand = demand
-        by_id = {loc.id: loc for loc in snapshot.locations}
-        self.location_ids = tuple(sorted(by_id))
         self.excluded: dict[LocationId, str] = {}
-        self._distances: dict[LocationId, float] = {}
-        stocked = self._stock_by_location(snapshot, by_id)
-        self.candidates: list[Candidate] = []
-        for location_id in sorted(stocked):
-            self._admit(by_id[location_id], stocked[location_id], snapshot, filters)
-        totals = [0] * len(self.skus)
-        for c in self.candidates:
-            for i, units in enumerate(c.supply):
-                totals[i] += units
-        self.targets = [min(d, t) for d, t in zip(demand, totals, strict=True)]
+        destination = request.destination
+        self._distance_to = distances_from(destination) if destination is not None else None
+        self._by_id = {loc.id: loc for loc in snapshot.locations}
+        self._stocked = self._stock_by_location(snapshot, self._by_id)
+        self._admitted: dict[LocationId, Candidate | None] = {}
+        self._candidates: list[Candidate] | None = None
+        self._targets: list[int] | None = None
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """Every eligible location with stock of a requested SKU, sorted by id."""
+        if self._candidates is None:
+            found = [self._admit(x) for x in sorted(self._stocked)]
+            self._candidates = [c for c in found if c is not None]
+            totals = [0] * len(self.skus)
+            for c in self._candidates:
+                for i, units in enumerate(c.supply):
+                    totals[i] += units
+            targets = [min(d, t) for d, t in zip(self.demand, totals, strict=True)]
+            self._targets = targets
+            if targets != self.demand:
+                self._cap_at_targets()
+        return self._candidates
+
+    @property
+    def targets(self) -> list[int]:
+        """The most that can be allocated of each SKU: min(demand, eligible supply)."""
+        if self._targets is None:
+            _ = self.candidates
+        assert self._targets is not None
+        return self._targets
 
     def _stock_by_location(
         self, snapshot: NetworkSnapshot, by_id: dict[LocationId, Location]
@@ -163,39 +188,45 @@ class Problem:
             row[i] += units
         return stocked
 
-    def _admit(
-        self,
-        location: Location,
-        stock: list[int],
-        snapshot: NetworkSnapshot,
-        filters: Sequence[LocationFilter],
-    ) -> None:
-        distance = self.distance(location)
-        reason = self._hard_reason(location, distance, snapshot)
-        for f in filters:
+    def _admit(self, location_id: LocationId) -> Candidate | None:
+        """The location as a candidate, or None with its reason in ``excluded`` (once)."""
+        if location_id in self._admitted:
+            return self._admitted[location_id]
+        location, stock = self._by_id[location_id], self._stocked[location_id]
+        candidate = None
+        reason = self._hard_reason(location)
+        for f in self.filters:
             if reason is not None:
                 break
-            reason = f.reason(location, distance)
+            reason = f.reason(location, lambda: self.distance_of(location))
+        if reason is None:
+            supply = [min(units, d) for units, d in zip(stock, self.demand, strict=True)]
+            for f in self.filters:
+                supply = [
+                    f.usable(location, sku, u) for sku, u in zip(self.skus, supply, strict=True)
+                ]
+            if any(supply):
+                candidate = Candidate(location, tuple(supply))
+            else:
+                reason = "its stock is held back by a filter"
         if reason is not None:
-            self.excluded[location.id] = reason
-            return
-        supply = [min(units, d) for units, d in zip(stock, self.demand, strict=True)]
-        for f in filters:
-            supply = [f.usable(location, sku, u) for sku, u in zip(self.skus, supply, strict=True)]
-        if not any(supply):
-            self.excluded[location.id] = "its stock is held back by a filter"
-            return
-        self.candidates.append(Candidate(location, supply, distance))
+            self.excluded[location_id] = reason
+        self._admitted[location_id] = candidate
+        return candidate
 
-    def _hard_reason(
-        self, location: Location, distance: float, snapshot: NetworkSnapshot
-    ) -> str | None:
+    def _cap_at_targets(self) -> None:
+        assert self._candidates is not None
+        for c in self._candidates:
+            c.supply = tuple(min(s, t) for s, t in zip(c.supply, self.targets, strict=True))
+            c.units = sum(c.supply)
+
+    def _hard_reason(self, location: Location) -> str | None:
         request = self.request
         if location.id in request.exclude:
             return "excluded by the request"
         if not location.active:
             return "inactive"
-        capacity = snapshot.capacity.get(location.id)
+        capacity = self.snapshot.capacity.get(location.id)
         if capacity is not None and capacity <= 0:
             return "no fulfilment capacity left today"
         method = request.delivery
@@ -205,7 +236,7 @@ class Problem:
         if method is DeliveryMethod.SAME_DAY:
             if Capability.SAME_DAY not in caps:
                 return "no same-day capability"
-            radius = self.rules.same_day_radius_km
+            radius, distance = self.rules.same_day_radius_km, self.distance_of(location)
             if distance > radius:
                 return f"{distance:.0f} km away, beyond the {radius:g} km same-day radius"
             return None
@@ -215,18 +246,40 @@ class Problem:
             return None
         return "not the pickup location"
 
-    def distance(self, location: Location) -> float:
+    def distance_of(self, location: Location) -> float:
         """Kilometres from ``location`` to the destination (0 without a destination)."""
-        known = self._distances.get(location.id)
-        if known is not None:
-            return known
-        destination = self.request.destination
-        if destination is None or location.geo is None:
-            value = 0.0 if destination is None else math.inf
-        else:
-            value = distance_km(location.geo, destination)
-        self._distances[location.id] = value
-        return value
+        if self._distance_to is None:
+            return 0.0
+        if location.geo is None:
+            return math.inf
+        return self._distance_to(location.geo)
+
+    def distance(self, c: Candidate) -> float:
+        """The candidate's distance, computed once."""
+        if c.distance is None:
+            c.distance = self.distance_of(c.location)
+        return c.distance
+
+    def covering_singles(self) -> list[Candidate]:
+        """Candidates that reach every target alone, sorted by id.
+
+        Fast path: when some eligible location holds the whole demand, the targets are the
+        demand, and only locations holding all of it need to be looked at; the others are
+        admitted later, if a trace or a search asks for them.
+        """
+        if self._candidates is None:
+            demand, ge = self.demand, operator.ge
+            whole = sorted(
+                location_id
+                for location_id, row in self._stocked.items()
+                if all(map(ge, row, demand))
+            )
+            singles = [c for c in map(self._admit, whole) if c is not None]
+            if singles:
+                self._targets = list(demand)
+                return singles
+        total = self.total_target
+        return [c for c in self.candidates if c.units == total]
 
     @property
     def total_target(self) -> int:
@@ -255,13 +308,14 @@ class Problem:
     def plan(
         self,
         policy: str,
-        filled: Sequence[tuple[Candidate, list[int]]],
-        ranking: Sequence[tuple[Candidate, float | None]],
+        filled: Sequence[tuple[Candidate, Sequence[int]]],
+        rank: Callable[[], Sequence[Candidate]],
         cost: float | None = None,
         search: str = "",
         steps: int = 0,
     ) -> AllocationPlan:
-        """Spread ``filled`` units over the request's lines (in line order) and build the plan."""
+        """Spread ``filled`` units over the request's lines (in line order) and build the
+        plan; ``rank()`` orders the candidates for the trace, when somebody asks for it."""
         per_sku: dict[int, list[tuple[LocationId, int]]] = {}
         for c, row in filled:
             for i, units in enumerate(row):
@@ -283,50 +337,76 @@ class Problem:
                     sources[0] = (location_id, units - take)
             if need:
                 unallocated[line.line_id] = need
-        ranked = tuple(
-            RankedLocation(c.id, rank, c.priority, c.distance, c.units, unit_cost)
-            for rank, (c, unit_cost) in enumerate(ranking, 1)
-        )
         return AllocationPlan(
             policy=policy,
             assignments=tuple(assignments),
             unallocated=unallocated,
-            location_ids=self.location_ids,
-            excluded=dict(self.excluded),
-            ranking=ranked,
             cost=cost,
             search=search,
             search_steps=steps,
+            details=lambda: self.details(rank()),
         )
+
+    def details(self, ranked: Sequence[Candidate]) -> PlanDetails:
+        """The trace's ingredients, with the candidates in ``ranked`` order."""
+        ranking = tuple(
+            RankedLocation(c.id, rank, c.priority, self.distance(c), c.units, c.unit_cost)
+            for rank, c in enumerate(ranked, 1)
+        )
+        ids = tuple(sorted(self._by_id))
+        _ = self.candidates
+        return PlanDetails(ids, dict(self.excluded), ranking)
 
 
 # --- the bounded subset search -------------------------------------------------------------
 
 
 class SubsetSearch:
-    """Enumerate the subsets of candidates of one size that reach every SKU's target.
+    """Enumerate the subsets of candidates that reach every SKU's target.
 
-    Depth-first over candidates (most units first, then id); the last member of a subset is
-    found with bitmasks: ``masks[i][q]`` holds the candidates that supply at least ``q``
+    Candidates are taken in the policy's order of preference. The last member of a subset
+    is found with bitmasks: ``masks[i][q]`` holds the candidates that supply at least ``q``
     units of SKU ``i``. ``budget`` caps search nodes plus subsets yielded across calls.
     """
 
-    def __init__(self, problem: Problem, budget: int) -> None:
+    def __init__(self, problem: Problem, budget: int, order: Sequence[Candidate]) -> None:
         self.problem = problem
         self.budget = budget
         self.spent = 0
-        order = sorted(problem.candidates, key=lambda c: (-c.units, c.id))
-        for index, c in enumerate(order):
+        self.order = list(order)
+        for index, c in enumerate(self.order):
             c.index = index
-        self.order = order
         self.masks: list[list[int]] = []
         for i, target in enumerate(problem.targets):
+            exactly = [0] * (target + 1)
+            for c in self.order:
+                exactly[min(c.supply[i], target)] |= 1 << c.index
             masks = [0] * (target + 1)
-            masks[0] = (1 << len(order)) - 1
-            for c in order:
-                for q in range(1, min(c.supply[i], target) + 1):
-                    masks[q] |= 1 << c.index
+            at_least = 0
+            for q in range(target, -1, -1):
+                at_least |= exactly[q]
+                masks[q] = at_least
             self.masks.append(masks)
+
+    def best_partners(self) -> Iterator[tuple[Candidate, Candidate]]:
+        """For each candidate, the first later candidate (in preference order) that covers
+        what it lacks. With a fill that takes from the preferred member first, that partner
+        is the best pair the candidate can lead, so scoring these pairs finds the best pair
+        of all in one pass."""
+        targets, masks, order = self.problem.targets, self.masks, self.order
+        full = (1 << len(order)) - 1
+        for i, a in enumerate(order):
+            self.spent += 1
+            if self.exhausted:
+                return
+            bits = full >> (i + 1) << (i + 1)
+            for k, (target, supply) in enumerate(zip(targets, a.supply, strict=True)):
+                if target > supply:
+                    bits &= masks[k][target - supply]
+                    if not bits:
+                        break
+            if bits:
+                yield a, order[(bits & -bits).bit_length() - 1]
 
     @property
     def exhausted(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -55,22 +55,57 @@ class LocationTrace:
 
 
 @attrs.frozen(slots=True)
+class PlanDetails:
+    """What a plan's trace is made of: every snapshot location (sorted), why the stocked
+    ones that were left out were left out, and how the candidates ranked."""
+
+    location_ids: tuple[LocationId, ...] = ()
+    excluded: Mapping[LocationId, str] = attrs.field(factory=dict)
+    ranking: tuple[RankedLocation, ...] = ()
+
+
+@attrs.frozen(slots=True)
 class AllocationPlan:
     """Which location fulfils which units, what stays unallocated, and the reasoning.
 
-    ``trace`` has one entry per location of the snapshot; ``explain()`` renders it.
-    ``cost`` is the policy's objective where it has one (``LowestCostPolicy``).
+    ``trace`` has one entry per location of the snapshot; ``explain()`` renders it. The
+    details behind the trace are worked out on first use, so planning stays fast when
+    nobody asks. ``cost`` is the policy's objective where it has one (``LowestCostPolicy``).
     """
 
     policy: str
     assignments: tuple[Assignment, ...]
     unallocated: Mapping[LineId, int]
-    location_ids: tuple[LocationId, ...] = ()
-    excluded: Mapping[LocationId, str] = attrs.field(factory=dict)
-    ranking: tuple[RankedLocation, ...] = ()
     cost: float | None = None
     search: str = ""
     search_steps: int = 0
+    _details: PlanDetails | Callable[[], PlanDetails] = attrs.field(
+        factory=PlanDetails, eq=False, repr=False, alias="details"
+    )
+
+    @property
+    def details(self) -> PlanDetails:
+        """The trace's ingredients (computed once, on first use)."""
+        details = self._details
+        if not isinstance(details, PlanDetails):
+            details = details()
+            object.__setattr__(self, "_details", details)
+        return details
+
+    @property
+    def location_ids(self) -> tuple[LocationId, ...]:
+        """Every location of the snapshot, sorted."""
+        return self.details.location_ids
+
+    @property
+    def excluded(self) -> Mapping[LocationId, str]:
+        """Why each stocked location that was left out was left out."""
+        return self.details.excluded
+
+    @property
+    def ranking(self) -> tuple[RankedLocation, ...]:
+        """The candidates in the policy's order of preference."""
+        return self.details.ranking
 
     @property
     def shipments(self) -> tuple[LocationId, ...]:

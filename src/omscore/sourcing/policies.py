@@ -110,8 +110,11 @@ def _by_priority(c: Candidate) -> tuple[object, ...]:
     return (c.priority, c.id)
 
 
-def _by_distance(c: Candidate) -> tuple[object, ...]:
-    return (c.distance, c.priority, c.id)
+def _nearness(problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
+    def key(c: Candidate) -> tuple[object, ...]:
+        return (problem.distance(c), c.priority, c.id)
+
+    return key
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -130,14 +133,15 @@ class NearestPolicy(_BasePolicy):
 
     def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
         """Greedy by distance."""
-        return _greedy(self.name, self.problem(request, snapshot), _by_distance)
+        problem = self.problem(request, snapshot)
+        return _greedy(self.name, problem, _nearness(problem))
 
 
 def _greedy(
     name: str, problem: Problem, key: Callable[[Candidate], tuple[object, ...]]
 ) -> AllocationPlan:
     ordered = sorted(problem.candidates, key=key)
-    return problem.plan(name, problem.fill(ordered), [(c, None) for c in ordered], search="greedy")
+    return problem.plan(name, problem.fill(ordered), lambda: ordered, search="greedy")
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -153,38 +157,82 @@ class FewestShipmentsPolicy(_BasePolicy):
     def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
         """Search covering sets by size."""
         problem = self.problem(request, snapshot)
+        near = _nearness(problem)
+
+        def rank() -> list[Candidate]:
+            return sorted(problem.candidates, key=lambda c: (-c.units, *near(c)))
+
+        singles = problem.covering_singles()
+        if singles:
+            best = min(singles, key=near)
+            return problem.plan(
+                self.name,
+                problem.fill([best]),
+                rank,
+                search=f"exact: one location of {len(singles)} covers all",
+                steps=len(singles),
+            )
         limit = len(problem.candidates)
         if self.max_shipments is not None:
             limit = min(limit, self.max_shipments)
-        search = SubsetSearch(problem, self.max_combinations)
-        best: tuple[tuple[object, ...], list[tuple[Candidate, list[int]]]] | None = None
-        for size in range(1, limit + 1):
-            for subset in search.covers(size):
-                filled = problem.fill(sorted(subset, key=_by_distance))
+        search = SubsetSearch(problem, self.max_combinations, sorted(problem.candidates, key=near))
+        found: tuple[tuple[object, ...], list[tuple[Candidate, list[int]]]] | None = None
+        for size in range(2, limit + 1):
+            pair = _best_pair(problem, search, _pair_distance_key(problem)) if size == 2 else None
+            if pair is not None:
+                found = (pair[0], problem.fill([pair[1], pair[2]]))
+            for subset in search.covers(size) if size > 2 else ():
+                filled = problem.fill(sorted(subset, key=near))
                 key = _fewest_key(problem, filled)
-                if best is None or key < best[0]:
-                    best = (key, filled)
-            if best is not None or search.exhausted:
+                if found is None or key < found[0]:
+                    found = (key, filled)
+            if found is not None or search.exhausted:
                 break
-        if best is None:
-            chosen = greedy_cover(problem, _by_distance, self.max_shipments)
-            filled = problem.fill(sorted(chosen, key=_by_distance))
+        if found is None:
+            chosen = greedy_cover(problem, near, self.max_shipments)
+            filled = problem.fill(sorted(chosen, key=near))
             how = f"greedy cover after {search.spent} search steps"
         else:
-            filled = best[1]
+            filled = found[1]
             how = f"exact within {search.spent} search steps"
             if search.exhausted:
                 how = f"best found within the budget of {self.max_combinations} search steps"
-        ranking = sorted(problem.candidates, key=lambda c: (-c.units, *_by_distance(c)))
-        return problem.plan(
-            self.name, filled, [(c, None) for c in ranking], search=how, steps=search.spent
-        )
+        return problem.plan(self.name, filled, rank, search=how, steps=search.spent)
+
+
+def _pair_distance_key(problem: Problem) -> Callable[[Candidate, Candidate], tuple[object, ...]]:
+    """The fewest-shipments key of the pair (a first, then b) without filling it."""
+    total = problem.total_target
+
+    def key(a: Candidate, b: Candidate) -> tuple[object, ...]:
+        distance = problem.distance(a) * a.units + problem.distance(b) * (total - a.units)
+        return (2, round(distance, 6), a.priority + b.priority, tuple(sorted((a.id, b.id))))
+
+    return key
+
+
+def _best_pair(
+    problem: Problem,
+    search: SubsetSearch,
+    key: Callable[[Candidate, Candidate], tuple[object, ...]],
+) -> tuple[tuple[object, ...], Candidate, Candidate] | None:
+    """The pair with the least key among each candidate's best partner (pairs whose first
+    member covers everything alone are singles, not pairs)."""
+    total = problem.total_target
+    best: tuple[tuple[object, ...], Candidate, Candidate] | None = None
+    for a, b in search.best_partners():
+        if a.units == total:
+            continue
+        k = key(a, b)
+        if best is None or k < best[0]:
+            best = (k, a, b)
+    return best
 
 
 def _fewest_key(
     problem: Problem, filled: Sequence[tuple[Candidate, list[int]]]
 ) -> tuple[object, ...]:
-    distance = sum(c.distance * sum(row) for c, row in filled)
+    distance = sum(problem.distance(c) * sum(row) for c, row in filled)
     return (
         len(filled),
         round(distance, 6),
@@ -222,63 +270,119 @@ class LowestCostPolicy(_BasePolicy):
         )
 
     def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
-        """Search sets by size with a cost bound."""
+        """One location when it is provably cheapest, else search sets by size."""
         problem = self.problem(request, snapshot)
+        cost_of = _unit_costs(problem, self.cost_model)
+
+        def rank() -> list[Candidate]:
+            return sorted(problem.candidates, key=cost_of)
+
+        per_shipment = self.cost_model.per_shipment
+        singles = problem.covering_singles()
+        single: _Best | None = None
+        if singles:
+            total = problem.total_target
+            best = min(singles, key=cost_of)
+            cost = per_shipment + total * cost_of(best)[0]
+            filled = problem.fill([best])
+            if 2 * per_shipment + total * self._cheapest_unit_floor() >= cost - 1e-9:
+                how = f"exact: one location of {len(singles)}; no two shipments can cost less"
+                return problem.plan(
+                    self.name, filled, rank, cost=cost, search=how, steps=len(singles)
+                )
+            single = (cost, (best.id,), filled)
+        return self._search(problem, cost_of, rank, single)
+
+    def _cheapest_unit_floor(self) -> float:
+        """No unit can cost less than this (no distance, the cheapest handling)."""
         model = self.cost_model
-        for c in problem.candidates:
-            c.unit_cost = model.unit_cost(c.location, c.distance)
-        search = SubsetSearch(problem, self.max_combinations)
-        best: tuple[float, tuple[str, ...], list[tuple[Candidate, list[int]]]] | None = None
-        floor = _cheapest_units(problem)
-        for size in range(1, len(problem.candidates) + 1):
+        return model.per_unit + min([0.0, *model.location_costs.values()])
+
+    def _search(
+        self,
+        problem: Problem,
+        cost_of: Callable[[Candidate], tuple[float, str]],
+        rank: Callable[[], list[Candidate]],
+        best: _Best | None,
+    ) -> AllocationPlan:
+        model = self.cost_model
+        search = SubsetSearch(
+            problem, self.max_combinations, sorted(problem.candidates, key=cost_of)
+        )
+        floor = _cheapest_units(problem, cost_of)
+        total = problem.total_target
+
+        def pair_cost(a: Candidate, b: Candidate) -> float:
+            rest = total - a.units
+            return 2 * model.per_shipment + cost_of(a)[0] * a.units + cost_of(b)[0] * rest
+
+        def pair_key(a: Candidate, b: Candidate) -> tuple[object, ...]:
+            return (round(pair_cost(a, b), 9), tuple(sorted((a.id, b.id))))
+
+        for size in range(2, len(problem.candidates) + 1):
             if best is not None and size * model.per_shipment + floor >= best[0] - 1e-9:
                 break
-            for subset in search.covers(size):
-                filled = problem.fill(sorted(subset, key=_by_unit_cost))
-                cost = _cost(model, filled)
+            pair = _best_pair(problem, search, pair_key) if size == 2 else None
+            if pair is not None and (best is None or pair[0] < (round(best[0], 9), best[1])):
+                _, a, b = pair
+                best = (pair_cost(a, b), tuple(sorted((a.id, b.id))), problem.fill([a, b]))
+            for subset in search.covers(size) if size > 2 else ():
+                filled = problem.fill(sorted(subset, key=cost_of))
+                cost = _cost(model, filled, cost_of)
                 key = (round(cost, 9), tuple(sorted(c.id for c, _ in filled)))
                 if best is None or key < (round(best[0], 9), best[1]):
                     best = (cost, key[1], filled)
             if search.exhausted:
                 break
         if best is None:
-            chosen = greedy_cover(problem, _by_unit_cost)
-            filled = problem.fill(sorted(chosen, key=_by_unit_cost))
-            cost, how = _cost(model, filled), f"greedy cover after {search.spent} search steps"
+            chosen = greedy_cover(problem, cost_of)
+            filled = problem.fill(sorted(chosen, key=cost_of))
+            cost, how = (
+                _cost(model, filled, cost_of),
+                (f"greedy cover after {search.spent} search steps"),
+            )
         else:
             cost, filled = best[0], best[2]
             how = f"exact within {search.spent} search steps"
             if search.exhausted:
                 how = f"best found within the budget of {self.max_combinations} search steps"
-        ranking = sorted(problem.candidates, key=_by_unit_cost)
-        return problem.plan(
-            self.name,
-            filled,
-            [(c, c.unit_cost) for c in ranking],
-            cost=cost,
-            search=how,
-            steps=search.spent,
-        )
+        return problem.plan(self.name, filled, rank, cost=cost, search=how, steps=search.spent)
 
 
-def _by_unit_cost(c: Candidate) -> tuple[object, ...]:
-    return (c.unit_cost, c.id)
+_Best = tuple[float, tuple[str, ...], list[tuple[Candidate, list[int]]]]
 
 
-def _cost(model: CostModel, filled: Sequence[tuple[Candidate, list[int]]]) -> float:
-    return model.per_shipment * len(filled) + sum(c.unit_cost * sum(row) for c, row in filled)
+def _unit_costs(problem: Problem, model: CostModel) -> Callable[[Candidate], tuple[float, str]]:
+    """A sort key (unit cost, id) that computes and keeps each candidate's unit cost."""
+
+    def key(c: Candidate) -> tuple[float, str]:
+        if c.unit_cost is None:
+            c.unit_cost = model.unit_cost(c.location, problem.distance(c))
+        return (c.unit_cost, c.id)
+
+    return key
 
 
-def _cheapest_units(problem: Problem) -> float:
+def _cost(
+    model: CostModel,
+    filled: Sequence[tuple[Candidate, list[int]]],
+    cost_of: Callable[[Candidate], tuple[float, str]],
+) -> float:
+    units = sum(cost_of(c)[0] * sum(row) for c, row in filled)
+    return model.per_shipment * len(filled) + units
+
+
+def _cheapest_units(problem: Problem, cost_of: Callable[[Candidate], tuple[float, str]]) -> float:
     """The least any plan pays for its units alone: each SKU's target from the cheapest."""
+    by_cost = sorted(problem.candidates, key=cost_of)
     total = 0.0
     for i, target in enumerate(problem.targets):
         need = target
-        for c in sorted(problem.candidates, key=_by_unit_cost):
+        for c in by_cost:
             if not need:
                 break
             take = min(need, c.supply[i])
-            total += take * c.unit_cost
+            total += take * cost_of(c)[0]
             need -= take
     return total
 
