@@ -15,6 +15,7 @@ from omscore.ids import LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem
 from omscore.orders import Order
 from omscore.serialization import event_from_dict, event_to_dict, from_json, make_converter, to_json
+from omscore.sourcing import AllocationPlan, LowestCostPolicy, NetworkSnapshot, SourcingRequest
 from omscore.testing import strategies as oms_st
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,3 +95,16 @@ def test_json_output_is_deterministic() -> None:
     a = Location(id="X", kind="store", geo=None, capabilities=["ship", "pickup", "returns"])
     b = Location(id="X", kind="store", geo=None, capabilities=["returns", "pickup", "ship"])
     assert to_json(a) == to_json(b)
+
+
+@given(case=oms_st.sourcing_cases())
+def test_plans_round_trip_with_their_trace(
+    case: tuple[SourcingRequest, NetworkSnapshot],
+) -> None:
+    """A plan written out carries its trace; read back it explains the same way."""
+    request, snapshot = case
+    plan = LowestCostPolicy().plan(request, snapshot)
+    back = round_trip(plan, AllocationPlan)
+    assert back == plan
+    assert back.trace == plan.trace
+    assert back.explain() == plan.explain()

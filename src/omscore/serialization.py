@@ -20,6 +20,8 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from omscore import events as events_module
 from omscore.events import DomainEvent
+from omscore.ids import LineId
+from omscore.sourcing.plan import AllocationPlan, Assignment, PlanDetails
 
 T = TypeVar("T")
 
@@ -72,6 +74,7 @@ def make_converter() -> cattrs.Converter:
         event: DomainEvent = structure_by_name[name](body, EVENT_TYPES[name])
         return event
 
+    _register_plans(converter)
     converter.register_unstructure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, DomainEvent), unstructure_event
     )
@@ -79,6 +82,35 @@ def make_converter() -> cattrs.Converter:
         lambda t: isinstance(t, type) and issubclass(t, DomainEvent), structure_event
     )
     return converter
+
+
+def _register_plans(converter: cattrs.Converter) -> None:
+    """Plans keep their trace details lazily; written out, the details are materialised."""
+
+    def unstructure_plan(plan: AllocationPlan) -> dict[str, Any]:
+        return {
+            "policy": plan.policy,
+            "assignments": converter.unstructure(plan.assignments, tuple[Assignment, ...]),
+            "unallocated": dict(plan.unallocated),
+            "cost": plan.cost,
+            "search": plan.search,
+            "search_steps": plan.search_steps,
+            "details": converter.unstructure(plan.details, PlanDetails),
+        }
+
+    def structure_plan(data: dict[str, Any], _: type[Any]) -> AllocationPlan:
+        return AllocationPlan(
+            policy=data["policy"],
+            assignments=converter.structure(data["assignments"], tuple[Assignment, ...]),
+            unallocated=converter.structure(data["unallocated"], dict[LineId, int]),
+            cost=data["cost"],
+            search=data["search"],
+            search_steps=data["search_steps"],
+            details=converter.structure(data["details"], PlanDetails),
+        )
+
+    converter.register_unstructure_hook(AllocationPlan, unstructure_plan)
+    converter.register_structure_hook(AllocationPlan, structure_plan)
 
 
 _default = make_converter()
