@@ -185,3 +185,33 @@ class NothingToAllocate(InvalidTransition):
 
 class CarrierError(OmsError):
     """The carrier could not quote, label or track."""
+
+
+# --- payments and returns -----------------------------------------------------------------
+
+
+class PaymentError(OmsError):
+    """The payment gateway failed (a technical error, not a decision about the card)."""
+
+
+class PaymentDeclined(PaymentError):
+    """The payment gateway declined the authorisation, capture or refund."""
+
+
+class PaymentLimitExceeded(PaymentError, ValueError):
+    """A capture beyond the authorisation, or a refund beyond what was captured."""
+
+
+class UnknownReturn(OmsError, KeyError):
+    """No return with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown return"
+
+
+class InvalidReturn(OmsError, ValueError):
+    """A return request or receipt with one or more problems; ``problems`` lists each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("return refused: " + "; ".join(self.problems))

@@ -12,7 +12,7 @@ from datetime import datetime
 import attrs
 
 from omscore.geo import Address
-from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.money import Money
 
 
@@ -367,3 +367,73 @@ class PickupExpired(OrderEvent):
     fulfillment_id: FulfillmentId
     location_id: LocationId
     units: tuple[FulfilledUnits, ...]
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PaymentRecorded(OrderEvent):
+    """Money moved on the order's payment: ``kind`` is authorized, captured, refunded,
+    voided, declined or credited."""
+
+    kind: str
+    amount: Money
+    reference: str | None
+    key: str
+
+
+# --- returns --------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReturnEvent(DomainEvent):
+    """An event of one return (the return's version)."""
+
+    return_id: ReturnId
+    order_id: OrderId
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReturnRequested(ReturnEvent):
+    """A customer asked to send units back."""
+
+    units: tuple[FulfilledUnits, ...]
+    reason: str
+    method: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReturnStatusChanged(ReturnEvent):
+    """The return was approved, rejected, exchanged or closed (``status``), with a note
+    (the label's tracking number, the rejection's reason ...)."""
+
+    status: str
+    note: str = ""
+
+
+@attrs.frozen(slots=True)
+class InspectedUnits:
+    """Units of one line that arrived and what was decided for them."""
+
+    line_id: LineId
+    disposition: str
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReturnReceived(ReturnEvent):
+    """Units arrived at ``location_id`` and were inspected."""
+
+    location_id: LocationId
+    inspected: tuple[InspectedUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ReturnRefunded(ReturnEvent):
+    """Received units were refunded: merchandise less the restocking fee plus shipping."""
+
+    amount: Money
+    merchandise: Money
+    restocking_fee: Money
+    shipping: Money

@@ -18,10 +18,11 @@ import attrs
 
 from omscore.events import DomainEvent
 from omscore.geo import Address
-from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
 from omscore.money import Money
 from omscore.orders import Order
+from omscore.returns import Return
 
 
 class Clock(Protocol):
@@ -157,6 +158,18 @@ class LoadRepository(Protocol):
         ...
 
 
+class ReturnRepository(Protocol):
+    """Returns (RMAs) by id."""
+
+    def get(self, return_id: ReturnId) -> Return | None:
+        """The stored return, or None."""
+        ...
+
+    def put(self, rma: Return) -> None:
+        """Stage a new or changed return."""
+        ...
+
+
 class IdempotencyRepository(Protocol):
     """Results of commands run under an idempotency key."""
 
@@ -177,6 +190,7 @@ class UnitOfWork(Protocol):
     locations: LocationRepository
     channels: ChannelRepository
     loads: LoadRepository
+    returns: ReturnRepository
     idempotency: IdempotencyRepository
 
     def record(self, events: Iterable[DomainEvent]) -> None:
@@ -228,6 +242,36 @@ class CarrierPort(Protocol):
 
     def track(self, tracking: str) -> str:
         """The parcel's latest status."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class PaymentResult:
+    """What the gateway did: its reference for the payment and the amount it moved."""
+
+    reference: str
+    amount: Money
+
+
+class PaymentPort(Protocol):
+    """A payment gateway. Every call carries an idempotency key: a repeated key returns the
+    first result and moves no money. Failures raise ``PaymentDeclined`` (a decision) or
+    ``PaymentError`` (a fault)."""
+
+    def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
+        """Reserve ``amount`` on the customer's payment method."""
+        ...
+
+    def capture(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Charge part of an authorisation."""
+        ...
+
+    def refund(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Give back part of what was captured."""
+        ...
+
+    def void(self, reference: str, key: str) -> PaymentResult:
+        """Release what is left of an authorisation; the result's amount is what was left."""
         ...
 
 

@@ -10,13 +10,14 @@ for another command raises :class:`~omscore.errors.DuplicateIdempotencyKey`. A l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, cast
 
 import attrs
 
+from omscore._payments import Payments
 from omscore._stock import StockSession
 from omscore.adapters.system import SystemClock, UuidIds
 from omscore.errors import (
@@ -27,11 +28,14 @@ from omscore.errors import (
     InvalidDraft,
     InvalidLocation,
     InvalidQuantity,
+    InvalidReturn,
+    InvalidTransition,
     NothingToAllocate,
     UnknownFulfillment,
     UnknownLocation,
     UnknownOrder,
     UnknownReservation,
+    UnknownReturn,
     UnknownTransfer,
 )
 from omscore.events import (
@@ -43,11 +47,12 @@ from omscore.events import (
     LineRemoved,
     LocationAdded,
     LocationUpdated,
+    ReturnRefunded,
     StockFeedApplied,
     UnitsCancelled,
 )
 from omscore.geo import Address, GeoPoint, distance_km
-from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import (
     Capability,
     Channel,
@@ -66,6 +71,7 @@ from omscore.inventory import (
     replay,
 )
 from omscore.inventory.item import require_units
+from omscore.money import Money
 from omscore.orders import (
     DeliveryMethod,
     DraftLimits,
@@ -77,9 +83,26 @@ from omscore.orders import (
     OrderDraft,
     OrderLine,
     OrderStatus,
+    PaymentKind,
 )
 from omscore.orders.draft import draft_problems
-from omscore.ports import CarrierPort, Clock, IdempotencyRecord, IdGenerator, Store, UnitOfWork
+from omscore.ports import (
+    CarrierPort,
+    Clock,
+    IdempotencyRecord,
+    IdGenerator,
+    PaymentPort,
+    Store,
+    UnitOfWork,
+)
+from omscore.returns import (
+    Disposition,
+    Return,
+    ReturnPolicy,
+    ReturnStatus,
+    quote_refund,
+    request_return,
+)
 from omscore.serialization import make_converter
 from omscore.sourcing import (
     AllocationPlan,
@@ -130,10 +153,10 @@ class OMS:
         *,
         sourcing: SourcingPolicy | None = None,
         carrier: CarrierPort | None = None,
-        payments: object | None = None,
+        payments: PaymentPort | None = None,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
-        return_policy: object | None = None,
+        return_policy: ReturnPolicy | None = None,
         limits: DraftLimits | None = None,
         max_attempts: int = 8,
         pickup_expiry: timedelta = timedelta(days=7),
@@ -142,8 +165,9 @@ class OMS:
         self.store = store
         self.sourcing: SourcingPolicy = sourcing or LowestCostPolicy(CostModel())
         self.carrier: CarrierPort | None = carrier
-        self.payments = payments
-        self.return_policy = return_policy
+        self.payments: PaymentPort | None = payments
+        self._payments = Payments(payments)
+        self.return_policy: ReturnPolicy = return_policy or ReturnPolicy()
         self.clock: Clock = clock or SystemClock()
         self.ids: IdGenerator = ids or UuidIds()
         self.limits = limits or DraftLimits()
@@ -193,17 +217,50 @@ class OMS:
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             stock = StockSession(uow, now)
-            self._check_draft(draft, stock)
-            order_id = OrderId(self.ids.new_id("O"))
-            line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
-            order, events = Order.place(order_id, draft, line_ids, now, self.limits)
-            uow.orders.put(order)
+            order = self._create_order(stock, draft)
+            order, events = self._payments.authorize(order, order.total, now)
             uow.record(events)
-            self._hold_new_order(stock, order)
+            uow.orders.put(order)
             stock.flush()
             return order
 
         return self._run("place_order", {"draft": draft}, idempotency_key, work)
+
+    def _create_order(
+        self, stock: StockSession, draft: OrderDraft, exchange_of: ReturnId | None = None
+    ) -> Order:
+        """Validate the draft, create the order and hold its stock (not yet stored)."""
+        self._check_draft(draft, stock)
+        order_id = OrderId(self.ids.new_id("O"))
+        line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
+        order, events = Order.place(order_id, draft, line_ids, stock.now, self.limits)
+        if exchange_of is not None:
+            order = attrs.evolve(order, exchange_of=exchange_of)
+        stock.uow.record(events)
+        self._hold_new_order(stock, order)
+        return order
+
+    def authorize_payment(self, order_id: str, idempotency_key: str | None = None) -> Order:
+        """Try the authorisation again (after a decline); on success the payment hold goes."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _load_order(uow, order_id)
+            if order.payment_reference is not None or any(
+                p.kind is PaymentKind.AUTHORIZED for p in order.payments
+            ):
+                raise InvalidTransition(f"order {order.id} is already authorised")
+            due = order.total - order.captured
+            order, events = self._payments.authorize(order, due, now)
+            uow.record(events)
+            if any(p.kind is PaymentKind.AUTHORIZED for p in order.payments) and any(
+                h.kind == HoldKind.PAYMENT for h in order.holds
+            ):
+                order, released = order.release(HoldKind.PAYMENT, now)
+                uow.record(released)
+            uow.orders.put(order)
+            return order
+
+        return self._run("authorize_payment", {"order_id": order_id}, idempotency_key, work)
 
     def get_order(self, order_id: str) -> Order:
         """The order with ``order_id``; :class:`UnknownOrder` if there is none."""
@@ -303,10 +360,12 @@ class OMS:
     ) -> Order:
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order, events = decide(_load_order(uow, order_id), now)
-            uow.orders.put(order)
             uow.record(events)
             stock = StockSession(uow, now)
             self._follow_stock(stock, order, events)
+            order, settled = self._payments.settle(order, now)
+            uow.record(settled)
+            uow.orders.put(order)
             stock.flush()
             return order
 
@@ -574,6 +633,8 @@ class OMS:
                         uow.record(events)
                         self._follow_fulfillment(stock, f, "expire")
                         expired += 1
+                order, settled = self._payments.settle(order, now)
+                uow.record(settled)
                 uow.orders.put(order)
             stock.flush()
             return expired
@@ -604,6 +665,7 @@ class OMS:
                     key=f"label:{f.id}",
                 )
                 label_tracking, label_carrier = label.tracking, label.carrier
+            due = order.capture_value(f.id) if command in ("ship", "collect") else None
             order, events = order.advance(
                 fulfillment_id,
                 command,
@@ -614,8 +676,13 @@ class OMS:
             )
             uow.record(events)
             self._follow_fulfillment(stock, f, command)
+            if due is not None:
+                order, captured = self._payments.capture(order, due, f"capture:{f.id}", now)
+                uow.record(captured)
             if command == "reject":
                 order = self._after_rejection(stock, order)
+            order, settled = self._payments.settle(order, now)
+            uow.record(settled)
             uow.orders.put(order)
             stock.flush()
             return order
@@ -653,6 +720,239 @@ class OMS:
             return order
         order, _ = self._source(stock, order)
         return order
+
+    # --- returns --------------------------------------------------------------------------
+
+    def request_return(
+        self,
+        order_id: str,
+        lines: Mapping[str, int],
+        reason: str = "",
+        method: str = "ship",
+        idempotency_key: str | None = None,
+    ) -> Return:
+        """Ask to send delivered units back (an RMA). Eligible: delivered or collected units
+        not returned or in an open return, inside the policy's window, of returnable SKUs.
+        Every problem is reported at once; nothing is created otherwise."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Return:
+            order = _load_order(uow, order_id)
+            existing = [_load_return(uow, rid) for rid in order.return_ids]
+            rma, events = request_return(
+                ReturnId(self.ids.new_id("R")),
+                order,
+                lines,
+                existing,
+                self.return_policy,
+                reason,
+                method,
+                now,
+            )
+            uow.returns.put(rma)
+            uow.orders.put(order.add_return(rma.id))
+            uow.record(events)
+            return rma
+
+        arguments = {"order_id": order_id, "lines": dict(lines), "reason": reason, "method": method}
+        return self._run("request_return", arguments, idempotency_key, work)
+
+    def get_return(self, return_id: str) -> Return:
+        """The return with ``return_id``."""
+        return self._read(lambda uow: _load_return(uow, return_id))
+
+    def approve_return(self, return_id: str, idempotency_key: str | None = None) -> Return:
+        """Accept the return; a ``ship`` return gets a label through the carrier port."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Return:
+            rma = _load_return(uow, return_id)
+            rma.require("approve")
+            tracking = None
+            if rma.method == "ship" and self.carrier is not None:
+                order = _load_order(uow, rma.order_id)
+                depot = _returns_location(StockSession(uow, now), order)
+                if depot is not None:
+                    units = sum(line.requested for line in rma.lines)
+                    label = self.carrier.create_label(
+                        f"return-{rma.id}",
+                        depot,
+                        order.delivery.address,
+                        units,
+                        key=f"label:{rma.id}",
+                    )
+                    tracking = label.tracking
+            rma, events = rma.approve(now, tracking)
+            uow.returns.put(rma)
+            uow.record(events)
+            return rma
+
+        return self._run("approve_return", {"return_id": return_id}, idempotency_key, work)
+
+    def reject_return(
+        self, return_id: str, reason: str = "", idempotency_key: str | None = None
+    ) -> Return:
+        """Refuse the return; its units may be asked back again."""
+        return self._return_command(
+            "reject_return",
+            return_id,
+            {"reason": reason},
+            idempotency_key,
+            lambda r, now: r.reject(reason, now),
+        )
+
+    def close_return(self, return_id: str, idempotency_key: str | None = None) -> Return:
+        """Close a refunded, exchanged, rejected or abandoned return."""
+        return self._return_command(
+            "close_return", return_id, {}, idempotency_key, lambda r, now: r.close(now)
+        )
+
+    def _return_command(
+        self,
+        command: str,
+        return_id: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        decide: Callable[[Return, datetime], tuple[Return, list[DomainEvent]]],
+    ) -> Return:
+        def work(uow: UnitOfWork, now: datetime) -> Return:
+            rma, events = decide(_load_return(uow, return_id), now)
+            uow.returns.put(rma)
+            uow.record(events)
+            return rma
+
+        return self._run(command, {"return_id": return_id, **arguments}, idempotency_key, work)
+
+    def receive_return(
+        self,
+        return_id: str,
+        location_id: str,
+        dispositions: Mapping[str, Mapping[Disposition | str, int]],
+        idempotency_key: str | None = None,
+    ) -> Return:
+        """Units arrive at a location with RETURNS capability and are inspected: a
+        disposition per unit. RESTOCK units go back on hand there (a restock in the ledger);
+        the others are recorded on the return."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Return:
+            stock = StockSession(uow, now)
+            location = stock.location(location_id)
+            if not location.can(Capability.RETURNS):
+                raise InvalidReturn([f"location {location.id} does not take returns"])
+            rma = _load_return(uow, return_id)
+            before = {line.line_id: line.received for line in rma.lines}
+            rma, events = rma.receive(location.id, dispositions, now)
+            uow.record(events)
+            for line_id, by in dispositions.items():
+                restock = sum(n for key, n in by.items() if key == Disposition.RESTOCK)
+                if restock:
+                    item = stock.item(rma.line(line_id).sku)
+                    stock.keep(item.restock(location.id, restock, f"return {rma.id}", now))
+            received = {
+                line.line_id: line.received - before[line.line_id]
+                for line in rma.lines
+                if line.received > before[line.line_id]
+            }
+            uow.orders.put(_load_order(uow, rma.order_id).mark_returned(received))
+            uow.returns.put(rma)
+            stock.flush()
+            return rma
+
+        arguments = {
+            "return_id": return_id,
+            "location_id": location_id,
+            "dispositions": {k: dict(v) for k, v in dispositions.items()},
+        }
+        return self._run("receive_return", arguments, idempotency_key, work)
+
+    def refund_return(self, return_id: str, idempotency_key: str | None = None) -> Money:
+        """Refund the received units not refunded yet, through the payment port: each
+        unit's share of its line total, less the restocking fee, plus shipping per the
+        policy; never more than was captured less earlier refunds. Repeating it refunds
+        nothing more."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Money:
+            rma = _load_return(uow, return_id)
+            order = _load_order(uow, rma.order_id)
+            units = {
+                line.line_id: line.awaiting_refund for line in rma.lines if line.awaiting_refund
+            }
+            if not units and rma.status not in (ReturnStatus.REQUESTED, ReturnStatus.APPROVED):
+                return Money.zero(order.currency)
+            rma.require("refund")
+            quote = quote_refund(order, units, self.return_policy)
+            amount = min(quote.amount, order.captured - order.refunded)
+            order, events = self._payments.refund(
+                order, amount, f"refund:{rma.id}:{rma.version}", now
+            )
+            uow.record(events)
+            rma = rma.mark_refunded(units, amount, now)
+            uow.record(
+                [
+                    ReturnRefunded(
+                        return_id=rma.id,
+                        order_id=order.id,
+                        version=rma.version,
+                        at=now,
+                        amount=amount,
+                        merchandise=quote.merchandise,
+                        restocking_fee=quote.restocking_fee,
+                        shipping=quote.shipping,
+                    )
+                ]
+            )
+            uow.orders.put(order.mark_refunded(units))
+            uow.returns.put(rma)
+            return amount
+
+        return self._run("refund_return", {"return_id": return_id}, idempotency_key, work)
+
+    def exchange(
+        self, return_id: str, lines: Sequence[LineDraft], idempotency_key: str | None = None
+    ) -> Order:
+        """Settle a received return with a replacement order (same channel and delivery).
+        The returned units' value is credit on the new order; a higher price is authorised
+        for the difference, a lower one refunded on the original order."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            rma = _load_return(uow, return_id)
+            rma.require("exchange")
+            original = _load_order(uow, rma.order_id)
+            units = {
+                line.line_id: line.awaiting_refund for line in rma.lines if line.awaiting_refund
+            }
+            credit = min(
+                quote_refund(original, units, self.return_policy, fee=False).merchandise,
+                original.captured - original.refunded,
+            )
+            stock = StockSession(uow, now)
+            draft = OrderDraft(
+                channel=original.channel,
+                currency=original.currency,
+                lines=list(lines),
+                delivery=original.delivery,
+                customer_ref=original.customer_ref,
+            )
+            new = self._create_order(stock, draft, exchange_of=rma.id)
+            applied = min(credit, new.total)
+            new, credited = self._payments.credit(new, applied, f"credit:{rma.id}", now)
+            uow.record(credited)
+            if new.total > applied:
+                new, authorized = self._payments.authorize(new, new.total - applied, now)
+                uow.record(authorized)
+            original = original.mark_refunded(units)
+            original, refunded = self._payments.refund(
+                original, credit - applied, f"refund:{rma.id}:exchange", now
+            )
+            uow.record(refunded)
+            rma, events = rma.mark_exchanged(new.id, now)
+            uow.record(events)
+            uow.orders.put(original)
+            uow.orders.put(new)
+            uow.returns.put(rma)
+            stock.flush()
+            return new
+
+        arguments = {"return_id": return_id, "lines": list(lines)}
+        return self._run("exchange", arguments, idempotency_key, work)
 
     # --- locations and channels -----------------------------------------------------------
 
@@ -1265,6 +1565,21 @@ def _fulfillments_of(
         (FulfillmentId(f"{order.id}-F{n}"), location_id, grouped[location_id])
         for n, location_id in enumerate(plan.shipments, start=first)
     ]
+
+
+def _load_return(uow: UnitOfWork, return_id: str) -> Return:
+    rma = uow.returns.get(ReturnId(return_id))
+    if rma is None:
+        raise UnknownReturn(f"no return {return_id!r}")
+    return rma
+
+
+def _returns_location(stock: StockSession, order: Order) -> Location | None:
+    """The active location taking returns nearest the customer (then by id)."""
+    address = order.delivery.address
+    point = address.geo if address is not None else None
+    depots = [loc for loc in stock.locations.values() if loc.active and loc.can(Capability.RETURNS)]
+    return min(depots, key=lambda loc: (_distance(point, loc.geo) or 0.0, loc.id), default=None)
 
 
 def _item(uow: UnitOfWork, sku: str) -> InventoryItem:

@@ -16,10 +16,11 @@ from typing import Generic, Protocol, Self, TypeVar
 
 from omscore.errors import ConcurrencyConflict
 from omscore.events import DomainEvent
-from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
 from omscore.orders import FulfillmentStatus, Order
 from omscore.ports import IdempotencyRecord, OutboxRecord
+from omscore.returns import Return
 
 
 class _Versioned(Protocol):
@@ -144,6 +145,11 @@ class _Channels(_Repo[Channel]):
         return [rows[k] for k in sorted(rows)]
 
 
+class _Returns(_Repo[Return]):
+    def get(self, return_id: ReturnId) -> Return | None:  # type: ignore[override]
+        return super().get(return_id)
+
+
 class _Idempotency:
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
@@ -166,6 +172,7 @@ class MemoryUnitOfWork:
         self.locations = _Locations(self, store.locations)
         self.channels = _Channels(self, store.channels)
         self.loads = _Loads(self, store.loads)
+        self.returns = _Returns(self, store.returns)
         self.idempotency = _Idempotency(self)
         self._events: list[DomainEvent] = []
         self._repos: tuple[_Staged, ...] = (
@@ -174,6 +181,7 @@ class MemoryUnitOfWork:
             self.locations,
             self.channels,
             self.loads,
+            self.returns,
         )
 
     def record(self, events: Iterable[DomainEvent]) -> None:
@@ -220,6 +228,7 @@ class MemoryStore:
         self.locations: _Table[Location] = _Table("location", lambda loc: loc.id)
         self.channels: _Table[Channel] = _Table("channel", lambda c: c.id)
         self.loads: _Table[LocationLoad] = _Table("location load", lambda x: x.location_id)
+        self.returns: _Table[Return] = _Table("return", lambda r: r.id)
         self.ledger: list[StockMovement] = []
         self.events: list[OutboxRecord] = []
         self.idempotency: dict[str, IdempotencyRecord] = {}

@@ -12,6 +12,8 @@ from omscore.orders.model import (
     Order,
     OrderLine,
     OrderStatus,
+    PaymentEntry,
+    PaymentKind,
 )
 
 __all__ = [
@@ -29,5 +31,7 @@ __all__ = [
     "OrderDraft",
     "OrderLine",
     "OrderStatus",
+    "PaymentEntry",
+    "PaymentKind",
     "validate_draft",
 ]

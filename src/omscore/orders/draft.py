@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -33,6 +33,10 @@ class LineDraft:
     tax: Money | None = None
 
 
+def _line_tuple(values: Iterable[LineDraft]) -> tuple[LineDraft, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(slots=True)
 class OrderDraft:
     """An order as submitted at checkout, before it is validated and placed.
@@ -43,7 +47,7 @@ class OrderDraft:
 
     channel: str
     currency: str
-    lines: Sequence[LineDraft] = attrs.field(converter=tuple)
+    lines: Sequence[LineDraft] = attrs.field(converter=_line_tuple)
     delivery: Delivery
     customer_ref: str | None = None
     shipping_fee: Money | None = None

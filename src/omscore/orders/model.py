@@ -39,12 +39,13 @@ from omscore.events import (
     LineRemoved,
     OrderHeld,
     OrderPlaced,
+    PaymentRecorded,
     PickupExpired,
     PlacedLine,
     UnitsCancelled,
 )
 from omscore.geo import Address
-from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.money import Money
 from omscore.orders.delivery import Delivery, DeliveryMethod
 from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, line_problems, validate_draft
@@ -70,6 +71,30 @@ class HoldKind(enum.StrEnum):
     FRAUD = "fraud"
     MANUAL = "manual"
     SOURCING = "sourcing"
+
+
+class PaymentKind(enum.StrEnum):
+    """What a payment entry records."""
+
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+    DECLINED = "declined"
+    CREDITED = "credited"
+    APPLIED = "applied"
+
+
+@attrs.frozen(slots=True)
+class PaymentEntry:
+    """One movement of the order's payment, with the gateway's reference and the
+    idempotency key it was sent with."""
+
+    kind: PaymentKind
+    amount: Money
+    reference: str | None
+    key: str
+    at: datetime
 
 
 @attrs.frozen(slots=True)
@@ -100,6 +125,7 @@ class OrderLine:
     delivered: int = 0
     cancelled: int = 0
     returned: int = 0
+    refunded: int = 0
 
     @property
     def open(self) -> int:
@@ -110,6 +136,16 @@ class OrderLine:
     def total(self) -> Money:
         """Unit price x quantity, less the discount, plus tax."""
         return self.unit_price * self.quantity - self.discount + self.tax
+
+    def unit_shares(self) -> list[Money]:
+        """Each unit's share of the line total (price less discount plus tax), split with
+        ``Money.allocate``: the shares always sum exactly to the total."""
+        return self.total.allocate([1] * self.quantity)
+
+    def value_of_units(self, first: int, count: int) -> Money:
+        """The shares of units ``first`` to ``first + count - 1`` (in capture or refund
+        order), so that taking every unit in any number of steps gives exactly the total."""
+        return sum(self.unit_shares()[first : first + count], Money.zero(self.total.currency))
 
     @property
     def cancellable(self) -> int:
@@ -262,6 +298,9 @@ class Order:
     holds: tuple[Hold, ...] = ()
     fulfillments: tuple[FulfillmentOrder, ...] = ()
     rejected_locations: frozenset[LocationId] = frozenset()
+    payments: tuple[PaymentEntry, ...] = ()
+    return_ids: tuple[ReturnId, ...] = ()
+    exchange_of: ReturnId | None = None
 
     # --- placing ------------------------------------------------------------------------
 
@@ -327,6 +366,102 @@ class Order:
     def total(self) -> Money:
         """Sum of the line totals plus the shipping fee."""
         return sum((line.total for line in self.lines), self.shipping_fee)
+
+    def _paid(self, kind: PaymentKind) -> Money:
+        return sum((p.amount for p in self.payments if p.kind is kind), Money.zero(self.currency))
+
+    @property
+    def authorized(self) -> Money:
+        """Money authorised on the customer's payment method."""
+        return self._paid(PaymentKind.AUTHORIZED)
+
+    @property
+    def captured(self) -> Money:
+        """Money captured (charged), including credit from an exchanged return."""
+        return self._paid(PaymentKind.CAPTURED) + self._paid(PaymentKind.CREDITED)
+
+    @property
+    def refunded(self) -> Money:
+        """Money refunded."""
+        return self._paid(PaymentKind.REFUNDED)
+
+    @property
+    def voided(self) -> Money:
+        """Authorised money released without capture."""
+        return self._paid(PaymentKind.VOIDED)
+
+    @property
+    def credit_left(self) -> Money:
+        """Credit (from an exchanged return) not yet applied to a shipment."""
+        return self._paid(PaymentKind.CREDITED) - self._paid(PaymentKind.APPLIED)
+
+    @property
+    def payment_reference(self) -> str | None:
+        """The gateway's reference of the authorisation, if any."""
+        for p in self.payments:
+            if p.kind is PaymentKind.AUTHORIZED:
+                return p.reference
+        return None
+
+    @property
+    def uncaptured(self) -> Money:
+        """Authorised money neither captured nor voided."""
+        return self._paid(PaymentKind.AUTHORIZED) - self._paid(PaymentKind.CAPTURED) - self.voided
+
+    def capture_value(self, fulfillment_id: str) -> Money:
+        """What shipping (or handing over) a fulfilment order captures: its units' shares,
+        plus the shipping fee with the first capture."""
+        f = self._fulfillment_or_raise(fulfillment_id)
+        value = Money.zero(self.currency)
+        for fl in f.lines:
+            line = self.line(fl.line_id)
+            value += line.value_of_units(line.shipped + line.delivered, fl.quantity)
+        if not any(p.kind is PaymentKind.CAPTURED for p in self.payments):
+            value += self.shipping_fee
+        return value
+
+    @property
+    def fully_settled(self) -> bool:
+        """True when no unit is left to capture (all shipped, delivered or cancelled)."""
+        return all(line.open == line.allocated == 0 for line in self.lines)
+
+    def record_payment(self, entry: PaymentEntry) -> tuple[Order, list[DomainEvent]]:
+        """Add an entry to the payment ledger."""
+        order = self._next(payments=(*self.payments, entry))
+        event = PaymentRecorded(
+            order_id=self.id,
+            version=order.version,
+            at=entry.at,
+            kind=entry.kind.value,
+            amount=entry.amount,
+            reference=entry.reference,
+            key=entry.key,
+        )
+        return order, [event]
+
+    def add_return(self, return_id: ReturnId) -> Order:
+        """The order with ``return_id`` among its returns."""
+        return self._next(return_ids=(*self.return_ids, return_id))
+
+    def mark_returned(self, units: Mapping[LineId, int]) -> Order:
+        """Count units received back (inside delivered)."""
+        lines = tuple(
+            attrs.evolve(line, returned=line.returned + units[line.id])
+            if line.id in units
+            else line
+            for line in self.lines
+        )
+        return self._next(lines=lines)
+
+    def mark_refunded(self, units: Mapping[LineId, int]) -> Order:
+        """Count units whose money went back (refunded or credited to an exchange)."""
+        lines = tuple(
+            attrs.evolve(line, refunded=line.refunded + units[line.id])
+            if line.id in units
+            else line
+            for line in self.lines
+        )
+        return self._next(lines=lines)
 
     @property
     def is_held(self) -> bool:

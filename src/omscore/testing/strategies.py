@@ -98,9 +98,13 @@ def line_drafts(currency: str, *, max_quantity: int = 20) -> st.SearchStrategy[L
     )
 
 
-def deliveries(pickup_locations: list[str] | None = None) -> st.SearchStrategy[Delivery]:
-    """Ship, same-day, or (when locations are given) pickup deliveries."""
-    options = [st.builds(Delivery.ship, addresses()), st.builds(Delivery.same_day, addresses())]
+def deliveries(
+    pickup_locations: list[str] | None = None, *, same_day: bool = True
+) -> st.SearchStrategy[Delivery]:
+    """Ship, same-day (unless ``same_day=False``), or (when locations are given) pickup."""
+    options = [st.builds(Delivery.ship, addresses())]
+    if same_day:
+        options.append(st.builds(Delivery.same_day, addresses()))
     if pickup_locations:
         options.append(st.sampled_from(pickup_locations).map(Delivery.pickup))
     return st.one_of(*options)
@@ -111,7 +115,9 @@ def order_drafts(
     currency: str | None = None,
     channels: tuple[str, ...] = ("web", "app", "marketplace"),
     max_lines: int = 5,
+    max_quantity: int = 20,
     pickup_locations: list[str] | None = None,
+    same_day: bool = True,
 ) -> st.SearchStrategy[OrderDraft]:
     """Valid order drafts."""
     codes = st.just(currency) if currency else currencies()
@@ -120,8 +126,10 @@ def order_drafts(
             OrderDraft,
             channel=st.sampled_from(channels),
             currency=st.just(code),
-            lines=st.lists(line_drafts(code), min_size=1, max_size=max_lines),
-            delivery=deliveries(pickup_locations),
+            lines=st.lists(
+                line_drafts(code, max_quantity=max_quantity), min_size=1, max_size=max_lines
+            ),
+            delivery=deliveries(pickup_locations, same_day=same_day),
             shipping_fee=st.one_of(st.none(), money(code, max_minor=2_000)),
         )
     )

@@ -1,0 +1,104 @@
+"""Payment steps of the use cases: authorise, capture, void, refund, credit.
+
+Each step calls the payment port (or, without one, records the movement as settled
+outside omscore) and returns the order with the entry in its payment ledger and the event
+that says so. Keys are derived from the command (``capture:<fulfilment id>``), so a retried
+command never moves money twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from omscore.errors import PaymentDeclined, PaymentError
+from omscore.events import DomainEvent
+from omscore.money import Money
+from omscore.orders import HoldKind, Order, PaymentEntry, PaymentKind
+from omscore.ports import PaymentPort, PaymentResult
+
+Changed = tuple[Order, list[DomainEvent]]
+
+
+class Payments:
+    """The payment side of the OMS; ``port=None`` records payments settled elsewhere."""
+
+    def __init__(self, port: PaymentPort | None) -> None:
+        self.port = port
+
+    def _record(
+        self, order: Order, kind: PaymentKind, result: PaymentResult | Money, key: str, at: datetime
+    ) -> Changed:
+        if isinstance(result, Money):
+            entry = PaymentEntry(kind, result, None, key, at)
+        else:
+            entry = PaymentEntry(kind, result.amount, result.reference, key, at)
+        return order.record_payment(entry)
+
+    def authorize(self, order: Order, amount: Money, at: datetime) -> Changed:
+        """Authorise ``amount``; a decline or a fault puts a payment hold on the order."""
+        key = f"authorize:{order.id}"
+        if self.port is None:
+            return self._record(order, PaymentKind.AUTHORIZED, amount, key, at)
+        try:
+            result = self.port.authorize(order.id, amount, key)
+        except PaymentDeclined as declined:
+            order, events = self._record(order, PaymentKind.DECLINED, amount, key, at)
+            held, more = order.hold(HoldKind.PAYMENT, f"authorisation declined: {declined}", at)
+            return held, events + more
+        except PaymentError as fault:
+            return order.hold(HoldKind.PAYMENT, f"authorisation failed: {fault}", at)
+        return self._record(order, PaymentKind.AUTHORIZED, result, key, at)
+
+    def capture(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        """Capture ``amount``: credit left from an exchange pays first, the authorisation
+        the rest."""
+        events: list[DomainEvent] = []
+        credit = min(amount, order.credit_left)
+        if credit.amount > 0:
+            order, events = self._record(order, PaymentKind.APPLIED, credit, f"{key}:credit", at)
+            amount -= credit
+        if amount.is_zero():
+            return order, events
+        order, more = self._charge(order, amount, key, at)
+        return order, events + more
+
+    def _charge(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        if self.port is None:
+            return self._record(order, PaymentKind.CAPTURED, amount, key, at)
+        reference = order.payment_reference
+        if reference is None:
+            raise PaymentError(f"order {order.id} has no authorisation to capture {amount} from")
+        return self._record(
+            order, PaymentKind.CAPTURED, self.port.capture(reference, amount, key), key, at
+        )
+
+    def settle(self, order: Order, at: datetime) -> Changed:
+        """Void what is left of the authorisation once nothing more will be captured."""
+        if not order.fully_settled or order.uncaptured.amount <= 0:
+            return order, []
+        key = f"void:{order.id}"
+        if self.port is None or order.payment_reference is None:
+            return self._record(order, PaymentKind.VOIDED, order.uncaptured, key, at)
+        return self._record(
+            order, PaymentKind.VOIDED, self.port.void(order.payment_reference, key), key, at
+        )
+
+    def refund(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        """Refund ``amount`` on the order's payment."""
+        if amount.is_zero():
+            return order, []
+        if self.port is None or order.payment_reference is None:
+            return self._record(order, PaymentKind.REFUNDED, amount, key, at)
+        return self._record(
+            order,
+            PaymentKind.REFUNDED,
+            self.port.refund(order.payment_reference, amount, key),
+            key,
+            at,
+        )
+
+    def credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        """Count ``amount`` as paid by credit (an exchanged return)."""
+        if amount.is_zero():
+            return order, []
+        return self._record(order, PaymentKind.CREDITED, amount, key, at)

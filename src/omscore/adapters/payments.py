@@ -1,0 +1,152 @@
+"""A fake payment gateway for demos and tests that keeps the rules a real one keeps."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import attrs
+
+from omscore.errors import PaymentDeclined, PaymentError, PaymentLimitExceeded
+from omscore.money import Money
+from omscore.ports import PaymentResult
+
+
+@attrs.define
+class Authorization:
+    """One authorisation and what happened to it."""
+
+    reference: str
+    order_id: str
+    amount: Money
+    captured: Money
+    refunded: Money
+    voided: Money
+
+    @property
+    def open(self) -> Money:
+        """What can still be captured."""
+        return self.amount - self.captured - self.voided
+
+
+@attrs.frozen(slots=True)
+class GatewayCall:
+    """A call the gateway received (repeats included), for assertions in tests."""
+
+    operation: str
+    key: str
+    amount: Money | None
+    outcome: str
+
+
+class FakePaymentGateway:
+    """In memory, deterministic references (``pay-1`` ...), idempotent by key.
+
+    It enforces what a real gateway does: no capture beyond the open authorisation, no
+    refund beyond what was captured less refunds, nothing captured after a void. Tell it to
+    decline authorisations for an order (``decline_orders``), or to decline or fail the next
+    call (``decline_next()``, ``fail_next()``).
+    """
+
+    def __init__(self, *, decline_orders: set[str] | None = None) -> None:
+        self.decline_orders: set[str] = set(decline_orders or ())
+        self.authorizations: dict[str, Authorization] = {}
+        self.calls: list[GatewayCall] = []
+        self._results: dict[str, tuple[str, PaymentResult]] = {}
+        self._declines = 0
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    def decline_next(self, count: int = 1) -> None:
+        """Decline the next ``count`` calls that move money."""
+        self._declines += count
+
+    def fail_next(self, count: int = 1) -> None:
+        """Fail (a technical error) the next ``count`` calls."""
+        self._failures += count
+
+    def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
+        """Reserve ``amount`` for ``order_id``."""
+        with self._lock:
+            return self._once("authorize", key, amount, lambda: self._authorize(order_id, amount))
+
+    def capture(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Charge part of an authorisation."""
+        with self._lock:
+            return self._once("capture", key, amount, lambda: self._capture(reference, amount))
+
+    def refund(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Give back part of what was captured."""
+        with self._lock:
+            return self._once("refund", key, amount, lambda: self._refund(reference, amount))
+
+    def void(self, reference: str, key: str) -> PaymentResult:
+        """Release what is left of an authorisation."""
+        with self._lock:
+            return self._once("void", key, None, lambda: self._void(reference))
+
+    def _once(
+        self, operation: str, key: str, amount: Money | None, act: Callable[[], PaymentResult]
+    ) -> PaymentResult:
+        if key in self._results:
+            first_operation, first = self._results[key]
+            if first_operation != operation:
+                raise PaymentError(f"key {key!r} was used for {first_operation}, not {operation}")
+            self.calls.append(GatewayCall(operation, key, amount, "repeat"))
+            return first
+        if self._failures:
+            self._failures -= 1
+            self.calls.append(GatewayCall(operation, key, amount, "failed"))
+            raise PaymentError(f"gateway unavailable during {operation} ({key})")
+        if self._declines and operation != "void":
+            self._declines -= 1
+            self.calls.append(GatewayCall(operation, key, amount, "declined"))
+            raise PaymentDeclined(f"{operation} of {amount} declined ({key})")
+        try:
+            result = act()
+        except PaymentError:
+            self.calls.append(GatewayCall(operation, key, amount, "refused"))
+            raise
+        self._results[key] = (operation, result)
+        self.calls.append(GatewayCall(operation, key, amount, "ok"))
+        return result
+
+    def _authorize(self, order_id: str, amount: Money) -> PaymentResult:
+        if order_id in self.decline_orders:
+            raise PaymentDeclined(f"authorisation of {amount} for order {order_id} declined")
+        reference = f"pay-{len(self.authorizations) + 1}"
+        zero = Money.zero(amount.currency)
+        self.authorizations[reference] = Authorization(
+            reference, order_id, amount, zero, zero, zero
+        )
+        return PaymentResult(reference, amount)
+
+    def _get(self, reference: str) -> Authorization:
+        if reference not in self.authorizations:
+            raise PaymentError(f"no authorisation {reference!r}")
+        return self.authorizations[reference]
+
+    def _capture(self, reference: str, amount: Money) -> PaymentResult:
+        auth = self._get(reference)
+        if amount > auth.open:
+            raise PaymentLimitExceeded(
+                f"cannot capture {amount} on {reference}: {auth.open} left of {auth.amount}"
+            )
+        auth.captured += amount
+        return PaymentResult(reference, amount)
+
+    def _refund(self, reference: str, amount: Money) -> PaymentResult:
+        auth = self._get(reference)
+        refundable = auth.captured - auth.refunded
+        if amount > refundable:
+            raise PaymentLimitExceeded(
+                f"cannot refund {amount} on {reference}: {refundable} captured and not refunded"
+            )
+        auth.refunded += amount
+        return PaymentResult(reference, amount)
+
+    def _void(self, reference: str) -> PaymentResult:
+        auth = self._get(reference)
+        left = auth.open
+        auth.voided += left
+        return PaymentResult(reference, left)

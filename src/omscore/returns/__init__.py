@@ -1,0 +1,29 @@
+"""Returns: the return policy, the return (RMA) aggregate, inspection and refund maths."""
+
+from omscore.returns.model import (
+    OPEN_RETURN,
+    RETURN_TRANSITIONS,
+    Disposition,
+    RefundQuote,
+    Return,
+    ReturnLine,
+    ReturnPolicy,
+    ReturnStatus,
+    delivered_at,
+    quote_refund,
+    request_return,
+)
+
+__all__ = [
+    "OPEN_RETURN",
+    "RETURN_TRANSITIONS",
+    "Disposition",
+    "RefundQuote",
+    "Return",
+    "ReturnLine",
+    "ReturnPolicy",
+    "ReturnStatus",
+    "delivered_at",
+    "quote_refund",
+    "request_return",
+]

@@ -1,0 +1,180 @@
+"""Payments: authorise at placing, capture at shipping, void the rest, through the port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from omscore import OMS, Delivery, LineDraft, Money, OrderDraft, OrderStatus
+from omscore.adapters.payments import FakePaymentGateway
+from omscore.errors import PaymentDeclined, PaymentError, PaymentLimitExceeded
+from omscore.events import PaymentRecorded
+from omscore.orders import PaymentKind
+from omscore.testing.invariants import check_books
+
+from .conftest import BERLIN, eur, warehouse
+
+
+def paid_draft(*lines: tuple[str, int, str], shipping: str = "4.95") -> OrderDraft:
+    """A draft with ``(sku, quantity, unit price)`` lines and a shipping fee."""
+    return OrderDraft(
+        channel="web",
+        currency="EUR",
+        lines=[LineDraft(sku, q, eur(price)) for sku, q, price in lines],
+        delivery=Delivery.ship(BERLIN),
+        shipping_fee=eur(shipping),
+    )
+
+
+@pytest.fixture
+def gateway() -> FakePaymentGateway:
+    """A fresh fake gateway."""
+    return FakePaymentGateway()
+
+
+@pytest.fixture
+def shop(make_oms: Callable[..., OMS], gateway: FakePaymentGateway) -> OMS:
+    """An OMS with a payment gateway and one warehouse with stock of A and B."""
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    oms.add_location(warehouse("WH-2", priority=2))
+    oms.receive("WH-1", "A", 10)
+    oms.receive("WH-2", "B", 10)
+    return oms
+
+
+def test_placing_authorises_the_order_total(shop: OMS, gateway: FakePaymentGateway) -> None:
+    """One authorisation of lines plus shipping, with a key derived from the order."""
+    order = shop.place_order(paid_draft(("A", 2, "10.00")))
+    assert order.authorized == eur("24.95")
+    assert order.payment_reference == "pay-1"
+    assert [(c.operation, c.key) for c in gateway.calls] == [("authorize", f"authorize:{order.id}")]
+
+
+def test_a_declined_card_holds_the_order_and_keeps_it(make_oms: Callable[..., OMS]) -> None:
+    """The order is placed, on a payment hold; a later authorisation releases the hold."""
+    gateway = FakePaymentGateway()
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    gateway.decline_next()
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    assert order.status is OrderStatus.ON_HOLD
+    assert [h.kind for h in order.holds] == ["payment"]
+    assert order.authorized == Money.zero("EUR")
+    assert [p.kind for p in order.payments] == [PaymentKind.DECLINED]
+    order = oms.authorize_payment(order.id)
+    assert order.holds == ()
+    assert order.authorized == eur("14.95")
+
+
+def test_a_gateway_fault_holds_the_order_too(make_oms: Callable[..., OMS]) -> None:
+    """A technical failure is a payment hold with the reason, not a lost order."""
+    gateway = FakePaymentGateway()
+    oms = make_oms(payments=gateway)
+    gateway.fail_next()
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    assert "authorisation failed" in order.holds[0].reason
+
+
+def test_shipping_captures_its_units_and_the_fee_with_the_first_parcel(
+    shop: OMS, gateway: FakePaymentGateway
+) -> None:
+    """Two parcels: each captures its units' shares; shipping goes with the first."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00"), ("B", 2, "3.33")))
+    shop.allocate(order.id)
+    first, second = shop.get_order(order.id).fulfillments
+    order = shop.ship(first.id, tracking="T1")
+    assert order.captured == eur("14.95")
+    order = shop.ship(second.id, tracking="T2")
+    assert order.captured == eur("21.61")
+    assert order.captured == order.authorized
+    captures = [c for c in gateway.calls if c.operation == "capture"]
+    assert [c.key for c in captures] == [f"capture:{first.id}", f"capture:{second.id}"]
+
+
+def test_cancelling_what_is_left_voids_the_rest(shop: OMS, gateway: FakePaymentGateway) -> None:
+    """Ship one parcel, cancel the other: the uncaptured remainder is voided."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00"), ("B", 2, "3.00")))
+    shop.allocate(order.id)
+    first = shop.get_order(order.id).fulfillments[0]
+    shop.ship(first.id, tracking="T1")
+    order = shop.cancel(order.id, {order.lines[1].id: 2}, reason="out of patience")
+    assert order.captured == eur("14.95")
+    assert order.voided == eur("6.00")
+    assert order.uncaptured == Money.zero("EUR")
+    assert gateway.authorizations["pay-1"].voided == eur("6.00")
+    check_books(shop)
+
+
+def test_a_retried_ship_captures_once(shop: OMS, gateway: FakePaymentGateway) -> None:
+    """The same idempotency key: one capture at the gateway, one ledger entry."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00")))
+    shop.allocate(order.id)
+    f = shop.get_order(order.id).fulfillments[0]
+    shop.ship(f.id, tracking="T1", idempotency_key="ship-1")
+    shop.ship(f.id, tracking="T1", idempotency_key="ship-1")
+    assert [c.outcome for c in gateway.calls if c.operation == "capture"] == ["ok"]
+    captured = [e for e in shop.events() if isinstance(e, PaymentRecorded) and e.kind == "captured"]
+    assert len(captured) == 1
+
+
+def test_without_a_port_payments_are_recorded_as_settled_elsewhere(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """No gateway: the ledger still says what was authorised, captured and refunded."""
+    oms = make_oms()
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    oms.allocate(order.id)
+    order = oms.ship(oms.get_order(order.id).fulfillments[0].id, tracking="T")
+    assert order.authorized == order.captured == eur("14.95")
+    assert order.payment_reference is None
+
+
+class TestTheFakeGatewayKeepsARealGatewaysRules:
+    """FakePaymentGateway refuses what a real gateway refuses."""
+
+    def test_no_capture_beyond_the_authorisation(self, gateway: FakePaymentGateway) -> None:
+        """Capturing more than is open is refused; nothing moves."""
+        auth = gateway.authorize("O-1", eur("10.00"), "a")
+        gateway.capture(auth.reference, eur("6.00"), "c1")
+        with pytest.raises(PaymentLimitExceeded, match=r"4\.00 EUR left"):
+            gateway.capture(auth.reference, eur("4.01"), "c2")
+        assert gateway.authorizations[auth.reference].captured == eur("6.00")
+
+    def test_no_refund_beyond_what_was_captured(self, gateway: FakePaymentGateway) -> None:
+        """Refunds stop at captured less refunded."""
+        auth = gateway.authorize("O-1", eur("10.00"), "a")
+        gateway.capture(auth.reference, eur("10.00"), "c")
+        gateway.refund(auth.reference, eur("7.00"), "r1")
+        with pytest.raises(PaymentLimitExceeded):
+            gateway.refund(auth.reference, eur("3.01"), "r2")
+
+    def test_nothing_is_captured_after_a_void(self, gateway: FakePaymentGateway) -> None:
+        """A void releases the rest for good."""
+        auth = gateway.authorize("O-1", eur("10.00"), "a")
+        assert gateway.void(auth.reference, "v").amount == eur("10.00")
+        with pytest.raises(PaymentLimitExceeded):
+            gateway.capture(auth.reference, eur("0.01"), "c")
+
+    def test_a_repeated_key_moves_no_money(self, gateway: FakePaymentGateway) -> None:
+        """Same key, same result; the key cannot be reused for another operation."""
+        auth = gateway.authorize("O-1", eur("10.00"), "a")
+        gateway.capture(auth.reference, eur("5.00"), "c")
+        gateway.capture(auth.reference, eur("5.00"), "c")
+        assert gateway.authorizations[auth.reference].captured == eur("5.00")
+        with pytest.raises(PaymentError, match="was used for capture"):
+            gateway.refund(auth.reference, eur("1.00"), "c")
+
+    def test_declines_and_faults_on_request(self, gateway: FakePaymentGateway) -> None:
+        """decline_next and fail_next, and declined orders."""
+        gateway.decline_orders.add("O-9")
+        with pytest.raises(PaymentDeclined):
+            gateway.authorize("O-9", eur("1.00"), "x")
+        gateway.fail_next()
+        with pytest.raises(PaymentError):
+            gateway.authorize("O-1", eur("1.00"), "y")
+        assert gateway.authorize("O-1", Money(Decimal(1), "EUR"), "y").reference == "pay-1"

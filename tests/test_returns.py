@@ -1,0 +1,292 @@
+"""Returns: eligibility, the RMA lifecycle, inspection and dispositions, exact refunds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from omscore import (
+    OMS,
+    Capability,
+    Delivery,
+    GeoPoint,
+    LineDraft,
+    Location,
+    Money,
+    OrderDraft,
+    OrderStatus,
+)
+from omscore.adapters.carriers import TableRateCarrier
+from omscore.adapters.payments import FakePaymentGateway
+from omscore.errors import InvalidReturn, InvalidTransition, UnknownLocation
+from omscore.events import ReturnRefunded
+from omscore.inventory import MovementKind
+from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
+from omscore.testing import ManualClock
+from omscore.testing.invariants import check_books
+
+from .conftest import BERLIN, eur, warehouse
+
+R = Disposition.RESTOCK
+
+
+@pytest.fixture
+def shop(make_oms: Callable[..., OMS]) -> Callable[..., OMS]:
+    """An OMS with a gateway, a carrier, a returns warehouse and a store without RETURNS."""
+
+    def build(**policy: object) -> OMS:
+        oms = make_oms(
+            payments=FakePaymentGateway(),
+            carrier=TableRateCarrier(),
+            return_policy=ReturnPolicy(**policy),
+        )  # type: ignore[arg-type]
+        oms.add_location(warehouse("WH-1"))
+        oms.add_location(
+            Location(
+                id="ST-9",
+                kind="store",
+                geo=GeoPoint(52.5, 13.3),
+                capabilities={Capability.SHIP},
+                priority=9,
+            )
+        )
+        for sku in ("A", "B", "GIFT"):
+            oms.receive("WH-1", sku, 20)
+        return oms
+
+    return build
+
+
+def delivered(oms: OMS, *lines: LineDraft, shipping: str = "0.00") -> str:
+    """Place, allocate, ship and deliver an order; its id."""
+    order = oms.place_order(
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            lines=list(lines),
+            delivery=Delivery.ship(BERLIN),
+            shipping_fee=eur(shipping),
+        )
+    )
+    oms.allocate(order.id)
+    for f in oms.get_order(order.id).fulfillments:
+        oms.ship(f.id)
+        oms.deliver(f.id)
+    return order.id
+
+
+def test_the_whole_path_request_approve_receive_refund_close(shop: Callable[..., OMS]) -> None:
+    """An RMA moves through its lifecycle; restock puts the unit back on hand."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 2, eur("25.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.request_return(order_id, {line.id: 1}, reason="too small")
+    assert rma.status is ReturnStatus.REQUESTED
+    rma = oms.approve_return(rma.id)
+    assert rma.tracking is not None
+    assert rma.tracking.startswith("TR")
+    on_hand = oms.stock("WH-1", "A").on_hand
+    rma = oms.receive_return(rma.id, location_id="WH-1", dispositions={line.id: {R: 1}})
+    assert rma.status is ReturnStatus.RECEIVED
+    assert oms.stock("WH-1", "A").on_hand == on_hand + 1
+    assert oms.ledger("A")[-1].kind is MovementKind.RESTOCK
+    assert oms.refund_return(rma.id) == eur("25.00")
+    assert oms.get_return(rma.id).status is ReturnStatus.REFUNDED
+    assert oms.close_return(rma.id).status is ReturnStatus.CLOSED
+    order = oms.get_order(order_id)
+    assert (order.lines[0].delivered, order.lines[0].returned) == (2, 1)
+    assert order.status is OrderStatus.DELIVERED
+    assert order.return_ids == (rma.id,)
+    check_books(oms)
+
+
+def test_every_eligibility_problem_is_reported_at_once(
+    shop: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """Too many units, a non-returnable SKU, an unknown line, past the window."""
+    oms = shop(window=timedelta(days=14), non_returnable_skus={"GIFT"})
+    order_id = delivered(oms, LineDraft("A", 1, eur("5.00")), LineDraft("GIFT", 1, eur("5.00")))
+    a, gift = oms.get_order(order_id).lines
+    clock.advance(timedelta(days=15))
+    events = len(oms.events())
+    with pytest.raises(InvalidReturn) as info:
+        oms.request_return(order_id, {a.id: 2, gift.id: 1, "nope": 1}, method="post")
+    problems = " | ".join(info.value.problems)
+    assert "2 unit(s) asked back, 1 returnable" in problems
+    assert "GIFT cannot be returned" in problems
+    assert "no line 'nope'" in problems
+    assert "14-day return window closed" in problems
+    assert "return method must be ship or in_store" in problems
+    assert len(oms.events()) == events
+    assert oms.get_order(order_id).return_ids == ()
+
+
+def test_undelivered_units_and_units_in_open_returns_cannot_be_returned(
+    shop: Callable[..., OMS],
+) -> None:
+    """Only delivered units, and only once while a return claims them."""
+    oms = shop()
+    order = oms.place_order(
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            lines=[LineDraft("A", 2, eur("5.00"))],
+            delivery=Delivery.ship(BERLIN),
+        )
+    )
+    with pytest.raises(InvalidReturn, match="0 returnable"):
+        oms.request_return(order.id, {order.lines[0].id: 1})
+    order_id = delivered(oms, LineDraft("A", 2, eur("5.00")))
+    line = oms.get_order(order_id).lines[0]
+    first = oms.request_return(order_id, {line.id: 2})
+    with pytest.raises(InvalidReturn, match="2 in open returns"):
+        oms.request_return(order_id, {line.id: 1})
+    oms.reject_return(first.id, reason="worn")
+    assert oms.request_return(order_id, {line.id: 1}).status is ReturnStatus.REQUESTED
+
+
+def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
+    shop: Callable[..., OMS],
+) -> None:
+    """A store without RETURNS, more units than expected, a bad disposition: refused."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 2, eur("5.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 2}).id)
+    before = (oms.get_return(rma.id), oms.stock("WH-1", "A"), len(oms.events()))
+    with pytest.raises(InvalidReturn, match="ST-9 does not take returns"):
+        oms.receive_return(rma.id, "ST-9", {line.id: {R: 1}})
+    with pytest.raises(UnknownLocation):
+        oms.receive_return(rma.id, "NOWHERE", {line.id: {R: 1}})
+    with pytest.raises(InvalidReturn) as info:
+        oms.receive_return(rma.id, "WH-1", {line.id: {R: 2, Disposition.DAMAGED: 1, "lost": 1}})
+    assert any("3 unit(s) inspected, but only 2" in p for p in info.value.problems)
+    assert any("'lost' is not a disposition" in p for p in info.value.problems)
+    assert (oms.get_return(rma.id), oms.stock("WH-1", "A"), len(oms.events())) == before
+
+
+def test_partial_receipts_and_dispositions_only_restock_restock(shop: Callable[..., OMS]) -> None:
+    """Damaged and return-to-vendor units are recorded, never sellable."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 3, eur("5.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 3}).id)
+    on_hand = oms.stock("WH-1", "A").on_hand
+    rma = oms.receive_return(rma.id, "WH-1", {line.id: {Disposition.DAMAGED: 1}})
+    assert rma.status is ReturnStatus.PARTIALLY_RECEIVED
+    rma = oms.receive_return(rma.id, "WH-1", {line.id: {R: 1, Disposition.RETURN_TO_VENDOR: 1}})
+    assert rma.status is ReturnStatus.RECEIVED
+    assert dict(rma.lines[0].dispositions) == {
+        Disposition.DAMAGED: 1,
+        R: 1,
+        Disposition.RETURN_TO_VENDOR: 1,
+    }
+    assert oms.stock("WH-1", "A").on_hand == on_hand + 1
+
+
+def test_refunds_split_discount_and_tax_per_unit_to_the_cent(shop: Callable[..., OMS]) -> None:
+    """3 x 10.00 - 1.00 discount + 5.70 tax = 34.70: units refund 11.57, 11.57, 11.56."""
+    oms = shop()
+    order_id = delivered(
+        oms, LineDraft("A", 3, eur("10.00"), discount=eur("1.00"), tax=eur("5.70"))
+    )
+    line = oms.get_order(order_id).lines[0]
+    refunds = []
+    for _ in range(3):
+        rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+        oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+        refunds.append(oms.refund_return(rma.id))
+    assert refunds == [eur("11.57"), eur("11.57"), eur("11.56")]
+    assert sum(refunds, Money.zero("EUR")) == line.total
+
+
+def test_restocking_fee_and_shipping_rules(shop: Callable[..., OMS]) -> None:
+    """10 % fee on merchandise; shipping back once everything came back."""
+    oms = shop(restocking_fee_percent=10, refund_shipping="if_all_returned")
+    order_id = delivered(oms, LineDraft("A", 2, eur("20.00")), shipping="4.95")
+    line = oms.get_order(order_id).lines[0]
+    first = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(first.id, "WH-1", {line.id: {R: 1}})
+    assert oms.refund_return(first.id) == eur("18.00")
+    second = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(second.id, "WH-1", {line.id: {R: 1}})
+    assert oms.refund_return(second.id) == eur("22.95")
+    refunded = [e for e in oms.events() if isinstance(e, ReturnRefunded)]
+    assert [(e.restocking_fee, e.shipping) for e in refunded] == [
+        (eur("2.00"), eur("0")),
+        (eur("2.00"), eur("4.95")),
+    ]
+
+
+def test_repeating_a_refund_refunds_nothing_more(shop: Callable[..., OMS]) -> None:
+    """The second call gives back zero and calls no gateway."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("9.99")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    assert oms.refund_return(rma.id) == eur("9.99")
+    assert oms.refund_return(rma.id) == Money.zero("EUR")
+    assert oms.get_order(order_id).refunded == eur("9.99")
+
+
+def test_out_of_order_steps_are_refused(shop: Callable[..., OMS]) -> None:
+    """Receive before approval, refund before receipt, approve twice."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("9.99")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.request_return(order_id, {line.id: 1})
+    with pytest.raises(InvalidTransition, match="cannot receive return"):
+        oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    with pytest.raises(InvalidTransition, match="cannot refund return"):
+        oms.refund_return(rma.id)
+    oms.approve_return(rma.id)
+    with pytest.raises(InvalidTransition, match="cannot approve return"):
+        oms.approve_return(rma.id)
+
+
+def test_an_exchange_charges_the_difference(shop: Callable[..., OMS]) -> None:
+    """Return a 20.00 item for a 35.00 one: 15.00 authorised on the replacement order."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    new = oms.exchange(rma.id, [LineDraft("B", 1, eur("35.00"))])
+    assert new.exchange_of == rma.id
+    assert new.authorized == eur("15.00")
+    assert new.credit_left == eur("20.00")
+    assert oms.get_return(rma.id).status is ReturnStatus.EXCHANGED
+    oms.allocate(new.id)
+    shipped = oms.ship(oms.get_order(new.id).fulfillments[0].id)
+    assert shipped.captured == eur("35.00")
+    assert shipped.credit_left == Money.zero("EUR")
+    check_books(oms)
+
+
+def test_an_exchange_for_less_refunds_the_difference(shop: Callable[..., OMS]) -> None:
+    """Return a 20.00 item for a 12.50 one: 7.50 back on the original payment."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    new = oms.exchange(rma.id, [LineDraft("B", 1, eur("12.50"))])
+    assert new.authorized == Money.zero("EUR")
+    assert oms.get_order(order_id).refunded == eur("7.50")
+    assert oms.refund_return(rma.id) == Money.zero("EUR"), "an exchanged return is settled"
+    assert oms.get_order(order_id).refunded == eur("7.50")
+
+
+def test_return_policy_settings_are_validated() -> None:
+    """A fee over 100 % or an unknown shipping rule is refused."""
+    with pytest.raises(InvalidReturn):
+        ReturnPolicy(restocking_fee_percent=101)
+    with pytest.raises(InvalidReturn):
+        ReturnPolicy(refund_shipping="sometimes")  # type: ignore[arg-type]
+    assert ReturnPolicy(restocking_fee_percent=Decimal("12.5")).restocking_fee_percent == Decimal(
+        "12.5"
+    )
