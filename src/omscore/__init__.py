@@ -30,6 +30,7 @@ from omscore.orders import (
     OrderLine,
     OrderStatus,
 )
+from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
 from omscore.service import OMS, LocationAvailability, StockPosition
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ChannelId",
     "Delivery",
     "DeliveryMethod",
+    "Disposition",
     "FulfillmentId",
     "FulfillmentStatus",
     "GeoPoint",
@@ -57,7 +59,10 @@ __all__ = [
     "OrderLine",
     "OrderStatus",
     "ReservationId",
+    "Return",
     "ReturnId",
+    "ReturnPolicy",
+    "ReturnStatus",
     "Sku",
     "StockLevel",
     "StockPosition",
