@@ -215,3 +215,12 @@ class InvalidReturn(OmsError, ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         super().__init__("return refused: " + "; ".join(self.problems))
+
+
+class StoreBusy(ConcurrencyConflict):
+    """The store stayed locked by another writer past its busy timeout; retried like a
+    conflict."""
+
+
+class SchemaError(StoreError):
+    """The store's schema is newer than this omscore understands, or is damaged."""

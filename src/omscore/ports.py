@@ -278,8 +278,8 @@ class PaymentPort(Protocol):
 class Store(Protocol):
     """A storage adapter: units of work and the outbox relay."""
 
-    def unit_of_work(self) -> UnitOfWork:
-        """A new unit of work."""
+    def unit_of_work(self, *, write: bool = True) -> UnitOfWork:
+        """A new unit of work; ``write=False`` for queries that will not commit."""
         ...
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:

@@ -207,7 +207,7 @@ class OMS:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, work: Callable[[UnitOfWork], R]) -> R:
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(write=False) as uow:
             return work(uow)
 
     # --- orders ---------------------------------------------------------------------------

@@ -239,8 +239,8 @@ class MemoryStore:
         self.keys_of: dict[Sku, frozenset[str]] = {}
         self.published_up_to = 0
 
-    def unit_of_work(self) -> MemoryUnitOfWork:
-        """A new unit of work."""
+    def unit_of_work(self, *, write: bool = True) -> MemoryUnitOfWork:
+        """A new unit of work (``write`` makes no difference in memory)."""
         return MemoryUnitOfWork(self)
 
     def index(self, orders: Iterable[Order], items: Iterable[InventoryItem]) -> None:

@@ -1,0 +1,751 @@
+"""The embedded default store: SQLite through the standard library's ``sqlite3``.
+
+- WAL journal, ``synchronous=NORMAL`` by default (``FULL`` selectable), a busy timeout.
+- A command's unit of work is one transaction begun with ``BEGIN IMMEDIATE``: writers queue
+  for the write lock, so two processes never interleave a read-modify-write of the same
+  stock. Every aggregate also carries a version that the write checks, and a stale write
+  raises :class:`~omscore.errors.ConcurrencyConflict`.
+- A schema version table and forward migrations applied on open; a file written by a newer
+  omscore is refused with :class:`~omscore.errors.SchemaError`.
+- Aggregates are stored as JSON written by the project's cattrs converter, beside columns
+  for what is queried (status, sku, location, time). Only parameterised SQL; nothing stored
+  is ever executed or unpickled.
+- Driver errors never leak: each becomes an :class:`~omscore.errors.OmsError`
+  (``raise ... from``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
+
+from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
+from omscore.events import DomainEvent
+from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
+from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
+from omscore.inventory.stock import MovementKind
+from omscore.orders import FulfillmentStatus, Order
+from omscore.ports import IdempotencyRecord, OutboxRecord
+from omscore.returns import Return
+from omscore.serialization import make_converter
+
+T = TypeVar("T")
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """CREATE TABLE orders (
+                id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL,
+                channel TEXT NOT NULL, placed_at TEXT NOT NULL, body TEXT NOT NULL)""",
+            """CREATE TABLE fulfillments (
+                id TEXT PRIMARY KEY, order_id TEXT NOT NULL, location_id TEXT NOT NULL,
+                status TEXT NOT NULL)""",
+            """CREATE TABLE items (
+                sku TEXT PRIMARY KEY, version INTEGER NOT NULL, next_expiry TEXT,
+                body TEXT NOT NULL)""",
+            """CREATE TABLE levels (
+                sku TEXT NOT NULL, location_id TEXT NOT NULL, on_hand INTEGER NOT NULL,
+                allocated INTEGER NOT NULL, reserved INTEGER NOT NULL,
+                safety_stock INTEGER NOT NULL, PRIMARY KEY (sku, location_id))""",
+            """CREATE TABLE reservation_keys (
+                key TEXT NOT NULL, sku TEXT NOT NULL, PRIMARY KEY (key, sku))""",
+            """CREATE TABLE movements (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT NOT NULL,
+                location_id TEXT NOT NULL, kind TEXT NOT NULL, on_hand_delta INTEGER NOT NULL,
+                allocated_delta INTEGER NOT NULL, reference TEXT NOT NULL, at TEXT NOT NULL)""",
+            """CREATE TABLE locations (
+                id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL)""",
+            """CREATE TABLE channels (
+                id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL)""",
+            """CREATE TABLE loads (
+                location_id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL)""",
+            """CREATE TABLE returns (
+                id TEXT PRIMARY KEY, order_id TEXT NOT NULL, version INTEGER NOT NULL,
+                status TEXT NOT NULL, body TEXT NOT NULL)""",
+            """CREATE TABLE outbox (
+                position INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL,
+                at TEXT NOT NULL, body TEXT NOT NULL, published INTEGER NOT NULL DEFAULT 0)""",
+            """CREATE TABLE idempotency (
+                key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, result_type TEXT NOT NULL,
+                result TEXT NOT NULL, at TEXT NOT NULL)""",
+            """CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+            "CREATE INDEX movements_by_sku ON movements (sku, location_id)",
+        ),
+    ),
+    (
+        2,
+        (
+            "CREATE INDEX fulfillments_by_status ON fulfillments (status, order_id)",
+            "CREATE INDEX items_by_expiry ON items (next_expiry) WHERE next_expiry IS NOT NULL",
+            "CREATE INDEX orders_by_status ON orders (status)",
+            "CREATE INDEX returns_by_order ON returns (order_id)",
+        ),
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _utc(moment: datetime) -> str:
+    """A sortable text form of a time: UTC, ISO 8601, microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "busy" in str(error)
+    )
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn ``sqlite3`` errors into omscore errors (busy: StoreBusy; else StoreError)."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        if _is_busy(error):
+            raise StoreBusy(f"{action}: the database stayed locked ({error})") from error
+        raise StoreError(f"{action}: {type(error).__name__}: {error}") from error
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; returns the version found first."""
+    connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    found = row[0] or 0
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has schema version {found}; this omscore knows up to "
+            f"{SCHEMA_VERSION}: upgrade omscore to open it"
+        )
+    for version, statements in MIGRATIONS:
+        if version <= found:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                connection.execute(statement)
+            connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return int(found)
+
+
+class _Codec:
+    """JSON text for aggregates and command results, through the cattrs converter."""
+
+    def __init__(self) -> None:
+        self.converter = make_converter()
+
+    def dump(self, value: object, cls: type[Any] | None = None) -> str:
+        data = self.converter.unstructure(value, cls) if cls else self.converter.unstructure(value)
+        return json.dumps(data, separators=(",", ":"))
+
+    def load(self, text: str, cls: type[T]) -> T:
+        return self.converter.structure(json.loads(text), cls)
+
+    def dump_result(self, value: object) -> tuple[str, str]:
+        if value is None or isinstance(value, bool | int | str):
+            return "json", json.dumps(value)
+        if isinstance(value, list):
+            kinds = {type(v).__name__ for v in value}
+            kind = kinds.pop() if len(kinds) == 1 else "json"
+            return f"list:{kind}", self.dump(value)
+        return type(value).__name__, self.dump(value)
+
+    def load_result(self, kind: str, text: str) -> object:
+        if kind == "json":
+            return json.loads(text)
+        if kind.startswith("list:"):
+            item = _result_types().get(kind[5:])
+            return [self.load(json.dumps(v), item) if item else v for v in json.loads(text)]
+        cls = _result_types().get(kind)
+        if cls is None:
+            raise StoreError(f"unknown stored result type {kind!r}")
+        return self.load(text, cls)
+
+
+@functools.cache
+def _result_types() -> dict[str, type[Any]]:
+    """Command results an idempotency record may hold, by type name."""
+    from omscore.inventory import Reservation, StockLevel, Supply, Transfer  # noqa: PLC0415
+    from omscore.money import Money  # noqa: PLC0415
+    from omscore.sourcing import AllocationPlan  # noqa: PLC0415
+
+    kinds = (
+        Order,
+        Return,
+        Location,
+        Channel,
+        Reservation,
+        StockLevel,
+        Supply,
+        Transfer,
+        Money,
+        AllocationPlan,
+        InventoryItem,
+    )
+    return {cls.__name__: cls for cls in kinds}
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+A = TypeVar("A", bound=_Versioned)
+
+
+class _Table(Generic[A]):
+    """One aggregate table: reads inside the transaction, staged writes at commit."""
+
+    def __init__(
+        self,
+        uow: SqliteUnitOfWork,
+        table: str,
+        key_column: str,
+        cls: type[A],
+        key_of: Callable[[A], str],
+    ) -> None:
+        self.uow = uow
+        self.table = table
+        self.key_column = key_column
+        self.cls = cls
+        self.key_of = key_of
+        self.seen: dict[str, int] = {}
+        self.loaded: dict[str, A] = {}
+        self.staged: dict[str, A] = {}
+
+    def get(self, key: str) -> A | None:
+        if key in self.staged:
+            return self.staged[key]
+        if key in self.loaded:
+            return self.loaded[key]
+        row = self.uow.one(
+            f"SELECT version, body FROM {self.table} WHERE {self.key_column} = ?", (key,)
+        )
+        if row is None:
+            self.seen.setdefault(key, 0)
+            return None
+        value = self.uow.store.codec.load(row[1], self.cls)
+        self.seen.setdefault(key, row[0])
+        self.loaded[key] = value
+        return value
+
+    def put(self, aggregate: A) -> None:
+        key = self.key_of(aggregate)
+        if key not in self.seen:
+            self.get(key)
+        self.staged[key] = aggregate
+
+    def write(self, columns: Callable[[A], dict[str, object]]) -> None:
+        """Insert new rows, update changed ones where the version is still the one read."""
+        for key, aggregate in self.staged.items():
+            values = {
+                "version": aggregate.version,
+                "body": self.uow.store.codec.dump(aggregate),
+                **columns(aggregate),
+            }
+            expected = self.seen.get(key, 0)
+            if expected == 0:
+                names = [self.key_column, *values]
+                marks = ", ".join("?" * len(names))
+                try:
+                    self.uow.execute(
+                        f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({marks})",
+                        (key, *values.values()),
+                    )
+                except StoreError as error:
+                    if isinstance(error.__cause__, sqlite3.IntegrityError):
+                        raise ConcurrencyConflict(
+                            f"{self.table} {key} was created meanwhile"
+                        ) from error
+                    raise
+                continue
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            cursor = self.uow.execute(
+                f"UPDATE {self.table} SET {assignments} WHERE {self.key_column} = ? "
+                "AND version = ?",
+                (*values.values(), key, expected),
+            )
+            if cursor.rowcount != 1:
+                raise ConcurrencyConflict(
+                    f"{self.table} {key}: read at version {expected}, changed meanwhile"
+                )
+
+
+class _Orders(_Table[Order]):
+    def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
+        row = self.uow.one("SELECT order_id FROM fulfillments WHERE id = ?", (fulfillment_id,))
+        return OrderId(row[0]) if row else None
+
+    def awaiting_pickup(self) -> list[OrderId]:
+        rows = self.uow.all(
+            "SELECT DISTINCT order_id FROM fulfillments WHERE status = ? ORDER BY order_id",
+            (FulfillmentStatus.READY_FOR_PICKUP.value,),
+        )
+        return [OrderId(r[0]) for r in rows]
+
+
+class _Items(_Table[InventoryItem]):
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__(uow, "items", "sku", InventoryItem, lambda i: i.sku)
+        self.new_movements: list[StockMovement] = []
+
+    def append_movements(self, movements: Sequence[StockMovement]) -> None:
+        self.new_movements.extend(movements)
+
+    def movements(
+        self, sku: Sku | None = None, location_id: LocationId | None = None
+    ) -> list[StockMovement]:
+        where: list[str] = []
+        args: list[str] = []
+        if sku is not None:
+            where.append("sku = ?")
+            args.append(sku)
+        if location_id is not None:
+            where.append("location_id = ?")
+            args.append(location_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.uow.all(
+            "SELECT sku, location_id, kind, on_hand_delta, allocated_delta, reference, at "
+            f"FROM movements {clause} ORDER BY seq",
+            tuple(args),
+        )
+        return [
+            StockMovement(
+                Sku(r[0]),
+                LocationId(r[1]),
+                MovementKind(r[2]),
+                r[3],
+                r[4],
+                r[5],
+                datetime.fromisoformat(r[6]),
+            )
+            for r in rows
+        ]
+
+    def skus(self) -> list[Sku]:
+        return [Sku(r[0]) for r in self.uow.all("SELECT sku FROM items ORDER BY sku", ())]
+
+    def expiring(self, now: datetime) -> list[Sku]:
+        rows = self.uow.all(
+            "SELECT sku FROM items WHERE next_expiry IS NOT NULL AND next_expiry <= ? ORDER BY sku",
+            (_utc(now),),
+        )
+        return [Sku(r[0]) for r in rows]
+
+    def reserved_under(self, key: str) -> list[Sku]:
+        rows = self.uow.all("SELECT sku FROM reservation_keys WHERE key = ? ORDER BY sku", (key,))
+        return [Sku(r[0]) for r in rows]
+
+
+class _Locations(_Table[Location]):
+    def all(self) -> list[Location]:
+        cached = self.uow.store.cached("locations", self.uow, self._read_all)
+        merged: dict[str, Location] = {loc.id: loc for loc in cached}
+        merged.update(self.staged)
+        return [merged[k] for k in sorted(merged)]
+
+    def _read_all(self) -> list[Location]:
+        codec = self.uow.store.codec
+        rows = self.uow.all("SELECT body FROM locations ORDER BY id", ())
+        return [codec.load(r[0], Location) for r in rows]
+
+
+class _Channels(_Table[Channel]):
+    def all(self) -> list[Channel]:
+        cached = self.uow.store.cached("channels", self.uow, self._read_all)
+        merged: dict[str, Channel] = {c.id: c for c in cached}
+        merged.update(self.staged)
+        return [merged[k] for k in sorted(merged)]
+
+    def _read_all(self) -> list[Channel]:
+        codec = self.uow.store.codec
+        rows = self.uow.all("SELECT body FROM channels ORDER BY id", ())
+        return [codec.load(r[0], Channel) for r in rows]
+
+
+class _Idempotency:
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+        self.staged: dict[str, IdempotencyRecord] = {}
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        if key in self.staged:
+            return self.staged[key]
+        row = self.uow.one(
+            "SELECT fingerprint, result_type, result, at FROM idempotency WHERE key = ?", (key,)
+        )
+        if row is None:
+            return None
+        result = self.uow.store.codec.load_result(row[1], row[2])
+        return IdempotencyRecord(key, row[0], result, datetime.fromisoformat(row[3]))
+
+    def put(self, record: IdempotencyRecord) -> None:
+        self.staged[record.key] = record
+
+
+class SqliteUnitOfWork:
+    """One transaction on the store's connection for this thread."""
+
+    def __init__(self, store: SqliteStore, write: bool) -> None:
+        self.store = store
+        self.write_mode = write
+        self.connection = store.connection()
+        self.begun = False
+        self.orders = _Orders(self, "orders", "id", Order, lambda o: o.id)
+        self.inventory = _Items(self)
+        self.locations = _Locations(self, "locations", "id", Location, lambda x: x.id)
+        self.channels = _Channels(self, "channels", "id", Channel, lambda c: c.id)
+        self.loads = _Table(self, "loads", "location_id", LocationLoad, lambda x: x.location_id)
+        self.returns = _Table(self, "returns", "id", Return, lambda r: r.id)
+        self.idempotency = _Idempotency(self)
+        self.events: list[DomainEvent] = []
+
+    # --- statements -------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        if not self.begun:
+            with translated("begin"):
+                self.connection.execute("BEGIN IMMEDIATE" if self.write_mode else "BEGIN")
+            self.begun = True
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        self.begin()
+        with translated("write"):
+            return self.connection.execute(sql, args)
+
+    def one(self, sql: str, args: Sequence[object]) -> Any:
+        self.begin()
+        with translated("read"):
+            return self.connection.execute(sql, args).fetchone()
+
+    def all(self, sql: str, args: Sequence[object]) -> list[Any]:
+        self.begin()
+        with translated("read"):
+            return self.connection.execute(sql, args).fetchall()
+
+    # --- the unit of work -------------------------------------------------------------------
+
+    def record(self, events: Iterable[DomainEvent]) -> None:
+        self.events.extend(events)
+
+    def commit(self) -> None:
+        if not self.write_mode:
+            raise StoreError("a read-only unit of work cannot commit")
+        self.begin()
+        try:
+            self._write()
+            with translated("commit"):
+                self.connection.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self.begun = False
+        self.store.wrote(locations=bool(self.locations.staged), channels=bool(self.channels.staged))
+
+    def _write(self) -> None:
+        self.orders.write(
+            lambda o: {
+                "status": o.status.value,
+                "channel": o.channel,
+                "placed_at": _utc(o.placed_at),
+            }
+        )
+        self._write_fulfillments()
+        self.inventory.write(
+            lambda i: {"next_expiry": _utc(i.next_expiry) if i.next_expiry else None}
+        )
+        self._write_levels_and_keys()
+        self.locations.write(lambda _: {})
+        self.channels.write(lambda _: {})
+        self.loads.write(lambda _: {})
+        self.returns.write(lambda r: {"order_id": r.order_id, "status": r.status.value})
+        if self.locations.staged or self.channels.staged:
+            self.execute(
+                "INSERT INTO meta (name, value) VALUES ('network', 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+            )
+        self._write_movements()
+        self._write_outbox()
+        self._write_idempotency()
+
+    def _write_fulfillments(self) -> None:
+        rows = []
+        for key, order in self.orders.staged.items():
+            before = self.orders.loaded.get(key)
+            known = {f.id: f.status for f in before.fulfillments} if before else {}
+            rows += [
+                (f.id, order.id, f.location_id, f.status.value)
+                for f in order.fulfillments
+                if known.get(f.id) is not f.status
+            ]
+        if rows:
+            with translated("write fulfilments"):
+                self.connection.executemany(
+                    "INSERT INTO fulfillments (id, order_id, location_id, status) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                    rows,
+                )
+
+    def _write_levels_and_keys(self) -> None:
+        levels, gone_keys, new_keys = [], [], []
+        for sku, item in self.inventory.staged.items():
+            before = self.inventory.loaded.get(sku)
+            old_levels = before.levels if before else {}
+            levels += [
+                (sku, loc, lv.on_hand, lv.allocated, lv.reserved, lv.safety_stock)
+                for loc, lv in item.levels.items()
+                if old_levels.get(loc) != lv
+            ]
+            old_keys = before.reservation_keys if before else frozenset()
+            keys = item.reservation_keys
+            gone_keys += [(k, sku) for k in old_keys - keys]
+            new_keys += [(k, sku) for k in keys - old_keys]
+        with translated("write levels"):
+            if levels:
+                self.connection.executemany(
+                    "INSERT INTO levels (sku, location_id, on_hand, allocated, reserved, "
+                    "safety_stock) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sku, location_id) DO "
+                    "UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated, "
+                    "reserved = excluded.reserved, safety_stock = excluded.safety_stock",
+                    levels,
+                )
+            if gone_keys:
+                self.connection.executemany(
+                    "DELETE FROM reservation_keys WHERE key = ? AND sku = ?", gone_keys
+                )
+            if new_keys:
+                self.connection.executemany(
+                    "INSERT OR IGNORE INTO reservation_keys (key, sku) VALUES (?, ?)", new_keys
+                )
+
+    def _write_movements(self) -> None:
+        rows = [
+            (
+                m.sku,
+                m.location_id,
+                m.kind.value,
+                m.on_hand_delta,
+                m.allocated_delta,
+                m.reference,
+                _utc(m.at),
+            )
+            for m in self.inventory.new_movements
+        ]
+        if rows:
+            with translated("write ledger"):
+                self.connection.executemany(
+                    "INSERT INTO movements (sku, location_id, kind, on_hand_delta, "
+                    "allocated_delta, reference, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+    def _write_outbox(self) -> None:
+        codec = self.store.codec
+        rows = [(e.name, _utc(e.at), codec.dump(e, DomainEvent)) for e in self.events]
+        if rows:
+            with translated("write outbox"):
+                self.connection.executemany(
+                    "INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows
+                )
+
+    def _write_idempotency(self) -> None:
+        codec = self.store.codec
+        for record in self.idempotency.staged.values():
+            kind, text = codec.dump_result(record.result)
+            try:
+                self.execute(
+                    "INSERT INTO idempotency (key, fingerprint, result_type, result, at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (record.key, record.fingerprint, kind, text, _utc(record.at)),
+                )
+            except StoreError as error:
+                if isinstance(error.__cause__, sqlite3.IntegrityError):
+                    raise ConcurrencyConflict(
+                        f"idempotency key {record.key!r} was recorded meanwhile"
+                    ) from error
+                raise
+
+    def _rollback(self) -> None:
+        if self.begun:
+            # A failed statement may already have ended the transaction.
+            with contextlib.suppress(sqlite3.Error):
+                self.connection.execute("ROLLBACK")
+            self.begun = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._rollback()
+
+
+class SqliteStore:
+    """Every aggregate, the ledger, the outbox and idempotency records in one SQLite file.
+
+    ``SqliteStore("shop.db")``; ``":memory:"`` keeps everything in this process (one shared
+    connection). Each thread gets its own connection; several processes may open one file.
+    """
+
+    def __init__(
+        self,
+        path: str = "omscore.db",
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout_ms: int = 5_000,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.codec = _Codec()
+        self._local = threading.local()
+        self._shared: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, list[Any]]] = {}
+        with translated("open"):
+            self.migrated_from = migrate(self.connection())
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened and configured on first use)."""
+        if self.path == ":memory:":
+            if self._shared is None:
+                self._shared = self._open()
+            return self._shared
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open()
+            self._local.connection = connection
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        with translated(f"open {self.path}"):
+            connection = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=self.path != ":memory:",
+                timeout=self.busy_timeout_ms / 1000,
+            )
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            if self.path != ":memory:":
+                connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+
+    def unit_of_work(self, *, write: bool = True) -> SqliteUnitOfWork:
+        """A new unit of work: ``BEGIN IMMEDIATE`` on first use when ``write``."""
+        return SqliteUnitOfWork(self, write)
+
+    def cached(self, name: str, uow: SqliteUnitOfWork, read: Callable[[], list[T]]) -> list[T]:
+        """The network tables change rarely: read them again only when their generation
+        counter moved (any process bumps it when it writes them)."""
+        row = uow.one("SELECT value FROM meta WHERE name = 'network'", ())
+        generation = row[0] if row else 0
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] == generation:
+                return hit[1]
+        fresh = read()
+        with self._lock:
+            self._cache[name] = (generation, fresh)
+        return fresh
+
+    def wrote(self, *, locations: bool, channels: bool) -> None:
+        """Forget cached network tables this process just changed."""
+        with self._lock:
+            if locations:
+                self._cache.pop("locations", None)
+            if channels:
+                self._cache.pop("channels", None)
+
+    # --- the outbox relay -------------------------------------------------------------------
+
+    def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
+        """Committed events after ``position``, in commit order."""
+        sql = "SELECT position, body FROM outbox WHERE position > ? ORDER BY position"
+        args: tuple[object, ...] = (after,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (after, limit)
+        return self._records(sql, args)
+
+    def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
+        """Committed events not yet marked published, in commit order."""
+        sql = "SELECT position, body FROM outbox WHERE published = 0 ORDER BY position"
+        args: tuple[object, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (limit,)
+        return self._records(sql, args)
+
+    def mark_published(self, up_to: int) -> None:
+        """Mark every event up to ``position`` as published."""
+        with translated("mark published"):
+            self.connection().execute(
+                "UPDATE outbox SET published = 1 WHERE position <= ? AND published = 0", (up_to,)
+            )
+
+    def _records(self, sql: str, args: tuple[object, ...]) -> list[OutboxRecord]:
+        with translated("read outbox"):
+            rows = self.connection().execute(sql, args).fetchall()
+        return [
+            OutboxRecord(position, f"evt-{position}", self.codec.load(body, DomainEvent))
+            for position, body in rows
+        ]
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` when the file is sound."""
+        with translated("integrity check"):
+            return str(self.connection().execute("PRAGMA integrity_check").fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for reports."""
+        tables = (
+            "orders",
+            "fulfillments",
+            "items",
+            "movements",
+            "returns",
+            "outbox",
+            "idempotency",
+            "locations",
+        )
+        with translated("count"):
+            connection = self.connection()
+            return {
+                t: connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables
+            }
+
+    def close(self) -> None:
+        """Close this thread's connection (and the shared one for ``:memory:``)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "SqliteUnitOfWork", "migrate"]
