@@ -185,13 +185,40 @@ class IdempotencyRepository(Protocol):
 class UnitOfWork(Protocol):
     """One atomic transaction over every repository and the outbox."""
 
-    orders: OrderRepository
-    inventory: InventoryRepository
-    locations: LocationRepository
-    channels: ChannelRepository
-    loads: LoadRepository
-    returns: ReturnRepository
-    idempotency: IdempotencyRepository
+    @property
+    def orders(self) -> OrderRepository:
+        """Orders."""
+        ...
+
+    @property
+    def inventory(self) -> InventoryRepository:
+        """Inventory items and the ledger."""
+        ...
+
+    @property
+    def locations(self) -> LocationRepository:
+        """Locations."""
+        ...
+
+    @property
+    def channels(self) -> ChannelRepository:
+        """Channel pool configurations."""
+        ...
+
+    @property
+    def loads(self) -> LoadRepository:
+        """Daily capacity counters."""
+        ...
+
+    @property
+    def returns(self) -> ReturnRepository:
+        """Returns."""
+        ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository:
+        """Idempotency records."""
+        ...
 
     def record(self, events: Iterable[DomainEvent]) -> None:
         """Stage events for the outbox, in order."""

@@ -9,7 +9,7 @@ Domain events carry their type name under ``"type"``, so a list of mixed events 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -48,6 +48,8 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
     converter.register_unstructure_hook(datetime, datetime.isoformat)
     converter.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    converter.register_unstructure_hook(date, date.isoformat)
+    converter.register_structure_hook(date, lambda v, _: date.fromisoformat(v))
     converter.register_unstructure_hook_func(
         lambda t: t in (frozenset, set) or getattr(t, "__origin__", None) in (frozenset, set),
         lambda values: _sorted_list(values, converter),

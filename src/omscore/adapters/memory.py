@@ -12,14 +12,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
 from omscore.errors import ConcurrencyConflict
 from omscore.events import DomainEvent
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
 from omscore.orders import FulfillmentStatus, Order
-from omscore.ports import IdempotencyRecord, OutboxRecord
+from omscore.ports import IdempotencyRecord, OutboxRecord, Store
 from omscore.returns import Return
 
 
@@ -278,3 +278,9 @@ class MemoryStore:
         """Mark every event up to ``position`` as published."""
         with self.lock:
             self.published_up_to = max(self.published_up_to, min(up_to, len(self.events)))
+
+
+if TYPE_CHECKING:  # the type checker proves the reference store satisfies the port
+
+    def _conforms(store: MemoryStore) -> Store:
+        return store

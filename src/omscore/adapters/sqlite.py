@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
 from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
 from omscore.events import DomainEvent
@@ -33,7 +33,7 @@ from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
 from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
 from omscore.inventory.stock import MovementKind
 from omscore.orders import FulfillmentStatus, Order
-from omscore.ports import IdempotencyRecord, OutboxRecord
+from omscore.ports import IdempotencyRecord, OutboxRecord, Store
 from omscore.returns import Return
 from omscore.serialization import make_converter
 
@@ -243,9 +243,9 @@ class _Table(Generic[A]):
         return value
 
     def put(self, aggregate: A) -> None:
+        """Stage a write; an aggregate this unit of work did not read must be new."""
         key = self.key_of(aggregate)
-        if key not in self.seen:
-            self.get(key)
+        self.seen.setdefault(key, 0)
         self.staged[key] = aggregate
 
     def write(self, columns: Callable[[A], dict[str, object]]) -> None:
@@ -417,9 +417,22 @@ class SqliteUnitOfWork:
 
     def begin(self) -> None:
         if not self.begun:
-            with translated("begin"):
-                self.connection.execute("BEGIN IMMEDIATE" if self.write_mode else "BEGIN")
+            gate = self.store.shared_gate
+            if gate is not None:
+                gate.acquire()
+            try:
+                with translated("begin"):
+                    self.connection.execute("BEGIN IMMEDIATE" if self.write_mode else "BEGIN")
+            except BaseException:
+                if gate is not None:
+                    gate.release()
+                raise
             self.begun = True
+
+    def _end(self) -> None:
+        self.begun = False
+        if self.store.shared_gate is not None:
+            self.store.shared_gate.release()
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
         self.begin()
@@ -452,7 +465,7 @@ class SqliteUnitOfWork:
         except BaseException:
             self._rollback()
             raise
-        self.begun = False
+        self._end()
         self.store.wrote(locations=bool(self.locations.staged), channels=bool(self.channels.staged))
 
     def _write(self) -> None:
@@ -583,7 +596,7 @@ class SqliteUnitOfWork:
             # A failed statement may already have ended the transaction.
             with contextlib.suppress(sqlite3.Error):
                 self.connection.execute("ROLLBACK")
-            self.begun = False
+            self._end()
 
     def __enter__(self) -> Self:
         return self
@@ -619,6 +632,8 @@ class SqliteStore:
         self.codec = _Codec()
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
+        #: With ``:memory:`` every thread shares one connection: one unit of work at a time.
+        self.shared_gate = threading.Lock() if path == ":memory:" else None
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[int, list[Any]]] = {}
         with translated("open"):
@@ -749,3 +764,9 @@ class SqliteStore:
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore", "SqliteUnitOfWork", "migrate"]
+
+
+if TYPE_CHECKING:  # the type checker proves this store satisfies the port
+
+    def _conforms(store: SqliteStore) -> Store:
+        return store

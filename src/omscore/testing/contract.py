@@ -1,0 +1,620 @@
+"""The store adapter contract kit (public API): prove a store behaves like the reference.
+
+Subclass the plain base classes in a test module and say how to make your store::
+
+    from omscore.testing.contract import ReferenceModelContract, StoreContract
+
+    class TestMyStore(StoreContract, ReferenceModelContract):
+        def make_store(self, tmp_path):
+            return MyStore(tmp_path / "shop.db")
+
+The bases have no ``Test`` prefix, so importing them collects nothing; your subclass runs
+every behaviour, one per test. ``ProcessContract`` adds a test with several processes
+sharing one store, for stores that support it (give ``store_opener``, a picklable
+zero-argument callable). ``ReferenceModelContract`` drives your store through the OMS with
+a Hypothesis state machine, next to the in-memory reference store and a plain tally of
+stock, and compares stock, orders, returns and events after every step.
+
+Requires ``pytest`` and ``hypothesis`` (the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.payments import FakePaymentGateway
+from omscore.errors import ConcurrencyConflict, OmsError
+from omscore.events import OrderHeld, OrderPlaced
+from omscore.geo import Address, GeoPoint
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
+from omscore.inventory import (
+    Capability,
+    Channel,
+    InventoryItem,
+    Location,
+    LocationKind,
+    LocationLoad,
+    MovementKind,
+    StockMovement,
+)
+from omscore.money import Money
+from omscore.orders import Delivery, FulfillmentStatus, LineDraft, Order, OrderDraft
+from omscore.ports import IdempotencyRecord, Store
+from omscore.returns import Disposition, Return, ReturnLine, ReturnStatus
+from omscore.service import OMS
+from omscore.testing.clock import ManualClock
+from omscore.testing.invariants import check_books
+
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+HOME = Address(country="DE", postal_code="10115", city="Berlin", geo=GeoPoint(52.53, 13.38))
+
+
+def sample_order(order_id: str = "O-1", quantity: int = 2) -> Order:
+    """A placed order (not stored) for round trips."""
+    draft = OrderDraft(
+        channel="web",
+        currency="EUR",
+        delivery=Delivery.ship(HOME),
+        lines=[LineDraft("A", quantity, Money("9.99", "EUR"))],
+    )
+    return Order.place(OrderId(order_id), draft, [LineId(f"{order_id}-1")], T0)[0]
+
+
+def sample_location(location_id: str, priority: int = 1) -> Location:
+    """A warehouse that ships and takes returns."""
+    return Location(
+        id=LocationId(location_id),
+        kind=LocationKind.WAREHOUSE,
+        geo=GeoPoint(52.5, 13.4),
+        capabilities={Capability.SHIP, Capability.RETURNS},
+        priority=priority,
+    )
+
+
+def order_draft(sku: str, quantity: int, delivery: Delivery | None = None) -> OrderDraft:
+    """A one-line draft shipped to Berlin."""
+    return OrderDraft(
+        channel="web",
+        currency="EUR",
+        delivery=delivery or Delivery.ship(HOME),
+        lines=[LineDraft(sku, quantity, Money("10.00", "EUR"))],
+    )
+
+
+class StoreContract:
+    """Behaviour every store must show. Override :meth:`make_store`."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A new, empty store (``tmp_path`` is a fresh directory for files)."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        """The store under test."""
+        return self.make_store(tmp_path)
+
+    @pytest.fixture
+    def oms(self, store: Store) -> OMS:
+        """An OMS on the store with a manual clock, sequential ids and a fake gateway."""
+        from omscore.adapters.system import SequentialIds  # noqa: PLC0415
+
+        system = OMS(
+            store, clock=ManualClock(T0), ids=SequentialIds(), payments=FakePaymentGateway()
+        )
+        system.add_location(sample_location("WH-1"))
+        return system
+
+    # --- units of work ----------------------------------------------------------------------
+
+    def test_a_commit_makes_changes_visible(self, store: Store) -> None:
+        """What one unit of work commits, the next one reads."""
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.orders.get(OrderId("O-1")) == sample_order()
+
+    def test_an_uncommitted_unit_of_work_writes_nothing(self, store: Store) -> None:
+        """Leaving without commit discards aggregates and events."""
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            uow.record([OrderHeld(order_id=OrderId("O-1"), version=2, at=T0, kind="x", reason="")])
+        with store.unit_of_work(write=False) as uow:
+            assert uow.orders.get(OrderId("O-1")) is None
+        assert store.outbox() == []
+
+    def test_an_exception_rolls_everything_back(self, store: Store) -> None:
+        """Aggregates, ledger rows and idempotency records go together or not at all."""
+
+        def failing() -> None:
+            with store.unit_of_work() as uow:
+                uow.orders.put(sample_order())
+                uow.inventory.append_movements([_movement()])
+                uow.idempotency.put(IdempotencyRecord("k", "f", None, T0))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            failing()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.orders.get(OrderId("O-1")) is None
+            assert uow.inventory.movements() == []
+            assert uow.idempotency.get("k") is None
+
+    #: False for stores whose write units of work lock (SQLite's ``BEGIN IMMEDIATE``): a
+    #: second unit of work cannot commit while the first is open, so no stale read arises.
+    interleaved_units_of_work: bool = True
+
+    def test_a_stale_write_raises_concurrency_conflict(self, store: Store) -> None:
+        """Two units of work read one version; the one committing second loses, and
+        nothing of it lands."""
+        if not self.interleaved_units_of_work:
+            pytest.skip("this store serialises write units of work; no stale read can arise")
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            uow.commit()
+        first, second = store.unit_of_work(), store.unit_of_work()
+        a, b = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
+        assert a is not None
+        assert b is not None
+        first.orders.put(a.hold("manual", "x", T0)[0])
+        first.commit()
+        second.orders.put(b.hold("fraud", "y", T0)[0])
+        second.orders.put(sample_order("O-2"))
+        with pytest.raises(ConcurrencyConflict):
+            second.commit()
+        with store.unit_of_work(write=False) as uow:
+            stored = uow.orders.get(OrderId("O-1"))
+            assert stored is not None
+            assert [h.kind for h in stored.holds] == ["manual"]
+            assert uow.orders.get(OrderId("O-2")) is None
+
+    def test_writing_over_an_aggregate_not_read_is_a_conflict(self, store: Store) -> None:
+        """A unit of work may only overwrite what it read: a blind write loses."""
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            uow.commit()
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order().hold("manual", "x", T0)[0])
+            with pytest.raises(ConcurrencyConflict):
+                uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.orders.get(OrderId("O-1")) == sample_order()
+
+    def test_creating_an_existing_id_is_a_conflict(self, store: Store) -> None:
+        """Two units of work creating the same aggregate: the second loses."""
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            uow.commit()
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            with pytest.raises(ConcurrencyConflict):
+                uow.commit()
+
+    # --- idempotency ------------------------------------------------------------------------
+
+    def test_idempotency_records_keep_their_results(self, store: Store) -> None:
+        """Results of every kind come back equal."""
+        results: dict[str, object] = {
+            "none": None,
+            "int": 3,
+            "order": sample_order(),
+            "money": Money("1.50", "EUR"),
+        }
+        with store.unit_of_work() as uow:
+            for key, result in results.items():
+                uow.idempotency.put(IdempotencyRecord(key, f"f-{key}", result, T0))
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            for key, result in results.items():
+                record = uow.idempotency.get(key)
+                assert record is not None
+                assert (record.fingerprint, record.result) == (f"f-{key}", result)
+
+    def test_a_repeated_command_key_changes_nothing(self, oms: OMS) -> None:
+        """Through the service: the same key returns the first result, one event."""
+        oms.receive("WH-1", "A", 5)
+        first = oms.place_order(order_draft("A", 1), idempotency_key="checkout-1")
+        again = oms.place_order(order_draft("A", 1), idempotency_key="checkout-1")
+        assert again == first
+        assert len([e for e in oms.events() if isinstance(e, OrderPlaced)]) == 1
+
+    # --- the outbox -------------------------------------------------------------------------
+
+    def test_the_outbox_keeps_commit_order(self, store: Store) -> None:
+        """Positions rise with commits; events of one commit stay in recorded order."""
+        for batch in (["a", "b"], ["c"]):
+            with store.unit_of_work() as uow:
+                uow.record(
+                    [
+                        OrderHeld(order_id=OrderId("O"), version=1, at=T0, kind=k, reason="")
+                        for k in batch
+                    ]
+                )
+                uow.commit()
+        records = store.outbox()
+        assert [r.event.kind for r in records] == ["a", "b", "c"]  # type: ignore[attr-defined]
+        positions = [r.position for r in records]
+        assert positions == sorted(positions)
+        assert len({r.event_id for r in records}) == 3
+
+    def test_each_commit_appears_once(self, oms: OMS) -> None:
+        """A command's events are in the outbox exactly once."""
+        oms.receive("WH-1", "A", 5)
+        order = oms.place_order(order_draft("A", 2))
+        oms.hold(order.id, "manual", reason="check")
+        held = [e for e in oms.events() if isinstance(e, OrderHeld)]
+        assert len(held) == 1
+
+    def test_the_relay_marks_events_published(self, oms: OMS) -> None:
+        """unpublished() shrinks as mark_published() moves on; outbox() keeps everything."""
+        oms.receive("WH-1", "A", 5)
+        records = oms.store.unpublished()
+        assert records
+        oms.store.mark_published(records[0].position)
+        assert [r.position for r in oms.store.unpublished()] == [r.position for r in records[1:]]
+        assert len(oms.store.outbox()) == len(records)
+
+    # --- repositories -----------------------------------------------------------------------
+
+    def test_inventory_items_and_the_ledger_round_trip(self, store: Store) -> None:
+        """An item with levels, holds and backorders; movements in order, filtered."""
+        from omscore.inventory import ChannelPool  # noqa: PLC0415
+
+        pool = ChannelPool(None, (LocationId("W1"),))
+        item = InventoryItem(Sku("A")).receive(LocationId("W1"), 5, "po", T0).item
+        item = item.reserve("cart", 2, pool, T0 + timedelta(minutes=5), T0).item
+        item = item.hold_for_line(OrderId("O-1"), LineId("O-1-1"), 9, pool, T0).item
+        moves = [_movement("A", "W1"), _movement("A", "W2"), _movement("B", "W1")]
+        with store.unit_of_work() as uow:
+            uow.inventory.put(item)
+            uow.inventory.append_movements(moves)
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.inventory.get(Sku("A")) == item
+            assert uow.inventory.movements() == moves
+            assert uow.inventory.movements(Sku("A")) == moves[:2]
+            assert uow.inventory.movements(location_id=LocationId("W1")) == [moves[0], moves[2]]
+            assert uow.inventory.skus() == [Sku("A")]
+            assert uow.inventory.reserved_under("cart") == [Sku("A")]
+            assert uow.inventory.expiring(T0 + timedelta(minutes=5)) == [Sku("A")]
+            assert uow.inventory.expiring(T0 + timedelta(minutes=4)) == []
+
+    def test_network_aggregates_round_trip(self, store: Store) -> None:
+        """Locations (listed sorted), channels and capacity counters."""
+        locations = [sample_location("WH-2", 2), sample_location("WH-1")]
+        channel = Channel(
+            id=ChannelId("web"),
+            kinds=frozenset({LocationKind.STORE}),
+            buffer=2,
+            version=1,
+        )
+        load = LocationLoad(LocationId("WH-1"), T0.date(), 3, 1)
+        with store.unit_of_work() as uow:
+            for loc in locations:
+                uow.locations.put(loc)
+            uow.channels.put(channel)
+            uow.loads.put(load)
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.locations.all() == sorted(locations, key=lambda x: x.id)
+            assert uow.channels.all() == [channel]
+            assert uow.loads.get(LocationId("WH-1")) == load
+
+    def test_returns_round_trip(self, store: Store) -> None:
+        """A return with dispositions and a refund."""
+        rma = Return(
+            ReturnId("R-1"),
+            OrderId("O-1"),
+            (ReturnLine(LineId("O-1-1"), Sku("A"), 2, 1, 0, {Disposition.RESTOCK: 1}),),
+            ReturnStatus.PARTIALLY_RECEIVED,
+            "too small",
+            "ship",
+            T0,
+            refunded=Money("3.00", "EUR"),
+        )
+        with store.unit_of_work() as uow:
+            uow.returns.put(rma)
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.returns.get(ReturnId("R-1")) == rma
+
+    def test_fulfilment_queries(self, oms: OMS) -> None:
+        """An order is found by its fulfilment id; ready pickups are listed."""
+        pickup = sample_location("ST-1", 5)
+        oms.add_location(
+            Location(
+                id=pickup.id,
+                kind=LocationKind.STORE,
+                geo=pickup.geo,
+                capabilities={Capability.PICKUP},
+            )
+        )
+        oms.receive("ST-1", "A", 3)
+        order = oms.place_order(order_draft("A", 1, Delivery.pickup("ST-1")))
+        oms.allocate(order.id)
+        f = oms.get_order(order.id).fulfillments[0]
+        oms.ready_for_pickup(f.id)
+        with oms.store.unit_of_work(write=False) as uow:
+            assert uow.orders.by_fulfillment(FulfillmentId(f.id)) == order.id
+            assert uow.orders.by_fulfillment(FulfillmentId("nope")) is None
+            assert uow.orders.awaiting_pickup() == [order.id]
+        oms.collect(f.id)
+        with oms.store.unit_of_work(write=False) as uow:
+            assert uow.orders.awaiting_pickup() == []
+            stored = uow.orders.get(order.id)
+            assert stored is not None
+            assert stored.fulfillments[0].status is FulfillmentStatus.COLLECTED
+
+    def test_reservations_expire_by_the_clock(self, oms: OMS) -> None:
+        """A reservation holds stock until its time is up, then expiry frees it."""
+        oms.receive("WH-1", "A", 5)
+        oms.reserve("A", 3, ttl=timedelta(minutes=10), key="cart")
+        assert oms.available("A") == 2
+        clock = oms.clock
+        assert isinstance(clock, ManualClock)
+        clock.advance(timedelta(minutes=10))
+        assert oms.expire_reservations() == 1
+        assert oms.available("A") == 5
+
+    # --- concurrency ------------------------------------------------------------------------
+
+    def test_threads_never_oversell(self, oms: OMS) -> None:
+        """Eight threads order a hot SKU with stock for half of them: exactly the stock is
+        allocated, the rest waits as backorders, and the books agree."""
+        oms.receive("WH-1", "HOT", 20)
+        oms.max_attempts = 200
+        errors: list[BaseException] = []
+
+        def buyer() -> None:
+            try:
+                for _ in range(5):
+                    order = oms.place_order(order_draft("HOT", 1))
+                    oms.allocate(order.id)
+            except BaseException as error:  # surfaced below, never swallowed
+                errors.append(error)
+
+        threads = [threading.Thread(target=buyer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        level = oms.stock("WH-1", "HOT")
+        assert level.allocated == 20
+        assert level.reserved == 0
+        assert sum(b.quantity for b in oms.inventory("HOT").backorders) == 20
+        check_books(oms)
+
+    def test_concurrent_commands_lose_no_update(self, oms: OMS) -> None:
+        """Eight threads each put a hold of their own kind on one order: all stand."""
+        order = oms.place_order(order_draft("A", 1))
+        oms.max_attempts = 200
+        threads = [
+            threading.Thread(target=oms.hold, args=(order.id, f"kind-{i}")) for i in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        kinds = sorted(h.kind for h in oms.get_order(order.id).holds)
+        assert kinds == sorted(["payment", *(f"kind-{i}" for i in range(8))]) or kinds == sorted(
+            f"kind-{i}" for i in range(8)
+        )
+
+
+class ProcessContract:
+    """Several processes sharing one store. Override :meth:`store_opener`."""
+
+    def store_opener(self, tmp_path: Path) -> Callable[[], Store]:
+        """A picklable zero-argument callable opening the shared store (e.g.
+        ``functools.partial(SqliteStore, str(tmp_path / "shop.db"))``)."""
+        raise NotImplementedError
+
+    def test_processes_never_oversell(self, tmp_path: Path) -> None:
+        """Four processes place and allocate orders for one hot SKU: zero oversell, stock
+        conserved, every accepted order allocated exactly once."""
+        opener = self.store_opener(tmp_path)
+        from omscore.adapters.system import SequentialIds  # noqa: PLC0415
+
+        setup = OMS(opener(), ids=SequentialIds())
+        setup.add_location(sample_location("WH-1"))
+        setup.receive("WH-1", "HOT", 30)
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(4) as pool:
+            outcomes = pool.starmap(buy_in_process, [(opener, f"P{i}", 12) for i in range(4)])
+        placed = [order_id for ids in outcomes for order_id in ids]
+        oms = OMS(opener())
+        assert len(placed) == 48
+        allocated = sum(oms.get_order(o).lines[0].allocated for o in placed)
+        assert allocated == 30
+        level = oms.stock("WH-1", "HOT")
+        assert (level.on_hand, level.allocated) == (30, 30)
+        for order_id in placed:
+            assert len(oms.get_order(order_id).fulfillments) <= 1
+        check_books(oms)
+
+
+def buy_in_process(opener: Callable[[], Store], prefix: str, count: int) -> list[str]:
+    """Run in a child process: place and allocate ``count`` one-unit orders of HOT."""
+    from omscore.adapters.system import UuidIds  # noqa: PLC0415
+
+    oms = OMS(opener(), ids=UuidIds(), max_attempts=500)
+    placed: list[str] = []
+    for _ in range(count):
+        order = oms.place_order(order_draft("HOT", 1))
+        oms.allocate(order.id)
+        placed.append(order.id)
+    return placed
+
+
+class ReferenceModelContract:
+    """A state machine drives the store next to the in-memory reference store and a plain
+    tally; both must agree after every step. Override :meth:`make_store`."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A new, empty store."""
+        raise NotImplementedError
+
+    def test_agrees_with_the_reference_model(self, tmp_path: Path) -> None:
+        """Random commands give the same stock, orders, returns and events on both stores."""
+        counter = iter(range(1_000_000))
+
+        def fresh() -> Store:
+            directory = tmp_path / f"run-{next(counter)}"
+            directory.mkdir()
+            return self.make_store(directory)
+
+        machine = twin_machine(fresh)
+        run_state_machine_as_test(
+            machine, settings=settings(settings.default, stateful_step_count=30)
+        )
+
+
+def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]:
+    """A state machine class comparing a store with the reference, step by step."""
+    from omscore.adapters.system import SequentialIds  # noqa: PLC0415
+
+    class Twins(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = ManualClock(T0)
+            self.systems = [
+                OMS(store, clock=self.clock, ids=SequentialIds(), payments=FakePaymentGateway())
+                for store in (MemoryStore(), make_store())
+            ]
+            self.received = {"A": 0, "B": 0}
+            self.orders: list[str] = []
+            self.returns: list[str] = []
+            self.both("add_location", sample_location("WH-1"))
+            self.both(
+                "add_location",
+                Location(
+                    id=LocationId("ST-1"),
+                    kind=LocationKind.STORE,
+                    geo=GeoPoint(52.52, 13.41),
+                    capabilities=frozenset(Capability),
+                    priority=5,
+                ),
+            )
+
+        def both(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            """Run the command on both; both must succeed alike or fail alike."""
+            outcomes = []
+            for system in self.systems:
+                try:
+                    outcomes.append(("ok", getattr(system, command)(*args, **kwargs)))
+                except OmsError as error:
+                    outcomes.append((type(error).__name__, str(error)))
+            assert outcomes[0] == outcomes[1], (command, outcomes)
+            return outcomes[0][1] if outcomes[0][0] == "ok" else None
+
+        @rule(
+            loc=st.sampled_from(["WH-1", "ST-1"]),
+            sku=st.sampled_from(["A", "B"]),
+            n=st.integers(1, 5),
+        )
+        def receive(self, loc: str, sku: str, n: int) -> None:
+            self.both("receive", loc, sku, n)
+            self.received[sku] += n
+
+        @rule(sku=st.sampled_from(["A", "B"]), n=st.integers(1, 4), pickup=st.booleans())
+        def place(self, sku: str, n: int, pickup: bool) -> None:
+            delivery = Delivery.pickup("ST-1") if pickup else None
+            order = self.both("place_order", order_draft(sku, n, delivery))
+            if order is not None:
+                self.orders.append(order.id)
+
+        @rule(data=st.data())
+        def move_an_order(self, data: st.DataObject) -> None:
+            if not self.orders:
+                return
+            order_id = data.draw(st.sampled_from(self.orders))
+            step = data.draw(
+                st.sampled_from(
+                    [
+                        "allocate",
+                        "cancel",
+                        "ship",
+                        "deliver",
+                        "ready_for_pickup",
+                        "collect",
+                        "reject",
+                    ]
+                )
+            )
+            if step in ("allocate", "cancel"):
+                self.both(step, order_id)
+                return
+            order = self.systems[0].get_order(order_id)
+            if order.fulfillments:
+                f = data.draw(st.sampled_from(order.fulfillments))
+                self.both("reject_fulfillment" if step == "reject" else step, f.id)
+
+        @rule(data=st.data(), n=st.integers(1, 2), restock=st.booleans())
+        def return_something(self, data: st.DataObject, n: int, restock: bool) -> None:
+            if not self.orders:
+                return
+            order = self.systems[0].get_order(data.draw(st.sampled_from(self.orders)))
+            rma = self.both("request_return", order.id, {order.lines[0].id: n})
+            if rma is None:
+                return
+            self.returns.append(rma.id)
+            self.both("approve_return", rma.id)
+            disposition = Disposition.RESTOCK if restock else Disposition.DAMAGED
+            self.both("receive_return", rma.id, "WH-1", {order.lines[0].id: {disposition: n}})
+            self.both("refund_return", rma.id)
+
+        @rule(minutes=st.integers(1, 90), n=st.integers(1, 3))
+        def reserve_and_let_time_pass(self, minutes: int, n: int) -> None:
+            self.both("reserve", "A", n, ttl=timedelta(minutes=30), key=f"cart-{minutes}-{n}")
+            self.clock.advance(timedelta(minutes=minutes))
+            self.both("expire_reservations")
+
+        @invariant()
+        def the_stores_agree(self) -> None:
+            reference, tested = self.systems
+            for sku in ("A", "B"):
+                assert tested.inventory(sku) == reference.inventory(sku)
+            for order_id in self.orders:
+                assert tested.get_order(order_id) == reference.get_order(order_id)
+            for return_id in self.returns:
+                assert tested.get_return(return_id) == reference.get_return(return_id)
+            assert tested.events() == reference.events()
+            assert tested.ledger() == reference.ledger()
+
+        @invariant()
+        def stock_matches_a_plain_tally(self) -> None:
+            tested = self.systems[1]
+            for sku, received in self.received.items():
+                moves = tested.ledger(sku)
+                shipped = -sum(m.on_hand_delta for m in moves if m.kind is MovementKind.SHIPMENT)
+                restocked = sum(m.on_hand_delta for m in moves if m.kind is MovementKind.RESTOCK)
+                on_hand = sum(level.on_hand for level in tested.inventory(sku).levels.values())
+                assert on_hand == received - shipped + restocked
+            check_books(tested)
+
+    return Twins
+
+
+def _movement(sku: str = "A", location: str = "W1") -> StockMovement:
+    return StockMovement(Sku(sku), LocationId(location), MovementKind.RECEIPT, 1, 0, "po", T0)
+
+
+__all__ = [
+    "ProcessContract",
+    "ReferenceModelContract",
+    "StoreContract",
+    "buy_in_process",
+    "twin_machine",
+]

@@ -1,0 +1,44 @@
+"""Both shipped stores pass the whole adapter contract kit."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
+from omscore.ports import Store
+from omscore.testing.contract import ProcessContract, ReferenceModelContract, StoreContract
+
+
+class TestMemoryStore(StoreContract):
+    """The reference store proves itself against the same kit."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A fresh in-memory store."""
+        return MemoryStore()
+
+
+class TestSqliteStore(StoreContract, ProcessContract, ReferenceModelContract):
+    """The embedded store: behaviour, several processes, and the reference model."""
+
+    interleaved_units_of_work = False
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A fresh SQLite file."""
+        return SqliteStore(str(tmp_path / "shop.db"))
+
+    def store_opener(self, tmp_path: Path) -> Callable[[], Store]:
+        """Each process opens the same file."""
+        return functools.partial(SqliteStore, str(tmp_path / "shared.db"))
+
+
+class TestSqliteInMemory(StoreContract):
+    """``:memory:`` shares one connection inside the process."""
+
+    interleaved_units_of_work = False
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A fresh in-memory SQLite database."""
+        return SqliteStore(":memory:")
