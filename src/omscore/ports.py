@@ -105,6 +105,10 @@ class InventoryRepository(Protocol):
         """Every SKU with an item, sorted."""
         ...
 
+    def ledger_totals(self) -> dict[tuple[LocationId, Sku], tuple[int, int]]:
+        """The ledger summed from zero: (location, sku) -> (on hand, allocated)."""
+        ...
+
     def expiring(self, now: datetime) -> list[Sku]:
         """SKUs holding a checkout reservation that expires at or before ``now``."""
         ...

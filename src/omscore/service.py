@@ -68,7 +68,6 @@ from omscore.inventory import (
     StockMovement,
     Supply,
     Transfer,
-    replay,
 )
 from omscore.inventory.item import require_units
 from omscore.money import Money
@@ -1497,7 +1496,7 @@ class OMS:
         """Stock levels that disagree with their ledger or their holds; empty when sound."""
 
         def read(uow: UnitOfWork) -> list[Discrepancy]:
-            expected = replay(uow.inventory.movements())
+            expected = uow.inventory.ledger_totals()
             found: list[Discrepancy] = []
             for sku in uow.inventory.skus():
                 item = _item(uow, sku)

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 from omscore.errors import ConcurrencyConflict
 from omscore.events import DomainEvent
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
-from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
+from omscore.inventory import (
+    Channel,
+    InventoryItem,
+    Location,
+    LocationLoad,
+    StockMovement,
+    replay,
+)
 from omscore.orders import FulfillmentStatus, Order
 from omscore.ports import IdempotencyRecord, OutboxRecord, Store
 from omscore.returns import Return
@@ -119,6 +126,9 @@ class _Inventory(_Repo[InventoryItem]):
 
     def skus(self) -> list[Sku]:
         return sorted(Sku(s) for s in self._uow.store.items.rows)
+
+    def ledger_totals(self) -> dict[tuple[LocationId, Sku], tuple[int, int]]:
+        return replay(self._uow.store.ledger)
 
     def expiring(self, now: datetime) -> list[Sku]:
         return sorted(Sku(s) for s, t in self._uow.store.expiry_index.items() if t <= now)

@@ -338,6 +338,14 @@ class _Items(_Table[InventoryItem]):
     def skus(self) -> list[Sku]:
         return [Sku(r[0]) for r in self.uow.all("SELECT sku FROM items ORDER BY sku", ())]
 
+    def ledger_totals(self) -> dict[tuple[LocationId, Sku], tuple[int, int]]:
+        rows = self.uow.all(
+            "SELECT location_id, sku, SUM(on_hand_delta), SUM(allocated_delta) FROM movements "
+            "GROUP BY location_id, sku",
+            (),
+        )
+        return {(LocationId(r[0]), Sku(r[1])): (r[2], r[3]) for r in rows}
+
     def expiring(self, now: datetime) -> list[Sku]:
         rows = self.uow.all(
             "SELECT sku FROM items WHERE next_expiry IS NOT NULL AND next_expiry <= ? ORDER BY sku",

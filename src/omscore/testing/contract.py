@@ -47,6 +47,7 @@ from omscore.inventory import (
     LocationLoad,
     MovementKind,
     StockMovement,
+    replay,
 )
 from omscore.money import Money
 from omscore.orders import Delivery, FulfillmentStatus, LineDraft, Order, OrderDraft
@@ -286,6 +287,7 @@ class StoreContract:
             assert uow.inventory.movements(Sku("A")) == moves[:2]
             assert uow.inventory.movements(location_id=LocationId("W1")) == [moves[0], moves[2]]
             assert uow.inventory.skus() == [Sku("A")]
+            assert uow.inventory.ledger_totals() == replay(moves)
             assert uow.inventory.reserved_under("cart") == [Sku("A")]
             assert uow.inventory.expiring(T0 + timedelta(minutes=5)) == [Sku("A")]
             assert uow.inventory.expiring(T0 + timedelta(minutes=4)) == []

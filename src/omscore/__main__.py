@@ -1,0 +1,126 @@
+"""The command line: ``python -m omscore simulate | inspect``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Sequence
+
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
+from omscore.errors import OmsError
+from omscore.events import OrderEvent
+from omscore.ports import Store
+from omscore.service import OMS
+from omscore.simulate import POLICIES, run
+
+DEFAULT_DB = "omscore-simulation.db"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the command; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m omscore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("simulate", help="run a simulated omnichannel retailer")
+    sim.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default {DEFAULT_DB})")
+    sim.add_argument("--memory", action="store_true", help="use the in-memory store")
+    sim.add_argument("--orders", type=int, default=2_000, help="checkouts to simulate")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (same seed, same run)")
+    sim.add_argument("--policy", choices=sorted(POLICIES), default="lowest_cost")
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument("--overwrite", action="store_true", help="replace an existing --db file")
+    ins = commands.add_parser("inspect", help="look into a store file")
+    ins.add_argument("--db", default=DEFAULT_DB)
+    ins.add_argument("--sku", help="show the stock of this SKU")
+    ins.add_argument("--order", help="show this order with its fulfilment and events")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        return _inspect(args)
+    except OmsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    store: Store
+    if args.memory:
+        store = MemoryStore()
+        where = "in memory"
+    else:
+        if os.path.exists(args.db):
+            if not (args.overwrite or args.db == DEFAULT_DB):
+                print(f"error: {args.db} exists; pass --overwrite to replace it", file=sys.stderr)
+                return 2
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(args.db + suffix):
+                    os.remove(args.db + suffix)
+        store = SqliteStore(args.db)
+        where = f"SQLite file {args.db}"
+    progress = None if args.json else sys.stderr
+    if progress:
+        print(
+            f"simulating {args.orders:,} checkouts with {args.policy} sourcing, {where}",
+            file=progress,
+        )
+    report = run(store, orders=args.orders, seed=args.seed, policy=args.policy, progress=progress)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.render())
+    return 0 if report.stock_conserved else 1
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.db):
+        print(f"error: no such file {args.db}", file=sys.stderr)
+        return 2
+    store = SqliteStore(args.db)
+    oms = OMS(store)
+    print(f"{args.db}: schema version {_schema_version(args.db)}")
+    for table, rows in store.counts().items():
+        print(f"  {table:<14} {rows:>10,}")
+    if args.sku:
+        print(f"stock of {args.sku} (web ATP {oms.available(args.sku, channel='web')}):")
+        for location_id, level in sorted(oms.inventory(args.sku).levels.items()):
+            print(
+                f"  {location_id:<10} on hand {level.on_hand:>6}  allocated "
+                f"{level.allocated:>5}  reserved {level.reserved:>5}  safety "
+                f"{level.safety_stock:>4}  available {level.available:>6}"
+            )
+    if args.order:
+        order = oms.get_order(args.order)
+        print(
+            f"order {order.id}: {order.status.value}, {order.channel}, total {order.total}, "
+            f"captured {order.captured}, refunded {order.refunded}"
+        )
+        for line in order.lines:
+            print(
+                f"  line {line.id} {line.sku} x{line.quantity}: open {line.open}, allocated "
+                f"{line.allocated}, shipped {line.shipped}, delivered {line.delivered}, "
+                f"cancelled {line.cancelled}, returned {line.returned}"
+            )
+        for f in order.fulfillments:
+            print(
+                f"  fulfilment {f.id} at {f.location_id}: {f.status.value} "
+                f"({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
+            )
+        print("  trace:")
+        for record in store.outbox():
+            event = record.event
+            if isinstance(event, OrderEvent) and event.order_id == order.id:
+                print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
+    return 0
+
+
+def _schema_version(path: str) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,518 @@
+"""The main job: a simulated omnichannel retailer running on omscore.
+
+``python -m omscore simulate`` builds a retailer (warehouses, stores, a dropship supplier;
+channels web, marketplace and store), then runs a period of trade on a store: checkouts with
+reservations, orders shipped, collected in store and delivered the same day, sourcing with
+the chosen policy, rejections and re-sourcing, shipments and deliveries, pickups collected
+or expired, returns with dispositions and refunds, and stock receipts. It is deterministic
+for a seed, streams (only orders in flight are kept in memory), and ends with a report.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TextIO
+
+import attrs
+
+from omscore.adapters.carriers import TableRateCarrier
+from omscore.adapters.payments import FakePaymentGateway
+from omscore.adapters.system import SequentialIds
+from omscore.errors import OmsError
+from omscore.geo import Address, GeoPoint, distance_km
+from omscore.ids import LocationId
+from omscore.inventory import Capability, Location, LocationKind
+from omscore.money import Money
+from omscore.orders import Delivery, FulfillmentStatus, LineDraft, OrderDraft
+from omscore.ports import Store
+from omscore.returns import Disposition, ReturnPolicy
+from omscore.service import OMS, StockPosition
+from omscore.sourcing import (
+    FewestShipmentsPolicy,
+    LowestCostPolicy,
+    NearestPolicy,
+    PriorityPolicy,
+    SourcingPolicy,
+)
+from omscore.testing.clock import ManualClock
+
+POLICIES: dict[str, Callable[[], SourcingPolicy]] = {
+    "lowest_cost": LowestCostPolicy,
+    "fewest_shipments": FewestShipmentsPolicy,
+    "nearest": NearestPolicy,
+    "priority": PriorityPolicy,
+}
+
+# (city, latitude, longitude): the retailer's German network and its customers.
+CITIES = (
+    ("Berlin", 52.52, 13.40),
+    ("Hamburg", 53.55, 9.99),
+    ("Munich", 48.14, 11.58),
+    ("Cologne", 50.94, 6.96),
+    ("Frankfurt", 50.11, 8.68),
+    ("Stuttgart", 48.78, 9.18),
+    ("Düsseldorf", 51.23, 6.78),
+    ("Leipzig", 51.34, 12.37),
+    ("Dortmund", 51.51, 7.47),
+    ("Essen", 51.46, 7.01),
+    ("Bremen", 53.08, 8.80),
+    ("Dresden", 51.05, 13.74),
+    ("Hanover", 52.38, 9.73),
+    ("Nuremberg", 49.45, 11.08),
+)
+WAREHOUSES = ("Hamburg", "Berlin", "Frankfurt", "Munich")
+SKUS = 300
+START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+@attrs.define
+class Report:
+    """What the simulation counted."""
+
+    orders: int = 0
+    units: int = 0
+    units_allocated_first: int = 0
+    shipments: int = 0
+    split_orders: int = 0
+    distance_units_km: float = 0.0
+    units_sourced: int = 0
+    units_from_stores: int = 0
+    pickups: int = 0
+    pickups_collected: int = 0
+    pickups_expired: int = 0
+    same_day: int = 0
+    rejections: int = 0
+    returns: int = 0
+    refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
+    restocked: int = 0
+    reservations_expired: int = 0
+    cancelled_units: int = 0
+    receipts: int = 0
+    refused: int = 0
+    commands: int = 0
+    stock_conserved: bool = False
+    discrepancies: int = 0
+    elapsed_s: float = 0.0
+    peak_memory_mb: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data, with the derived rates."""
+        data = attrs.asdict(self)
+        data["refunded"] = str(self.refunded)
+        data.update(self.rates())
+        return data
+
+    def rates(self) -> dict[str, float]:
+        """Fill rate, shipments per order, split rate, distance, store share, throughput."""
+        orders = max(self.orders, 1)
+        return {
+            "fill_rate": round(self.units_allocated_first / max(self.units, 1), 4),
+            "shipments_per_order": round(self.shipments / orders, 3),
+            "split_rate": round(self.split_orders / orders, 4),
+            "average_km_per_unit": round(self.distance_units_km / max(self.units_sourced, 1), 1),
+            "ship_from_store_share": round(self.units_from_stores / max(self.units_sourced, 1), 4),
+            "orders_per_second": round(self.orders / max(self.elapsed_s, 1e-9), 1),
+            "commands_per_second": round(self.commands / max(self.elapsed_s, 1e-9), 1),
+        }
+
+    def render(self) -> str:
+        """A readable report."""
+        r = self.rates()
+        lines = [
+            "omscore simulation report",
+            f"  orders                 {self.orders:>12,}   units {self.units:,}",
+            f"  fill rate (first try)  {r['fill_rate']:>12.1%}",
+            f"  shipments per order    {r['shipments_per_order']:>12.3f}   split rate "
+            f"{r['split_rate']:.1%}",
+            f"  average distance       {r['average_km_per_unit']:>12.1f} km per unit",
+            f"  ship-from-store share  {r['ship_from_store_share']:>12.1%}",
+            f"  pickups                {self.pickups:>12,}   collected {self.pickups_collected:,},"
+            f" expired {self.pickups_expired:,}",
+            f"  same-day orders        {self.same_day:>12,}",
+            f"  rejections re-sourced  {self.rejections:>12,}",
+            f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
+            f"restocked {self.restocked:,} units",
+            f"  reservations expired   {self.reservations_expired:>12,}",
+            f"  units cancelled        {self.cancelled_units:>12,}   (waited too long)",
+            f"  stock receipts         {self.receipts:>12,}",
+            f"  refused commands       {self.refused:>12,}",
+            f"  stock conserved        {'yes' if self.stock_conserved else 'NO':>12}   "
+            f"(ledger replays to every level; {self.discrepancies} discrepancies)",
+            f"  throughput             {r['orders_per_second']:>12,.1f} orders/s, "
+            f"{r['commands_per_second']:,.1f} commands/s",
+            f"  elapsed                {self.elapsed_s:>12.1f} s",
+            f"  peak memory            {self.peak_memory_mb:>12.1f} MB",
+        ]
+        return "\n".join(lines)
+
+
+class Simulation:
+    """One retailer, one period of trade, on one store."""
+
+    def __init__(self, store: Store, *, seed: int, policy: str, progress: TextIO | None) -> None:
+        self.rng = random.Random(seed)
+        self.clock = ManualClock(START)
+        self.gateway = FakePaymentGateway()
+        self.oms = OMS(
+            store,
+            sourcing=POLICIES[policy](),
+            carrier=TableRateCarrier(),
+            payments=self.gateway,
+            clock=self.clock,
+            ids=SequentialIds(),
+            return_policy=ReturnPolicy(
+                window=timedelta(days=30),
+                restocking_fee_percent=5,
+                refund_shipping="if_all_returned",
+            ),
+            pickup_expiry=timedelta(days=3),
+        )
+        self.progress = progress
+        self.report = Report()
+        self.agenda: list[tuple[datetime, int, str, str]] = []
+        self.sequence = 0
+        self.locations: dict[str, Location] = {}
+        self.prices = [
+            Money(Decimal(self.rng.randrange(499, 19999)) / 100, "EUR") for _ in range(SKUS)
+        ]
+        self.popularity = [1 / (rank + 1) ** 1.05 for rank in range(SKUS)]
+        self.retries: dict[str, int] = {}
+
+    # --- the retailer -----------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Locations, channels and opening stock."""
+        for name, lat, lon in CITIES:
+            if name in WAREHOUSES:
+                self._add(
+                    f"WH-{name[:3].upper()}",
+                    LocationKind.WAREHOUSE,
+                    lat,
+                    lon,
+                    {Capability.SHIP, Capability.RETURNS},
+                    1,
+                )
+            self._add(
+                f"ST-{name[:3].upper()}",
+                LocationKind.STORE,
+                lat + 0.01,
+                lon + 0.01,
+                set(Capability),
+                5,
+            )
+        self._add("SUP-1", LocationKind.SUPPLIER, 51.0, 10.0, {Capability.SHIP}, 9)
+        self.oms.configure_channel("web", kinds=list(LocationKind), low_stock_threshold=5)
+        self.oms.configure_channel(
+            "marketplace", kinds=[LocationKind.WAREHOUSE, LocationKind.SUPPLIER], buffer=2
+        )
+        self.oms.configure_channel("store", kinds=[LocationKind.STORE])
+        positions = []
+        for index in range(SKUS):
+            sku = f"SKU-{index:03d}"
+            for location in self.locations.values():
+                units = self._opening_stock(location, index)
+                if units:
+                    positions.append(StockPosition(location.id, sku, units))
+        self.oms.receive_many(positions, reference="opening stock")
+
+    def _add(
+        self,
+        location_id: str,
+        kind: LocationKind,
+        lat: float,
+        lon: float,
+        capabilities: set[Capability],
+        priority: int,
+    ) -> None:
+        location = Location(
+            id=LocationId(location_id),
+            kind=kind,
+            geo=GeoPoint(lat, lon),
+            capabilities=frozenset(capabilities),
+            priority=priority,
+            name=location_id,
+        )
+        self.oms.add_location(location)
+        self.locations[location.id] = location
+
+    def _opening_stock(self, location: Location, index: int) -> int:
+        depth = max(2, int(600 / (index + 1) ** 0.7))
+        if location.kind is LocationKind.WAREHOUSE:
+            return self.rng.randint(depth // 2, depth) if self.rng.random() < 0.8 else 0
+        if location.kind is LocationKind.STORE:
+            return self.rng.randint(1, 6) if index < 120 and self.rng.random() < 0.6 else 0
+        return 500 if index >= 200 else 0
+
+    # --- the period -------------------------------------------------------------------------
+
+    def run(self, orders: int) -> Report:
+        """Trade until ``orders`` were placed and everything in flight settled."""
+        started = time.perf_counter()
+        self.build()
+        step = timedelta(minutes=5)
+        for n in range(orders):
+            self.clock.advance(step)
+            self._due()
+            self._checkout(n)
+            if n % 250 == 249:
+                self._housekeeping()
+                self._replenish()
+            if self.progress and n % max(1, orders // 20) == 0 and n:
+                elapsed = time.perf_counter() - started
+                print(
+                    f"  {n:>9,} / {orders:,} orders  ({n / elapsed:,.0f} orders/s)",
+                    file=self.progress,
+                    flush=True,
+                )
+        while self.agenda:
+            self.clock.set(max(self.clock.now(), self.agenda[0][0]))
+            self._due()
+            self._housekeeping()
+        self._housekeeping()
+        discrepancies = self.oms.reconcile()
+        self.report.discrepancies = len(discrepancies)
+        self.report.stock_conserved = not discrepancies
+        self.report.elapsed_s = time.perf_counter() - started
+        self.report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return self.report
+
+    def _later(self, delay: timedelta, action: str, subject: str) -> None:
+        self.sequence += 1
+        heapq.heappush(self.agenda, (self.clock.now() + delay, self.sequence, action, subject))
+
+    def _due(self) -> None:
+        now = self.clock.now()
+        while self.agenda and self.agenda[0][0] <= now:
+            _, _, action, subject = heapq.heappop(self.agenda)
+            getattr(self, f"_{action}")(subject)
+
+    def _try(self, command: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self.report.commands += 1
+        try:
+            return command(*args, **kwargs)
+        except OmsError:
+            self.report.refused += 1
+            return None
+
+    def _housekeeping(self) -> None:
+        self.report.reservations_expired += self._try(self.oms.expire_reservations) or 0
+        self.report.pickups_expired += self._try(self.oms.expire_pickups) or 0
+
+    def _replenish(self) -> None:
+        """Reorder what runs low on the web: a purchase order received at a warehouse."""
+        skus = [f"SKU-{i:03d}" for i in range(SKUS)]
+        low = [sku for sku, atp in self.oms.available_many(skus, channel="web").items() if atp < 20]
+        warehouses = [
+            loc.id for loc in self.locations.values() if loc.kind is LocationKind.WAREHOUSE
+        ]
+        for sku in low:
+            target = self.rng.choice(warehouses)
+            self._try(self.oms.receive, target, sku, 60, reference=f"PO-{sku}-{self.sequence}")
+            self.report.receipts += 1
+
+    # --- customers --------------------------------------------------------------------------
+
+    def _checkout(self, n: int) -> None:
+        rng = self.rng
+        name, lat, lon = rng.choice(CITIES)
+        home = Address(
+            country="DE",
+            postal_code=f"{rng.randint(10000, 99999)}",
+            city=name,
+            geo=GeoPoint(lat + rng.uniform(-0.1, 0.1), lon + rng.uniform(-0.1, 0.1)),
+        )
+        roll = rng.random()
+        channel = "web" if roll < 0.65 else "marketplace" if roll < 0.85 else "store"
+        if channel == "store" or rng.random() < 0.12:
+            delivery = Delivery.pickup(f"ST-{name[:3].upper()}")
+            channel = "store" if channel == "store" else channel
+        elif channel == "web" and rng.random() < 0.1:
+            delivery = Delivery.same_day(home)
+        else:
+            delivery = Delivery.ship(home)
+        lines = self._basket()
+        key = None
+        if rng.random() < 0.3:
+            key = f"cart-{n}"
+            for line in lines:
+                self._try(
+                    self.oms.reserve,
+                    line.sku,
+                    line.quantity,
+                    channel=channel,
+                    ttl=timedelta(minutes=30),
+                    key=key,
+                )
+            if rng.random() < 0.1:
+                return  # abandoned: the reservation expires
+        draft = OrderDraft(
+            channel=channel,
+            currency="EUR",
+            lines=lines,
+            delivery=delivery,
+            shipping_fee=Money("4.95", "EUR") if delivery.address else None,
+            reservation_key=key,
+        )
+        order = self._try(self.oms.place_order, draft, idempotency_key=f"checkout-{n}")
+        if order is None:
+            return
+        self.report.orders += 1
+        self.report.units += sum(line.quantity for line in lines)
+        self.report.pickups += delivery.pickup_location is not None
+        self.report.same_day += delivery.address is not None and delivery.method.value == "same_day"
+        self._allocate(order.id, first=True)
+
+    def _basket(self) -> list[LineDraft]:
+        size = self.rng.choices((1, 2, 3, 4), (55, 25, 13, 7))[0]
+        picked: set[int] = set()
+        while len(picked) < size:
+            picked.add(self.rng.choices(range(SKUS), self.popularity)[0])
+        return [
+            LineDraft(f"SKU-{i:03d}", self.rng.choices((1, 2, 3), (80, 15, 5))[0], self.prices[i])
+            for i in sorted(picked)
+        ]
+
+    # --- the order's life -------------------------------------------------------------------
+
+    def _allocate(self, order_id: str, first: bool = False) -> None:
+        plan = self._try(self.oms.allocate, order_id)
+        if plan is None:
+            return
+        order = self.oms.get_order(order_id)
+        destination = self._destination(order)
+        if first:
+            self.report.units_allocated_first += plan.units_allocated
+            self.report.shipments += len(plan.shipments)
+            self.report.split_orders += len(plan.shipments) > 1
+        for a in plan.assignments:
+            location = self.locations[a.location_id]
+            self.report.units_sourced += a.quantity
+            self.report.units_from_stores += a.quantity * (
+                location.kind is LocationKind.STORE and order.delivery.pickup_location is None
+            )
+            if destination is not None and location.geo is not None:
+                self.report.distance_units_km += a.quantity * distance_km(location.geo, destination)
+        for f in order.fulfillments:
+            if f.status is FulfillmentStatus.OPEN:
+                self._later(timedelta(hours=1), "work", f.id)
+        if order.open_units:
+            self._later(timedelta(hours=12), "retry", order.id)
+
+    def _retry(self, order_id: str) -> None:
+        """Allocate what arrived since; after three tries the customer cancels the rest."""
+        tries = self.retries.get(order_id, 0) + 1
+        self.retries[order_id] = tries
+        order = self.oms.get_order(order_id)
+        if not order.open_units or order.status.value == "cancelled":
+            self.retries.pop(order_id, None)
+            return
+        if tries > 3 or order.is_held:
+            open_units = {line.id: line.open for line in order.lines if line.open}
+            self._try(self.oms.cancel, order_id, open_units, reason="waited too long")
+            self.report.cancelled_units += sum(open_units.values())
+            self.retries.pop(order_id, None)
+            return
+        self._allocate(order_id)
+
+    def _destination(self, order: Any) -> GeoPoint | None:
+        if order.delivery.address is not None:
+            return order.delivery.address.geo  # type: ignore[no-any-return]
+        return None
+
+    def _work(self, fulfillment_id: str) -> None:
+        """The location picks, packs and ships (or makes ready) or, sometimes, rejects."""
+        if self.rng.random() < 0.03:
+            order = self._try(self.oms.reject_fulfillment, fulfillment_id, reason="not found")
+            if order is not None:
+                self.report.rejections += 1
+                for f in order.fulfillments:
+                    if f.status is FulfillmentStatus.OPEN and f.id != fulfillment_id:
+                        self._later(timedelta(hours=1), "work", f.id)
+            return
+        order = self._try(self.oms.accept_fulfillment, fulfillment_id)
+        if order is None:
+            return
+        f = order.fulfillment(fulfillment_id)
+        if f.method.value == "pickup":
+            self._try(self.oms.ready_for_pickup, fulfillment_id)
+            if self.rng.random() < 0.9:
+                self._later(timedelta(hours=self.rng.randint(2, 48)), "collect", fulfillment_id)
+            return
+        if self._try(self.oms.ship, fulfillment_id) is not None:
+            hours = 4 if f.method.value == "same_day" else self.rng.randint(20, 60)
+            self._later(timedelta(hours=hours), "deliver", fulfillment_id)
+
+    def _collect(self, fulfillment_id: str) -> None:
+        order = self._try(self.oms.collect, fulfillment_id)
+        if order is not None:
+            self.report.pickups_collected += 1
+            self._maybe_return(order.id)
+
+    def _deliver(self, fulfillment_id: str) -> None:
+        order = self._try(self.oms.deliver, fulfillment_id)
+        if order is not None:
+            self._maybe_return(order.id)
+
+    def _maybe_return(self, order_id: str) -> None:
+        if self.rng.random() < 0.08:
+            self._later(timedelta(days=self.rng.randint(1, 10)), "request_return", order_id)
+
+    def _request_return(self, order_id: str) -> None:
+        order = self.oms.get_order(order_id)
+        units = {
+            line.id: self.rng.randint(1, line.delivered - line.returned)
+            for line in order.lines
+            if line.delivered > line.returned
+        }
+        if not units:
+            return
+        method = "in_store" if order.delivery.pickup_location else "ship"
+        rma = self._try(
+            self.oms.request_return, order_id, units, reason="changed my mind", method=method
+        )
+        if rma is not None:
+            self.report.returns += 1
+            self._try(self.oms.approve_return, rma.id)
+            self._later(timedelta(days=self.rng.randint(2, 6)), "receive_return", rma.id)
+
+    def _receive_return(self, return_id: str) -> None:
+        rma = self.oms.get_return(return_id)
+        dispositions: dict[str, dict[Disposition, int]] = {}
+        for line in rma.lines:
+            counts: dict[Disposition, int] = {}
+            for _ in range(line.requested):
+                d = self.rng.choices(list(Disposition), (70, 15, 10, 5))[0]
+                counts[d] = counts.get(d, 0) + 1
+            dispositions[line.line_id] = counts
+            self.report.restocked += counts.get(Disposition.RESTOCK, 0)
+        order = self.oms.get_order(rma.order_id)
+        depot = order.delivery.pickup_location or self._nearest_depot(order)
+        if self._try(self.oms.receive_return, return_id, depot, dispositions) is not None:
+            refund = self._try(self.oms.refund_return, return_id)
+            if refund is not None:
+                self.report.refunded += refund
+
+    def _nearest_depot(self, order: Any) -> str:
+        destination = self._destination(order)
+        depots = [loc for loc in self.locations.values() if loc.can(Capability.RETURNS)]
+        if destination is None:
+            return depots[0].id
+        return min(
+            depots,
+            key=lambda loc: (distance_km(loc.geo, destination) if loc.geo else math.inf, loc.id),
+        ).id
+
+
+def run(
+    store: Store, *, orders: int, seed: int, policy: str, progress: TextIO | None = sys.stderr
+) -> Report:
+    """Build the retailer on ``store`` and simulate ``orders`` checkouts."""
+    return Simulation(store, seed=seed, policy=policy, progress=progress).run(orders)
