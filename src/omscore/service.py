@@ -185,25 +185,31 @@ class OMS:
     ) -> R:
         fingerprint = _fingerprint(command, arguments) if idempotency_key is not None else ""
         for attempt in range(1, self.max_attempts + 1):
-            with self.store.unit_of_work() as uow:
-                if idempotency_key is not None:
-                    record = uow.idempotency.get(idempotency_key)
-                    if record is not None:
-                        return cast(R, _replayed(record, idempotency_key, fingerprint))
-                now = self.clock.now()
-                result = work(uow, now)
-                if idempotency_key is not None:
-                    uow.idempotency.put(
-                        IdempotencyRecord(idempotency_key, fingerprint, result, now)
-                    )
-                try:
-                    uow.commit()
-                except ConcurrencyConflict:
-                    if attempt == self.max_attempts:
-                        raise
-                    continue
-                return result
+            try:
+                return self._attempt(idempotency_key, fingerprint, work)
+            except ConcurrencyConflict:
+                if attempt == self.max_attempts:
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self,
+        idempotency_key: str | None,
+        fingerprint: str,
+        work: Callable[[UnitOfWork, datetime], R],
+    ) -> R:
+        """One try of a command: a lost race or a busy store raises ConcurrencyConflict."""
+        with self.store.unit_of_work() as uow:
+            if idempotency_key is not None:
+                record = uow.idempotency.get(idempotency_key)
+                if record is not None:
+                    return cast(R, _replayed(record, idempotency_key, fingerprint))
+            now = self.clock.now()
+            result = work(uow, now)
+            if idempotency_key is not None:
+                uow.idempotency.put(IdempotencyRecord(idempotency_key, fingerprint, result, now))
+            uow.commit()
+            return result
 
     def _read(self, work: Callable[[UnitOfWork], R]) -> R:
         with self.store.unit_of_work(write=False) as uow:

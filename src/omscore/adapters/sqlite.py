@@ -19,11 +19,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
@@ -95,8 +98,13 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _utc(moment: datetime) -> str:
-    """A sortable text form of a time: UTC, ISO 8601, microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    """A sortable text form of a time: UTC, ISO 8601, always with microseconds."""
+    if moment.utcoffset() != _ZERO:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+_ZERO = timedelta(0)
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -105,15 +113,40 @@ def _is_busy(error: sqlite3.Error) -> bool:
     )
 
 
+def _translate(action: str, error: sqlite3.Error) -> StoreError | StoreBusy:
+    """The omscore error for a driver error (busy: StoreBusy; anything else: StoreError)."""
+    if _is_busy(error):
+        return StoreBusy(f"{action}: the database stayed locked ({error})")
+    return StoreError(f"{action}: {type(error).__name__}: {error}")
+
+
 @contextmanager
 def translated(action: str) -> Iterator[None]:
-    """Turn ``sqlite3`` errors into omscore errors (busy: StoreBusy; else StoreError)."""
+    """Turn ``sqlite3`` errors raised inside the block into omscore errors."""
     try:
         yield
     except sqlite3.Error as error:
-        if _is_busy(error):
-            raise StoreBusy(f"{action}: the database stayed locked ({error})") from error
-        raise StoreError(f"{action}: {type(error).__name__}: {error}") from error
+        raise _translate(action, error) from error
+
+
+def refuse_newer(path: str) -> None:
+    """Raise :class:`SchemaError` for a file written by a newer omscore, before anything
+    (not even the journal mode) is changed in it."""
+    if path == ":memory:" or not os.path.exists(path):
+        return
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+        known = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if known is None:
+            return
+        found = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    if found is not None and found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has schema version {found}; this omscore knows up to "
+            f"{SCHEMA_VERSION}: upgrade omscore to open it"
+        )
 
 
 def migrate(connection: sqlite3.Connection) -> int:
@@ -237,8 +270,9 @@ class _Table(Generic[A]):
         if row is None:
             self.seen.setdefault(key, 0)
             return None
-        value = self.uow.store.codec.load(row[1], self.cls)
-        self.seen.setdefault(key, row[0])
+        version, body = row
+        value = self.uow.store.decoded(self.table, key, version, body, self.cls)
+        self.seen.setdefault(key, version)
         self.loaded[key] = value
         return value
 
@@ -420,6 +454,7 @@ class SqliteUnitOfWork:
         self.returns = _Table(self, "returns", "id", Return, lambda r: r.id)
         self.idempotency = _Idempotency(self)
         self.events: list[DomainEvent] = []
+        self._generation: int | None = None
 
     # --- statements -------------------------------------------------------------------------
 
@@ -429,8 +464,11 @@ class SqliteUnitOfWork:
             if gate is not None:
                 gate.acquire()
             try:
+                statement = "BEGIN IMMEDIATE" if self.write_mode else "BEGIN"
+                if self.store.statement_log is not None:
+                    self.store.statement_log.append(("one", statement, ()))
                 with translated("begin"):
-                    self.connection.execute("BEGIN IMMEDIATE" if self.write_mode else "BEGIN")
+                    self.connection.execute(statement)
             except BaseException:
                 if gate is not None:
                     gate.release()
@@ -443,19 +481,46 @@ class SqliteUnitOfWork:
             self.store.shared_gate.release()
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
-        self.begin()
-        with translated("write"):
+        if not self.begun:
+            self.begin()
+        if self.store.statement_log is not None:
+            self.store.statement_log.append(("one", sql, args))
+        try:
             return self.connection.execute(sql, args)
+        except sqlite3.Error as error:
+            raise _translate("write", error) from error
 
     def one(self, sql: str, args: Sequence[object]) -> Any:
-        self.begin()
-        with translated("read"):
+        if not self.begun:
+            self.begin()
+        if self.store.statement_log is not None:
+            self.store.statement_log.append(("one", sql, args))
+        try:
             return self.connection.execute(sql, args).fetchone()
+        except sqlite3.Error as error:
+            raise _translate("read", error) from error
 
     def all(self, sql: str, args: Sequence[object]) -> list[Any]:
-        self.begin()
-        with translated("read"):
+        if not self.begun:
+            self.begin()
+        if self.store.statement_log is not None:
+            self.store.statement_log.append(("one", sql, args))
+        try:
             return self.connection.execute(sql, args).fetchall()
+        except sqlite3.Error as error:
+            raise _translate("read", error) from error
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if self.store.statement_log is not None:
+            self.store.statement_log.append(("many", sql, list(rows)))
+        self.connection.executemany(sql, rows)
+
+    def network_generation(self) -> int:
+        """The counter of network writes, read once per unit of work."""
+        if self._generation is None:
+            row = self.one("SELECT value FROM meta WHERE name = 'network'", ())
+            self._generation = row[0] if row else 0
+        return self._generation
 
     # --- the unit of work -------------------------------------------------------------------
 
@@ -468,6 +533,8 @@ class SqliteUnitOfWork:
         self.begin()
         try:
             self._write()
+            if self.store.statement_log is not None:
+                self.store.statement_log.append(("one", "COMMIT", ()))
             with translated("commit"):
                 self.connection.execute("COMMIT")
         except BaseException:
@@ -475,6 +542,8 @@ class SqliteUnitOfWork:
             raise
         self._end()
         self.store.wrote(locations=bool(self.locations.staged), channels=bool(self.channels.staged))
+        for table in (self.orders, self.inventory, self.returns):
+            self.store.remember(table.table, table.staged)
 
     def _write(self) -> None:
         self.orders.write(
@@ -514,7 +583,7 @@ class SqliteUnitOfWork:
             ]
         if rows:
             with translated("write fulfilments"):
-                self.connection.executemany(
+                self.execute_many(
                     "INSERT INTO fulfillments (id, order_id, location_id, status) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status",
                     rows,
@@ -536,7 +605,7 @@ class SqliteUnitOfWork:
             new_keys += [(k, sku) for k in keys - old_keys]
         with translated("write levels"):
             if levels:
-                self.connection.executemany(
+                self.execute_many(
                     "INSERT INTO levels (sku, location_id, on_hand, allocated, reserved, "
                     "safety_stock) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sku, location_id) DO "
                     "UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated, "
@@ -544,11 +613,11 @@ class SqliteUnitOfWork:
                     levels,
                 )
             if gone_keys:
-                self.connection.executemany(
+                self.execute_many(
                     "DELETE FROM reservation_keys WHERE key = ? AND sku = ?", gone_keys
                 )
             if new_keys:
-                self.connection.executemany(
+                self.execute_many(
                     "INSERT OR IGNORE INTO reservation_keys (key, sku) VALUES (?, ?)", new_keys
                 )
 
@@ -567,7 +636,7 @@ class SqliteUnitOfWork:
         ]
         if rows:
             with translated("write ledger"):
-                self.connection.executemany(
+                self.execute_many(
                     "INSERT INTO movements (sku, location_id, kind, on_hand_delta, "
                     "allocated_delta, reference, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
@@ -578,9 +647,7 @@ class SqliteUnitOfWork:
         rows = [(e.name, _utc(e.at), codec.dump(e, DomainEvent)) for e in self.events]
         if rows:
             with translated("write outbox"):
-                self.connection.executemany(
-                    "INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows
-                )
+                self.execute_many("INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows)
 
     def _write_idempotency(self) -> None:
         codec = self.store.codec
@@ -602,6 +669,8 @@ class SqliteUnitOfWork:
     def _rollback(self) -> None:
         if self.begun:
             # A failed statement may already have ended the transaction.
+            if self.store.statement_log is not None:
+                self.store.statement_log.append(("one", "ROLLBACK", ()))
             with contextlib.suppress(sqlite3.Error):
                 self.connection.execute("ROLLBACK")
             self._end()
@@ -631,6 +700,7 @@ class SqliteStore:
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout_ms: int = 5_000,
+        cache_size: int = 20_000,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
@@ -644,7 +714,13 @@ class SqliteStore:
         self.shared_gate = threading.Lock() if path == ":memory:" else None
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[int, list[Any]]] = {}
+        self._decoded: OrderedDict[tuple[str, str], tuple[int, object]] = OrderedDict()
+        self.cache_size = cache_size
+        #: When a list, every statement units of work execute is appended to it as
+        #: ``(kind, sql, arguments)`` (the store benchmark replays it as its bare-SQL baseline).
+        self.statement_log: list[tuple[str, str, Any]] | None = None
         with translated("open"):
+            refuse_newer(path)
             self.migrated_from = migrate(self.connection())
 
     def connection(self) -> sqlite3.Connection:
@@ -681,8 +757,7 @@ class SqliteStore:
     def cached(self, name: str, uow: SqliteUnitOfWork, read: Callable[[], list[T]]) -> list[T]:
         """The network tables change rarely: read them again only when their generation
         counter moved (any process bumps it when it writes them)."""
-        row = uow.one("SELECT value FROM meta WHERE name = 'network'", ())
-        generation = row[0] if row else 0
+        generation = uow.network_generation()
         with self._lock:
             hit = self._cache.get(name)
             if hit is not None and hit[0] == generation:
@@ -691,6 +766,32 @@ class SqliteStore:
         with self._lock:
             self._cache[name] = (generation, fresh)
         return fresh
+
+    def decoded(self, table: str, key: str, version: int, body: str, cls: type[T]) -> T:
+        """The aggregate at ``version``: from the cache of decoded aggregates when it holds
+        that version (aggregates are immutable, so a version names one value), else
+        decoded from ``body`` and kept."""
+        cache_key = (table, key)
+        with self._lock:
+            hit = self._decoded.get(cache_key)
+            if hit is not None and hit[0] == version:
+                self._decoded.move_to_end(cache_key)
+                return hit[1]  # type: ignore[return-value]
+        value = self.codec.load(body, cls)
+        self._keep(cache_key, version, value)
+        return value
+
+    def remember(self, table: str, written: Mapping[str, Any]) -> None:
+        """Keep aggregates this process just committed, at their new versions."""
+        for key, aggregate in written.items():
+            self._keep((table, key), aggregate.version, aggregate)
+
+    def _keep(self, cache_key: tuple[str, str], version: int, value: object) -> None:
+        with self._lock:
+            self._decoded[cache_key] = (version, value)
+            self._decoded.move_to_end(cache_key)
+            while len(self._decoded) > self.cache_size:
+                self._decoded.popitem(last=False)
 
     def wrote(self, *, locations: bool, channels: bool) -> None:
         """Forget cached network tables this process just changed."""

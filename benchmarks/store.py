@@ -1,0 +1,156 @@
+"""Store benchmark: place + allocate throughput on SqliteStore, its bare SQL, and memory.
+
+    python benchmarks/store.py [--orders 2000] [--rounds 3]
+
+Each round runs the same order stream three ways, in the same process:
+
+1. ``OMS`` on ``SqliteStore`` (a fresh file, WAL, synchronous=NORMAL): ``place_order`` then
+   ``allocate`` for every order. The store records every statement it executes.
+2. The bare SQL of run 1: the recorded statements (same rows, same transactions, same
+   BEGIN IMMEDIATE / COMMIT) replayed with plain ``sqlite3`` on a fresh file prepared
+   the same way. This is the floor: what those commands cost in SQLite alone.
+3. ``OMS`` on ``MemoryStore``.
+
+It prints orders per second for each (median over rounds) and the ratio SQLite / bare SQL.
+The network is small (three warehouses, 200 SKUs, one-line orders) so that the store, not
+sourcing, is what is measured; benchmarks/sourcing.py measures sourcing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from omscore import OMS, Address, GeoPoint, LineDraft, Location, Money, OrderDraft
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
+from omscore.orders import Delivery
+from omscore.ports import Store
+from omscore.service import StockPosition
+from omscore.sourcing import LowestCostPolicy
+from omscore.testing import ManualClock, SequentialIds
+
+SEED = 5
+
+
+def prepared(store: Store) -> tuple[OMS, list[OrderDraft]]:
+    """An OMS on ``store`` with three stocked warehouses, and the order stream."""
+    rng = random.Random(SEED)
+    oms = OMS(store, clock=ManualClock(), ids=SequentialIds(), sourcing=LowestCostPolicy())
+    for i in range(3):
+        oms.add_location(
+            Location(
+                id=f"WH-{i}",
+                kind="warehouse",
+                geo=GeoPoint(48 + 2 * i, 8 + 2 * i),
+                capabilities={"ship"},
+                priority=1,
+            )
+        )
+    skus = [f"SKU-{n:03d}" for n in range(200)]
+    oms.receive_many([StockPosition(f"WH-{i}", sku, 1_000_000) for i in range(3) for sku in skus])
+    home = Address("DE", "10115", "Berlin", geo=GeoPoint(52.53, 13.38))
+    drafts = [
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            delivery=Delivery.ship(home),
+            lines=[LineDraft(rng.choice(skus), 1, Money("19.99", "EUR"))],
+        )
+        for _ in range(20_000)
+    ]
+    return oms, drafts
+
+
+def place_and_allocate(oms: OMS, drafts: list[OrderDraft]) -> float:
+    """Seconds to place and allocate every draft."""
+    start = time.perf_counter()
+    for draft in drafts:
+        order = oms.place_order(draft)
+        oms.allocate(order.id)
+    return time.perf_counter() - start
+
+
+def sqlite_round(directory: Path, count: int) -> tuple[float, list[tuple[str, str, Any]]]:
+    """Seconds for ``count`` orders on SqliteStore, and the statements they executed."""
+    store = SqliteStore(str(directory / "omscore.db"))
+    oms, drafts = prepared(store)
+    store.statement_log = []
+    seconds = place_and_allocate(oms, drafts[:count])
+    log, store.statement_log = store.statement_log, None
+    store.close()
+    return seconds, log
+
+
+def bare_round(directory: Path, log: list[tuple[str, str, Any]]) -> float:
+    """Seconds to replay ``log`` with plain sqlite3 on a file prepared like the store's."""
+    store = SqliteStore(str(directory / "bare.db"))
+    prepared(store)
+    store.close()
+    connection = sqlite3.connect(str(directory / "bare.db"), isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    execute, executemany = connection.execute, connection.executemany
+    start = time.perf_counter()
+    for kind, sql, args in log:
+        if kind == "many":
+            executemany(sql, args)
+        else:
+            execute(sql, args).fetchall()
+    seconds = time.perf_counter() - start
+    connection.close()
+    return seconds
+
+
+def memory_round(count: int) -> float:
+    """Seconds for ``count`` orders on MemoryStore."""
+    oms, drafts = prepared(MemoryStore())
+    return place_and_allocate(oms, drafts[:count])
+
+
+def main() -> None:
+    """Run the rounds and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rates: dict[str, list[float]] = {"sqlite": [], "bare": [], "memory": []}
+    statements = 0
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as directory:
+            seconds, log = sqlite_round(Path(directory), args.orders)
+            rates["sqlite"].append(args.orders / seconds)
+            rates["bare"].append(args.orders / bare_round(Path(directory), log))
+            statements = len(log)
+        rates["memory"].append(args.orders / memory_round(args.orders))
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    print(
+        f"omscore store benchmark: place + allocate, {args.orders} one-line orders, "
+        f"{args.rounds} rounds; reproduce: python benchmarks/store.py --orders "
+        f"{args.orders} --rounds {args.rounds}"
+    )
+    print(f"  statements per order (bare SQL replays them): {statements / args.orders:.1f}")
+    for name, label in (
+        ("sqlite", "SqliteStore"),
+        ("bare", "bare SQL, same statements"),
+        ("memory", "MemoryStore"),
+    ):
+        runs = ", ".join(f"{r:,.0f}" for r in rates[name])
+        print(f"  {label:<28} {median[name]:>9,.0f} orders/s   (rounds: {runs})")
+    ratio = median["sqlite"] / median["bare"]
+    print(f"  SqliteStore / bare SQL       {ratio:>9.2f}")
+    print(
+        f"targets: SQLite >= 0.6 of bare SQL [{'met' if ratio >= 0.6 else 'MISSED'}], "
+        f"SQLite > 1,500 orders/s [{'met' if median['sqlite'] > 1500 else 'MISSED'}], "
+        f"memory > 10,000 orders/s [{'met' if median['memory'] > 10_000 else 'MISSED'}]"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The main job: the simulation conserves stock, is deterministic, and the CLI works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
+from omscore.simulate import Report, run
+
+TIMINGS = ("elapsed_s", "peak_memory_mb", "orders_per_second", "commands_per_second")
+
+
+def counts(report: Report) -> dict[str, object]:
+    """The report without its timings."""
+    return {k: v for k, v in report.as_dict().items() if k not in TIMINGS}
+
+
+def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
+    """Orders, pickups, same-day, rejections, returns and refunds all happen."""
+    report = run(MemoryStore(), orders=400, seed=3, policy="lowest_cost", progress=None)
+    assert report.stock_conserved
+    assert report.orders > 350
+    assert report.pickups > 0
+    assert report.same_day > 0
+    assert report.returns > 0
+    assert report.refunded.amount > 0
+    assert report.shipments > 0
+
+
+def test_the_same_seed_gives_the_same_run_on_both_stores(tmp_path: Path) -> None:
+    """Deterministic with a seed, and the SQLite store behaves like the reference."""
+    memory = run(MemoryStore(), orders=150, seed=11, policy="fewest_shipments", progress=None)
+    again = run(MemoryStore(), orders=150, seed=11, policy="fewest_shipments", progress=None)
+    sqlite = run(
+        SqliteStore(str(tmp_path / "sim.db")),
+        orders=150,
+        seed=11,
+        policy="fewest_shipments",
+        progress=None,
+    )
+    assert counts(memory) == counts(again) == counts(sqlite)
+
+
+def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:
+    """simulate --json reports conserved stock; inspect shows counts, stock and an order."""
+    db = tmp_path / "shop.db"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "omscore",
+            "simulate",
+            "--orders",
+            "120",
+            "--db",
+            str(db),
+            "--json",
+            "--policy",
+            "priority",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["stock_conserved"] is True
+    assert report["orders"] > 100
+    again = subprocess.run(
+        [sys.executable, "-m", "omscore", "simulate", "--orders", "10", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 2
+    assert "pass --overwrite" in again.stderr
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "omscore",
+            "inspect",
+            "--db",
+            str(db),
+            "--sku",
+            "SKU-000",
+            "--order",
+            "O-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "orders" in shown.stdout
+    assert "stock of SKU-000" in shown.stdout
+    assert "order O-1:" in shown.stdout
+    assert "OrderPlaced" in shown.stdout

@@ -1,0 +1,145 @@
+"""Faults and load on the SQLite store: migrations, busy locks, corruption, a killed writer."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from omscore import OMS
+from omscore.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from omscore.errors import OmsError, SchemaError, StoreBusy, StoreError
+from omscore.events import OrderPlaced
+from omscore.testing import SequentialIds
+from omscore.testing.invariants import check_books
+
+from .conftest import warehouse
+from .sqlite_writer import run_command
+
+WRITER = Path(__file__).with_name("sqlite_writer.py")
+
+
+def old_file(path: Path, version: int) -> None:
+    """A database written by an omscore that knew only migrations up to ``version``."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for number, statements in MIGRATIONS:
+            if number <= version:
+                for statement in statements:
+                    connection.execute(statement)
+                connection.execute("INSERT INTO schema_version VALUES (?)", (number,))
+
+
+def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
+    """A version-1 file gets the later migrations and keeps its rows."""
+    path = tmp_path / "old.db"
+    old_file(path, 1)
+    with sqlite3.connect(path) as connection:
+        connection.execute("INSERT INTO locations VALUES ('X', 1, '{}')")
+    store = SqliteStore(str(path))
+    assert store.migrated_from == 1
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == (
+            SCHEMA_VERSION
+        )
+        indexes = {
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        assert "fulfillments_by_status" in indexes
+        assert connection.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == 1
+
+
+def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """A file from a newer omscore: a clear SchemaError, nothing written."""
+    path = tmp_path / "new.db"
+    old_file(path, SCHEMA_VERSION)
+    with sqlite3.connect(path) as connection:
+        connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+    before = path.read_bytes()
+    with pytest.raises(SchemaError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        SqliteStore(str(path))
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_a_database_raises_a_store_error(tmp_path: Path) -> None:
+    """Driver errors come out as omscore errors, with the driver's as cause."""
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError) as info:
+        SqliteStore(str(path))
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_a_busy_database_is_retried_until_it_frees(tmp_path: Path) -> None:
+    """Another connection holds the write lock for a while: the command waits, retries, and
+    succeeds; no sqlite3 error leaks."""
+    path = tmp_path / "busy.db"
+    oms = OMS(SqliteStore(str(path), busy_timeout_ms=50), ids=SequentialIds(), max_attempts=60)
+    oms.add_location(warehouse("WH-1"))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.4, lambda: blocker.execute("COMMIT")).start()
+    level = oms.receive("WH-1", "A", 3)
+    assert level.on_hand == 3
+    blocker.close()
+
+
+def test_a_lock_that_never_frees_ends_in_store_busy(tmp_path: Path) -> None:
+    """Past the bounded retries the caller gets StoreBusy, an OmsError, and nothing moved."""
+    path = tmp_path / "stuck.db"
+    oms = OMS(SqliteStore(str(path), busy_timeout_ms=20), ids=SequentialIds(), max_attempts=3)
+    oms.add_location(warehouse("WH-1"))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreBusy) as info:
+            oms.receive("WH-1", "A", 3)
+        assert isinstance(info.value, OmsError)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert oms.stock("WH-1", "A").on_hand == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_writer_killed_mid_load_leaves_a_sound_file(tmp_path: Path, seed: int) -> None:
+    """SIGKILL a writer at a random moment: the file passes integrity_check, no order is
+    half-written, the books agree, and replaying in-flight commands with their keys
+    completes each exactly once."""
+    db, journal = tmp_path / "shop.db", tmp_path / "journal.txt"
+    setup = OMS(SqliteStore(str(db)), ids=SequentialIds())
+    setup.add_location(warehouse("WH-1"))
+    for n in range(5):
+        setup.receive("WH-1", f"SKU-{n}", 500)
+    writer = subprocess.Popen([sys.executable, str(WRITER), str(db), str(journal), "0", "100000"])
+    time.sleep(random.Random(seed).uniform(1.5, 3.0))
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+    store = SqliteStore(str(db))
+    assert store.integrity_check() == "ok"
+    oms = OMS(store)
+    placed = [e for e in oms.events() if isinstance(e, OrderPlaced)]
+    assert store.counts()["orders"] == len(placed), "every stored order has its event"
+    check_books(oms)
+
+    lines = journal.read_text(encoding="utf-8").split()
+    intents = {int(n) for kind, n in zip(lines[::2], lines[1::2], strict=True) if kind == "intent"}
+    done = {int(n) for kind, n in zip(lines[::2], lines[1::2], strict=True) if kind == "done"}
+    assert intents, "the writer got going before it was killed"
+    for i in sorted(intents - done):
+        run_command(oms, i)
+    for i in sorted(intents):
+        run_command(oms, i)
+    placed = [e for e in oms.events() if isinstance(e, OrderPlaced)]
+    assert len(placed) == len(intents)
+    for event in placed:
+        assert oms.get_order(event.order_id).open_units == 0
+    check_books(oms)
