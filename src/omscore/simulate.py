@@ -262,7 +262,7 @@ class Simulation:
             self.clock.advance(step)
             self._due()
             self._checkout(n)
-            if n % 250 == 249:
+            if n % 100 == 99:
                 self._housekeeping()
                 self._replenish()
             if self.progress and n % max(1, orders // 20) == 0 and n:
@@ -315,7 +315,7 @@ class Simulation:
         ]
         for sku in low:
             target = self.rng.choice(warehouses)
-            self._try(self.oms.receive, target, sku, 60, reference=f"PO-{sku}-{self.sequence}")
+            self._try(self.oms.receive, target, sku, 120, reference=f"PO-{sku}-{self.sequence}")
             self.report.receipts += 1
 
     # --- customers --------------------------------------------------------------------------
@@ -331,14 +331,16 @@ class Simulation:
         )
         roll = rng.random()
         channel = "web" if roll < 0.65 else "marketplace" if roll < 0.85 else "store"
+        lines = self._basket()
+        delivery = Delivery.ship(home)
         if channel == "store" or rng.random() < 0.12:
-            delivery = Delivery.pickup(f"ST-{name[:3].upper()}")
-            channel = "store" if channel == "store" else channel
+            store = self._store_with(lines, home)
+            if store is not None:
+                delivery = Delivery.pickup(store)
+            elif channel == "store":
+                channel = "web"
         elif channel == "web" and rng.random() < 0.1:
             delivery = Delivery.same_day(home)
-        else:
-            delivery = Delivery.ship(home)
-        lines = self._basket()
         key = None
         if rng.random() < 0.3:
             key = f"cart-{n}"
@@ -369,6 +371,17 @@ class Simulation:
         self.report.pickups += delivery.pickup_location is not None
         self.report.same_day += delivery.address is not None and delivery.method.value == "same_day"
         self._allocate(order.id, first=True)
+
+    def _store_with(self, lines: list[LineDraft], home: Address) -> str | None:
+        """Click & collect: the nearest store (within 60 km) holding the whole basket."""
+        basket: dict[str, int] = {}
+        for line in lines:
+            basket[line.sku] = basket.get(line.sku, 0) + line.quantity
+        found = self.oms.availability(
+            basket, near=home.geo, radius_km=60, capability=Capability.PICKUP
+        )
+        stores = [a for a in found if a.kind is LocationKind.STORE]
+        return stores[0].location_id if stores else None
 
     def _basket(self) -> list[LineDraft]:
         size = self.rng.choices((1, 2, 3, 4), (55, 25, 13, 7))[0]
