@@ -832,45 +832,20 @@ def _fulfillment_event(
     reason: str,
 ) -> DomainEvent:
     units = tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in f.lines)
-    order_id, version, fid, location = order.id, order.version, f.id, f.location_id
+    common: dict[str, Any] = {
+        "order_id": order.id,
+        "version": order.version,
+        "at": at,
+        "fulfillment_id": f.id,
+        "location_id": f.location_id,
+    }
     if command == "ship":
-        return FulfillmentShipped(
-            order_id=order_id,
-            version=version,
-            at=at,
-            fulfillment_id=fid,
-            location_id=location,
-            tracking=tracking,
-            carrier=carrier,
-            units=units,
-        )
+        return FulfillmentShipped(tracking=tracking, carrier=carrier, units=units, **common)
     if command == "reject":
-        return FulfillmentRejected(
-            order_id=order_id,
-            version=version,
-            at=at,
-            fulfillment_id=fid,
-            location_id=location,
-            reason=reason,
-            units=units,
-        )
+        return FulfillmentRejected(reason=reason, units=units, **common)
     if command == "expire":
-        return PickupExpired(
-            order_id=order_id,
-            version=version,
-            at=at,
-            fulfillment_id=fid,
-            location_id=location,
-            units=units,
-        )
-    return FulfillmentProgressed(
-        order_id=order_id,
-        version=version,
-        at=at,
-        fulfillment_id=fid,
-        location_id=location,
-        status=FULFILLMENT_TRANSITIONS[command][1].value,
-    )
+        return PickupExpired(units=units, **common)
+    return FulfillmentProgressed(status=FULFILLMENT_TRANSITIONS[command][1].value, **common)
 
 
 def _shrink_fulfillments(
