@@ -629,15 +629,19 @@ class OMS:
             expired = 0
             for order_id in uow.orders.awaiting_pickup():
                 order = _load_order(uow, order_id)
-                for f in order.fulfillments:
-                    ready_since = f.changed_at or f.created_at
-                    if f.status is FulfillmentStatus.READY_FOR_PICKUP and (
-                        ready_since + self.pickup_expiry <= now
-                    ):
-                        order, events = order.advance(f.id, "expire", now)
-                        uow.record(events)
-                        self._follow_fulfillment(stock, f, "expire")
-                        expired += 1
+                overdue = [
+                    f
+                    for f in order.fulfillments
+                    if f.status is FulfillmentStatus.READY_FOR_PICKUP
+                    and (f.changed_at or f.created_at) + self.pickup_expiry <= now
+                ]
+                if not overdue:
+                    continue
+                for f in overdue:
+                    order, events = order.advance(f.id, "expire", now)
+                    uow.record(events)
+                    self._follow_fulfillment(stock, f, "expire")
+                expired += len(overdue)
                 order, settled = self._payments.settle(order, now)
                 uow.record(settled)
                 uow.orders.put(order)
