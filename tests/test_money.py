@@ -143,3 +143,13 @@ def test_addition_is_exact_in_minor_units(a: Money, b: Money) -> None:
     else:
         with pytest.raises(CurrencyMismatch):
             _ = a + b
+
+
+def test_arithmetic_results_are_checked_money() -> None:
+    """Results of arithmetic keep the currency and stay finite; NaN factors are refused."""
+    total = Money("1.10", "EUR") + Money("2.20", "EUR")
+    assert total == Money("3.30", "EUR")
+    assert total.currency == "EUR"
+    assert isinstance(total.amount, Decimal)
+    with pytest.raises(InvalidMoney, match="finite"):
+        _ = Money("1.00", "EUR") * Decimal("NaN")

@@ -243,7 +243,7 @@ class Money:
     @classmethod
     def zero(cls, currency: str) -> Money:
         """Zero in ``currency``; the start value for ``sum()``."""
-        return cls(Decimal(0), currency)
+        return cls(_ZERO, currency)
 
     @classmethod
     def from_minor(cls, units: int, currency: str) -> Money:
@@ -297,23 +297,25 @@ class Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "add")
-        return Money(self.amount + other.amount, self.currency)
+        return _valid(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other, "subtract")
-        return Money(self.amount - other.amount, self.currency)
+        return _valid(self.amount - other.amount, self.currency)
 
     def __mul__(self, factor: int | Decimal) -> Money:
         if isinstance(factor, bool) or not isinstance(factor, int | Decimal):
             raise InvalidMoney(f"money can be multiplied by int or Decimal only, got {factor!r}")
-        return Money(self.amount * factor, self.currency)
+        if isinstance(factor, Decimal) and not factor.is_finite():
+            raise InvalidMoney(f"money can be multiplied by finite numbers only, got {factor!r}")
+        return _valid(self.amount * factor, self.currency)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return _valid(-self.amount, self.currency)
 
     def _compare(self, other: object, op: str) -> tuple[Decimal, Decimal]:
         if not isinstance(other, Money):
@@ -342,6 +344,18 @@ class Money:
 
     def __repr__(self) -> str:
         return f"Money({str(self.amount)!r}, {self.currency!r})"
+
+
+_ZERO = Decimal(0)
+
+
+def _valid(amount: Decimal, currency: str) -> Money:
+    """A Money from parts already known to be valid (a finite Decimal, a checked currency):
+    the result of arithmetic on Money skips the constructor's checks."""
+    money = object.__new__(Money)
+    object.__setattr__(money, "amount", amount)
+    object.__setattr__(money, "currency", currency)
+    return money
 
 
 def _ratio(value: int | Decimal) -> Fraction:
