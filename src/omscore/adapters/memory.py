@@ -195,9 +195,11 @@ class MemoryUnitOfWork:
         )
 
     def record(self, events: Iterable[DomainEvent]) -> None:
+        """Stage events for the outbox, in order."""
         self._events.extend(events)
 
     def commit(self) -> None:
+        """Apply everything staged at once, or raise ConcurrencyConflict and apply nothing."""
         store = self.store
         with store.lock:
             conflicts = [c for repo in self._repos for c in repo.conflicts()]

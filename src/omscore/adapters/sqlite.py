@@ -459,6 +459,7 @@ class SqliteUnitOfWork:
     # --- statements -------------------------------------------------------------------------
 
     def begin(self) -> None:
+        """Start the transaction (BEGIN IMMEDIATE for writers) on first use."""
         if not self.begun:
             gate = self.store.shared_gate
             if gate is not None:
@@ -481,6 +482,7 @@ class SqliteUnitOfWork:
             self.store.shared_gate.release()
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Run one statement inside the transaction."""
         if not self.begun:
             self.begin()
         if self.store.statement_log is not None:
@@ -491,6 +493,7 @@ class SqliteUnitOfWork:
             raise _translate("write", error) from error
 
     def one(self, sql: str, args: Sequence[object]) -> Any:
+        """The first row of a query inside the transaction, or None."""
         if not self.begun:
             self.begin()
         if self.store.statement_log is not None:
@@ -501,6 +504,7 @@ class SqliteUnitOfWork:
             raise _translate("read", error) from error
 
     def all(self, sql: str, args: Sequence[object]) -> list[Any]:
+        """Every row of a query inside the transaction."""
         if not self.begun:
             self.begin()
         if self.store.statement_log is not None:
@@ -511,6 +515,7 @@ class SqliteUnitOfWork:
             raise _translate("read", error) from error
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement for each row."""
         if self.store.statement_log is not None:
             self.store.statement_log.append(("many", sql, list(rows)))
         self.connection.executemany(sql, rows)
@@ -525,9 +530,12 @@ class SqliteUnitOfWork:
     # --- the unit of work -------------------------------------------------------------------
 
     def record(self, events: Iterable[DomainEvent]) -> None:
+        """Stage events for the outbox, in order."""
         self.events.extend(events)
 
     def commit(self) -> None:
+        """Write everything staged in one transaction; a stale version raises
+        ConcurrencyConflict and nothing is written."""
         if not self.write_mode:
             raise StoreError("a read-only unit of work cannot commit")
         self.begin()
@@ -676,6 +684,7 @@ class SqliteUnitOfWork:
             self._end()
 
     def __enter__(self) -> Self:
+        """The unit of work itself."""
         return self
 
     def __exit__(
