@@ -117,7 +117,7 @@ def test_a_writer_killed_mid_load_leaves_a_sound_file(tmp_path: Path, seed: int)
     setup = OMS(SqliteStore(str(db)), ids=SequentialIds())
     setup.add_location(warehouse("WH-1"))
     for n in range(5):
-        setup.receive("WH-1", f"SKU-{n}", 500)
+        setup.receive("WH-1", f"SKU-{n}", 1_000_000)
     writer = subprocess.Popen([sys.executable, str(WRITER), str(db), str(journal), "0", "100000"])
     time.sleep(random.Random(seed).uniform(1.5, 3.0))
     writer.send_signal(signal.SIGKILL)
