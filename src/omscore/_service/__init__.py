@@ -1,0 +1,1 @@
+"""The application layer, one module per pillar; :mod:`omscore.service` assembles ``OMS``."""

@@ -1,0 +1,441 @@
+"""The service core: the unit-of-work runner and the stock and hold mechanics that the
+use cases share. ``OMS`` (in :mod:`omscore.service`) combines it with one mixin per pillar."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar, cast
+
+import attrs
+
+from omscore._payments import Payments
+from omscore._stock import StockSession
+from omscore.adapters.system import SystemClock, UuidIds
+from omscore.errors import (
+    ConcurrencyConflict,
+    DuplicateIdempotencyKey,
+    InvalidChannelConfig,
+    InvalidDraft,
+    InvalidQuantity,
+    UnknownFulfillment,
+    UnknownOrder,
+    UnknownReservation,
+    UnknownReturn,
+)
+from omscore.events import (
+    DomainEvent,
+    FulfilledUnits,
+    LineAdded,
+    LineQuantityChanged,
+    LineRemoved,
+    StockFeedApplied,
+    UnitsCancelled,
+)
+from omscore.geo import GeoPoint, distance_km
+from omscore.ids import FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
+from omscore.inventory import (
+    Capability,
+    InventoryItem,
+    ItemChange,
+    Location,
+    LocationKind,
+)
+from omscore.orders import (
+    DeliveryMethod,
+    DraftLimits,
+    Order,
+    OrderDraft,
+    OrderLine,
+)
+from omscore.orders.draft import draft_problems
+from omscore.ports import (
+    CarrierPort,
+    Clock,
+    IdempotencyRecord,
+    IdGenerator,
+    PaymentPort,
+    Store,
+    UnitOfWork,
+)
+from omscore.returns import (
+    Return,
+    ReturnPolicy,
+)
+from omscore.serialization import make_converter
+from omscore.sourcing import (
+    AllocationPlan,
+    CostModel,
+    LowestCostPolicy,
+    SourcingPolicy,
+)
+
+R = TypeVar("R")
+
+_fingerprint_converter = make_converter()
+
+
+@attrs.frozen(slots=True)
+class LocationAvailability:
+    """What one location can offer for a SKU (or a basket), and how far it is."""
+
+    location_id: LocationId
+    available: int
+    distance_km: float | None
+    kind: LocationKind
+    capabilities: frozenset[Capability]
+
+
+@attrs.frozen(slots=True)
+class StockPosition:
+    """One position of a stock feed: a SKU's on hand (or its change) at a location."""
+
+    location_id: str
+    sku: str
+    quantity: int
+
+
+class ServiceCore:
+    """What every use case stands on: settings, ports, the runner, shared stock steps."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sourcing: SourcingPolicy | None = None,
+        carrier: CarrierPort | None = None,
+        payments: PaymentPort | None = None,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        return_policy: ReturnPolicy | None = None,
+        limits: DraftLimits | None = None,
+        max_attempts: int = 8,
+        pickup_expiry: timedelta = timedelta(days=7),
+        max_rejections: int = 3,
+    ) -> None:
+        self.store = store
+        self.sourcing: SourcingPolicy = sourcing or LowestCostPolicy(CostModel())
+        self.carrier: CarrierPort | None = carrier
+        self.payments: PaymentPort | None = payments
+        self._payments = Payments(payments)
+        self.return_policy: ReturnPolicy = return_policy or ReturnPolicy()
+        self.clock: Clock = clock or SystemClock()
+        self.ids: IdGenerator = ids or UuidIds()
+        self.limits = limits or DraftLimits()
+        self.max_attempts = max_attempts
+        self.pickup_expiry = pickup_expiry
+        self.max_rejections = max_rejections
+
+    def _run(
+        self,
+        command: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        work: Callable[[UnitOfWork, datetime], R],
+    ) -> R:
+        fingerprint = _fingerprint(command, arguments) if idempotency_key is not None else ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self._attempt(idempotency_key, fingerprint, work)
+            except ConcurrencyConflict:
+                if attempt == self.max_attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self,
+        idempotency_key: str | None,
+        fingerprint: str,
+        work: Callable[[UnitOfWork, datetime], R],
+    ) -> R:
+        """One try of a command: a lost race or a busy store raises ConcurrencyConflict."""
+        with self.store.unit_of_work() as uow:
+            if idempotency_key is not None:
+                record = uow.idempotency.get(idempotency_key)
+                if record is not None:
+                    return cast(R, _replayed(record, idempotency_key, fingerprint))
+            now = self.clock.now()
+            result = work(uow, now)
+            if idempotency_key is not None:
+                uow.idempotency.put(IdempotencyRecord(idempotency_key, fingerprint, result, now))
+            uow.commit()
+            return result
+
+    def _read(self, work: Callable[[UnitOfWork], R]) -> R:
+        with self.store.unit_of_work(write=False) as uow:
+            return work(uow)
+
+    def _create_order(
+        self, stock: StockSession, draft: OrderDraft, exchange_of: ReturnId | None = None
+    ) -> Order:
+        """Validate the draft, create the order and hold its stock (not yet stored)."""
+        self._check_draft(draft, stock)
+        order_id = OrderId(self.ids.new_id("O"))
+        line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
+        order, events = Order.place(order_id, draft, line_ids, stock.now, self.limits)
+        if exchange_of is not None:
+            order = attrs.evolve(order, exchange_of=exchange_of)
+        stock.uow.record(events)
+        self._hold_new_order(stock, order)
+        return order
+
+    def _check_draft(self, draft: OrderDraft, stock: StockSession) -> None:
+        problems = draft_problems(draft, self.limits)
+        delivery = getattr(draft, "delivery", None)
+        pickup = getattr(delivery, "pickup_location", None)
+        if getattr(delivery, "method", None) is DeliveryMethod.PICKUP and pickup:
+            location = stock.locations.get(LocationId(pickup))
+            if location is None:
+                problems.append(f"pickup location {pickup!r} is unknown")
+            elif not location.active or not location.can(Capability.PICKUP):
+                problems.append(f"pickup location {pickup!r} does not take pickups now")
+        if problems:
+            raise InvalidDraft(problems)
+
+    def _hold_new_order(self, stock: StockSession, order: Order) -> None:
+        needs: dict[Sku, list[tuple[LineId, int]]] = {}
+        for line in order.lines:
+            needs.setdefault(line.sku, []).append((line.id, line.quantity))
+        key = order.reservation_key
+        if key is not None:
+            for sku in stock.uow.inventory.reserved_under(key):
+                if sku not in needs:
+                    stock.apply(
+                        sku, lambda item: item.release_reservation(key, stock.now, "not ordered")
+                    )
+        for sku, sku_needs in sorted(needs.items()):
+            remaining = dict(sku_needs)
+            if key is not None and stock.item(sku).checkout_holds(key):
+                remaining = self._take_over(stock, order, key, sku, sku_needs)
+            for line_id, units in remaining.items():
+                if units:
+                    self._hold_line(stock, order, order.line(line_id), units)
+
+    def _take_over(
+        self,
+        stock: StockSession,
+        order: Order,
+        key: str,
+        sku: Sku,
+        needs: list[tuple[LineId, int]],
+    ) -> dict[LineId, int]:
+        change, remaining = stock.item(sku).take_over(key, order.id, needs, stock.now)
+        stock.keep(change)
+        return remaining
+
+    def _hold_line(self, stock: StockSession, order: Order, line: OrderLine, units: int) -> None:
+        pool = stock.pool(order.channel)
+        pickup = order.delivery.pickup_location
+        if pickup is not None and pickup in order.rejected_locations:
+            pickup = None
+        stock.apply(
+            line.sku,
+            lambda item: item.hold_for_line(
+                order.id,
+                line.id,
+                units,
+                pool,
+                stock.now,
+                pickup,
+                since=order.placed_at,
+                excluded=order.rejected_locations,
+            ),
+        )
+
+    def _sync_holds(self, stock: StockSession, order: Order) -> None:
+        """Make each line's held plus backordered units equal its open units."""
+        for line in order.lines:
+            item = stock.item(line.sku)
+            waiting = item.held_for(order.id, line.id) + item.backordered_for(order.id, line.id)
+            if waiting < line.open:
+                self._hold_line(stock, order, line, line.open - waiting)
+            elif waiting > line.open:
+                self._release_line(stock, order.id, line.sku, line.id, waiting - line.open)
+
+    def _follow_stock(
+        self, stock: StockSession, order: Order, events: Iterable[DomainEvent]
+    ) -> None:
+        """Keep the order's stock holds in step with an order change."""
+        for event in events:
+            if isinstance(event, LineQuantityChanged):
+                delta = event.new_quantity - event.old_quantity
+                if delta > 0:
+                    self._hold_line(stock, order, order.line(event.line_id), delta)
+                elif delta < 0:
+                    self._release_line(stock, order.id, event.sku, event.line_id, -delta)
+            elif isinstance(event, LineAdded):
+                self._hold_line(stock, order, order.line(event.line_id), event.quantity)
+            elif isinstance(event, LineRemoved) and event.open_units:
+                self._release_line(stock, order.id, event.sku, event.line_id, event.open_units)
+            elif isinstance(event, UnitsCancelled):
+                self._release_cancelled(stock, order.id, event)
+
+    def _release_line(
+        self, stock: StockSession, order_id: OrderId, sku: Sku, line_id: LineId, units: int
+    ) -> None:
+        stock.apply(sku, lambda item: item.release_line(order_id, line_id, units, stock.now))
+
+    def _release_cancelled(
+        self, stock: StockSession, order_id: OrderId, event: UnitsCancelled
+    ) -> None:
+        for units in event.units:
+            if units.open:
+                self._release_line(stock, order_id, units.sku, units.line_id, units.open)
+            if units.allocated and units.location_id is not None:
+                reference = f"cancel {units.fulfillment_id}"
+                item = stock.item(units.sku)
+                stock.keep(
+                    item.deallocate(units.location_id, units.allocated, reference, stock.now)
+                )
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _fingerprint(command: str, arguments: Mapping[str, object]) -> str:
+    body = _fingerprint_converter.unstructure({"command": command, **arguments})
+    text = repr(_canonical(body))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, dict):
+        return sorted((str(k), _canonical(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _replayed(record: IdempotencyRecord, key: str, fingerprint: str) -> object:
+    if record.fingerprint != fingerprint:
+        raise DuplicateIdempotencyKey(
+            f"idempotency key {key!r} was already used for a different command or arguments"
+        )
+    return record.result
+
+
+def _load_order(uow: UnitOfWork, order_id: str) -> Order:
+    order = uow.orders.get(OrderId(order_id))
+    if order is None:
+        raise UnknownOrder(f"no order {order_id!r}")
+    return order
+
+
+def _order_of_fulfillment(uow: UnitOfWork, fulfillment_id: str) -> Order:
+    order_id = uow.orders.by_fulfillment(FulfillmentId(fulfillment_id))
+    if order_id is None:
+        raise UnknownFulfillment(f"no fulfilment order {fulfillment_id!r}")
+    return _load_order(uow, order_id)
+
+
+def _fulfillments_of(
+    order: Order, plan: AllocationPlan
+) -> list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]:
+    """One fulfilment order per location of the plan, numbered after the order's existing ones."""
+    grouped: dict[LocationId, list[FulfilledUnits]] = {}
+    for a in plan.assignments:
+        grouped.setdefault(a.location_id, []).append(FulfilledUnits(a.line_id, a.sku, a.quantity))
+    first = len(order.fulfillments) + 1
+    return [
+        (FulfillmentId(f"{order.id}-F{n}"), location_id, grouped[location_id])
+        for n, location_id in enumerate(plan.shipments, start=first)
+    ]
+
+
+def _load_return(uow: UnitOfWork, return_id: str) -> Return:
+    rma = uow.returns.get(ReturnId(return_id))
+    if rma is None:
+        raise UnknownReturn(f"no return {return_id!r}")
+    return rma
+
+
+def _returns_location(stock: StockSession, order: Order) -> Location | None:
+    """The active location taking returns nearest the customer (then by id)."""
+    address = order.delivery.address
+    point = address.geo if address is not None else None
+    depots = [loc for loc in stock.locations.values() if loc.active and loc.can(Capability.RETURNS)]
+    return min(depots, key=lambda loc: (_distance(point, loc.geo) or 0.0, loc.id), default=None)
+
+
+def _item(uow: UnitOfWork, sku: str) -> InventoryItem:
+    return uow.inventory.get(Sku(sku)) or InventoryItem(Sku(sku))
+
+
+def _reserved_skus(uow: UnitOfWork, key: str) -> list[Sku]:
+    skus = uow.inventory.reserved_under(key)
+    if not skus:
+        raise UnknownReservation(f"no live reservation {key!r}")
+    return skus
+
+
+def _next_line_id(order: Order) -> LineId:
+    suffixes = [
+        int(line.id.rsplit("-", 1)[-1])
+        for line in order.lines
+        if line.id.rsplit("-", 1)[-1].isdigit()
+    ]
+    return LineId(f"{order.id}-{max(suffixes, default=0) + 1}")
+
+
+def _require_sku(sku: object) -> None:
+    if not isinstance(sku, str) or not sku.strip():
+        raise InvalidQuantity(f"sku must be a non-empty string, got {sku!r}")
+
+
+def _check_channel_numbers(
+    buffer: int, buffer_percent: int | Decimal, low_stock_threshold: int | None
+) -> None:
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+        raise InvalidChannelConfig(f"channel buffer must be an int >= 0, got {buffer!r}")
+    if (
+        isinstance(buffer_percent, bool)
+        or not isinstance(buffer_percent, int | Decimal)
+        or not (0 <= buffer_percent <= 100)
+    ):
+        raise InvalidChannelConfig(
+            f"buffer_percent must be between 0 and 100, got {buffer_percent!r}"
+        )
+    if low_stock_threshold is not None and (
+        isinstance(low_stock_threshold, bool)
+        or not isinstance(low_stock_threshold, int)
+        or low_stock_threshold < 0
+    ):
+        raise InvalidChannelConfig(
+            f"low_stock_threshold must be None or an int >= 0, got {low_stock_threshold!r}"
+        )
+
+
+def _distance(a: GeoPoint | None, b: GeoPoint | None) -> float | None:
+    if a is None:
+        return 0.0
+    if b is None:
+        return None
+    return distance_km(a, b)
+
+
+def _serve_all_backorders(stock: StockSession) -> None:
+    """Load every SKU that waits for stock, so the flush serves it (after a reactivation)."""
+    for sku in stock.uow.inventory.skus():
+        stock.item(sku)
+    stock.flush()
+
+
+def _apply_feed(
+    item: InventoryItem, rows: list[StockPosition], mode: str, reference: str, now: datetime
+) -> ItemChange:
+    change = ItemChange(item)
+    for row in rows:
+        loc = LocationId(row.location_id)
+        item = change.item
+        if mode == "absolute":
+            change = change.join(item.count(loc, row.quantity, now, reference))
+        elif row.quantity > 0:
+            change = change.join(item.receive(loc, row.quantity, reference, now))
+        elif row.quantity < 0:
+            change = change.join(item.adjust(loc, row.quantity, reference, now))
+    summary = StockFeedApplied(
+        version=change.item.version, at=now, sku=item.sku, positions=len(rows), mode=mode
+    )
+    return ItemChange(change.item, change.movements, (summary,))

@@ -1,0 +1,274 @@
+"""Allocation and fulfilment use cases: source, ship, deliver, pickups, rejections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from omscore._service.core import (
+    ServiceCore,
+    _fulfillments_of,
+    _load_order,
+    _order_of_fulfillment,
+)
+from omscore._stock import StockSession
+from omscore.errors import NothingToAllocate
+from omscore.ids import LocationId, Sku
+from omscore.inventory import LocationLoad
+from omscore.orders import (
+    FulfillmentOrder,
+    FulfillmentStatus,
+    HoldKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+)
+from omscore.ports import UnitOfWork
+from omscore.sourcing import (
+    AllocationPlan,
+    NetworkSnapshot,
+    RequestLine,
+    SourcingRequest,
+)
+
+
+class FulfilmentUseCases(ServiceCore):
+    """Allocation and fulfilment use cases: source, ship, deliver, pickups, rejections."""
+
+    def allocate(self, order_id: str, idempotency_key: str | None = None) -> AllocationPlan:
+        """Source the order's open units: run the policy on a snapshot of the order's SKUs
+        (its own holds count as available to it), create one fulfilment order per location,
+        allocate the stock there, and hold (or backorder) whatever stays open."""
+
+        def work(uow: UnitOfWork, now: datetime) -> AllocationPlan:
+            order = _load_order(uow, order_id)
+            order.require_not_held("allocate")
+            if order.status is OrderStatus.CANCELLED or order.open_units == 0:
+                raise NothingToAllocate(f"order {order.id} has no open units to allocate")
+            stock = StockSession(uow, now)
+            order, plan = self._source(stock, order)
+            uow.orders.put(order)
+            stock.flush()
+            return plan
+
+        return self._run("allocate", {"order_id": order_id}, idempotency_key, work)
+
+    def _source(self, stock: StockSession, order: Order) -> tuple[Order, AllocationPlan]:
+        now, uow = stock.now, stock.uow
+        open_lines = [line for line in order.lines if line.open]
+        for sku in sorted({line.sku for line in open_lines}):
+            change, _ = stock.item(sku).release_order(order.id, now)
+            stock.keep(change)
+        request = self._request(stock, order, open_lines)
+        plan = self.sourcing.plan(request, self._snapshot(stock, order, request))
+        fulfillments = _fulfillments_of(order, plan)
+        if fulfillments:
+            order, events = order.allocate(fulfillments, now)
+            uow.record(events)
+        for fulfillment_id, location_id, units in fulfillments:
+            for u in units:
+                item = stock.item(u.sku)
+                stock.keep(item.allocate(location_id, u.quantity, fulfillment_id, now))
+            self._count_load(stock, location_id)
+        self._sync_holds(stock, order)
+        return order, plan
+
+    def _request(
+        self, stock: StockSession, order: Order, lines: list[OrderLine]
+    ) -> SourcingRequest:
+        delivery = order.delivery
+        destination = delivery.address.geo if delivery.address is not None else None
+        if delivery.pickup_location is not None:
+            pickup = stock.locations.get(delivery.pickup_location)
+            destination = pickup.geo if pickup is not None else None
+        return SourcingRequest(
+            lines=[RequestLine(line.id, line.sku, line.open) for line in lines],
+            delivery=delivery.method,
+            destination=destination,
+            channel=order.channel,
+            exclude=order.rejected_locations,
+            pickup_location=delivery.pickup_location,
+        )
+
+    def _snapshot(
+        self, stock: StockSession, order: Order, request: SourcingRequest
+    ) -> NetworkSnapshot:
+        ids = set(stock.pool(order.channel).locations)
+        if order.delivery.pickup_location is not None:
+            ids.add(order.delivery.pickup_location)
+        locations = [stock.locations[x] for x in sorted(ids) if x in stock.locations]
+        available: dict[tuple[LocationId, Sku], int] = {}
+        for sku in {line.sku for line in request.lines}:
+            levels = stock.item(sku).levels
+            for location in locations:
+                level = levels.get(location.id)
+                if level is not None and level.available:
+                    available[(location.id, sku)] = level.available
+        today = stock.now.date()
+        capacity = {}
+        for location in locations:
+            if location.daily_capacity is not None:
+                load = stock.uow.loads.get(location.id)
+                used = load.used_on(today) if load is not None else 0
+                capacity[location.id] = location.daily_capacity - used
+        return NetworkSnapshot(locations, available, capacity)
+
+    def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
+        if stock.locations[location_id].daily_capacity is None:
+            return
+        load = stock.uow.loads.get(location_id) or LocationLoad(location_id, stock.now.date())
+        stock.uow.loads.put(load.take(stock.now.date(), 1))
+
+    def accept_fulfillment(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The location accepts its fulfilment order."""
+        return self._fulfillment_command("accept", fulfillment_id, idempotency_key)
+
+    def pick(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The units are picked from the shelf."""
+        return self._fulfillment_command("pick", fulfillment_id, idempotency_key)
+
+    def pack(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The units are packed."""
+        return self._fulfillment_command("pack", fulfillment_id, idempotency_key)
+
+    def ship(
+        self,
+        fulfillment_id: str,
+        tracking: str | None = None,
+        carrier: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """The parcel leaves: on hand and allocated go down at the location (a shipment in the
+        ledger). Without ``tracking``, a label is bought through the carrier port."""
+        return self._fulfillment_command(
+            "ship", fulfillment_id, idempotency_key, tracking=tracking, carrier=carrier
+        )
+
+    def deliver(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The carrier delivered the parcel."""
+        return self._fulfillment_command("deliver", fulfillment_id, idempotency_key)
+
+    def ready_for_pickup(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """A click & collect order is ready at the store; its expiry clock starts."""
+        return self._fulfillment_command("ready_for_pickup", fulfillment_id, idempotency_key)
+
+    def collect(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+        """The customer collected the order: the units leave the store, delivered."""
+        return self._fulfillment_command("collect", fulfillment_id, idempotency_key)
+
+    def reject_fulfillment(
+        self, fulfillment_id: str, reason: str = "", idempotency_key: str | None = None
+    ) -> Order:
+        """The location cannot fulfil: its stock is released, the units are open again and
+        re-sourced at once, never at a location that rejected this order. After
+        ``max_rejections`` the order gets a sourcing hold instead."""
+        return self._fulfillment_command("reject", fulfillment_id, idempotency_key, reason=reason)
+
+    def expire_pickups(self) -> int:
+        """Cancel pickups not collected within ``pickup_expiry`` of being ready; returns how
+        many fulfilment orders expired. Their stock goes back on the shelf."""
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            expired = 0
+            for order_id in uow.orders.awaiting_pickup():
+                order = _load_order(uow, order_id)
+                overdue = [
+                    f
+                    for f in order.fulfillments
+                    if f.status is FulfillmentStatus.READY_FOR_PICKUP
+                    and (f.changed_at or f.created_at) + self.pickup_expiry <= now
+                ]
+                if not overdue:
+                    continue
+                for f in overdue:
+                    order, events = order.advance(f.id, "expire", now)
+                    uow.record(events)
+                    self._follow_fulfillment(stock, f, "expire")
+                expired += len(overdue)
+                order, settled = self._payments.settle(order, now)
+                uow.record(settled)
+                uow.orders.put(order)
+            stock.flush()
+            return expired
+
+        return self._run("expire_pickups", {}, None, work)
+
+    def _fulfillment_command(
+        self,
+        command: str,
+        fulfillment_id: str,
+        idempotency_key: str | None,
+        *,
+        tracking: str | None = None,
+        carrier: str | None = None,
+        reason: str = "",
+    ) -> Order:
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _order_of_fulfillment(uow, fulfillment_id)
+            f = order.fulfillment(fulfillment_id)
+            stock = StockSession(uow, now)
+            label_tracking, label_carrier = tracking, carrier
+            if command == "ship" and tracking is None and self.carrier is not None:
+                label = self.carrier.create_label(
+                    f.id,
+                    stock.location(f.location_id),
+                    order.delivery.address,
+                    f.units,
+                    key=f"label:{f.id}",
+                )
+                label_tracking, label_carrier = label.tracking, label.carrier
+            due = order.capture_value(f.id) if command in ("ship", "collect") else None
+            order, events = order.advance(
+                fulfillment_id,
+                command,
+                now,
+                tracking=label_tracking,
+                carrier=label_carrier,
+                reason=reason,
+            )
+            uow.record(events)
+            self._follow_fulfillment(stock, f, command)
+            if due is not None:
+                order, captured = self._payments.capture(order, due, f"capture:{f.id}", now)
+                uow.record(captured)
+            if command == "reject":
+                order = self._after_rejection(stock, order)
+            order, settled = self._payments.settle(order, now)
+            uow.record(settled)
+            uow.orders.put(order)
+            stock.flush()
+            return order
+
+        arguments = {
+            "fulfillment_id": fulfillment_id,
+            "tracking": tracking,
+            "carrier": carrier,
+            "reason": reason,
+        }
+        return self._run(command, arguments, idempotency_key, work)
+
+    def _follow_fulfillment(self, stock: StockSession, f: FulfillmentOrder, command: str) -> None:
+        """Move the stock a fulfilment command moves."""
+        for line in f.lines:
+            item = stock.item(line.sku)
+            if command in ("ship", "collect"):
+                stock.keep(item.ship(f.location_id, line.quantity, f.id, stock.now))
+            elif command in ("reject", "expire"):
+                reference = f"{command} {f.id}"
+                stock.keep(item.deallocate(f.location_id, line.quantity, reference, stock.now))
+
+    def _after_rejection(self, stock: StockSession, order: Order) -> Order:
+        if order.rejections >= self.max_rejections and not any(
+            h.kind == HoldKind.SOURCING for h in order.holds
+        ):
+            order, events = order.hold(
+                HoldKind.SOURCING,
+                f"{order.rejections} fulfilment orders rejected; re-source by hand",
+                stock.now,
+            )
+            stock.uow.record(events)
+        if order.is_held:
+            self._sync_holds(stock, order)
+            return order
+        order, _ = self._source(stock, order)
+        return order

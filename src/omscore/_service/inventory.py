@@ -1,0 +1,609 @@
+"""Inventory use cases: locations, channels, stock, reservations, transfers, supply, queries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import attrs
+
+from omscore._service.core import (
+    LocationAvailability,
+    ServiceCore,
+    StockPosition,
+    _apply_feed,
+    _check_channel_numbers,
+    _distance,
+    _item,
+    _require_sku,
+    _reserved_skus,
+    _serve_all_backorders,
+)
+from omscore._stock import StockSession
+from omscore.errors import (
+    DuplicateLocation,
+    InvalidChannelConfig,
+    InvalidLocation,
+    InvalidQuantity,
+    UnknownLocation,
+    UnknownTransfer,
+)
+from omscore.events import (
+    ChannelConfigured,
+    LocationAdded,
+    LocationUpdated,
+)
+from omscore.geo import GeoPoint
+from omscore.ids import ChannelId, LocationId, Sku
+from omscore.inventory import (
+    Capability,
+    Channel,
+    Discrepancy,
+    InventoryItem,
+    ItemChange,
+    Location,
+    LocationKind,
+    MovementKind,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Supply,
+    Transfer,
+)
+from omscore.inventory.item import require_units
+from omscore.ports import UnitOfWork
+
+
+class InventoryUseCases(ServiceCore):
+    """Inventory use cases: locations, channels, stock, reservations, transfers, supply, queries."""
+
+    def add_location(self, location: Location, idempotency_key: str | None = None) -> Location:
+        """Add a stock point to the network."""
+        if not isinstance(location, Location):
+            raise InvalidLocation(f"expected a Location, got {type(location).__name__}")
+
+        def work(uow: UnitOfWork, now: datetime) -> Location:
+            if uow.locations.get(location.id) is not None:
+                raise DuplicateLocation(f"location {location.id!r} already exists")
+            stored = attrs.evolve(location, version=1)
+            uow.locations.put(stored)
+            uow.record(
+                [LocationAdded(version=1, at=now, location_id=stored.id, kind=stored.kind.value)]
+            )
+            return stored
+
+        return self._run("add_location", {"location": location}, idempotency_key, work)
+
+    def update_location(
+        self,
+        location_id: str,
+        *,
+        active: bool | None = None,
+        capabilities: Iterable[Capability] | None = None,
+        priority: int | None = None,
+        daily_capacity: int | Literal["unchanged"] | None = "unchanged",
+        idempotency_key: str | None = None,
+    ) -> Location:
+        """Change a location's settings: deactivate it, its capabilities, priority, capacity."""
+        changes: dict[str, Any] = {}
+        if active is not None:
+            changes["active"] = bool(active)
+        if capabilities is not None:
+            changes["capabilities"] = frozenset(capabilities)
+        if priority is not None:
+            changes["priority"] = priority
+        if daily_capacity != "unchanged":
+            changes["daily_capacity"] = daily_capacity
+
+        def work(uow: UnitOfWork, now: datetime) -> Location:
+            current = uow.locations.get(LocationId(location_id))
+            if current is None:
+                raise UnknownLocation(f"no location {location_id!r}")
+            updated = attrs.evolve(current, version=current.version + 1, **changes)
+            uow.locations.put(updated)
+            uow.record(
+                [
+                    LocationUpdated(
+                        version=updated.version,
+                        at=now,
+                        location_id=updated.id,
+                        active=updated.active,
+                    )
+                ]
+            )
+            if updated.active and not current.active:
+                _serve_all_backorders(StockSession(uow, now))
+            return updated
+
+        return self._run(
+            "update_location", {"location_id": location_id, **changes}, idempotency_key, work
+        )
+
+    def locations(self) -> list[Location]:
+        """Every location, sorted by id."""
+        return self._read(lambda uow: uow.locations.all())
+
+    def configure_channel(
+        self,
+        channel: str,
+        *,
+        location_ids: Iterable[str] | None = None,
+        kinds: Iterable[LocationKind | str] | None = None,
+        buffer: int = 0,
+        buffer_percent: int | Decimal = 0,
+        low_stock_threshold: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Channel:
+        """Say which locations feed ``channel`` (by id and/or kind) and what it holds back.
+
+        A channel never configured sells from every active location with no buffer.
+        """
+        ids = frozenset(LocationId(x) for x in location_ids) if location_ids is not None else None
+        kind_set = frozenset(LocationKind(k) for k in kinds) if kinds is not None else None
+        _check_channel_numbers(buffer, buffer_percent, low_stock_threshold)
+
+        def work(uow: UnitOfWork, now: datetime) -> Channel:
+            if ids is not None:
+                unknown = sorted(x for x in ids if uow.locations.get(x) is None)
+                if unknown:
+                    raise InvalidChannelConfig(
+                        f"channel {channel!r} names unknown locations {unknown}"
+                    )
+            current = uow.channels.get(ChannelId(channel))
+            config = Channel(
+                id=ChannelId(channel),
+                location_ids=ids,
+                kinds=kind_set,
+                buffer=buffer,
+                buffer_percent=Decimal(buffer_percent),
+                low_stock_threshold=low_stock_threshold,
+                version=(current.version if current else 0) + 1,
+            )
+            uow.channels.put(config)
+            uow.record([ChannelConfigured(version=config.version, at=now, channel=config.id)])
+            return config
+
+        arguments = {
+            "channel": channel,
+            "location_ids": ids,
+            "kinds": kind_set,
+            "buffer": buffer,
+            "buffer_percent": Decimal(buffer_percent),
+            "low_stock_threshold": low_stock_threshold,
+        }
+        return self._run("configure_channel", arguments, idempotency_key, work)
+
+    def _stock_command(
+        self,
+        command: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        location_id: str,
+        sku: str,
+        step: Callable[[InventoryItem, datetime], ItemChange],
+    ) -> StockLevel:
+        _require_sku(sku)
+
+        def work(uow: UnitOfWork, now: datetime) -> StockLevel:
+            stock = StockSession(uow, now)
+            location = stock.location(location_id)
+            stock.apply(sku, lambda item: step(item, now))
+            stock.flush()
+            return stock.item(sku).level(location.id)
+
+        return self._run(
+            command, {"location_id": location_id, "sku": sku, **arguments}, idempotency_key, work
+        )
+
+    def receive(
+        self,
+        location_id: str,
+        sku: str,
+        quantity: int,
+        reference: str = "",
+        idempotency_key: str | None = None,
+    ) -> StockLevel:
+        """Units arrive at a location (a receipt in the ledger); backorders are served first."""
+        require_units(quantity, "received quantity")
+        loc = LocationId(location_id)
+        return self._stock_command(
+            "receive",
+            {"quantity": quantity, "reference": reference},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.receive(loc, quantity, reference, now),
+        )
+
+    def adjust(
+        self,
+        location_id: str,
+        sku: str,
+        delta: int,
+        reason: str = "",
+        *,
+        damage: bool = False,
+        idempotency_key: str | None = None,
+    ) -> StockLevel:
+        """Correct on hand by ``delta`` (``damage=True`` records it as damage)."""
+        loc = LocationId(location_id)
+        kind = MovementKind.DAMAGE if damage else MovementKind.ADJUSTMENT
+        return self._stock_command(
+            "adjust",
+            {"delta": delta, "reason": reason, "damage": damage},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.adjust(loc, delta, reason, now, kind),
+        )
+
+    def count(
+        self, location_id: str, sku: str, on_hand: int, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """A cycle count: set on hand to what was counted, posting the difference."""
+        loc = LocationId(location_id)
+        return self._stock_command(
+            "count",
+            {"on_hand": on_hand},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.count(loc, on_hand, now),
+        )
+
+    def set_safety_stock(
+        self, location_id: str, sku: str, units: int = 0, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """Units the location keeps back from every channel."""
+        loc = LocationId(location_id)
+        return self._stock_command(
+            "set_safety_stock",
+            {"units": units},
+            idempotency_key,
+            location_id,
+            sku,
+            lambda item, now: item.set_safety_stock(loc, units, now),
+        )
+
+    def receive_many(
+        self,
+        positions: Iterable[StockPosition | tuple[str, str, int]],
+        *,
+        mode: Literal["delta", "absolute"] = "delta",
+        reference: str = "stock feed",
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Apply a stock feed in one transaction: each position either adds units
+        (``mode="delta"``, a receipt or a negative adjustment) or sets on hand
+        (``mode="absolute"``, a count). All or nothing; returns the positions applied."""
+        feed = [p if isinstance(p, StockPosition) else StockPosition(*p) for p in positions]
+        if mode not in ("delta", "absolute"):
+            raise InvalidQuantity(f"feed mode must be 'delta' or 'absolute', got {mode!r}")
+        by_sku: dict[str, list[StockPosition]] = {}
+        for position in feed:
+            _require_sku(position.sku)
+            by_sku.setdefault(position.sku, []).append(position)
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            for sku, rows in sorted(by_sku.items()):
+                for row in rows:
+                    stock.location(row.location_id)
+                stock.keep(_apply_feed(stock.item(sku), rows, mode, reference, now))
+            stock.flush()
+            return len(feed)
+
+        key_args = {"positions": feed, "mode": mode, "reference": reference}
+        return self._run("receive_many", key_args, idempotency_key, work)
+
+    def reserve(
+        self,
+        sku: str,
+        quantity: int,
+        *,
+        channel: str | None = None,
+        ttl: timedelta,
+        key: str,
+        idempotency_key: str | None = None,
+    ) -> Reservation:
+        """Hold ``quantity`` of a SKU for checkout ``key`` until ``ttl`` from now; refused
+        beyond the channel's ATP. An order placed with ``reservation_key=key`` takes it over."""
+        _require_sku(sku)
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+            raise InvalidQuantity(f"reservation ttl must be a positive timedelta, got {ttl!r}")
+
+        def work(uow: UnitOfWork, now: datetime) -> Reservation:
+            stock = StockSession(uow, now)
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            item = stock.apply(sku, lambda i: i.reserve(key, quantity, pool, now + ttl, now))
+            stock.flush()
+            return item.reservation(key)
+
+        arguments = {
+            "sku": sku,
+            "quantity": quantity,
+            "channel": channel,
+            "ttl": str(ttl),
+            "key": key,
+        }
+        return self._run("reserve", arguments, idempotency_key, work)
+
+    def extend_reservation(
+        self, key: str, ttl: timedelta, idempotency_key: str | None = None
+    ) -> list[Reservation]:
+        """Let every SKU reserved under ``key`` live ``ttl`` from now."""
+
+        def work(uow: UnitOfWork, now: datetime) -> list[Reservation]:
+            stock = StockSession(uow, now)
+            extended = [
+                stock.apply(sku, lambda i: i.extend(key, now + ttl, now)).reservation(key)
+                for sku in _reserved_skus(uow, key)
+            ]
+            stock.flush()
+            return extended
+
+        return self._run("extend_reservation", {"key": key, "ttl": str(ttl)}, idempotency_key, work)
+
+    def release_reservation(self, key: str, idempotency_key: str | None = None) -> int:
+        """End the checkout reservation ``key`` on every SKU; returns the units released."""
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            units = 0
+            for sku in _reserved_skus(uow, key):
+                units += stock.item(sku).reservation(key).quantity
+                stock.apply(sku, lambda i: i.release_reservation(key, now))
+            stock.flush()
+            return units
+
+        return self._run("release_reservation", {"key": key}, idempotency_key, work)
+
+    def reservations(self, key: str) -> list[Reservation]:
+        """The live reservations under ``key``, one per SKU."""
+        return self._read(
+            lambda uow: [_item(uow, s).reservation(key) for s in uow.inventory.reserved_under(key)]
+        )
+
+    def expire_reservations(self) -> int:
+        """End every checkout reservation whose time is up; returns how many ended."""
+
+        def work(uow: UnitOfWork, now: datetime) -> int:
+            stock = StockSession(uow, now)
+            expired = 0
+            for sku in uow.inventory.expiring(now):
+                change, n = stock.item(sku).expire(now)
+                stock.keep(change)
+                expired += n
+            stock.flush()
+            return expired
+
+        return self._run("expire_reservations", {}, None, work)
+
+    def transfer(
+        self,
+        sku: str,
+        from_location: str,
+        to_location: str,
+        quantity: int,
+        reference: str = "",
+        idempotency_key: str | None = None,
+    ) -> Transfer:
+        """Send units between locations; in transit they are available at neither."""
+        _require_sku(sku)
+
+        def work(uow: UnitOfWork, now: datetime) -> Transfer:
+            stock = StockSession(uow, now)
+            source, target = stock.location(from_location), stock.location(to_location)
+            if source.id == target.id:
+                raise InvalidLocation(f"a transfer needs two locations, got {source.id} twice")
+            transfer = Transfer(
+                self.ids.new_id("T"), source.id, target.id, quantity, now, reference
+            )
+            stock.apply(sku, lambda item: item.transfer_out(transfer, now))
+            stock.flush()
+            return transfer
+
+        arguments = {
+            "sku": sku,
+            "from": from_location,
+            "to": to_location,
+            "quantity": quantity,
+            "reference": reference,
+        }
+        return self._run("transfer", arguments, idempotency_key, work)
+
+    def receive_transfer(
+        self, sku: str, transfer_id: str, idempotency_key: str | None = None
+    ) -> StockLevel:
+        """A transfer arrives: its units join on hand at the destination."""
+
+        def work(uow: UnitOfWork, now: datetime) -> StockLevel:
+            stock = StockSession(uow, now)
+            transfer = next((t for t in stock.item(sku).transfers if t.id == transfer_id), None)
+            if transfer is None:
+                raise UnknownTransfer(f"no transfer {transfer_id!r} of {sku} is in transit")
+            item = stock.apply(sku, lambda i: i.receive_transfer(transfer_id, now))
+            stock.flush()
+            return item.level(transfer.to_location)
+
+        return self._run(
+            "receive_transfer", {"sku": sku, "transfer_id": transfer_id}, idempotency_key, work
+        )
+
+    def add_supply(
+        self,
+        sku: str,
+        location_id: str,
+        quantity: int,
+        eta: datetime,
+        reference: str,
+        idempotency_key: str | None = None,
+    ) -> Supply:
+        """Expect incoming supply (a purchase order); ``receive`` with the same reference
+        settles it."""
+        _require_sku(sku)
+        if not isinstance(eta, datetime) or eta.tzinfo is None:
+            raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
+
+        def work(uow: UnitOfWork, now: datetime) -> Supply:
+            stock = StockSession(uow, now)
+            supply = Supply(reference, stock.location(location_id).id, quantity, eta)
+            stock.apply(sku, lambda item: item.add_supply(supply, now))
+            stock.flush()
+            return supply
+
+        arguments = {
+            "sku": sku,
+            "location_id": location_id,
+            "quantity": quantity,
+            "eta": eta,
+            "reference": reference,
+        }
+        return self._run("add_supply", arguments, idempotency_key, work)
+
+    def promise_date(self, sku: str, quantity: int, channel: str | None = None) -> datetime | None:
+        """When ``quantity`` units can be promised on a channel: now if ATP covers them, the
+        earliest ETA of supply that does, or None."""
+        require_units(quantity, "quantity to promise")
+        now = self.clock.now()
+
+        def read(uow: UnitOfWork) -> datetime | None:
+            stock = StockSession(uow, now)
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            return stock.item(sku).promise_date(quantity, pool, now)
+
+        return self._read(read)
+
+    def available(self, sku: str, channel: str | None = None) -> int:
+        """Available to promise on a channel (``None``: every active location, no buffer)."""
+
+        def read(uow: UnitOfWork) -> int:
+            stock = StockSession(uow, self.clock.now())
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            item = uow.inventory.get(Sku(sku))
+            return item.atp(pool) if item is not None else 0
+
+        return self._read(read)
+
+    def available_many(self, skus: Iterable[str], channel: str | None = None) -> dict[str, int]:
+        """ATP of several SKUs on one channel, read in one go."""
+
+        def read(uow: UnitOfWork) -> dict[str, int]:
+            stock = StockSession(uow, self.clock.now())
+            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            result: dict[str, int] = {}
+            for sku in skus:
+                item = uow.inventory.get(Sku(sku))
+                result[sku] = item.atp(pool) if item is not None else 0
+            return result
+
+        return self._read(read)
+
+    def stock_matrix(
+        self, skus: Iterable[str], location_ids: Iterable[str] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Available units per SKU per location (every location when none are named)."""
+        wanted = list(skus)
+
+        def read(uow: UnitOfWork) -> dict[str, dict[str, int]]:
+            locations = (
+                [LocationId(x) for x in location_ids]
+                if location_ids is not None
+                else [loc.id for loc in uow.locations.all()]
+            )
+            matrix: dict[str, dict[str, int]] = {}
+            for sku in wanted:
+                levels = _item(uow, sku).levels
+                matrix[sku] = {
+                    loc: levels[loc].available if loc in levels else 0 for loc in locations
+                }
+            return matrix
+
+        return self._read(read)
+
+    def stock(self, location_id: str, sku: str) -> StockLevel:
+        """The stock level of a SKU at a known location (zero if it never had any)."""
+
+        def read(uow: UnitOfWork) -> StockLevel:
+            location = StockSession(uow, self.clock.now()).location(location_id)
+            return _item(uow, sku).level(location.id)
+
+        return self._read(read)
+
+    def availability(
+        self,
+        skus: str | Mapping[str, int],
+        *,
+        near: GeoPoint | None = None,
+        radius_km: float | None = None,
+        capability: Capability | None = None,
+    ) -> list[LocationAvailability]:
+        """Store locator: active locations that can serve a SKU (``skus="SKU-1"``, any
+        available unit) or a whole basket (``{"SKU-1": 2, "SKU-2": 1}``), within
+        ``radius_km`` of ``near``, nearest first (then by id). ``available`` is the number of
+        whole baskets the location can serve."""
+        basket = {skus: 1} if isinstance(skus, str) else dict(skus)
+        for sku, units in basket.items():
+            _require_sku(sku)
+            require_units(units, f"basket quantity of {sku}")
+
+        def read(uow: UnitOfWork) -> list[LocationAvailability]:
+            items = {sku: _item(uow, sku) for sku in basket}
+            found = []
+            for location in uow.locations.all():
+                if not location.active or (capability and not location.can(capability)):
+                    continue
+                distance = _distance(near, location.geo)
+                if radius_km is not None and (distance is None or distance > radius_km):
+                    continue
+                baskets = min(items[s].level(location.id).available // n for s, n in basket.items())
+                if baskets > 0:
+                    found.append(
+                        LocationAvailability(
+                            location.id, baskets, distance, location.kind, location.capabilities
+                        )
+                    )
+            return sorted(
+                found,
+                key=lambda a: (
+                    a.distance_km if a.distance_km is not None else float("inf"),
+                    a.location_id,
+                ),
+            )
+
+        return self._read(read)
+
+    def inventory(self, sku: str) -> InventoryItem:
+        """The whole inventory item of a SKU: levels, holds, backorders, supply, transfers."""
+        return self._read(lambda uow: _item(uow, sku))
+
+    def ledger(self, sku: str | None = None, location_id: str | None = None) -> list[StockMovement]:
+        """Ledger rows in commit order, optionally for one SKU and/or location."""
+        return self._read(
+            lambda uow: uow.inventory.movements(
+                Sku(sku) if sku is not None else None,
+                LocationId(location_id) if location_id is not None else None,
+            )
+        )
+
+    def reconcile(self) -> list[Discrepancy]:
+        """Stock levels that disagree with their ledger or their holds; empty when sound."""
+
+        def read(uow: UnitOfWork) -> list[Discrepancy]:
+            expected = uow.inventory.ledger_totals()
+            found: list[Discrepancy] = []
+            for sku in uow.inventory.skus():
+                item = _item(uow, sku)
+                for loc in sorted(set(item.levels) | {k[0] for k in expected if k[1] == sku}):
+                    level = item.level(loc)
+                    on_hand, allocated = expected.get((loc, sku), (0, 0))
+                    if level.on_hand != on_hand:
+                        found.append(Discrepancy(loc, sku, "on_hand", level.on_hand, on_hand))
+                    if level.allocated != allocated:
+                        found.append(Discrepancy(loc, sku, "allocated", level.allocated, allocated))
+                found += item.discrepancies()
+            return found
+
+        return self._read(read)

@@ -1,0 +1,177 @@
+"""Order use cases: place, read, hold and release, edit, cancel, authorise payment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from omscore._service.core import (
+    ServiceCore,
+    _load_order,
+    _next_line_id,
+)
+from omscore._stock import StockSession
+from omscore.errors import InvalidTransition
+from omscore.events import DomainEvent
+from omscore.geo import Address
+from omscore.orders import (
+    HoldKind,
+    LineDraft,
+    Order,
+    OrderDraft,
+    PaymentKind,
+)
+from omscore.ports import UnitOfWork
+
+
+class OrderUseCases(ServiceCore):
+    """Order use cases: place, read, hold and release, edit, cancel, authorise payment."""
+
+    def place_order(self, draft: OrderDraft, idempotency_key: str | None = None) -> Order:
+        """Validate and place an order; its open units take stock (or wait as backorders)."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            stock = StockSession(uow, now)
+            order = self._create_order(stock, draft)
+            order, events = self._payments.authorize(order, order.total, now)
+            uow.record(events)
+            uow.orders.put(order)
+            stock.flush()
+            return order
+
+        return self._run("place_order", {"draft": draft}, idempotency_key, work)
+
+    def authorize_payment(self, order_id: str, idempotency_key: str | None = None) -> Order:
+        """Try the authorisation again (after a decline); on success the payment hold goes."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _load_order(uow, order_id)
+            if order.payment_reference is not None or any(
+                p.kind is PaymentKind.AUTHORIZED for p in order.payments
+            ):
+                raise InvalidTransition(f"order {order.id} is already authorised")
+            due = order.total - order.captured
+            order, events = self._payments.authorize(order, due, now)
+            uow.record(events)
+            if any(p.kind is PaymentKind.AUTHORIZED for p in order.payments) and any(
+                h.kind == HoldKind.PAYMENT for h in order.holds
+            ):
+                order, released = order.release(HoldKind.PAYMENT, now)
+                uow.record(released)
+            uow.orders.put(order)
+            return order
+
+        return self._run("authorize_payment", {"order_id": order_id}, idempotency_key, work)
+
+    def get_order(self, order_id: str) -> Order:
+        """The order with ``order_id``; :class:`UnknownOrder` if there is none."""
+        return self._read(lambda uow: _load_order(uow, order_id))
+
+    def hold(
+        self, order_id: str, kind: str, reason: str = "", idempotency_key: str | None = None
+    ) -> Order:
+        """Put a hold of ``kind`` (payment, fraud, manual, or a host string) on the order."""
+        return self._order_command(
+            "hold",
+            order_id,
+            {"kind": kind, "reason": reason},
+            idempotency_key,
+            lambda order, now: order.hold(kind, reason, now),
+        )
+
+    def release(self, order_id: str, kind: str, idempotency_key: str | None = None) -> Order:
+        """Release the order's hold of ``kind``."""
+        return self._order_command(
+            "release",
+            order_id,
+            {"kind": kind},
+            idempotency_key,
+            lambda order, now: order.release(kind, now),
+        )
+
+    def change_quantity(
+        self, order_id: str, line_id: str, quantity: int, idempotency_key: str | None = None
+    ) -> Order:
+        """Edit a line's quantity before any of its units is allocated."""
+        return self._order_command(
+            "change_quantity",
+            order_id,
+            {"line_id": line_id, "quantity": quantity},
+            idempotency_key,
+            lambda order, now: order.change_quantity(line_id, quantity, now, self.limits),
+        )
+
+    def add_line(self, order_id: str, line: LineDraft, idempotency_key: str | None = None) -> Order:
+        """Add a line to an order that is not yet allocated."""
+
+        def decide(order: Order, now: datetime) -> tuple[Order, list[DomainEvent]]:
+            return order.add_line(_next_line_id(order), line, now, self.limits)
+
+        return self._order_command("add_line", order_id, {"line": line}, idempotency_key, decide)
+
+    def remove_line(self, order_id: str, line_id: str, idempotency_key: str | None = None) -> Order:
+        """Remove a line none of whose units is allocated."""
+        return self._order_command(
+            "remove_line",
+            order_id,
+            {"line_id": line_id},
+            idempotency_key,
+            lambda order, now: order.remove_line(line_id, now),
+        )
+
+    def change_address(
+        self, order_id: str, address: Address, idempotency_key: str | None = None
+    ) -> Order:
+        """Change the delivery address before allocation."""
+        return self._order_command(
+            "change_address",
+            order_id,
+            {"address": address},
+            idempotency_key,
+            lambda order, now: order.change_address(address, now),
+        )
+
+    def cancel(
+        self,
+        order_id: str,
+        lines: Mapping[str, int] | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """Cancel units: ``None`` cancels everything not yet shipped, else ``{line_id: units}``.
+
+        Open units release what they hold; allocated units release their stock at the
+        location and shrink (or cancel) their fulfilment order.
+        """
+        return self._order_command(
+            "cancel",
+            order_id,
+            {"lines": dict(lines) if lines else None, "reason": reason},
+            idempotency_key,
+            lambda order, now: order.cancel(lines, reason, now),
+        )
+
+    def _order_command(
+        self,
+        command: str,
+        order_id: str,
+        arguments: Mapping[str, object],
+        idempotency_key: str | None,
+        decide: Callable[[Order, datetime], tuple[Order, list[DomainEvent]]],
+    ) -> Order:
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order, events = decide(_load_order(uow, order_id), now)
+            uow.record(events)
+            stock = StockSession(uow, now)
+            self._follow_stock(stock, order, events)
+            order, settled = self._payments.settle(order, now)
+            uow.record(settled)
+            uow.orders.put(order)
+            stock.flush()
+            return order
+
+        return self._run(command, {"order_id": order_id, **arguments}, idempotency_key, work)
+
+    def events(self) -> list[DomainEvent]:
+        """Every recorded domain event, in commit order (read from the outbox)."""
+        return [record.event for record in self.store.outbox()]
