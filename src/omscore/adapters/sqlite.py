@@ -264,14 +264,17 @@ class _Table(Generic[A]):
             return self.staged[key]
         if key in self.loaded:
             return self.loaded[key]
-        row = self.uow.one(
-            f"SELECT version, body FROM {self.table} WHERE {self.key_column} = ?", (key,)
-        )
+        row = self.uow.one(f"SELECT version FROM {self.table} WHERE {self.key_column} = ?", (key,))
         if row is None:
             self.seen.setdefault(key, 0)
             return None
-        version, body = row
-        value = self.uow.store.decoded(self.table, key, version, body, self.cls)
+        version = row[0]
+        value = self.uow.store.cached_aggregate(self.table, key, version)
+        if value is None:
+            body = self.uow.one(
+                f"SELECT body FROM {self.table} WHERE {self.key_column} = ?", (key,)
+            )[0]
+            value = self.uow.store.decoded(self.table, key, version, body, self.cls)
         self.seen.setdefault(key, version)
         self.loaded[key] = value
         return value
@@ -775,6 +778,16 @@ class SqliteStore:
         with self._lock:
             self._cache[name] = (generation, fresh)
         return fresh
+
+    def cached_aggregate(self, table: str, key: str, version: int) -> Any | None:
+        """The decoded aggregate at ``version`` if this process holds it, else None (the
+        body then needs reading; a hit saves transferring and decoding it)."""
+        with self._lock:
+            hit = self._decoded.get((table, key))
+            if hit is not None and hit[0] == version:
+                self._decoded.move_to_end((table, key))
+                return hit[1]
+        return None
 
     def decoded(self, table: str, key: str, version: int, body: str, cls: type[T]) -> T:
         """The aggregate at ``version``: from the cache of decoded aggregates when it holds
