@@ -8,6 +8,7 @@ that ask for them, and stages items, ledger rows and events on the unit of work.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -33,6 +34,7 @@ class StockSession:
         self.uow = uow
         self.now = now
         self._locations: dict[LocationId, Location] | None = None
+        self._location_list: list[Location] | None = None
         self._channels: dict[ChannelId, Channel] | None = None
         self._pools: dict[ChannelId | None, ChannelPool] = {}
         self._original: dict[Sku, InventoryItem] = {}
@@ -46,8 +48,14 @@ class StockSession:
     def locations(self) -> dict[LocationId, Location]:
         """Every location by id."""
         if self._locations is None:
-            self._locations = {loc.id: loc for loc in self.uow.locations.all()}
+            self._locations = {loc.id: loc for loc in self._network}
         return self._locations
+
+    @property
+    def _network(self) -> list[Location]:
+        if self._location_list is None:
+            self._location_list = self.uow.locations.all()
+        return self._location_list
 
     def location(self, location_id: str) -> Location:
         """The location, or :class:`UnknownLocation`."""
@@ -66,10 +74,7 @@ class StockSession:
         """The channel's pool; ``None``: every active location, no buffer."""
         if channel not in self._pools:
             config = default_channel(ChannelId("")) if channel is None else self.channel(channel)
-            pool = config.pool(self.locations.values())
-            self._pools[channel] = (
-                pool if channel is not None else ChannelPool(None, pool.locations)
-            )
+            self._pools[channel] = _pool_of(config, self._network, channel is None)
         return self._pools[channel]
 
     def is_active(self, location_id: LocationId) -> bool:
@@ -143,3 +148,26 @@ class StockSession:
                 self._events.append(
                     OutOfStock(version=after.version, at=self.now, sku=sku, channel=channel.id)
                 )
+
+
+# Pools are rebuilt only when the network changes: stores hand out the same sorted list of
+# locations until one changes, so the list's identity (held here, so it is not reused)
+# together with the channel's configuration names a pool.
+_POOLS: dict[tuple[int, Channel, bool], tuple[list[Location], ChannelPool]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool_of(config: Channel, network: list[Location], unbuffered: bool) -> ChannelPool:
+    key = (id(network), config, unbuffered)
+    with _POOLS_LOCK:
+        hit = _POOLS.get(key)
+        if hit is not None and hit[0] is network:
+            return hit[1]
+    pool = config.pool(network)
+    if unbuffered:
+        pool = ChannelPool(None, pool.locations)
+    with _POOLS_LOCK:
+        if len(_POOLS) > 256:
+            _POOLS.clear()
+        _POOLS[key] = (network, pool)
+    return pool

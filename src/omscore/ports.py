@@ -130,7 +130,8 @@ class LocationRepository(Protocol):
         ...
 
     def all(self) -> list[Location]:
-        """Every location, sorted by id."""
+        """Every location, sorted by id. Stores may hand out one shared list while nothing
+        changes (services use its identity to reuse channel pools): do not mutate it."""
         ...
 
 

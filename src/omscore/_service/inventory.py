@@ -123,7 +123,7 @@ class InventoryUseCases(ServiceCore):
 
     def locations(self) -> list[Location]:
         """Every location, sorted by id."""
-        return self._read(lambda uow: uow.locations.all())
+        return self._read(lambda uow: list(uow.locations.all()))
 
     def configure_channel(
         self,

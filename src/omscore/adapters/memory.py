@@ -51,6 +51,19 @@ class _Table(Generic[A]):
         self.name = name
         self.key_of = key_of
         self.rows: dict[str, A] = {}
+        self._sorted: list[A] | None = None
+
+    def sorted_rows(self) -> list[A]:
+        """Every row sorted by key; the same list object until the table changes."""
+        if self._sorted is None:
+            self._sorted = [self.rows[k] for k in sorted(self.rows)]
+        return self._sorted
+
+    def update(self, staged: dict[str, A]) -> None:
+        """Apply committed rows."""
+        if staged:
+            self.rows.update(staged)
+            self._sorted = None
 
 
 class _Repo(Generic[A]):
@@ -84,7 +97,7 @@ class _Repo(Generic[A]):
         ]
 
     def apply(self) -> None:
-        self._table.rows.update(self.staged)
+        self._table.update(self.staged)
 
 
 class _Orders(_Repo[Order]):
@@ -142,6 +155,8 @@ class _Locations(_Repo[Location]):
         return super().get(location_id)
 
     def all(self) -> list[Location]:
+        if not self.staged:
+            return self._table.sorted_rows()
         rows = {**self._table.rows, **self.staged}
         return [rows[k] for k in sorted(rows)]
 
@@ -151,6 +166,8 @@ class _Channels(_Repo[Channel]):
         return super().get(channel)
 
     def all(self) -> list[Channel]:
+        if not self.staged:
+            return self._table.sorted_rows()
         rows = {**self._table.rows, **self.staged}
         return [rows[k] for k in sorted(rows)]
 

@@ -398,6 +398,8 @@ class _Items(_Table[InventoryItem]):
 class _Locations(_Table[Location]):
     def all(self) -> list[Location]:
         cached = self.uow.store.cached("locations", self.uow, self._read_all)
+        if not self.staged:
+            return cached
         merged: dict[str, Location] = {loc.id: loc for loc in cached}
         merged.update(self.staged)
         return [merged[k] for k in sorted(merged)]
@@ -411,6 +413,8 @@ class _Locations(_Table[Location]):
 class _Channels(_Table[Channel]):
     def all(self) -> list[Channel]:
         cached = self.uow.store.cached("channels", self.uow, self._read_all)
+        if not self.staged:
+            return cached
         merged: dict[str, Channel] = {c.id: c for c in cached}
         merged.update(self.staged)
         return [merged[k] for k in sorted(merged)]
