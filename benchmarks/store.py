@@ -19,6 +19,7 @@ sourcing, is what is measured; benchmarks/sourcing.py measures sourcing.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sqlite3
 import statistics
@@ -119,7 +120,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=None,
+        help="set the cyclic GC's generation-0 threshold, as a host may (default: Python's)",
+    )
     args = parser.parse_args()
+    if args.gc_threshold is not None:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     rates: dict[str, list[float]] = {"sqlite": [], "bare": [], "memory": []}
     statements = 0
     for _ in range(args.rounds):
@@ -130,10 +139,11 @@ def main() -> None:
             statements = len(log)
         rates["memory"].append(args.orders / memory_round(args.orders))
     median = {name: statistics.median(values) for name, values in rates.items()}
+    tuned = f" --gc-threshold {args.gc_threshold}" if args.gc_threshold is not None else ""
     print(
         f"omscore store benchmark: place + allocate, {args.orders} one-line orders, "
-        f"{args.rounds} rounds; reproduce: python benchmarks/store.py --orders "
-        f"{args.orders} --rounds {args.rounds}"
+        f"{args.rounds} rounds, gc thresholds {gc.get_threshold()}; reproduce: python "
+        f"benchmarks/store.py --orders {args.orders} --rounds {args.rounds}{tuned}"
     )
     print(f"  statements per order (bare SQL replays them): {statements / args.orders:.1f}")
     for name, label in (
