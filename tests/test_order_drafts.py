@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from omscore import OMS, Delivery, LineDraft, Money, OrderDraft
+from omscore.adapters.memory import MemoryStore
 from omscore.errors import InvalidDraft
 from omscore.orders import DeliveryMethod, DraftLimits
 
@@ -71,10 +72,14 @@ def test_pickup_needs_a_known_location_that_takes_pickups(oms: OMS) -> None:
 
 def test_refused_drafts_leave_nothing_behind(oms: OMS) -> None:
     """No order, no event and no idempotency record after a refused draft."""
+    store = oms.store
+    assert isinstance(store, MemoryStore)
     events_before = len(oms.events())
     with pytest.raises(InvalidDraft):
         oms.place_order(draft(("A", 0)), idempotency_key="checkout-1")
     assert len(oms.events()) == events_before
+    assert store.orders.rows == {}
+    assert store.idempotency == {}
     placed = oms.place_order(draft(("A", 1)), idempotency_key="checkout-1")
     assert placed.lines[0].quantity == 1
 
