@@ -151,23 +151,22 @@ class StockSession:
 
 
 # Pools are rebuilt only when the network changes: stores hand out the same sorted list of
-# locations until one changes, so the list's identity (held here, so it is not reused)
-# together with the channel's configuration names a pool.
-_POOLS: dict[tuple[int, Channel, bool], tuple[list[Location], ChannelPool]] = {}
+# locations (and the same channel objects) until one changes, so the identities of the list
+# and of the channel's configuration (both held here, so neither id is reused) name a pool.
+_POOLS: dict[tuple[int, int, bool], tuple[list[Location], Channel, ChannelPool]] = {}
 _POOLS_LOCK = threading.Lock()
 
 
 def _pool_of(config: Channel, network: list[Location], unbuffered: bool) -> ChannelPool:
-    key = (id(network), config, unbuffered)
-    with _POOLS_LOCK:
-        hit = _POOLS.get(key)
-        if hit is not None and hit[0] is network:
-            return hit[1]
+    key = (id(network), id(config), unbuffered)
+    hit = _POOLS.get(key)  # a dict read is atomic; the lock guards the writes
+    if hit is not None and hit[0] is network and hit[1] is config:
+        return hit[2]
     pool = config.pool(network)
     if unbuffered:
         pool = ChannelPool(None, pool.locations)
     with _POOLS_LOCK:
         if len(_POOLS) > 256:
             _POOLS.clear()
-        _POOLS[key] = (network, pool)
+        _POOLS[key] = (network, config, pool)
     return pool

@@ -243,7 +243,12 @@ class Money:
     @classmethod
     def zero(cls, currency: str) -> Money:
         """Zero in ``currency``; the start value for ``sum()``."""
-        return cls(_ZERO, currency)
+        zero = _ZEROS.get(currency) if isinstance(currency, str) else None
+        if zero is None:
+            zero = cls(_ZERO, currency)
+            if cls is Money and len(_ZEROS) < 512:
+                _ZEROS[currency] = zero
+        return zero
 
     @classmethod
     def from_minor(cls, units: int, currency: str) -> Money:
@@ -347,6 +352,7 @@ class Money:
 
 
 _ZERO = Decimal(0)
+_ZEROS: dict[str, Money] = {}  # Money is immutable: one zero per currency serves everyone
 
 
 def _valid(amount: Decimal, currency: str) -> Money:

@@ -13,6 +13,7 @@ import attrs
 
 from omscore._payments import Payments
 from omscore._stock import StockSession
+from omscore._values import evolved
 from omscore.adapters.system import SystemClock, UuidIds
 from omscore.errors import (
     ConcurrencyConflict,
@@ -174,9 +175,9 @@ class ServiceCore:
         self._check_draft(draft, stock)
         order_id = OrderId(self.ids.new_id("O"))
         line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
-        order, events = Order.place(order_id, draft, line_ids, stock.now, self.limits)
+        order, events = Order.from_checked_draft(order_id, draft, line_ids, stock.now)
         if exchange_of is not None:
-            order = attrs.evolve(order, exchange_of=exchange_of)
+            order = evolved(order, exchange_of=exchange_of)
         stock.uow.record(events)
         self._hold_new_order(stock, order)
         return order

@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-import attrs
-
 from omscore._service.core import (
     LocationAvailability,
     ServiceCore,
@@ -22,6 +20,7 @@ from omscore._service.core import (
     _serve_all_backorders,
 )
 from omscore._stock import StockSession
+from omscore._values import evolved
 from omscore.errors import (
     DuplicateLocation,
     InvalidChannelConfig,
@@ -67,7 +66,7 @@ class InventoryUseCases(ServiceCore):
         def work(uow: UnitOfWork, now: datetime) -> Location:
             if uow.locations.get(location.id) is not None:
                 raise DuplicateLocation(f"location {location.id!r} already exists")
-            stored = attrs.evolve(location, version=1)
+            stored = evolved(location, version=1)
             uow.locations.put(stored)
             uow.record(
                 [LocationAdded(version=1, at=now, location_id=stored.id, kind=stored.kind.value)]
@@ -101,7 +100,7 @@ class InventoryUseCases(ServiceCore):
             current = uow.locations.get(LocationId(location_id))
             if current is None:
                 raise UnknownLocation(f"no location {location_id!r}")
-            updated = attrs.evolve(current, version=current.version + 1, **changes)
+            updated = evolved(current, version=current.version + 1, **changes)
             uow.locations.put(updated)
             uow.record(
                 [

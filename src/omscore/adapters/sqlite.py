@@ -99,9 +99,16 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def _utc(moment: datetime) -> str:
     """A sortable text form of a time: UTC, ISO 8601, always with microseconds."""
-    if moment.utcoffset() != _ZERO:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+    last_moment, last_text = _LAST_UTC[0]  # one command stamps many rows with one moment
+    if last_moment is moment:
+        return last_text
+    utc = moment if moment.utcoffset() == _ZERO else moment.astimezone(UTC)
+    text = utc.isoformat(timespec="microseconds")
+    _LAST_UTC[0] = (moment, text)  # one tuple swapped whole: safe across threads
+    return text
+
+
+_LAST_UTC: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 _ZERO = timedelta(0)
@@ -174,6 +181,27 @@ def migrate(connection: sqlite3.Connection) -> int:
     return int(found)
 
 
+_compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def _stdlib_json_text(data: object) -> str:
+    return _compact_json(data)
+
+
+def _accelerated() -> tuple[Callable[[object], str], Callable[[str], Any]] | None:
+    """orjson's encoder and decoder when the optional accelerator is installed
+    (``pip install omscore[speedups]``): the same JSON values as the standard library's (float notation may differ)."""
+    try:
+        import orjson  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - CI installs it; a test compares both encoders
+        return None
+    keys = orjson.OPT_NON_STR_KEYS  # enum keys, as the standard library writes them
+    return (lambda data: orjson.dumps(data, option=keys).decode()), orjson.loads
+
+
+_json_text, _json_value = _accelerated() or (_stdlib_json_text, json.loads)
+
+
 class _Codec:
     """JSON text for aggregates and command results, through the cattrs converter."""
 
@@ -182,10 +210,10 @@ class _Codec:
 
     def dump(self, value: object, cls: type[Any] | None = None) -> str:
         data = self.converter.unstructure(value, cls) if cls else self.converter.unstructure(value)
-        return json.dumps(data, separators=(",", ":"))
+        return _json_text(data)
 
     def load(self, text: str, cls: type[T]) -> T:
-        return self.converter.structure(json.loads(text), cls)
+        return self.converter.structure(_json_value(text), cls)
 
     def dump_result(self, value: object) -> tuple[str, str]:
         if value is None or isinstance(value, bool | int | str):
@@ -475,8 +503,10 @@ class SqliteUnitOfWork:
                 statement = "BEGIN IMMEDIATE" if self.write_mode else "BEGIN"
                 if self.store.statement_log is not None:
                     self.store.statement_log.append(("one", statement, ()))
-                with translated("begin"):
+                try:
                     self.connection.execute(statement)
+                except sqlite3.Error as error:
+                    raise _translate("begin", error) from error
             except BaseException:
                 if gate is not None:
                     gate.release()
@@ -525,7 +555,10 @@ class SqliteUnitOfWork:
         """Run one statement for each row."""
         if self.store.statement_log is not None:
             self.store.statement_log.append(("many", sql, list(rows)))
-        self.connection.executemany(sql, rows)
+        try:
+            self.connection.executemany(sql, rows)
+        except sqlite3.Error as error:
+            raise _translate("write", error) from error
 
     def network_generation(self) -> int:
         """The counter of network writes, read once per unit of work."""
@@ -550,8 +583,10 @@ class SqliteUnitOfWork:
             self._write()
             if self.store.statement_log is not None:
                 self.store.statement_log.append(("one", "COMMIT", ()))
-            with translated("commit"):
+            try:
                 self.connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise _translate("commit", error) from error
         except BaseException:
             self._rollback()
             raise
@@ -597,12 +632,11 @@ class SqliteUnitOfWork:
                 if known.get(f.id) is not f.status
             ]
         if rows:
-            with translated("write fulfilments"):
-                self.execute_many(
-                    "INSERT INTO fulfillments (id, order_id, location_id, status) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status",
-                    rows,
-                )
+            self.execute_many(
+                "INSERT INTO fulfillments (id, order_id, location_id, status) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                rows,
+            )
 
     def _write_levels_and_keys(self) -> None:
         levels, gone_keys, new_keys = [], [], []
@@ -618,23 +652,20 @@ class SqliteUnitOfWork:
             keys = item.reservation_keys
             gone_keys += [(k, sku) for k in old_keys - keys]
             new_keys += [(k, sku) for k in keys - old_keys]
-        with translated("write levels"):
-            if levels:
-                self.execute_many(
-                    "INSERT INTO levels (sku, location_id, on_hand, allocated, reserved, "
-                    "safety_stock) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sku, location_id) DO "
-                    "UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated, "
-                    "reserved = excluded.reserved, safety_stock = excluded.safety_stock",
-                    levels,
-                )
-            if gone_keys:
-                self.execute_many(
-                    "DELETE FROM reservation_keys WHERE key = ? AND sku = ?", gone_keys
-                )
-            if new_keys:
-                self.execute_many(
-                    "INSERT OR IGNORE INTO reservation_keys (key, sku) VALUES (?, ?)", new_keys
-                )
+        if levels:
+            self.execute_many(
+                "INSERT INTO levels (sku, location_id, on_hand, allocated, reserved, "
+                "safety_stock) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sku, location_id) DO "
+                "UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated, "
+                "reserved = excluded.reserved, safety_stock = excluded.safety_stock",
+                levels,
+            )
+        if gone_keys:
+            self.execute_many("DELETE FROM reservation_keys WHERE key = ? AND sku = ?", gone_keys)
+        if new_keys:
+            self.execute_many(
+                "INSERT OR IGNORE INTO reservation_keys (key, sku) VALUES (?, ?)", new_keys
+            )
 
     def _write_movements(self) -> None:
         rows = [
@@ -650,19 +681,17 @@ class SqliteUnitOfWork:
             for m in self.inventory.new_movements
         ]
         if rows:
-            with translated("write ledger"):
-                self.execute_many(
-                    "INSERT INTO movements (sku, location_id, kind, on_hand_delta, "
-                    "allocated_delta, reference, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+            self.execute_many(
+                "INSERT INTO movements (sku, location_id, kind, on_hand_delta, "
+                "allocated_delta, reference, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def _write_outbox(self) -> None:
         codec = self.store.codec
         rows = [(e.name, _utc(e.at), codec.dump(e, DomainEvent)) for e in self.events]
         if rows:
-            with translated("write outbox"):
-                self.execute_many("INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows)
+            self.execute_many("INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows)
 
     def _write_idempotency(self) -> None:
         codec = self.store.codec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from decimal import Decimal
@@ -53,6 +54,7 @@ class Channel:
         )
 
 
+@functools.lru_cache(maxsize=256)
 def default_channel(channel: ChannelId) -> Channel:
     """A channel never configured: every active location, no buffer."""
     return Channel(id=channel)

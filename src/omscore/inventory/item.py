@@ -14,6 +14,7 @@ from datetime import datetime
 
 import attrs
 
+from omscore._values import evolved
 from omscore.errors import (
     DuplicateReservation,
     InsufficientStock,
@@ -299,7 +300,7 @@ class InventoryItem:
         """Units the location keeps back from every channel."""
         require_units(units, "safety stock", minimum=0)
         w = _Work(self, at)
-        w.set_level(location_id, attrs.evolve(w.level(location_id), safety_stock=units))
+        w.set_level(location_id, evolved(w.level(location_id), safety_stock=units))
         w.event(SafetyStockSet, location_id=location_id, safety_stock=units)
         return w.done()
 
@@ -357,7 +358,7 @@ class InventoryItem:
             raise UnknownReservation(f"no reservation {key!r} holds {self.sku}")
         w = _Work(self, at)
         w.holds = [
-            attrs.evolve(h, expires_at=expires_at) if h.key == key and h.line_id is None else h
+            evolved(h, expires_at=expires_at) if h.key == key and h.line_id is None else h
             for h in w.holds
         ]
         w.event(ReservationExtended, key=key, expires_at=expires_at)
@@ -403,7 +404,7 @@ class InventoryItem:
                 take = min(need, h.quantity)
                 w.add_hold(StockHold(order_id, line_id, h.channel, h.location_id, take, at))
                 need -= take
-                held[0] = attrs.evolve(h, quantity=h.quantity - take)
+                held[0] = evolved(h, quantity=h.quantity - take)
                 if held[0].quantity == 0:
                     held.pop(0)
             remaining[line_id] = need
@@ -649,11 +650,8 @@ class _Work:
         reference: str,
     ) -> None:
         level = self.level(location_id)
-        self.set_level(
-            location_id,
-            attrs.evolve(
-                level, on_hand=level.on_hand + on_hand, allocated=level.allocated + allocated
-            ),
+        self.levels[location_id] = StockLevel(
+            level.on_hand + on_hand, level.allocated + allocated, level.reserved, level.safety_stock
         )
         self.movements.append(
             StockMovement(self.item.sku, location_id, kind, on_hand, allocated, reference, self.at)
@@ -661,7 +659,9 @@ class _Work:
 
     def _reserve_at(self, location_id: LocationId, delta: int) -> None:
         level = self.level(location_id)
-        self.set_level(location_id, attrs.evolve(level, reserved=level.reserved + delta))
+        self.levels[location_id] = StockLevel(
+            level.on_hand, level.allocated, level.reserved + delta, level.safety_stock
+        )
 
     def add_hold(self, hold: StockHold) -> None:
         self.holds.append(hold)
@@ -673,7 +673,7 @@ class _Work:
         if units == hold.quantity:
             del self.holds[index]
         else:
-            self.holds[index] = attrs.evolve(hold, quantity=hold.quantity - units)
+            self.holds[index] = evolved(hold, quantity=hold.quantity - units)
 
     def drop_holds(self, matches: Callable[[StockHold], bool]) -> None:
         for index in reversed(range(len(self.holds))):
@@ -739,7 +739,7 @@ class _Work:
     def add_backorder(self, backorder: Backorder) -> None:
         for index, b in enumerate(self.backorders):
             if b.order_id == backorder.order_id and b.line_id == backorder.line_id:
-                self.backorders[index] = attrs.evolve(b, quantity=b.quantity + backorder.quantity)
+                self.backorders[index] = evolved(b, quantity=b.quantity + backorder.quantity)
                 return
         self.backorders.append(backorder)
 
@@ -751,7 +751,7 @@ class _Work:
                 if take == b.quantity:
                     del self.backorders[index]
                 else:
-                    self.backorders[index] = attrs.evolve(b, quantity=b.quantity - take)
+                    self.backorders[index] = evolved(b, quantity=b.quantity - take)
                 return units - take
         return units
 
@@ -760,7 +760,7 @@ class _Work:
             if s.reference == reference and s.location_id == location_id:
                 left = s.quantity - quantity
                 if left > 0:
-                    self.supply[index] = attrs.evolve(s, quantity=left)
+                    self.supply[index] = evolved(s, quantity=left)
                 else:
                     del self.supply[index]
                 return
@@ -771,8 +771,8 @@ class _Work:
         )
 
     def done(self) -> ItemChange:
-        item = attrs.evolve(
-            self.item,
+        item = InventoryItem(
+            sku=self.item.sku,
             levels=self.levels,
             holds=tuple(self.holds),
             backorders=tuple(self.backorders),

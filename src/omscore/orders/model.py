@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from omscore._values import evolved
 from omscore.errors import (
     InvalidDraft,
     InvalidQuantity,
@@ -315,6 +316,14 @@ class Order:
     ) -> tuple[Order, list[DomainEvent]]:
         """Validate ``draft`` (every problem at once) and create the order."""
         validate_draft(draft, limits or DraftLimits())
+        return cls.from_checked_draft(order_id, draft, line_ids, at)
+
+    @classmethod
+    def from_checked_draft(
+        cls, order_id: OrderId, draft: OrderDraft, line_ids: Iterable[LineId], at: datetime
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Create the order from a draft that already passed
+        :func:`~omscore.orders.draft.draft_problems` (as :meth:`place` does, unchecked)."""
         lines = tuple(_line_from_draft(i, d) for i, d in zip(line_ids, draft.lines, strict=True))
         order = cls(
             id=order_id,
@@ -446,9 +455,7 @@ class Order:
     def mark_returned(self, units: Mapping[LineId, int]) -> Order:
         """Count units received back (inside delivered)."""
         lines = tuple(
-            attrs.evolve(line, returned=line.returned + units[line.id])
-            if line.id in units
-            else line
+            evolved(line, returned=line.returned + units[line.id]) if line.id in units else line
             for line in self.lines
         )
         return self._next(lines=lines)
@@ -456,9 +463,7 @@ class Order:
     def mark_refunded(self, units: Mapping[LineId, int]) -> Order:
         """Count units whose money went back (refunded or credited to an exchange)."""
         lines = tuple(
-            attrs.evolve(line, refunded=line.refunded + units[line.id])
-            if line.id in units
-            else line
+            evolved(line, refunded=line.refunded + units[line.id]) if line.id in units else line
             for line in self.lines
         )
         return self._next(lines=lines)
@@ -528,7 +533,7 @@ class Order:
             raise InvalidQuantity(
                 f"line {line.id} quantity must be between {lowest} and {max_units}, got {quantity}"
             )
-        new_line = attrs.evolve(line, quantity=quantity)
+        new_line = evolved(line, quantity=quantity)
         order = self._next(lines=self._with_line(new_line))
         event = LineQuantityChanged(
             order_id=self.id,
@@ -596,7 +601,7 @@ class Order:
             raise InvalidTransition(
                 f"cannot change the address of order {self.id}: units are already allocated"
             )
-        order = self._next(delivery=attrs.evolve(self.delivery, address=address))
+        order = self._next(delivery=evolved(self.delivery, address=address))
         return order, [
             AddressChanged(order_id=self.id, version=order.version, at=at, address=address)
         ]
@@ -623,7 +628,7 @@ class Order:
             if from_open:
                 cancelled.append(CancelledUnits(line.id, line.sku, open=from_open))
             cancelled += _shrink_fulfillments(fulfillments, line, units - from_open)
-            new_lines[index] = attrs.evolve(
+            new_lines[index] = evolved(
                 line,
                 cancelled=line.cancelled + units,
                 allocated=line.allocated - (units - from_open),
@@ -713,9 +718,7 @@ class Order:
                 )
             )
         new_lines = tuple(
-            attrs.evolve(line, allocated=line.allocated + wanted[line.id])
-            if line.id in wanted
-            else line
+            evolved(line, allocated=line.allocated + wanted[line.id]) if line.id in wanted else line
             for line in self.lines
         )
         order = self._next(lines=new_lines, fulfillments=(*self.fulfillments, *created))
@@ -752,7 +755,7 @@ class Order:
                 f"cannot {command.replace('_', ' ')} fulfilment order {f.id}: "
                 f"it is a {f.method.value} fulfilment"
             )
-        moved = attrs.evolve(
+        moved = evolved(
             f,
             status=target,
             changed_at=at,
@@ -782,7 +785,7 @@ class Order:
     # --- helpers ------------------------------------------------------------------------
 
     def _next(self, **changes: Any) -> Order:
-        return attrs.evolve(self, version=self.version + 1, **changes)
+        return evolved(self, version=self.version + 1, **changes)
 
     def _with_line(self, new_line: OrderLine) -> tuple[OrderLine, ...]:
         return tuple(new_line if line.id == new_line.id else line for line in self.lines)
@@ -818,7 +821,7 @@ def _move_buckets(
         changes = {source: getattr(line, source) - units}
         if target is not None:
             changes[target] = getattr(line, target) + units
-        moved.append(attrs.evolve(line, **changes))
+        moved.append(evolved(line, **changes))
     return tuple(moved)
 
 
@@ -863,14 +866,12 @@ def _shrink_fulfillments(
             continue
         units -= take
         new_lines = tuple(
-            attrs.evolve(fl, quantity=fl.quantity - take) if fl.line_id == line.id else fl
+            evolved(fl, quantity=fl.quantity - take) if fl.line_id == line.id else fl
             for fl in f.lines
         )
         kept = tuple(fl for fl in new_lines if fl.quantity > 0)
         fulfillments[index] = (
-            attrs.evolve(f, lines=kept)
-            if kept
-            else attrs.evolve(f, status=FulfillmentStatus.CANCELLED)
+            evolved(f, lines=kept) if kept else evolved(f, status=FulfillmentStatus.CANCELLED)
         )
         taken.append(
             CancelledUnits(

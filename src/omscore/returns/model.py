@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import attrs
 
+from omscore._values import evolved
 from omscore.errors import InvalidReturn, InvalidTransition
 from omscore.events import (
     DomainEvent,
@@ -166,7 +167,7 @@ class Return:
             raise InvalidTransition(f"cannot {command} return {self.id}: it is {self.status.value}")
 
     def _next(self, **changes: Any) -> Return:
-        return attrs.evolve(self, version=self.version + 1, **changes)
+        return evolved(self, version=self.version + 1, **changes)
 
     def _status_event(self, r: Return, at: datetime, note: str = "") -> DomainEvent:
         return ReturnStatusChanged(
@@ -209,7 +210,7 @@ class Return:
             for disposition, n in got.items():
                 merged[disposition] = merged.get(disposition, 0) + n
             lines.append(
-                attrs.evolve(line, received=line.received + sum(got.values()), dispositions=merged)
+                evolved(line, received=line.received + sum(got.values()), dispositions=merged)
             )
         complete = all(line.received == line.requested for line in lines)
         status = ReturnStatus.RECEIVED if complete else ReturnStatus.PARTIALLY_RECEIVED
@@ -266,7 +267,7 @@ class Return:
         """The return after refunding ``units`` for ``amount``."""
         self.require("refund")
         lines = tuple(
-            attrs.evolve(line, refunded=line.refunded + units.get(line.line_id, 0))
+            evolved(line, refunded=line.refunded + units.get(line.line_id, 0))
             for line in self.lines
         )
         total = amount if self.refunded is None else self.refunded + amount
@@ -276,7 +277,7 @@ class Return:
     def mark_exchanged(self, order_id: OrderId, at: datetime) -> tuple[Return, list[DomainEvent]]:
         """The return settled by a replacement order."""
         self.require("exchange")
-        lines = tuple(attrs.evolve(line, refunded=line.received) for line in self.lines)
+        lines = tuple(evolved(line, refunded=line.received) for line in self.lines)
         r = self._next(lines=lines, status=ReturnStatus.EXCHANGED, exchange_order_id=order_id)
         return r, [self._status_event(r, at, f"replacement order {order_id}")]
 
