@@ -181,7 +181,9 @@ def migrate(connection: sqlite3.Connection) -> int:
     return int(found)
 
 
-_compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_compact_json = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False
+).encode
 
 
 def _stdlib_json_text(data: object) -> str:
@@ -190,7 +192,7 @@ def _stdlib_json_text(data: object) -> str:
 
 def _accelerated() -> tuple[Callable[[object], str], Callable[[str], Any]] | None:
     """orjson's encoder and decoder when the optional accelerator is installed
-    (``pip install omscore[speedups]``): the same JSON values as the standard library's (float notation may differ)."""
+    (``pip install omscore[speedups]``); both write the same UTF-8 JSON text."""
     try:
         import orjson  # noqa: PLC0415
     except ImportError:  # pragma: no cover - CI installs it; a test compares both encoders
