@@ -36,6 +36,7 @@ class _Versioned(Protocol):
 
 
 A = TypeVar("A", bound=_Versioned)
+R = TypeVar("R", bound="_Staged")
 
 
 class _Staged(Protocol):
@@ -194,22 +195,70 @@ class MemoryUnitOfWork:
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.orders = _Orders(self, store.orders)
-        self.inventory = _Inventory(self, store.items)
-        self.locations = _Locations(self, store.locations)
-        self.channels = _Channels(self, store.channels)
-        self.loads = _Loads(self, store.loads)
-        self.returns = _Returns(self, store.returns)
-        self.idempotency = _Idempotency(self)
         self._events: list[DomainEvent] = []
-        self._repos: tuple[_Staged, ...] = (
-            self.orders,
-            self.inventory,
-            self.locations,
-            self.channels,
-            self.loads,
-            self.returns,
-        )
+        self._repos: list[_Staged] = []  # the repositories this unit of work opened
+        self._orders: _Orders | None = None
+        self._inventory: _Inventory | None = None
+        self._locations: _Locations | None = None
+        self._channels: _Channels | None = None
+        self._loads: _Loads | None = None
+        self._returns: _Returns | None = None
+        self._idempotency: _Idempotency | None = None
+
+    # Repositories open on first use: most commands touch two or three of them.
+
+    @property
+    def orders(self) -> _Orders:
+        """Orders."""
+        if self._orders is None:
+            self._orders = self._opened(_Orders(self, self.store.orders))
+        return self._orders
+
+    @property
+    def inventory(self) -> _Inventory:
+        """Inventory items and the ledger."""
+        if self._inventory is None:
+            self._inventory = self._opened(_Inventory(self, self.store.items))
+        return self._inventory
+
+    @property
+    def locations(self) -> _Locations:
+        """Locations."""
+        if self._locations is None:
+            self._locations = self._opened(_Locations(self, self.store.locations))
+        return self._locations
+
+    @property
+    def channels(self) -> _Channels:
+        """Channel configurations."""
+        if self._channels is None:
+            self._channels = self._opened(_Channels(self, self.store.channels))
+        return self._channels
+
+    @property
+    def loads(self) -> _Loads:
+        """Daily fulfilment loads of locations."""
+        if self._loads is None:
+            self._loads = self._opened(_Loads(self, self.store.loads))
+        return self._loads
+
+    @property
+    def returns(self) -> _Returns:
+        """Returns."""
+        if self._returns is None:
+            self._returns = self._opened(_Returns(self, self.store.returns))
+        return self._returns
+
+    @property
+    def idempotency(self) -> _Idempotency:
+        """Idempotency records."""
+        if self._idempotency is None:
+            self._idempotency = _Idempotency(self)
+        return self._idempotency
+
+    def _opened(self, repo: R) -> R:
+        self._repos.append(repo)
+        return repo
 
     def record(self, events: Iterable[DomainEvent]) -> None:
         """Stage events for the outbox, in order."""
@@ -219,17 +268,23 @@ class MemoryUnitOfWork:
         """Apply everything staged at once, or raise ConcurrencyConflict and apply nothing."""
         store = self.store
         with store.lock:
+            records = self._idempotency.staged if self._idempotency is not None else {}
             conflicts = [c for repo in self._repos for c in repo.conflicts()]
-            taken = [k for k in self.idempotency.staged if k in store.idempotency]
+            taken = [k for k in records if k in store.idempotency]
             if taken:
                 conflicts.append(f"idempotency key(s) {taken} were recorded meanwhile")
             if conflicts:
                 raise ConcurrencyConflict("; ".join(conflicts))
             for repo in self._repos:
                 repo.apply()
-            store.ledger.extend(self.inventory.new_movements)
-            store.idempotency.update(self.idempotency.staged)
-            store.index(self.orders.staged.values(), self.inventory.staged.values())
+            store.idempotency.update(records)
+            items = self._inventory
+            if items is not None:
+                store.ledger.extend(items.new_movements)
+            store.index(
+                self._orders.staged.values() if self._orders is not None else (),
+                items.staged.values() if items is not None else (),
+            )
             for event in self._events:
                 position = len(store.events) + 1
                 store.events.append(OutboxRecord(position, f"evt-{position}", event))

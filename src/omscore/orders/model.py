@@ -16,6 +16,7 @@ import attrs
 
 from omscore._values import evolved
 from omscore.errors import (
+    CurrencyMismatch,
     InvalidDraft,
     InvalidQuantity,
     InvalidTransition,
@@ -351,20 +352,23 @@ class Order:
     @property
     def status(self) -> OrderStatus:
         """Derived from the unit buckets and the holds."""
-        active = sum(line.quantity - line.cancelled for line in self.lines)
+        active = delivered = shipped = allocated = 0
+        for line in self.lines:
+            active += line.quantity - line.cancelled
+            delivered += line.delivered
+            shipped += line.shipped
+            allocated += line.allocated
         if active == 0:
             return OrderStatus.CANCELLED
-        delivered = sum(line.delivered for line in self.lines)
         if delivered == active:
             return OrderStatus.DELIVERED
         if self.holds:
             return OrderStatus.ON_HOLD
-        gone = delivered + sum(line.shipped for line in self.lines)
+        gone = delivered + shipped
         if gone == active:
             return OrderStatus.SHIPPED
         if gone > 0:
             return OrderStatus.PARTIALLY_SHIPPED
-        allocated = sum(line.allocated for line in self.lines)
         if allocated == active:
             return OrderStatus.ALLOCATED
         if allocated > 0:
@@ -374,7 +378,19 @@ class Order:
     @property
     def total(self) -> Money:
         """Sum of the line totals plus the shipping fee."""
-        return sum((line.total for line in self.lines), self.shipping_fee)
+        # Summed on the amounts (the same result as adding Money, without a Money per step),
+        # after the check that adding Money would make.
+        fee = self.shipping_fee
+        amount, currency = fee.amount, fee.currency
+        for line in self.lines:
+            price, discount, tax = line.unit_price, line.discount, line.tax
+            if not price.currency == discount.currency == tax.currency == currency:
+                raise CurrencyMismatch(
+                    f"line {line.id} of order {self.id} is not all in {currency}: "
+                    f"{price}, discount {discount}, tax {tax}"
+                )
+            amount += price.amount * line.quantity - discount.amount + tax.amount
+        return Money(amount, currency)
 
     def _paid(self, kind: PaymentKind) -> Money:
         return sum((p.amount for p in self.payments if p.kind is kind), Money.zero(self.currency))
