@@ -9,6 +9,7 @@ import pytest
 
 from omscore import Address, LineDraft, Money, OrderStatus
 from omscore.errors import (
+    CurrencyMismatch,
     InvalidDraft,
     InvalidQuantity,
     InvalidTransition,
@@ -203,3 +204,15 @@ def test_a_cancelled_order_takes_no_more_edits_or_holds() -> None:
         order.hold("manual", "x", T0)
     with pytest.raises(InvalidTransition):
         order.change_quantity("O-1-1", 2, T0)
+
+
+def test_the_total_adds_lines_and_fee_and_refuses_a_mixed_currency() -> None:
+    """quantity x price - discount + tax per line, plus the fee; an order built by hand
+    with a line in another currency cannot be totalled."""
+    order = place(("A", 3), ("B", 1))
+    line = attrs.evolve(order.lines[0], discount=eur("1.50"), tax=eur("0.25"))
+    order = attrs.evolve(order, lines=(line, order.lines[1]), shipping_fee=eur("4.90"))
+    assert order.total == eur("43.65")
+    foreign = attrs.evolve(order.lines[1], unit_price=Money("10.00", "USD"))
+    with pytest.raises(CurrencyMismatch, match="not all in EUR"):
+        _ = attrs.evolve(order, lines=(line, foreign)).total

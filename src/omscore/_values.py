@@ -8,7 +8,8 @@ through the class's own ``__init__`` (validators and converters still run).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -33,3 +34,26 @@ def evolved(instance: T, **changes: Any) -> T:
     if not known.issuperset(changes):
         raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - known)}")
     return cls(*[changes[n] if n in changes else getattr(instance, n) for n in names])
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember_last(function: Callable[[K], V]) -> Callable[[K], V]:
+    """``function`` with a memo of its last argument, by identity: one command stamps its
+    aggregates, rows and events with the same ``now``, formatted once."""
+    last: list[tuple[object, Any]] = [(_NOTHING, None)]
+
+    def remembered(argument: K) -> V:
+        seen, known = last[0]
+        if seen is argument:
+            return cast(V, known)
+        value = function(argument)
+        last[0] = (argument, value)  # one tuple swapped whole: safe across threads
+        return value
+
+    return remembered
+
+
+_NOTHING = object()

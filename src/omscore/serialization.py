@@ -19,6 +19,7 @@ from cattrs.errors import StructureHandlerNotFoundError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from omscore import events as events_module
+from omscore._values import remember_last
 from omscore.events import DomainEvent
 from omscore.ids import LineId
 from omscore.sourcing.plan import AllocationPlan, Assignment, PlanDetails
@@ -38,6 +39,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = _event_types()
 
 
 def _sorted_list(values: frozenset[Any] | set[Any], converter: cattrs.Converter) -> list[Any]:
+    if not values:
+        return []
     return sorted((converter.unstructure(v) for v in values), key=json.dumps)
 
 
@@ -46,7 +49,7 @@ def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_unstructure_hook(Decimal, str)
     converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
-    converter.register_unstructure_hook(datetime, datetime.isoformat)
+    converter.register_unstructure_hook(datetime, remember_last(datetime.isoformat))
     converter.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
     converter.register_unstructure_hook(date, date.isoformat)
     converter.register_structure_hook(date, lambda v, _: date.fromisoformat(v))

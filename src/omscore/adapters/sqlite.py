@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
+from omscore._values import remember_last
 from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
 from omscore.events import DomainEvent
 from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
@@ -97,18 +98,11 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+@remember_last
 def _utc(moment: datetime) -> str:
     """A sortable text form of a time: UTC, ISO 8601, always with microseconds."""
-    last_moment, last_text = _LAST_UTC[0]  # one command stamps many rows with one moment
-    if last_moment is moment:
-        return last_text
     utc = moment if moment.utcoffset() == _ZERO else moment.astimezone(UTC)
-    text = utc.isoformat(timespec="microseconds")
-    _LAST_UTC[0] = (moment, text)  # one tuple swapped whole: safe across threads
-    return text
-
-
-_LAST_UTC: list[tuple[datetime | None, str]] = [(None, "")]
+    return utc.isoformat(timespec="microseconds")
 
 
 _ZERO = timedelta(0)

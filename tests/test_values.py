@@ -1,0 +1,51 @@
+"""The internal value helpers: evolved() is attrs.evolve, remember_last() is its function."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omscore._values import evolved, remember_last
+from omscore.inventory import StockLevel
+from omscore.money import Money
+from omscore.orders.model import OrderLine
+
+
+@given(st.integers(0, 50), st.integers(0, 50), st.integers(0, 50))
+def test_evolved_gives_what_attrs_evolve_gives(on_hand: int, allocated: int, reserved: int) -> None:
+    level = StockLevel(100, 1, 2, 3)
+    changes = {"on_hand": on_hand, "allocated": allocated, "reserved": reserved}
+    assert evolved(level, **changes) == attrs.evolve(level, **changes)
+
+
+def test_evolved_runs_the_class_checks_and_refuses_unknown_fields() -> None:
+    """Validators and converters still run; a misspelt field is a TypeError, not ignored."""
+    line = OrderLine("L-1", "SKU", 2, Money("5", "EUR"), Money.zero("EUR"), Money.zero("EUR"))
+    assert evolved(line, allocated=1).open == 1
+    with pytest.raises(TypeError, match="alocated"):
+        evolved(line, alocated=1)
+
+
+def test_remember_last_calls_the_function_once_per_new_argument() -> None:
+    calls: list[datetime] = []
+
+    def text(moment: datetime) -> str:
+        calls.append(moment)
+        return moment.isoformat()
+
+    remembered = remember_last(text)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    later = now + timedelta(seconds=1)
+    assert [remembered(now), remembered(now), remembered(later)] == [
+        now.isoformat(),
+        now.isoformat(),
+        later.isoformat(),
+    ]
+    assert calls == [now, later]
+    equal_but_new = datetime(2026, 1, 1, tzinfo=UTC)
+    assert remembered(equal_but_new) == now.isoformat()
+    assert len(calls) == 3, "by identity: an equal new object is formatted again"
