@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -469,6 +470,30 @@ class _Idempotency:
         self.staged[record.key] = record
 
 
+_ID = operator.attrgetter("id")
+_LOCATION_ID = operator.attrgetter("location_id")
+
+
+def _order_columns(order: Order) -> dict[str, object]:
+    return {
+        "status": order.status.value,
+        "channel": order.channel,
+        "placed_at": _utc(order.placed_at),
+    }
+
+
+def _item_columns(item: InventoryItem) -> dict[str, object]:
+    return {"next_expiry": _utc(item.next_expiry) if item.next_expiry else None}
+
+
+def _return_columns(rma: Return) -> dict[str, object]:
+    return {"order_id": rma.order_id, "status": rma.status.value}
+
+
+def _no_columns(_: object) -> dict[str, object]:
+    return {}
+
+
 class SqliteUnitOfWork:
     """One transaction on the store's connection for this thread."""
 
@@ -477,15 +502,66 @@ class SqliteUnitOfWork:
         self.write_mode = write
         self.connection = store.connection()
         self.begun = False
-        self.orders = _Orders(self, "orders", "id", Order, lambda o: o.id)
-        self.inventory = _Items(self)
-        self.locations = _Locations(self, "locations", "id", Location, lambda x: x.id)
-        self.channels = _Channels(self, "channels", "id", Channel, lambda c: c.id)
-        self.loads = _Table(self, "loads", "location_id", LocationLoad, lambda x: x.location_id)
-        self.returns = _Table(self, "returns", "id", Return, lambda r: r.id)
-        self.idempotency = _Idempotency(self)
         self.events: list[DomainEvent] = []
         self._generation: int | None = None
+        self._orders: _Orders | None = None
+        self._inventory: _Items | None = None
+        self._locations: _Locations | None = None
+        self._channels: _Channels | None = None
+        self._loads: _Table[LocationLoad] | None = None
+        self._returns: _Table[Return] | None = None
+        self._idempotency: _Idempotency | None = None
+
+    # Repositories open on first use: most commands touch two or three of them.
+
+    @property
+    def orders(self) -> _Orders:
+        """Orders."""
+        if self._orders is None:
+            self._orders = _Orders(self, "orders", "id", Order, _ID)
+        return self._orders
+
+    @property
+    def inventory(self) -> _Items:
+        """Inventory items and the ledger."""
+        if self._inventory is None:
+            self._inventory = _Items(self)
+        return self._inventory
+
+    @property
+    def locations(self) -> _Locations:
+        """Locations."""
+        if self._locations is None:
+            self._locations = _Locations(self, "locations", "id", Location, _ID)
+        return self._locations
+
+    @property
+    def channels(self) -> _Channels:
+        """Channel configurations."""
+        if self._channels is None:
+            self._channels = _Channels(self, "channels", "id", Channel, _ID)
+        return self._channels
+
+    @property
+    def loads(self) -> _Table[LocationLoad]:
+        """Daily fulfilment loads of locations."""
+        if self._loads is None:
+            self._loads = _Table(self, "loads", "location_id", LocationLoad, _LOCATION_ID)
+        return self._loads
+
+    @property
+    def returns(self) -> _Table[Return]:
+        """Returns."""
+        if self._returns is None:
+            self._returns = _Table(self, "returns", "id", Return, _ID)
+        return self._returns
+
+    @property
+    def idempotency(self) -> _Idempotency:
+        """Idempotency records."""
+        if self._idempotency is None:
+            self._idempotency = _Idempotency(self)
+        return self._idempotency
 
     # --- statements -------------------------------------------------------------------------
 
@@ -587,40 +663,45 @@ class SqliteUnitOfWork:
             self._rollback()
             raise
         self._end()
-        self.store.wrote(locations=bool(self.locations.staged), channels=bool(self.channels.staged))
-        for table in (self.orders, self.inventory, self.returns):
-            self.store.remember(table.table, table.staged)
+        network = self._network_staged()
+        self.store.wrote(locations=network[0], channels=network[1])
+        for table in (self._orders, self._inventory, self._returns):
+            if table is not None:
+                self.store.remember(table.table, table.staged)
+
+    def _network_staged(self) -> tuple[bool, bool]:
+        """Whether locations, and channels, have writes staged."""
+        return (
+            self._locations is not None and bool(self._locations.staged),
+            self._channels is not None and bool(self._channels.staged),
+        )
 
     def _write(self) -> None:
-        self.orders.write(
-            lambda o: {
-                "status": o.status.value,
-                "channel": o.channel,
-                "placed_at": _utc(o.placed_at),
-            }
-        )
-        self._write_fulfillments()
-        self.inventory.write(
-            lambda i: {"next_expiry": _utc(i.next_expiry) if i.next_expiry else None}
-        )
-        self._write_levels_and_keys()
-        self.locations.write(lambda _: {})
-        self.channels.write(lambda _: {})
-        self.loads.write(lambda _: {})
-        self.returns.write(lambda r: {"order_id": r.order_id, "status": r.status.value})
-        if self.locations.staged or self.channels.staged:
+        if self._orders is not None:
+            self._orders.write(_order_columns)
+            self._write_fulfillments(self._orders)
+        if self._inventory is not None:
+            self._inventory.write(_item_columns)
+            self._write_levels_and_keys(self._inventory)
+            self._write_movements(self._inventory)
+        for table in (self._locations, self._channels, self._loads):
+            if table is not None:
+                table.write(_no_columns)
+        if self._returns is not None:
+            self._returns.write(_return_columns)
+        if any(self._network_staged()):
             self.execute(
                 "INSERT INTO meta (name, value) VALUES ('network', 1) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + 1"
             )
-        self._write_movements()
         self._write_outbox()
-        self._write_idempotency()
+        if self._idempotency is not None:
+            self._write_idempotency(self._idempotency)
 
-    def _write_fulfillments(self) -> None:
+    def _write_fulfillments(self, orders: _Orders) -> None:
         rows = []
-        for key, order in self.orders.staged.items():
-            before = self.orders.loaded.get(key)
+        for key, order in orders.staged.items():
+            before = orders.loaded.get(key)
             known = {f.id: f.status for f in before.fulfillments} if before else {}
             rows += [
                 (f.id, order.id, f.location_id, f.status.value)
@@ -634,10 +715,10 @@ class SqliteUnitOfWork:
                 rows,
             )
 
-    def _write_levels_and_keys(self) -> None:
+    def _write_levels_and_keys(self, items: _Items) -> None:
         levels, gone_keys, new_keys = [], [], []
-        for sku, item in self.inventory.staged.items():
-            before = self.inventory.loaded.get(sku)
+        for sku, item in items.staged.items():
+            before = items.loaded.get(sku)
             old_levels = before.levels if before else {}
             levels += [
                 (sku, loc, lv.on_hand, lv.allocated, lv.reserved, lv.safety_stock)
@@ -663,7 +744,7 @@ class SqliteUnitOfWork:
                 "INSERT OR IGNORE INTO reservation_keys (key, sku) VALUES (?, ?)", new_keys
             )
 
-    def _write_movements(self) -> None:
+    def _write_movements(self, items: _Items) -> None:
         rows = [
             (
                 m.sku,
@@ -674,7 +755,7 @@ class SqliteUnitOfWork:
                 m.reference,
                 _utc(m.at),
             )
-            for m in self.inventory.new_movements
+            for m in items.new_movements
         ]
         if rows:
             self.execute_many(
@@ -689,9 +770,9 @@ class SqliteUnitOfWork:
         if rows:
             self.execute_many("INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows)
 
-    def _write_idempotency(self) -> None:
+    def _write_idempotency(self, idempotency: _Idempotency) -> None:
         codec = self.store.codec
-        for record in self.idempotency.staged.values():
+        for record in idempotency.staged.values():
             kind, text = codec.dump_result(record.result)
             try:
                 self.execute(
