@@ -124,7 +124,7 @@ def test_the_json_accelerator_writes_what_the_standard_library_writes() -> None:
     converter = make_converter()
     tables = (store.orders, store.items, store.locations, store.channels, store.returns)
     values: list[Any] = [row for table in tables for row in table.rows.values()]
-    values += [converter.unstructure(r.event, DomainEvent) for r in store.events]
+    values += [converter.unstructure(e, DomainEvent) for e in store.events]
     assert len(values) > 500
     for value in values:
         data = value if isinstance(value, dict) else converter.unstructure(value)

@@ -285,9 +285,7 @@ class MemoryUnitOfWork:
                 self._orders.staged.values() if self._orders is not None else (),
                 items.staged.values() if items is not None else (),
             )
-            for event in self._events:
-                position = len(store.events) + 1
-                store.events.append(OutboxRecord(position, f"evt-{position}", event))
+            store.events.extend(self._events)
         self._events = []
 
     def __enter__(self) -> Self:
@@ -314,7 +312,7 @@ class MemoryStore:
         self.loads: _Table[LocationLoad] = _Table("location load", lambda x: x.location_id)
         self.returns: _Table[Return] = _Table("return", lambda r: r.id)
         self.ledger: list[StockMovement] = []
-        self.events: list[OutboxRecord] = []
+        self.events: list[DomainEvent] = []  # the outbox: position n is events[n - 1]
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.fulfillment_index: dict[str, OrderId] = {}
         self.pickup_index: set[OrderId] = set()
@@ -351,8 +349,9 @@ class MemoryStore:
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""
-        records = self.events[after:]
-        return records if limit is None else records[:limit]
+        after = max(after, 0)
+        end = len(self.events) if limit is None else min(len(self.events), after + limit)
+        return [OutboxRecord(n, f"evt-{n}", self.events[n - 1]) for n in range(after + 1, end + 1)]
 
     def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events not yet marked published."""
