@@ -5,7 +5,8 @@
 Each round runs the same order stream three ways, in the same process:
 
 1. ``OMS`` on ``SqliteStore`` (a fresh file, WAL, synchronous=NORMAL): ``place_order`` then
-   ``allocate`` for every order. The store records every statement it executes.
+   ``allocate`` for every order. An untimed repeat of the same deterministic stream on
+   another fresh file records every statement the store executes.
 2. The bare SQL of run 1: the recorded statements (same rows, same transactions, same
    BEGIN IMMEDIATE / COMMIT) replayed with plain ``sqlite3`` on a fresh file prepared
    the same way. This is the floor: what those commands cost in SQLite alone.
@@ -79,13 +80,28 @@ def place_and_allocate(oms: OMS, drafts: list[OrderDraft]) -> float:
 
 
 def sqlite_round(directory: Path, count: int) -> tuple[float, list[tuple[str, str, Any]]]:
-    """Seconds for ``count`` orders on SqliteStore, and the statements they executed."""
-    store = SqliteStore(str(directory / "omscore.db"))
-    oms, drafts = prepared(store)
-    store.statement_log = []
+    """Seconds for ``count`` orders on SqliteStore, and the statements they executed.
+
+    The statements are recorded in a second, untimed run of the same deterministic stream
+    on another fresh file (recording costs time and memory the store would not spend), and
+    the two files must end with the same counts.
+    """
+    timed = SqliteStore(str(directory / "omscore.db"))
+    oms, drafts = prepared(timed)
     seconds = place_and_allocate(oms, drafts[:count])
-    log, store.statement_log = store.statement_log, None
-    store.close()
+    recorded = SqliteStore(str(directory / "recorded.db"))
+    oms, drafts = prepared(recorded)
+    recorded.statement_log = []
+    place_and_allocate(oms, drafts[:count])
+    log, recorded.statement_log = recorded.statement_log, None
+    events = timed.counts()["outbox"]
+    last = [r.event for r in timed.outbox(after=events - 20)]
+    if timed.counts() != recorded.counts() or last != [
+        r.event for r in recorded.outbox(after=events - 20)
+    ]:
+        raise AssertionError("the recorded run did not repeat the timed run")
+    timed.close()
+    recorded.close()
     return seconds, log
 
 
