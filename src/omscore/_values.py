@@ -8,6 +8,7 @@ through the class's own ``__init__`` (validators and converters still run).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -15,25 +16,40 @@ import attrs
 
 T = TypeVar("T")
 
-_NAMES: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+
+class _Layout:
+    """How to read all fields of a class at once and where each goes in its ``__init__``."""
+
+    __slots__ = ("position", "read_all")
+
+    def __init__(self, cls: type) -> None:
+        fields = attrs.fields(cls)
+        if any(not f.init or f.alias != f.name or f.kw_only for f in fields):
+            raise TypeError(f"{cls.__name__} has fields evolved() cannot pass by position")
+        names = [f.name for f in fields]
+        getter = operator.attrgetter(*names)
+        self.read_all: Callable[[Any], tuple[Any, ...]] = (
+            getter if len(names) > 1 else lambda instance: (getter(instance),)
+        )
+        self.position = {name: i for i, name in enumerate(names)}
 
 
-def _init_names(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
-    fields = attrs.fields(cls)
-    if any(not f.init or f.alias != f.name or f.kw_only for f in fields):
-        raise TypeError(f"{cls.__name__} has fields evolved() cannot pass by position")
-    names = tuple(f.name for f in fields)
-    _NAMES[cls] = (names, frozenset(names))
-    return _NAMES[cls]
+_LAYOUTS: dict[type, _Layout] = {}
 
 
 def evolved(instance: T, **changes: Any) -> T:
     """A copy of an attrs ``instance`` with ``changes`` applied, like ``attrs.evolve``."""
     cls = type(instance)
-    names, known = _NAMES.get(cls) or _init_names(cls)
-    if not known.issuperset(changes):
-        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - known)}")
-    return cls(*[changes[n] if n in changes else getattr(instance, n) for n in names])
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _LAYOUTS[cls] = _Layout(cls)
+    values = list(layout.read_all(instance))
+    position = layout.position
+    for name, value in changes.items():
+        if name not in position:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+        values[position[name]] = value
+    return cls(*values)
 
 
 K = TypeVar("K")

@@ -70,8 +70,8 @@ class _Table(Generic[A]):
 class _Repo(Generic[A]):
     """A repository view of one table inside one unit of work."""
 
-    def __init__(self, uow: MemoryUnitOfWork, table: _Table[A]) -> None:
-        self._uow = uow
+    def __init__(self, store: MemoryStore, table: _Table[A]) -> None:
+        self._store = store
         self._table = table
         self.staged: dict[str, A] = {}
         self.seen: dict[str, int] = {}
@@ -106,10 +106,10 @@ class _Orders(_Repo[Order]):
         return super().get(order_id)
 
     def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
-        return self._uow.store.fulfillment_index.get(fulfillment_id)
+        return self._store.fulfillment_index.get(fulfillment_id)
 
     def awaiting_pickup(self) -> list[OrderId]:
-        return sorted(self._uow.store.pickup_index)
+        return sorted(self._store.pickup_index)
 
 
 class _Loads(_Repo[LocationLoad]):
@@ -118,8 +118,8 @@ class _Loads(_Repo[LocationLoad]):
 
 
 class _Inventory(_Repo[InventoryItem]):
-    def __init__(self, uow: MemoryUnitOfWork, table: _Table[InventoryItem]) -> None:
-        super().__init__(uow, table)
+    def __init__(self, store: MemoryStore, table: _Table[InventoryItem]) -> None:
+        super().__init__(store, table)
         self.new_movements: list[StockMovement] = []
 
     def get(self, sku: Sku) -> InventoryItem | None:  # type: ignore[override]
@@ -133,22 +133,22 @@ class _Inventory(_Repo[InventoryItem]):
     ) -> list[StockMovement]:
         return [
             m
-            for m in self._uow.store.ledger
+            for m in self._store.ledger
             if (sku is None or m.sku == sku)
             and (location_id is None or m.location_id == location_id)
         ]
 
     def skus(self) -> list[Sku]:
-        return sorted(Sku(s) for s in self._uow.store.items.rows)
+        return sorted(Sku(s) for s in self._store.items.rows)
 
     def ledger_totals(self) -> dict[tuple[LocationId, Sku], tuple[int, int]]:
-        return replay(self._uow.store.ledger)
+        return replay(self._store.ledger)
 
     def expiring(self, now: datetime) -> list[Sku]:
-        return sorted(Sku(s) for s, t in self._uow.store.expiry_index.items() if t <= now)
+        return sorted(Sku(s) for s, t in self._store.expiry_index.items() if t <= now)
 
     def reserved_under(self, key: str) -> list[Sku]:
-        return sorted(self._uow.store.key_index.get(key, ()))
+        return sorted(self._store.key_index.get(key, ()))
 
 
 class _Locations(_Repo[Location]):
@@ -179,12 +179,12 @@ class _Returns(_Repo[Return]):
 
 
 class _Idempotency:
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
         self.staged: dict[str, IdempotencyRecord] = {}
 
     def get(self, key: str) -> IdempotencyRecord | None:
-        return self.staged.get(key) or self._uow.store.idempotency.get(key)
+        return self.staged.get(key) or self._store.idempotency.get(key)
 
     def put(self, record: IdempotencyRecord) -> None:
         self.staged[record.key] = record
@@ -211,49 +211,49 @@ class MemoryUnitOfWork:
     def orders(self) -> _Orders:
         """Orders."""
         if self._orders is None:
-            self._orders = self._opened(_Orders(self, self.store.orders))
+            self._orders = self._opened(_Orders(self.store, self.store.orders))
         return self._orders
 
     @property
     def inventory(self) -> _Inventory:
         """Inventory items and the ledger."""
         if self._inventory is None:
-            self._inventory = self._opened(_Inventory(self, self.store.items))
+            self._inventory = self._opened(_Inventory(self.store, self.store.items))
         return self._inventory
 
     @property
     def locations(self) -> _Locations:
         """Locations."""
         if self._locations is None:
-            self._locations = self._opened(_Locations(self, self.store.locations))
+            self._locations = self._opened(_Locations(self.store, self.store.locations))
         return self._locations
 
     @property
     def channels(self) -> _Channels:
         """Channel configurations."""
         if self._channels is None:
-            self._channels = self._opened(_Channels(self, self.store.channels))
+            self._channels = self._opened(_Channels(self.store, self.store.channels))
         return self._channels
 
     @property
     def loads(self) -> _Loads:
         """Daily fulfilment loads of locations."""
         if self._loads is None:
-            self._loads = self._opened(_Loads(self, self.store.loads))
+            self._loads = self._opened(_Loads(self.store, self.store.loads))
         return self._loads
 
     @property
     def returns(self) -> _Returns:
         """Returns."""
         if self._returns is None:
-            self._returns = self._opened(_Returns(self, self.store.returns))
+            self._returns = self._opened(_Returns(self.store, self.store.returns))
         return self._returns
 
     @property
     def idempotency(self) -> _Idempotency:
         """Idempotency records."""
         if self._idempotency is None:
-            self._idempotency = _Idempotency(self)
+            self._idempotency = _Idempotency(self.store)
         return self._idempotency
 
     def _opened(self, repo: R) -> R:

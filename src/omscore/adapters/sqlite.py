@@ -807,6 +807,14 @@ class SqliteUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._rollback()
+        self._close_tables()
+
+    def _close_tables(self) -> None:
+        # Tables point back at their unit of work; dropping them here lets both be freed as
+        # soon as the command returns, instead of waiting for the cyclic collector.
+        self._orders = self._inventory = self._locations = self._channels = None
+        self._loads = self._returns = None
+        self._idempotency = None
 
 
 class SqliteStore:
