@@ -55,20 +55,20 @@ class FulfilmentUseCases(ServiceCore):
     def _source(self, stock: StockSession, order: Order) -> tuple[Order, AllocationPlan]:
         now, uow = stock.now, stock.uow
         open_lines = [line for line in order.lines if line.open]
-        for sku in sorted({line.sku for line in open_lines}):
-            change, _ = stock.item(sku).release_order(order.id, now)
-            stock.keep(change)
         request = self._request(stock, order, open_lines)
         plan = self.sourcing.plan(request, self._snapshot(stock, order, request))
         fulfillments = _fulfillments_of(order, plan)
         if fulfillments:
             order, events = order.allocate(fulfillments, now)
             uow.record(events)
+        allocations: dict[Sku, list[tuple[LocationId, int, str]]] = {}
         for fulfillment_id, location_id, units in fulfillments:
             for u in units:
-                item = stock.item(u.sku)
-                stock.keep(item.allocate(location_id, u.quantity, fulfillment_id, now))
+                allocations.setdefault(u.sku, []).append((location_id, u.quantity, fulfillment_id))
             self._count_load(stock, location_id)
+        for sku in sorted({line.sku for line in open_lines}):
+            item = stock.item(sku)
+            stock.keep(item.allocate_order(order.id, allocations.get(sku, ()), now))
         self._sync_holds(stock, order)
         return order, plan
 
@@ -98,11 +98,16 @@ class FulfilmentUseCases(ServiceCore):
         locations = [stock.locations[x] for x in sorted(ids) if x in stock.locations]
         available: dict[tuple[LocationId, Sku], int] = {}
         for sku in {line.sku for line in request.lines}:
-            levels = stock.item(sku).levels
+            item = stock.item(sku)
+            levels, own = item.levels, item.order_holds_by_location(order.id)
             for location in locations:
                 level = levels.get(location.id)
-                if level is not None and level.available:
-                    available[(location.id, sku)] = level.available
+                if level is None:
+                    continue
+                # The order's own holds count as available to it: allocating releases them.
+                units = level.available_after_release(own.get(location.id, 0))
+                if units:
+                    available[(location.id, sku)] = units
         today = stock.now.date()
         capacity = {}
         for location in locations:

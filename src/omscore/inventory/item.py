@@ -476,18 +476,8 @@ class InventoryItem:
         self, order_id: OrderId, at: datetime
     ) -> tuple[ItemChange, dict[LineId, int]]:
         """Release every hold and backorder of an order on this SKU; returns units per line."""
-        released: dict[LineId, int] = {}
-        for h in self.holds:
-            if h.key == order_id and h.line_id is not None:
-                released[h.line_id] = released.get(h.line_id, 0) + h.quantity
-        for b in self.backorders:
-            if b.order_id == order_id:
-                released[b.line_id] = released.get(b.line_id, 0) + b.quantity
         w = _Work(self, at)
-        w.drop_holds(lambda h: h.key == order_id and h.line_id is not None)
-        w.backorders = [b for b in w.backorders if b.order_id != order_id]
-        for line_id, units in sorted(released.items()):
-            w.event(OrderStockReleased, order_id=order_id, line_id=line_id, quantity=units)
+        released = w.release_order(order_id)
         return w.done(), released
 
     def serve_backorders(
@@ -522,6 +512,37 @@ class InventoryItem:
         return w.done() if w.events else ItemChange(self)
 
     # --- allocation and shipment --------------------------------------------------------
+
+    def order_holds_by_location(self, order_id: OrderId) -> dict[LocationId, int]:
+        """Units held for the order's lines on this SKU, per location."""
+        held: dict[LocationId, int] = {}
+        for h in self.holds:
+            if h.key == order_id and h.line_id is not None:
+                held[h.location_id] = held.get(h.location_id, 0) + h.quantity
+        return held
+
+    def allocate_order(
+        self,
+        order_id: OrderId,
+        allocations: Iterable[tuple[LocationId, int, str]],
+        at: datetime,
+    ) -> ItemChange:
+        """Hand an order's units to fulfilment in one change: release every hold and
+        backorder of the order on this SKU (as :meth:`release_order`), then hard-allocate each
+        ``(location, quantity, reference)``. A location with fewer units available (its
+        released holds counted) raises :class:`~omscore.errors.InsufficientStock`."""
+        w = _Work(self, at)
+        w.release_order(order_id)
+        for location_id, quantity, reference in allocations:
+            require_units(quantity, "allocated quantity")
+            available = w.level(location_id).available
+            if quantity > available:
+                raise InsufficientStock(
+                    f"cannot allocate {quantity} of {self.sku} at {location_id}: "
+                    f"{available} available"
+                )
+            w.move(location_id, MovementKind.ALLOCATION, 0, quantity, reference)
+        return w.done()
 
     def allocate(
         self, location_id: LocationId, quantity: int, reference: str, at: datetime
@@ -674,6 +695,21 @@ class _Work:
             del self.holds[index]
         else:
             self.holds[index] = evolved(hold, quantity=hold.quantity - units)
+
+    def release_order(self, order_id: OrderId) -> dict[LineId, int]:
+        """Drop every hold and backorder of the order; returns units released per line."""
+        released: dict[LineId, int] = {}
+        for h in self.holds:
+            if h.key == order_id and h.line_id is not None:
+                released[h.line_id] = released.get(h.line_id, 0) + h.quantity
+        for b in self.backorders:
+            if b.order_id == order_id:
+                released[b.line_id] = released.get(b.line_id, 0) + b.quantity
+        self.drop_holds(lambda h: h.key == order_id and h.line_id is not None)
+        self.backorders = [b for b in self.backorders if b.order_id != order_id]
+        for line_id, units in sorted(released.items()):
+            self.event(OrderStockReleased, order_id=order_id, line_id=line_id, quantity=units)
+        return released
 
     def drop_holds(self, matches: Callable[[StockHold], bool]) -> None:
         for index in reversed(range(len(self.holds))):

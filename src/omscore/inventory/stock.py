@@ -28,6 +28,11 @@ class StockLevel:
         """Units free to promise at this location."""
         return max(0, self.on_hand - self.allocated - self.reserved - self.safety_stock)
 
+    def available_after_release(self, released: int) -> int:
+        """Units free to promise once ``released`` reserved units are let go."""
+        free = self.on_hand - self.allocated - self.reserved + released - self.safety_stock
+        return max(0, free)
+
     @property
     def committed(self) -> int:
         """Units on hand that are allocated or reserved."""

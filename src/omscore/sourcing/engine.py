@@ -200,13 +200,13 @@ class Problem:
                 break
             reason = f.reason(location, lambda: self.distance_of(location))
         if reason is None:
-            supply = [min(units, d) for units, d in zip(stock, self.demand, strict=True)]
+            supply = tuple(map(min, stock, self.demand))
             for f in self.filters:
-                supply = [
+                supply = tuple(
                     f.usable(location, sku, u) for sku, u in zip(self.skus, supply, strict=True)
-                ]
+                )
             if any(supply):
-                candidate = Candidate(location, tuple(supply))
+                candidate = Candidate(location, supply)
             else:
                 reason = "its stock is held back by a filter"
         if reason is not None:

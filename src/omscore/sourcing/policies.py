@@ -63,7 +63,7 @@ class CostModel:
         costs = self.location_costs
         if location.id in costs:
             return costs[location.id]
-        return costs.get(location.kind.value, 0.0)
+        return costs.get(location.kind, 0.0)  # a kind is a str enum: it finds its name
 
     def unit_cost(self, location: Location, distance: float) -> float:
         """Cost of one unit from ``location`` over ``distance`` km."""
