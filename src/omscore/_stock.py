@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from omscore.errors import UnknownLocation
 from omscore.events import DomainEvent, LowStock, OutOfStock
@@ -25,6 +26,8 @@ from omscore.inventory import (
     default_channel,
 )
 from omscore.ports import UnitOfWork
+
+R = TypeVar("R", Location, Channel)
 
 
 class StockSession:
@@ -48,7 +51,7 @@ class StockSession:
     def locations(self) -> dict[LocationId, Location]:
         """Every location by id."""
         if self._locations is None:
-            self._locations = {loc.id: loc for loc in self._network}
+            self._locations = _by_id(self._network)
         return self._locations
 
     @property
@@ -67,7 +70,7 @@ class StockSession:
     def channel(self, channel: ChannelId) -> Channel:
         """A channel's configuration (the default one if never configured)."""
         if self._channels is None:
-            self._channels = {c.id: c for c in self.uow.channels.all()}
+            self._channels = _by_id(self.uow.channels.all())
         return self._channels.get(channel) or default_channel(channel)
 
     def pool(self, channel: ChannelId | None) -> ChannelPool:
@@ -126,7 +129,7 @@ class StockSession:
         if before is after:
             return
         if self._channels is None:
-            self._channels = {c.id: c for c in self.uow.channels.all()}
+            self._channels = _by_id(self.uow.channels.all())
         for channel in self._channels.values():
             threshold = channel.low_stock_threshold
             if threshold is None:
@@ -170,3 +173,20 @@ def _pool_of(config: Channel, network: list[Location], unbuffered: bool) -> Chan
             _POOLS.clear()
         _POOLS[key] = (network, config, pool)
     return pool
+
+
+_INDEXES: dict[int, tuple[list[Any], dict[Any, Any]]] = {}
+
+
+def _by_id(rows: list[R]) -> dict[Any, R]:
+    """The rows by id: the same dict while a store hands out the same list (shared between
+    sessions, so it is never mutated)."""
+    hit = _INDEXES.get(id(rows))
+    if hit is not None and hit[0] is rows:
+        return hit[1]
+    index = {row.id: row for row in rows}
+    with _POOLS_LOCK:
+        if len(_INDEXES) > 256:
+            _INDEXES.clear()
+        _INDEXES[id(rows)] = (rows, index)
+    return index

@@ -71,6 +71,8 @@ class ChannelPool:
 
     def held_back(self, pool_available: int) -> int:
         """Units of ``pool_available`` the channel must not promise."""
+        if not self.buffer_percent:
+            return self.buffer
         by_percent = math.ceil(pool_available * self.buffer_percent / 100)
         return max(self.buffer, by_percent)
 
