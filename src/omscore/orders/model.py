@@ -325,7 +325,7 @@ class Order:
     ) -> tuple[Order, list[DomainEvent]]:
         """Create the order from a draft that already passed
         :func:`~omscore.orders.draft.draft_problems` (as :meth:`place` does, unchecked)."""
-        lines = tuple(_line_from_draft(i, d) for i, d in zip(line_ids, draft.lines, strict=True))
+        lines = tuple([_line_from_draft(i, d) for i, d in zip(line_ids, draft.lines, strict=True)])
         order = cls(
             id=order_id,
             channel=ChannelId(draft.channel),
@@ -343,7 +343,7 @@ class Order:
             at=at,
             channel=order.channel,
             total=order.total,
-            lines=tuple(PlacedLine(line.id, line.sku, line.quantity) for line in lines),
+            lines=tuple([PlacedLine(line.id, line.sku, line.quantity) for line in lines]),
         )
         return order, [placed]
 
@@ -710,7 +710,7 @@ class Order:
             method = self.delivery.method
             if method is DeliveryMethod.PICKUP and location_id != self.delivery.pickup_location:
                 method = DeliveryMethod.SHIP
-            lines = tuple(FulfillmentLine(u.line_id, u.sku, u.quantity) for u in units)
+            lines = tuple([FulfillmentLine(u.line_id, u.sku, u.quantity) for u in units])
             created.append(
                 FulfillmentOrder(
                     fulfillment_id,
@@ -734,8 +734,12 @@ class Order:
                 )
             )
         new_lines = tuple(
-            evolved(line, allocated=line.allocated + wanted[line.id]) if line.id in wanted else line
-            for line in self.lines
+            [
+                evolved(line, allocated=line.allocated + wanted[line.id])
+                if line.id in wanted
+                else line
+                for line in self.lines
+            ]
         )
         order = self._next(lines=new_lines, fulfillments=(*self.fulfillments, *created))
         return order, events

@@ -36,7 +36,13 @@ def _lines(values: Iterable[RequestLine]) -> tuple[RequestLine, ...]:
 
 
 def _location_set(values: Iterable[str]) -> frozenset[LocationId]:
+    if isinstance(values, frozenset):
+        return values
     return frozenset(LocationId(v) for v in values)
+
+
+def _delivery_method(value: DeliveryMethod | str) -> DeliveryMethod:
+    return value if isinstance(value, DeliveryMethod) else DeliveryMethod(value)
 
 
 @attrs.frozen(slots=True)
@@ -48,7 +54,7 @@ class SourcingRequest:
     """
 
     lines: tuple[RequestLine, ...] = attrs.field(converter=_lines)
-    delivery: DeliveryMethod = attrs.field(converter=DeliveryMethod)
+    delivery: DeliveryMethod = attrs.field(converter=_delivery_method)
     destination: GeoPoint | None = None
     channel: ChannelId | None = None
     exclude: frozenset[LocationId] = attrs.field(default=frozenset(), converter=_location_set)
