@@ -171,6 +171,13 @@ def main() -> None:
         print(f"  {label:<28} {median[name]:>9,.0f} orders/s   (rounds: {runs})")
     ratio = median["sqlite"] / median["bare"]
     print(f"  SqliteStore / bare SQL       {ratio:>9.2f}")
+    per_order = {name: 1e6 / rate for name, rate in median.items()}
+    allowed = per_order["bare"] / 0.6 - per_order["bare"]
+    print(
+        f"  per order: SQL {per_order['bare']:.0f} us, SqliteStore's Python "
+        f"{per_order['sqlite'] - per_order['bare']:.0f} us (0.6 allows {allowed:.0f} us), "
+        f"the whole domain on MemoryStore {per_order['memory']:.0f} us"
+    )
     print(
         f"targets: SQLite >= 0.6 of bare SQL [{'met' if ratio >= 0.6 else 'MISSED'}], "
         f"SQLite > 1,500 orders/s [{'met' if median['sqlite'] > 1500 else 'MISSED'}], "

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+from omscore import OrderStatus
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
+from omscore.orders import FulfillmentStatus
 from omscore.simulate import Report, run
 
 TIMINGS = ("elapsed_s", "peak_memory_mb", "orders_per_second", "commands_per_second")
@@ -103,3 +106,23 @@ def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:
     assert "stock of SKU-000" in shown.stdout
     assert "order O-1:" in shown.stdout
     assert "OrderPlaced" in shown.stdout
+
+
+def test_an_order_left_open_by_a_rejection_is_tried_again() -> None:
+    """After a rejection that re-sourcing could not place elsewhere, the simulated host
+    tries the order again as stock comes in (or cancels it after three tries): no order is
+    left open with nothing but rejected fulfilment orders, holding stock for ever."""
+    store = MemoryStore()
+    run(store, orders=1500, seed=5, policy="lowest_cost", progress=None)
+    orders = list(store.orders.rows.values())
+    end = max(o.placed_at for o in orders)
+    stranded = [
+        o.id
+        for o in orders
+        if o.status is OrderStatus.OPEN
+        and o.fulfillments
+        and all(f.status is FulfillmentStatus.REJECTED for f in o.fulfillments)
+        and o.placed_at < end - timedelta(days=3)
+    ]
+    assert stranded == []
+    assert any(f.status is FulfillmentStatus.REJECTED for o in orders for f in o.fulfillments)

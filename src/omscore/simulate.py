@@ -185,6 +185,7 @@ class Simulation:
         ]
         self.popularity = [1 / (rank + 1) ** 1.05 for rank in range(SKUS)]
         self.retries: dict[str, int] = {}
+        self.retry_due: set[str] = set()
 
     # --- the retailer -----------------------------------------------------------------------
 
@@ -417,10 +418,16 @@ class Simulation:
             if f.status is FulfillmentStatus.OPEN:
                 self._later(timedelta(hours=1), "work", f.id)
         if order.open_units:
-            self._later(timedelta(hours=12), "retry", order.id)
+            self._retry_later(order.id)
+
+    def _retry_later(self, order_id: str) -> None:
+        if order_id not in self.retry_due:
+            self.retry_due.add(order_id)
+            self._later(timedelta(hours=12), "retry", order_id)
 
     def _retry(self, order_id: str) -> None:
         """Allocate what arrived since; after three tries the customer cancels the rest."""
+        self.retry_due.discard(order_id)
         tries = self.retries.get(order_id, 0) + 1
         self.retries[order_id] = tries
         order = self.oms.get_order(order_id)
@@ -449,6 +456,9 @@ class Simulation:
                 for f in order.fulfillments:
                     if f.status is FulfillmentStatus.OPEN and f.id != fulfillment_id:
                         self._later(timedelta(hours=1), "work", f.id)
+                if order.open_units:
+                    # Re-sourcing found no other location: try again as stock comes in.
+                    self._retry_later(order.id)
             return
         order = self._try(self.oms.accept_fulfillment, fulfillment_id)
         if order is None:
