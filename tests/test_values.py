@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omscore._values import evolved, remember_last
+from omscore._values import evolved, on_first_use, opened, remember_last
 from omscore.inventory import StockLevel
 from omscore.money import Money
 from omscore.orders.model import OrderLine
@@ -49,3 +49,21 @@ def test_remember_last_calls_the_function_once_per_new_argument() -> None:
     equal_but_new = datetime(2026, 1, 1, tzinfo=UTC)
     assert remembered(equal_but_new) == now.isoformat()
     assert len(calls) == 3, "by identity: an equal new object is formatted again"
+
+
+def test_on_first_use_makes_the_value_once_and_opened_tells_whether_it_did() -> None:
+    class Unit:
+        made = 0
+
+        @on_first_use
+        def repository(self) -> list[int]:
+            """A repository."""
+            Unit.made += 1
+            return [Unit.made]
+
+    unit = Unit()
+    assert opened(unit, "repository") is None
+    assert unit.repository is unit.repository == [1]
+    assert Unit.made == 1
+    assert opened(unit, "repository") == [1]
+    assert Unit.__dict__["repository"].__doc__ == "A repository."

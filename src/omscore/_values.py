@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 import attrs
 
@@ -73,3 +73,39 @@ def remember_last(function: Callable[[K], V]) -> Callable[[K], V]:
 
 
 _NOTHING = object()
+
+
+Owner = TypeVar("Owner")
+
+
+class on_first_use(Generic[Owner, V]):  # noqa: N801 - used as a decorator, like cached_property
+    """A read-only attribute made by ``make(instance)`` on first access and then kept in the
+    instance's ``__dict__``, where later reads find it directly (``functools.cached_property``
+    without its lock: a unit of work belongs to one thread). ``opened(instance, name)``
+    tells whether it was made."""
+
+    def __init__(self, make: Callable[[Owner], V]) -> None:
+        self.make = make
+        self.name = make.__name__
+        self.__doc__ = make.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> on_first_use[Owner, V]: ...
+
+    @overload
+    def __get__(self, instance: Owner, owner: type) -> V: ...
+
+    def __get__(self, instance: Owner | None, owner: type) -> on_first_use[Owner, V] | V:
+        if instance is None:
+            return self
+        value = self.make(instance)
+        instance.__dict__[self.name] = value
+        return value
+
+
+def opened(instance: object, name: str) -> Any:
+    """The value an :class:`on_first_use` attribute made on ``instance``, or None."""
+    return instance.__dict__.get(name)

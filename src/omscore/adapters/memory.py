@@ -14,6 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
+from omscore._values import on_first_use, opened
 from omscore.errors import ConcurrencyConflict
 from omscore.events import DomainEvent
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
@@ -197,64 +198,43 @@ class MemoryUnitOfWork:
         self.store = store
         self._events: list[DomainEvent] = []
         self._repos: list[_Staged] = []  # the repositories this unit of work opened
-        self._orders: _Orders | None = None
-        self._inventory: _Inventory | None = None
-        self._locations: _Locations | None = None
-        self._channels: _Channels | None = None
-        self._loads: _Loads | None = None
-        self._returns: _Returns | None = None
-        self._idempotency: _Idempotency | None = None
 
     # Repositories open on first use: most commands touch two or three of them.
 
-    @property
+    @on_first_use
     def orders(self) -> _Orders:
         """Orders."""
-        if self._orders is None:
-            self._orders = self._opened(_Orders(self.store, self.store.orders))
-        return self._orders
+        return self._opened(_Orders(self.store, self.store.orders))
 
-    @property
+    @on_first_use
     def inventory(self) -> _Inventory:
         """Inventory items and the ledger."""
-        if self._inventory is None:
-            self._inventory = self._opened(_Inventory(self.store, self.store.items))
-        return self._inventory
+        return self._opened(_Inventory(self.store, self.store.items))
 
-    @property
+    @on_first_use
     def locations(self) -> _Locations:
         """Locations."""
-        if self._locations is None:
-            self._locations = self._opened(_Locations(self.store, self.store.locations))
-        return self._locations
+        return self._opened(_Locations(self.store, self.store.locations))
 
-    @property
+    @on_first_use
     def channels(self) -> _Channels:
         """Channel configurations."""
-        if self._channels is None:
-            self._channels = self._opened(_Channels(self.store, self.store.channels))
-        return self._channels
+        return self._opened(_Channels(self.store, self.store.channels))
 
-    @property
+    @on_first_use
     def loads(self) -> _Loads:
         """Daily fulfilment loads of locations."""
-        if self._loads is None:
-            self._loads = self._opened(_Loads(self.store, self.store.loads))
-        return self._loads
+        return self._opened(_Loads(self.store, self.store.loads))
 
-    @property
+    @on_first_use
     def returns(self) -> _Returns:
         """Returns."""
-        if self._returns is None:
-            self._returns = self._opened(_Returns(self.store, self.store.returns))
-        return self._returns
+        return self._opened(_Returns(self.store, self.store.returns))
 
-    @property
+    @on_first_use
     def idempotency(self) -> _Idempotency:
         """Idempotency records."""
-        if self._idempotency is None:
-            self._idempotency = _Idempotency(self.store)
-        return self._idempotency
+        return _Idempotency(self.store)
 
     def _opened(self, repo: R) -> R:
         self._repos.append(repo)
@@ -268,7 +248,8 @@ class MemoryUnitOfWork:
         """Apply everything staged at once, or raise ConcurrencyConflict and apply nothing."""
         store = self.store
         with store.lock:
-            records = self._idempotency.staged if self._idempotency is not None else {}
+            idempotency: _Idempotency | None = opened(self, "idempotency")
+            records = idempotency.staged if idempotency is not None else {}
             conflicts = [c for repo in self._repos for c in repo.conflicts()]
             taken = [k for k in records if k in store.idempotency]
             if taken:
@@ -278,11 +259,12 @@ class MemoryUnitOfWork:
             for repo in self._repos:
                 repo.apply()
             store.idempotency.update(records)
-            items = self._inventory
+            orders: _Orders | None = opened(self, "orders")
+            items: _Inventory | None = opened(self, "inventory")
             if items is not None:
                 store.ledger.extend(items.new_movements)
             store.index(
-                self._orders.staged.values() if self._orders is not None else (),
+                orders.staged.values() if orders is not None else (),
                 items.staged.values() if items is not None else (),
             )
             store.events.extend(self._events)

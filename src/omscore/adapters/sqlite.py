@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
-from omscore._values import remember_last
+from omscore._values import on_first_use, opened, remember_last
 from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
 from omscore.events import DomainEvent
 from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
@@ -470,6 +470,7 @@ class _Idempotency:
         self.staged[record.key] = record
 
 
+_REPOSITORIES = ("orders", "inventory", "locations", "channels", "loads", "returns", "idempotency")
 _ID = operator.attrgetter("id")
 _LOCATION_ID = operator.attrgetter("location_id")
 
@@ -504,64 +505,43 @@ class SqliteUnitOfWork:
         self.begun = False
         self.events: list[DomainEvent] = []
         self._generation: int | None = None
-        self._orders: _Orders | None = None
-        self._inventory: _Items | None = None
-        self._locations: _Locations | None = None
-        self._channels: _Channels | None = None
-        self._loads: _Table[LocationLoad] | None = None
-        self._returns: _Table[Return] | None = None
-        self._idempotency: _Idempotency | None = None
 
     # Repositories open on first use: most commands touch two or three of them.
 
-    @property
+    @on_first_use
     def orders(self) -> _Orders:
         """Orders."""
-        if self._orders is None:
-            self._orders = _Orders(self, "orders", "id", Order, _ID)
-        return self._orders
+        return _Orders(self, "orders", "id", Order, _ID)
 
-    @property
+    @on_first_use
     def inventory(self) -> _Items:
         """Inventory items and the ledger."""
-        if self._inventory is None:
-            self._inventory = _Items(self)
-        return self._inventory
+        return _Items(self)
 
-    @property
+    @on_first_use
     def locations(self) -> _Locations:
         """Locations."""
-        if self._locations is None:
-            self._locations = _Locations(self, "locations", "id", Location, _ID)
-        return self._locations
+        return _Locations(self, "locations", "id", Location, _ID)
 
-    @property
+    @on_first_use
     def channels(self) -> _Channels:
         """Channel configurations."""
-        if self._channels is None:
-            self._channels = _Channels(self, "channels", "id", Channel, _ID)
-        return self._channels
+        return _Channels(self, "channels", "id", Channel, _ID)
 
-    @property
+    @on_first_use
     def loads(self) -> _Table[LocationLoad]:
         """Daily fulfilment loads of locations."""
-        if self._loads is None:
-            self._loads = _Table(self, "loads", "location_id", LocationLoad, _LOCATION_ID)
-        return self._loads
+        return _Table(self, "loads", "location_id", LocationLoad, _LOCATION_ID)
 
-    @property
+    @on_first_use
     def returns(self) -> _Table[Return]:
         """Returns."""
-        if self._returns is None:
-            self._returns = _Table(self, "returns", "id", Return, _ID)
-        return self._returns
+        return _Table(self, "returns", "id", Return, _ID)
 
-    @property
+    @on_first_use
     def idempotency(self) -> _Idempotency:
         """Idempotency records."""
-        if self._idempotency is None:
-            self._idempotency = _Idempotency(self)
-        return self._idempotency
+        return _Idempotency(self)
 
     # --- statements -------------------------------------------------------------------------
 
@@ -665,38 +645,45 @@ class SqliteUnitOfWork:
         self._end()
         network = self._network_staged()
         self.store.wrote(locations=network[0], channels=network[1])
-        for table in (self._orders, self._inventory, self._returns):
+        for name in ("orders", "inventory", "returns"):
+            table = opened(self, name)
             if table is not None:
                 self.store.remember(table.table, table.staged)
 
     def _network_staged(self) -> tuple[bool, bool]:
         """Whether locations, and channels, have writes staged."""
+        locations, channels = opened(self, "locations"), opened(self, "channels")
         return (
-            self._locations is not None and bool(self._locations.staged),
-            self._channels is not None and bool(self._channels.staged),
+            locations is not None and bool(locations.staged),
+            channels is not None and bool(channels.staged),
         )
 
     def _write(self) -> None:
-        if self._orders is not None:
-            self._orders.write(_order_columns)
-            self._write_fulfillments(self._orders)
-        if self._inventory is not None:
-            self._inventory.write(_item_columns)
-            self._write_levels_and_keys(self._inventory)
-            self._write_movements(self._inventory)
-        for table in (self._locations, self._channels, self._loads):
+        orders: _Orders | None = opened(self, "orders")
+        if orders is not None:
+            orders.write(_order_columns)
+            self._write_fulfillments(orders)
+        items: _Items | None = opened(self, "inventory")
+        if items is not None:
+            items.write(_item_columns)
+            self._write_levels_and_keys(items)
+            self._write_movements(items)
+        for name in ("locations", "channels", "loads"):
+            table = opened(self, name)
             if table is not None:
                 table.write(_no_columns)
-        if self._returns is not None:
-            self._returns.write(_return_columns)
+        returns: _Table[Return] | None = opened(self, "returns")
+        if returns is not None:
+            returns.write(_return_columns)
         if any(self._network_staged()):
             self.execute(
                 "INSERT INTO meta (name, value) VALUES ('network', 1) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + 1"
             )
         self._write_outbox()
-        if self._idempotency is not None:
-            self._write_idempotency(self._idempotency)
+        idempotency: _Idempotency | None = opened(self, "idempotency")
+        if idempotency is not None:
+            self._write_idempotency(idempotency)
 
     def _write_fulfillments(self, orders: _Orders) -> None:
         rows = []
@@ -812,9 +799,8 @@ class SqliteUnitOfWork:
     def _close_tables(self) -> None:
         # Tables point back at their unit of work; dropping them here lets both be freed as
         # soon as the command returns, instead of waiting for the cyclic collector.
-        self._orders = self._inventory = self._locations = self._channels = None
-        self._loads = self._returns = None
-        self._idempotency = None
+        for name in _REPOSITORIES:
+            self.__dict__.pop(name, None)
 
 
 class SqliteStore:
