@@ -9,6 +9,9 @@ Domain events carry their type name under ``"type"``, so a list of mixed events 
 from __future__ import annotations
 
 import json
+import types
+import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -16,6 +19,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 from cattrs.errors import StructureHandlerNotFoundError
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from omscore import events as events_module
@@ -38,6 +42,41 @@ def _event_types() -> dict[str, type[DomainEvent]]:
 EVENT_TYPES: dict[str, type[DomainEvent]] = _event_types()
 
 
+_PLAIN = (str, int, bool, float, type(None))
+
+
+def _is_optional_plain(t: Any) -> bool:
+    """``X | None`` of a JSON-ready X (str, int, an id NewType ...): written as it is."""
+    args = typing.get_args(t)
+    return (
+        typing.get_origin(t) in (typing.Union, types.UnionType)
+        and type(None) in args
+        and all(getattr(a, "__supertype__", a) in _PLAIN for a in args)
+    )
+
+
+def _is_tuple_of_values(t: Any) -> bool:
+    """``tuple[X, ...]`` of an attrs class X (not an event base: events dispatch by type)."""
+    args: tuple[Any, ...] = getattr(t, "__args__", ())
+    return (
+        getattr(t, "__origin__", None) is tuple
+        and len(args) == 2
+        and args[1] is Ellipsis
+        and attrs.has(args[0])
+        and not issubclass(args[0], DomainEvent)
+    )
+
+
+def _list_of(converter: cattrs.Converter) -> Callable[[Any], Callable[[Any], list[Any]]]:
+    """The same list cattrs makes of such a tuple, by a list comprehension."""
+
+    def factory(t: Any) -> Callable[[Any], list[Any]]:
+        item = converter.get_unstructure_hook(t.__args__[0])
+        return lambda values: [item(v) for v in values]
+
+    return factory
+
+
 def _sorted_list(values: frozenset[Any] | set[Any], converter: cattrs.Converter) -> list[Any]:
     if not values:
         return []
@@ -57,6 +96,8 @@ def make_converter() -> cattrs.Converter:
         lambda t: t in (frozenset, set) or getattr(t, "__origin__", None) in (frozenset, set),
         lambda values: _sorted_list(values, converter),
     )
+    converter.register_unstructure_hook_factory(_is_tuple_of_values, _list_of(converter))
+    converter.register_unstructure_hook_func(_is_optional_plain, identity)
 
     unstructure_by_type = {
         cls: make_dict_unstructure_fn(attrs.resolve_types(cls), converter)

@@ -319,14 +319,10 @@ class _Table(Generic[A]):
                 **columns(aggregate),
             }
             expected = self.seen.get(key, 0)
+            insert, update = _statements(self.table, self.key_column, tuple(values))
             if expected == 0:
-                names = [self.key_column, *values]
-                marks = ", ".join("?" * len(names))
                 try:
-                    self.uow.execute(
-                        f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({marks})",
-                        (key, *values.values()),
-                    )
+                    self.uow.execute(insert, (key, *values.values()))
                 except StoreError as error:
                     if isinstance(error.__cause__, sqlite3.IntegrityError):
                         raise ConcurrencyConflict(
@@ -334,16 +330,23 @@ class _Table(Generic[A]):
                         ) from error
                     raise
                 continue
-            assignments = ", ".join(f"{name} = ?" for name in values)
-            cursor = self.uow.execute(
-                f"UPDATE {self.table} SET {assignments} WHERE {self.key_column} = ? "
-                "AND version = ?",
-                (*values.values(), key, expected),
-            )
+            cursor = self.uow.execute(update, (*values.values(), key, expected))
             if cursor.rowcount != 1:
                 raise ConcurrencyConflict(
                     f"{self.table} {key}: read at version {expected}, changed meanwhile"
                 )
+
+
+@functools.cache
+def _statements(table: str, key_column: str, columns: tuple[str, ...]) -> tuple[str, str]:
+    """The INSERT of a new row and the version-checked UPDATE of an existing one."""
+    names = ", ".join((key_column, *columns))
+    marks = ", ".join("?" * (len(columns) + 1))
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({marks})",
+        f"UPDATE {table} SET {assignments} WHERE {key_column} = ? AND version = ?",
+    )
 
 
 class _Orders(_Table[Order]):
@@ -646,7 +649,7 @@ class SqliteUnitOfWork:
         network = self._network_staged()
         self.store.wrote(locations=network[0], channels=network[1])
         for name in ("orders", "inventory", "returns"):
-            table = opened(self, name)
+            table = self.__dict__.get(name)
             if table is not None:
                 self.store.remember(table.table, table.staged)
 
