@@ -713,8 +713,10 @@ class SqliteUnitOfWork:
             levels += [
                 (sku, loc, lv.on_hand, lv.allocated, lv.reserved, lv.safety_stock)
                 for loc, lv in item.levels.items()
-                if old_levels.get(loc) != lv
+                if old_levels.get(loc) is not lv  # a changed level is a new object
             ]
+            if before is not None and before.holds is item.holds:
+                continue  # the same holds: the same reservation keys
             old_keys = before.reservation_keys if before else frozenset()
             keys = item.reservation_keys
             gone_keys += [(k, sku) for k in old_keys - keys]
