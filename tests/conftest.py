@@ -28,6 +28,9 @@ settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=30, deadline=None)
+settings.register_profile(
+    "deep", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 BERLIN = Address(country="DE", postal_code="10115", city="Berlin", geo=GeoPoint(52.53, 13.38))
