@@ -296,13 +296,24 @@ class _Table(Generic[A]):
         version = row[0]
         value = self.uow.store.cached_aggregate(self.table, key, version)
         if value is None:
-            body = self.uow.one(
-                f"SELECT body FROM {self.table} WHERE {self.key_column} = ?", (key,)
-            )[0]
-            value = self.uow.store.decoded(self.table, key, version, body, self.cls)
+            value = self._read(key, version)
+            self.uow.store.keep(self.table, key, version, value)
         self.seen.setdefault(key, version)
         self.loaded[key] = value
         return value
+
+    def _read(self, key: str, version: int) -> A:
+        """The aggregate decoded from its row (the cache did not hold this version)."""
+        body = self.uow.one(f"SELECT body FROM {self.table} WHERE {self.key_column} = ?", (key,))
+        return self.uow.store.codec.load(body[0], self.cls)
+
+    def _body(self, aggregate: A) -> str:
+        return self.uow.store.codec.dump(aggregate)
+
+    def remember(self) -> None:
+        """Keep what this unit of work committed in the store's cache of decoded aggregates."""
+        for key, aggregate in self.staged.items():
+            self.uow.store.keep(self.table, key, aggregate.version, aggregate)
 
     def put(self, aggregate: A) -> None:
         """Stage a write; an aggregate this unit of work did not read must be new."""
@@ -313,11 +324,7 @@ class _Table(Generic[A]):
     def write(self, columns: Callable[[A], dict[str, object]]) -> None:
         """Insert new rows, update changed ones where the version is still the one read."""
         for key, aggregate in self.staged.items():
-            values = {
-                "version": aggregate.version,
-                "body": self.uow.store.codec.dump(aggregate),
-                **columns(aggregate),
-            }
+            values = {"version": aggregate.version, "body": self._body(aggregate), **columns(aggregate)}
             expected = self.seen.get(key, 0)
             insert, update = _statements(self.table, self.key_column, tuple(values))
             if expected == 0:
@@ -651,7 +658,7 @@ class SqliteUnitOfWork:
         for name in ("orders", "inventory", "returns"):
             table = self.__dict__.get(name)
             if table is not None:
-                self.store.remember(table.table, table.staged)
+                table.remember()
 
     def _network_staged(self) -> tuple[bool, bool]:
         """Whether locations, and channels, have writes staged."""
@@ -898,26 +905,9 @@ class SqliteStore:
                 return hit[1]
         return None
 
-    def decoded(self, table: str, key: str, version: int, body: str, cls: type[T]) -> T:
-        """The aggregate at ``version``: from the cache of decoded aggregates when it holds
-        that version (aggregates are immutable, so a version names one value), else
-        decoded from ``body`` and kept."""
+    def keep(self, table: str, key: str, version: int, value: object) -> None:
+        """Keep a decoded aggregate (or what a table keeps for it) at ``version``."""
         cache_key = (table, key)
-        with self._lock:
-            hit = self._decoded.get(cache_key)
-            if hit is not None and hit[0] == version:
-                self._decoded.move_to_end(cache_key)
-                return hit[1]  # type: ignore[return-value]
-        value = self.codec.load(body, cls)
-        self._keep(cache_key, version, value)
-        return value
-
-    def remember(self, table: str, written: Mapping[str, Any]) -> None:
-        """Keep aggregates this process just committed, at their new versions."""
-        for key, aggregate in written.items():
-            self._keep((table, key), aggregate.version, aggregate)
-
-    def _keep(self, cache_key: tuple[str, str], version: int, value: object) -> None:
         with self._lock:
             self._decoded[cache_key] = (version, value)
             self._decoded.move_to_end(cache_key)
