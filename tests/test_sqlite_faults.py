@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -13,14 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from omscore import OMS
+from omscore import OMS, Location
 from omscore.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from omscore.errors import OmsError, SchemaError, StoreBusy, StoreError
 from omscore.events import OrderPlaced
-from omscore.testing import SequentialIds
+from omscore.geo import GeoPoint
+from omscore.ids import Sku
+from omscore.inventory import InventoryItem, StockHold
+from omscore.ports import Store
+from omscore.serialization import make_converter
+from omscore.service import StockPosition
+from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.invariants import check_books
 
-from .conftest import warehouse
+from .conftest import draft, warehouse
 from .sqlite_writer import run_command
 
 WRITER = Path(__file__).with_name("sqlite_writer.py")
@@ -33,7 +40,10 @@ def old_file(path: Path, version: int) -> None:
         for number, statements in MIGRATIONS:
             if number <= version:
                 for statement in statements:
-                    connection.execute(statement)
+                    if isinstance(statement, str):
+                        connection.execute(statement)
+                    else:
+                        statement(connection)
                 connection.execute("INSERT INTO schema_version VALUES (?)", (number,))
 
 
@@ -54,6 +64,43 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
         }
         assert "fulfillments_by_status" in indexes
         assert connection.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == 1
+
+
+def items_of(store: Store, *skus: str) -> dict[str, InventoryItem | None]:
+    """The stored items of ``skus``."""
+    with store.unit_of_work(write=False) as uow:
+        return {sku: uow.inventory.get(Sku(sku)) for sku in skus}
+
+
+def test_stock_holds_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Path) -> None:
+    """Schema 3 keeps holds as rows: a schema-2 file, whose item bodies hold them, opens
+    with every hold of every SKU in place, in order, and the books still agree."""
+    path = tmp_path / "holds.db"
+    oms = OMS(SqliteStore(str(path)), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(
+        Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+    )
+    oms.receive_many([StockPosition("WH", sku, 50) for sku in ("A", "B")])
+    for lines in ((("A", 2),), (("A", 1), ("B", 3)), (("B", 1),)):
+        oms.place_order(draft(*lines))
+    before = items_of(oms.store, "A", "B")
+    assert all(item is not None and item.holds for item in before.values())
+    oms.store.close()  # type: ignore[attr-defined]
+    with sqlite3.connect(path) as connection:  # as schema 2 wrote it: holds in the body
+        for sku, item in before.items():
+            assert item is not None
+            body = json.loads(
+                connection.execute("SELECT body FROM items WHERE sku = ?", (sku,)).fetchone()[0]
+            )
+            body["holds"] = make_converter().unstructure(item.holds, tuple[StockHold, ...])
+            connection.execute("UPDATE items SET body = ? WHERE sku = ?", (json.dumps(body), sku))
+        connection.execute("DROP TABLE holds")
+        connection.execute("DELETE FROM schema_version WHERE version = 3")
+    store = SqliteStore(str(path))
+    assert store.migrated_from == 2
+    after = items_of(store, "A", "B")
+    assert after == before
+    check_books(OMS(store))
 
 
 def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:

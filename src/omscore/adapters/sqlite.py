@@ -25,17 +25,24 @@ import sqlite3
 import threading
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
-from omscore._values import on_first_use, opened, remember_last
+from omscore._values import evolved, on_first_use, opened, remember_last
 from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
 from omscore.events import DomainEvent
 from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
-from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
+from omscore.inventory import (
+    Channel,
+    InventoryItem,
+    Location,
+    LocationLoad,
+    StockHold,
+    StockMovement,
+)
 from omscore.inventory.stock import MovementKind
 from omscore.orders import FulfillmentStatus, Order
 from omscore.ports import IdempotencyRecord, OutboxRecord, Store
@@ -44,7 +51,27 @@ from omscore.serialization import make_converter
 
 T = TypeVar("T")
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+
+def _move_holds_out_of_item_bodies(connection: sqlite3.Connection) -> None:
+    """Schema 3 keeps a SKU's stock holds as rows of ``holds`` (one write per hold placed or
+    released, instead of rewriting every hold of a busy SKU in its item's body)."""
+    items = connection.execute("SELECT sku, body FROM items").fetchall()
+    for sku, body in items:
+        data = json.loads(body)
+        holds = data.get("holds") or []
+        connection.executemany(
+            "INSERT INTO holds (sku, position, body) VALUES (?, ?, ?)",
+            [(sku, n, _stdlib_json_text(h)) for n, h in enumerate(holds, start=1)],
+        )
+        data["holds"] = []
+        connection.execute(
+            "UPDATE items SET body = ? WHERE sku = ?", (_stdlib_json_text(data), sku)
+        )
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
     (
         1,
         (
@@ -93,6 +120,15 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX items_by_expiry ON items (next_expiry) WHERE next_expiry IS NOT NULL",
             "CREATE INDEX orders_by_status ON orders (status)",
             "CREATE INDEX returns_by_order ON returns (order_id)",
+        ),
+    ),
+    (
+        3,
+        (
+            """CREATE TABLE holds (
+                sku TEXT NOT NULL, position INTEGER NOT NULL, body TEXT NOT NULL,
+                PRIMARY KEY (sku, position)) WITHOUT ROWID""",
+            _move_holds_out_of_item_bodies,
         ),
     ),
 )
@@ -167,7 +203,10 @@ def migrate(connection: sqlite3.Connection) -> int:
         connection.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements:
-                connection.execute(statement)
+                if isinstance(statement, str):
+                    connection.execute(statement)
+                else:
+                    statement(connection)
             connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             connection.execute("COMMIT")
         except BaseException:
@@ -294,16 +333,22 @@ class _Table(Generic[A]):
             self.seen.setdefault(key, 0)
             return None
         version = row[0]
-        value = self.uow.store.cached_aggregate(self.table, key, version)
-        if value is None:
-            value = self._read(key, version)
-            self.uow.store.keep(self.table, key, version, value)
+        kept = self.uow.store.cached_aggregate(self.table, key, version)
+        if kept is None:
+            kept = self._read(key)
+            self.uow.store.keep(self.table, key, version, kept)
+        value = self._unpack(key, kept)
         self.seen.setdefault(key, version)
         self.loaded[key] = value
         return value
 
-    def _read(self, key: str, version: int) -> A:
-        """The aggregate decoded from its row (the cache did not hold this version)."""
+    def _unpack(self, key: str, kept: Any) -> A:
+        """The aggregate from what the cache keeps for it (here: the aggregate itself)."""
+        aggregate: A = kept
+        return aggregate
+
+    def _read(self, key: str) -> Any:
+        """What the cache keeps for the row (the cache did not hold its version)."""
         body = self.uow.one(f"SELECT body FROM {self.table} WHERE {self.key_column} = ?", (key,))
         return self.uow.store.codec.load(body[0], self.cls)
 
@@ -324,7 +369,11 @@ class _Table(Generic[A]):
     def write(self, columns: Callable[[A], dict[str, object]]) -> None:
         """Insert new rows, update changed ones where the version is still the one read."""
         for key, aggregate in self.staged.items():
-            values = {"version": aggregate.version, "body": self._body(aggregate), **columns(aggregate)}
+            values = {
+                "version": aggregate.version,
+                "body": self._body(aggregate),
+                **columns(aggregate),
+            }
             expected = self.seen.get(key, 0)
             insert, update = _statements(self.table, self.key_column, tuple(values))
             if expected == 0:
@@ -370,9 +419,62 @@ class _Orders(_Table[Order]):
 
 
 class _Items(_Table[InventoryItem]):
+    """Items keep their holds as rows of ``holds`` (``position`` orders them): placing or
+    releasing one hold writes one row, however many holds a busy SKU has. The cache keeps
+    each item with the positions of its holds."""
+
     def __init__(self, uow: SqliteUnitOfWork) -> None:
-        super().__init__(uow, "items", "sku", InventoryItem, lambda i: i.sku)
+        super().__init__(uow, "items", "sku", InventoryItem, _SKU)
         self.new_movements: list[StockMovement] = []
+        self.positions: dict[str, tuple[int, ...]] = {}
+
+    def _read(self, key: str) -> tuple[InventoryItem, tuple[int, ...]]:
+        codec = self.uow.store.codec
+        body = self.uow.one("SELECT body FROM items WHERE sku = ?", (key,))[0]
+        shell = codec.load(body, InventoryItem)
+        rows = self.uow.all(
+            "SELECT position, body FROM holds WHERE sku = ? ORDER BY position", (key,)
+        )
+        holds = tuple(codec.load(body, StockHold) for _, body in rows)
+        return evolved(shell, holds=holds), tuple(position for position, _ in rows)
+
+    def _unpack(self, key: str, kept: Any) -> InventoryItem:
+        item: InventoryItem = kept[0]
+        self.positions[key] = kept[1]
+        return item
+
+    def _body(self, aggregate: InventoryItem) -> str:
+        return self.uow.store.codec.dump(evolved(aggregate, holds=()))
+
+    def remember(self) -> None:
+        for key, item in self.staged.items():
+            self.uow.store.keep(self.table, key, item.version, (item, self.positions.get(key, ())))
+
+    def write_holds(self) -> None:
+        """Write the rows of the holds that changed; ``positions`` then names the new ones."""
+        deleted: list[tuple[str, int]] = []
+        written: list[tuple[str, int, str]] = []
+        dump = self.uow.store.codec.dump
+        for sku, item in self.staged.items():
+            before = self.loaded.get(sku)
+            old = before.holds if before is not None else ()
+            if old is item.holds:
+                continue
+            old_positions = self.positions.get(sku, ())
+            changes = _hold_changes(old, old_positions, item.holds) or _all_again(
+                old_positions, item.holds
+            )
+            gone, placed, self.positions[sku] = changes
+            deleted += [(sku, p) for p in gone]
+            written += [(sku, p, dump(h)) for p, h in placed]
+        if deleted:
+            self.uow.execute_many("DELETE FROM holds WHERE sku = ? AND position = ?", deleted)
+        if written:
+            self.uow.execute_many(
+                "INSERT INTO holds (sku, position, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (sku, position) DO UPDATE SET body = excluded.body",
+                written,
+            )
 
     def append_movements(self, movements: Sequence[StockMovement]) -> None:
         self.new_movements.extend(movements)
@@ -430,6 +532,55 @@ class _Items(_Table[InventoryItem]):
         return [Sku(r[0]) for r in rows]
 
 
+HoldChanges = tuple[list[int], list[tuple[int, StockHold]], tuple[int, ...]]
+
+
+def _hold_changes(
+    old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
+) -> HoldChanges | None:
+    """How ``old`` (rows at ``positions``, increasing) became ``new``: the positions gone,
+    the ``(position, hold)`` rows to write, and the positions of ``new``.
+
+    Holds are immutable, so a hold kept is the same object. Commands remove holds, replace
+    one in place and append new ones; a new hold where an old one went takes its position,
+    one after all the old ones gets the next free position. None when ``new`` is not of
+    that form (a new hold before a kept one, or kept holds in another order).
+    """
+    kept, known = {id(h) for h in new}, {id(h) for h in old}
+    gone: list[int] = []
+    placed: list[tuple[int, StockHold]] = []
+    new_positions: list[int] = []
+    last = positions[-1] if positions else 0
+    i = 0
+    for hold in new:
+        if id(hold) in known:
+            while old[i] is not hold:
+                if id(old[i]) in kept:
+                    return None
+                gone.append(positions[i])
+                i += 1
+            new_positions.append(positions[i])
+            i += 1
+        elif i < len(old):
+            if id(old[i]) in kept:
+                return None
+            placed.append((positions[i], hold))
+            new_positions.append(positions[i])
+            i += 1
+        else:
+            last = max(last, new_positions[-1] if new_positions else 0) + 1
+            placed.append((last, hold))
+            new_positions.append(last)
+    gone += positions[i:]
+    return gone, placed, tuple(new_positions)
+
+
+def _all_again(positions: tuple[int, ...], new: tuple[StockHold, ...]) -> HoldChanges:
+    """Every old row gone and every hold written again, at positions 1, 2, ..."""
+    numbered = list(enumerate(new, start=1))
+    return list(positions), numbered, tuple(n for n, _ in numbered)
+
+
 class _Locations(_Table[Location]):
     def all(self) -> list[Location]:
         cached = self.uow.store.cached("locations", self.uow, self._read_all)
@@ -482,6 +633,7 @@ class _Idempotency:
 
 _REPOSITORIES = ("orders", "inventory", "locations", "channels", "loads", "returns", "idempotency")
 _ID = operator.attrgetter("id")
+_SKU = operator.attrgetter("sku")
 _LOCATION_ID = operator.attrgetter("location_id")
 
 
@@ -676,6 +828,7 @@ class SqliteUnitOfWork:
         items: _Items | None = opened(self, "inventory")
         if items is not None:
             items.write(_item_columns)
+            items.write_holds()
             self._write_levels_and_keys(items)
             self._write_movements(items)
         for name in ("locations", "channels", "loads"):

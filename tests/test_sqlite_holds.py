@@ -1,0 +1,106 @@
+"""SqliteStore keeps stock holds as rows: the rows written follow every change of the holds,
+and a busy SKU costs one row per hold placed, not a rewrite of all of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omscore import OMS, Location
+from omscore.adapters.sqlite import SqliteStore, _hold_changes
+from omscore.geo import GeoPoint
+from omscore.ids import ChannelId, LocationId
+from omscore.inventory import StockHold
+from omscore.service import StockPosition
+from omscore.testing import ManualClock, SequentialIds
+
+from .conftest import draft
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+_made = iter(range(10**9))
+
+
+def new_hold() -> StockHold:
+    n = next(_made)
+    return StockHold(f"K-{n}", None, ChannelId("web"), LocationId("WH"), 1 + n % 3, T0, None)
+
+
+def rows_after(
+    rows: dict[int, StockHold], old: tuple[StockHold, ...], new: tuple[StockHold, ...]
+) -> dict[int, StockHold]:
+    positions = tuple(sorted(rows))
+    changes = _hold_changes(old, positions, new)
+    assert changes is not None
+    gone, placed, new_positions = changes
+    after = {p: h for p, h in rows.items() if p not in gone}
+    after.update(placed)
+    assert tuple(sorted(after)) == new_positions
+    return after
+
+
+edits = st.lists(
+    st.tuples(st.sampled_from(["remove", "replace", "append"]), st.integers(0, 50)),
+    max_size=12,
+)
+
+
+@given(st.lists(st.integers(1, 5), max_size=8), edits, edits)
+def test_the_rows_follow_removals_replacements_and_appends(
+    gaps: list[int], first: list[tuple[str, int]], second: list[tuple[str, int]]
+) -> None:
+    """Whatever commands do to the holds (remove, replace in place, append), the rows
+    written give back the holds in order, at increasing positions, over several commits."""
+    positions = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    holds = [new_hold() for _ in positions]
+    rows = dict(zip(positions, holds, strict=True))
+    for batch in (first, second):
+        old = tuple(holds)
+        for action, index in batch:
+            if action == "append" or not holds:
+                holds.append(new_hold())
+            elif action == "remove":
+                del holds[index % len(holds)]
+            else:
+                holds[index % len(holds)] = new_hold()
+        rows = rows_after(rows, old, tuple(holds))
+        assert [rows[p] for p in sorted(rows)] == holds
+
+
+@given(st.integers(2, 6), st.data())
+def test_holds_in_another_order_are_not_patched(size: int, data: st.DataObject) -> None:
+    """Kept holds in a new order, or a new hold before a kept one: no patch is offered
+    (the store then writes all of them again)."""
+    old = tuple(new_hold() for _ in range(size))
+    shuffled = tuple(data.draw(st.permutations(old)))
+    if shuffled != old:
+        assert _hold_changes(old, tuple(range(1, size + 1)), shuffled) is None
+    assert _hold_changes(old, tuple(range(1, size + 1)), (new_hold(), *old)) is None
+
+
+def test_a_busy_sku_writes_one_hold_row_per_order(tmp_path: Path) -> None:
+    """Each order placed on a SKU with many open orders adds one row to ``holds``; the
+    item's body carries no holds, and the item read back has them all, in order."""
+    store = SqliteStore(str(tmp_path / "busy.db"))
+    oms = OMS(store, clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(
+        Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+    )
+    oms.receive_many([StockPosition("WH", "HOT", 1_000)])
+    for _ in range(40):
+        oms.place_order(draft(("HOT", 1)))
+    store.statement_log = []
+    oms.place_order(draft(("HOT", 1)))
+    hold_writes = [args for kind, sql, args in store.statement_log if "INTO holds" in sql]
+    assert [len(rows) for rows in hold_writes] == [1]
+    connection = store.connection()
+    (body,) = connection.execute("SELECT body FROM items WHERE sku = 'HOT'").fetchone()
+    assert '"holds":[]' in body
+    assert connection.execute("SELECT COUNT(*) FROM holds WHERE sku = 'HOT'").fetchone()[0] == 41
+    fresh = SqliteStore(str(tmp_path / "busy.db"))
+    with fresh.unit_of_work(write=False) as uow:
+        item = uow.inventory.get("HOT")
+    assert item is not None
+    assert [h.key for h in item.holds] == [f"O-{n}" for n in range(1, 42)]
