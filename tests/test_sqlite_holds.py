@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import OMS, Location
-from omscore.adapters.sqlite import SqliteStore, _hold_changes
+from omscore.adapters.sqlite import SqliteStore, _all_again, _hold_changes
 from omscore.geo import GeoPoint
 from omscore.ids import ChannelId, LocationId
 from omscore.inventory import StockHold
@@ -29,12 +29,17 @@ def new_hold() -> StockHold:
 
 
 def rows_after(
-    rows: dict[int, StockHold], old: tuple[StockHold, ...], new: tuple[StockHold, ...]
+    rows: dict[int, StockHold],
+    old: tuple[StockHold, ...],
+    new: tuple[StockHold, ...],
+    *,
+    patch_expected: bool = True,
 ) -> dict[int, StockHold]:
+    """The rows once the store wrote the change (as ``_Items.write_holds`` does)."""
     positions = tuple(sorted(rows))
     changes = _hold_changes(old, positions, new)
-    assert changes is not None
-    gone, placed, new_positions = changes
+    assert changes is not None or not patch_expected
+    gone, placed, new_positions = changes or _all_again(positions, new)
     after = {p: h for p, h in rows.items() if p not in gone}
     after.update(placed)
     assert tuple(sorted(after)) == new_positions
@@ -70,14 +75,22 @@ def test_the_rows_follow_removals_replacements_and_appends(
 
 
 @given(st.integers(2, 6), st.data())
-def test_holds_in_another_order_are_not_patched(size: int, data: st.DataObject) -> None:
-    """Kept holds in a new order, or a new hold before a kept one: no patch is offered
-    (the store then writes all of them again)."""
+def test_holds_in_another_order_are_patched_right_or_not_at_all(
+    size: int, data: st.DataObject
+) -> None:
+    """Kept holds in a new order, or a new hold before a kept one: either rows that give
+    back the new order, or no patch (the store then writes all of them again)."""
     old = tuple(new_hold() for _ in range(size))
-    shuffled = tuple(data.draw(st.permutations(old)))
-    if shuffled != old:
-        assert _hold_changes(old, tuple(range(1, size + 1)), shuffled) is None
-    assert _hold_changes(old, tuple(range(1, size + 1)), (new_hold(), *old)) is None
+    rows = dict(zip(range(1, size + 1), old, strict=True))
+    inserted = data.draw(st.integers(0, size))
+    for new in (
+        tuple(data.draw(st.permutations(old))),
+        (*old[:inserted], new_hold(), *old[inserted:]),
+    ):
+        after = rows_after(rows, old, new, patch_expected=False)
+        assert [h for _, h in sorted(after.items())] == list(new)
+    reversed_rows = rows_after(rows, old, old[::-1], patch_expected=False)
+    assert [h for _, h in sorted(reversed_rows.items())] == list(old[::-1])
 
 
 def test_a_busy_sku_writes_one_hold_row_per_order(tmp_path: Path) -> None:

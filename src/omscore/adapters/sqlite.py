@@ -546,6 +546,9 @@ def _hold_changes(
     one after all the old ones gets the next free position. None when ``new`` is not of
     that form (a new hold before a kept one, or kept holds in another order).
     """
+    quick = _one_edit(old, positions, new)
+    if quick is not None:
+        return quick
     kept, known = {id(h) for h in new}, {id(h) for h in old}
     gone: list[int] = []
     placed: list[tuple[int, StockHold]] = []
@@ -573,6 +576,35 @@ def _hold_changes(
             new_positions.append(last)
     gone += positions[i:]
     return gone, placed, tuple(new_positions)
+
+
+def _one_edit(
+    old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
+) -> HoldChanges | None:
+    """The common cases by identity checks alone: holds appended, or one hold removed or
+    replaced in place (holds may be appended too); None for anything else."""
+    n = len(old)
+    same = list(map(operator.is_, old, new))
+    first = same.index(False) if False in same else len(same)
+    gone: list[int] = []
+    placed: list[tuple[int, StockHold]] = []
+    if first == n:  # old is a prefix of new
+        kept, appended = positions, new[n:]
+    elif len(new) >= n - 1 and all(map(operator.is_, old[first + 1 :], new[first:])):
+        gone = [positions[first]]  # old[first] removed
+        kept, appended = positions[:first] + positions[first + 1 :], new[n - 1 :]
+    elif (
+        len(new) >= n
+        and all(map(operator.is_, old[first + 1 :], new[first + 1 : n]))
+        and not any(new[first] is h for h in old)
+    ):
+        placed = [(positions[first], new[first])]  # old[first] replaced in place
+        kept, appended = positions, new[n:]
+    else:
+        return None
+    last = positions[-1] if positions else 0
+    placed += [(last + k, h) for k, h in enumerate(appended, start=1)]
+    return gone, placed, (*kept, *range(last + 1, last + 1 + len(appended)))
 
 
 def _all_again(positions: tuple[int, ...], new: tuple[StockHold, ...]) -> HoldChanges:
