@@ -9,7 +9,7 @@ keeps them as they are, without copying. Safe for threads (one lock around commi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
@@ -41,6 +41,9 @@ R = TypeVar("R", bound="_Staged")
 
 
 class _Staged(Protocol):
+    @property
+    def staged(self) -> Mapping[str, object]: ...
+
     def conflicts(self) -> list[str]: ...
 
     def apply(self) -> None: ...
@@ -250,13 +253,14 @@ class MemoryUnitOfWork:
         with store.lock:
             idempotency: _Idempotency | None = opened(self, "idempotency")
             records = idempotency.staged if idempotency is not None else {}
-            conflicts = [c for repo in self._repos for c in repo.conflicts()]
+            written = [repo for repo in self._repos if repo.staged]
+            conflicts = [c for repo in written for c in repo.conflicts()]
             taken = [k for k in records if k in store.idempotency]
             if taken:
                 conflicts.append(f"idempotency key(s) {taken} were recorded meanwhile")
             if conflicts:
                 raise ConcurrencyConflict("; ".join(conflicts))
-            for repo in self._repos:
+            for repo in written:
                 repo.apply()
             store.idempotency.update(records)
             orders: _Orders | None = opened(self, "orders")
