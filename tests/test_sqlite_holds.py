@@ -3,7 +3,7 @@ and a busy SKU costs one row per hold placed, not a rewrite of all of them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given
@@ -39,10 +39,11 @@ def rows_after(
     positions = tuple(sorted(rows))
     changes = _hold_changes(old, positions, new)
     assert changes is not None or not patch_expected
-    gone, placed, new_positions = changes or _all_again(positions, new)
+    gone, placed, new_positions, removed = changes or _all_again(old, positions, new)
     after = {p: h for p, h in rows.items() if p not in gone}
     after.update(placed)
     assert tuple(sorted(after)) == new_positions
+    assert {id(h) for h in removed} >= {id(h) for h in old} - {id(h) for h in new}
     return after
 
 
@@ -117,3 +118,39 @@ def test_a_busy_sku_writes_one_hold_row_per_order(tmp_path: Path) -> None:
         item = uow.inventory.get("HOT")
     assert item is not None
     assert [h.key for h in item.holds] == [f"O-{n}" for n in range(1, 42)]
+
+
+def test_reservation_keys_and_expiry_follow_checkout_holds_among_order_holds(
+    tmp_path: Path,
+) -> None:
+    """Order holds come and go without touching the item's reservation keys and expiry;
+    a checkout hold placed, extended or released updates both."""
+    clock = ManualClock(T0)
+    store = SqliteStore(str(tmp_path / "keys.db"))
+    oms = OMS(store, clock=clock, ids=SequentialIds())
+    oms.add_location(
+        Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+    )
+    oms.receive_many([StockPosition("WH", "SKU", 100)])
+
+    def expiring_and_reserved() -> tuple[list[str], list[str]]:
+        with store.unit_of_work(write=False) as uow:
+            soon = uow.inventory.expiring(T0 + timedelta(minutes=20))
+            return soon, uow.inventory.reserved_under("cart")
+
+    oms.reserve("SKU", 2, ttl=timedelta(minutes=10), key="cart")
+    assert expiring_and_reserved() == (["SKU"], ["SKU"])
+    first = oms.place_order(draft(("SKU", 1)))
+    oms.place_order(draft(("SKU", 1)))
+    oms.allocate(first.id)
+    assert expiring_and_reserved() == (["SKU"], ["SKU"])
+    oms.extend_reservation("cart", ttl=timedelta(hours=1))
+    assert expiring_and_reserved() == ([], ["SKU"])
+    oms.place_order(draft(("SKU", 1)))
+    oms.release_reservation("cart")
+    assert expiring_and_reserved() == ([], [])
+    fresh = SqliteStore(str(tmp_path / "keys.db"))
+    with fresh.unit_of_work(write=False) as uow:
+        item = uow.inventory.get("SKU")
+    assert item is not None
+    assert [h.key for h in item.holds] == ["O-2", "O-3"]

@@ -427,6 +427,7 @@ class _Items(_Table[InventoryItem]):
         super().__init__(uow, "items", "sku", InventoryItem, _SKU)
         self.new_movements: list[StockMovement] = []
         self.positions: dict[str, tuple[int, ...]] = {}
+        self.checkout_changed: dict[str, bool] = {}  # by write_holds, per SKU written
 
     def _read(self, key: str) -> tuple[InventoryItem, tuple[int, ...]]:
         codec = self.uow.store.codec
@@ -450,6 +451,14 @@ class _Items(_Table[InventoryItem]):
         for key, item in self.staged.items():
             self.uow.store.keep(self.table, key, item.version, (item, self.positions.get(key, ())))
 
+    def columns(self, item: InventoryItem) -> dict[str, object]:
+        """The queried columns of an item's row: the expiry, when its checkout holds moved
+        (after :meth:`write_holds`; a new row without it gets NULL, right for no holds)."""
+        if not self.checkout_changed[item.sku]:
+            return {}
+        expiry = item.next_expiry
+        return {"next_expiry": _utc(expiry) if expiry else None}
+
     def write_holds(self) -> None:
         """Write the rows of the holds that changed; ``positions`` then names the new ones."""
         deleted: list[tuple[str, int]] = []
@@ -459,12 +468,17 @@ class _Items(_Table[InventoryItem]):
             before = self.loaded.get(sku)
             old = before.holds if before is not None else ()
             if old is item.holds:
+                self.checkout_changed[sku] = False
                 continue
             old_positions = self.positions.get(sku, ())
             changes = _hold_changes(old, old_positions, item.holds) or _all_again(
-                old_positions, item.holds
+                old, old_positions, item.holds
             )
-            gone, placed, self.positions[sku] = changes
+            gone, placed, self.positions[sku], removed = changes
+            # Only checkout holds carry reservation keys and expiries.
+            self.checkout_changed[sku] = any(h.line_id is None for h in removed) or any(
+                h.line_id is None for _, h in placed
+            )
             deleted += [(sku, p) for p in gone]
             written += [(sku, p, dump(h)) for p, h in placed]
         if deleted:
@@ -532,14 +546,15 @@ class _Items(_Table[InventoryItem]):
         return [Sku(r[0]) for r in rows]
 
 
-HoldChanges = tuple[list[int], list[tuple[int, StockHold]], tuple[int, ...]]
+HoldChanges = tuple[list[int], list[tuple[int, StockHold]], tuple[int, ...], list[StockHold]]
 
 
 def _hold_changes(
     old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
 ) -> HoldChanges | None:
     """How ``old`` (rows at ``positions``, increasing) became ``new``: the positions gone,
-    the ``(position, hold)`` rows to write, and the positions of ``new``.
+    the ``(position, hold)`` rows to write, the positions of ``new``, and the old holds no
+    longer there.
 
     Holds are immutable, so a hold kept is the same object. Commands remove holds, replace
     one in place and append new ones; a new hold where an old one went takes its position,
@@ -553,6 +568,7 @@ def _hold_changes(
     gone: list[int] = []
     placed: list[tuple[int, StockHold]] = []
     new_positions: list[int] = []
+    removed: list[StockHold] = []
     last = positions[-1] if positions else 0
     i = 0
     for hold in new:
@@ -561,6 +577,7 @@ def _hold_changes(
                 if id(old[i]) in kept:
                     return None
                 gone.append(positions[i])
+                removed.append(old[i])
                 i += 1
             new_positions.append(positions[i])
             i += 1
@@ -569,13 +586,15 @@ def _hold_changes(
                 return None
             placed.append((positions[i], hold))
             new_positions.append(positions[i])
+            removed.append(old[i])
             i += 1
         else:
             last = max(last, new_positions[-1] if new_positions else 0) + 1
             placed.append((last, hold))
             new_positions.append(last)
     gone += positions[i:]
-    return gone, placed, tuple(new_positions)
+    removed += old[i:]
+    return gone, placed, tuple(new_positions), removed
 
 
 def _one_edit(
@@ -588,29 +607,32 @@ def _one_edit(
     first = same.index(False) if False in same else len(same)
     gone: list[int] = []
     placed: list[tuple[int, StockHold]] = []
+    removed: list[StockHold] = []
     if first == n:  # old is a prefix of new
         kept, appended = positions, new[n:]
     elif len(new) >= n - 1 and all(map(operator.is_, old[first + 1 :], new[first:])):
-        gone = [positions[first]]  # old[first] removed
+        gone, removed = [positions[first]], [old[first]]  # old[first] removed
         kept, appended = positions[:first] + positions[first + 1 :], new[n - 1 :]
     elif (
         len(new) >= n
         and all(map(operator.is_, old[first + 1 :], new[first + 1 : n]))
         and not any(new[first] is h for h in old)
     ):
-        placed = [(positions[first], new[first])]  # old[first] replaced in place
+        placed, removed = [(positions[first], new[first])], [old[first]]  # replaced in place
         kept, appended = positions, new[n:]
     else:
         return None
     last = positions[-1] if positions else 0
     placed += [(last + k, h) for k, h in enumerate(appended, start=1)]
-    return gone, placed, (*kept, *range(last + 1, last + 1 + len(appended)))
+    return gone, placed, (*kept, *range(last + 1, last + 1 + len(appended))), removed
 
 
-def _all_again(positions: tuple[int, ...], new: tuple[StockHold, ...]) -> HoldChanges:
+def _all_again(
+    old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
+) -> HoldChanges:
     """Every old row gone and every hold written again, at positions 1, 2, ..."""
     numbered = list(enumerate(new, start=1))
-    return list(positions), numbered, tuple(n for n, _ in numbered)
+    return list(positions), numbered, tuple(n for n, _ in numbered), list(old)
 
 
 class _Locations(_Table[Location]):
@@ -675,10 +697,6 @@ def _order_columns(order: Order) -> dict[str, object]:
         "channel": order.channel,
         "placed_at": _utc(order.placed_at),
     }
-
-
-def _item_columns(item: InventoryItem) -> dict[str, object]:
-    return {"next_expiry": _utc(item.next_expiry) if item.next_expiry else None}
 
 
 def _return_columns(rma: Return) -> dict[str, object]:
@@ -859,8 +877,8 @@ class SqliteUnitOfWork:
             self._write_fulfillments(orders)
         items: _Items | None = opened(self, "inventory")
         if items is not None:
-            items.write(_item_columns)
             items.write_holds()
+            items.write(items.columns)
             self._write_levels_and_keys(items)
             self._write_movements(items)
         for name in ("locations", "channels", "loads"):
@@ -907,8 +925,8 @@ class SqliteUnitOfWork:
                 for loc, lv in item.levels.items()
                 if old_levels.get(loc) is not lv  # a changed level is a new object
             ]
-            if before is not None and before.holds is item.holds:
-                continue  # the same holds: the same reservation keys
+            if not items.checkout_changed[sku]:
+                continue  # the same checkout holds: the same reservation keys
             old_keys = before.reservation_keys if before else frozenset()
             keys = item.reservation_keys
             gone_keys += [(k, sku) for k in old_keys - keys]
