@@ -858,7 +858,7 @@ class SqliteUnitOfWork:
         network = self._network_staged()
         self.store.wrote(locations=network[0], channels=network[1])
         for name in ("orders", "inventory", "returns"):
-            table = self.__dict__.get(name)
+            table = opened(self, name)
             if table is not None:
                 table.remember()
 

@@ -534,28 +534,15 @@ class InventoryItem:
         w = _Work(self, at)
         w.release_order(order_id)
         for location_id, quantity, reference in allocations:
-            require_units(quantity, "allocated quantity")
-            available = w.level(location_id).available
-            if quantity > available:
-                raise InsufficientStock(
-                    f"cannot allocate {quantity} of {self.sku} at {location_id}: "
-                    f"{available} available"
-                )
-            w.move(location_id, MovementKind.ALLOCATION, 0, quantity, reference)
+            w.allocate(location_id, quantity, reference)
         return w.done()
 
     def allocate(
         self, location_id: LocationId, quantity: int, reference: str, at: datetime
     ) -> ItemChange:
         """Hard-allocate ``quantity`` at a location to a fulfilment order."""
-        require_units(quantity, "allocated quantity")
-        available = self.level(location_id).available
-        if quantity > available:
-            raise InsufficientStock(
-                f"cannot allocate {quantity} of {self.sku} at {location_id}: {available} available"
-            )
         w = _Work(self, at)
-        w.move(location_id, MovementKind.ALLOCATION, 0, quantity, reference)
+        w.allocate(location_id, quantity, reference)
         return w.done()
 
     def deallocate(
@@ -677,6 +664,17 @@ class _Work:
         self.movements.append(
             StockMovement(self.item.sku, location_id, kind, on_hand, allocated, reference, self.at)
         )
+
+    def allocate(self, location_id: LocationId, quantity: int, reference: str) -> None:
+        """Hard-allocate at a location, or raise InsufficientStock (nothing is kept then)."""
+        require_units(quantity, "allocated quantity")
+        available = self.level(location_id).available
+        if quantity > available:
+            raise InsufficientStock(
+                f"cannot allocate {quantity} of {self.item.sku} at {location_id}: "
+                f"{available} available"
+            )
+        self.move(location_id, MovementKind.ALLOCATION, 0, quantity, reference)
 
     def _reserve_at(self, location_id: LocationId, delta: int) -> None:
         level = self.level(location_id)
