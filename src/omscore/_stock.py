@@ -80,6 +80,23 @@ class StockSession:
             self._pools[channel] = _pool_of(config, self._network, channel is None)
         return self._pools[channel]
 
+    def pool_network(
+        self, channel: ChannelId | None, also: LocationId | None = None
+    ) -> tuple[Location, ...]:
+        """The known locations of the channel's pool and ``also`` (when given), by id."""
+        pool, locations = self.pool(channel), self.locations
+        key = (id(pool), id(locations), also)
+        hit = _NETWORKS.get(key)
+        if hit is not None and hit[0] is pool and hit[1] is locations:
+            return hit[2]
+        ids = {*pool.locations, also} if also is not None else set(pool.locations)
+        network = tuple(locations[x] for x in sorted(ids) if x in locations)
+        with _POOLS_LOCK:
+            if len(_NETWORKS) > 256:
+                _NETWORKS.clear()
+            _NETWORKS[key] = (pool, locations, network)
+        return network
+
     def is_active(self, location_id: LocationId) -> bool:
         """True for a known, active location."""
         loc = self.locations.get(location_id)
@@ -109,31 +126,34 @@ class StockSession:
 
     def flush(self) -> None:
         """Serve backorders, signal low stock, and stage everything on the unit of work."""
-        for sku in sorted(self._current):
-            if self._current[sku].backorders:
+        current, original = self._current, self._original
+        for sku in sorted(current):
+            if current[sku].backorders:
                 self.apply(
                     sku, lambda item: item.serve_backorders(self.pool, self.is_active, self.now)
                 )
-        for sku in sorted(self._current):
-            self._signal_low_stock(sku)
-        for sku, item in self._current.items():
-            if item is not self._original[sku]:
-                self.uow.inventory.put(item)
+        changed = [sku for sku, item in current.items() if item is not original[sku]]
+        watched = self._watched_channels() if changed else []
+        for sku in sorted(changed) if watched else ():
+            self._signal_low_stock(original[sku], current[sku], watched)
+        for sku in changed:
+            self.uow.inventory.put(current[sku])
         self.uow.inventory.append_movements(self._movements)
         self.uow.record(self._events)
         self._movements, self._events = [], []
-        self._original = dict(self._current)
+        self._original = dict(current)
 
-    def _signal_low_stock(self, sku: Sku) -> None:
-        before, after = self._original[sku], self._current[sku]
-        if before is after:
-            return
+    def _watched_channels(self) -> list[Channel]:
         if self._channels is None:
             self._channels = _by_id(self.uow.channels.all())
-        for channel in self._channels.values():
+        return [c for c in self._channels.values() if c.low_stock_threshold is not None]
+
+    def _signal_low_stock(
+        self, before: InventoryItem, after: InventoryItem, channels: list[Channel]
+    ) -> None:
+        for channel in channels:
             threshold = channel.low_stock_threshold
-            if threshold is None:
-                continue
+            assert threshold is not None
             pool = self.pool(channel.id)
             was, now = before.atp(pool), after.atp(pool)
             if now <= threshold < was:
@@ -141,7 +161,7 @@ class StockSession:
                     LowStock(
                         version=after.version,
                         at=self.now,
-                        sku=sku,
+                        sku=after.sku,
                         channel=channel.id,
                         atp=now,
                         threshold=threshold,
@@ -149,7 +169,9 @@ class StockSession:
                 )
             if now == 0 < was:
                 self._events.append(
-                    OutOfStock(version=after.version, at=self.now, sku=sku, channel=channel.id)
+                    OutOfStock(
+                        version=after.version, at=self.now, sku=after.sku, channel=channel.id
+                    )
                 )
 
 
@@ -174,6 +196,11 @@ def _pool_of(config: Channel, network: list[Location], unbuffered: bool) -> Chan
         _POOLS[key] = (network, config, pool)
     return pool
 
+
+_NETWORKS: dict[
+    tuple[int, int, LocationId | None],
+    tuple[ChannelPool, dict[LocationId, Location], tuple[Location, ...]],
+] = {}
 
 _INDEXES: dict[int, tuple[list[Any], dict[Any, Any]]] = {}
 

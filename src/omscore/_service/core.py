@@ -249,6 +249,8 @@ class ServiceCore:
         """Make each line's held plus backordered units equal its open units."""
         for line in order.lines:
             item = stock.item(line.sku)
+            if not (line.open or item.holds or item.backorders):
+                continue
             waiting = item.held_for(order.id, line.id) + item.backordered_for(order.id, line.id)
             if waiting < line.open:
                 self._hold_line(stock, order, line, line.open - waiting)

@@ -92,10 +92,7 @@ class FulfilmentUseCases(ServiceCore):
     def _snapshot(
         self, stock: StockSession, order: Order, request: SourcingRequest
     ) -> NetworkSnapshot:
-        ids = set(stock.pool(order.channel).locations)
-        if order.delivery.pickup_location is not None:
-            ids.add(order.delivery.pickup_location)
-        locations = [stock.locations[x] for x in sorted(ids) if x in stock.locations]
+        locations = stock.pool_network(order.channel, order.delivery.pickup_location)
         available: dict[tuple[LocationId, Sku], int] = {}
         for sku in {line.sku for line in request.lines}:
             item = stock.item(sku)

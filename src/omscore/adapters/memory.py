@@ -286,6 +286,9 @@ class MemoryUnitOfWork:
         self._events = []
 
 
+_NO_KEYS: frozenset[str] = frozenset()
+
+
 class MemoryStore:
     """Every aggregate, the ledger, the outbox and idempotency records, in memory."""
 
@@ -313,25 +316,34 @@ class MemoryStore:
 
     def index(self, orders: Iterable[Order], items: Iterable[InventoryItem]) -> None:
         """Keep the query indexes in step with committed aggregates (called under the lock)."""
+        ready = FulfillmentStatus.READY_FOR_PICKUP
         for order in orders:
+            awaiting = False
             for f in order.fulfillments:
                 self.fulfillment_index[f.id] = order.id
-            if any(f.status is FulfillmentStatus.READY_FOR_PICKUP for f in order.fulfillments):
+                awaiting = awaiting or f.status is ready
+            if awaiting:
                 self.pickup_index.add(order.id)
             else:
                 self.pickup_index.discard(order.id)
         for item in items:
-            expiry = item.next_expiry
-            if expiry is None:
-                self.expiry_index.pop(item.sku, None)
-            else:
-                self.expiry_index[item.sku] = expiry
-            keys = item.reservation_keys
-            for key in self.keys_of.get(item.sku, frozenset()) - keys:
-                self.key_index[key].discard(item.sku)
+            self._index_item(item)
+
+    def _index_item(self, item: InventoryItem) -> None:
+        sku, keys, expiry = item.sku, _NO_KEYS, None
+        if any(h.line_id is None for h in item.holds):  # order holds neither expire nor key
+            keys, expiry = item.reservation_keys, item.next_expiry
+        if expiry is None:
+            self.expiry_index.pop(sku, None)
+        else:
+            self.expiry_index[sku] = expiry
+        old = self.keys_of.get(sku, _NO_KEYS)
+        if old or keys:
+            for key in old - keys:
+                self.key_index[key].discard(sku)
             for key in keys:
-                self.key_index.setdefault(key, set()).add(item.sku)
-            self.keys_of[item.sku] = keys
+                self.key_index.setdefault(key, set()).add(sku)
+            self.keys_of[sku] = keys
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""

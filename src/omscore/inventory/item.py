@@ -569,7 +569,7 @@ class InventoryItem:
         """Expect incoming supply."""
         require_units(supply.quantity, "supply quantity")
         w = _Work(self, at)
-        w.supply.append(supply)
+        w.supply = (*w.supply, supply)
         w.event(
             SupplyAdded,
             reference=supply.reference,
@@ -596,7 +596,7 @@ class InventoryItem:
             0,
             f"transfer {transfer.id}",
         )
-        w.transfers.append(transfer)
+        w.transfers = (*w.transfers, transfer)
         w.event(
             TransferShipped,
             transfer_id=transfer.id,
@@ -619,7 +619,7 @@ class InventoryItem:
             0,
             f"transfer {transfer.id}",
         )
-        w.transfers = [t for t in w.transfers if t.id != transfer_id]
+        w.transfers = tuple(t for t in w.transfers if t.id != transfer_id)
         w.event(
             TransferReceived,
             transfer_id=transfer_id,
@@ -638,8 +638,8 @@ class _Work:
         self.levels = dict(item.levels)
         self.holds = list(item.holds)
         self.backorders = list(item.backorders)
-        self.supply = list(item.supply)
-        self.transfers = list(item.transfers)
+        self.supply = item.supply  # rarely changed: replaced whole when they are
+        self.transfers = item.transfers
         self.movements: list[StockMovement] = []
         self.events: list[DomainEvent] = []
 
@@ -749,7 +749,8 @@ class _Work:
         if pickup_location is not None:
             limit, locations = self.level(pickup_location).available, (pickup_location,)
         else:
-            pool_available = sum(self.level(x).available for x in pool.locations)
+            levels = self.levels
+            pool_available = sum(levels[x].available for x in pool.locations if x in levels)
             limit, locations = pool.promisable(pool_available), pool.locations
         return self.place(min(quantity, limit), locations, order_id, line_id, channel, None)
 
@@ -793,10 +794,8 @@ class _Work:
         for index, s in enumerate(self.supply):
             if s.reference == reference and s.location_id == location_id:
                 left = s.quantity - quantity
-                if left > 0:
-                    self.supply[index] = evolved(s, quantity=left)
-                else:
-                    del self.supply[index]
+                rest = (evolved(s, quantity=left),) if left > 0 else ()
+                self.supply = (*self.supply[:index], *rest, *self.supply[index + 1 :])
                 return
 
     def event(self, event_type: type[DomainEvent], **fields: object) -> None:
@@ -810,8 +809,8 @@ class _Work:
             levels=self.levels,
             holds=tuple(self.holds),
             backorders=tuple(self.backorders),
-            supply=tuple(self.supply),
-            transfers=tuple(self.transfers),
+            supply=self.supply,
+            transfers=self.transfers,
             version=self.item.version + 1,
         )
         return ItemChange(item, tuple(self.movements), tuple(self.events))

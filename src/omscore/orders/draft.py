@@ -60,6 +60,8 @@ def is_quantity(value: object) -> bool:
 
 
 def _money_problems(label: str, value: object, currency: str) -> list[str]:
+    if isinstance(value, Money) and value.currency == currency and value.amount >= 0:
+        return []
     if not isinstance(value, Money):
         return [f"{label} must be Money, got {value!r}"]
     problems = []

@@ -457,7 +457,7 @@ class Order:
             order_id=self.id,
             version=order.version,
             at=entry.at,
-            kind=entry.kind.value,
+            kind=str(entry.kind),  # a StrEnum's str is its value (without a property call)
             amount=entry.amount,
             reference=entry.reference,
             key=entry.key,
@@ -729,7 +729,7 @@ class Order:
                     at=at,
                     fulfillment_id=fulfillment_id,
                     location_id=location_id,
-                    method=method.value,
+                    method=str(method),
                     units=tuple(units),
                 )
             )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
+from omscore._values import remember_last
 from omscore.geo import distances_from
 from omscore.ids import LineId, LocationId, Sku
 from omscore.inventory import Capability, Location, LocationKind
@@ -143,7 +144,7 @@ class Problem:
         self.excluded: dict[LocationId, str] = {}
         destination = request.destination
         self._distance_to = distances_from(destination) if destination is not None else None
-        self._by_id = {loc.id: loc for loc in snapshot.locations}
+        self._by_id = _locations_by_id(snapshot.locations)
         self._stocked = self._stock_by_location(snapshot, self._by_id)
         self._admitted: dict[LocationId, Candidate | None] = {}
         self._candidates: list[Candidate] | None = None
@@ -190,29 +191,40 @@ class Problem:
 
     def _admit(self, location_id: LocationId) -> Candidate | None:
         """The location as a candidate, or None with its reason in ``excluded`` (once)."""
-        if location_id in self._admitted:
-            return self._admitted[location_id]
-        location, stock = self._by_id[location_id], self._stocked[location_id]
-        candidate = None
+        admitted = self._admitted
+        if location_id in admitted:
+            return admitted[location_id]
+        location = self._by_id[location_id]
         reason = self._hard_reason(location)
-        for f in self.filters:
-            if reason is not None:
-                break
-            reason = f.reason(location, lambda: self.distance_of(location))
+        if reason is None and self.filters:
+            reason = self._filter_reason(location)
+        candidate = None
         if reason is None:
-            supply = tuple(map(min, stock, self.demand))
-            for f in self.filters:
-                supply = tuple(
-                    f.usable(location, sku, u) for sku, u in zip(self.skus, supply, strict=True)
-                )
+            supply = tuple(map(min, self._stocked[location_id], self.demand))
+            if self.filters:
+                supply = self._usable(location, supply)
             if any(supply):
                 candidate = Candidate(location, supply)
             else:
                 reason = "its stock is held back by a filter"
         if reason is not None:
             self.excluded[location_id] = reason
-        self._admitted[location_id] = candidate
+        admitted[location_id] = candidate
         return candidate
+
+    def _filter_reason(self, location: Location) -> str | None:
+        for f in self.filters:
+            reason = f.reason(location, lambda: self.distance_of(location))
+            if reason is not None:
+                return reason
+        return None
+
+    def _usable(self, location: Location, supply: tuple[int, ...]) -> tuple[int, ...]:
+        for f in self.filters:
+            supply = tuple(
+                f.usable(location, sku, u) for sku, u in zip(self.skus, supply, strict=True)
+            )
+        return supply
 
     def _cap_at_targets(self) -> None:
         assert self._candidates is not None
@@ -316,6 +328,8 @@ class Problem:
     ) -> AllocationPlan:
         """Spread ``filled`` units over the request's lines (in line order) and build the
         plan; ``rank()`` orders the candidates for the trace, when somebody asks for it."""
+        if len(filled) == 1 and filled[0][1] == self.demand:
+            return self._single_location_plan(filled[0][0], policy, rank, cost, search, steps)
         per_sku: dict[int, list[tuple[LocationId, int]]] = {}
         for c, row in filled:
             for i, units in enumerate(row):
@@ -347,6 +361,31 @@ class Problem:
             details=lambda: self.details(rank()),
         )
 
+    def _single_location_plan(
+        self,
+        c: Candidate,
+        policy: str,
+        rank: Callable[[], Sequence[Candidate]],
+        cost: float | None,
+        search: str,
+        steps: int,
+    ) -> AllocationPlan:
+        """Every line whole from one location (what :meth:`plan` would spread, built directly)."""
+        return AllocationPlan(
+            policy=policy,
+            assignments=tuple(
+                [
+                    Assignment(c.id, line.line_id, line.sku, line.quantity)
+                    for line in self.request.lines
+                ]
+            ),
+            unallocated={},
+            cost=cost,
+            search=search,
+            search_steps=steps,
+            details=lambda: self.details(rank()),
+        )
+
     def details(self, ranked: Sequence[Candidate]) -> PlanDetails:
         """The trace's ingredients, with the candidates in ``ranked`` order."""
         ranking = tuple(
@@ -356,6 +395,12 @@ class Problem:
         ids = tuple(sorted(self._by_id))
         _ = self.candidates
         return PlanDetails(ids, dict(self.excluded), ranking)
+
+
+@remember_last
+def _locations_by_id(locations: tuple[Location, ...]) -> dict[LocationId, Location]:
+    # Snapshots of one network share their tuple of locations; the index is only read.
+    return {loc.id: loc for loc in locations}
 
 
 # --- the bounded subset search -------------------------------------------------------------

@@ -9,6 +9,7 @@ locations supply them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -94,7 +95,7 @@ class _BasePolicy:
     @property
     def rules(self) -> HardRules:
         """The hard rules with this policy's settings."""
-        return HardRules(self.same_day_radius_km, self.allow_ship_to_store)
+        return _hard_rules(self.same_day_radius_km, self.allow_ship_to_store)
 
     @property
     def name(self) -> str:
@@ -104,6 +105,11 @@ class _BasePolicy:
     def problem(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> Problem:
         """The request reduced to candidates under this policy's rules and filters."""
         return Problem(request, snapshot, self.rules, self.filters)
+
+
+@functools.lru_cache(maxsize=64)
+def _hard_rules(same_day_radius_km: float, allow_ship_to_store: bool) -> HardRules:
+    return HardRules(same_day_radius_km, allow_ship_to_store)
 
 
 def _by_priority(c: Candidate) -> tuple[object, ...]:
@@ -284,7 +290,7 @@ class LowestCostPolicy(_BasePolicy):
             total = problem.total_target
             best = min(singles, key=cost_of)
             cost = per_shipment + total * cost_of(best)[0]
-            filled = problem.fill([best])
+            filled = [(best, list(problem.targets))]  # a covering single supplies every target
             if 2 * per_shipment + total * self._cheapest_unit_floor() >= cost - 1e-9:
                 how = f"exact: one location of {len(singles)}; no two shipments can cost less"
                 return problem.plan(

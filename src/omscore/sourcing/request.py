@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from omscore._values import remember_last
 from omscore.errors import InvalidSourcingRequest
 from omscore.geo import GeoPoint
 from omscore.ids import ChannelId, LineId, LocationId, Sku
@@ -62,7 +63,11 @@ class SourcingRequest:
 
 
 def _locations(values: Iterable[Location]) -> tuple[Location, ...]:
-    locations = tuple(values)
+    return _unique_locations(tuple(values))
+
+
+@remember_last  # the service passes one tuple while the network stays the same
+def _unique_locations(locations: tuple[Location, ...]) -> tuple[Location, ...]:
     ids = [loc.id for loc in locations]
     if len(set(ids)) != len(ids):
         raise InvalidSourcingRequest("snapshot location ids must be unique")
