@@ -231,8 +231,15 @@ def _accelerated() -> tuple[Callable[[object], str], Callable[[str], Any]] | Non
         import orjson  # noqa: PLC0415
     except ImportError:  # pragma: no cover - CI installs it; a test compares both encoders
         return None
-    keys = orjson.OPT_NON_STR_KEYS  # enum keys, as the standard library writes them
-    return (lambda data: orjson.dumps(data, option=keys).decode()), orjson.loads
+    dumps, keys = orjson.dumps, orjson.OPT_NON_STR_KEYS
+
+    def text(data: object) -> str:
+        try:
+            return dumps(data).decode()
+        except TypeError:  # enum keys, written as the standard library writes them (slower)
+            return dumps(data, option=keys).decode()
+
+    return text, orjson.loads
 
 
 _json_text, _json_value = _accelerated() or (_stdlib_json_text, json.loads)
