@@ -1,11 +1,12 @@
-"""Hot-SKU benchmark: ``place_order`` on a SKU that already has many open orders.
+"""Hot-SKU benchmark: ``place_order`` and ``allocate`` on a SKU with many open orders.
 
     python benchmarks/hot_sku.py [--open 100,1000,4000] [--samples 200]
 
 A flash sale puts thousands of open orders (and carts) on one SKU. Every order holds
 stock on that SKU's inventory item until it is allocated, so the cost of placing the next
 order must not grow with the orders already waiting. For each store, orders are placed on
-one SKU without allocating; at each mark, ``place_order`` is timed ``--samples`` times.
+one SKU without allocating; at each mark, ``place_order`` is timed ``--samples`` times,
+then ``allocate`` of as many of the oldest open orders (what a warehouse release does).
 The baseline is the same store with the first mark's open orders, in the same process;
 the ratio says how much a busy SKU costs over a quiet one.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections import deque
 from pathlib import Path
 
 from _timing import Timing, measure
@@ -24,20 +26,27 @@ from omscore.adapters.sqlite import SqliteStore
 from omscore.ports import Store
 
 
-def run(store: Store, marks: list[int], samples: int) -> list[Timing]:
-    """``place_order`` timings on one SKU at each number of open orders in ``marks``."""
+def run(store: Store, marks: list[int], samples: int) -> list[tuple[Timing, Timing]]:
+    """``place_order`` and ``allocate`` timings on one SKU at each number of open orders in
+    ``marks``. Allocation takes the oldest open orders (their holds lead the SKU's list)."""
     oms, drafts = prepared(store)
     hot = drafts[0]
-    placed, timings = 0, []
+    waiting: deque[str] = deque()
+    timings = []
     for mark in marks:
-        while placed < mark:
-            oms.place_order(hot)
-            placed += 1
-        timing = measure(
-            f"{mark:>6,} open orders on the SKU", lambda: oms.place_order(hot), samples
+        while len(waiting) < mark:
+            waiting.append(oms.place_order(hot).id)
+        placing = measure(
+            f"{mark:>6,} open orders: place_order",
+            lambda: waiting.append(oms.place_order(hot).id),
+            samples,
         )
-        placed += samples + 20  # the warm-up and timed orders stay open too
-        timings.append(timing)
+        allocating = measure(
+            f"{mark:>6,} open orders: allocate",
+            lambda: oms.allocate(waiting.popleft()),
+            samples,
+        )
+        timings.append((placing, allocating))
     return timings
 
 
@@ -49,7 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     marks = sorted(int(x) for x in args.open.split(","))
     print(
-        f"omscore hot-SKU benchmark: place_order with open orders on one SKU; reproduce: "
+        f"omscore hot-SKU benchmark: place_order and allocate with open orders on one SKU; "
+        f"reproduce: "
         f"python benchmarks/hot_sku.py --open {args.open} --samples {args.samples}"
     )
     with tempfile.TemporaryDirectory() as directory:
@@ -60,9 +70,11 @@ def main() -> None:
         for name, store in stores:
             timings = run(store, marks, args.samples)
             print(name)
-            for timing in timings:
-                ratio = timing.median / timings[0].median
-                print(f"  {timing.line()}   x{ratio:.1f} the quiet SKU")
+            for command in (0, 1):
+                quiet = timings[0][command].median
+                for pair in timings:
+                    timing = pair[command]
+                    print(f"  {timing.line()}   x{timing.median / quiet:.1f} the quiet SKU")
 
 
 if __name__ == "__main__":
