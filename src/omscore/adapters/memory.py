@@ -331,7 +331,7 @@ class MemoryStore:
 
     def _index_item(self, item: InventoryItem) -> None:
         sku, keys, expiry = item.sku, _NO_KEYS, None
-        if any(h.line_id is None for h in item.holds):  # order holds neither expire nor key
+        if item.has_checkout_holds:  # order holds neither expire nor have keys
             keys, expiry = item.reservation_keys, item.next_expiry
         if expiry is None:
             self.expiry_index.pop(sku, None)

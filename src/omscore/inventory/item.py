@@ -9,6 +9,8 @@ rows it wrote and the events it recorded.
 
 from __future__ import annotations
 
+import operator
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
@@ -146,6 +148,65 @@ def require_units(quantity: object, what: str, minimum: int = 1) -> int:
     return quantity
 
 
+class _HoldIndex:
+    """What a SKU's holds are keyed by, kept from one item version to the next.
+
+    A SKU in a flash sale holds stock for thousands of orders; every command on it looks
+    for one order's (or one checkout's) holds. ``keys[i]`` is the key of ``holds[i]``, so
+    that search runs in C (``list.count`` and ``list.index``) instead of a Python loop over
+    the holds; ``checkouts`` counts checkout holds, so items without any skip the
+    reservation-key and expiry scans. A command's working copy updates both as it adds and
+    removes holds, and the new version starts with them.
+    """
+
+    __slots__ = ("checkouts", "holds", "keys")
+
+    def __init__(self, holds: tuple[StockHold, ...], keys: list[str], checkouts: int) -> None:
+        self.holds = holds
+        self.keys = keys
+        self.checkouts = checkouts
+
+    @classmethod
+    def of(cls, holds: tuple[StockHold, ...]) -> _HoldIndex:
+        """The index of ``holds``: kept from the version that made them, else built."""
+        if not holds:
+            return _NO_HOLDS
+        hit = _HOLD_INDEXES.get(id(holds))
+        if hit is not None and hit.holds is holds:
+            return hit
+        index = cls(holds, list(map(_KEY_OF, holds)), sum(h.line_id is None for h in holds))
+        if len(holds) >= _INDEXED_FROM:
+            index.keep()
+        return index
+
+    def keep(self) -> None:
+        """Keep this index for the next command on these holds (busy SKUs only)."""
+        with _HOLD_INDEXES_LOCK:
+            if len(_HOLD_INDEXES) >= 4_096:
+                _HOLD_INDEXES.clear()
+            _HOLD_INDEXES[id(self.holds)] = self  # the entry holds the tuple: no id reuse
+
+    def positions(self, key: str) -> list[int]:
+        """Positions of the holds under ``key``, in order."""
+        return _positions(self.keys, key)
+
+
+def _positions(keys: list[str], key: str) -> list[int]:
+    positions, start = [], 0
+    for _ in range(keys.count(key)):
+        start = keys.index(key, start)
+        positions.append(start)
+        start += 1
+    return positions
+
+
+_KEY_OF = operator.attrgetter("key")
+_INDEXED_FROM = 32  # fewer holds are cheaper to index again than to keep
+_HOLD_INDEXES: dict[int, _HoldIndex] = {}
+_HOLD_INDEXES_LOCK = threading.Lock()
+_NO_HOLDS = _HoldIndex((), [], 0)  # its keys are only ever copied
+
+
 @attrs.frozen(slots=True)
 class InventoryItem:
     """One SKU across every location: levels, holds, backorders, supply and transfers."""
@@ -175,7 +236,13 @@ class InventoryItem:
 
     def checkout_holds(self, key: str) -> tuple[StockHold, ...]:
         """The holds of checkout reservation ``key``."""
-        return tuple(h for h in self.holds if h.key == key and h.line_id is None)
+        return tuple(h for h in self._holds_under(key) if h.line_id is None)
+
+    def _holds_under(self, key: str) -> list[StockHold]:
+        holds = self.holds
+        if len(holds) < _INDEXED_FROM:
+            return [h for h in holds if h.key == key]
+        return [holds[i] for i in _HoldIndex.of(holds).positions(key)]
 
     def reservation(self, key: str) -> Reservation:
         """The checkout reservation ``key`` of this SKU."""
@@ -193,7 +260,7 @@ class InventoryItem:
 
     def held_for(self, order_id: str, line_id: LineId) -> int:
         """Units held for an order's line."""
-        return sum(h.quantity for h in self.holds if h.key == order_id and h.line_id == line_id)
+        return sum(h.quantity for h in self._holds_under(order_id) if h.line_id == line_id)
 
     def backordered_for(self, order_id: str, line_id: LineId) -> int:
         """Units of an order's line waiting for stock."""
@@ -209,13 +276,25 @@ class InventoryItem:
     @property
     def next_expiry(self) -> datetime | None:
         """The earliest expiry among checkout reservations (for expiry scans)."""
+        if not self.has_checkout_holds:
+            return None
         expiries = [h.expires_at for h in self.holds if h.expires_at is not None]
         return min(expiries) if expiries else None
 
     @property
     def reservation_keys(self) -> frozenset[str]:
         """Keys of the checkout reservations on this SKU."""
+        if not self.has_checkout_holds:
+            return frozenset()
         return frozenset(h.key for h in self.holds if h.line_id is None)
+
+    @property
+    def has_checkout_holds(self) -> bool:
+        """True while a checkout reservation holds units of this SKU."""
+        holds = self.holds
+        if len(holds) < _INDEXED_FROM:
+            return any(h.line_id is None for h in holds)
+        return _HoldIndex.of(holds).checkouts > 0
 
     def discrepancies(self) -> list[Discrepancy]:
         """Levels whose ``reserved`` disagrees with the holds at that location."""
@@ -370,7 +449,7 @@ class InventoryItem:
         if not held:
             raise UnknownReservation(f"no reservation {key!r} holds {self.sku}")
         w = _Work(self, at)
-        w.drop_holds(lambda h: h.key == key and h.line_id is None)
+        w.drop_holds(key, checkout=True)
         w.event(ReservationReleased, key=key, quantity=sum(h.quantity for h in held), cause=cause)
         return w.done()
 
@@ -395,7 +474,7 @@ class InventoryItem:
         """
         held = list(self.checkout_holds(key))
         w = _Work(self, at)
-        w.drop_holds(lambda h: h.key == key and h.line_id is None)
+        w.drop_holds(key, checkout=True)
         remaining: dict[LineId, int] = {}
         for line_id, wanted in needs:
             need = wanted
@@ -460,11 +539,11 @@ class InventoryItem:
         (newest hold first)."""
         w = _Work(self, at)
         left = w.shrink_backorder(order_id, line_id, quantity)
-        for index in reversed(range(len(w.holds))):
+        for index in reversed(w.positions(order_id)):
             h = w.holds[index]
             if left == 0:
                 break
-            if h.key != order_id or h.line_id != line_id:
+            if h.line_id != line_id:
                 continue
             take = min(left, h.quantity)
             left -= take
@@ -516,8 +595,8 @@ class InventoryItem:
     def order_holds_by_location(self, order_id: OrderId) -> dict[LocationId, int]:
         """Units held for the order's lines on this SKU, per location."""
         held: dict[LocationId, int] = {}
-        for h in self.holds:
-            if h.key == order_id and h.line_id is not None:
+        for h in self._holds_under(order_id):
+            if h.line_id is not None:
                 held[h.location_id] = held.get(h.location_id, 0) + h.quantity
         return held
 
@@ -637,6 +716,13 @@ class _Work:
         self.at = at
         self.levels = dict(item.levels)
         self.holds = list(item.holds)
+        # On a busy SKU, the keys of the holds (and the count of checkout holds) are kept
+        # in step with the holds below; a few holds are simply scanned.
+        self.keys: list[str] | None = None
+        self.checkouts = 0
+        if len(item.holds) >= _INDEXED_FROM:
+            index = _HoldIndex.of(item.holds)
+            self.keys, self.checkouts = list(index.keys), index.checkouts
         self.backorders = list(item.backorders)
         self.supply = item.supply  # rarely changed: replaced whole when they are
         self.transfers = item.transfers
@@ -684,6 +770,9 @@ class _Work:
 
     def add_hold(self, hold: StockHold) -> None:
         self.holds.append(hold)
+        if self.keys is not None:
+            self.keys.append(hold.key)
+            self.checkouts += hold.line_id is None
         self._reserve_at(hold.location_id, hold.quantity)
 
     def remove_hold_units(self, index: int, units: int) -> None:
@@ -691,28 +780,44 @@ class _Work:
         self._reserve_at(hold.location_id, -units)
         if units == hold.quantity:
             del self.holds[index]
+            if self.keys is not None:
+                del self.keys[index]
+                self.checkouts -= hold.line_id is None
         else:
             self.holds[index] = evolved(hold, quantity=hold.quantity - units)
 
     def release_order(self, order_id: OrderId) -> dict[LineId, int]:
         """Drop every hold and backorder of the order; returns units released per line."""
         released: dict[LineId, int] = {}
-        for h in self.holds:
-            if h.key == order_id and h.line_id is not None:
+        for h in self.drop_holds(order_id, checkout=False):
+            if h.line_id is not None:  # always: an order's holds name their line
                 released[h.line_id] = released.get(h.line_id, 0) + h.quantity
         for b in self.backorders:
             if b.order_id == order_id:
                 released[b.line_id] = released.get(b.line_id, 0) + b.quantity
-        self.drop_holds(lambda h: h.key == order_id and h.line_id is not None)
-        self.backorders = [b for b in self.backorders if b.order_id != order_id]
+        if self.backorders:
+            self.backorders = [b for b in self.backorders if b.order_id != order_id]
         for line_id, units in sorted(released.items()):
             self.event(OrderStockReleased, order_id=order_id, line_id=line_id, quantity=units)
         return released
 
-    def drop_holds(self, matches: Callable[[StockHold], bool]) -> None:
-        for index in reversed(range(len(self.holds))):
-            if matches(self.holds[index]):
-                self.remove_hold_units(index, self.holds[index].quantity)
+    def positions(self, key: str) -> list[int]:
+        """Positions of the holds under ``key`` in the working copy, in order."""
+        if self.keys is None:
+            return [i for i, h in enumerate(self.holds) if h.key == key]
+        return _positions(self.keys, key)
+
+    def drop_holds(self, key: str, *, checkout: bool) -> list[StockHold]:
+        """Remove the holds under ``key`` (a checkout's, or an order's lines'); returns them
+        in their order."""
+        dropped = []
+        for index in reversed(self.positions(key)):
+            hold = self.holds[index]
+            if (hold.line_id is None) is checkout:
+                self.remove_hold_units(index, hold.quantity)
+                dropped.append(hold)
+        dropped.reverse()
+        return dropped
 
     def place(
         self,
@@ -756,8 +861,8 @@ class _Work:
 
     def held_by_location(self, order_id: OrderId, line_id: LineId) -> dict[LocationId, int]:
         held: dict[LocationId, int] = {}
-        for h in self.holds:
-            if h.key == order_id and h.line_id == line_id:
+        for h in (self.holds[i] for i in self.positions(order_id)):
+            if h.line_id == line_id:
                 held[h.location_id] = held.get(h.location_id, 0) + h.quantity
         return held
 
@@ -804,10 +909,13 @@ class _Work:
         )
 
     def done(self) -> ItemChange:
+        holds = tuple(self.holds)
+        if self.keys is not None and len(holds) >= _INDEXED_FROM:
+            _HoldIndex(holds, self.keys, self.checkouts).keep()
         item = InventoryItem(
             sku=self.item.sku,
             levels=self.levels,
-            holds=tuple(self.holds),
+            holds=holds,
             backorders=tuple(self.backorders),
             supply=self.supply,
             transfers=self.transfers,
