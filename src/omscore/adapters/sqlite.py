@@ -250,10 +250,14 @@ class _Codec:
 
     def __init__(self) -> None:
         self.converter = make_converter()
+        self._hooks: dict[type[Any], Callable[[Any], Any]] = {}
 
     def dump(self, value: object, cls: type[Any] | None = None) -> str:
-        data = self.converter.unstructure(value, cls) if cls else self.converter.unstructure(value)
-        return _json_text(data)
+        kind = cls or type(value)
+        hook = self._hooks.get(kind)
+        if hook is None:  # the converter's dispatch, looked up once per type
+            hook = self._hooks[kind] = self.converter.get_unstructure_hook(kind)
+        return _json_text(hook(value))
 
     def load(self, text: str, cls: type[T]) -> T:
         return self.converter.structure(_json_value(text), cls)
