@@ -92,7 +92,7 @@ class BusySku(RuleBasedStateMachine):
     @invariant()
     def the_index_agrees_with_a_scan(self) -> None:
         holds = self.item.holds
-        index = _HoldIndex.of(holds)
+        index = _HoldIndex.of(self.item.sku, holds)
         assert index.keys == [h.key for h in holds]
         assert index.checkouts == sum(h.line_id is None for h in holds)
         for order in ORDERS[:12]:
@@ -126,11 +126,11 @@ def test_a_busy_sku_keeps_the_index_of_its_holds_between_versions() -> None:
     item = item.receive(LOCATIONS[0], 1_000, "stock", T0).item
     for order_id in ORDERS[:_INDEXED_FROM]:
         item = item.hold_for_line(order_id, LINES[0], 1, POOL, T0).item
-    kept = _HoldIndex.of(item.holds)
-    assert _HoldIndex.of(item.holds) is kept
+    kept = _HoldIndex.of(item.sku, item.holds)
+    assert _HoldIndex.of(item.sku, item.holds) is kept
     assert kept.keys == [h.key for h in item.holds]
     copy = (*item.holds[:-1], item.holds[-1])
     assert copy is not item.holds
-    rebuilt = _HoldIndex.of(copy)
+    rebuilt = _HoldIndex.of(item.sku, copy)
     assert rebuilt is not kept
     assert rebuilt.keys == kept.keys

@@ -156,7 +156,8 @@ class _HoldIndex:
     that search runs in C (``list.count`` and ``list.index``) instead of a Python loop over
     the holds; ``checkouts`` counts checkout holds, so items without any skip the
     reservation-key and expiry scans. A command's working copy updates both as it adds and
-    removes holds, and the new version starts with them.
+    removes holds, and the new version starts with them. One index is kept per SKU (the
+    latest version's), so older versions' holds are never kept alive by it.
     """
 
     __slots__ = ("checkouts", "holds", "keys")
@@ -167,24 +168,25 @@ class _HoldIndex:
         self.checkouts = checkouts
 
     @classmethod
-    def of(cls, holds: tuple[StockHold, ...]) -> _HoldIndex:
-        """The index of ``holds``: kept from the version that made them, else built."""
+    def of(cls, sku: Sku, holds: tuple[StockHold, ...]) -> _HoldIndex:
+        """The index of ``holds`` (a version of ``sku``'s): kept from the command that made
+        them, else built (and kept, for a busy SKU)."""
         if not holds:
             return _NO_HOLDS
-        hit = _HOLD_INDEXES.get(id(holds))
+        hit = _HOLD_INDEXES.get(sku)
         if hit is not None and hit.holds is holds:
             return hit
         index = cls(holds, list(map(_KEY_OF, holds)), sum(h.line_id is None for h in holds))
         if len(holds) >= _INDEXED_FROM:
-            index.keep()
+            index.keep(sku)
         return index
 
-    def keep(self) -> None:
-        """Keep this index for the next command on these holds (busy SKUs only)."""
+    def keep(self, sku: Sku) -> None:
+        """Keep this index as ``sku``'s, for the next command on these holds."""
         with _HOLD_INDEXES_LOCK:
-            if len(_HOLD_INDEXES) >= 4_096:
+            if len(_HOLD_INDEXES) >= 4_096 and sku not in _HOLD_INDEXES:
                 _HOLD_INDEXES.clear()
-            _HOLD_INDEXES[id(self.holds)] = self  # the entry holds the tuple: no id reuse
+            _HOLD_INDEXES[sku] = self
 
     def positions(self, key: str) -> list[int]:
         """Positions of the holds under ``key``, in order."""
@@ -202,7 +204,7 @@ def _positions(keys: list[str], key: str) -> list[int]:
 
 _KEY_OF = operator.attrgetter("key")
 _INDEXED_FROM = 32  # fewer holds are cheaper to index again than to keep
-_HOLD_INDEXES: dict[int, _HoldIndex] = {}
+_HOLD_INDEXES: dict[Sku, _HoldIndex] = {}
 _HOLD_INDEXES_LOCK = threading.Lock()
 _NO_HOLDS = _HoldIndex((), [], 0)  # its keys are only ever copied
 
@@ -242,7 +244,7 @@ class InventoryItem:
         holds = self.holds
         if len(holds) < _INDEXED_FROM:
             return [h for h in holds if h.key == key]
-        return [holds[i] for i in _HoldIndex.of(holds).positions(key)]
+        return [holds[i] for i in _HoldIndex.of(self.sku, holds).positions(key)]
 
     def reservation(self, key: str) -> Reservation:
         """The checkout reservation ``key`` of this SKU."""
@@ -294,7 +296,7 @@ class InventoryItem:
         holds = self.holds
         if len(holds) < _INDEXED_FROM:
             return any(h.line_id is None for h in holds)
-        return _HoldIndex.of(holds).checkouts > 0
+        return _HoldIndex.of(self.sku, holds).checkouts > 0
 
     def discrepancies(self) -> list[Discrepancy]:
         """Levels whose ``reserved`` disagrees with the holds at that location."""
@@ -721,7 +723,7 @@ class _Work:
         self.keys: list[str] | None = None
         self.checkouts = 0
         if len(item.holds) >= _INDEXED_FROM:
-            index = _HoldIndex.of(item.holds)
+            index = _HoldIndex.of(item.sku, item.holds)
             self.keys, self.checkouts = list(index.keys), index.checkouts
         self.backorders = list(item.backorders)
         self.supply = item.supply  # rarely changed: replaced whole when they are
@@ -911,7 +913,7 @@ class _Work:
     def done(self) -> ItemChange:
         holds = tuple(self.holds)
         if self.keys is not None and len(holds) >= _INDEXED_FROM:
-            _HoldIndex(holds, self.keys, self.checkouts).keep()
+            _HoldIndex(holds, self.keys, self.checkouts).keep(self.item.sku)
         item = InventoryItem(
             sku=self.item.sku,
             levels=self.levels,
