@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import OMS, Location
-from omscore.adapters.sqlite import SqliteStore, _all_again, _hold_changes
+from omscore.adapters.sqlite import SqliteStore, _all_again, _first_difference, _hold_changes
 from omscore.geo import GeoPoint
 from omscore.ids import ChannelId, LocationId
 from omscore.inventory import StockHold
@@ -92,6 +92,27 @@ def test_holds_in_another_order_are_patched_right_or_not_at_all(
         assert [h for _, h in sorted(after.items())] == list(new)
     reversed_rows = rows_after(rows, old, old[::-1], patch_expected=False)
     assert [h for _, h in sorted(reversed_rows.items())] == list(old[::-1])
+
+
+@given(st.integers(0, 300), st.integers(0, 300), st.integers(0, 3))
+def test_the_first_difference_is_found_at_any_position(
+    length: int, position: int, change: int
+) -> None:
+    """Windowed slice comparisons find the first differing hold as a plain loop would: a
+    hold removed, replaced or added anywhere, or nothing changed."""
+    old = tuple(new_hold() for _ in range(length))
+    at = min(position, length)
+    new = [
+        old,
+        old[:at] + old[at + 1 :],
+        (*old[:at], new_hold(), *old[at + 1 :]),
+        (*old[:at], new_hold(), *old[at:]),
+    ][change]
+    expected = next(
+        (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a is not b),
+        min(len(old), len(new)),
+    )
+    assert _first_difference(old, new) == expected
 
 
 def test_a_busy_sku_writes_one_hold_row_per_order(tmp_path: Path) -> None:
