@@ -75,10 +75,11 @@ class StockSession:
 
     def pool(self, channel: ChannelId | None) -> ChannelPool:
         """The channel's pool; ``None``: every active location, no buffer."""
-        if channel not in self._pools:
+        pool = self._pools.get(channel)
+        if pool is None:
             config = default_channel(ChannelId("")) if channel is None else self.channel(channel)
-            self._pools[channel] = _pool_of(config, self._network, channel is None)
-        return self._pools[channel]
+            pool = self._pools[channel] = _pool_of(config, self._network, channel is None)
+        return pool
 
     def pool_network(
         self, channel: ChannelId | None, also: LocationId | None = None

@@ -78,9 +78,9 @@ class ChannelPool:
 
     def without(self, excluded: Iterable[LocationId]) -> ChannelPool:
         """The pool less ``excluded`` locations (e.g. ones that rejected the order)."""
-        out = frozenset(excluded)
-        if not out:
+        if not excluded:
             return self
+        out = frozenset(excluded)
         kept = tuple(x for x in self.locations if x not in out)
         return ChannelPool(self.channel, kept, self.buffer, self.buffer_percent)
 
