@@ -171,8 +171,6 @@ class _HoldIndex:
     def of(cls, sku: Sku, holds: tuple[StockHold, ...]) -> _HoldIndex:
         """The index of ``holds`` (a version of ``sku``'s): kept from the command that made
         them, else built (and kept, for a busy SKU)."""
-        if not holds:
-            return _NO_HOLDS
         hit = _HOLD_INDEXES.get(sku)
         if hit is not None and hit.holds is holds:
             return hit
@@ -206,7 +204,6 @@ _KEY_OF = operator.attrgetter("key")
 _INDEXED_FROM = 32  # fewer holds are cheaper to index again than to keep
 _HOLD_INDEXES: dict[Sku, _HoldIndex] = {}
 _HOLD_INDEXES_LOCK = threading.Lock()
-_NO_HOLDS = _HoldIndex((), [], 0)  # its keys are only ever copied
 
 
 @attrs.frozen(slots=True)
