@@ -145,6 +145,9 @@ def test_click_and_collect_then_collected(network: Callable[..., OMS]) -> None:
     order = oms.collect(f.id)
     assert order.status is OrderStatus.DELIVERED
     assert oms.stock("ST-BER", "A").on_hand == 0
+    created = [e for e in oms.events() if isinstance(e, FulfillmentCreated)]
+    assert [(e.location_id, e.method) for e in created] == [("ST-BER", "pickup")]
+    assert type(created[0].method) is str  # the value itself, as stored and compared
     check_books(oms)
 
 
