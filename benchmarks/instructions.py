@@ -1,0 +1,80 @@
+"""Instructions per order of place + allocate on MemoryStore, counted by callgrind.
+
+    python benchmarks/instructions.py [--small 300] [--large 1300]
+
+Wall-clock figures on a shared machine move by 10-25 % from run to run; an instruction
+count does not. This runs the order stream of benchmarks/store.py twice under
+``valgrind --tool=callgrind`` (the cyclic collector off), with ``--small`` and ``--large``
+orders, and prints the difference in instructions divided by the difference in orders, so
+the set-up both runs share cancels out. Needs valgrind; takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from store import place_and_allocate, prepared
+
+from omscore.adapters.memory import MemoryStore
+
+
+def child(orders: int) -> None:
+    """Place and allocate ``orders`` orders (the run callgrind counts)."""
+    oms, drafts = prepared(MemoryStore())
+    gc.disable()
+    place_and_allocate(oms, drafts[:orders])
+
+
+def counted(orders: int) -> int:
+    """Instructions callgrind counts for a run of ``orders`` orders."""
+    result = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--child",
+            str(orders),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", result.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no count:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    """Both runs, and the difference per order."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=300)
+    parser.add_argument("--large", type=int, default=1_300)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed")
+    small, large = counted(args.small), counted(args.large)
+    per_order = (large - small) / (args.large - args.small)
+    print(
+        f"omscore instructions per order (place + allocate, MemoryStore, collector off): "
+        f"{per_order:,.0f}; reproduce: python benchmarks/instructions.py "
+        f"--small {args.small} --large {args.large}"
+    )
+
+
+if __name__ == "__main__":
+    main()
