@@ -231,9 +231,9 @@ class ServiceCore:
         pickup = order.delivery.pickup_location
         if pickup is not None and pickup in order.rejected_locations:
             pickup = None
-        stock.apply(
-            line.sku,
-            lambda item: item.hold_for_line(
+        item = stock.item(line.sku)
+        stock.keep(
+            item.hold_for_line(
                 order.id,
                 line.id,
                 units,
@@ -242,7 +242,7 @@ class ServiceCore:
                 pickup,
                 since=order.placed_at,
                 excluded=order.rejected_locations,
-            ),
+            )
         )
 
     def _sync_holds(self, stock: StockSession, order: Order) -> None:
@@ -337,13 +337,13 @@ def _fulfillments_of(
     order: Order, plan: AllocationPlan
 ) -> list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]:
     """One fulfilment order per location of the plan, numbered after the order's existing ones."""
-    grouped: dict[LocationId, list[FulfilledUnits]] = {}
+    grouped: dict[LocationId, list[FulfilledUnits]] = {}  # locations in order of first use
     for a in plan.assignments:
         grouped.setdefault(a.location_id, []).append(FulfilledUnits(a.line_id, a.sku, a.quantity))
     first = len(order.fulfillments) + 1
     return [
-        (FulfillmentId(f"{order.id}-F{n}"), location_id, grouped[location_id])
-        for n, location_id in enumerate(plan.shipments, start=first)
+        (FulfillmentId(f"{order.id}-F{n}"), location_id, units)
+        for n, (location_id, units) in enumerate(grouped.items(), start=first)
     ]
 
 
