@@ -135,6 +135,38 @@ def test_allocate_is_deterministic(amount: Money, ratios: list[int]) -> None:
     assert amount.allocate(ratios) == amount.allocate(list(ratios))
 
 
+@given(
+    oms_st.precise_money(),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=0, max_value=70),
+    st.integers(min_value=0, max_value=70),
+)
+def test_even_shares_sum_the_slice_of_an_even_allocation(
+    amount: Money, parts: int, first: int, count: int
+) -> None:
+    """Property: a run of even shares is exactly the sum of that slice of
+    ``allocate([1] * parts)``, for any amount (negative ones too), start and length."""
+    shares = amount.allocate([1] * parts)[first : first + count]
+    assert amount.even_shares(parts, first, count) == sum(shares, Money.zero(amount.currency))
+
+
+def test_even_shares_give_the_leftover_units_to_the_first_shares() -> None:
+    """10.00 EUR in three: 3.34, 3.33, 3.33; -0.05 EUR in three: -0.02, -0.02, -0.01."""
+    ten = Money("10.00", "EUR")
+    assert ten.even_shares(3, 0, 1) == Money("3.34", "EUR")
+    assert ten.even_shares(3, 1, 2) == Money("6.66", "EUR")
+    assert ten.even_shares(3, 2, 5) == Money("3.33", "EUR")  # past the last share: none
+    assert ten.even_shares(3, 3, 1) == Money("0.00", "EUR")
+    assert Money("-0.05", "EUR").even_shares(3, 0, 2) == Money("-0.04", "EUR")
+
+
+@pytest.mark.parametrize(("parts", "first", "count"), [(0, 0, 1), (3, -1, 1), (3, 0, -1)])
+def test_even_shares_refuse_bad_arguments(parts: int, first: int, count: int) -> None:
+    """No parts, or a negative first share or count, is refused with the values named."""
+    with pytest.raises(InvalidAllocationRatios, match=f"parts={parts}"):
+        Money("10.00", "EUR").even_shares(parts, first, count)
+
+
 @given(oms_st.money(), oms_st.money())
 def test_addition_is_exact_in_minor_units(a: Money, b: Money) -> None:
     """Property: adding amounts of one currency adds their minor units exactly."""

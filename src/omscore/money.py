@@ -292,6 +292,27 @@ class Money:
             parts[i] += 1
         return [Money.from_minor(sign * p, self.currency) for p in parts]
 
+    def even_shares(self, parts: int, first: int, count: int) -> Money:
+        """The sum of shares ``first`` to ``first + count - 1`` of
+        ``allocate([1] * parts)``, worked out without building the ``parts`` shares.
+
+        With equal ratios every share is the whole divided by ``parts``, rounded down to
+        the minor unit, and the minor units left over go one each to the first shares; so
+        the sum of any run of shares is known directly. Shares past ``parts`` count as none,
+        as in a slice.
+        """
+        if parts < 1 or first < 0 or count < 0:
+            raise InvalidAllocationRatios(
+                f"even shares need parts >= 1 and a non-negative first share and count, "
+                f"got parts={parts}, first={first}, count={count}"
+            )
+        whole = self.minor_units
+        sign, units = (-1 if whole < 0 else 1), abs(whole)
+        base, leftover = divmod(units, parts)
+        start, end = min(first, parts), min(first + count, parts)
+        with_extra = max(0, min(end, leftover) - start)
+        return Money.from_minor(sign * ((end - start) * base + with_extra), self.currency)
+
     def _same_currency(self, other: Money, op: str) -> None:
         if self.currency != other.currency:
             raise CurrencyMismatch(
