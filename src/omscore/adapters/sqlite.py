@@ -283,6 +283,11 @@ class _Codec:
         return self.load(text, cls)
 
 
+# One codec for every store of the process: the converter builds its hook for a type once,
+# on first use, instead of once per store opened.
+_CODEC = _Codec()
+
+
 @functools.cache
 def _result_types() -> dict[str, type[Any]]:
     """Command results an idempotency record may hold, by type name."""
@@ -1071,7 +1076,7 @@ class SqliteStore:
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self.codec = _Codec()
+        self.codec = _CODEC
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
         #: With ``:memory:`` every thread shares one connection: one unit of work at a time.
