@@ -206,13 +206,14 @@ class ServiceCore:
                     stock.apply(
                         sku, lambda item: item.release_reservation(key, stock.now, "not ordered")
                     )
+        line_of = order.line_finder()
         for sku, sku_needs in sorted(needs.items()):
             remaining = dict(sku_needs)
             if key is not None and stock.item(sku).checkout_holds(key):
                 remaining = self._take_over(stock, order, key, sku, sku_needs)
             for line_id, units in remaining.items():
                 if units:
-                    self._hold_line(stock, order, order.line(line_id), units)
+                    self._hold_line(stock, order, line_of(line_id), units)
 
     def _take_over(
         self,

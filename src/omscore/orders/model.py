@@ -8,7 +8,7 @@ Aggregates are immutable. Every command validates completely, then returns the n
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -438,9 +438,9 @@ class Order:
         """What shipping (or handing over) a fulfilment order captures: its units' shares,
         plus the shipping fee with the first capture."""
         f = self._fulfillment_or_raise(fulfillment_id)
-        value = Money.zero(self.currency)
+        value, line_of = Money.zero(self.currency), self.line_finder()
         for fl in f.lines:
-            line = self.line(fl.line_id)
+            line = line_of(fl.line_id)
             value += line.value_of_units(line.shipped + line.delivered, fl.quantity)
         if not any(p.kind is PaymentKind.CAPTURED for p in self.payments):
             value += self.shipping_fee
@@ -501,6 +501,19 @@ class Order:
             if line.id == line_id:
                 return line
         raise UnknownLine(f"order {self.id} has no line {line_id!r}")
+
+    def line_finder(self) -> Callable[[str], OrderLine]:
+        """A function that does what :meth:`line` does, for looking up many line ids: on an
+        order of many lines it indexes them once instead of scanning them for each id."""
+        if len(self.lines) < 8:
+            return self.line
+        by_id: dict[str, OrderLine] = {line.id: line for line in self.lines}
+
+        def find(line_id: str) -> OrderLine:
+            line = by_id.get(line_id)
+            return line if line is not None else self.line(line_id)
+
+        return find
 
     def fulfillment(self, fulfillment_id: str) -> FulfillmentOrder:
         """The fulfilment order with ``fulfillment_id``."""
@@ -635,7 +648,7 @@ class Order:
         """
         wanted = self._cancel_request(lines)
         new_lines = list(self.lines)
-        fulfillments = list(self.fulfillments)
+        shrinking = _Shrinking(self.fulfillments)
         cancelled: list[CancelledUnits] = []
         for index, line in enumerate(self.lines):
             units = wanted.get(line.id, 0)
@@ -644,13 +657,13 @@ class Order:
             from_open = min(units, line.open)
             if from_open:
                 cancelled.append(CancelledUnits(line.id, line.sku, open=from_open))
-            cancelled += _shrink_fulfillments(fulfillments, line, units - from_open)
+            cancelled += shrinking.take(line, units - from_open)
             new_lines[index] = evolved(
                 line,
                 cancelled=line.cancelled + units,
                 allocated=line.allocated - (units - from_open),
             )
-        order = self._next(lines=tuple(new_lines), fulfillments=tuple(fulfillments))
+        order = self._next(lines=tuple(new_lines), fulfillments=shrinking.result())
         event = UnitsCancelled(
             order_id=self.id,
             version=order.version,
@@ -669,9 +682,9 @@ class Order:
             return wanted
         if not lines:
             raise NotCancellable(f"cancel of order {self.id} names no line")
-        wanted = {}
+        wanted, line_of = {}, self.line_finder()
         for line_id, units in lines.items():
-            line = self.line(line_id)
+            line = line_of(line_id)
             if isinstance(units, bool) or not isinstance(units, int) or units < 1:
                 raise InvalidQuantity(
                     f"units to cancel on line {line_id} must be a positive int, got {units!r}"
@@ -698,8 +711,9 @@ class Order:
         for _, _, units in fulfillments:
             for u in units:
                 wanted[u.line_id] = wanted.get(u.line_id, 0) + u.quantity
+        line_of = self.line_finder()
         for line_id, count in wanted.items():
-            line = self.line(line_id)
+            line = line_of(line_id)
             if count < 1 or count > line.open:
                 raise InvalidQuantity(
                     f"cannot allocate {count} unit(s) of line {line_id}: {line.open} open"
@@ -833,9 +847,12 @@ def _move_buckets(
     if move is None:
         return lines
     source, target = move
+    per_line: dict[LineId, int] = {}
+    for fl in f.lines:
+        per_line[fl.line_id] = per_line.get(fl.line_id, 0) + fl.quantity
     moved = []
     for line in lines:
-        units = f.quantity_of(line.id)
+        units = per_line.get(line.id, 0)
         if not units:
             moved.append(line)
             continue
@@ -872,31 +889,75 @@ def _fulfillment_event(
     return FulfillmentProgressed(status=FULFILLMENT_TRANSITIONS[command][1].value, **common)
 
 
-def _shrink_fulfillments(
-    fulfillments: list[FulfillmentOrder], line: OrderLine, units: int
-) -> list[CancelledUnits]:
-    """Take ``units`` of ``line`` out of active fulfilment orders, newest first (in place)."""
-    taken: list[CancelledUnits] = []
-    for index in reversed(range(len(fulfillments))):
-        if units == 0:
-            break
-        f = fulfillments[index]
-        have = f.quantity_of(line.id) if f.is_active else 0
-        take = min(units, have)
-        if take == 0:
-            continue
-        units -= take
-        new_lines = tuple(
-            evolved(fl, quantity=fl.quantity - take) if fl.line_id == line.id else fl
-            for fl in f.lines
-        )
-        kept = tuple(fl for fl in new_lines if fl.quantity > 0)
-        fulfillments[index] = (
-            evolved(f, lines=kept) if kept else evolved(f, status=FulfillmentStatus.CANCELLED)
-        )
-        taken.append(
-            CancelledUnits(
-                line.id, line.sku, allocated=take, fulfillment_id=f.id, location_id=f.location_id
+class _Shrinking:
+    """Active fulfilment orders while a cancel takes units out of them, newest first.
+
+    Units left are counted per fulfilment order and line as the cancel goes; each changed
+    fulfilment order is rebuilt once, at the end, so cancelling many lines stays linear.
+    """
+
+    def __init__(self, fulfillments: tuple[FulfillmentOrder, ...]) -> None:
+        self.fulfillments = fulfillments
+        self.left: dict[int, dict[LineId, int]] = {}  # units per line, by position
+        self.total: dict[int, int] = {}
+        self.holders: dict[LineId, list[int]] = {}  # positions holding a line, oldest first
+        self.emptied_by: dict[int, tuple[LineId, int]] = {}  # the take that emptied one
+        for index, f in enumerate(fulfillments):
+            if not f.is_active:
+                continue
+            units: dict[LineId, int] = {}
+            for fl in f.lines:
+                units[fl.line_id] = units.get(fl.line_id, 0) + fl.quantity
+                self.holders.setdefault(fl.line_id, []).append(index)
+            self.left[index], self.total[index] = units, sum(units.values())
+
+    def take(self, line: OrderLine, units: int) -> list[CancelledUnits]:
+        """Take ``units`` of ``line`` out of the newest fulfilment orders holding it."""
+        taken: list[CancelledUnits] = []
+        for index in reversed(self.holders.get(line.id, [])):
+            if units == 0:
+                break
+            left = self.left[index]
+            take = min(units, left[line.id]) if self.total[index] else 0
+            if take == 0:
+                continue
+            units -= take
+            left[line.id] -= take
+            self.total[index] -= take
+            if self.total[index] == 0:
+                self.emptied_by[index] = (line.id, take)
+            f = self.fulfillments[index]
+            taken.append(
+                CancelledUnits(
+                    line.id,
+                    line.sku,
+                    allocated=take,
+                    fulfillment_id=f.id,
+                    location_id=f.location_id,
+                )
             )
-        )
-    return taken
+        return taken
+
+    def result(self) -> tuple[FulfillmentOrder, ...]:
+        """The fulfilment orders after the cancel: an emptied one is cancelled (keeping the
+        units its last line had before the cancel took them), the others keep what is left."""
+        result = list(self.fulfillments)
+        for index, f in enumerate(self.fulfillments):
+            left = self.left.get(index)
+            if left is None or self.total[index] == f.units:
+                continue
+            emptied = self.emptied_by.get(index)
+            if emptied is not None:
+                line_id, take = emptied
+                last = tuple(evolved(fl, quantity=take) for fl in f.lines if fl.line_id == line_id)
+                result[index] = evolved(f, lines=last, status=FulfillmentStatus.CANCELLED)
+            else:
+                kept = tuple(
+                    fl
+                    if left[fl.line_id] == fl.quantity
+                    else evolved(fl, quantity=left[fl.line_id])
+                    for fl in f.lines
+                    if left[fl.line_id] > 0
+                )
+                result[index] = evolved(f, lines=kept)
+        return tuple(result)

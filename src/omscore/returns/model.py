@@ -384,9 +384,9 @@ def quote_refund(
     refunds, gives back exactly the line total), less the restocking fee, plus shipping
     per the policy. Not capped: the caller caps at captured less refunded."""
     zero = Money.zero(order.currency)
-    merchandise = zero
+    merchandise, line_of = zero, order.line_finder()
     for line_id, n in units.items():
-        line = order.line(line_id)
+        line = line_of(line_id)
         merchandise += line.value_of_units(line.refunded, n)
     restocking = zero
     if fee and policy.restocking_fee_percent:
