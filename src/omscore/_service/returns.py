@@ -17,7 +17,7 @@ from omscore.events import (
     DomainEvent,
     ReturnRefunded,
 )
-from omscore.ids import ReturnId
+from omscore.ids import LineId, ReturnId
 from omscore.inventory import Capability
 from omscore.money import Money
 from omscore.orders import (
@@ -156,10 +156,11 @@ class ReturnUseCases(ServiceCore):
             before = {line.line_id: line.received for line in rma.lines}
             rma, events = rma.receive(location.id, dispositions, now)
             uow.record(events)
+            skus = {line.line_id: line.sku for line in rma.lines}
             for line_id, by in dispositions.items():
                 restock = sum(n for key, n in by.items() if key == Disposition.RESTOCK)
                 if restock:
-                    item = stock.item(rma.line(line_id).sku)
+                    item = stock.item(skus[LineId(line_id)])
                     stock.keep(item.restock(location.id, restock, f"return {rma.id}", now))
             received = {
                 line.line_id: line.received - before[line.line_id]

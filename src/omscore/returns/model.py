@@ -238,8 +238,9 @@ class Return:
         counted: dict[LineId, dict[Disposition, int]] = {}
         if not dispositions:
             problems.append("a receipt needs at least one line with dispositions")
+        by_line = {x.line_id: x for x in self.lines}
         for line_id, by in dispositions.items():
-            line = next((x for x in self.lines if x.line_id == line_id), None)
+            line = by_line.get(LineId(line_id))
             if line is None:
                 problems.append(f"line {line_id!r} is not part of return {self.id}")
                 continue
@@ -290,13 +291,19 @@ class Return:
 
 def delivered_at(order: Order, line_id: LineId) -> datetime | None:
     """When the line's last units were delivered or collected (None if none were)."""
-    times = [
-        f.changed_at or f.created_at
-        for f in order.fulfillments
-        if f.status in (FulfillmentStatus.DELIVERED, FulfillmentStatus.COLLECTED)
-        and f.quantity_of(line_id)
-    ]
-    return max(times) if times else None
+    return _delivery_times(order).get(line_id)
+
+
+def _delivery_times(order: Order) -> dict[LineId, datetime]:
+    """When each line's last units were delivered or collected, for the lines that were."""
+    times: dict[LineId, datetime] = {}
+    for f in order.fulfillments:
+        if f.status in (FulfillmentStatus.DELIVERED, FulfillmentStatus.COLLECTED):
+            at = f.changed_at or f.created_at
+            for fl in f.lines:
+                if fl.quantity and (fl.line_id not in times or times[fl.line_id] < at):
+                    times[fl.line_id] = at
+    return times
 
 
 def request_return(
@@ -322,8 +329,10 @@ def request_return(
                 waiting = claim.requested - claim.received
                 claimed[claim.line_id] = claimed.get(claim.line_id, 0) + waiting
     lines: list[ReturnLine] = []
+    order_lines = {x.id: x for x in order.lines}
+    delivery_times = _delivery_times(order)
     for line_id, quantity in units.items():
-        line = next((x for x in order.lines if x.id == line_id), None)
+        line = order_lines.get(LineId(line_id))
         if line is None:
             problems.append(f"order {order.id} has no line {line_id!r}")
             continue
@@ -339,7 +348,7 @@ def request_return(
             )
         if line.sku in policy.non_returnable_skus:
             problems.append(f"line {line_id}: {line.sku} cannot be returned")
-        delivered = delivered_at(order, line.id)
+        delivered = delivery_times.get(line.id)
         if delivered is not None and at > delivered + policy.window:
             problems.append(
                 f"line {line_id}: the {policy.window.days}-day return window closed on "
