@@ -200,6 +200,14 @@ def _positions(keys: list[str], key: str) -> list[int]:
     return positions
 
 
+def _units_by_location(holds: Iterable[StockHold]) -> list[tuple[LocationId, int]]:
+    """Units of ``holds`` per location, by location id."""
+    units: dict[LocationId, int] = {}
+    for h in holds:
+        units[h.location_id] = units.get(h.location_id, 0) + h.quantity
+    return sorted(units.items())
+
+
 _KEY_OF = operator.attrgetter("key")
 _INDEXED_FROM = 32  # fewer holds are cheaper to index again than to keep
 _HOLD_INDEXES: dict[Sku, _HoldIndex] = {}
@@ -568,18 +576,19 @@ class InventoryItem:
         if not self.backorders or not any(level.available for level in self.levels.values()):
             return ItemChange(self)
         w = _Work(self, at)
+        served: dict[tuple[OrderId, LineId], int] = {}
         for b in sorted(self.backorders, key=lambda b: (b.since, b.order_id, b.line_id)):
             pool = pool_for(b.channel).without(b.excluded)
             if b.pickup_location is not None and not is_active(b.pickup_location):
                 continue
-            before = w.held_by_location(b.order_id, b.line_id)
+            first_new = len(w.holds)  # placing holds only appends them
             held = w.hold_line(
                 b.order_id, b.line_id, b.channel, b.quantity, pool, b.pickup_location
             )
             if held == 0:
                 continue
-            w.shrink_backorder(b.order_id, b.line_id, held)
-            for location_id, units in w.placed_since(b.order_id, b.line_id, before):
+            served[(b.order_id, b.line_id)] = served.get((b.order_id, b.line_id), 0) + held
+            for location_id, units in _units_by_location(w.holds[first_new:]):
                 w.event(
                     BackorderServed,
                     order_id=b.order_id,
@@ -587,6 +596,7 @@ class InventoryItem:
                     location_id=location_id,
                     quantity=units,
                 )
+        w.shrink_backorders(served)
         return w.done() if w.events else ItemChange(self)
 
     # --- allocation and shipment --------------------------------------------------------
@@ -772,6 +782,9 @@ class _Work:
         if self.keys is not None:
             self.keys.append(hold.key)
             self.checkouts += hold.line_id is None
+        elif len(self.holds) >= _INDEXED_FROM:  # one command placing many holds
+            self.keys = list(map(_KEY_OF, self.holds))
+            self.checkouts = sum(h.line_id is None for h in self.holds)
         self._reserve_at(hold.location_id, hold.quantity)
 
     def remove_hold_units(self, index: int, units: int) -> None:
@@ -858,23 +871,6 @@ class _Work:
             limit, locations = pool.promisable(pool_available), pool.locations
         return self.place(min(quantity, limit), locations, order_id, line_id, channel, None)
 
-    def held_by_location(self, order_id: OrderId, line_id: LineId) -> dict[LocationId, int]:
-        held: dict[LocationId, int] = {}
-        for h in (self.holds[i] for i in self.positions(order_id)):
-            if h.line_id == line_id:
-                held[h.location_id] = held.get(h.location_id, 0) + h.quantity
-        return held
-
-    def placed_since(
-        self, order_id: OrderId, line_id: LineId, before: Mapping[LocationId, int]
-    ) -> list[tuple[LocationId, int]]:
-        now = self.held_by_location(order_id, line_id)
-        return [
-            (loc, n - before.get(loc, 0))
-            for loc, n in sorted(now.items())
-            if n > before.get(loc, 0)
-        ]
-
     def add_backorder(self, backorder: Backorder) -> None:
         for index, b in enumerate(self.backorders):
             if b.order_id == backorder.order_id and b.line_id == backorder.line_id:
@@ -893,6 +889,20 @@ class _Work:
                     self.backorders[index] = evolved(b, quantity=b.quantity - take)
                 return units - take
         return units
+
+    def shrink_backorders(self, served: Mapping[tuple[OrderId, LineId], int]) -> None:
+        """Take the units served off each line's backorder, in one pass."""
+        if not served:
+            return
+        left, kept = dict(served), []
+        for b in self.backorders:
+            key = (b.order_id, b.line_id)
+            take = min(left.get(key, 0), b.quantity)
+            if take:
+                left[key] -= take
+            if take < b.quantity:
+                kept.append(evolved(b, quantity=b.quantity - take) if take else b)
+        self.backorders = kept
 
     def settle_supply(self, reference: str, location_id: LocationId, quantity: int) -> None:
         for index, s in enumerate(self.supply):
