@@ -20,7 +20,7 @@ from omscore.errors import OmsError, SchemaError, StoreBusy, StoreError
 from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
 from omscore.ids import Sku
-from omscore.inventory import InventoryItem, StockHold
+from omscore.inventory import Backorder, InventoryItem, StockHold
 from omscore.ports import Store
 from omscore.serialization import make_converter
 from omscore.service import StockPosition
@@ -95,9 +95,43 @@ def test_stock_holds_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pa
             body["holds"] = make_converter().unstructure(item.holds, tuple[StockHold, ...])
             connection.execute("UPDATE items SET body = ? WHERE sku = ?", (json.dumps(body), sku))
         connection.execute("DROP TABLE holds")
-        connection.execute("DELETE FROM schema_version WHERE version = 3")
+        connection.execute("DROP TABLE backorders")
+        connection.execute("DELETE FROM schema_version WHERE version >= 3")
     store = SqliteStore(str(path))
     assert store.migrated_from == 2
+    after = items_of(store, "A", "B")
+    assert after == before
+    check_books(OMS(store))
+
+
+def test_backorders_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Path) -> None:
+    """Schema 4 keeps backorders as rows: a schema-3 file, whose item bodies hold them,
+    opens with every backorder of every SKU in place, in order, and the books agree."""
+    path = tmp_path / "backorders.db"
+    oms = OMS(SqliteStore(str(path)), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(
+        Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+    )
+    oms.receive_many([StockPosition("WH", "A", 1)])
+    for lines in ((("A", 2),), (("A", 1), ("B", 3)), (("B", 1),)):
+        oms.place_order(draft(*lines))
+    before = items_of(oms.store, "A", "B")
+    assert all(item is not None and item.backorders for item in before.values())
+    oms.store.close()  # type: ignore[attr-defined]
+    with sqlite3.connect(path) as connection:  # as schema 3 wrote it: backorders in the body
+        for sku, item in before.items():
+            assert item is not None
+            body = json.loads(
+                connection.execute("SELECT body FROM items WHERE sku = ?", (sku,)).fetchone()[0]
+            )
+            body["backorders"] = make_converter().unstructure(
+                item.backorders, tuple[Backorder, ...]
+            )
+            connection.execute("UPDATE items SET body = ? WHERE sku = ?", (json.dumps(body), sku))
+        connection.execute("DROP TABLE backorders")
+        connection.execute("DELETE FROM schema_version WHERE version = 4")
+    store = SqliteStore(str(path))
+    assert store.migrated_from == 3
     after = items_of(store, "A", "B")
     assert after == before
     check_books(OMS(store))

@@ -3,6 +3,7 @@ and a busy SKU costs one row per hold placed, not a rewrite of all of them."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import OMS, Location
-from omscore.adapters.sqlite import SqliteStore, _all_again, _first_difference, _hold_changes
+from omscore.adapters.sqlite import SqliteStore, _all_again, _first_difference, _row_changes
 from omscore.geo import GeoPoint
 from omscore.ids import ChannelId, LocationId
 from omscore.inventory import StockHold
@@ -35,9 +36,9 @@ def rows_after(
     *,
     patch_expected: bool = True,
 ) -> dict[int, StockHold]:
-    """The rows once the store wrote the change (as ``_Items.write_holds`` does)."""
+    """The rows once the store wrote the change (as ``_Items.write_rows`` does)."""
     positions = tuple(sorted(rows))
-    changes = _hold_changes(old, positions, new)
+    changes = _row_changes(old, positions, new)
     assert changes is not None or not patch_expected
     gone, placed, new_positions, removed = changes or _all_again(old, positions, new)
     after = {p: h for p, h in rows.items() if p not in gone}
@@ -175,3 +176,68 @@ def test_reservation_keys_and_expiry_follow_checkout_holds_among_order_holds(
         item = uow.inventory.get("SKU")
     assert item is not None
     assert [h.key for h in item.holds] == ["O-2", "O-3"]
+
+
+def test_pre_orders_write_one_backorder_row_per_order(tmp_path: Path) -> None:
+    """Orders for a SKU with no stock wait as backorders, one row each in ``backorders``:
+    the next pre-order writes one row, the item's body carries none, and stock arriving
+    turns the oldest into holds; a fresh store reads the item as the writer left it."""
+    path = str(tmp_path / "launch.db")
+    store = SqliteStore(path)
+    oms = OMS(store, clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(
+        Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+    )
+    for _ in range(40):
+        oms.place_order(draft(("LAUNCH", 2)))
+    store.statement_log = []
+    oms.place_order(draft(("LAUNCH", 2)))
+    rows_written = [args for kind, sql, args in store.statement_log if "INTO backorders" in sql]
+    assert [len(rows) for rows in rows_written] == [1]
+    connection = store.connection()
+    (body,) = connection.execute("SELECT body FROM items WHERE sku = 'LAUNCH'").fetchone()
+    assert '"backorders":[]' in body
+    oms.receive("WH", "LAUNCH", 25)
+    with store.unit_of_work(write=False) as uow:
+        written = uow.inventory.get("LAUNCH")
+    with SqliteStore(path).unit_of_work(write=False) as uow:
+        read_back = uow.inventory.get("LAUNCH")
+    assert read_back == written
+    assert written is not None
+    assert len(written.holds) == 13  # 12 pre-orders served whole, one in part
+    assert sorted(b.quantity for b in written.backorders) == [1] + [2] * 28
+    assert sum(h.quantity for h in written.holds) == 25
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("order"), st.integers(1, 4)),
+            st.tuples(st.just("cancel"), st.integers(0, 30)),
+            st.tuples(st.just("receive"), st.integers(1, 9)),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_backorder_rows_follow_every_command(steps: list[tuple[str, int]]) -> None:
+    """Property: whatever pre-orders, cancellations and receipts do to a SKU's holds and
+    backorders, a fresh store reading the file finds the item the writer holds."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "rows.db")
+        oms = OMS(SqliteStore(path), clock=ManualClock(), ids=SequentialIds())
+        oms.add_location(
+            Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+        )
+        placed: list[str] = []
+        for kind, n in steps:
+            if kind == "order":
+                placed.append(oms.place_order(draft(("LAUNCH", n))).id)
+            elif kind == "cancel" and placed:
+                oms.cancel(placed.pop(n % len(placed)))
+            elif kind == "receive":
+                oms.receive("WH", "LAUNCH", n)
+            with oms.store.unit_of_work(write=False) as uow:
+                written = uow.inventory.get("LAUNCH")
+            with SqliteStore(path).unit_of_work(write=False) as uow:
+                assert uow.inventory.get("LAUNCH") == written

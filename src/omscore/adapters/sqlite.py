@@ -36,6 +36,7 @@ from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreErr
 from omscore.events import DomainEvent
 from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
 from omscore.inventory import (
+    Backorder,
     Channel,
     InventoryItem,
     Location,
@@ -55,15 +56,26 @@ T = TypeVar("T")
 def _move_holds_out_of_item_bodies(connection: sqlite3.Connection) -> None:
     """Schema 3 keeps a SKU's stock holds as rows of ``holds`` (one write per hold placed or
     released, instead of rewriting every hold of a busy SKU in its item's body)."""
+    _move_out_of_item_bodies(connection, "holds")
+
+
+def _move_backorders_out_of_item_bodies(connection: sqlite3.Connection) -> None:
+    """Schema 4 keeps a SKU's backorders as rows of ``backorders``, as schema 3 did holds
+    (thousands of pre-orders waiting for a launch no longer rewrite each other)."""
+    _move_out_of_item_bodies(connection, "backorders")
+
+
+def _move_out_of_item_bodies(connection: sqlite3.Connection, field: str) -> None:
+    """Move each item body's list ``field`` into rows of the table of that name, in order."""
     items = connection.execute("SELECT sku, body FROM items").fetchall()
     for sku, body in items:
         data = json.loads(body)
-        holds = data.get("holds") or []
+        rows = data.get(field) or []
         connection.executemany(
-            "INSERT INTO holds (sku, position, body) VALUES (?, ?, ?)",
-            [(sku, n, _stdlib_json_text(h)) for n, h in enumerate(holds, start=1)],
+            f"INSERT INTO {field} (sku, position, body) VALUES (?, ?, ?)",
+            [(sku, n, _stdlib_json_text(row)) for n, row in enumerate(rows, start=1)],
         )
-        data["holds"] = []
+        data[field] = []
         connection.execute(
             "UPDATE items SET body = ? WHERE sku = ?", (_stdlib_json_text(data), sku)
         )
@@ -129,6 +141,15 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
                 sku TEXT NOT NULL, position INTEGER NOT NULL, body TEXT NOT NULL,
                 PRIMARY KEY (sku, position)) WITHOUT ROWID""",
             _move_holds_out_of_item_bodies,
+        ),
+    ),
+    (
+        4,
+        (
+            """CREATE TABLE backorders (
+                sku TEXT NOT NULL, position INTEGER NOT NULL, body TEXT NOT NULL,
+                PRIMARY KEY (sku, position)) WITHOUT ROWID""",
+            _move_backorders_out_of_item_bodies,
         ),
     ),
 )
@@ -435,76 +456,80 @@ class _Orders(_Table[Order]):
 
 
 class _Items(_Table[InventoryItem]):
-    """Items keep their holds as rows of ``holds`` (``position`` orders them): placing or
-    releasing one hold writes one row, however many holds a busy SKU has. The cache keeps
-    each item with the positions of its holds."""
+    """Items keep their holds and backorders as rows of ``holds`` and ``backorders``
+    (``position`` orders them): placing or releasing one writes one row, however many a
+    busy SKU has. The cache keeps each item with the positions of both kinds of rows."""
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         super().__init__(uow, "items", "sku", InventoryItem, _SKU)
         self.new_movements: list[StockMovement] = []
-        self.positions: dict[str, tuple[int, ...]] = {}
-        self.checkout_changed: dict[str, bool] = {}  # by write_holds, per SKU written
+        self.positions: dict[str, tuple[int, ...]] = {}  # of the holds' rows
+        self.backorder_positions: dict[str, tuple[int, ...]] = {}
+        self.checkout_changed: dict[str, bool] = {}  # by write_rows, per SKU written
 
-    def _read(self, key: str) -> tuple[InventoryItem, tuple[int, ...]]:
-        codec = self.uow.store.codec
+    def _read(self, key: str) -> tuple[InventoryItem, tuple[int, ...], tuple[int, ...]]:
         body = self.uow.one("SELECT body FROM items WHERE sku = ?", (key,))[0]
-        shell = codec.load(body, InventoryItem)
+        shell = self.uow.store.codec.load(body, InventoryItem)
+        holds, hold_positions = self._rows("holds", key, StockHold)
+        backorders, backorder_positions = self._rows("backorders", key, Backorder)
+        item = evolved(shell, holds=holds, backorders=backorders)
+        return item, hold_positions, backorder_positions
+
+    def _rows(
+        self, table: str, key: str, cls: type[Row]
+    ) -> tuple[tuple[Row, ...], tuple[int, ...]]:
+        load = self.uow.store.codec.load
         rows = self.uow.all(
-            "SELECT position, body FROM holds WHERE sku = ? ORDER BY position", (key,)
+            f"SELECT position, body FROM {table} WHERE sku = ? ORDER BY position", (key,)
         )
-        holds = tuple(codec.load(body, StockHold) for _, body in rows)
-        return evolved(shell, holds=holds), tuple(position for position, _ in rows)
+        return tuple(load(body, cls) for _, body in rows), tuple(n for n, _ in rows)
 
     def _unpack(self, key: str, kept: Any) -> InventoryItem:
         item: InventoryItem = kept[0]
-        self.positions[key] = kept[1]
+        self.positions[key], self.backorder_positions[key] = kept[1], kept[2]
         return item
 
     def _body(self, aggregate: InventoryItem) -> str:
-        return self.uow.store.codec.dump(evolved(aggregate, holds=()))
+        return self.uow.store.codec.dump(evolved(aggregate, holds=(), backorders=()))
 
     def remember(self) -> None:
         for key, item in self.staged.items():
-            self.uow.store.keep(self.table, key, item.version, (item, self.positions.get(key, ())))
+            positions = (self.positions.get(key, ()), self.backorder_positions.get(key, ()))
+            self.uow.store.keep(self.table, key, item.version, (item, *positions))
 
     def columns(self, item: InventoryItem) -> dict[str, object]:
         """The queried columns of an item's row: the expiry, when its checkout holds moved
-        (after :meth:`write_holds`; a new row without it gets NULL, right for no holds)."""
+        (after :meth:`write_rows`; a new row without it gets NULL, right for no holds)."""
         if not self.checkout_changed[item.sku]:
             return {}
         expiry = item.next_expiry
         return {"next_expiry": _utc(expiry) if expiry else None}
 
-    def write_holds(self) -> None:
-        """Write the rows of the holds that changed; ``positions`` then names the new ones."""
-        deleted: list[tuple[str, int]] = []
-        written: list[tuple[str, int, str]] = []
+    def write_rows(self) -> None:
+        """Write the rows of the holds and backorders that changed; ``positions`` and
+        ``backorder_positions`` then name the new ones."""
+        holds = _RowWrites("holds")
+        backorders = _RowWrites("backorders")
         dump = self.uow.store.codec.dump
         for sku, item in self.staged.items():
             before = self.loaded.get(sku)
-            old = before.holds if before is not None else ()
-            if old is item.holds:
-                self.checkout_changed[sku] = False
-                continue
-            old_positions = self.positions.get(sku, ())
-            changes = _hold_changes(old, old_positions, item.holds) or _all_again(
-                old, old_positions, item.holds
+            removed = holds.add(
+                sku, before.holds if before else (), self.positions, item.holds, dump
             )
-            gone, placed, self.positions[sku], removed = changes
             # Only checkout holds carry reservation keys and expiries.
-            self.checkout_changed[sku] = any(h.line_id is None for h in removed) or any(
-                h.line_id is None for _, h in placed
+            self.checkout_changed[sku] = removed is not None and (
+                any(h.line_id is None for h in removed)
+                or any(h.line_id is None for _, h in holds.placed)
             )
-            deleted += [(sku, p) for p in gone]
-            written += [(sku, p, dump(h)) for p, h in placed]
-        if deleted:
-            self.uow.execute_many("DELETE FROM holds WHERE sku = ? AND position = ?", deleted)
-        if written:
-            self.uow.execute_many(
-                "INSERT INTO holds (sku, position, body) VALUES (?, ?, ?) "
-                "ON CONFLICT (sku, position) DO UPDATE SET body = excluded.body",
-                written,
+            backorders.add(
+                sku,
+                before.backorders if before else (),
+                self.backorder_positions,
+                item.backorders,
+                dump,
             )
+        holds.execute(self.uow)
+        backorders.execute(self.uow)
 
     def append_movements(self, movements: Sequence[StockMovement]) -> None:
         self.new_movements.extend(movements)
@@ -562,29 +587,77 @@ class _Items(_Table[InventoryItem]):
         return [Sku(r[0]) for r in rows]
 
 
-HoldChanges = tuple[list[int], list[tuple[int, StockHold]], tuple[int, ...], list[StockHold]]
+Row = TypeVar("Row")
 
 
-def _hold_changes(
-    old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
-) -> HoldChanges | None:
+class _RowWrites:
+    """The deletes and upserts of one rows table (``holds`` or ``backorders``) at commit."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.deleted: list[tuple[str, int]] = []
+        self.written: list[tuple[str, int, str]] = []
+        self.placed: list[tuple[int, Any]] = []  # the last SKU's rows placed
+
+    def add(
+        self,
+        sku: str,
+        old: tuple[Row, ...],
+        positions: dict[str, tuple[int, ...]],
+        new: tuple[Row, ...],
+        dump: Callable[[object], str],
+    ) -> list[Row] | None:
+        """Stage the changes of ``sku``'s rows from ``old`` to ``new`` and keep their new
+        positions; returns the old rows no longer there (None: the rows are the same)."""
+        self.placed = []
+        if old is new:
+            return None
+        before = positions.get(sku, ())
+        changes = _row_changes(old, before, new) or _all_again(old, before, new)
+        gone, self.placed, positions[sku], removed = changes
+        self.deleted += [(sku, p) for p in gone]
+        self.written += [(sku, p, dump(row)) for p, row in self.placed]
+        return removed
+
+    def execute(self, uow: SqliteUnitOfWork) -> None:
+        """Run the staged deletes, then the upserts."""
+        if self.deleted:
+            uow.execute_many(
+                f"DELETE FROM {self.table} WHERE sku = ? AND position = ?", self.deleted
+            )
+        if self.written:
+            uow.execute_many(
+                f"INSERT INTO {self.table} (sku, position, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (sku, position) DO UPDATE SET body = excluded.body",
+                self.written,
+            )
+
+
+#: How a sequence of rows changed: positions gone, ``(position, row)`` to write, the
+#: positions of the new sequence, and the old rows no longer there.
+RowChanges = tuple[list[int], list[tuple[int, Row]], tuple[int, ...], list[Row]]
+
+
+def _row_changes(
+    old: tuple[Row, ...], positions: tuple[int, ...], new: tuple[Row, ...]
+) -> RowChanges[Row] | None:
     """How ``old`` (rows at ``positions``, increasing) became ``new``: the positions gone,
-    the ``(position, hold)`` rows to write, the positions of ``new``, and the old holds no
-    longer there.
+    the ``(position, row)`` rows to write, the positions of ``new``, and the old rows no
+    longer there. Rows are an item's holds or backorders.
 
-    Holds are immutable, so a hold kept is the same object. Commands remove holds, replace
-    one in place and append new ones; a new hold where an old one went takes its position,
+    They are immutable, so a row kept is the same object. Commands remove rows, replace
+    some in place and append new ones; a new row where an old one went takes its position,
     one after all the old ones gets the next free position. None when ``new`` is not of
-    that form (a new hold before a kept one, or kept holds in another order).
+    that form (a new row before a kept one, or kept rows in another order).
     """
     quick = _one_edit(old, positions, new)
     if quick is not None:
         return quick
     kept, known = {id(h) for h in new}, {id(h) for h in old}
     gone: list[int] = []
-    placed: list[tuple[int, StockHold]] = []
+    placed: list[tuple[int, Row]] = []
     new_positions: list[int] = []
-    removed: list[StockHold] = []
+    removed: list[Row] = []
     last = positions[-1] if positions else 0
     i = 0
     for hold in new:
@@ -614,20 +687,20 @@ def _hold_changes(
 
 
 def _one_edit(
-    old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
-) -> HoldChanges | None:
-    """The common cases: holds appended, or one hold removed or replaced in place (holds
-    may be appended too); None for anything else.
+    old: tuple[Row, ...], positions: tuple[int, ...], new: tuple[Row, ...]
+) -> RowChanges[Row] | None:
+    """The common cases: rows appended, or one row removed or replaced in place (rows may
+    be appended too); None for anything else.
 
-    The checks compare slices of holds in C. A kept hold is the same object, and equality
-    stops at identity, so a busy SKU's thousands of holds cost microseconds; a hold equal
+    The checks compare slices of rows in C. A kept row is the same object, and equality
+    stops at identity, so a busy SKU's thousands of holds cost microseconds; a row equal
     to the one it replaced is the same row body, so counting it as kept is right.
     """
     n = len(old)
     first = _first_difference(old, new)
     gone: list[int] = []
-    placed: list[tuple[int, StockHold]] = []
-    removed: list[StockHold] = []
+    placed: list[tuple[int, Row]] = []
+    removed: list[Row] = []
     if first == n:  # old is a prefix of new
         kept, appended = positions, new[n:]
     elif len(new) >= n - 1 and old[first + 1 :] == new[first : n - 1]:
@@ -643,7 +716,7 @@ def _one_edit(
     return gone, placed, (*kept, *range(last + 1, last + 1 + len(appended))), removed
 
 
-def _first_difference(old: tuple[StockHold, ...], new: tuple[StockHold, ...]) -> int:
+def _first_difference(old: tuple[Row, ...], new: tuple[Row, ...]) -> int:
     """The first position where ``old`` and ``new`` differ (the shorter one's length when
     one starts the other), found with slice comparisons: windows growing from the front,
     then halving the window that differs."""
@@ -666,9 +739,9 @@ def _first_difference(old: tuple[StockHold, ...], new: tuple[StockHold, ...]) ->
 
 
 def _all_again(
-    old: tuple[StockHold, ...], positions: tuple[int, ...], new: tuple[StockHold, ...]
-) -> HoldChanges:
-    """Every old row gone and every hold written again, at positions 1, 2, ..."""
+    old: tuple[Row, ...], positions: tuple[int, ...], new: tuple[Row, ...]
+) -> RowChanges[Row]:
+    """Every old row gone and every row written again, at positions 1, 2, ..."""
     numbered = list(enumerate(new, start=1))
     return list(positions), numbered, tuple(n for n, _ in numbered), list(old)
 
@@ -915,7 +988,7 @@ class SqliteUnitOfWork:
             self._write_fulfillments(orders)
         items: _Items | None = opened(self, "inventory")
         if items is not None:
-            items.write_holds()
+            items.write_rows()
             items.write(items.columns)
             self._write_levels_and_keys(items)
             self._write_movements(items)
