@@ -13,6 +13,7 @@ import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
@@ -181,14 +182,45 @@ class _HoldIndex:
 
     def keep(self, sku: Sku) -> None:
         """Keep this index as ``sku``'s, for the next command on these holds."""
-        with _HOLD_INDEXES_LOCK:
-            if len(_HOLD_INDEXES) >= 4_096 and sku not in _HOLD_INDEXES:
-                _HOLD_INDEXES.clear()
-            _HOLD_INDEXES[sku] = self
+        _keep_index(_HOLD_INDEXES, sku, self)
 
     def positions(self, key: str) -> list[int]:
         """Positions of the holds under ``key``, in order."""
         return _positions(self.keys, key)
+
+
+class _BackorderIndex:
+    """The order ids of a SKU's backorders, in their order, kept from one item version to
+    the next as :class:`_HoldIndex` keeps holds' keys: a launch with thousands of
+    pre-orders finds one order's backorders with ``list.index`` in C."""
+
+    __slots__ = ("backorders", "keys")
+
+    def __init__(self, backorders: tuple[Backorder, ...], keys: list[str]) -> None:
+        self.backorders = backorders
+        self.keys = keys
+
+    @classmethod
+    def of(cls, sku: Sku, backorders: tuple[Backorder, ...]) -> _BackorderIndex:
+        """The index of ``backorders`` (a version of ``sku``'s): kept, else built."""
+        hit = _BACKORDER_INDEXES.get(sku)
+        if hit is not None and hit.backorders is backorders:
+            return hit
+        index = cls(backorders, [b.order_id for b in backorders])
+        if len(backorders) >= _INDEXED_FROM:
+            _keep_index(_BACKORDER_INDEXES, sku, index)
+        return index
+
+
+IndexOf = TypeVar("IndexOf", _HoldIndex, _BackorderIndex)
+
+
+def _keep_index(kept: dict[Sku, IndexOf], sku: Sku, index: IndexOf) -> None:
+    """Keep ``index`` as ``sku``'s latest (a bounded number of SKUs at a time)."""
+    with _INDEXES_LOCK:
+        if len(kept) >= 4_096 and sku not in kept:
+            kept.clear()
+        kept[sku] = index
 
 
 def _positions(keys: list[str], key: str) -> list[int]:
@@ -211,7 +243,8 @@ def _units_by_location(holds: Iterable[StockHold]) -> list[tuple[LocationId, int
 _KEY_OF = operator.attrgetter("key")
 _INDEXED_FROM = 32  # fewer holds are cheaper to index again than to keep
 _HOLD_INDEXES: dict[Sku, _HoldIndex] = {}
-_HOLD_INDEXES_LOCK = threading.Lock()
+_BACKORDER_INDEXES: dict[Sku, _BackorderIndex] = {}
+_INDEXES_LOCK = threading.Lock()
 
 
 @attrs.frozen(slots=True)
@@ -271,9 +304,13 @@ class InventoryItem:
 
     def backordered_for(self, order_id: str, line_id: LineId) -> int:
         """Units of an order's line waiting for stock."""
-        return sum(
-            b.quantity for b in self.backorders if b.order_id == order_id and b.line_id == line_id
-        )
+        backorders = self.backorders
+        if len(backorders) < _INDEXED_FROM:
+            return sum(
+                b.quantity for b in backorders if b.order_id == order_id and b.line_id == line_id
+            )
+        positions = _positions(_BackorderIndex.of(self.sku, backorders).keys, order_id)
+        return sum(backorders[i].quantity for i in positions if backorders[i].line_id == line_id)
 
     @property
     def in_transit(self) -> int:
@@ -733,6 +770,9 @@ class _Work:
             index = _HoldIndex.of(item.sku, item.holds)
             self.keys, self.checkouts = list(index.keys), index.checkouts
         self.backorders = list(item.backorders)
+        self.backorder_keys: list[str] | None = None  # order ids, on a SKU with many
+        if len(item.backorders) >= _INDEXED_FROM:
+            self.backorder_keys = list(_BackorderIndex.of(item.sku, item.backorders).keys)
         self.supply = item.supply  # rarely changed: replaced whole when they are
         self.transfers = item.transfers
         self.movements: list[StockMovement] = []
@@ -804,11 +844,10 @@ class _Work:
         for h in self.drop_holds(order_id, checkout=False):
             if h.line_id is not None:  # always: an order's holds name their line
                 released[h.line_id] = released.get(h.line_id, 0) + h.quantity
-        for b in self.backorders:
-            if b.order_id == order_id:
-                released[b.line_id] = released.get(b.line_id, 0) + b.quantity
-        if self.backorders:
-            self.backorders = [b for b in self.backorders if b.order_id != order_id]
+        for index in reversed(self._backorder_positions(order_id)):
+            b = self.backorders[index]
+            released[b.line_id] = released.get(b.line_id, 0) + b.quantity
+            self._drop_backorder(index)
         for line_id, units in sorted(released.items()):
             self.event(OrderStockReleased, order_id=order_id, line_id=line_id, quantity=units)
         return released
@@ -871,24 +910,48 @@ class _Work:
             limit, locations = pool.promisable(pool_available), pool.locations
         return self.place(min(quantity, limit), locations, order_id, line_id, channel, None)
 
+    def _backorder_positions(self, order_id: OrderId) -> list[int]:
+        """Positions of the order's backorders in the working copy, in order."""
+        if self.backorder_keys is None:
+            return [i for i, b in enumerate(self.backorders) if b.order_id == order_id]
+        return _positions(self.backorder_keys, order_id)
+
+    def _backorder_of(self, order_id: OrderId, line_id: LineId) -> int | None:
+        """The position of a line's backorder (a line has at most one), or None."""
+        for index in self._backorder_positions(order_id):
+            if self.backorders[index].line_id == line_id:
+                return index
+        return None
+
+    def _drop_backorder(self, index: int) -> None:
+        del self.backorders[index]
+        if self.backorder_keys is not None:
+            del self.backorder_keys[index]
+
     def add_backorder(self, backorder: Backorder) -> None:
-        for index, b in enumerate(self.backorders):
-            if b.order_id == backorder.order_id and b.line_id == backorder.line_id:
-                self.backorders[index] = evolved(b, quantity=b.quantity + backorder.quantity)
-                return
+        index = self._backorder_of(backorder.order_id, backorder.line_id)
+        if index is not None:
+            b = self.backorders[index]
+            self.backorders[index] = evolved(b, quantity=b.quantity + backorder.quantity)
+            return
         self.backorders.append(backorder)
+        if self.backorder_keys is not None:
+            self.backorder_keys.append(backorder.order_id)
+        elif len(self.backorders) >= _INDEXED_FROM:
+            self.backorder_keys = [b.order_id for b in self.backorders]
 
     def shrink_backorder(self, order_id: OrderId, line_id: LineId, units: int) -> int:
         """Take up to ``units`` off a line's backorder; returns what is left to take."""
-        for index, b in enumerate(self.backorders):
-            if b.order_id == order_id and b.line_id == line_id:
-                take = min(units, b.quantity)
-                if take == b.quantity:
-                    del self.backorders[index]
-                else:
-                    self.backorders[index] = evolved(b, quantity=b.quantity - take)
-                return units - take
-        return units
+        index = self._backorder_of(order_id, line_id)
+        if index is None:
+            return units
+        b = self.backorders[index]
+        take = min(units, b.quantity)
+        if take == b.quantity:
+            self._drop_backorder(index)
+        else:
+            self.backorders[index] = evolved(b, quantity=b.quantity - take)
+        return units - take
 
     def shrink_backorders(self, served: Mapping[tuple[OrderId, LineId], int]) -> None:
         """Take the units served off each line's backorder, in one pass."""
@@ -903,6 +966,8 @@ class _Work:
             if take < b.quantity:
                 kept.append(evolved(b, quantity=b.quantity - take) if take else b)
         self.backorders = kept
+        if self.backorder_keys is not None:
+            self.backorder_keys = [b.order_id for b in kept]
 
     def settle_supply(self, reference: str, location_id: LocationId, quantity: int) -> None:
         for index, s in enumerate(self.supply):
@@ -918,14 +983,17 @@ class _Work:
         )
 
     def done(self) -> ItemChange:
-        holds = tuple(self.holds)
+        holds, backorders = tuple(self.holds), tuple(self.backorders)
         if self.keys is not None and len(holds) >= _INDEXED_FROM:
             _HoldIndex(holds, self.keys, self.checkouts).keep(self.item.sku)
+        if self.backorder_keys is not None and len(backorders) >= _INDEXED_FROM:
+            index = _BackorderIndex(backorders, self.backorder_keys)
+            _keep_index(_BACKORDER_INDEXES, self.item.sku, index)
         item = InventoryItem(
             sku=self.item.sku,
             levels=self.levels,
             holds=holds,
-            backorders=tuple(self.backorders),
+            backorders=backorders,
             supply=self.supply,
             transfers=self.transfers,
             version=self.item.version + 1,
