@@ -250,13 +250,16 @@ class FulfilmentUseCases(ServiceCore):
         return self._run(command, arguments, idempotency_key, work)
 
     def _follow_fulfillment(self, stock: StockSession, f: FulfillmentOrder, command: str) -> None:
-        """Move the stock a fulfilment command moves."""
-        for line in f.lines:
-            item = stock.item(line.sku)
-            if command in ("ship", "collect"):
+        """Move the stock a fulfilment command moves (accepting, picking, packing, readying
+        and delivering move none, so they do not even read the items)."""
+        if command in ("ship", "collect"):
+            for line in f.lines:
+                item = stock.item(line.sku)
                 stock.keep(item.ship(f.location_id, line.quantity, f.id, stock.now))
-            elif command in ("reject", "expire"):
-                reference = f"{command} {f.id}"
+        elif command in ("reject", "expire"):
+            reference = f"{command} {f.id}"
+            for line in f.lines:
+                item = stock.item(line.sku)
                 stock.keep(item.deallocate(f.location_id, line.quantity, reference, stock.now))
 
     def _after_rejection(self, stock: StockSession, order: Order) -> Order:
