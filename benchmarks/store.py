@@ -32,6 +32,7 @@ from typing import Any
 from omscore import OMS, Address, GeoPoint, LineDraft, Location, Money, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
+from omscore.ids import LocationId
 from omscore.orders import Delivery
 from omscore.ports import Store
 from omscore.service import StockPosition
@@ -41,14 +42,14 @@ from omscore.testing import ManualClock, SequentialIds
 SEED = 5
 
 
-def prepared(store: Store) -> tuple[OMS, list[OrderDraft]]:
+def prepared(store: Store, clock: ManualClock | None = None) -> tuple[OMS, list[OrderDraft]]:
     """An OMS on ``store`` with three stocked warehouses, and the order stream."""
     rng = random.Random(SEED)
-    oms = OMS(store, clock=ManualClock(), ids=SequentialIds(), sourcing=LowestCostPolicy())
+    oms = OMS(store, clock=clock or ManualClock(), ids=SequentialIds(), sourcing=LowestCostPolicy())
     for i in range(3):
         oms.add_location(
             Location(
-                id=f"WH-{i}",
+                id=LocationId(f"WH-{i}"),
                 kind="warehouse",
                 geo=GeoPoint(48 + 2 * i, 8 + 2 * i),
                 capabilities={"ship"},

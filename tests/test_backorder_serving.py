@@ -69,5 +69,5 @@ def test_arriving_stock_serves_the_oldest_backorders_first(
     }
     index = _HoldIndex.of(after.sku, after.holds)
     assert index.keys == [h.key for h in after.holds]
-    assert index.checkouts == 0
+    assert index.count == 0
     assert after.discrepancies() == []

@@ -89,12 +89,28 @@ class BusySku(RuleBasedStateMachine):
             return
         self.apply(change)
 
+    @rule(minutes=st.integers(0, 30))
+    def expire(self, minutes: int) -> None:
+        now = self.at + timedelta(minutes=minutes)
+        holds = self.item.holds
+        due = {h.key for h in holds if h.line_id is None and h.expires_at and h.expires_at <= now}
+        change, count = self.item.expire(now)
+        assert count == len(due)
+        assert change.item.holds == tuple(h for h in holds if h.key not in due or h.line_id)
+        assert [(e.key, e.quantity) for e in change.events] == [  # type: ignore[attr-defined]
+            (key, sum(h.quantity for h in holds if h.key == key and h.line_id is None))
+            for key in sorted(due)
+        ]
+        self.apply(change)
+
     @invariant()
     def the_index_agrees_with_a_scan(self) -> None:
         holds = self.item.holds
         index = _HoldIndex.of(self.item.sku, holds)
         assert index.keys == [h.key for h in holds]
-        assert index.checkouts == sum(h.line_id is None for h in holds)
+        assert index.checkouts == [h.line_id is None for h in holds]
+        assert index.expiries == [h.expires_at for h in holds]
+        assert index.count == sum(h.line_id is None for h in holds)
         for order in ORDERS[:12]:
             assert self.item.order_holds_by_location(order) == scanned_order_holds(self.item, order)
             for line in LINES:

@@ -241,3 +241,63 @@ def test_backorder_rows_follow_every_command(steps: list[tuple[str, int]]) -> No
                 written = uow.inventory.get("LAUNCH")
             with SqliteStore(path).unit_of_work(write=False) as uow:
                 assert uow.inventory.get("LAUNCH") == written
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("reserve"), st.integers(0, 60)),
+            st.tuples(st.just("extend"), st.integers(0, 60)),
+            st.tuples(st.just("release"), st.integers(0, 60)),
+            st.tuples(st.just("order"), st.integers(0, 60)),
+            st.tuples(st.just("expire"), st.integers(1, 30)),
+        ),
+        max_size=30,
+    )
+)
+def test_reservation_key_rows_follow_a_busy_sku(steps: list[tuple[str, int]]) -> None:
+    """Property: with more carts on a SKU than the index's threshold, whatever carts and
+    orders do, the stored reservation keys and expiry (read by a fresh store) are the
+    item's: a key is listed exactly while its checkout holds remain, and the SKU counts as
+    expiring exactly from its earliest checkout expiry."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "carts.db")
+        clock = ManualClock(T0)
+        oms = OMS(SqliteStore(path), clock=clock, ids=SequentialIds())
+        oms.add_location(
+            Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
+        )
+        oms.receive("WH", "HOT", 1_000)
+        carts = [f"cart-{n}" for n in range(40)]
+        for cart in carts:
+            oms.reserve("HOT", 1, ttl=timedelta(minutes=15), key=cart)
+        for kind, n in steps:
+            cart = f"cart-{n}"
+            with oms.store.unit_of_work(write=False) as uow:
+                item = uow.inventory.get("HOT")
+            assert item is not None
+            held = bool(item.checkout_holds(cart))
+            if kind == "reserve" and not held:
+                oms.reserve("HOT", 1 + n % 3, ttl=timedelta(minutes=n % 20 + 1), key=cart)
+            elif kind == "extend" and held:
+                oms.extend_reservation(cart, ttl=timedelta(minutes=n % 25 + 1))
+            elif kind == "release" and held:
+                oms.release_reservation(cart)
+            elif kind == "order" and held:
+                oms.place_order(draft(("HOT", 1), reservation_key=cart))
+            elif kind == "expire":
+                clock.advance(timedelta(minutes=n))
+                oms.expire_reservations()
+            with oms.store.unit_of_work(write=False) as uow:
+                item = uow.inventory.get("HOT")
+            assert item is not None
+            with SqliteStore(path).unit_of_work(write=False) as uow:
+                for key in carts:
+                    listed = uow.inventory.reserved_under(key) == ["HOT"]
+                    assert listed == bool(item.checkout_holds(key))
+                expiry = item.next_expiry
+                later = clock.now() + timedelta(days=1)
+                assert uow.inventory.expiring(later) == (["HOT"] if expiry else [])
+                if expiry is not None:
+                    assert uow.inventory.expiring(expiry - timedelta(microseconds=1)) == []
+                    assert uow.inventory.expiring(expiry) == ["HOT"]

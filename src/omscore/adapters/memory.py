@@ -341,7 +341,7 @@ class MemoryStore:
         if old or keys:
             for key in old - keys:
                 self.key_index[key].discard(sku)
-            for key in keys:
+            for key in keys - old:
                 self.key_index.setdefault(key, set()).add(sku)
             self.keys_of[sku] = keys
 

@@ -465,7 +465,8 @@ class _Items(_Table[InventoryItem]):
         self.new_movements: list[StockMovement] = []
         self.positions: dict[str, tuple[int, ...]] = {}  # of the holds' rows
         self.backorder_positions: dict[str, tuple[int, ...]] = {}
-        self.checkout_changed: dict[str, bool] = {}  # by write_rows, per SKU written
+        #: By write_rows, per SKU written: the reservation keys whose checkout holds changed.
+        self.checkout_keys: dict[str, set[str]] = {}
 
     def _read(self, key: str) -> tuple[InventoryItem, tuple[int, ...], tuple[int, ...]]:
         body = self.uow.one("SELECT body FROM items WHERE sku = ?", (key,))[0]
@@ -500,7 +501,7 @@ class _Items(_Table[InventoryItem]):
     def columns(self, item: InventoryItem) -> dict[str, object]:
         """The queried columns of an item's row: the expiry, when its checkout holds moved
         (after :meth:`write_rows`; a new row without it gets NULL, right for no holds)."""
-        if not self.checkout_changed[item.sku]:
+        if not self.checkout_keys[item.sku]:
             return {}
         expiry = item.next_expiry
         return {"next_expiry": _utc(expiry) if expiry else None}
@@ -517,9 +518,11 @@ class _Items(_Table[InventoryItem]):
                 sku, before.holds if before else (), self.positions, item.holds, dump
             )
             # Only checkout holds carry reservation keys and expiries.
-            self.checkout_changed[sku] = removed is not None and (
-                any(h.line_id is None for h in removed)
-                or any(h.line_id is None for _, h in holds.placed)
+            self.checkout_keys[sku] = (
+                {h.key for h in removed if h.line_id is None}
+                | {h.key for _, h in holds.placed if h.line_id is None}
+                if removed is not None
+                else set()
             )
             backorders.add(
                 sku,
@@ -1027,7 +1030,9 @@ class SqliteUnitOfWork:
             )
 
     def _write_levels_and_keys(self, items: _Items) -> None:
-        levels, gone_keys, new_keys = [], [], []
+        levels: list[tuple[object, ...]] = []
+        gone_keys: list[tuple[str, str]] = []
+        new_keys: list[tuple[str, str]] = []
         for sku, item in items.staged.items():
             before = items.loaded.get(sku)
             old_levels = before.levels if before else {}
@@ -1036,12 +1041,8 @@ class SqliteUnitOfWork:
                 for loc, lv in item.levels.items()
                 if old_levels.get(loc) is not lv  # a changed level is a new object
             ]
-            if not items.checkout_changed[sku]:
-                continue  # the same checkout holds: the same reservation keys
-            old_keys = before.reservation_keys if before else frozenset()
-            keys = item.reservation_keys
-            gone_keys += [(k, sku) for k in old_keys - keys]
-            new_keys += [(k, sku) for k in keys - old_keys]
+            for key in sorted(items.checkout_keys[sku]):  # the keys whose holds changed
+                (new_keys if item.checkout_holds(key) else gone_keys).append((key, sku))
         if levels:
             self.execute_many(
                 "INSERT INTO levels (sku, location_id, on_hand, allocated, reserved, "

@@ -9,7 +9,7 @@ rows it wrote and the events it recorded.
 
 from __future__ import annotations
 
-import operator
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -155,18 +155,29 @@ class _HoldIndex:
     A SKU in a flash sale holds stock for thousands of orders; every command on it looks
     for one order's (or one checkout's) holds. ``keys[i]`` is the key of ``holds[i]``, so
     that search runs in C (``list.count`` and ``list.index``) instead of a Python loop over
-    the holds; ``checkouts`` counts checkout holds, so items without any skip the
-    reservation-key and expiry scans. A command's working copy updates both as it adds and
-    removes holds, and the new version starts with them. One index is kept per SKU (the
-    latest version's), so older versions' holds are never kept alive by it.
+    the holds; ``checkouts[i]`` says whether it is a checkout hold and ``expiries[i]`` is
+    its expiry, so the reservation keys and the next expiry (which the stores index after
+    every command) come out of C as well; ``count`` counts the checkout holds, so items
+    without any skip both. A command's working copy updates them as it adds and removes
+    holds, and the new version starts with them. One index is kept per SKU (the latest
+    version's), so older versions' holds are never kept alive by it.
     """
 
-    __slots__ = ("checkouts", "holds", "keys")
+    __slots__ = ("checkouts", "count", "expiries", "holds", "keys")
 
-    def __init__(self, holds: tuple[StockHold, ...], keys: list[str], checkouts: int) -> None:
+    def __init__(
+        self,
+        holds: tuple[StockHold, ...],
+        keys: list[str],
+        checkouts: list[bool],
+        expiries: list[datetime | None],
+        count: int,
+    ) -> None:
         self.holds = holds
         self.keys = keys
         self.checkouts = checkouts
+        self.expiries = expiries
+        self.count = count
 
     @classmethod
     def of(cls, sku: Sku, holds: tuple[StockHold, ...]) -> _HoldIndex:
@@ -175,7 +186,7 @@ class _HoldIndex:
         hit = _HOLD_INDEXES.get(sku)
         if hit is not None and hit.holds is holds:
             return hit
-        index = cls(holds, list(map(_KEY_OF, holds)), sum(h.line_id is None for h in holds))
+        index = cls(holds, *_columns(holds))
         if len(holds) >= _INDEXED_FROM:
             index.keep(sku)
         return index
@@ -187,6 +198,29 @@ class _HoldIndex:
     def positions(self, key: str) -> list[int]:
         """Positions of the holds under ``key``, in order."""
         return _positions(self.keys, key)
+
+    def reservation_keys(self) -> frozenset[str]:
+        """Keys of the checkout holds."""
+        return frozenset(itertools.compress(self.keys, self.checkouts)) if self.count else _NONE
+
+    def next_expiry(self) -> datetime | None:
+        """The earliest expiry of a hold (only checkout holds expire)."""
+        return min(filter(None, self.expiries), default=None) if self.count else None
+
+
+def _columns(
+    holds: Iterable[StockHold],
+) -> tuple[list[str], list[bool], list[datetime | None], int]:
+    """The index's columns of ``holds``: keys, checkout or not, expiries, checkout count."""
+    keys, checkouts, expiries = [], [], []
+    for h in holds:
+        keys.append(h.key)
+        checkouts.append(h.line_id is None)
+        expiries.append(h.expires_at)
+    return keys, checkouts, expiries, sum(checkouts)
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 class _BackorderIndex:
@@ -240,7 +274,6 @@ def _units_by_location(holds: Iterable[StockHold]) -> list[tuple[LocationId, int
     return sorted(units.items())
 
 
-_KEY_OF = operator.attrgetter("key")
 _INDEXED_FROM = 32  # fewer holds are cheaper to index again than to keep
 _HOLD_INDEXES: dict[Sku, _HoldIndex] = {}
 _BACKORDER_INDEXES: dict[Sku, _BackorderIndex] = {}
@@ -320,17 +353,19 @@ class InventoryItem:
     @property
     def next_expiry(self) -> datetime | None:
         """The earliest expiry among checkout reservations (for expiry scans)."""
-        if not self.has_checkout_holds:
-            return None
-        expiries = [h.expires_at for h in self.holds if h.expires_at is not None]
+        holds = self.holds
+        if len(holds) >= _INDEXED_FROM:
+            return _HoldIndex.of(self.sku, holds).next_expiry()
+        expiries = [h.expires_at for h in holds if h.expires_at is not None]
         return min(expiries) if expiries else None
 
     @property
     def reservation_keys(self) -> frozenset[str]:
         """Keys of the checkout reservations on this SKU."""
-        if not self.has_checkout_holds:
-            return frozenset()
-        return frozenset(h.key for h in self.holds if h.line_id is None)
+        holds = self.holds
+        if len(holds) >= _INDEXED_FROM:
+            return _HoldIndex.of(self.sku, holds).reservation_keys()
+        return frozenset(h.key for h in holds if h.line_id is None)
 
     @property
     def has_checkout_holds(self) -> bool:
@@ -338,7 +373,7 @@ class InventoryItem:
         holds = self.holds
         if len(holds) < _INDEXED_FROM:
             return any(h.line_id is None for h in holds)
-        return _HoldIndex.of(self.sku, holds).checkouts > 0
+        return _HoldIndex.of(self.sku, holds).count > 0
 
     def discrepancies(self) -> list[Discrepancy]:
         """Levels whose ``reserved`` disagrees with the holds at that location."""
@@ -480,10 +515,7 @@ class InventoryItem:
         if not self.checkout_holds(key):
             raise UnknownReservation(f"no reservation {key!r} holds {self.sku}")
         w = _Work(self, at)
-        w.holds = [
-            evolved(h, expires_at=expires_at) if h.key == key and h.line_id is None else h
-            for h in w.holds
-        ]
+        w.set_expiry(key, expires_at)
         w.event(ReservationExtended, key=key, expires_at=expires_at)
         return w.done()
 
@@ -499,13 +531,14 @@ class InventoryItem:
 
     def expire(self, now: datetime) -> tuple[ItemChange, int]:
         """End every checkout reservation whose time is up; returns how many ended."""
-        keys = sorted(
-            {h.key for h in self.holds if h.expires_at is not None and h.expires_at <= now}
-        )
-        change = ItemChange(self)
-        for key in keys:
-            change = change.join(change.item.release_reservation(key, now, "expired"))
-        return change, len(keys)
+        expired = {h.key for h in self.holds if h.expires_at is not None and h.expires_at <= now}
+        if not expired:
+            return ItemChange(self), 0
+        w = _Work(self, now)
+        released = w.drop_checkouts(expired)
+        for key in sorted(expired):
+            w.event(ReservationReleased, key=key, quantity=released[key], cause="expired")
+        return w.done(), len(expired)
 
     # --- order holds and backorders -----------------------------------------------------
 
@@ -762,13 +795,16 @@ class _Work:
         self.at = at
         self.levels = dict(item.levels)
         self.holds = list(item.holds)
-        # On a busy SKU, the keys of the holds (and the count of checkout holds) are kept
-        # in step with the holds below; a few holds are simply scanned.
+        # On a busy SKU, the index's columns (keys, checkout or not, expiries) and the count
+        # of checkout holds are kept in step with the holds; a few holds are simply scanned.
         self.keys: list[str] | None = None
-        self.checkouts = 0
+        self.checkouts: list[bool] = []
+        self.expiries: list[datetime | None] = []
+        self.checkout_count = 0
         if len(item.holds) >= _INDEXED_FROM:
             index = _HoldIndex.of(item.sku, item.holds)
-            self.keys, self.checkouts = list(index.keys), index.checkouts
+            self.keys, self.checkouts = list(index.keys), list(index.checkouts)
+            self.expiries, self.checkout_count = list(index.expiries), index.count
         self.backorders = list(item.backorders)
         self.backorder_keys: list[str] | None = None  # order ids, on a SKU with many
         if len(item.backorders) >= _INDEXED_FROM:
@@ -820,11 +856,13 @@ class _Work:
     def add_hold(self, hold: StockHold) -> None:
         self.holds.append(hold)
         if self.keys is not None:
+            checkout = hold.line_id is None
             self.keys.append(hold.key)
-            self.checkouts += hold.line_id is None
+            self.checkouts.append(checkout)
+            self.expiries.append(hold.expires_at)
+            self.checkout_count += checkout
         elif len(self.holds) >= _INDEXED_FROM:  # one command placing many holds
-            self.keys = list(map(_KEY_OF, self.holds))
-            self.checkouts = sum(h.line_id is None for h in self.holds)
+            self.keys, self.checkouts, self.expiries, self.checkout_count = _columns(self.holds)
         self._reserve_at(hold.location_id, hold.quantity)
 
     def remove_hold_units(self, index: int, units: int) -> None:
@@ -833,10 +871,34 @@ class _Work:
         if units == hold.quantity:
             del self.holds[index]
             if self.keys is not None:
-                del self.keys[index]
-                self.checkouts -= hold.line_id is None
+                del self.keys[index], self.checkouts[index], self.expiries[index]
+                self.checkout_count -= hold.line_id is None
         else:
             self.holds[index] = evolved(hold, quantity=hold.quantity - units)
+
+    def set_expiry(self, key: str, expires_at: datetime) -> None:
+        """Move the expiry of checkout reservation ``key``'s holds."""
+        for index in self.positions(key):
+            hold = self.holds[index]
+            if hold.line_id is None:
+                self.holds[index] = evolved(hold, expires_at=expires_at)
+                if self.keys is not None:
+                    self.expiries[index] = expires_at
+
+    def drop_checkouts(self, keys: set[str]) -> dict[str, int]:
+        """Remove the checkout holds of ``keys`` in one pass; returns units per key."""
+        released: dict[str, int] = {}
+        kept = []
+        for hold in self.holds:
+            if hold.line_id is None and hold.key in keys:
+                released[hold.key] = released.get(hold.key, 0) + hold.quantity
+                self._reserve_at(hold.location_id, -hold.quantity)
+            else:
+                kept.append(hold)
+        self.holds = kept
+        if self.keys is not None:
+            self.keys, self.checkouts, self.expiries, self.checkout_count = _columns(kept)
+        return released
 
     def release_order(self, order_id: OrderId) -> dict[LineId, int]:
         """Drop every hold and backorder of the order; returns units released per line."""
@@ -985,7 +1047,8 @@ class _Work:
     def done(self) -> ItemChange:
         holds, backorders = tuple(self.holds), tuple(self.backorders)
         if self.keys is not None and len(holds) >= _INDEXED_FROM:
-            _HoldIndex(holds, self.keys, self.checkouts).keep(self.item.sku)
+            columns = (self.keys, self.checkouts, self.expiries, self.checkout_count)
+            _HoldIndex(holds, *columns).keep(self.item.sku)
         if self.backorder_keys is not None and len(backorders) >= _INDEXED_FROM:
             index = _BackorderIndex(backorders, self.backorder_keys)
             _keep_index(_BACKORDER_INDEXES, self.item.sku, index)
