@@ -72,35 +72,50 @@ def items_of(store: Store, *skus: str) -> dict[str, InventoryItem | None]:
         return {sku: uow.inventory.get(Sku(sku)) for sku in skus}
 
 
-def test_stock_holds_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Path) -> None:
-    """Schema 3 keeps holds as rows: a schema-2 file, whose item bodies hold them, opens
-    with every hold of every SKU in place, in order, and the books still agree."""
-    path = tmp_path / "holds.db"
+def three_orders(path: Path, stock: list[StockPosition]) -> dict[str, InventoryItem | None]:
+    """Items A and B after three orders on a new store at ``path`` with ``stock``."""
     oms = OMS(SqliteStore(str(path)), clock=ManualClock(), ids=SequentialIds())
     oms.add_location(
         Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
     )
-    oms.receive_many([StockPosition("WH", sku, 50) for sku in ("A", "B")])
+    oms.receive_many(stock)
     for lines in ((("A", 2),), (("A", 1), ("B", 3)), (("B", 1),)):
         oms.place_order(draft(*lines))
-    before = items_of(oms.store, "A", "B")
-    assert all(item is not None and item.holds for item in before.values())
+    items = items_of(oms.store, "A", "B")
     oms.store.close()  # type: ignore[attr-defined]
+    return items
+
+
+def into_item_bodies(
+    connection: sqlite3.Connection,
+    items: dict[str, InventoryItem | None],
+    field: str,
+    row: type[StockHold] | type[Backorder],
+) -> None:
+    """Write each item's ``field`` back into its JSON body, as older schemas kept it."""
+    converter = make_converter()
+    for sku, item in items.items():
+        assert item is not None
+        (text,) = connection.execute("SELECT body FROM items WHERE sku = ?", (sku,)).fetchone()
+        body = json.loads(text)
+        body[field] = converter.unstructure(getattr(item, field), tuple[row, ...])  # type: ignore[valid-type]
+        connection.execute("UPDATE items SET body = ? WHERE sku = ?", (json.dumps(body), sku))
+
+
+def test_stock_holds_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Path) -> None:
+    """Schema 3 keeps holds as rows: a schema-2 file, whose item bodies hold them, opens
+    with every hold of every SKU in place, in order, and the books still agree."""
+    path = tmp_path / "holds.db"
+    before = three_orders(path, [StockPosition("WH", sku, 50) for sku in ("A", "B")])
+    assert all(item is not None and item.holds for item in before.values())
     with sqlite3.connect(path) as connection:  # as schema 2 wrote it: holds in the body
-        for sku, item in before.items():
-            assert item is not None
-            body = json.loads(
-                connection.execute("SELECT body FROM items WHERE sku = ?", (sku,)).fetchone()[0]
-            )
-            body["holds"] = make_converter().unstructure(item.holds, tuple[StockHold, ...])
-            connection.execute("UPDATE items SET body = ? WHERE sku = ?", (json.dumps(body), sku))
+        into_item_bodies(connection, before, "holds", StockHold)
         connection.execute("DROP TABLE holds")
         connection.execute("DROP TABLE backorders")
         connection.execute("DELETE FROM schema_version WHERE version >= 3")
     store = SqliteStore(str(path))
     assert store.migrated_from == 2
-    after = items_of(store, "A", "B")
-    assert after == before
+    assert items_of(store, "A", "B") == before
     check_books(OMS(store))
 
 
@@ -108,32 +123,15 @@ def test_backorders_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pat
     """Schema 4 keeps backorders as rows: a schema-3 file, whose item bodies hold them,
     opens with every backorder of every SKU in place, in order, and the books agree."""
     path = tmp_path / "backorders.db"
-    oms = OMS(SqliteStore(str(path)), clock=ManualClock(), ids=SequentialIds())
-    oms.add_location(
-        Location(id="WH", kind="warehouse", geo=GeoPoint(50, 8), capabilities={"ship"})
-    )
-    oms.receive_many([StockPosition("WH", "A", 1)])
-    for lines in ((("A", 2),), (("A", 1), ("B", 3)), (("B", 1),)):
-        oms.place_order(draft(*lines))
-    before = items_of(oms.store, "A", "B")
+    before = three_orders(path, [StockPosition("WH", "A", 1)])
     assert all(item is not None and item.backorders for item in before.values())
-    oms.store.close()  # type: ignore[attr-defined]
     with sqlite3.connect(path) as connection:  # as schema 3 wrote it: backorders in the body
-        for sku, item in before.items():
-            assert item is not None
-            body = json.loads(
-                connection.execute("SELECT body FROM items WHERE sku = ?", (sku,)).fetchone()[0]
-            )
-            body["backorders"] = make_converter().unstructure(
-                item.backorders, tuple[Backorder, ...]
-            )
-            connection.execute("UPDATE items SET body = ? WHERE sku = ?", (json.dumps(body), sku))
+        into_item_bodies(connection, before, "backorders", Backorder)
         connection.execute("DROP TABLE backorders")
         connection.execute("DELETE FROM schema_version WHERE version = 4")
     store = SqliteStore(str(path))
     assert store.migrated_from == 3
-    after = items_of(store, "A", "B")
-    assert after == before
+    assert items_of(store, "A", "B") == before
     check_books(OMS(store))
 
 
