@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from omscore import OMS, OrderStatus
 from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import (
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
@@ -16,6 +18,7 @@ from omscore.errors import (
     UnknownOrder,
 )
 from omscore.events import OrderEvent, OrderHeld, OrderPlaced, UnitsCancelled
+from omscore.ports import Store
 from omscore.testing import ManualClock, SequentialIds
 
 from .conftest import draft
@@ -93,6 +96,21 @@ def test_events_come_in_commit_order_with_versions(oms: OMS) -> None:
     assert [e.version for e in order_events] == [1, 2, 3, 4, 5, 6]
     assert isinstance(order_events[-2], UnitsCancelled)
     assert oms.get_order(order.id).status is OrderStatus.CANCELLED
+
+
+@pytest.mark.parametrize("make_store", [MemoryStore, lambda: SqliteStore(":memory:")])
+def test_events_can_be_read_page_by_page(make_store: Callable[[], Store]) -> None:
+    """``events(after, limit)`` is the slice of ``events()`` after that outbox position."""
+    oms = OMS(make_store(), clock=ManualClock(), ids=SequentialIds())
+    for _ in range(3):
+        order = oms.place_order(draft(("A", 1)))
+        oms.hold(order.id, "manual")
+    everything = oms.events()
+    assert len(everything) > 6
+    pages = [oms.events(after, 4) for after in range(0, len(everything), 4)]
+    assert [e for page in pages for e in page] == everything
+    assert oms.events(after=5) == everything[5:]
+    assert oms.events(after=len(everything)) == []
 
 
 def test_a_stale_commit_raises_concurrency_conflict() -> None:

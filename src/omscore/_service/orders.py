@@ -172,6 +172,8 @@ class OrderUseCases(ServiceCore):
 
         return self._run(command, {"order_id": order_id, **arguments}, idempotency_key, work)
 
-    def events(self) -> list[DomainEvent]:
-        """Every recorded domain event, in commit order (read from the outbox)."""
-        return [record.event for record in self.store.outbox()]
+    def events(self, after: int = 0, limit: int | None = None) -> list[DomainEvent]:
+        """The recorded domain events in commit order, read from the outbox: every one by
+        default; those after outbox position ``after``, at most ``limit`` of them, for a
+        host that reads them page by page (a store holding millions never loads them all)."""
+        return [record.event for record in self.store.outbox(after, limit)]
