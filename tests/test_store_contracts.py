@@ -34,6 +34,17 @@ class TestSqliteStore(StoreContract, ProcessContract, ReferenceModelContract):
         return functools.partial(SqliteStore, str(tmp_path / "shared.db"))
 
 
+class TestSqliteStoreDecodingEveryRead(StoreContract, ReferenceModelContract):
+    """With no cache of decoded aggregates every read decodes the rows the store wrote, so
+    the kit and the reference model check what is on disk, not what the process kept."""
+
+    interleaved_units_of_work = False
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A fresh SQLite file, read back on every access."""
+        return SqliteStore(str(tmp_path / "shop.db"), cache_size=0)
+
+
 class TestSqliteInMemory(StoreContract):
     """``:memory:`` shares one connection inside the process."""
 
