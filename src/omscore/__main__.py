@@ -110,9 +110,9 @@ def _inspect(args: argparse.Namespace) -> int:
                 f"({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
             )
         print("  trace:")
-        for record in store.outbox():
+        for record in store.order_events(order.id):
             event = record.event
-            if isinstance(event, OrderEvent) and event.order_id == order.id:
+            if isinstance(event, OrderEvent):
                 print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
     return 0
 
