@@ -128,11 +128,31 @@ def test_backorders_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pat
     with sqlite3.connect(path) as connection:  # as schema 3 wrote it: backorders in the body
         into_item_bodies(connection, before, "backorders", Backorder)
         connection.execute("DROP TABLE backorders")
-        connection.execute("DELETE FROM schema_version WHERE version = 4")
+        connection.execute("DELETE FROM schema_version WHERE version >= 4")
     store = SqliteStore(str(path))
     assert store.migrated_from == 3
     assert items_of(store, "A", "B") == before
     check_books(OMS(store))
+
+
+def test_the_relay_keeps_its_place_across_the_schema_5_migration(tmp_path: Path) -> None:
+    """Schema 5 keeps the relay's progress as one mark: a schema-4 file whose first events
+    carry the old per-row published flag opens with exactly the rest unpublished."""
+    path = tmp_path / "relay.db"
+    store = SqliteStore(str(path))
+    oms = OMS(store, clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    for sku in ("A", "B", "C", "D"):
+        oms.receive("WH-1", sku, 3)
+    everything = store.outbox()
+    store.close()
+    with sqlite3.connect(path) as connection:  # as schema 4 marked them: a flag per row
+        connection.execute("UPDATE outbox SET published = 1 WHERE position <= 3")
+        connection.execute("DELETE FROM meta WHERE name = 'published'")
+        connection.execute("DELETE FROM schema_version WHERE version >= 5")
+    reopened = SqliteStore(str(path))
+    assert reopened.migrated_from == 4
+    assert reopened.unpublished() == everything[3:]
 
 
 def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:

@@ -152,6 +152,16 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
             _move_backorders_out_of_item_bodies,
         ),
     ),
+    (
+        5,
+        (
+            # The relay's progress is one high-water mark in ``meta`` (events are published
+            # in commit order, so the published ones are always a prefix); the per-row
+            # ``published`` flag made each read and mark scan every event before it.
+            "INSERT OR REPLACE INTO meta (name, value) "
+            "SELECT 'published', COALESCE(MAX(position), 0) FROM outbox WHERE published = 1",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -1250,7 +1260,10 @@ class SqliteStore:
 
     def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events not yet marked published, in commit order."""
-        sql = "SELECT position, body FROM outbox WHERE published = 0 ORDER BY position"
+        sql = (
+            "SELECT position, body FROM outbox WHERE position > "
+            "COALESCE((SELECT value FROM meta WHERE name = 'published'), 0) ORDER BY position"
+        )
         args: tuple[object, ...] = ()
         if limit is not None:
             sql += " LIMIT ?"
@@ -1258,10 +1271,14 @@ class SqliteStore:
         return self._records(sql, args)
 
     def mark_published(self, up_to: int) -> None:
-        """Mark every event up to ``position`` as published."""
+        """Mark every event up to ``position`` as published (the mark never moves back, nor
+        past the last event committed)."""
         with translated("mark published"):
             self.connection().execute(
-                "UPDATE outbox SET published = 1 WHERE position <= ? AND published = 0", (up_to,)
+                "INSERT INTO meta (name, value) VALUES "
+                "('published', MIN(?, (SELECT COALESCE(MAX(position), 0) FROM outbox))) "
+                "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+                (up_to,),
             )
 
     def order_events(self, order_id: str) -> list[OutboxRecord]:

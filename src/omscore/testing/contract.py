@@ -266,6 +266,22 @@ class StoreContract:
         assert [r.position for r in oms.store.unpublished()] == [r.position for r in records[1:]]
         assert len(oms.store.outbox()) == len(records)
 
+    def test_the_relay_mark_moves_forward_to_committed_events_only(self, oms: OMS) -> None:
+        """Marking past the last event publishes the events there are, not those committed
+        later; marking an earlier position again unpublishes nothing; pages follow on."""
+        oms.receive("WH-1", "A", 5)
+        oms.store.mark_published(10**9)
+        assert oms.store.unpublished() == []
+        oms.receive("WH-1", "B", 5)
+        oms.receive("WH-1", "C", 5)
+        later = oms.store.unpublished()
+        assert len(later) == 2
+        oms.store.mark_published(1)
+        assert oms.store.unpublished() == later
+        assert oms.store.unpublished(limit=1) == later[:1]
+        oms.store.mark_published(later[0].position)
+        assert oms.store.unpublished() == later[1:]
+
     # --- repositories -----------------------------------------------------------------------
 
     def test_inventory_items_and_the_ledger_round_trip(self, store: Store) -> None:
