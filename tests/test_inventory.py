@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from omscore import OMS, Capability, Delivery, GeoPoint, Location, LocationKind, StockLevel
+from omscore._stock import _promises_more_than
 from omscore.errors import (
     DuplicateLocation,
     DuplicateReservation,
@@ -21,7 +25,8 @@ from omscore.errors import (
     UnknownTransfer,
 )
 from omscore.events import BackorderServed, LowStock, OutOfStock
-from omscore.inventory import MovementKind
+from omscore.ids import ChannelId, LocationId, Sku
+from omscore.inventory import ChannelPool, InventoryItem, MovementKind
 from omscore.testing import ManualClock
 
 from .conftest import draft, store_location, warehouse
@@ -441,3 +446,43 @@ def test_location_fields_are_validated() -> None:
         Location(id="X", kind="store", geo=None, capabilities=[], daily_capacity=-1)
     with pytest.raises(InvalidLocation):
         Location(id="X", kind="store", geo=None, capabilities=[], priority=1.5)  # type: ignore[arg-type]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10), st.integers(0, 10)), max_size=8),
+    st.integers(0, 20),
+    st.integers(0, 100),
+    st.integers(0, 60),
+)
+def test_the_low_stock_shortcut_answers_as_the_whole_sum_does(
+    levels: list[tuple[int, int, int]], buffer: int, percent: int, threshold: int
+) -> None:
+    """Property: stopping the pool's sum once it is promisable beyond the threshold gives
+    the answer the whole sum gives, whatever the levels and the buffer."""
+    locations = tuple(LocationId(f"L-{n}") for n in range(len(levels) + 1))  # one unstocked
+    item = InventoryItem(
+        Sku("A"),
+        levels={
+            location: StockLevel(on_hand, allocated, reserved)
+            for location, (on_hand, allocated, reserved) in zip(locations, levels, strict=False)
+        },
+    )
+    pool = ChannelPool(ChannelId("web"), locations, buffer, Decimal(percent))
+    assert _promises_more_than(item, pool, threshold) == (item.atp(pool) > threshold)
+
+
+def test_low_stock_is_signalled_on_each_channel_that_crosses(oms: OMS) -> None:
+    """With many channels watching, each signals where its own ATP crosses its threshold."""
+    for n in range(12):
+        oms.configure_channel(f"ch-{n}", low_stock_threshold=n, buffer=n % 3)
+    oms.receive("WH-1", "A", 12)
+    oms.place_order(draft(("A", 4)))
+    crossed = sorted(
+        (e.channel, e.atp, e.threshold) for e in oms.events() if isinstance(e, LowStock)
+    )
+    expected = []
+    for n in range(12):  # ATP before: 12 - buffer; after: 8 - buffer
+        was, now = 12 - n % 3, 8 - n % 3
+        if now <= n < was:
+            expected.append((f"ch-{n}", now, n))
+    assert crossed == sorted(expected)

@@ -156,6 +156,8 @@ class StockSession:
             threshold = channel.low_stock_threshold
             assert threshold is not None
             pool = self.pool(channel.id)
+            if _promises_more_than(after, pool, threshold):
+                continue  # neither signal can fire: the usual case, found in a location or two
             was, now = before.atp(pool), after.atp(pool)
             if now <= threshold < was:
                 self._events.append(
@@ -174,6 +176,22 @@ class StockSession:
                         version=after.version, at=self.now, sku=after.sku, channel=channel.id
                     )
                 )
+
+
+def _promises_more_than(item: InventoryItem, pool: ChannelPool, threshold: int) -> bool:
+    """True once the pool's available units, summed location by location, are promisable
+    beyond ``threshold``. ATP never falls as available units grow (a buffer of at most 100 %
+    holds back at most one more unit per unit), so the rest of the sum cannot undo it."""
+    if pool.buffer_percent > 100:
+        return False  # not a pool a channel can be configured with; no shortcut for it
+    levels, total = item.levels, 0
+    for location_id in pool.locations:
+        level = levels.get(location_id)
+        if level is not None:
+            total += level.available
+            if total > threshold and pool.promisable(total) > threshold:
+                return True
+    return False
 
 
 # Pools are rebuilt only when the network changes: stores hand out the same sorted list of
