@@ -454,11 +454,12 @@ def test_location_fields_are_validated() -> None:
     st.integers(0, 100),
     st.integers(0, 60),
 )
-def test_the_low_stock_shortcut_answers_as_the_whole_sum_does(
-    levels: list[tuple[int, int, int]], buffer: int, percent: int, threshold: int
+def test_summing_a_pool_until_it_promises_enough_answers_as_the_whole_sum(
+    levels: list[tuple[int, int, int]], buffer: int, percent: int, wanted: int
 ) -> None:
-    """Property: stopping the pool's sum once it is promisable beyond the threshold gives
-    the answer the whole sum gives, whatever the levels and the buffer."""
+    """Property: stopping the pool's sum once it promises ``wanted`` gives
+    ``min(wanted, ATP)``, whatever the levels and the buffer; so does the low-stock check
+    built on it."""
     locations = tuple(LocationId(f"L-{n}") for n in range(len(levels) + 1))  # one unstocked
     item = InventoryItem(
         Sku("A"),
@@ -468,7 +469,8 @@ def test_the_low_stock_shortcut_answers_as_the_whole_sum_does(
         },
     )
     pool = ChannelPool(ChannelId("web"), locations, buffer, Decimal(percent))
-    assert _promises_more_than(item, pool, threshold) == (item.atp(pool) > threshold)
+    assert pool.promisable_up_to(item.levels, wanted) == min(wanted, item.atp(pool))
+    assert _promises_more_than(item, pool, wanted) == (item.atp(pool) > wanted)
 
 
 def test_low_stock_is_signalled_on_each_channel_that_crosses(oms: OMS) -> None:

@@ -179,19 +179,9 @@ class StockSession:
 
 
 def _promises_more_than(item: InventoryItem, pool: ChannelPool, threshold: int) -> bool:
-    """True once the pool's available units, summed location by location, are promisable
-    beyond ``threshold``. ATP never falls as available units grow (a buffer of at most 100 %
-    holds back at most one more unit per unit), so the rest of the sum cannot undo it."""
-    if pool.buffer_percent > 100:
-        return False  # not a pool a channel can be configured with; no shortcut for it
-    levels, total = item.levels, 0
-    for location_id in pool.locations:
-        level = levels.get(location_id)
-        if level is not None:
-            total += level.available
-            if total > threshold and pool.promisable(total) > threshold:
-                return True
-    return False
+    """True when the pool promises more than ``threshold`` of the item (found, with stock
+    about, after a location or two)."""
+    return pool.promisable_up_to(item.levels, threshold + 1) > threshold
 
 
 # Pools are rebuilt only when the network changes: stores hand out the same sorted list of

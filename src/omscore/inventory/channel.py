@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 import attrs
 
 from omscore.ids import ChannelId, LocationId
 from omscore.inventory.location import Location, LocationKind
+from omscore.inventory.stock import StockLevel
 
 
 @attrs.frozen(slots=True)
@@ -87,3 +88,17 @@ class ChannelPool:
     def promisable(self, pool_available: int) -> int:
         """ATP: ``pool_available`` less the buffer, never below zero."""
         return max(0, pool_available - self.held_back(pool_available))
+
+    def promisable_up_to(self, levels: Mapping[LocationId, StockLevel], wanted: int) -> int:
+        """``min(wanted, ATP)`` of the pool over a SKU's ``levels``, summing the locations'
+        available units only until they promise ``wanted``: ATP never falls as available
+        units grow (a buffer of at most 100 % holds back at most one unit more per unit), so
+        the locations not yet summed cannot take the promise back."""
+        total, early = 0, self.buffer_percent <= 100
+        for location_id in self.locations:
+            level = levels.get(location_id)
+            if level is not None:
+                total += level.available
+                if early and total >= wanted and self.promisable(total) >= wanted:
+                    return wanted
+        return min(wanted, self.promisable(total))

@@ -497,11 +497,10 @@ class InventoryItem:
             raise DuplicateReservation(
                 f"reservation {key!r} already holds {self.sku}; extend or release it"
             )
-        atp = self.atp(pool)
-        if quantity > atp:
+        if pool.promisable_up_to(self.levels, quantity) < quantity:
             raise InsufficientStock(
                 f"cannot reserve {quantity} of {self.sku} for channel {pool.channel}: "
-                f"only {atp} available to promise"
+                f"only {self.atp(pool)} available to promise"
             )
         w = _Work(self, at)
         w.place(quantity, pool.locations, key, None, pool.channel, expires_at)
@@ -967,9 +966,7 @@ class _Work:
         if pickup_location is not None:
             limit, locations = self.level(pickup_location).available, (pickup_location,)
         else:
-            levels = self.levels
-            pool_available = sum(levels[x].available for x in pool.locations if x in levels)
-            limit, locations = pool.promisable(pool_available), pool.locations
+            limit, locations = pool.promisable_up_to(self.levels, quantity), pool.locations
         return self.place(min(quantity, limit), locations, order_id, line_id, channel, None)
 
     def _backorder_positions(self, order_id: OrderId) -> list[int]:
