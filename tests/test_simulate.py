@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -106,6 +107,17 @@ def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:
     assert "stock of SKU-000" in shown.stdout
     assert "order O-1:" in shown.stdout
     assert "OrderPlaced" in shown.stdout
+    with sqlite3.connect(db) as connection:
+        returned, rma = connection.execute("SELECT order_id, id FROM returns LIMIT 1").fetchone()
+    traced = subprocess.run(
+        [sys.executable, "-m", "omscore", "inspect", "--db", str(db), "--order", returned],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert traced.returncode == 0, traced.stderr
+    assert f"ReturnRequested ({rma})" in traced.stdout
 
 
 def test_an_order_left_open_by_a_rejection_is_tried_again() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import OmsError
-from omscore.events import OrderEvent
+from omscore.events import OrderEvent, ReturnEvent
 from omscore.ports import Store
 from omscore.service import OMS
 from omscore.simulate import POLICIES, run
@@ -114,6 +114,8 @@ def _inspect(args: argparse.Namespace) -> int:
             event = record.event
             if isinstance(event, OrderEvent):
                 print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
+            elif isinstance(event, ReturnEvent):  # returns move the order's version too
+                print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
     return 0
 
 
