@@ -85,13 +85,22 @@ def sample_location(location_id: str, priority: int = 1) -> Location:
     )
 
 
-def order_draft(sku: str, quantity: int, delivery: Delivery | None = None) -> OrderDraft:
-    """A one-line draft shipped to Berlin."""
+def order_draft(
+    sku: str,
+    quantity: int,
+    delivery: Delivery | None = None,
+    *,
+    more: tuple[tuple[str, int], ...] = (),
+    reservation_key: str | None = None,
+) -> OrderDraft:
+    """A draft shipped to Berlin: one line, and a line for each of ``more``."""
+    lines = [(sku, quantity), *more]
     return OrderDraft(
         channel="web",
         currency="EUR",
         delivery=delivery or Delivery.ship(HOME),
-        lines=[LineDraft(sku, quantity, Money("10.00", "EUR"))],
+        lines=[LineDraft(s, n, Money("10.00", "EUR")) for s, n in lines],
+        reservation_key=reservation_key,
     )
 
 
@@ -537,12 +546,37 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             self.both("receive", loc, sku, n)
             self.received[sku] += n
 
-        @rule(sku=st.sampled_from(["A", "B"]), n=st.integers(1, 4), pickup=st.booleans())
-        def place(self, sku: str, n: int, pickup: bool) -> None:
+        @rule(
+            sku=st.sampled_from(["A", "B"]),
+            n=st.integers(1, 4),
+            pickup=st.booleans(),
+            second=st.integers(0, 3),
+        )
+        def place(self, sku: str, n: int, pickup: bool, second: int) -> None:
             delivery = Delivery.pickup("ST-1") if pickup else None
-            order = self.both("place_order", order_draft(sku, n, delivery))
+            more = (("B" if sku == "A" else "A", second),) if second else ()
+            order = self.both("place_order", order_draft(sku, n, delivery, more=more))
             if order is not None:
                 self.orders.append(order.id)
+
+        @rule(n=st.integers(1, 3), minutes=st.integers(5, 60), extend=st.booleans())
+        def checkout_then_order(self, n: int, minutes: int, extend: bool) -> None:
+            key = f"checkout-{len(self.orders)}-{n}"
+            if self.both("reserve", "B", n, ttl=timedelta(minutes=30), key=key) is None:
+                return
+            if extend:
+                self.both("extend_reservation", key, ttl=timedelta(minutes=minutes))
+            order = self.both("place_order", order_draft("B", n, reservation_key=key))
+            if order is not None:
+                self.orders.append(order.id)
+
+        @rule(data=st.data())
+        def cancel_one_unit(self, data: st.DataObject) -> None:
+            if not self.orders:
+                return
+            order = self.systems[0].get_order(data.draw(st.sampled_from(self.orders)))
+            line = data.draw(st.sampled_from(order.lines))
+            self.both("cancel", order.id, {line.id: 1})
 
         @rule(data=st.data())
         def move_an_order(self, data: st.DataObject) -> None:
