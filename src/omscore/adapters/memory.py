@@ -23,6 +23,7 @@ from omscore.inventory import (
     InventoryItem,
     Location,
     LocationLoad,
+    StockHold,
     StockMovement,
     replay,
 )
@@ -308,6 +309,7 @@ class MemoryStore:
         self.expiry_index: dict[Sku, datetime] = {}
         self.key_index: dict[str, set[Sku]] = {}
         self.keys_of: dict[Sku, frozenset[str]] = {}
+        self.indexed_holds: dict[Sku, tuple[StockHold, ...]] = {}  # as the indexes saw them
         self.published_up_to = 0
 
     def unit_of_work(self, *, write: bool = True) -> MemoryUnitOfWork:
@@ -330,6 +332,10 @@ class MemoryStore:
             self._index_item(item)
 
     def _index_item(self, item: InventoryItem) -> None:
+        if item.same_checkout_holds_as(self.indexed_holds.get(item.sku)):
+            self.indexed_holds[item.sku] = item.holds  # carts as indexed: nothing to do
+            return
+        self.indexed_holds[item.sku] = item.holds
         sku, keys, expiry = item.sku, _NO_KEYS, None
         if item.has_checkout_holds:  # order holds neither expire nor have keys
             keys, expiry = item.reservation_keys, item.next_expiry
