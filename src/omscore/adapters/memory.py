@@ -308,7 +308,7 @@ class MemoryStore:
         self.pickup_index: set[OrderId] = set()
         self.expiry_index: dict[Sku, datetime] = {}
         self.key_index: dict[str, set[Sku]] = {}
-        self.keys_of: dict[Sku, frozenset[str]] = {}
+        self.keys_of: dict[Sku, set[str]] = {}
         self.indexed_holds: dict[Sku, tuple[StockHold, ...]] = {}  # as the indexes saw them
         self.published_up_to = 0
 
@@ -332,10 +332,11 @@ class MemoryStore:
             self._index_item(item)
 
     def _index_item(self, item: InventoryItem) -> None:
-        if item.same_checkout_holds_as(self.indexed_holds.get(item.sku)):
-            self.indexed_holds[item.sku] = item.holds  # carts as indexed: nothing to do
-            return
+        added = item.checkout_holds_added_since(self.indexed_holds.get(item.sku))
         self.indexed_holds[item.sku] = item.holds
+        if added is not None:  # carts as indexed, but for those the command added
+            self._index_added(item.sku, added)
+            return
         sku, keys, expiry = item.sku, _NO_KEYS, None
         if item.has_checkout_holds:  # order holds neither expire nor have keys
             keys, expiry = item.reservation_keys, item.next_expiry
@@ -349,7 +350,17 @@ class MemoryStore:
                 self.key_index[key].discard(sku)
             for key in keys - old:
                 self.key_index.setdefault(key, set()).add(sku)
-            self.keys_of[sku] = keys
+            self.keys_of[sku] = set(keys)
+
+    def _index_added(self, sku: Sku, added: Iterable[tuple[str, datetime | None]]) -> None:
+        """Index checkout holds a command added to carts indexed before."""
+        for key, expires_at in added:
+            self.keys_of.setdefault(sku, set()).add(key)
+            self.key_index.setdefault(key, set()).add(sku)
+            if expires_at is not None:
+                current = self.expiry_index.get(sku)
+                if current is None or expires_at < current:
+                    self.expiry_index[sku] = expires_at
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""

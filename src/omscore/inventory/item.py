@@ -163,7 +163,7 @@ class _HoldIndex:
     version's), so older versions' holds are never kept alive by it.
     """
 
-    __slots__ = ("checkouts", "count", "expiries", "holds", "keys", "parent")
+    __slots__ = ("added", "checkouts", "count", "expiries", "holds", "keys", "parent")
 
     def __init__(
         self,
@@ -173,6 +173,7 @@ class _HoldIndex:
         expiries: list[datetime | None],
         count: int,
         parent: tuple[StockHold, ...] | None = None,
+        added: tuple[tuple[str, datetime | None], ...] = (),
     ) -> None:
         self.holds = holds
         self.keys = keys
@@ -180,8 +181,10 @@ class _HoldIndex:
         self.expiries = expiries
         self.count = count
         #: The holds of the version this one was made from, when the command that made it
-        #: left every checkout hold as it was (so stores need not index the carts again).
+        #: removed and changed no checkout hold; ``added`` are the checkout holds it added
+        #: (key and expiry). Stores then update their cart indexes by that alone.
         self.parent = parent
+        self.added = added
 
     @classmethod
     def of(cls, sku: Sku, holds: tuple[StockHold, ...]) -> _HoldIndex:
@@ -371,19 +374,18 @@ class InventoryItem:
             return _HoldIndex.of(self.sku, holds).reservation_keys()
         return frozenset(h.key for h in holds if h.line_id is None)
 
-    def same_checkout_holds_as(self, holds: tuple[StockHold, ...] | None) -> bool:
-        """True when this version's checkout holds are known to be those of ``holds``: the
-        same tuple, or the one the command that made this version started from without
-        touching a checkout hold. False means: look (it may still be so)."""
+    def checkout_holds_added_since(
+        self, holds: tuple[StockHold, ...] | None
+    ) -> tuple[tuple[str, datetime | None], ...] | None:
+        """The checkout holds (key, expiry) this version has beyond those of ``holds``, an
+        earlier version's, when adding them is all that changed its checkout holds: ``()``
+        when they are the same. None when that is not known (look at the holds)."""
         if holds is self.holds:
-            return True
+            return ()
         index = _HOLD_INDEXES.get(self.sku)
-        return (
-            holds is not None
-            and index is not None
-            and index.holds is self.holds
-            and index.parent is holds
-        )
+        if holds is None or index is None or index.holds is not self.holds:
+            return None
+        return index.added if index.parent is holds else None
 
     @property
     def has_checkout_holds(self) -> bool:
@@ -818,7 +820,8 @@ class _Work:
         self.checkouts: list[bool] = []
         self.expiries: list[datetime | None] = []
         self.checkout_count = 0
-        self.checkouts_touched = False
+        self.checkouts_added: list[tuple[str, datetime | None]] = []
+        self.checkouts_changed = False  # a checkout hold removed, shrunk or extended
         if len(item.holds) >= _INDEXED_FROM:
             index = _HoldIndex.of(item.sku, item.holds)
             self.keys, self.checkouts = list(index.keys), list(index.checkouts)
@@ -873,7 +876,8 @@ class _Work:
 
     def add_hold(self, hold: StockHold) -> None:
         self.holds.append(hold)
-        self.checkouts_touched |= hold.line_id is None
+        if hold.line_id is None:
+            self.checkouts_added.append((hold.key, hold.expires_at))
         if self.keys is not None:
             checkout = hold.line_id is None
             self.keys.append(hold.key)
@@ -886,7 +890,7 @@ class _Work:
 
     def remove_hold_units(self, index: int, units: int) -> None:
         hold = self.holds[index]
-        self.checkouts_touched |= hold.line_id is None
+        self.checkouts_changed |= hold.line_id is None
         self._reserve_at(hold.location_id, -units)
         if units == hold.quantity:
             del self.holds[index]
@@ -901,7 +905,7 @@ class _Work:
         for index in self.positions(key):
             hold = self.holds[index]
             if hold.line_id is None:
-                self.checkouts_touched = True
+                self.checkouts_changed = True
                 self.holds[index] = evolved(hold, expires_at=expires_at)
                 if self.keys is not None:
                     self.expiries[index] = expires_at
@@ -912,7 +916,7 @@ class _Work:
         kept = []
         for hold in self.holds:
             if hold.line_id is None and hold.key in keys:
-                self.checkouts_touched = True
+                self.checkouts_changed = True
                 released[hold.key] = released.get(hold.key, 0) + hold.quantity
                 self._reserve_at(hold.location_id, -hold.quantity)
             else:
@@ -1068,8 +1072,9 @@ class _Work:
         holds, backorders = tuple(self.holds), tuple(self.backorders)
         if self.keys is not None and len(holds) >= _INDEXED_FROM:
             columns = (self.keys, self.checkouts, self.expiries, self.checkout_count)
-            parent = None if self.checkouts_touched else self.item.holds
-            _HoldIndex(holds, *columns, parent).keep(self.item.sku)
+            parent = None if self.checkouts_changed else self.item.holds
+            added = tuple(self.checkouts_added)
+            _HoldIndex(holds, *columns, parent, added).keep(self.item.sku)
         if self.backorder_keys is not None and len(backorders) >= _INDEXED_FROM:
             index = _BackorderIndex(backorders, self.backorder_keys)
             _keep_index(_BACKORDER_INDEXES, self.item.sku, index)
