@@ -3,6 +3,7 @@ every question about them exactly as a scan of the holds does, whatever the comm
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from omscore.errors import OmsError
 from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem, ItemChange
+from omscore.inventory import item as item_module
 from omscore.inventory.item import _INDEXED_FROM, _HoldIndex
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,6 +113,7 @@ class BusySku(RuleBasedStateMachine):
         assert index.checkouts == [h.line_id is None for h in holds]
         assert index.expiries == [h.expires_at for h in holds]
         assert index.count == sum(h.line_id is None for h in holds)
+        assert index.counts.as_dict() == Counter(h.key for h in holds)
         for order in ORDERS[:12]:
             assert self.item.order_holds_by_location(order) == scanned_order_holds(self.item, order)
             for line in LINES:
@@ -133,6 +136,27 @@ class BusySku(RuleBasedStateMachine):
 
 
 TestBusySku = BusySku.TestCase
+
+
+class BusySkuFoldingEveryCommand(BusySku):
+    """The same, with the per-key counts folded into a new base after every change (a
+    long-lived busy SKU does that every ``_FOLD_AFTER`` changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fold_after = item_module._FOLD_AFTER
+        item_module._FOLD_AFTER = 0
+
+    def teardown(self) -> None:
+        item_module._FOLD_AFTER = self.fold_after
+
+    @invariant()
+    def a_folded_base_keeps_no_key_without_holds(self) -> None:
+        counts = _HoldIndex.of(self.item.sku, self.item.holds).counts
+        assert 0 not in counts.base.values()
+
+
+TestBusySkuFoldingEveryCommand = BusySkuFoldingEveryCommand.TestCase
 
 
 def test_a_busy_sku_keeps_the_index_of_its_holds_between_versions() -> None:

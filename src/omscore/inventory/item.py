@@ -158,12 +158,24 @@ class _HoldIndex:
     the holds; ``checkouts[i]`` says whether it is a checkout hold and ``expiries[i]`` is
     its expiry, so the reservation keys and the next expiry (which the stores index after
     every command) come out of C as well; ``count`` counts the checkout holds, so items
-    without any skip both. A command's working copy updates them as it adds and removes
-    holds, and the new version starts with them. One index is kept per SKU (the latest
-    version's), so older versions' holds are never kept alive by it.
+    without any skip both. ``counts`` holds per key, so a key without holds (a new cart,
+    a new order) costs no search at all. A command's working copy updates them as it adds
+    and removes holds, and the new version starts with them. One index is kept per SKU (the
+    latest version's), so older versions' holds are never kept alive by it.
     """
 
-    __slots__ = ("added", "checkouts", "count", "expiries", "holds", "keys", "parent")
+    __slots__ = (
+        "added",
+        "checkouts",
+        "count",
+        "counts",
+        "earliest",
+        "earliest_known",
+        "expiries",
+        "holds",
+        "keys",
+        "parent",
+    )
 
     def __init__(
         self,
@@ -172,6 +184,7 @@ class _HoldIndex:
         checkouts: list[bool],
         expiries: list[datetime | None],
         count: int,
+        counts: _KeyCounts,
         parent: tuple[StockHold, ...] | None = None,
         added: tuple[tuple[str, datetime | None], ...] = (),
     ) -> None:
@@ -180,6 +193,10 @@ class _HoldIndex:
         self.checkouts = checkouts
         self.expiries = expiries
         self.count = count
+        self.counts = counts
+        #: The next expiry once computed (or carried over from ``parent``'s index).
+        self.earliest: datetime | None = None
+        self.earliest_known = False
         #: The holds of the version this one was made from, when the command that made it
         #: removed and changed no checkout hold; ``added`` are the checkout holds it added
         #: (key and expiry). Stores then update their cart indexes by that alone.
@@ -204,7 +221,7 @@ class _HoldIndex:
 
     def positions(self, key: str) -> list[int]:
         """Positions of the holds under ``key``, in order."""
-        return _positions(self.keys, key)
+        return _positions(self.keys, key, self.counts.get(key))
 
     def reservation_keys(self) -> frozenset[str]:
         """Keys of the checkout holds."""
@@ -212,19 +229,74 @@ class _HoldIndex:
 
     def next_expiry(self) -> datetime | None:
         """The earliest expiry of a hold (only checkout holds expire)."""
-        return min(filter(None, self.expiries), default=None) if self.count else None
+        if not self.earliest_known:
+            self.earliest_known = True
+            self.earliest = min(filter(None, self.expiries), default=None) if self.count else None
+        return self.earliest
+
+    def carry_earliest(self, before: _HoldIndex | None) -> None:
+        """Take the next expiry from ``before``, the index of ``parent``, when it is known:
+        this version only added the checkout holds ``added`` to those of ``parent``."""
+        if before is None or before.holds is not self.parent or not before.earliest_known:
+            return
+        expiries = [e for _, e in self.added if e is not None]
+        if before.earliest is not None:
+            expiries.append(before.earliest)
+        self.earliest, self.earliest_known = min(expiries, default=None), True
 
 
-def _columns(
-    holds: Iterable[StockHold],
-) -> tuple[list[str], list[bool], list[datetime | None], int]:
-    """The index's columns of ``holds``: keys, checkout or not, expiries, checkout count."""
+class _KeyCounts:
+    """Holds per key: a base shared by the versions of an item (never changed once made)
+    and the counts that changed since (0: none left). A command copies only the changes, so
+    its cost does not grow with the keys of a busy SKU; past ``_FOLD_AFTER`` changes a
+    command folds them into a new base."""
+
+    __slots__ = ("base", "changes")
+
+    def __init__(self, base: dict[str, int], changes: dict[str, int] | None = None) -> None:
+        self.base = base
+        self.changes = changes if changes is not None else {}
+
+    def get(self, key: str) -> int:
+        """Holds under ``key``."""
+        changed = self.changes.get(key)
+        return self.base.get(key, 0) if changed is None else changed
+
+    def add(self, key: str, delta: int) -> None:
+        """Count ``delta`` more holds under ``key`` (a working copy's)."""
+        self.changes[key] = self.get(key) + delta
+
+    def working_copy(self) -> _KeyCounts:
+        """A copy for one command to change."""
+        if len(self.changes) <= _FOLD_AFTER:
+            return _KeyCounts(self.base, self.changes.copy())
+        base = self.base.copy()
+        base.update(self.changes)
+        for key in [k for k, n in self.changes.items() if not n]:
+            del base[key]
+        return _KeyCounts(base)
+
+    def as_dict(self) -> dict[str, int]:
+        """Every key with holds, and how many."""
+        merged = {**self.base, **self.changes}
+        return {key: n for key, n in merged.items() if n}
+
+
+_FOLD_AFTER = 64
+_Columns = tuple[list[str], list[bool], list[datetime | None], int, _KeyCounts]
+
+
+def _columns(holds: Iterable[StockHold]) -> _Columns:
+    """The index's columns of ``holds``: keys, checkout or not, expiries, checkout count,
+    and holds per key."""
     keys, checkouts, expiries = [], [], []
+    counts: dict[str, int] = {}
     for h in holds:
         keys.append(h.key)
         checkouts.append(h.line_id is None)
         expiries.append(h.expires_at)
-    return keys, checkouts, expiries, sum(checkouts)
+        counts[h.key] = counts.get(h.key, 0) + 1
+    return keys, checkouts, expiries, sum(checkouts), _KeyCounts(counts)
 
 
 _NONE: frozenset[str] = frozenset()
@@ -264,9 +336,19 @@ def _keep_index(kept: dict[Sku, IndexOf], sku: Sku, index: IndexOf) -> None:
         kept[sku] = index
 
 
-def _positions(keys: list[str], key: str) -> list[int]:
+def _positions(keys: list[str], key: str, count: int | None = None) -> list[int]:
+    """Positions of ``key`` in ``keys``, in order; ``count`` says how many there are, when
+    that is known."""
+    count = keys.count(key) if count is None else count
+    if not count:
+        return []
+    end = len(keys)
+    tail = end - count
+    if keys[tail] == key and keys[tail:].count(key) == count:
+        # What a command placed last sits at the end, and is what it looks up next.
+        return list(range(tail, end))
     positions, start = [], 0
-    for _ in range(keys.count(key)):
+    for _ in range(count):
         start = keys.index(key, start)
         positions.append(start)
         start += 1
@@ -820,12 +902,15 @@ class _Work:
         self.checkouts: list[bool] = []
         self.expiries: list[datetime | None] = []
         self.checkout_count = 0
+        self.counts = _KeyCounts({})
+        self.index_before: _HoldIndex | None = None
         self.checkouts_added: list[tuple[str, datetime | None]] = []
         self.checkouts_changed = False  # a checkout hold removed, shrunk or extended
         if len(item.holds) >= _INDEXED_FROM:
-            index = _HoldIndex.of(item.sku, item.holds)
+            index = self.index_before = _HoldIndex.of(item.sku, item.holds)
             self.keys, self.checkouts = list(index.keys), list(index.checkouts)
             self.expiries, self.checkout_count = list(index.expiries), index.count
+            self.counts = index.counts.working_copy()
         self.backorders = list(item.backorders)
         self.backorder_keys: list[str] | None = None  # order ids, on a SKU with many
         if len(item.backorders) >= _INDEXED_FROM:
@@ -884,8 +969,9 @@ class _Work:
             self.checkouts.append(checkout)
             self.expiries.append(hold.expires_at)
             self.checkout_count += checkout
+            self.counts.add(hold.key, 1)
         elif len(self.holds) >= _INDEXED_FROM:  # one command placing many holds
-            self.keys, self.checkouts, self.expiries, self.checkout_count = _columns(self.holds)
+            self._index_again(self.holds)
         self._reserve_at(hold.location_id, hold.quantity)
 
     def remove_hold_units(self, index: int, units: int) -> None:
@@ -897,6 +983,7 @@ class _Work:
             if self.keys is not None:
                 del self.keys[index], self.checkouts[index], self.expiries[index]
                 self.checkout_count -= hold.line_id is None
+                self.counts.add(hold.key, -1)
         else:
             self.holds[index] = evolved(hold, quantity=hold.quantity - units)
 
@@ -923,8 +1010,11 @@ class _Work:
                 kept.append(hold)
         self.holds = kept
         if self.keys is not None:
-            self.keys, self.checkouts, self.expiries, self.checkout_count = _columns(kept)
+            self._index_again(kept)
         return released
+
+    def _index_again(self, holds: list[StockHold]) -> None:
+        self.keys, self.checkouts, self.expiries, self.checkout_count, self.counts = _columns(holds)
 
     def release_order(self, order_id: OrderId) -> dict[LineId, int]:
         """Drop every hold and backorder of the order; returns units released per line."""
@@ -944,7 +1034,7 @@ class _Work:
         """Positions of the holds under ``key`` in the working copy, in order."""
         if self.keys is None:
             return [i for i, h in enumerate(self.holds) if h.key == key]
-        return _positions(self.keys, key)
+        return _positions(self.keys, key, self.counts.get(key))
 
     def drop_holds(self, key: str, *, checkout: bool) -> list[StockHold]:
         """Remove the holds under ``key`` (a checkout's, or an order's lines'); returns them
@@ -1071,10 +1161,11 @@ class _Work:
     def done(self) -> ItemChange:
         holds, backorders = tuple(self.holds), tuple(self.backorders)
         if self.keys is not None and len(holds) >= _INDEXED_FROM:
-            columns = (self.keys, self.checkouts, self.expiries, self.checkout_count)
+            columns = (self.keys, self.checkouts, self.expiries, self.checkout_count, self.counts)
             parent = None if self.checkouts_changed else self.item.holds
-            added = tuple(self.checkouts_added)
-            _HoldIndex(holds, *columns, parent, added).keep(self.item.sku)
+            hold_index = _HoldIndex(holds, *columns, parent, tuple(self.checkouts_added))
+            hold_index.carry_earliest(self.index_before)
+            hold_index.keep(self.item.sku)
         if self.backorder_keys is not None and len(backorders) >= _INDEXED_FROM:
             index = _BackorderIndex(backorders, self.backorder_keys)
             _keep_index(_BACKORDER_INDEXES, self.item.sku, index)
