@@ -1,4 +1,4 @@
-"""The command line: ``python -m omscore simulate | inspect``."""
+"""The command line: ``python -m omscore simulate | inspect | prune``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
@@ -36,10 +37,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ins.add_argument("--db", default=DEFAULT_DB)
     ins.add_argument("--sku", help="show the stock of this SKU")
     ins.add_argument("--order", help="show this order with its fulfilment and events")
+    prune = commands.add_parser(
+        "prune", help="delete old published events and forget old idempotency keys"
+    )
+    prune.add_argument("--db", required=True, help="SQLite file")
+    prune.add_argument(
+        "--keep-events-days",
+        type=float,
+        help="delete published outbox events older than this many days",
+    )
+    prune.add_argument(
+        "--keep-keys-hours",
+        type=float,
+        help="forget idempotency keys older than this many hours (keep them longer than "
+        "clients retry)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "prune":
+            return _prune(args)
         return _inspect(args)
     except OmsError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -117,6 +135,29 @@ def _inspect(args: argparse.Namespace) -> int:
             elif isinstance(event, ReturnEvent):  # returns move the order's version too
                 print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
     return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.db):
+        print(f"error: no such file {args.db}", file=sys.stderr)
+        return 2
+    if args.keep_events_days is None and args.keep_keys_hours is None:
+        print("error: give --keep-events-days, --keep-keys-hours or both", file=sys.stderr)
+        return 2
+    store = SqliteStore(args.db)
+    keep_events = _duration(args.keep_events_days, "days")
+    keep_keys = _duration(args.keep_keys_hours, "hours")
+    pruned = OMS(store).prune(keep_events=keep_events, keep_keys=keep_keys)
+    print(
+        f"{args.db}: deleted {pruned.events:,} published events, "
+        f"forgot {pruned.idempotency_keys:,} idempotency keys"
+    )
+    return 0
+
+
+def _duration(amount: float | None, unit: str) -> timedelta | None:
+    """``amount`` of ``unit`` (a negative one is refused by ``OMS.prune``)."""
+    return None if amount is None else timedelta(**{unit: amount})
 
 
 def _schema_version(path: str) -> int:

@@ -60,6 +60,14 @@ class OutboxRecord:
     event: DomainEvent
 
 
+@attrs.frozen(slots=True)
+class Pruned:
+    """What :meth:`omscore.OMS.prune` deleted: outbox events and idempotency records."""
+
+    events: int
+    idempotency_keys: int
+
+
 class OrderRepository(Protocol):
     """Orders by id."""
 
@@ -324,4 +332,15 @@ class Store(Protocol):
 
     def mark_published(self, up_to: int) -> None:
         """Mark every event up to ``position`` as published."""
+        ...
+
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete published events, oldest first, up to the first one recorded at or after
+        ``before``; returns how many. Unpublished events are never deleted, the events kept
+        keep their positions, and later events are numbered after the last ever given."""
+        ...
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Forget the idempotency records made before ``before``; returns how many. A
+        command repeated under a forgotten key runs again."""
         ...

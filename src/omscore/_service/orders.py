@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from omscore._service.core import (
     ServiceCore,
@@ -11,7 +11,7 @@ from omscore._service.core import (
     _next_line_id,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidTransition
+from omscore.errors import InvalidQuantity, InvalidTransition
 from omscore.events import DomainEvent
 from omscore.geo import Address
 from omscore.orders import (
@@ -21,7 +21,7 @@ from omscore.orders import (
     OrderDraft,
     PaymentKind,
 )
-from omscore.ports import UnitOfWork
+from omscore.ports import Pruned, UnitOfWork
 
 
 class OrderUseCases(ServiceCore):
@@ -177,3 +177,19 @@ class OrderUseCases(ServiceCore):
         default; those after outbox position ``after``, at most ``limit`` of them, for a
         host that reads them page by page (a store holding millions never loads them all)."""
         return [record.event for record in self.store.outbox(after, limit)]
+
+    def prune(
+        self, *, keep_events: timedelta | None = None, keep_keys: timedelta | None = None
+    ) -> Pruned:
+        """Housekeeping for a long-running store: delete the published outbox events older
+        than ``keep_events`` and forget the idempotency keys older than ``keep_keys``, by
+        this OMS's clock (``None`` leaves that part alone). Unpublished events always stay.
+        Keep keys at least as long as clients retry: a command repeated under a forgotten
+        key runs again."""
+        for name, keep in (("keep_events", keep_events), ("keep_keys", keep_keys)):
+            if keep is not None and (not isinstance(keep, timedelta) or keep < timedelta(0)):
+                raise InvalidQuantity(f"{name} must be a timedelta of zero or more, got {keep!r}")
+        now = self.clock.now()
+        events = self.store.prune_outbox(now - keep_events) if keep_events is not None else 0
+        keys = self.store.prune_idempotency(now - keep_keys) if keep_keys is not None else 0
+        return Pruned(events=events, idempotency_keys=keys)

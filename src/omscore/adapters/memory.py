@@ -302,7 +302,9 @@ class MemoryStore:
         self.loads: _Table[LocationLoad] = _Table("location load", lambda x: x.location_id)
         self.returns: _Table[Return] = _Table("return", lambda r: r.id)
         self.ledger: list[StockMovement] = []
-        self.events: list[DomainEvent] = []  # the outbox: position n is events[n - 1]
+        #: The outbox: position n is ``events[n - first]`` (pruning moves ``first`` on).
+        self.events: list[DomainEvent] = []
+        self.first = 1
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.fulfillment_index: dict[str, OrderId] = {}
         self.pickup_index: set[OrderId] = set()
@@ -364,9 +366,11 @@ class MemoryStore:
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""
-        after = max(after, 0)
-        end = len(self.events) if limit is None else min(len(self.events), after + limit)
-        return [OutboxRecord(n, f"evt-{n}", self.events[n - 1]) for n in range(after + 1, end + 1)]
+        first, events = self.first, self.events
+        after = max(after, first - 1)
+        last = first + len(events) - 1
+        end = last if limit is None else min(last, after + limit)
+        return [OutboxRecord(n, f"evt-{n}", events[n - first]) for n in range(after + 1, end + 1)]
 
     def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events not yet marked published."""
@@ -375,7 +379,26 @@ class MemoryStore:
     def mark_published(self, up_to: int) -> None:
         """Mark every event up to ``position`` as published."""
         with self.lock:
-            self.published_up_to = max(self.published_up_to, min(up_to, len(self.events)))
+            last = self.first + len(self.events) - 1
+            self.published_up_to = max(self.published_up_to, min(up_to, last))
+
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete published events, oldest first, up to the first recorded at or after
+        ``before``; returns how many (positions of the rest stay)."""
+        with self.lock:
+            published = self.events[: self.published_up_to - self.first + 1]
+            count = next((n for n, e in enumerate(published) if e.at >= before), len(published))
+            del self.events[:count]
+            self.first += count
+            return count
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Forget the idempotency records made before ``before``; returns how many."""
+        with self.lock:
+            old = [key for key, record in self.idempotency.items() if record.at < before]
+            for key in old:
+                del self.idempotency[key]
+            return len(old)
 
 
 if TYPE_CHECKING:  # the type checker proves the reference store satisfies the port

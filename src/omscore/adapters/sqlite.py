@@ -1140,6 +1140,10 @@ class SqliteUnitOfWork:
             self.__dict__.pop(name, None)
 
 
+#: The relay's mark (NULL before anything was published: then nothing is deleted).
+_MARK = "(SELECT value FROM meta WHERE name = 'published')"
+
+
 class SqliteStore:
     """Every aggregate, the ledger, the outbox and idempotency records in one SQLite file.
 
@@ -1261,8 +1265,8 @@ class SqliteStore:
     def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events not yet marked published, in commit order."""
         sql = (
-            "SELECT position, body FROM outbox WHERE position > "
-            "COALESCE((SELECT value FROM meta WHERE name = 'published'), 0) ORDER BY position"
+            f"SELECT position, body FROM outbox WHERE position > COALESCE({_MARK}, 0) "
+            "ORDER BY position"
         )
         args: tuple[object, ...] = ()
         if limit is not None:
@@ -1280,6 +1284,29 @@ class SqliteStore:
                 "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
                 (up_to,),
             )
+
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete published events, oldest first, up to the first recorded at or after
+        ``before``; returns how many. One statement: it reads the relay's mark in the same
+        transaction, so an event is never deleted unpublished. ``AUTOINCREMENT`` numbers
+        later events after the last ever given. The file keeps its size; SQLite reuses the
+        freed pages for new rows."""
+        with translated("prune the outbox"):
+            cursor = self.connection().execute(
+                "DELETE FROM outbox WHERE position < COALESCE("
+                f"(SELECT position FROM outbox WHERE position <= {_MARK} AND at >= ? "
+                f"ORDER BY position LIMIT 1), {_MARK} + 1)",
+                (_utc(before),),
+            )
+            return cursor.rowcount
+
+    def prune_idempotency(self, before: datetime) -> int:
+        """Forget the idempotency records made before ``before``; returns how many."""
+        with translated("prune idempotency records"):
+            cursor = self.connection().execute(
+                "DELETE FROM idempotency WHERE at < ?", (_utc(before),)
+            )
+            return cursor.rowcount
 
     def order_events(self, order_id: str) -> list[OutboxRecord]:
         """The committed events that name ``order_id``, in commit order. SQLite reads the

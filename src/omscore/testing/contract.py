@@ -53,7 +53,7 @@ from omscore.inventory import (
 )
 from omscore.money import Money
 from omscore.orders import Delivery, FulfillmentStatus, LineDraft, Order, OrderDraft
-from omscore.ports import IdempotencyRecord, Store
+from omscore.ports import IdempotencyRecord, Pruned, Store
 from omscore.returns import Disposition, Return, ReturnLine, ReturnStatus
 from omscore.service import OMS
 from omscore.testing.clock import ManualClock
@@ -290,6 +290,48 @@ class StoreContract:
         assert oms.store.unpublished(limit=1) == later[:1]
         oms.store.mark_published(later[0].position)
         assert oms.store.unpublished() == later[1:]
+
+    def test_pruning_deletes_published_events_older_than_the_cutoff(self, oms: OMS) -> None:
+        """Oldest first, up to the first event at or after the cutoff, and never past the
+        relay's mark; the events kept keep their positions and later ones follow on."""
+        clock = oms.clock
+        assert isinstance(clock, ManualClock)
+        positions: list[list[int]] = []
+        for sku in ("A", "B", "C"):  # the location's events are in the first hour's
+            before = len(oms.store.outbox()) if positions else 0
+            oms.receive("WH-1", sku, 5)
+            positions.append([r.position for r in oms.store.outbox()[before:]])
+            clock.advance(timedelta(hours=1))
+        oms.store.mark_published(positions[1][-1])
+        assert oms.store.prune_outbox(T0) == 0
+        assert oms.store.prune_outbox(T0 + timedelta(hours=1)) == len(positions[0])
+        assert oms.store.outbox()[0].position == positions[1][0]
+        kept = oms.store.outbox()
+        assert oms.store.prune_outbox(T0 + timedelta(days=1)) == len(positions[1])
+        assert oms.store.outbox() == kept[len(positions[1]) :]
+        assert [r.position for r in oms.store.unpublished()] == positions[2]
+        assert oms.store.outbox(after=0, limit=1) == kept[len(positions[1]) :][:1]
+        oms.store.mark_published(10**9)
+        assert oms.store.prune_outbox(T0 + timedelta(days=1)) == len(positions[2])
+        assert oms.store.outbox() == []
+        oms.receive("WH-1", "D", 5)
+        assert oms.store.outbox()[0].position == positions[2][-1] + 1
+
+    def test_forgotten_idempotency_keys_run_again(self, oms: OMS) -> None:
+        """Records older than the cutoff are forgotten; younger ones still answer."""
+        clock = oms.clock
+        assert isinstance(clock, ManualClock)
+        oms.receive("WH-1", "A", 5)
+        first = oms.place_order(order_draft("A", 1), idempotency_key="old")
+        clock.advance(timedelta(hours=2))
+        kept = oms.place_order(order_draft("A", 1), idempotency_key="young")
+        assert oms.store.prune_idempotency(T0 + timedelta(hours=1)) == 1
+        assert oms.place_order(order_draft("A", 1), idempotency_key="young") == kept
+        again = oms.place_order(order_draft("A", 1), idempotency_key="old")
+        assert again.id != first.id
+        assert oms.prune(keep_keys=timedelta(0)).idempotency_keys == 0  # made just now
+        clock.advance(timedelta(seconds=1))
+        assert oms.prune(keep_keys=timedelta(0)) == Pruned(events=0, idempotency_keys=2)
 
     # --- repositories -----------------------------------------------------------------------
 
