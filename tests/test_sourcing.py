@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from omscore import GeoPoint, Location
 from omscore.errors import InvalidSourcingConfig, InvalidSourcingRequest
@@ -20,6 +24,7 @@ from omscore.sourcing import (
     RequestLine,
     Route,
     RoutedPolicy,
+    SourcingPolicy,
     SourcingRequest,
     StoreShipMinimum,
     policy_from_config,
@@ -169,6 +174,25 @@ def test_filters_by_kind_distance_and_store_minimum() -> None:
     assert reasons["WH-MUC"] is not None
     assert "beyond the 400 km limit" in reasons["WH-MUC"]
     assert reasons["ST-BER"] == "its stock is held back by a filter"
+
+
+@given(
+    available=st.integers(0, 30),
+    minimum=st.integers(1, 10),
+    wanted=st.integers(1, 12),
+    policy=st.sampled_from([NearestPolicy, LowestCostPolicy, PriorityPolicy]),
+)
+def test_a_store_minimum_judges_the_store_stock_not_the_order(
+    available: int, minimum: int, wanted: int, policy: Callable[..., SourcingPolicy]
+) -> None:
+    """A store with at least the minimum ships any order it can, however small; below the
+    minimum it ships none."""
+    plan = policy(filters=[StoreShipMinimum(minimum)]).plan(
+        request(("A", wanted)), snapshot({("ST-BER", "A"): available})
+    )
+    shipped = min(wanted, available) if available >= minimum else 0
+    assert plan.units_allocated == shipped
+    assert plan.shipments == (("ST-BER",) if shipped else ())
 
 
 def test_the_trace_covers_every_location_and_explain_reads_well() -> None:

@@ -200,9 +200,10 @@ class Problem:
             reason = self._filter_reason(location)
         candidate = None
         if reason is None:
-            supply = tuple(map(min, self._stocked[location_id], self.demand))
-            if self.filters:
-                supply = self._usable(location, supply)
+            stocked = tuple(self._stocked[location_id])
+            if self.filters:  # a filter judges what the location has, not what is asked of it
+                stocked = self._usable(location, stocked)
+            supply = tuple(map(min, stocked, self.demand))
             if any(supply):
                 candidate = Candidate(location, supply)
             else:
