@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mypy import api as mypy_api
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -35,3 +36,19 @@ def test_examples_run(path: Path) -> None:
         [sys.executable, str(path)], capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_documentation_and_examples_type_check(tmp_path: Path) -> None:
+    """What users copy passes ``mypy --strict``: each page's python blocks, as one module,
+    and every example (ids and keys given as plain strings included)."""
+    modules = []
+    for path in DOCS:
+        blocks = BLOCK.findall(path.read_text(encoding="utf-8"))
+        if blocks:
+            module = tmp_path / f"doc_{path.stem.lower()}.py"
+            module.write_text("\n".join(blocks), encoding="utf-8")
+            modules.append(str(module))
+    report, errors, status = mypy_api.run(
+        ["--strict", "--no-error-summary", *modules, *map(str, EXAMPLES)]
+    )
+    assert status == 0, report + errors

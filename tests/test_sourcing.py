@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import GeoPoint, Location
-from omscore.errors import InvalidSourcingConfig, InvalidSourcingRequest
+from omscore.errors import InvalidSourcingConfig, InvalidSourcingRequest, UnknownLocation
 from omscore.ids import LocationId, Sku
 from omscore.sourcing import (
     CostModel,
@@ -206,6 +206,15 @@ def test_the_trace_covers_every_location_and_explain_reads_well() -> None:
     assert "#2   WH-MUC         not used" in text
     assert "(2 location(s) without stock of the requested SKUs)" in text
     assert "unallocated: line L2: 1 unit(s)" in text
+
+
+def test_trace_of_names_one_location_and_refuses_an_unknown_one() -> None:
+    stock = {("WH-MUC", "A"): 5, ("WH-HAM", "A"): 5}
+    plan = LowestCostPolicy().plan(request(("A", 2)), snapshot(stock))
+    assert plan.trace_of("WH-HAM") == next(t for t in plan.trace if t.location_id == "WH-HAM")
+    assert plan.trace_of("SUP-1").excluded is not None
+    with pytest.raises(UnknownLocation, match="'NOWHERE' was not in the snapshot"):
+        plan.trace_of("NOWHERE")
 
 
 def test_max_shipments_caps_the_locations_used() -> None:

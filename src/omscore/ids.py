@@ -13,6 +13,26 @@ ReturnId = NewType("ReturnId", str)
 ReservationId = NewType("ReservationId", str)
 ChannelId = NewType("ChannelId", str)
 
+
+# Converters for model fields that take an id: a caller writes ``Location(id="WH-1")`` and
+# the type checker accepts the plain ``str`` (the field still holds the id type).
+
+
+def to_location_id(value: str) -> LocationId:
+    """``value`` as a :data:`LocationId`."""
+    return LocationId(value)
+
+
+def to_line_id(value: str) -> LineId:
+    """``value`` as a :data:`LineId`."""
+    return LineId(value)
+
+
+def to_sku(value: str) -> Sku:
+    """``value`` as a :data:`Sku`."""
+    return Sku(value)
+
+
 __all__ = [
     "ChannelId",
     "FulfillmentId",

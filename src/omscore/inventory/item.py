@@ -383,9 +383,9 @@ class InventoryItem:
 
     # --- reading ------------------------------------------------------------------------
 
-    def level(self, location_id: LocationId) -> StockLevel:
+    def level(self, location_id: str) -> StockLevel:
         """The level at a location (all zero where the SKU never was)."""
-        return self.levels.get(location_id, ZERO_LEVEL)
+        return self.levels.get(LocationId(location_id), ZERO_LEVEL)
 
     def available_in(self, locations: Iterable[LocationId]) -> int:
         """Sum of available over ``locations``."""

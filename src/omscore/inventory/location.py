@@ -10,7 +10,7 @@ import attrs
 
 from omscore.errors import InvalidLocation
 from omscore.geo import GeoPoint
-from omscore.ids import LocationId
+from omscore.ids import LocationId, to_location_id
 
 
 class LocationKind(enum.StrEnum):
@@ -54,7 +54,7 @@ class Location:
     """A stock point. Lower ``priority`` is preferred; ``daily_capacity`` caps the fulfilment
     orders it takes per day (``None``: no cap)."""
 
-    id: LocationId = attrs.field(validator=_check_id)
+    id: LocationId = attrs.field(converter=to_location_id, validator=_check_id)
     kind: LocationKind = attrs.field(converter=LocationKind)
     geo: GeoPoint | None
     capabilities: frozenset[Capability] = attrs.field(converter=_capabilities)

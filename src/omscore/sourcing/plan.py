@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
+from omscore.errors import UnknownLocation
 from omscore.ids import LineId, LocationId, Sku
 
 NO_STOCK = "no stock of the requested SKUs"
@@ -142,6 +143,14 @@ class AllocationPlan:
                 reason = self.excluded.get(location_id, NO_STOCK)
                 entries.append(LocationTrace(location_id, False, 0, reason))
         return tuple(entries)
+
+    def trace_of(self, location_id: str) -> LocationTrace:
+        """The trace entry of one location: used or not, its rank, or why it was left out.
+        Raises :class:`~omscore.errors.UnknownLocation` for one the snapshot did not have."""
+        for entry in self.trace:
+            if entry.location_id == location_id:
+                return entry
+        raise UnknownLocation(f"location {location_id!r} was not in the snapshot of this plan")
 
     def explain(self) -> str:
         """A readable report: the decision, then every location and why."""

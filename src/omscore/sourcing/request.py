@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import attrs
 
 from omscore._values import remember_last
 from omscore.errors import InvalidSourcingRequest
 from omscore.geo import GeoPoint
-from omscore.ids import ChannelId, LineId, LocationId, Sku
+from omscore.ids import ChannelId, LineId, LocationId, Sku, to_line_id, to_sku
 from omscore.inventory import Location
 from omscore.orders.delivery import DeliveryMethod
 
@@ -23,8 +24,8 @@ def _check_quantity(_: object, __: attrs.Attribute[int], value: int) -> None:
 class RequestLine:
     """Units of one order line that need a location."""
 
-    line_id: LineId
-    sku: Sku
+    line_id: LineId = attrs.field(converter=to_line_id)
+    sku: Sku = attrs.field(converter=to_sku)
     quantity: int = attrs.field(validator=_check_quantity)
 
 
@@ -74,6 +75,17 @@ def _unique_locations(locations: tuple[Location, ...]) -> tuple[Location, ...]:
     return locations
 
 
+def _available(
+    values: Mapping[tuple[LocationId, Sku], int] | Mapping[tuple[str, str], int],
+) -> Mapping[tuple[LocationId, Sku], int]:
+    # Ids are str at run time: the mapping is kept as given (no copy on the allocation path).
+    return cast("Mapping[tuple[LocationId, Sku], int]", values)
+
+
+def _capacity(values: Mapping[LocationId, int] | Mapping[str, int]) -> Mapping[LocationId, int]:
+    return cast("Mapping[LocationId, int]", values)
+
+
 @attrs.frozen(slots=True)
 class NetworkSnapshot:
     """The network as sourcing sees it.
@@ -84,5 +96,7 @@ class NetworkSnapshot:
     """
 
     locations: tuple[Location, ...] = attrs.field(converter=_locations)
-    available: Mapping[tuple[LocationId, Sku], int] = attrs.field(factory=dict)
-    capacity: Mapping[LocationId, int] = attrs.field(factory=dict)
+    available: Mapping[tuple[LocationId, Sku], int] = attrs.field(
+        factory=dict, converter=_available
+    )
+    capacity: Mapping[LocationId, int] = attrs.field(factory=dict, converter=_capacity)
