@@ -24,7 +24,7 @@ from omscore.errors import (
     UnknownReservation,
     UnknownTransfer,
 )
-from omscore.events import BackorderServed, LowStock, OutOfStock
+from omscore.events import BackorderServed, LowStock, OutOfStock, ReservationReleased
 from omscore.ids import ChannelId, LocationId, Sku
 from omscore.inventory import ChannelPool, InventoryItem, MovementKind
 from omscore.testing import ManualClock
@@ -316,6 +316,72 @@ def test_an_inactive_location_feeds_no_channel(oms: OMS) -> None:
     assert oms.available("A", channel="web") == 0
     oms.update_location("ST-1", active=True)
     assert oms.available("A", channel="web") == 4
+
+
+def test_deactivating_a_location_moves_its_holds_to_the_rest_of_the_pool(oms: OMS) -> None:
+    """Orders first, oldest first, then carts: the units stay promised where the store has
+    them; what it lacks is backordered (served on reactivation) or leaves the cart."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("ST-1", "A", 3)
+    order = oms.place_order(draft(("A", 2)))
+    oms.reserve("A", 2, ttl=timedelta(minutes=15), key="cart")
+    late = oms.place_order(draft(("A", 3)))
+    assert oms.stock("WH-1", "A").reserved == 7
+    oms.update_location("WH-1", active=False)
+    assert oms.stock("WH-1", "A").reserved == 0
+    assert oms.stock("ST-1", "A").reserved == 3
+    item = oms.inventory("A")
+    assert item.held_for(order.id, order.lines[0].id) == 2
+    assert item.checkout_holds("cart") == ()  # no unit left for the cart at the store
+    assert item.backordered_for(late.id, late.lines[0].id) == 2
+    assert item.held_for(late.id, late.lines[0].id) == 1
+    assert oms.available("A", channel="web") == 0
+    oms.update_location("WH-1", active=True)
+    item = oms.inventory("A")
+    assert item.backordered_for(late.id, late.lines[0].id) == 0
+    assert item.held_for(late.id, late.lines[0].id) == 3
+
+
+def test_the_oldest_orders_keep_their_units_when_a_location_closes(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """Ten one-unit orders, nine units elsewhere: the newest order waits (ids sort O-10
+    before O-2, so the order of placement, not of ids, decides)."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("ST-1", "A", 9)
+    orders = []
+    for _ in range(10):
+        orders.append(oms.place_order(draft(("A", 1))))
+        clock.advance(timedelta(minutes=1))
+    oms.update_location("WH-1", active=False)
+    item = oms.inventory("A")
+    waiting = [o.id for o in orders if item.backordered_for(o.id, o.lines[0].id)]
+    assert waiting == [orders[-1].id]
+
+
+def test_a_moved_cart_keeps_its_units_and_expiry(oms: OMS) -> None:
+    oms.receive("WH-1", "A", 10)
+    oms.receive("ST-1", "A", 5)
+    cart = oms.reserve("A", 2, ttl=timedelta(minutes=15), key="cart")
+    assert [p.location_id for p in cart.placements] == ["WH-1"]
+    oms.update_location("WH-1", active=False)
+    moved = oms.inventory("A").reservation("cart")
+    assert (moved.quantity, moved.expires_at, moved.channel) == (2, cart.expires_at, cart.channel)
+    assert [p.location_id for p in moved.placements] == ["ST-1"]
+    released = [e for e in oms.events() if isinstance(e, ReservationReleased)]
+    assert [e.cause for e in released] == ["location deactivated"]
+
+
+def test_a_pickup_keeps_its_hold_at_a_deactivated_store(oms: OMS) -> None:
+    """The customer collects at that store: its hold waits there, and nothing is re-held."""
+    oms.receive("ST-1", "A", 3)
+    oms.receive("WH-1", "A", 3)
+    order = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-1")))
+    before = len(oms.events())
+    oms.update_location("ST-1", active=False)
+    assert oms.stock("ST-1", "A").reserved == 1
+    assert oms.inventory("A").held_for(order.id, order.lines[0].id) == 1
+    assert [type(e).__name__ for e in oms.events()[before:]] == ["LocationUpdated"]
 
 
 def test_channel_configuration_is_validated(oms: OMS) -> None:

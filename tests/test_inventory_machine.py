@@ -1,10 +1,12 @@
 """A Hypothesis state machine over stock commands, checked against a naive recomputation.
 
 Rules: receive, adjust, count, set safety stock, reserve, release, expire (by the clock),
-transfer out and in, place and cancel orders, deactivate and reactivate a location. After
-every step: ``0 <= allocated + reserved <= on_hand`` everywhere, reserved equals the holds,
-ATP is never negative, the ledger replays to the levels, and each channel's ATP equals a
-recomputation from the levels and the pool rules.
+transfer out and in, place (to ship or to collect) and cancel orders, deactivate and
+reactivate a location. After every step: ``0 <= allocated + reserved <= on_hand``
+everywhere, reserved equals the holds, ATP is never negative, the ledger replays to the
+levels, each channel's ATP equals a recomputation from the levels and the pool rules, every
+open unit of an order is held or backordered, and an inactive location holds nothing but
+the pickups waiting there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import timedelta
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from omscore import OMS, LocationKind, OmsError
+from omscore import OMS, Delivery, LocationKind, OmsError
 from omscore.adapters.memory import MemoryStore
 from omscore.inventory import replay
 from omscore.testing import ManualClock, SequentialIds
@@ -46,6 +48,7 @@ class StockMachine(RuleBasedStateMachine):
         self.inactive: set[str] = set()
         self.keys = 0
         self.orders: list[str] = []
+        self.pickups: set[str] = set()  # orders collected at ST-1
         self.transfers: list[tuple[str, str]] = []
 
     def attempt(self, call: object, *args: object, **kwargs: object) -> object:
@@ -131,6 +134,14 @@ class StockMachine(RuleBasedStateMachine):
     def place_order(self, sku: str, n: int, channel: str) -> None:
         self.orders.append(self.oms.place_order(draft((sku, n), channel=channel)).id)
 
+    @rule(sku=st.sampled_from(SKUS), n=st.integers(1, 4))
+    def place_pickup_order(self, sku: str, n: int) -> None:
+        pickup = draft((sku, n), delivery=Delivery.pickup("ST-1"))
+        order = self.attempt(self.oms.place_order, pickup)  # refused while ST-1 is inactive
+        if order is not None:
+            self.orders.append(order.id)  # type: ignore[attr-defined]
+            self.pickups.add(order.id)  # type: ignore[attr-defined]
+
     @rule(data=st.data())
     def cancel_order(self, data: st.DataObject) -> None:
         if self.orders:
@@ -151,6 +162,23 @@ class StockMachine(RuleBasedStateMachine):
                 assert 0 <= level.allocated + level.reserved <= level.on_hand
                 assert level.available >= 0
             assert item.discrepancies() == []
+
+    @invariant()
+    def every_open_unit_is_held_or_backordered(self) -> None:
+        items = {sku: self.oms.inventory(sku) for sku in SKUS}
+        for order_id in self.orders:
+            for line in self.oms.get_order(order_id).lines:
+                item = items[line.sku]
+                waiting = item.held_for(order_id, line.id) + item.backordered_for(order_id, line.id)
+                assert waiting == line.open
+
+    @invariant()
+    def an_inactive_location_holds_only_pickups_waiting_there(self) -> None:
+        for sku in SKUS:
+            for hold in self.oms.inventory(sku).holds:
+                if hold.location_id in self.inactive:
+                    assert not hold.is_checkout, hold
+                    assert hold.key in self.pickups, hold
 
     @invariant()
     def the_ledger_replays_to_the_levels(self) -> None:

@@ -15,6 +15,7 @@ from omscore._service.core import (
     _check_channel_numbers,
     _distance,
     _item,
+    _load_order,
     _require_sku,
     _reserved_skus,
     _serve_all_backorders,
@@ -35,7 +36,7 @@ from omscore.events import (
     LocationUpdated,
 )
 from omscore.geo import GeoPoint
-from omscore.ids import ChannelId, LocationId, Sku
+from omscore.ids import ChannelId, LocationId, OrderId, Sku
 from omscore.inventory import (
     Capability,
     Channel,
@@ -85,7 +86,12 @@ class InventoryUseCases(ServiceCore):
         daily_capacity: int | Literal["unchanged"] | None = "unchanged",
         idempotency_key: str | None = None,
     ) -> Location:
-        """Change a location's settings: deactivate it, its capabilities, priority, capacity."""
+        """Change a location's settings: deactivate it, its capabilities, priority, capacity.
+
+        Deactivating a location moves the stock it holds for orders and carts to the rest of
+        their channels' pools (what no other location has is backordered, or leaves the
+        cart), so those units stay promised; a pickup's hold stays at its store.
+        Reactivating it serves what waits for stock."""
         changes: dict[str, Any] = {}
         if active is not None:
             changes["active"] = bool(active)
@@ -114,11 +120,45 @@ class InventoryUseCases(ServiceCore):
             )
             if updated.active and not current.active:
                 _serve_all_backorders(StockSession(uow, now))
+            if current.active and not updated.active:
+                self._move_holds_off(StockSession(uow, now), updated.id)
             return updated
 
         return self._run(
             "update_location", {"location_id": location_id, **changes}, idempotency_key, work
         )
+
+    def _move_holds_off(self, stock: StockSession, location_id: LocationId) -> None:
+        """Hold the units held at a location just deactivated elsewhere in their pools."""
+        for sku in stock.uow.inventory.skus():
+            item = stock.item(sku)
+            if not item.level(location_id).reserved:
+                continue
+            there = [h for h in item.holds if h.location_id == location_id]
+            # Placed orders before carts, oldest first: they were promised first.
+            orders = sorted({(h.since, h.key) for h in there if not h.is_checkout})
+            for order_id in dict.fromkeys(OrderId(key) for _, key in orders):
+                order = _load_order(stock.uow, order_id)
+                if order.delivery.pickup_location == location_id:
+                    continue  # the customer collects there: the hold waits for the store
+                stock.keep(stock.item(sku).release_order(order_id, stock.now)[0])
+                self._sync_holds(stock, order)
+            for key in sorted({h.key for h in there if h.is_checkout}):
+                self._move_cart(stock, sku, key)
+        stock.flush()
+
+    def _move_cart(self, stock: StockSession, sku: Sku, key: str) -> None:
+        """Reserve a cart's units of ``sku`` again in its pool, as many as it promises."""
+        held = stock.item(sku).checkout_holds(key)
+        quantity = sum(h.quantity for h in held)
+        expires_at = min(h.expires_at for h in held if h.expires_at is not None)
+        now, pool = stock.now, stock.pool(held[0].channel)
+        item = stock.apply(
+            sku, lambda i: i.release_reservation(key, now, cause="location deactivated")
+        )
+        again = min(quantity, pool.promisable_up_to(item.levels, quantity))
+        if again:
+            stock.apply(sku, lambda i: i.reserve(key, again, pool, expires_at, now))
 
     def locations(self) -> list[Location]:
         """Every location, sorted by id."""
