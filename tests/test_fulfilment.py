@@ -172,6 +172,74 @@ def test_an_uncollected_pickup_expires_and_its_stock_returns(
     check_books(oms)
 
 
+def ship_to_store(network: Callable[..., OMS], **kwargs: object) -> tuple[OMS, str]:
+    """A pickup at ST-BER, which has none, sourced from WH-HAM and ready at the store."""
+    oms = network(sourcing=LowestCostPolicy(allow_ship_to_store=True), **kwargs)
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    parcel = oms.get_order(order.id).fulfillments[0]
+    assert (parcel.location_id, parcel.method.value) == ("WH-HAM", "pickup")
+    oms.pack(parcel.id)
+    assert oms.stock("WH-HAM", "A").allocated == 2  # packed, still at the warehouse
+    ready = oms.ready_for_pickup(parcel.id).fulfillments[0]
+    assert (ready.location_id, ready.handover_location) == ("WH-HAM", "ST-BER")
+    return oms, parcel.id
+
+
+def on_hand_and_allocated(oms: OMS, location_id: str) -> tuple[int, int]:
+    level = oms.stock(location_id, "A")
+    return level.on_hand, level.allocated
+
+
+def test_ship_to_store_hands_the_units_over_at_the_pickup_store(
+    network: Callable[..., OMS],
+) -> None:
+    """Ready at the store: the units are the store's (a transfer in the ledger); the
+    customer collects them there."""
+    oms, parcel = ship_to_store(network)
+    assert on_hand_and_allocated(oms, "WH-HAM") == (3, 0)
+    assert on_hand_and_allocated(oms, "ST-BER") == (2, 2)
+    moves = [(m.location_id, m.kind) for m in oms.ledger("A")][-2:]
+    assert moves == [("WH-HAM", MovementKind.TRANSFER_OUT), ("ST-BER", MovementKind.TRANSFER_IN)]
+    check_books(oms)
+    order = oms.collect(parcel)
+    assert order.status is OrderStatus.DELIVERED
+    assert on_hand_and_allocated(oms, "ST-BER") == (0, 0)
+    assert on_hand_and_allocated(oms, "WH-HAM") == (3, 0)
+    assert oms.reconcile() == []
+    check_books(oms)
+
+
+def test_an_uncollected_ship_to_store_parcel_stays_on_the_store_shelf(
+    network: Callable[..., OMS], clock: ManualClock
+) -> None:
+    oms, _ = ship_to_store(network, pickup_expiry=timedelta(days=3))
+    clock.advance(timedelta(days=3))
+    assert oms.expire_pickups() == 1
+    assert oms.stock("ST-BER", "A").available == 2
+    assert oms.stock("WH-HAM", "A").available == 3
+    check_books(oms)
+
+
+def test_the_store_rejecting_a_handed_over_parcel_is_the_store_rejecting(
+    network: Callable[..., OMS],
+) -> None:
+    """The store releases the units on its own shelf and never gets the order again; the
+    warehouse sends another parcel."""
+    oms, parcel = ship_to_store(network)
+    order = oms.reject_fulfillment(parcel, reason="parcel damaged")
+    assert order.rejected_locations == {"ST-BER"}
+    assert on_hand_and_allocated(oms, "ST-BER") == (2, 0)
+    again = order.fulfillments[-1]
+    assert (again.location_id, again.status, again.handover_location) == (
+        "WH-HAM",
+        FulfillmentStatus.OPEN,
+        None,
+    )
+    check_books(oms)
+
+
 def test_same_day_from_a_nearby_store_only(network: Callable[..., OMS]) -> None:
     """Same-day uses the store within 50 km; the warehouses are far and cannot."""
     oms = network()

@@ -31,6 +31,7 @@ POLICIES = {
     "cost": LowestCostPolicy(),
     "priority": PriorityPolicy(),
     "fewest": FewestShipmentsPolicy(),
+    "cost, ship to store": LowestCostPolicy(allow_ship_to_store=True),
 }
 NEXT_STEP = {
     FulfillmentStatus.OPEN: "accept_fulfillment",
@@ -165,6 +166,16 @@ class Fulfilment(RuleBasedStateMachine):
                 assert (
                     line.open + line.allocated + line.shipped + line.delivered + line.cancelled
                 ) == line.quantity
+
+    @invariant()
+    def a_ready_pickup_is_at_its_store(self) -> None:
+        for order_id in self.orders:
+            order = self.oms.get_order(order_id)
+            for f in order.fulfillments:
+                if f.status is FulfillmentStatus.READY_FOR_PICKUP:
+                    assert f.stock_location == order.delivery.pickup_location
+                    if f.location_id != order.delivery.pickup_location:
+                        event("ship-to-store parcel ready at the store")
 
 
 TestFulfilment = Fulfilment.TestCase

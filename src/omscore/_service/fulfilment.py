@@ -229,7 +229,7 @@ class FulfilmentUseCases(ServiceCore):
                 reason=reason,
             )
             uow.record(events)
-            self._follow_fulfillment(stock, f, command)
+            self._follow_fulfillment(stock, f, command, order.fulfillment(fulfillment_id))
             if due is not None:
                 order, captured = self._payments.capture(order, due, f"capture:{f.id}", now)
                 uow.record(captured)
@@ -249,18 +249,31 @@ class FulfilmentUseCases(ServiceCore):
         }
         return self._run(command, arguments, idempotency_key, work)
 
-    def _follow_fulfillment(self, stock: StockSession, f: FulfillmentOrder, command: str) -> None:
-        """Move the stock a fulfilment command moves (accepting, picking, packing, readying
-        and delivering move none, so they do not even read the items)."""
+    def _follow_fulfillment(
+        self,
+        stock: StockSession,
+        f: FulfillmentOrder,
+        command: str,
+        after: FulfillmentOrder | None = None,
+    ) -> None:
+        """Move the stock a fulfilment command moves, from where ``f`` (as it was) has its
+        units; ``after`` is ``f`` moved on. Accepting, picking, packing, readying at the
+        same location and delivering move none, so they do not even read the items."""
+        where, now = f.stock_location, stock.now
         if command in ("ship", "collect"):
             for line in f.lines:
-                item = stock.item(line.sku)
-                stock.keep(item.ship(f.location_id, line.quantity, f.id, stock.now))
+                stock.keep(stock.item(line.sku).ship(where, line.quantity, f.id, now))
         elif command in ("reject", "expire"):
             reference = f"{command} {f.id}"
             for line in f.lines:
                 item = stock.item(line.sku)
-                stock.keep(item.deallocate(f.location_id, line.quantity, reference, stock.now))
+                stock.keep(item.deallocate(where, line.quantity, reference, now))
+        elif after is not None and after.stock_location != where:  # handed over at a store
+            reference = f"handover {f.id}"
+            for line in f.lines:
+                item = stock.item(line.sku)
+                moved = item.hand_over(where, after.stock_location, line.quantity, reference, now)
+                stock.keep(moved)
 
     def _after_rejection(self, stock: StockSession, order: Order) -> Order:
         if order.rejections >= self.max_rejections and not any(

@@ -822,6 +822,29 @@ class InventoryItem:
         w.move(location_id, MovementKind.SHIPMENT, -quantity, -quantity, reference)
         return w.done()
 
+    def hand_over(
+        self,
+        from_location: LocationId,
+        to_location: LocationId,
+        quantity: int,
+        reference: str,
+        at: datetime,
+    ) -> ItemChange:
+        """Allocated units reach another location for the same fulfilment order (a
+        ship-to-store parcel at its pickup store): they leave one location's on hand and
+        allocated and join the other's."""
+        require_units(quantity, "handed over quantity")
+        allocated = self.level(from_location).allocated
+        if quantity > allocated:
+            raise InsufficientStock(
+                f"cannot hand over {quantity} of {self.sku} from {from_location}: "
+                f"{allocated} allocated there"
+            )
+        w = _Work(self, at)
+        w.move(from_location, MovementKind.TRANSFER_OUT, -quantity, -quantity, reference)
+        w.move(to_location, MovementKind.TRANSFER_IN, quantity, quantity, reference)
+        return w.done()
+
     # --- supply and transfers -----------------------------------------------------------
 
     def add_supply(self, supply: Supply, at: datetime) -> ItemChange:

@@ -241,7 +241,12 @@ class FulfillmentLine:
 
 @attrs.frozen(slots=True)
 class FulfillmentOrder:
-    """The work one location must do for one order."""
+    """The work one location must do for one order.
+
+    Ship-to-store: a pickup fulfilled by another location is handed over at the pickup
+    store when it is ready there (``handover_location``); from then on its units are the
+    store's, where the customer collects them or, uncollected, they go back on the shelf.
+    """
 
     id: FulfillmentId
     location_id: LocationId
@@ -253,6 +258,12 @@ class FulfillmentOrder:
     carrier: str | None = None
     note: str = ""
     changed_at: datetime | None = None
+    handover_location: LocationId | None = None
+
+    @property
+    def stock_location(self) -> LocationId:
+        """Where its units are: the pickup store once handed over there, else its location."""
+        return self.handover_location or self.location_id
 
     @property
     def units(self) -> int:
@@ -722,9 +733,7 @@ class Order:
         events: list[DomainEvent] = []
         version = self.version + 1
         for fulfillment_id, location_id, units in fulfillments:
-            method = self.delivery.method
-            if method is DeliveryMethod.PICKUP and location_id != self.delivery.pickup_location:
-                method = DeliveryMethod.SHIP
+            method = self.delivery.method  # a ship-to-store parcel is a pickup too
             lines = tuple([FulfillmentLine(u.line_id, u.sku, u.quantity) for u in units])
             created.append(
                 FulfillmentOrder(
@@ -797,14 +806,22 @@ class Order:
             tracking=tracking or f.tracking,
             carrier=carrier or f.carrier,
             note=reason or f.note,
+            handover_location=self._handover(f, command),
         )
         fulfillments = tuple(moved if x.id == f.id else x for x in self.fulfillments)
         lines = _move_buckets(self.lines, f, command)
         rejected = self.rejected_locations
-        if command == "reject":
-            rejected = rejected | {f.location_id}
+        if command == "reject":  # whoever has the units rejects: the store, once handed over
+            rejected = rejected | {f.stock_location}
         order = self._next(fulfillments=fulfillments, lines=lines, rejected_locations=rejected)
         return order, [_fulfillment_event(order, f, command, at, tracking, carrier, reason)]
+
+    def _handover(self, f: FulfillmentOrder, command: str) -> LocationId | None:
+        """The pickup store, when ``command`` makes a ship-to-store parcel ready there."""
+        store = self.delivery.pickup_location
+        if command == "ready_for_pickup" and store is not None and store != f.location_id:
+            return store
+        return f.handover_location
 
     def _fulfillment_or_raise(self, fulfillment_id: str) -> FulfillmentOrder:
         for f in self.fulfillments:
