@@ -222,6 +222,17 @@ def test_an_uncollected_ship_to_store_parcel_stays_on_the_store_shelf(
     check_books(oms)
 
 
+def test_cancelling_a_handed_over_parcel_frees_the_units_at_the_store(
+    network: Callable[..., OMS],
+) -> None:
+    oms, parcel = ship_to_store(network)
+    order_id = parcel.rsplit("-F", 1)[0]
+    oms.cancel(order_id)
+    assert on_hand_and_allocated(oms, "ST-BER") == (2, 0)
+    assert on_hand_and_allocated(oms, "WH-HAM") == (3, 0)
+    check_books(oms)
+
+
 def test_the_store_rejecting_a_handed_over_parcel_is_the_store_rejecting(
     network: Callable[..., OMS],
 ) -> None:

@@ -110,7 +110,8 @@ class AddressChanged(OrderEvent):
 @attrs.frozen(slots=True)
 class CancelledUnits:
     """Units of one line cancelled: ``open`` were unallocated; ``allocated`` came out of a
-    fulfilment order at ``location_id`` (``fulfillment_id``)."""
+    fulfilment order (``fulfillment_id``) whose units were at ``location_id`` (the pickup
+    store for a ship-to-store parcel handed over there)."""
 
     line_id: LineId
     sku: Sku

@@ -950,7 +950,7 @@ class _Shrinking:
                     line.sku,
                     allocated=take,
                     fulfillment_id=f.id,
-                    location_id=f.location_id,
+                    location_id=f.stock_location,
                 )
             )
         return taken
