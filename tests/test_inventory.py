@@ -25,7 +25,7 @@ from omscore.errors import (
     UnknownTransfer,
 )
 from omscore.events import BackorderServed, LowStock, OutOfStock, ReservationReleased
-from omscore.ids import ChannelId, LocationId, Sku
+from omscore.ids import ChannelId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem, MovementKind
 from omscore.testing import ManualClock
 
@@ -554,3 +554,21 @@ def test_low_stock_is_signalled_on_each_channel_that_crosses(oms: OMS) -> None:
         if now <= n < was:
             expected.append((f"ch-{n}", now, n))
     assert crossed == sorted(expected)
+
+
+def test_a_hand_over_moves_allocated_units_and_refuses_more_than_allocated() -> None:
+    """A ship-to-store parcel's units move, allocated, from one location to another; asking
+    for more than is allocated changes nothing."""
+    at = ManualClock().now()
+    wh, st = LocationId("WH"), LocationId("ST")
+    item = InventoryItem(Sku("A")).receive(wh, 5, "po", at).item
+    item = item.allocate_order(OrderId("O-1"), [(wh, 2, "O-1-F1")], at).item
+    with pytest.raises(InsufficientStock, match="cannot hand over 3 of A from WH: 2 allocated"):
+        item.hand_over(wh, st, 3, "handover O-1-F1", at)
+    moved = item.hand_over(wh, st, 2, "handover O-1-F1", at)
+    assert (moved.item.level("WH").on_hand, moved.item.level("WH").allocated) == (3, 0)
+    assert (moved.item.level("ST").on_hand, moved.item.level("ST").allocated) == (2, 2)
+    assert [(m.kind, m.on_hand_delta, m.allocated_delta) for m in moved.movements] == [
+        (MovementKind.TRANSFER_OUT, -2, -2),
+        (MovementKind.TRANSFER_IN, 2, 2),
+    ]
