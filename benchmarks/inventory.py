@@ -111,7 +111,7 @@ def bench_feed() -> None:
                 for loc in ids
             ]
             start = time.perf_counter()
-            oms.receive_many(feed, mode=mode)  # type: ignore[arg-type]
+            oms.receive_many(feed, mode=mode)
             samples.append(time.perf_counter() - start)
         best = sorted(samples)[len(samples) // 2]
         rates.append(len(feed) / best)

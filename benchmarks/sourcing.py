@@ -136,7 +136,7 @@ def orders(
     weights = [c[2] for c in cities]
     for n in range(count):
         lines = rng.choices(LINE_COUNTS, LINE_WEIGHTS)[0]
-        ranks = set()
+        ranks: set[int] = set()
         while len(ranks) < lines:
             ranks.add(rng.choices(range(1, SKUS + 1), popularity)[0])
         lat, lon, _ = rng.choices(cities, weights)[0]
