@@ -29,8 +29,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store import prepared
-
 from omscore import Order
 from omscore._payments import Payments
 from omscore._service import fulfilment
@@ -39,6 +37,7 @@ from omscore._service.orders import OrderUseCases
 from omscore._stock import StockSession
 from omscore.adapters.memory import MemoryStore, MemoryUnitOfWork
 from omscore.adapters.sqlite import SqliteStore, SqliteUnitOfWork
+from omscore.bench import prepared
 from omscore.inventory import InventoryItem
 from omscore.ports import Store
 from omscore.sourcing import LowestCostPolicy

@@ -24,11 +24,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from _timing import Timing, measure
-from store import prepared
 
 from omscore import OMS
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
+from omscore.bench import prepared
 from omscore.ports import Store
 from omscore.testing import ManualClock
 

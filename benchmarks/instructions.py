@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store import place_and_allocate, prepared
-
 from omscore.adapters.memory import MemoryStore
+from omscore.bench import place_and_allocate, prepared
 
 
 def child(orders: int) -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import attrs
 from _timing import Timing, measure
-from store import prepared
 
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
+from omscore.bench import prepared
 from omscore.ports import Store
 
 

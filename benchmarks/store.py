@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import random
 import sqlite3
 import statistics
 import tempfile
@@ -29,57 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omscore import OMS, Address, GeoPoint, LineDraft, Location, Money, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
-from omscore.ids import LocationId
-from omscore.orders import Delivery
-from omscore.ports import Store
-from omscore.service import StockPosition
-from omscore.sourcing import LowestCostPolicy
-from omscore.testing import ManualClock, SequentialIds
-
-SEED = 5
-
-
-def prepared(store: Store, clock: ManualClock | None = None) -> tuple[OMS, list[OrderDraft]]:
-    """An OMS on ``store`` with three stocked warehouses, and the order stream."""
-    rng = random.Random(SEED)
-    oms = OMS(store, clock=clock or ManualClock(), ids=SequentialIds(), sourcing=LowestCostPolicy())
-    for i in range(3):
-        oms.add_location(
-            Location(
-                id=LocationId(f"WH-{i}"),
-                kind="warehouse",
-                geo=GeoPoint(48 + 2 * i, 8 + 2 * i),
-                capabilities={"ship"},
-                priority=1,
-            )
-        )
-    skus = [f"SKU-{n:03d}" for n in range(200)]
-    oms.receive_many([StockPosition(f"WH-{i}", sku, 1_000_000) for i in range(3) for sku in skus])
-    home = Address("DE", "10115", "Berlin", geo=GeoPoint(52.53, 13.38))
-    drafts = [
-        OrderDraft(
-            channel="web",
-            currency="EUR",
-            delivery=Delivery.ship(home),
-            lines=[LineDraft(rng.choice(skus), 1, Money("19.99", "EUR"))],
-        )
-        for _ in range(20_000)
-    ]
-    return oms, drafts
-
-
-def place_and_allocate(oms: OMS, drafts: list[OrderDraft]) -> float:
-    """Seconds to place and allocate every draft (after collecting the garbage earlier runs
-    left, so that no run pays for another's)."""
-    gc.collect()
-    start = time.perf_counter()
-    for draft in drafts:
-        order = oms.place_order(draft)
-        oms.allocate(order.id)
-    return time.perf_counter() - start
+from omscore.bench import place_and_allocate, prepared
 
 
 def sqlite_round(directory: Path, count: int) -> tuple[float, list[tuple[str, str, Any]]]:

@@ -1,4 +1,4 @@
-"""The command line: ``python -m omscore simulate | inspect | prune``."""
+"""The command line: ``python -m omscore simulate | inspect | prune | bench``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
+from omscore.bench import run as bench_run
 from omscore.errors import OmsError
 from omscore.events import OrderEvent, ReturnEvent
 from omscore.ports import Store
@@ -52,12 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="forget idempotency keys older than this many hours (keep them longer than "
         "clients retry)",
     )
+    bench = commands.add_parser("bench", help="time place + allocate on each store")
+    bench.add_argument("--orders", type=int, default=2_000, help="orders per round (<= 20,000)")
+    bench.add_argument("--rounds", type=int, default=3, help="rounds per store")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "prune":
             return _prune(args)
+        if args.command == "bench":
+            return _bench(args)
         return _inspect(args)
     except OmsError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -152,6 +159,12 @@ def _prune(args: argparse.Namespace) -> int:
         f"{args.db}: deleted {pruned.events:,} published events, "
         f"forgot {pruned.idempotency_keys:,} idempotency keys"
     )
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    report = bench_run(orders=args.orders, rounds=args.rounds)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.render())
     return 0
 
 

@@ -1,0 +1,178 @@
+"""``python -m omscore bench``: what place + allocate cost on this machine, per store.
+
+A small network (three stocked warehouses, 200 SKUs, one-line orders shipped to Berlin)
+so that the store and the domain, not sourcing, are what is measured. Each round places
+and allocates the same deterministic order stream on a fresh ``MemoryStore`` and on a
+fresh ``SqliteStore`` file (WAL, ``synchronous=NORMAL``), and times every order. The
+report gives orders per second (the median round) and the median and p99 of one order's
+place + allocate. ``benchmarks/store.py`` in the source tree adds the bare-SQL baseline.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
+from omscore.adapters.system import SequentialIds
+from omscore.errors import InvalidQuantity
+from omscore.geo import Address, GeoPoint
+from omscore.inventory import Capability, Location, LocationKind
+from omscore.money import Money
+from omscore.orders import Delivery, LineDraft, OrderDraft
+from omscore.ports import Store
+from omscore.service import OMS, StockPosition
+from omscore.sourcing import LowestCostPolicy
+from omscore.testing.clock import ManualClock
+
+SEED = 5
+
+
+def prepared(store: Store, clock: ManualClock | None = None) -> tuple[OMS, list[OrderDraft]]:
+    """An OMS on ``store`` with three stocked warehouses, and a stream of 20,000 drafts."""
+    rng = random.Random(SEED)
+    oms = OMS(store, clock=clock or ManualClock(), ids=SequentialIds(), sourcing=LowestCostPolicy())
+    for i in range(3):
+        oms.add_location(
+            Location(
+                id=f"WH-{i}",
+                kind=LocationKind.WAREHOUSE,
+                geo=GeoPoint(48 + 2 * i, 8 + 2 * i),
+                capabilities={Capability.SHIP},
+                priority=1,
+            )
+        )
+    skus = [f"SKU-{n:03d}" for n in range(200)]
+    oms.receive_many([StockPosition(f"WH-{i}", sku, 1_000_000) for i in range(3) for sku in skus])
+    home = Address("DE", "10115", "Berlin", geo=GeoPoint(52.53, 13.38))
+    drafts = [
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            delivery=Delivery.ship(home),
+            lines=[LineDraft(rng.choice(skus), 1, Money("19.99", "EUR"))],
+        )
+        for _ in range(20_000)
+    ]
+    return oms, drafts
+
+
+def place_and_allocate(oms: OMS, drafts: list[OrderDraft]) -> float:
+    """Seconds to place and allocate every draft (after collecting the garbage earlier runs
+    left, so that no run pays for another's)."""
+    gc.collect()
+    start = time.perf_counter()
+    for draft in drafts:
+        order = oms.place_order(draft)
+        oms.allocate(order.id)
+    return time.perf_counter() - start
+
+
+def timed_orders(oms: OMS, drafts: list[OrderDraft]) -> list[float]:
+    """Seconds of each draft's place + allocate."""
+    gc.collect()
+    clock = time.perf_counter
+    seconds = []
+    for draft in drafts:
+        start = clock()
+        oms.allocate(oms.place_order(draft).id)
+        seconds.append(clock() - start)
+    return seconds
+
+
+@attrs.frozen(slots=True)
+class StoreResult:
+    """One store's rounds: orders per second of each round, and every order's seconds."""
+
+    store: str
+    rounds: tuple[float, ...]
+    order_seconds: tuple[float, ...]
+
+    @property
+    def orders_per_second(self) -> float:
+        """The median round's rate."""
+        return statistics.median(self.rounds)
+
+    @property
+    def median_us(self) -> float:
+        """The median order's place + allocate, in microseconds."""
+        return statistics.median(self.order_seconds) * 1e6
+
+    @property
+    def p99_us(self) -> float:
+        """The 99th percentile of an order's place + allocate, in microseconds."""
+        ordered = sorted(self.order_seconds)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6
+
+
+@attrs.frozen(slots=True)
+class BenchReport:
+    """What ``bench`` measured."""
+
+    orders: int
+    results: tuple[StoreResult, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures per store."""
+        return {
+            "orders": self.orders,
+            "stores": {
+                r.store: {
+                    "orders_per_second": round(r.orders_per_second, 1),
+                    "rounds": [round(x, 1) for x in r.rounds],
+                    "median_us": round(r.median_us, 1),
+                    "p99_us": round(r.p99_us, 1),
+                }
+                for r in self.results
+            },
+        }
+
+    def render(self) -> str:
+        """A table for people."""
+        rounds = len(self.results[0].rounds) if self.results else 0
+        lines = [
+            f"omscore bench: place + allocate, {self.orders:,} one-line orders, {rounds} "
+            "round(s) per store",
+            f"  {'store':<13} {'orders/s':>10} {'median':>10} {'p99':>10}",
+        ]
+        for r in self.results:
+            lines.append(
+                f"  {r.store:<13} {r.orders_per_second:>10,.0f} {r.median_us:>8.0f} us "
+                f"{r.p99_us:>7.0f} us"
+            )
+        return "\n".join(lines)
+
+
+def run(orders: int = 2_000, rounds: int = 3) -> BenchReport:
+    """Measure ``rounds`` rounds of ``orders`` orders on each store."""
+    if not 1 <= orders <= 20_000 or rounds < 1:
+        raise InvalidQuantity(
+            f"bench takes 1 to 20,000 orders and 1 or more rounds, got {orders} and {rounds}"
+        )
+    stores: dict[str, Callable[[Path], Store]] = {
+        "MemoryStore": lambda _: MemoryStore(),
+        "SqliteStore": lambda folder: SqliteStore(str(folder / "bench.db")),
+    }
+    results = []
+    for name, make in stores.items():
+        rates, seconds = [], []
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory() as folder:
+                store = make(Path(folder))
+                oms, drafts = prepared(store)
+                times = timed_orders(oms, drafts[:orders])
+                if isinstance(store, SqliteStore):
+                    store.close()
+            rates.append(orders / sum(times))
+            seconds += times
+        results.append(StoreResult(name, tuple(rates), tuple(seconds)))
+    return BenchReport(orders, tuple(results))

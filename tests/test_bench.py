@@ -1,0 +1,37 @@
+"""``python -m omscore bench``: both stores timed, figures consistent, bad input refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from omscore.__main__ import main
+from omscore.bench import run
+from omscore.errors import InvalidQuantity
+
+
+def test_bench_times_every_order_on_both_stores() -> None:
+    report = run(orders=25, rounds=2)
+    assert [r.store for r in report.results] == ["MemoryStore", "SqliteStore"]
+    for result in report.results:
+        assert len(result.rounds) == 2
+        assert len(result.order_seconds) == 50
+        assert 0 < result.median_us <= result.p99_us
+        assert min(result.rounds) <= result.orders_per_second <= max(result.rounds)
+    assert "MemoryStore" in report.render()
+    assert "SqliteStore" in report.render()
+
+
+def test_the_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--orders", "10", "--rounds", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["orders"] == 10
+    assert set(figures["stores"]) == {"MemoryStore", "SqliteStore"}
+    assert figures["stores"]["SqliteStore"]["orders_per_second"] > 0
+
+
+@pytest.mark.parametrize(("orders", "rounds"), [(0, 1), (20_001, 1), (10, 0)])
+def test_bench_refuses_what_it_cannot_run(orders: int, rounds: int) -> None:
+    with pytest.raises(InvalidQuantity, match="bench takes 1 to 20,000 orders"):
+        run(orders=orders, rounds=rounds)
