@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -52,10 +52,19 @@ from omscore.inventory import (
     replay,
 )
 from omscore.money import Money
-from omscore.orders import Delivery, FulfillmentStatus, LineDraft, Order, OrderDraft
+from omscore.orders import (
+    Delivery,
+    DeliveryMethod,
+    FulfillmentOrder,
+    FulfillmentStatus,
+    LineDraft,
+    Order,
+    OrderDraft,
+)
 from omscore.ports import IdempotencyRecord, Pruned, Store
 from omscore.returns import Disposition, Return, ReturnLine, ReturnStatus
 from omscore.service import OMS
+from omscore.sourcing import LowestCostPolicy
 from omscore.testing.clock import ManualClock
 from omscore.testing.invariants import check_books
 
@@ -423,6 +432,35 @@ class StoreContract:
             assert stored is not None
             assert stored.fulfillments[0].status is FulfillmentStatus.COLLECTED
 
+    def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
+        """The store keeps where a parcel's units are: after the handover, the pickup
+        store's levels and the fulfilment order's handover location read back as written."""
+        oms.add_location(
+            Location(
+                id=LocationId("ST-1"),
+                kind=LocationKind.STORE,
+                geo=GeoPoint(52.52, 13.41),
+                capabilities={Capability.PICKUP},
+            )
+        )
+        oms.sourcing = LowestCostPolicy(allow_ship_to_store=True)
+        oms.receive("WH-1", "A", 3)
+        order = oms.place_order(order_draft("A", 2, Delivery.pickup("ST-1")))
+        oms.allocate(order.id)
+        parcel = oms.get_order(order.id).fulfillments[0]
+        oms.ready_for_pickup(parcel.id)
+        with oms.store.unit_of_work(write=False) as uow:
+            stored = uow.orders.get(order.id)
+            item = uow.inventory.get(Sku("A"))
+        assert stored is not None
+        assert item is not None
+        assert stored.fulfillments[0].handover_location == "ST-1"
+        assert (item.level("ST-1").on_hand, item.level("ST-1").allocated) == (2, 2)
+        assert (item.level("WH-1").on_hand, item.level("WH-1").allocated) == (1, 0)
+        oms.collect(parcel.id)
+        assert oms.stock("ST-1", "A").on_hand == 0
+        check_books(oms)
+
     def test_reservations_expire_by_the_clock(self, oms: OMS) -> None:
         """A reservation holds stock until its time is up, then expiry frees it."""
         oms.receive("WH-1", "A", 5)
@@ -542,6 +580,15 @@ class ReferenceModelContract:
         )
 
 
+def _next_step(f: FulfillmentOrder, reject: bool) -> str:
+    """The command that moves ``f`` on (or rejects it, where that is still possible)."""
+    if reject and f.status is not FulfillmentStatus.SHIPPED:
+        return "reject_fulfillment"
+    if f.method is DeliveryMethod.PICKUP:
+        return "collect" if f.status is FulfillmentStatus.READY_FOR_PICKUP else "ready_for_pickup"
+    return "deliver" if f.status is FulfillmentStatus.SHIPPED else "ship"
+
+
 def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]:
     """A state machine class comparing a store with the reference, step by step."""
 
@@ -550,7 +597,13 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             super().__init__()
             self.clock = ManualClock(T0)
             self.systems = [
-                OMS(store, clock=self.clock, ids=SequentialIds(), payments=FakePaymentGateway())
+                OMS(
+                    store,
+                    clock=self.clock,
+                    ids=SequentialIds(),
+                    payments=FakePaymentGateway(),
+                    sourcing=LowestCostPolicy(allow_ship_to_store=True),  # handovers too
+                )
                 for store in (MemoryStore(), make_store())
             ]
             self.received = {"A": 0, "B": 0}
@@ -582,7 +635,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         @rule(
             loc=st.sampled_from(["WH-1", "ST-1"]),
             sku=st.sampled_from(["A", "B"]),
-            n=st.integers(1, 5),
+            n=st.integers(1, 12),
         )
         def receive(self, loc: str, sku: str, n: int) -> None:
             self.both("receive", loc, sku, n)
@@ -593,13 +646,16 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             n=st.integers(1, 4),
             pickup=st.booleans(),
             second=st.integers(0, 3),
+            allocate_now=st.booleans(),
         )
-        def place(self, sku: str, n: int, pickup: bool, second: int) -> None:
+        def place(self, sku: str, n: int, pickup: bool, second: int, allocate_now: bool) -> None:
             delivery = Delivery.pickup("ST-1") if pickup else None
             more = (("B" if sku == "A" else "A", second),) if second else ()
             order = self.both("place_order", order_draft(sku, n, delivery, more=more))
             if order is not None:
                 self.orders.append(order.id)
+                if allocate_now:  # most orders are sourced at once, as most shops do
+                    self.both("allocate", order.id)
 
         @rule(n=st.integers(1, 3), minutes=st.integers(5, 60), extend=st.booleans())
         def checkout_then_order(self, n: int, minutes: int, extend: bool) -> None:
@@ -645,6 +701,27 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             if order.fulfillments:
                 f = data.draw(st.sampled_from(order.fulfillments))
                 self.both("reject_fulfillment" if step == "reject" else step, f.id)
+
+        @rule(data=st.data(), reject=st.integers(0, 5), steps=st.integers(1, 3))
+        def work_a_fulfilment(self, data: st.DataObject, reject: int, steps: int) -> None:
+            """Up to ``steps`` natural next steps of one active fulfilment order (now and
+            then, its location rejects it instead)."""
+            working = [
+                (order_id, f.id)
+                for order_id in self.orders
+                for f in self.systems[0].get_order(order_id).fulfillments
+                if f.is_active or f.status is FulfillmentStatus.SHIPPED
+            ]
+            if not working:
+                return
+            order_id, fulfillment_id = data.draw(st.sampled_from(working))
+            for _ in range(steps):
+                f = self.systems[0].get_order(order_id).fulfillment(fulfillment_id)
+                if not (f.is_active or f.status is FulfillmentStatus.SHIPPED):
+                    return
+                self.both(_next_step(f, reject == 0), f.id)
+                if self.systems[0].get_order(order_id).fulfillment(f.id).handover_location:
+                    event("a ship-to-store parcel handed over at its store")
 
         @rule(data=st.data(), n=st.integers(1, 2), restock=st.booleans())
         def return_something(self, data: st.DataObject, n: int, restock: bool) -> None:
