@@ -1,4 +1,4 @@
-"""The command line: ``python -m omscore simulate | inspect | prune | bench``."""
+"""The command line: ``python -m omscore simulate | inspect | prune | backup | bench``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="forget idempotency keys older than this many hours (keep them longer than "
         "clients retry)",
     )
+    backup = commands.add_parser("backup", help="copy a store file safely while it is in use")
+    backup.add_argument("--db", required=True, help="SQLite file")
+    backup.add_argument("--to", required=True, help="the new backup file")
     bench = commands.add_parser("bench", help="time place + allocate on each store")
     bench.add_argument("--orders", type=int, default=2_000, help="orders per round (<= 20,000)")
     bench.add_argument("--rounds", type=int, default=3, help="rounds per store")
@@ -65,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prune(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "backup":
+            return _backup(args)
         return _inspect(args)
     except OmsError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -101,8 +106,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.db):
-        print(f"error: no such file {args.db}", file=sys.stderr)
+    if _missing(args.db):
         return 2
     store = SqliteStore(args.db)
     oms = OMS(store)
@@ -145,8 +149,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.db):
-        print(f"error: no such file {args.db}", file=sys.stderr)
+    if _missing(args.db):
         return 2
     if args.keep_events_days is None and args.keep_keys_hours is None:
         print("error: give --keep-events-days, --keep-keys-hours or both", file=sys.stderr)
@@ -162,6 +165,15 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    if _missing(args.db):
+        return 2
+    store = SqliteStore(args.db)
+    store.backup(args.to)
+    print(f"{args.db}: backed up to {args.to} ({store.counts()['orders']:,} orders)")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     report = bench_run(orders=args.orders, rounds=args.rounds)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.render())
@@ -171,6 +183,14 @@ def _bench(args: argparse.Namespace) -> int:
 def _duration(amount: float | None, unit: str) -> timedelta | None:
     """``amount`` of ``unit`` (a negative one is refused by ``OMS.prune``)."""
     return None if amount is None else timedelta(**{unit: amount})
+
+
+def _missing(path: str) -> bool:
+    """True (and says so) when there is no store file at ``path``."""
+    if os.path.exists(path):
+        return False
+    print(f"error: no such file {path}", file=sys.stderr)
+    return True
 
 
 def _schema_version(path: str) -> int:

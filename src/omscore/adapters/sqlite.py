@@ -1336,6 +1336,23 @@ class SqliteStore:
         with translated("integrity check"):
             return str(self.connection().execute("PRAGMA integrity_check").fetchone()[0])
 
+    def backup(self, path: str) -> None:
+        """Copy the whole store to a new file at ``path`` while it stays in use: SQLite's
+        online backup, a consistent snapshot of one moment (copying a live WAL file by hand
+        can miss committed transactions). An existing file at ``path`` is refused."""
+        if os.path.exists(path):
+            raise StoreError(f"backup target {path} exists; choose a new file")
+        with translated(f"back up to {path}"):
+            target = sqlite3.connect(path)
+            try:
+                self.connection().backup(target)
+            except BaseException:
+                target.close()
+                with contextlib.suppress(OSError):
+                    os.remove(path)  # no half-written backup is left behind
+                raise
+            target.close()
+
     def counts(self) -> dict[str, int]:
         """Rows per table, for reports."""
         tables = (
