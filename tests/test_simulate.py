@@ -9,11 +9,17 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from omscore import OrderStatus
+import pytest
+
+from omscore import OMS, Delivery, GeoPoint, Location, OrderStatus
+from omscore.__main__ import main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.orders import FulfillmentStatus
 from omscore.simulate import Report, run
+from omscore.sourcing import LowestCostPolicy
+from omscore.testing import SequentialIds
+from omscore.testing.contract import order_draft, sample_location
 
 TIMINGS = ("elapsed_s", "peak_memory_mb", "orders_per_second", "commands_per_second")
 
@@ -138,3 +144,24 @@ def test_an_order_left_open_by_a_rejection_is_tried_again() -> None:
     ]
     assert stranded == []
     assert any(f.status is FulfillmentStatus.REJECTED for o in orders for f in o.fulfillments)
+
+
+def test_inspect_shows_where_a_ship_to_store_parcel_was_handed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "shop.db"
+    oms = OMS(
+        SqliteStore(str(db)),
+        ids=SequentialIds(),
+        sourcing=LowestCostPolicy(allow_ship_to_store=True),
+    )
+    oms.add_location(sample_location("WH-1"))
+    oms.add_location(
+        Location(id="ST-1", kind="store", geo=GeoPoint(52.5, 13.4), capabilities={"pickup"})
+    )
+    oms.receive("WH-1", "A", 3)
+    order = oms.place_order(order_draft("A", 1, Delivery.pickup("ST-1")))
+    oms.allocate(order.id)
+    oms.ready_for_pickup(oms.get_order(order.id).fulfillments[0].id)
+    assert main(["inspect", "--db", str(db), "--order", order.id]) == 0
+    assert "ready_for_pickup, handed over at ST-1" in capsys.readouterr().out

@@ -134,8 +134,9 @@ def _inspect(args: argparse.Namespace) -> int:
                 f"cancelled {line.cancelled}, returned {line.returned}"
             )
         for f in order.fulfillments:
+            handover = f", handed over at {f.handover_location}" if f.handover_location else ""
             print(
-                f"  fulfilment {f.id} at {f.location_id}: {f.status.value} "
+                f"  fulfilment {f.id} at {f.location_id}: {f.status.value}{handover} "
                 f"({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
             )
         print("  trace:")
