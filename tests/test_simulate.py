@@ -30,11 +30,14 @@ def counts(report: Report) -> dict[str, object]:
 
 
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
-    """Orders, pickups, same-day, rejections, returns and refunds all happen."""
+    """Orders, pickups (one shipped to its store), same-day, rejections, a store closing,
+    returns and refunds all happen."""
     report = run(MemoryStore(), orders=400, seed=3, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.orders > 350
     assert report.pickups > 0
+    assert report.shipped_to_store > 0
+    assert report.store_closures == 1
     assert report.same_day > 0
     assert report.returns > 0
     assert report.refunded.amount > 0

@@ -4,7 +4,9 @@
 channels web, marketplace and store), then runs a period of trade on a store: checkouts with
 reservations, orders shipped, collected in store and delivered the same day, sourcing with
 the chosen policy, rejections and re-sourcing, shipments and deliveries, pickups collected
-or expired, returns with dispositions and refunds, and stock receipts. It is deterministic
+or expired (shipped to the store when it cannot fill them), stores closing for a few hours
+(their holds move elsewhere), returns with dispositions and refunds, and stock receipts.
+It is deterministic
 for a seed, streams (only orders in flight are kept in memory), and ends with a report.
 """
 
@@ -44,11 +46,12 @@ from omscore.sourcing import (
 )
 from omscore.testing.clock import ManualClock
 
+#: The retailer's sourcing, by ``--policy``; pickups a store cannot fill are shipped to it.
 POLICIES: dict[str, Callable[[], SourcingPolicy]] = {
-    "lowest_cost": LowestCostPolicy,
-    "fewest_shipments": FewestShipmentsPolicy,
-    "nearest": NearestPolicy,
-    "priority": PriorityPolicy,
+    "lowest_cost": lambda: LowestCostPolicy(allow_ship_to_store=True),
+    "fewest_shipments": lambda: FewestShipmentsPolicy(allow_ship_to_store=True),
+    "nearest": lambda: NearestPolicy(allow_ship_to_store=True),
+    "priority": lambda: PriorityPolicy(allow_ship_to_store=True),
 }
 
 # (city, latitude, longitude): the retailer's German network and its customers.
@@ -88,6 +91,8 @@ class Report:
     pickups: int = 0
     pickups_collected: int = 0
     pickups_expired: int = 0
+    shipped_to_store: int = 0
+    store_closures: int = 0
     same_day: int = 0
     rejections: int = 0
     returns: int = 0
@@ -135,9 +140,10 @@ class Report:
             f"  average distance       {r['average_km_per_unit']:>12.1f} km per unit",
             f"  ship-from-store share  {r['ship_from_store_share']:>12.1%}",
             f"  pickups                {self.pickups:>12,}   collected {self.pickups_collected:,},"
-            f" expired {self.pickups_expired:,}",
+            f" expired {self.pickups_expired:,}, {self.shipped_to_store:,} shipped to the store",
             f"  same-day orders        {self.same_day:>12,}",
             f"  rejections re-sourced  {self.rejections:>12,}",
+            f"  store closures         {self.store_closures:>12,}   (their holds moved elsewhere)",
             f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
             f"restocked {self.restocked:,} units",
             f"  reservations expired   {self.reservations_expired:>12,}",
@@ -186,6 +192,7 @@ class Simulation:
         self.popularity = [1 / (rank + 1) ** 1.05 for rank in range(SKUS)]
         self.retries: dict[str, int] = {}
         self.retry_due: set[str] = set()
+        self.scheduled: set[str] = set()  # fulfilment orders a location will work on
 
     # --- the retailer -----------------------------------------------------------------------
 
@@ -266,6 +273,8 @@ class Simulation:
             if n % 100 == 99:
                 self._housekeeping()
                 self._replenish()
+            if n % 500 == 120:
+                self._close_a_store()
             if self.progress and n % max(1, orders // 20) == 0 and n:
                 elapsed = time.perf_counter() - started
                 print(
@@ -306,6 +315,18 @@ class Simulation:
     def _housekeeping(self) -> None:
         self.report.reservations_expired += self._try(self.oms.expire_reservations) or 0
         self.report.pickups_expired += self._try(self.oms.expire_pickups) or 0
+
+    def _close_a_store(self) -> None:
+        """A store closes for a few hours (a stocktake, a staff shortage): what it holds for
+        orders and carts moves to the locations still open, and it reopens later."""
+        stores = sorted(x.id for x in self.locations.values() if x.kind is LocationKind.STORE)
+        store = self.rng.choice(stores)
+        if self._try(self.oms.update_location, store, active=False) is not None:
+            self.report.store_closures += 1
+            self._later(timedelta(hours=self.rng.randint(2, 6)), "reopen", store)
+
+    def _reopen(self, store: str) -> None:
+        self._try(self.oms.update_location, store, active=True)
 
     def _replenish(self) -> None:
         """Reorder what runs low on the web: a purchase order received at a warehouse."""
@@ -416,7 +437,7 @@ class Simulation:
                 self.report.distance_units_km += a.quantity * distance_km(location.geo, destination)
         for f in order.fulfillments:
             if f.status is FulfillmentStatus.OPEN:
-                self._later(timedelta(hours=1), "work", f.id)
+                self._schedule_work(f.id)
         if order.open_units:
             self._retry_later(order.id)
 
@@ -447,15 +468,22 @@ class Simulation:
             return order.delivery.address.geo  # type: ignore[no-any-return]
         return None
 
+    def _schedule_work(self, fulfillment_id: str) -> None:
+        """The location works on a new fulfilment order an hour from now (once)."""
+        if fulfillment_id not in self.scheduled:
+            self.scheduled.add(fulfillment_id)
+            self._later(timedelta(hours=1), "work", fulfillment_id)
+
     def _work(self, fulfillment_id: str) -> None:
         """The location picks, packs and ships (or makes ready) or, sometimes, rejects."""
+        self.scheduled.discard(fulfillment_id)
         if self.rng.random() < 0.03:
             order = self._try(self.oms.reject_fulfillment, fulfillment_id, reason="not found")
             if order is not None:
                 self.report.rejections += 1
                 for f in order.fulfillments:
                     if f.status is FulfillmentStatus.OPEN and f.id != fulfillment_id:
-                        self._later(timedelta(hours=1), "work", f.id)
+                        self._schedule_work(f.id)
                 if order.open_units:
                     # Re-sourcing found no other location: try again as stock comes in.
                     self._retry_later(order.id)
@@ -465,13 +493,21 @@ class Simulation:
             return
         f = order.fulfillment(fulfillment_id)
         if f.method.value == "pickup":
-            self._try(self.oms.ready_for_pickup, fulfillment_id)
-            if self.rng.random() < 0.9:
-                self._later(timedelta(hours=self.rng.randint(2, 48)), "collect", fulfillment_id)
+            if f.location_id != order.delivery.pickup_location:  # shipped to the store
+                self.report.shipped_to_store += 1
+                self._later(timedelta(hours=self.rng.randint(20, 40)), "arrive", fulfillment_id)
+                return
+            self._arrive(fulfillment_id)
             return
         if self._try(self.oms.ship, fulfillment_id) is not None:
             hours = 4 if f.method.value == "same_day" else self.rng.randint(20, 60)
             self._later(timedelta(hours=hours), "deliver", fulfillment_id)
+
+    def _arrive(self, fulfillment_id: str) -> None:
+        """The pickup is ready at its store; most customers come for it."""
+        self._try(self.oms.ready_for_pickup, fulfillment_id)
+        if self.rng.random() < 0.9:
+            self._later(timedelta(hours=self.rng.randint(2, 48)), "collect", fulfillment_id)
 
     def _collect(self, fulfillment_id: str) -> None:
         order = self._try(self.oms.collect, fulfillment_id)
