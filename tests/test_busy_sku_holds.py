@@ -114,6 +114,7 @@ class BusySku(RuleBasedStateMachine):
         assert index.expiries == [h.expires_at for h in holds]
         assert index.count == sum(h.line_id is None for h in holds)
         assert index.counts.as_dict() == Counter(h.key for h in holds)
+        assert item_module._UNINDEXED.as_dict() == {}  # the shared placeholder stays empty
         for order in ORDERS[:12]:
             assert self.item.order_holds_by_location(order) == scanned_order_holds(self.item, order)
             for line in LINES:

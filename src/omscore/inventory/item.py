@@ -283,6 +283,8 @@ class _KeyCounts:
 
 
 _FOLD_AFTER = 64
+#: The counts of a working copy that keeps no index (a SKU with few holds); never changed.
+_UNINDEXED = _KeyCounts({})
 _Columns = tuple[list[str], list[bool], list[datetime | None], int, _KeyCounts]
 
 
@@ -925,7 +927,7 @@ class _Work:
         self.checkouts: list[bool] = []
         self.expiries: list[datetime | None] = []
         self.checkout_count = 0
-        self.counts = _KeyCounts({})
+        self.counts = _UNINDEXED  # replaced before any count changes
         self.index_before: _HoldIndex | None = None
         self.checkouts_added: list[tuple[str, datetime | None]] = []
         self.checkouts_changed = False  # a checkout hold removed, shrunk or extended

@@ -200,9 +200,9 @@ class Problem:
             reason = self._filter_reason(location)
         candidate = None
         if reason is None:
-            stocked = tuple(self._stocked[location_id])
+            stocked: Sequence[int] = self._stocked[location_id]
             if self.filters:  # a filter judges what the location has, not what is asked of it
-                stocked = self._usable(location, stocked)
+                stocked = self._usable(location, tuple(stocked))
             supply = tuple(map(min, stocked, self.demand))
             if any(supply):
                 candidate = Candidate(location, supply)
