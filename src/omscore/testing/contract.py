@@ -94,6 +94,16 @@ def sample_location(location_id: str, priority: int = 1) -> Location:
     )
 
 
+def sample_pickup_store(location_id: str) -> Location:
+    """A store that hands out pickups (and ships nothing)."""
+    return Location(
+        id=LocationId(location_id),
+        kind=LocationKind.STORE,
+        geo=GeoPoint(52.52, 13.41),
+        capabilities={Capability.PICKUP},
+    )
+
+
 def order_draft(
     sku: str,
     quantity: int,
@@ -407,15 +417,7 @@ class StoreContract:
 
     def test_fulfilment_queries(self, oms: OMS) -> None:
         """An order is found by its fulfilment id; ready pickups are listed."""
-        pickup = sample_location("ST-1", 5)
-        oms.add_location(
-            Location(
-                id=pickup.id,
-                kind=LocationKind.STORE,
-                geo=pickup.geo,
-                capabilities={Capability.PICKUP},
-            )
-        )
+        oms.add_location(sample_pickup_store("ST-1"))
         oms.receive("ST-1", "A", 3)
         order = oms.place_order(order_draft("A", 1, Delivery.pickup("ST-1")))
         oms.allocate(order.id)
@@ -435,14 +437,7 @@ class StoreContract:
     def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
         """The store keeps where a parcel's units are: after the handover, the pickup
         store's levels and the fulfilment order's handover location read back as written."""
-        oms.add_location(
-            Location(
-                id=LocationId("ST-1"),
-                kind=LocationKind.STORE,
-                geo=GeoPoint(52.52, 13.41),
-                capabilities={Capability.PICKUP},
-            )
-        )
+        oms.add_location(sample_pickup_store("ST-1"))
         oms.sourcing = LowestCostPolicy(allow_ship_to_store=True)
         oms.receive("WH-1", "A", 3)
         order = oms.place_order(order_draft("A", 2, Delivery.pickup("ST-1")))
