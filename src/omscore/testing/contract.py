@@ -615,6 +615,10 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                     priority=5,
                 ),
             )
+            for location, units in (("WH-1", 12), ("ST-1", 4)):  # stock to start trading with
+                for sku in ("A", "B"):
+                    self.both("receive", location, sku, units)
+                    self.received[sku] += units
 
         def both(self, command: str, *args: Any, **kwargs: Any) -> Any:
             """Run the command on both; both must succeed alike or fail alike."""
@@ -738,12 +742,16 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             self.clock.advance(timedelta(minutes=minutes))
             self.both("expire_reservations")
 
-        @rule(loc=st.sampled_from(["WH-1", "ST-1"]))
-        def toggle_a_location(self, loc: str) -> None:
-            """Deactivating moves the holds there to the rest of their pools."""
-            location = next(x for x in self.systems[0].locations() if x.id == loc)
-            active = not location.active
-            self.both("update_location", loc, active=active)
+        @rule(loc=st.sampled_from(["WH-1", "ST-1"]), sku=st.sampled_from(["A", "B"]))
+        def close_a_location_for_a_while(self, loc: str, sku: str) -> None:
+            """Closing moves the holds there to the rest of their pools; an order placed and
+            sourced meanwhile avoids it; reopening serves what waits."""
+            self.both("update_location", loc, active=False)
+            order = self.both("place_order", order_draft(sku, 1))
+            if order is not None:
+                self.orders.append(order.id)
+                self.both("allocate", order.id)
+            self.both("update_location", loc, active=True)
 
         @rule(data=st.data(), keep_hours=st.integers(0, 3))
         def relay_then_prune(self, data: st.DataObject, keep_hours: int) -> None:
