@@ -11,6 +11,7 @@ import pytest
 
 from omscore import OMS
 from omscore.__main__ import main
+from omscore.adapters import sqlite as sqlite_adapter
 from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import InvalidQuantity
 from omscore.ports import Pruned
@@ -86,3 +87,19 @@ def test_the_command_line_needs_a_window_and_a_file(
     assert "no such file" in capsys.readouterr().err
     assert main(["prune", "--db", str(db), "--keep-keys-hours", "-1"]) == 2
     assert "keep_keys must be a timedelta of zero or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+@pytest.mark.parametrize("unpublished", [0, 1, 2])
+def test_sqlite_prunes_in_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, unpublished: int
+) -> None:
+    """Small chunks: the same events go, the unpublished ones stay."""
+    monkeypatch.setattr(sqlite_adapter, "PRUNE_CHUNK", chunk)
+    oms, clock = shop(tmp_path / "shop.db")
+    everything = oms.store.outbox()
+    published = len(everything) - unpublished
+    oms.store.mark_published(everything[published - 1].position)
+    clock.advance(timedelta(days=8))
+    assert oms.prune(keep_events=timedelta(days=7)).events == published
+    assert oms.store.outbox() == everything[published:]

@@ -1142,6 +1142,8 @@ class SqliteUnitOfWork:
 
 #: The relay's mark (NULL before anything was published: then nothing is deleted).
 _MARK = "(SELECT value FROM meta WHERE name = 'published')"
+#: Outbox positions one pruning write deletes at most.
+PRUNE_CHUNK = 10_000
 
 
 class SqliteStore:
@@ -1287,18 +1289,30 @@ class SqliteStore:
 
     def prune_outbox(self, before: datetime) -> int:
         """Delete published events, oldest first, up to the first recorded at or after
-        ``before``; returns how many. One statement: it reads the relay's mark in the same
-        transaction, so an event is never deleted unpublished. ``AUTOINCREMENT`` numbers
-        later events after the last ever given. The file keeps its size; SQLite reuses the
-        freed pages for new rows."""
+        ``before``; returns how many. Where to stop is read once (the relay's mark only
+        moves forward, so what was published then stays published); the rows then go in
+        chunks of ``PRUNE_CHUNK`` positions, each its own short write, so commands keep
+        running between them (one statement over a million rows held the write lock for
+        about a second). ``AUTOINCREMENT`` numbers later events after the last ever given.
+        The file keeps its size; SQLite reuses the freed pages for new rows."""
         with translated("prune the outbox"):
-            cursor = self.connection().execute(
-                "DELETE FROM outbox WHERE position < COALESCE("
+            connection = self.connection()
+            first, stop = connection.execute(
+                "SELECT (SELECT MIN(position) FROM outbox), COALESCE("
                 f"(SELECT position FROM outbox WHERE position <= {_MARK} AND at >= ? "
                 f"ORDER BY position LIMIT 1), {_MARK} + 1)",
                 (_utc(before),),
-            )
-            return cursor.rowcount
+            ).fetchone()
+            if first is None or stop is None:  # an empty outbox, or nothing published
+                return 0
+            deleted = 0
+            for low in range(first, stop, PRUNE_CHUNK):
+                cursor = connection.execute(
+                    "DELETE FROM outbox WHERE position >= ? AND position < ?",
+                    (low, min(low + PRUNE_CHUNK, stop)),
+                )
+                deleted += cursor.rowcount
+            return deleted
 
     def prune_idempotency(self, before: datetime) -> int:
         """Forget the idempotency records made before ``before``; returns how many."""
