@@ -125,6 +125,14 @@ class InventoryRepository(Protocol):
         """SKUs holding a checkout reservation under ``key``."""
         ...
 
+    def reserved_at(self, location_id: LocationId) -> list[Sku]:
+        """SKUs with units reserved at ``location_id`` (for orders or carts), sorted."""
+        ...
+
+    def backordered(self) -> list[Sku]:
+        """SKUs with backorders waiting for stock, sorted."""
+        ...
+
 
 class LocationRepository(Protocol):
     """Locations by id."""

@@ -421,7 +421,7 @@ def _distance(a: GeoPoint | None, b: GeoPoint | None) -> float | None:
 
 def _serve_all_backorders(stock: StockSession) -> None:
     """Load every SKU that waits for stock, so the flush serves it (after a reactivation)."""
-    for sku in stock.uow.inventory.skus():
+    for sku in stock.uow.inventory.backordered():
         stock.item(sku)
     stock.flush()
 

@@ -130,11 +130,8 @@ class InventoryUseCases(ServiceCore):
 
     def _move_holds_off(self, stock: StockSession, location_id: LocationId) -> None:
         """Hold the units held at a location just deactivated elsewhere in their pools."""
-        for sku in stock.uow.inventory.skus():
-            item = stock.item(sku)
-            if not item.level(location_id).reserved:
-                continue
-            there = [h for h in item.holds if h.location_id == location_id]
+        for sku in stock.uow.inventory.reserved_at(location_id):
+            there = [h for h in stock.item(sku).holds if h.location_id == location_id]
             # Placed orders before carts, oldest first: they were promised first.
             orders = sorted({(h.since, h.key) for h in there if not h.is_checkout})
             for order_id in dict.fromkeys(OrderId(key) for _, key in orders):

@@ -155,6 +155,13 @@ class _Inventory(_Repo[InventoryItem]):
     def reserved_under(self, key: str) -> list[Sku]:
         return sorted(self._store.key_index.get(key, ()))
 
+    def reserved_at(self, location_id: LocationId) -> list[Sku]:
+        items = self._store.items.rows.values()
+        return sorted(i.sku for i in items if i.level(location_id).reserved)
+
+    def backordered(self) -> list[Sku]:
+        return sorted(i.sku for i in self._store.items.rows.values() if i.backorders)
+
 
 class _Locations(_Repo[Location]):
     def get(self, location_id: LocationId) -> Location | None:  # type: ignore[override]

@@ -599,6 +599,17 @@ class _Items(_Table[InventoryItem]):
         rows = self.uow.all("SELECT sku FROM reservation_keys WHERE key = ? ORDER BY sku", (key,))
         return [Sku(r[0]) for r in rows]
 
+    def reserved_at(self, location_id: LocationId) -> list[Sku]:
+        rows = self.uow.all(
+            "SELECT sku FROM levels WHERE location_id = ? AND reserved > 0 ORDER BY sku",
+            (location_id,),
+        )
+        return [Sku(r[0]) for r in rows]
+
+    def backordered(self) -> list[Sku]:
+        rows = self.uow.all("SELECT DISTINCT sku FROM backorders ORDER BY sku", ())
+        return [Sku(r[0]) for r in rows]
+
 
 Row = TypeVar("Row")
 

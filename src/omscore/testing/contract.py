@@ -456,6 +456,26 @@ class StoreContract:
         assert oms.stock("ST-1", "A").on_hand == 0
         check_books(oms)
 
+    def test_reserved_and_backordered_skus_are_found(self, oms: OMS) -> None:
+        """What a location closing or reopening looks up: the SKUs reserved there (for an
+        order or a cart) and the SKUs with backorders."""
+        oms.add_location(sample_location("WH-2", 2))
+        for sku in ("A", "C", "D"):
+            oms.receive("WH-1", sku, 5)
+        oms.receive("WH-2", "E", 5)
+        oms.place_order(order_draft("A", 1))
+        oms.reserve("C", 1, ttl=timedelta(minutes=5), key="cart")
+        oms.place_order(order_draft("B", 2))  # no stock anywhere: backordered
+        oms.place_order(order_draft("E", 1))  # held at WH-2
+        with oms.store.unit_of_work(write=False) as uow:
+            assert uow.inventory.reserved_at(LocationId("WH-1")) == ["A", "C"]
+            assert uow.inventory.reserved_at(LocationId("WH-2")) == ["E"]
+            assert uow.inventory.backordered() == ["B"]
+        oms.receive("WH-2", "B", 5)  # serves the backorder
+        with oms.store.unit_of_work(write=False) as uow:
+            assert uow.inventory.backordered() == []
+            assert uow.inventory.reserved_at(LocationId("WH-2")) == ["B", "E"]
+
     def test_reservations_expire_by_the_clock(self, oms: OMS) -> None:
         """A reservation holds stock until its time is up, then expiry frees it."""
         oms.receive("WH-1", "A", 5)
