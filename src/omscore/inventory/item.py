@@ -229,9 +229,9 @@ class _HoldIndex:
 
     def next_expiry(self) -> datetime | None:
         """The earliest expiry of a hold (only checkout holds expire)."""
-        if not self.earliest_known:
-            self.earliest_known = True
+        if not self.earliest_known:  # the value first: another thread may read it next
             self.earliest = min(filter(None, self.expiries), default=None) if self.count else None
+            self.earliest_known = True
         return self.earliest
 
     def carry_earliest(self, before: _HoldIndex | None) -> None:
