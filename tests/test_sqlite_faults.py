@@ -10,20 +10,23 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from omscore import OMS, Location
+from omscore import OMS, Delivery, Location
 from omscore.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from omscore.errors import OmsError, SchemaError, StoreBusy, StoreError
 from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
 from omscore.ids import Sku
 from omscore.inventory import Backorder, InventoryItem, StockHold
+from omscore.orders import FulfillmentStatus
 from omscore.ports import Store
 from omscore.serialization import make_converter
 from omscore.service import StockPosition
+from omscore.sourcing import LowestCostPolicy
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.invariants import check_books
 
@@ -62,8 +65,59 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
         indexes = {
             r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
-        assert "fulfillments_by_status" in indexes
+        assert {"fulfillments_by_wait", "fulfillments_at_location"} <= indexes
+        assert "fulfillments_by_status" not in indexes  # schema 6 replaced it
         assert connection.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == 1
+
+
+def as_schema_5(connection: sqlite3.Connection) -> None:
+    """Undo schema 6: fulfilment rows without ``since``, at the location that fulfils
+    them (handed over or not), and the index schema 2 made."""
+    connection.execute("DROP INDEX fulfillments_by_wait")
+    connection.execute("DROP INDEX fulfillments_at_location")
+    connection.execute("ALTER TABLE fulfillments DROP COLUMN since")
+    for (body,) in connection.execute("SELECT body FROM orders").fetchall():
+        for f in json.loads(body)["fulfillments"]:
+            connection.execute(
+                "UPDATE fulfillments SET location_id = ? WHERE id = ?", (f["location_id"], f["id"])
+            )
+    connection.execute("CREATE INDEX fulfillments_by_status ON fulfillments (status, order_id)")
+    connection.execute("DELETE FROM schema_version WHERE version >= 6")
+
+
+def test_fulfilment_queues_are_filled_in_by_the_schema_6_migration(tmp_path: Path) -> None:
+    """A schema-5 file opens with every fulfilment order queued where its units are, by
+    the time it entered its status: a handed-over ship-to-store parcel at the store."""
+    path = tmp_path / "queues.db"
+    clock = ManualClock()
+    oms = OMS(
+        SqliteStore(str(path)),
+        clock=clock,
+        ids=SequentialIds(),
+        sourcing=LowestCostPolicy(allow_ship_to_store=True),
+    )
+    oms.add_location(warehouse("WH"))
+    oms.add_location(Location(id="ST", kind="store", geo=GeoPoint(50, 8), capabilities={"pickup"}))
+    oms.receive("WH", "A", 10)
+    for delivery in (None, Delivery.pickup("ST"), None):
+        order = oms.place_order(draft(("A", 1), delivery=delivery))
+        oms.allocate(order.id)
+        clock.advance(timedelta(minutes=5))
+    first, parcel, third = (oms.get_order(f"O-{n}").fulfillments[0] for n in (1, 2, 3))
+    oms.ready_for_pickup(parcel.id)
+    clock.advance(timedelta(minutes=5))
+    oms.accept_fulfillment(first.id)
+    everything = [s.value for s in FulfillmentStatus]
+    before = {loc: oms.fulfillment_queue(loc, statuses=everything) for loc in ("WH", "ST")}
+    assert [q.fulfillment.id for q in before["WH"]] == [third.id, first.id]
+    assert [q.fulfillment.id for q in before["ST"]] == [parcel.id]
+    oms.store.close()  # type: ignore[attr-defined]
+    with sqlite3.connect(path) as connection:
+        as_schema_5(connection)
+    reopened = OMS(SqliteStore(str(path)), clock=clock)
+    assert reopened.store.migrated_from == 5  # type: ignore[attr-defined]
+    after = {loc: reopened.fulfillment_queue(loc, statuses=everything) for loc in ("WH", "ST")}
+    assert after == before
 
 
 def items_of(store: Store, *skus: str) -> dict[str, InventoryItem | None]:
@@ -112,6 +166,7 @@ def test_stock_holds_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pa
         into_item_bodies(connection, before, "holds", StockHold)
         connection.execute("DROP TABLE holds")
         connection.execute("DROP TABLE backorders")
+        as_schema_5(connection)
         connection.execute("DELETE FROM schema_version WHERE version >= 3")
     store = SqliteStore(str(path))
     assert store.migrated_from == 2
@@ -128,6 +183,7 @@ def test_backorders_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pat
     with sqlite3.connect(path) as connection:  # as schema 3 wrote it: backorders in the body
         into_item_bodies(connection, before, "backorders", Backorder)
         connection.execute("DROP TABLE backorders")
+        as_schema_5(connection)
         connection.execute("DELETE FROM schema_version WHERE version >= 4")
     store = SqliteStore(str(path))
     assert store.migrated_from == 3
@@ -149,6 +205,7 @@ def test_the_relay_keeps_its_place_across_the_schema_5_migration(tmp_path: Path)
     with sqlite3.connect(path) as connection:  # as schema 4 marked them: a flag per row
         connection.execute("UPDATE outbox SET published = 1 WHERE position <= 3")
         connection.execute("DELETE FROM meta WHERE name = 'published'")
+        as_schema_5(connection)
         connection.execute("DELETE FROM schema_version WHERE version >= 5")
     reopened = SqliteStore(str(path))
     assert reopened.migrated_from == 4

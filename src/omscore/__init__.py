@@ -31,7 +31,7 @@ from omscore.orders import (
     OrderStatus,
 )
 from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
-from omscore.service import OMS, LocationAvailability, StockPosition
+from omscore.service import OMS, LocationAvailability, QueuedFulfillment, StockPosition
 
 __all__ = [
     "OMS",
@@ -49,6 +49,7 @@ __all__ = [
     "LineId",
     "Location",
     "LocationAvailability",
+    "QueuedFulfillment",
     "LocationId",
     "LocationKind",
     "Money",

@@ -217,6 +217,11 @@ class InvalidReturn(OmsError, ValueError):
         super().__init__("return refused: " + "; ".join(self.problems))
 
 
+class InvalidQuery(OmsError, ValueError):
+    """A read asked with arguments that cannot mean anything: an unknown status, a
+    negative age, a limit below one."""
+
+
 class StoreBusy(ConcurrencyConflict):
     """The store stayed locked by another writer past its busy timeout; retried like a
     conflict."""

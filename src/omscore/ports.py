@@ -21,7 +21,7 @@ from omscore.geo import Address
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
 from omscore.money import Money
-from omscore.orders import Order
+from omscore.orders import FulfillmentStatus, Order
 from omscore.returns import Return
 
 
@@ -83,8 +83,19 @@ class OrderRepository(Protocol):
         """The order that owns a fulfilment order."""
         ...
 
-    def awaiting_pickup(self) -> list[OrderId]:
-        """Orders with a fulfilment order ready for pickup, sorted."""
+    def fulfillment_queue(
+        self,
+        statuses: frozenset[FulfillmentStatus],
+        *,
+        location_id: LocationId | None = None,
+        waiting_since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[OrderId, FulfillmentId]]:
+        """Fulfilment orders in one of ``statuses``: only those whose units are at
+        ``location_id`` (their :attr:`~omscore.orders.FulfillmentOrder.stock_location`) when
+        given, only those whose status has not changed since ``waiting_since`` (their
+        :attr:`~omscore.orders.FulfillmentOrder.since` is at or before it) when given.
+        Longest waiting first, ties by fulfilment id; at most ``limit``."""
         ...
 
 

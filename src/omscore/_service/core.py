@@ -47,6 +47,7 @@ from omscore.inventory import (
 from omscore.orders import (
     DeliveryMethod,
     DraftLimits,
+    FulfillmentOrder,
     Order,
     OrderDraft,
     OrderLine,
@@ -87,6 +88,21 @@ class LocationAvailability:
     distance_km: float | None
     kind: LocationKind
     capabilities: frozenset[Capability]
+
+
+@attrs.frozen(slots=True)
+class QueuedFulfillment:
+    """A fulfilment order in a work queue: its order, and how long it has waited in its
+    status when the queue was read."""
+
+    order_id: OrderId
+    fulfillment: FulfillmentOrder
+    waiting: timedelta
+
+    @property
+    def since(self) -> datetime:
+        """When it entered its status."""
+        return self.fulfillment.since
 
 
 @attrs.frozen(slots=True)

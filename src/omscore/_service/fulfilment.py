@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from omscore._service.core import (
+    QueuedFulfillment,
     ServiceCore,
     _fulfillments_of,
     _load_order,
     _order_of_fulfillment,
 )
 from omscore._stock import StockSession
-from omscore.errors import NothingToAllocate
-from omscore.ids import LocationId, Sku
+from omscore.errors import InvalidQuery, NothingToAllocate
+from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
 from omscore.inventory import LocationLoad
 from omscore.orders import (
+    ACTIVE_FULFILLMENT,
     FulfillmentOrder,
     FulfillmentStatus,
     HoldKind,
@@ -172,7 +175,9 @@ class FulfilmentUseCases(ServiceCore):
         def work(uow: UnitOfWork, now: datetime) -> int:
             stock = StockSession(uow, now)
             expired = 0
-            for order_id in uow.orders.awaiting_pickup():
+            ready = frozenset({FulfillmentStatus.READY_FOR_PICKUP})
+            due = uow.orders.fulfillment_queue(ready, waiting_since=now - self.pickup_expiry)
+            for order_id in dict.fromkeys(order_id for order_id, _ in due):
                 order = _load_order(uow, order_id)
                 overdue = [
                     f
@@ -194,6 +199,57 @@ class FulfilmentUseCases(ServiceCore):
             return expired
 
         return self._run("expire_pickups", {}, None, work)
+
+    def fulfillment_queue(
+        self,
+        location_id: str,
+        *,
+        statuses: Iterable[FulfillmentStatus | str] | None = None,
+        limit: int | None = None,
+    ) -> list[QueuedFulfillment]:
+        """The work waiting at a location, longest waiting first: its fulfilment orders
+        that are still active (open, accepted, picked, packed, ready for pickup), or those
+        in ``statuses``. A ship-to-store parcel is in its warehouse's queue until it is
+        handed over at the pickup store, and in the store's from then on."""
+        wanted = _statuses(statuses, ACTIVE_FULFILLMENT)
+        _check_limit(limit)
+
+        def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
+            now = self.clock.now()
+            location = StockSession(uow, now).location(location_id)
+            found = uow.orders.fulfillment_queue(wanted, location_id=location.id, limit=limit)
+            return _queued(uow, found, now)
+
+        return self._read(read)
+
+    def stalled_fulfillments(
+        self,
+        older_than: timedelta,
+        *,
+        location_id: str | None = None,
+        statuses: Iterable[FulfillmentStatus | str] | None = None,
+        limit: int | None = None,
+    ) -> list[QueuedFulfillment]:
+        """Fulfilment orders whose status has not changed for ``older_than`` or longer,
+        longest waiting first: by default the work a location still owes (open, accepted,
+        picked, packed), at every location or at ``location_id``. With
+        ``statuses={"shipped"}`` it finds parcels that were never delivered."""
+        if older_than < timedelta(0):
+            raise InvalidQuery(f"older_than must not be negative, got {older_than}")
+        wanted = _statuses(statuses, _OWED)
+        _check_limit(limit)
+
+        def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
+            now = self.clock.now()
+            where = None
+            if location_id is not None:
+                where = StockSession(uow, now).location(location_id).id
+            found = uow.orders.fulfillment_queue(
+                wanted, location_id=where, waiting_since=now - older_than, limit=limit
+            )
+            return _queued(uow, found, now)
+
+        return self._read(read)
 
     def _fulfillment_command(
         self,
@@ -290,3 +346,45 @@ class FulfilmentUseCases(ServiceCore):
             return order
         order, _ = self._source(stock, order)
         return order
+
+
+#: The work a location still owes on a fulfilment order.
+_OWED = frozenset(
+    {
+        FulfillmentStatus.OPEN,
+        FulfillmentStatus.ACCEPTED,
+        FulfillmentStatus.PICKED,
+        FulfillmentStatus.PACKED,
+    }
+)
+
+
+def _statuses(
+    given: Iterable[FulfillmentStatus | str] | None, default: frozenset[FulfillmentStatus]
+) -> frozenset[FulfillmentStatus]:
+    if given is None:
+        return default
+    if isinstance(given, str):
+        given = [given]
+    known = {s.value for s in FulfillmentStatus}
+    unknown = sorted(str(s) for s in given if s not in known)
+    if unknown:
+        raise InvalidQuery(f"unknown fulfilment status(es) {unknown}; known: {sorted(known)}")
+    return frozenset(FulfillmentStatus(s) for s in given)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise InvalidQuery(f"limit must be at least 1, got {limit}")
+
+
+def _queued(
+    uow: UnitOfWork, found: list[tuple[OrderId, FulfillmentId]], now: datetime
+) -> list[QueuedFulfillment]:
+    orders: dict[OrderId, Order] = {}
+    queued = []
+    for order_id, fulfillment_id in found:
+        order = orders.get(order_id) or orders.setdefault(order_id, _load_order(uow, order_id))
+        f = order.fulfillment(fulfillment_id)
+        queued.append(QueuedFulfillment(order_id, f, now - f.since))
+    return queued

@@ -27,7 +27,7 @@ from omscore.inventory import (
     StockMovement,
     replay,
 )
-from omscore.orders import FulfillmentStatus, Order
+from omscore.orders import FulfillmentOrder, FulfillmentStatus, Order
 from omscore.ports import IdempotencyRecord, OutboxRecord, Store
 from omscore.returns import Return
 
@@ -111,10 +111,27 @@ class _Orders(_Repo[Order]):
         return super().get(order_id)
 
     def by_fulfillment(self, fulfillment_id: FulfillmentId) -> OrderId | None:
-        return self._store.fulfillment_index.get(fulfillment_id)
+        found = self._store.fulfillments.get(fulfillment_id)
+        return found[0] if found is not None else None
 
-    def awaiting_pickup(self) -> list[OrderId]:
-        return sorted(self._store.pickup_index)
+    def fulfillment_queue(
+        self,
+        statuses: frozenset[FulfillmentStatus],
+        *,
+        location_id: LocationId | None = None,
+        waiting_since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[OrderId, FulfillmentId]]:
+        by_status = self._store.fulfillments_by_status
+        found = [
+            (f.since, f.id, order_id)
+            for status in statuses
+            for order_id, f in by_status.get(status, {}).values()
+            if (location_id is None or f.stock_location == location_id)
+            and (waiting_since is None or f.since <= waiting_since)
+        ]
+        found.sort()
+        return [(order_id, f_id) for _, f_id, order_id in found[:limit]]
 
 
 class _Loads(_Repo[LocationLoad]):
@@ -313,8 +330,12 @@ class MemoryStore:
         self.events: list[DomainEvent] = []
         self.first = 1
         self.idempotency: dict[str, IdempotencyRecord] = {}
-        self.fulfillment_index: dict[str, OrderId] = {}
-        self.pickup_index: set[OrderId] = set()
+        #: Every fulfilment order with its order, by id and by status (the status index
+        #: makes a queue of live work independent of how many orders were ever placed).
+        self.fulfillments: dict[str, tuple[OrderId, FulfillmentOrder]] = {}
+        self.fulfillments_by_status: dict[
+            FulfillmentStatus, dict[str, tuple[OrderId, FulfillmentOrder]]
+        ] = {}
         self.expiry_index: dict[Sku, datetime] = {}
         self.key_index: dict[str, set[Sku]] = {}
         self.keys_of: dict[Sku, set[str]] = {}
@@ -327,16 +348,16 @@ class MemoryStore:
 
     def index(self, orders: Iterable[Order], items: Iterable[InventoryItem]) -> None:
         """Keep the query indexes in step with committed aggregates (called under the lock)."""
-        ready = FulfillmentStatus.READY_FOR_PICKUP
+        known, by_status = self.fulfillments, self.fulfillments_by_status
         for order in orders:
-            awaiting = False
             for f in order.fulfillments:
-                self.fulfillment_index[f.id] = order.id
-                awaiting = awaiting or f.status is ready
-            if awaiting:
-                self.pickup_index.add(order.id)
-            else:
-                self.pickup_index.discard(order.id)
+                before = known.get(f.id)
+                if before is not None:
+                    if before[1] is f:  # unchanged: fulfilment orders are immutable
+                        continue
+                    del by_status[before[1].status][f.id]
+                known[f.id] = entry = (order.id, f)
+                by_status.setdefault(f.status, {})[f.id] = entry
         for item in items:
             self._index_item(item)
 

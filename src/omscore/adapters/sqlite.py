@@ -81,6 +81,18 @@ def _move_out_of_item_bodies(connection: sqlite3.Connection, field: str) -> None
         )
 
 
+def _fill_fulfillment_waits(connection: sqlite3.Connection) -> None:
+    """Schema 6 queues fulfilment orders: each row gets the time it entered its status
+    (``since``) and the location its units are at (the pickup store once handed over)."""
+    rows = []
+    for (body,) in connection.execute("SELECT body FROM orders"):
+        for f in json.loads(body).get("fulfillments") or []:
+            since = datetime.fromisoformat(f.get("changed_at") or f["created_at"])
+            where = f.get("handover_location") or f["location_id"]
+            rows.append((where, _utc(since), f["id"]))
+    connection.executemany("UPDATE fulfillments SET location_id = ?, since = ? WHERE id = ?", rows)
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
@@ -160,6 +172,16 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
             # ``published`` flag made each read and mark scan every event before it.
             "INSERT OR REPLACE INTO meta (name, value) "
             "SELECT 'published', COALESCE(MAX(position), 0) FROM outbox WHERE published = 1",
+        ),
+    ),
+    (
+        6,
+        (
+            "ALTER TABLE fulfillments ADD COLUMN since TEXT NOT NULL DEFAULT ''",
+            _fill_fulfillment_waits,
+            "DROP INDEX fulfillments_by_status",
+            "CREATE INDEX fulfillments_by_wait ON fulfillments (status, since, id)",
+            "CREATE INDEX fulfillments_at_location ON fulfillments (location_id, status, since)",
         ),
     ),
 )
@@ -457,12 +479,32 @@ class _Orders(_Table[Order]):
         row = self.uow.one("SELECT order_id FROM fulfillments WHERE id = ?", (fulfillment_id,))
         return OrderId(row[0]) if row else None
 
-    def awaiting_pickup(self) -> list[OrderId]:
-        rows = self.uow.all(
-            "SELECT DISTINCT order_id FROM fulfillments WHERE status = ? ORDER BY order_id",
-            (FulfillmentStatus.READY_FOR_PICKUP.value,),
+    def fulfillment_queue(
+        self,
+        statuses: frozenset[FulfillmentStatus],
+        *,
+        location_id: LocationId | None = None,
+        waiting_since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[OrderId, FulfillmentId]]:
+        if not statuses:
+            return []
+        sql = (
+            "SELECT order_id, id FROM fulfillments WHERE status IN "
+            f"({', '.join('?' * len(statuses))})"
         )
-        return [OrderId(r[0]) for r in rows]
+        args: list[object] = [s.value for s in sorted(statuses)]
+        if location_id is not None:
+            sql += " AND location_id = ?"
+            args.append(location_id)
+        if waiting_since is not None:
+            sql += " AND since <= ?"
+            args.append(_utc(waiting_since))
+        sql += " ORDER BY since, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [(OrderId(o), FulfillmentId(f)) for o, f in self.uow.all(sql, args)]
 
 
 class _Items(_Table[InventoryItem]):
@@ -1037,16 +1079,17 @@ class SqliteUnitOfWork:
         rows = []
         for key, order in orders.staged.items():
             before = orders.loaded.get(key)
-            known = {f.id: f.status for f in before.fulfillments} if before else {}
+            known = {f.id: f for f in before.fulfillments} if before else {}
             rows += [
-                (f.id, order.id, f.location_id, f.status.value)
+                (f.id, order.id, f.stock_location, f.status.value, _utc(f.since))
                 for f in order.fulfillments
-                if known.get(f.id) is not f.status
+                if known.get(f.id) is not f  # a changed fulfilment order is a new object
             ]
         if rows:
             self.execute_many(
-                "INSERT INTO fulfillments (id, order_id, location_id, status) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                "INSERT INTO fulfillments (id, order_id, location_id, status, since) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = "
+                "excluded.status, location_id = excluded.location_id, since = excluded.since",
                 rows,
             )
 

@@ -266,6 +266,11 @@ class FulfillmentOrder:
         return self.handover_location or self.location_id
 
     @property
+    def since(self) -> datetime:
+        """When it entered its current status (created, or its last change)."""
+        return self.changed_at or self.created_at
+
+    @property
     def units(self) -> int:
         """Units in this fulfilment order."""
         return sum(line.quantity for line in self.lines)

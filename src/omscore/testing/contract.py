@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import event, settings
@@ -416,23 +416,77 @@ class StoreContract:
             assert uow.returns.get(ReturnId("R-1")) == rma
 
     def test_fulfilment_queries(self, oms: OMS) -> None:
-        """An order is found by its fulfilment id; ready pickups are listed."""
+        """An order is found by its fulfilment id; ready pickups are queued at their store."""
         oms.add_location(sample_pickup_store("ST-1"))
         oms.receive("ST-1", "A", 3)
         order = oms.place_order(order_draft("A", 1, Delivery.pickup("ST-1")))
         oms.allocate(order.id)
         f = oms.get_order(order.id).fulfillments[0]
         oms.ready_for_pickup(f.id)
+        ready = frozenset({FulfillmentStatus.READY_FOR_PICKUP})
         with oms.store.unit_of_work(write=False) as uow:
             assert uow.orders.by_fulfillment(FulfillmentId(f.id)) == order.id
             assert uow.orders.by_fulfillment(FulfillmentId("nope")) is None
-            assert uow.orders.awaiting_pickup() == [order.id]
+            assert uow.orders.fulfillment_queue(ready) == [(order.id, f.id)]
+            assert uow.orders.fulfillment_queue(ready, location_id=LocationId("ST-1")) == [
+                (order.id, f.id)
+            ]
+            assert uow.orders.fulfillment_queue(ready, location_id=LocationId("WH-1")) == []
         oms.collect(f.id)
         with oms.store.unit_of_work(write=False) as uow:
-            assert uow.orders.awaiting_pickup() == []
+            assert uow.orders.fulfillment_queue(ready) == []
             stored = uow.orders.get(order.id)
             assert stored is not None
             assert stored.fulfillments[0].status is FulfillmentStatus.COLLECTED
+
+    def test_the_fulfilment_queue_is_longest_waiting_first(self, oms: OMS) -> None:
+        """Queues order by the time a fulfilment order entered its status (ties by id),
+        filter by status, location and wait (inclusive), and stop at the limit."""
+        clock = cast(ManualClock, oms.clock)
+        oms.add_location(sample_location("WH-2"))
+        oms.receive("WH-1", "A", 5)
+        oms.receive("WH-2", "B", 5)
+        split = oms.place_order(order_draft("A", 1, more=(("B", 1),)))
+        oms.allocate(split.id)  # two fulfilment orders created at the same moment
+        clock.advance(timedelta(minutes=10))
+        later = oms.place_order(order_draft("A", 1))
+        oms.allocate(later.id)
+        clock.advance(timedelta(minutes=10))
+        by_id = sorted(oms.get_order(split.id).fulfillments, key=lambda f: f.id)
+        (late,) = oms.get_order(later.id).fulfillments
+        oms.accept_fulfillment(by_id[0].id)  # accepted now: it entered its status last
+        opened = frozenset({FulfillmentStatus.OPEN})
+        working = frozenset({FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED})
+        at = clock.now()
+        with oms.store.unit_of_work(write=False) as uow:
+            queue = uow.orders.fulfillment_queue
+            assert queue(opened) == [(split.id, by_id[1].id), (later.id, late.id)]
+            assert queue(working) == [
+                (split.id, by_id[1].id),
+                (later.id, late.id),
+                (split.id, by_id[0].id),
+            ]
+            assert queue(working, limit=2) == queue(working)[:2]
+            at_wh1 = next(f for f in by_id if f.location_id == "WH-1")
+            at_wh2 = next(f for f in by_id if f.location_id == "WH-2")
+            wh1, wh2 = LocationId("WH-1"), LocationId("WH-2")
+            accepted_last = (split.id, at_wh1.id)
+            assert queue(working, location_id=wh1) == [(later.id, late.id), accepted_last]
+            assert queue(working, location_id=wh2) == [(split.id, at_wh2.id)]
+            assert queue(working, waiting_since=at - timedelta(minutes=10)) == [
+                (split.id, by_id[1].id),
+                (later.id, late.id),  # entered its status exactly then: included
+            ]
+            assert queue(working, waiting_since=at - timedelta(minutes=11)) == [
+                (split.id, by_id[1].id)
+            ]
+            assert queue(frozenset()) == []
+        oms.ship(late.id, tracking="T-1")
+        with oms.store.unit_of_work(write=False) as uow:
+            assert (later.id, late.id) not in uow.orders.fulfillment_queue(working)
+            assert uow.orders.fulfillment_queue(frozenset({FulfillmentStatus.SHIPPED})) == [
+                (later.id, late.id)
+            ]
 
     def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
         """The store keeps where a parcel's units are: after the handover, the pickup
@@ -443,7 +497,11 @@ class StoreContract:
         order = oms.place_order(order_draft("A", 2, Delivery.pickup("ST-1")))
         oms.allocate(order.id)
         parcel = oms.get_order(order.id).fulfillments[0]
+        queued = [(order.id, parcel.id)]
+        assert [(q.order_id, q.fulfillment.id) for q in oms.fulfillment_queue("WH-1")] == queued
         oms.ready_for_pickup(parcel.id)
+        assert oms.fulfillment_queue("WH-1") == []
+        assert [(q.order_id, q.fulfillment.id) for q in oms.fulfillment_queue("ST-1")] == queued
         with oms.store.unit_of_work(write=False) as uow:
             stored = uow.orders.get(order.id)
             item = uow.inventory.get(Sku("A"))
@@ -797,6 +855,32 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 assert tested.get_return(return_id) == reference.get_return(return_id)
             assert tested.events() == reference.events()
             assert tested.ledger() == reference.ledger()
+
+        @invariant()
+        def queues_match_a_scan_of_the_orders(self) -> None:
+            """Every location's queue, all statuses, is its fulfilment orders (where their
+            units are) longest waiting first; the stalled ones are a prefix of it."""
+            reference, tested = self.systems
+            everything = [s.value for s in FulfillmentStatus]
+            fulfillments = [
+                (f.since, f.id, order_id, f)
+                for order_id in self.orders
+                for f in reference.get_order(order_id).fulfillments
+            ]
+            for location in ("WH-1", "ST-1"):
+                expected = [
+                    (order_id, f_id)
+                    for _, f_id, order_id, f in sorted(fulfillments, key=lambda x: x[:2])
+                    if f.stock_location == location
+                ]
+                queue = tested.fulfillment_queue(location, statuses=everything)
+                assert [(q.order_id, q.fulfillment.id) for q in queue] == expected
+                stalled = tested.stalled_fulfillments(
+                    timedelta(minutes=30), location_id=location, statuses=everything
+                )
+                assert stalled == queue[: len(stalled)]
+                assert all(q.waiting >= timedelta(minutes=30) for q in stalled)
+                assert all(q.waiting < timedelta(minutes=30) for q in queue[len(stalled) :])
 
         @invariant()
         def stock_matches_a_plain_tally(self) -> None:
