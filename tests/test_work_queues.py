@@ -1,0 +1,140 @@
+"""Work queues: what each location still has to do, and the work that has stalled.
+
+The stores' side (ordering, filters, limits) is proven for every store by the contract kit;
+these tests cover what the service adds: default statuses, waiting times, the errors, and
+pickup expiry reading only what is overdue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from omscore import OMS, Delivery, FulfillmentStatus, QueuedFulfillment
+from omscore.errors import InvalidQuery, UnknownLocation
+from omscore.testing import ManualClock
+from omscore.testing.invariants import check_books
+
+from .conftest import draft, store_location
+
+
+def ids(queue: list[QueuedFulfillment]) -> list[str]:
+    """The fulfilment ids of a queue, in its order."""
+    return [q.fulfillment.id for q in queue]
+
+
+@pytest.fixture
+def busy(oms: OMS, clock: ManualClock) -> OMS:
+    """WH-1 with three shipments an hour apart (the first packed, the last shipped) and
+    ST-1 with a pickup ready for an hour."""
+    oms.receive("WH-1", "A", 10)
+    oms.receive("ST-1", "B", 10)
+    for _ in range(3):
+        oms.allocate(oms.place_order(draft(("A", 1))).id)
+        clock.advance(timedelta(hours=1))
+    pickup = oms.place_order(draft(("B", 1), delivery=Delivery.pickup("ST-1")))
+    oms.allocate(pickup.id)
+    oms.pack("O-1-F1")
+    oms.ship("O-3-F1", tracking="T-3")
+    oms.ready_for_pickup(oms.get_order(pickup.id).fulfillments[0].id)
+    clock.advance(timedelta(hours=1))
+    return oms
+
+
+def test_a_location_queue_lists_its_active_work_longest_waiting_first(
+    busy: OMS, clock: ManualClock
+) -> None:
+    """Active statuses by default; the waiting time runs from the last status change."""
+    queue = busy.fulfillment_queue("WH-1")
+    assert ids(queue) == ["O-2-F1", "O-1-F1"]  # O-1 was packed after O-2 was created
+    assert [q.waiting for q in queue] == [timedelta(hours=3), timedelta(hours=1)]
+    assert queue[0].since == clock.now() - timedelta(hours=3)
+    assert [q.order_id for q in queue] == ["O-2", "O-1"]
+    assert ids(busy.fulfillment_queue("ST-1")) == ["O-4-F1"]
+    assert ids(busy.fulfillment_queue("WH-1", statuses=["shipped"])) == ["O-3-F1"]
+    assert ids(busy.fulfillment_queue("WH-1", limit=1)) == ["O-2-F1"]
+
+
+def test_stalled_work_is_what_a_location_owes_past_a_time(busy: OMS) -> None:
+    """Open, accepted, picked or packed for at least ``older_than``; a pickup waiting for
+    its customer is not stalled work, a parcel never delivered can be asked for."""
+    assert ids(busy.stalled_fulfillments(timedelta(hours=1))) == ["O-2-F1", "O-1-F1"]
+    assert ids(busy.stalled_fulfillments(timedelta(hours=2))) == ["O-2-F1"]
+    assert busy.stalled_fulfillments(timedelta(hours=4)) == []
+    assert busy.stalled_fulfillments(timedelta(hours=1), location_id="ST-1") == []
+    lost = busy.stalled_fulfillments(timedelta(hours=1), statuses={FulfillmentStatus.SHIPPED})
+    assert ids(lost) == ["O-3-F1"]
+    assert ids(busy.stalled_fulfillments(timedelta(0), statuses="ready_for_pickup")) == ["O-4-F1"]
+
+
+def test_work_leaves_the_queue_as_it_is_done(busy: OMS) -> None:
+    """Shipped, rejected and collected fulfilment orders are no longer active work."""
+    busy.ship("O-1-F1", tracking="T-1")
+    busy.reject_fulfillment("O-2-F1", reason="damaged")  # no other location has A
+    assert "O-1-F1" not in ids(busy.fulfillment_queue("WH-1"))
+    assert "O-2-F1" not in ids(busy.fulfillment_queue("WH-1"))
+    busy.collect("O-4-F1")
+    assert "O-4-F1" not in ids(busy.fulfillment_queue("ST-1"))
+    check_books(busy)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda oms: oms.fulfillment_queue("NOPE"), UnknownLocation, "NOPE"),
+        (
+            lambda oms: oms.fulfillment_queue("WH-1", statuses=["packed", "lost"]),
+            InvalidQuery,
+            "unknown fulfilment status(es) ['lost']",
+        ),
+        (lambda oms: oms.fulfillment_queue("WH-1", limit=0), InvalidQuery, "got 0"),
+        (
+            lambda oms: oms.stalled_fulfillments(timedelta(minutes=-1)),
+            InvalidQuery,
+            "older_than must not be negative",
+        ),
+        (
+            lambda oms: oms.stalled_fulfillments(timedelta(hours=1), location_id="NOPE"),
+            UnknownLocation,
+            "NOPE",
+        ),
+    ],
+)
+def test_queue_questions_that_mean_nothing_are_refused(
+    busy: OMS, call: Callable[[OMS], object], error: type[Exception], message: str
+) -> None:
+    """A typed error that names the value."""
+    with pytest.raises(error) as raised:
+        call(busy)
+    assert message in str(raised.value)
+
+
+def test_expiring_pickups_reads_only_the_overdue_orders(
+    make_oms: Callable[..., OMS], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of many pickups waiting at a store, expiry loads only those past their window."""
+    oms = make_oms(pickup_expiry=timedelta(days=3))
+    oms.add_location(store_location("ST-1"))
+    oms.receive("ST-1", "A", 50)
+    for n in range(20):
+        order = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-1")))
+        oms.allocate(order.id)
+        oms.ready_for_pickup(oms.get_order(order.id).fulfillments[0].id)
+        if n == 1:
+            clock.advance(timedelta(days=1))
+    clock.advance(timedelta(days=2))
+    loaded: list[str] = []
+    orders_type = type(oms.store.unit_of_work().orders)
+    original = orders_type.get
+
+    def counting_get(self: object, order_id: str) -> object:
+        loaded.append(order_id)
+        return original(self, order_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(orders_type, "get", counting_get)
+    assert oms.expire_pickups() == 2
+    assert sorted(set(loaded)) == ["O-1", "O-2"]
+    assert oms.get_order("O-3").fulfillments[0].status is FulfillmentStatus.READY_FOR_PICKUP
+    check_books(oms)
