@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from omscore import OMS, Delivery, GeoPoint, Location, OrderStatus
-from omscore.__main__ import main
+from omscore.__main__ import QUEUE_ROWS, main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.orders import FulfillmentStatus
@@ -34,6 +34,7 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     returns and refunds all happen."""
     report = run(MemoryStore(), orders=400, seed=3, policy="lowest_cost", progress=None)
     assert report.stock_conserved
+    assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders > 350
     assert report.pickups > 0
     assert report.shipped_to_store > 0
@@ -83,6 +84,7 @@ def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["stock_conserved"] is True
+    assert report["work_left_open"] == 0
     assert report["orders"] > 100
     again = subprocess.run(
         [sys.executable, "-m", "omscore", "simulate", "--orders", "10", "--db", str(db)],
@@ -168,3 +170,28 @@ def test_inspect_shows_where_a_ship_to_store_parcel_was_handed_over(
     oms.ready_for_pickup(oms.get_order(order.id).fulfillments[0].id)
     assert main(["inspect", "--db", str(db), "--order", order.id]) == 0
     assert "ready_for_pickup, handed over at ST-1" in capsys.readouterr().out
+
+
+def test_inspect_shows_a_location_queue_and_stalled_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--queue lists the work at a location, --stalled what waited past a time; each
+    prints at most QUEUE_ROWS rows and says when there are more."""
+    db = tmp_path / "shop.db"
+    oms = OMS(SqliteStore(str(db)), ids=SequentialIds())
+    oms.add_location(sample_location("WH-1"))
+    oms.receive("WH-1", "A", 50)
+    for _ in range(QUEUE_ROWS + 1):
+        oms.allocate(oms.place_order(order_draft("A", 1)).id)
+    oms.pack("O-1-F1")
+    assert main(["inspect", "--db", str(db), "--queue", "WH-1", "--stalled", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"work at WH-1: {QUEUE_ROWS}+, longest waiting first" in out
+    assert f"stalled for 0 h or more: {QUEUE_ROWS}+" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  O-")]
+    assert len(rows) == 2 * QUEUE_ROWS
+    assert rows[0][:4] == ["O-2-F1", "open", "at", "WH-1"]  # O-1 moved on last
+    assert main(["inspect", "--db", str(db), "--stalled", "1"]) == 0
+    assert "stalled for 1 h or more: 0," in capsys.readouterr().out
+    assert main(["inspect", "--db", str(db), "--queue", "NOPE"]) == 2
+    assert "NOPE" in capsys.readouterr().err

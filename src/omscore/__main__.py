@@ -16,7 +16,7 @@ from omscore.bench import run as bench_run
 from omscore.errors import OmsError
 from omscore.events import OrderEvent, ReturnEvent
 from omscore.ports import Store
-from omscore.service import OMS
+from omscore.service import OMS, QueuedFulfillment
 from omscore.simulate import POLICIES, run
 
 DEFAULT_DB = "omscore-simulation.db"
@@ -38,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ins.add_argument("--db", default=DEFAULT_DB)
     ins.add_argument("--sku", help="show the stock of this SKU")
     ins.add_argument("--order", help="show this order with its fulfilment and events")
+    ins.add_argument("--queue", metavar="LOCATION", help="show the work waiting at a location")
+    ins.add_argument(
+        "--stalled",
+        type=float,
+        metavar="HOURS",
+        help="show work no location has moved on for this many hours",
+    )
     prune = commands.add_parser(
         "prune", help="delete old published events and forget old idempotency keys"
     )
@@ -102,7 +109,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(report.render())
-    return 0 if report.stock_conserved else 1
+    return 0 if report.stock_conserved and not report.work_left_open else 1
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -146,7 +153,32 @@ def _inspect(args: argparse.Namespace) -> int:
                 print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
             elif isinstance(event, ReturnEvent):  # returns move the order's version too
                 print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
+    if args.queue:
+        queue = oms.fulfillment_queue(args.queue, limit=QUEUE_ROWS + 1)
+        _print_queue(f"work at {args.queue}", queue)
+    if args.stalled is not None:
+        older_than = timedelta(hours=args.stalled)
+        stalled = oms.stalled_fulfillments(older_than, limit=QUEUE_ROWS + 1)
+        _print_queue(f"stalled for {args.stalled:g} h or more", stalled)
     return 0
+
+
+#: Rows ``inspect`` prints of a queue (the longest waiting).
+QUEUE_ROWS = 20
+
+
+def _print_queue(title: str, queue: list[QueuedFulfillment]) -> None:
+    """The first :data:`QUEUE_ROWS` of ``queue`` (fetched with one more, to tell if there
+    are more), one line each."""
+    count = f"{QUEUE_ROWS}+" if len(queue) > QUEUE_ROWS else str(len(queue))
+    print(f"{title}: {count}, longest waiting first")
+    for q in queue[:QUEUE_ROWS]:
+        f = q.fulfillment
+        hours = q.waiting.total_seconds() / 3600
+        print(
+            f"  {f.id:<14} {f.status.value:<17} at {f.stock_location:<8} {hours:>8.1f} h  "
+            f"order {q.order_id} ({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
+        )
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -182,7 +214,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _duration(amount: float | None, unit: str) -> timedelta | None:
-    """``amount`` of ``unit`` (a negative one is refused by ``OMS.prune``)."""
+    """``amount`` of ``unit`` (a negative one is refused by the command it is given to)."""
     return None if amount is None else timedelta(**{unit: amount})
 
 

@@ -33,7 +33,13 @@ from omscore.geo import Address, GeoPoint, distance_km
 from omscore.ids import LocationId
 from omscore.inventory import Capability, Location, LocationKind
 from omscore.money import Money
-from omscore.orders import Delivery, FulfillmentStatus, LineDraft, OrderDraft
+from omscore.orders import (
+    ACTIVE_FULFILLMENT,
+    Delivery,
+    FulfillmentStatus,
+    LineDraft,
+    OrderDraft,
+)
 from omscore.ports import Store
 from omscore.returns import Disposition, ReturnPolicy
 from omscore.service import OMS, StockPosition
@@ -105,6 +111,7 @@ class Report:
     commands: int = 0
     stock_conserved: bool = False
     discrepancies: int = 0
+    work_left_open: int = 0
     elapsed_s: float = 0.0
     peak_memory_mb: float = 0.0
 
@@ -152,6 +159,8 @@ class Report:
             f"  refused commands       {self.refused:>12,}",
             f"  stock conserved        {'yes' if self.stock_conserved else 'NO':>12}   "
             f"(ledger replays to every level; {self.discrepancies} discrepancies)",
+            f"  work left open         {self.work_left_open:>12,}   (fulfilment orders not "
+            "delivered, collected or ended)",
             f"  throughput             {r['orders_per_second']:>12,.1f} orders/s, "
             f"{r['commands_per_second']:,.1f} commands/s",
             f"  elapsed                {self.elapsed_s:>12.1f} s",
@@ -290,6 +299,10 @@ class Simulation:
         discrepancies = self.oms.reconcile()
         self.report.discrepancies = len(discrepancies)
         self.report.stock_conserved = not discrepancies
+        unfinished = [*ACTIVE_FULFILLMENT, FulfillmentStatus.SHIPPED]
+        self.report.work_left_open = len(
+            self.oms.stalled_fulfillments(timedelta(0), statuses=unfinished)
+        )
         self.report.elapsed_s = time.perf_counter() - started
         self.report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return self.report
