@@ -382,7 +382,7 @@ def test_daily_capacity_is_counted_and_respected(network: Callable[..., OMS]) ->
     assert oms.allocate(first.id).shipments == ("WH-HAM",)
     plan = oms.allocate(second.id)
     assert plan.shipments == ("WH-MUC",)
-    reasons = {t.location_id: t.excluded for t in plan.trace}
+    reasons: dict[str, str | None] = {t.location_id: t.excluded for t in plan.trace}
     assert reasons["WH-HAM"] == "no fulfilment capacity left today"
 
 

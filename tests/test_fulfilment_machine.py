@@ -19,7 +19,12 @@ from omscore import OMS, Delivery, FulfillmentStatus, OmsError
 from omscore.adapters.memory import MemoryStore
 from omscore.orders import DeliveryMethod, FulfillmentOrder
 from omscore.orders.model import FULFILLMENT_TRANSITIONS
-from omscore.sourcing import FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
+from omscore.sourcing import (
+    FewestShipmentsPolicy,
+    LowestCostPolicy,
+    PriorityPolicy,
+    SourcingPolicy,
+)
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.invariants import check_books
 
@@ -27,7 +32,7 @@ from .conftest import draft, store_location, warehouse
 
 SKUS = ("A", "B")
 LOCATIONS = ("WH-1", "WH-2", "ST-1")
-POLICIES = {
+POLICIES: dict[str, SourcingPolicy] = {
     "cost": LowestCostPolicy(),
     "priority": PriorityPolicy(),
     "fewest": FewestShipmentsPolicy(),

@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from omscore import OMS, Delivery, LocationKind, OmsError
 from omscore.adapters.memory import MemoryStore
+from omscore.ids import Sku
 from omscore.inventory import replay
 from omscore.testing import ManualClock, SequentialIds
 
@@ -26,10 +28,23 @@ from .conftest import draft, store_location, warehouse
 
 SKUS = ("A", "B")
 LOCATIONS = ("WH-1", "WH-2", "ST-1")
+
+
+@attrs.frozen
+class PoolRule:
+    """A channel's pool as the machine configures it: locations by id or kind (None: any),
+    a buffer of units and a buffer percent."""
+
+    ids: frozenset[str] | None
+    kinds: frozenset[str] | None
+    buffer: int
+    percent: int
+
+
 CHANNELS = {
-    "web": {"ids": None, "kinds": None, "buffer": 0, "percent": 0},
-    "marketplace": {"ids": None, "kinds": {"warehouse"}, "buffer": 2, "percent": 0},
-    "app": {"ids": {"ST-1", "WH-2"}, "kinds": None, "buffer": 0, "percent": 25},
+    "web": PoolRule(None, None, 0, 0),
+    "marketplace": PoolRule(None, frozenset({"warehouse"}), 2, 0),
+    "app": PoolRule(frozenset({"ST-1", "WH-2"}), None, 0, 25),
 }
 
 
@@ -185,7 +200,7 @@ class StockMachine(RuleBasedStateMachine):
         replayed = replay(self.oms.ledger())
         for sku in SKUS:
             for loc, level in self.oms.inventory(sku).levels.items():
-                assert replayed.get((loc, sku), (0, 0)) == (level.on_hand, level.allocated)
+                assert replayed.get((loc, Sku(sku)), (0, 0)) == (level.on_hand, level.allocated)
 
     @invariant()
     def channel_atp_matches_a_naive_recomputation(self) -> None:
@@ -197,16 +212,16 @@ class StockMachine(RuleBasedStateMachine):
                     loc
                     for loc in LOCATIONS
                     if loc not in self.inactive
-                    and (rule_["ids"] is None or loc in rule_["ids"])  # type: ignore[operator]
-                    and (rule_["kinds"] is None or kinds[loc] in rule_["kinds"])  # type: ignore[operator]
+                    and (rule_.ids is None or loc in rule_.ids)
+                    and (rule_.kinds is None or kinds[loc] in rule_.kinds)
                 ]
                 total = 0
                 for loc in pool:
-                    level = item.level(loc)  # type: ignore[arg-type]
+                    level = item.level(loc)
                     total += max(
                         0, level.on_hand - level.allocated - level.reserved - level.safety_stock
                     )
-                held_back = max(rule_["buffer"], math.ceil(total * rule_["percent"] / 100))  # type: ignore[call-overload, operator]
+                held_back = max(rule_.buffer, math.ceil(total * rule_.percent / 100))
                 expected = max(0, total - held_back)
                 assert self.oms.available(sku, channel=channel) == expected
                 assert expected >= 0

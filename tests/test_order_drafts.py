@@ -32,7 +32,7 @@ def test_line_problems_are_each_named_with_their_line(oms: OMS) -> None:
     discount are five problems on three lines."""
     lines = [
         LineDraft(sku="A", quantity=0, unit_price=eur("1.00")),
-        LineDraft(sku="B", quantity=True, unit_price=Money("1", "USD")),  # type: ignore[arg-type]
+        LineDraft(sku="B", quantity=True, unit_price=Money("1", "USD")),
         LineDraft(sku="C", quantity=2, unit_price=eur("-1.00"), discount=eur("0.50")),
         LineDraft(sku="D", quantity=2, unit_price=eur("5.00"), discount=eur("10.01")),
     ]

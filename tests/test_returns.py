@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -37,12 +38,12 @@ R = Disposition.RESTOCK
 def shop(make_oms: Callable[..., OMS]) -> Callable[..., OMS]:
     """An OMS with a gateway, a carrier, a returns warehouse and a store without RETURNS."""
 
-    def build(**policy: object) -> OMS:
+    def build(**policy: Any) -> OMS:
         oms = make_oms(
             payments=FakePaymentGateway(),
             carrier=TableRateCarrier(),
             return_policy=ReturnPolicy(**policy),
-        )  # type: ignore[arg-type]
+        )
         oms.add_location(warehouse("WH-1"))
         oms.add_location(
             Location(
@@ -286,7 +287,7 @@ def test_return_policy_settings_are_validated() -> None:
     with pytest.raises(InvalidReturn):
         ReturnPolicy(restocking_fee_percent=101)
     with pytest.raises(InvalidReturn):
-        ReturnPolicy(refund_shipping="sometimes")  # type: ignore[arg-type]
+        ReturnPolicy(refund_shipping="sometimes")
     assert ReturnPolicy(restocking_fee_percent=Decimal("12.5")).restocking_fee_percent == Decimal(
         "12.5"
     )

@@ -169,7 +169,7 @@ def test_filters_by_kind_distance_and_store_minimum() -> None:
     )
     plan = policy.plan(request(("A", 1)), snapshot(stock))
     assert plan.shipments == ("WH-HAM",)
-    reasons = {t.location_id: t.excluded for t in plan.trace}
+    reasons: dict[str, str | None] = {t.location_id: t.excluded for t in plan.trace}
     assert reasons["SUP-1"] == "kind supplier not allowed (only store, warehouse)"
     assert reasons["WH-MUC"] is not None
     assert "beyond the 400 km limit" in reasons["WH-MUC"]

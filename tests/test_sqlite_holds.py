@@ -16,7 +16,7 @@ from omscore import OMS, Location
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore, _all_again, _first_difference, _row_changes
 from omscore.geo import GeoPoint
-from omscore.ids import ChannelId, LocationId
+from omscore.ids import ChannelId, LocationId, Sku
 from omscore.inventory import StockHold
 from omscore.ports import Store
 from omscore.service import StockPosition
@@ -141,7 +141,7 @@ def test_a_busy_sku_writes_one_hold_row_per_order(tmp_path: Path) -> None:
     assert connection.execute("SELECT COUNT(*) FROM holds WHERE sku = 'HOT'").fetchone()[0] == 41
     fresh = SqliteStore(str(tmp_path / "busy.db"))
     with fresh.unit_of_work(write=False) as uow:
-        item = uow.inventory.get("HOT")
+        item = uow.inventory.get(Sku("HOT"))
     assert item is not None
     assert [h.key for h in item.holds] == [f"O-{n}" for n in range(1, 42)]
 
@@ -159,7 +159,7 @@ def test_reservation_keys_and_expiry_follow_checkout_holds_among_order_holds(
     )
     oms.receive_many([StockPosition("WH", "SKU", 100)])
 
-    def expiring_and_reserved() -> tuple[list[str], list[str]]:
+    def expiring_and_reserved() -> tuple[list[Sku], list[Sku]]:
         with store.unit_of_work(write=False) as uow:
             soon = uow.inventory.expiring(T0 + timedelta(minutes=20))
             return soon, uow.inventory.reserved_under("cart")
@@ -203,9 +203,9 @@ def test_pre_orders_write_one_backorder_row_per_order(tmp_path: Path) -> None:
     assert '"backorders":[]' in body
     oms.receive("WH", "LAUNCH", 25)
     with store.unit_of_work(write=False) as uow:
-        written = uow.inventory.get("LAUNCH")
+        written = uow.inventory.get(Sku("LAUNCH"))
     with SqliteStore(path).unit_of_work(write=False) as uow:
-        read_back = uow.inventory.get("LAUNCH")
+        read_back = uow.inventory.get(Sku("LAUNCH"))
     assert read_back == written
     assert written is not None
     assert len(written.holds) == 13  # 12 pre-orders served whole, one in part
@@ -242,9 +242,9 @@ def test_backorder_rows_follow_every_command(steps: list[tuple[str, int]]) -> No
             elif kind == "receive":
                 oms.receive("WH", "LAUNCH", n)
             with oms.store.unit_of_work(write=False) as uow:
-                written = uow.inventory.get("LAUNCH")
+                written = uow.inventory.get(Sku("LAUNCH"))
             with SqliteStore(path).unit_of_work(write=False) as uow:
-                assert uow.inventory.get("LAUNCH") == written
+                assert uow.inventory.get(Sku("LAUNCH")) == written
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
@@ -287,7 +287,7 @@ def test_reservation_indexes_follow_a_busy_sku(kind: str, steps: list[tuple[str,
         for step, n in steps:
             cart = f"cart-{n}"
             with oms.store.unit_of_work(write=False) as uow:
-                item = uow.inventory.get("HOT")
+                item = uow.inventory.get(Sku("HOT"))
             assert item is not None
             held = bool(item.checkout_holds(cart))
             if step == "reserve" and not held:
@@ -309,7 +309,7 @@ def test_reservation_indexes_follow_a_busy_sku(kind: str, steps: list[tuple[str,
                 clock.advance(timedelta(minutes=n))
                 oms.expire_reservations()
             with oms.store.unit_of_work(write=False) as uow:
-                item = uow.inventory.get("HOT")
+                item = uow.inventory.get(Sku("HOT"))
             assert item is not None
             with reader().unit_of_work(write=False) as uow:
                 for key in (f"cart-{n}" for n in range(61)):

@@ -9,6 +9,7 @@ import pytest
 from omscore import OMS
 from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import StoreError
+from omscore.ids import OrderId
 from omscore.ports import OutboxRecord
 from omscore.service import StockPosition
 from omscore.testing import ManualClock, SequentialIds
@@ -16,7 +17,7 @@ from omscore.testing import ManualClock, SequentialIds
 from .conftest import draft, warehouse
 
 
-def shop(path: Path) -> tuple[SqliteStore, list[str]]:
+def shop(path: Path) -> tuple[SqliteStore, list[OrderId]]:
     """A store with three orders, one of them allocated and one cancelled."""
     store = SqliteStore(str(path))
     oms = OMS(store, clock=ManualClock(), ids=SequentialIds())

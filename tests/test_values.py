@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore._values import evolved, on_first_use, opened, remember_last
+from omscore.ids import LineId, Sku
 from omscore.inventory import StockLevel
 from omscore.money import Money
 from omscore.orders.model import OrderLine
@@ -24,7 +25,9 @@ def test_evolved_gives_what_attrs_evolve_gives(on_hand: int, allocated: int, res
 
 def test_evolved_runs_the_class_checks_and_refuses_unknown_fields() -> None:
     """Validators and converters still run; a misspelt field is a TypeError, not ignored."""
-    line = OrderLine("L-1", "SKU", 2, Money("5", "EUR"), Money.zero("EUR"), Money.zero("EUR"))
+    line = OrderLine(
+        LineId("L-1"), Sku("SKU"), 2, Money("5", "EUR"), Money.zero("EUR"), Money.zero("EUR")
+    )
     assert evolved(line, allocated=1).open == 1
     with pytest.raises(TypeError, match="alocated"):
         evolved(line, alocated=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NewType
 
 Sku = NewType("Sku", str)
@@ -12,6 +13,15 @@ FulfillmentId = NewType("FulfillmentId", str)
 ReturnId = NewType("ReturnId", str)
 ReservationId = NewType("ReservationId", str)
 ChannelId = NewType("ChannelId", str)
+
+
+#: Units per order line, keyed by the line ids an order hands out or by plain strings
+#: (a mapping's key type is invariant, so ``dict[LineId, int]`` is not a
+#: ``Mapping[str, int]``; commands take either).
+LineQuantities = Mapping[LineId, int] | Mapping[str, int]
+
+#: Units per SKU, keyed by :data:`Sku` or by plain strings.
+SkuQuantities = Mapping[Sku, int] | Mapping[str, int]
 
 
 # Converters for model fields that take an id: a caller writes ``Location(id="WH-1")`` and
@@ -37,9 +47,11 @@ __all__ = [
     "ChannelId",
     "FulfillmentId",
     "LineId",
+    "LineQuantities",
     "LocationId",
     "OrderId",
     "ReservationId",
     "ReturnId",
     "Sku",
+    "SkuQuantities",
 ]

@@ -36,7 +36,7 @@ from omscore.events import (
     LocationUpdated,
 )
 from omscore.geo import GeoPoint
-from omscore.ids import ChannelId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, LocationId, OrderId, Sku, SkuQuantities
 from omscore.inventory import (
     Capability,
     Channel,
@@ -570,7 +570,7 @@ class InventoryUseCases(ServiceCore):
 
     def availability(
         self,
-        skus: str | Mapping[str, int],
+        skus: str | SkuQuantities,
         *,
         near: GeoPoint | None = None,
         radius_km: float | None = None,

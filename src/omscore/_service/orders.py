@@ -14,6 +14,7 @@ from omscore._stock import StockSession
 from omscore.errors import InvalidQuantity, InvalidTransition
 from omscore.events import DomainEvent
 from omscore.geo import Address
+from omscore.ids import LineQuantities
 from omscore.orders import (
     HoldKind,
     LineDraft,
@@ -134,7 +135,7 @@ class OrderUseCases(ServiceCore):
     def cancel(
         self,
         order_id: str,
-        lines: Mapping[str, int] | None = None,
+        lines: LineQuantities | None = None,
         reason: str = "",
         idempotency_key: str | None = None,
     ) -> Order:

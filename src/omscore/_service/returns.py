@@ -17,7 +17,7 @@ from omscore.events import (
     DomainEvent,
     ReturnRefunded,
 )
-from omscore.ids import LineId, ReturnId
+from omscore.ids import LineId, LineQuantities, ReturnId
 from omscore.inventory import Capability
 from omscore.money import Money
 from omscore.orders import (
@@ -28,6 +28,7 @@ from omscore.orders import (
 from omscore.ports import UnitOfWork
 from omscore.returns import (
     Disposition,
+    LineDispositions,
     Return,
     ReturnStatus,
     quote_refund,
@@ -41,7 +42,7 @@ class ReturnUseCases(ServiceCore):
     def request_return(
         self,
         order_id: str,
-        lines: Mapping[str, int],
+        lines: LineQuantities,
         reason: str = "",
         method: str = "ship",
         idempotency_key: str | None = None,
@@ -140,7 +141,7 @@ class ReturnUseCases(ServiceCore):
         self,
         return_id: str,
         location_id: str,
-        dispositions: Mapping[str, Mapping[Disposition | str, int]],
+        dispositions: LineDispositions,
         idempotency_key: str | None = None,
     ) -> Return:
         """Units arrive at a location with RETURNS capability and are inspected: a

@@ -47,7 +47,16 @@ from omscore.events import (
     UnitsCancelled,
 )
 from omscore.geo import Address
-from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
+from omscore.ids import (
+    ChannelId,
+    FulfillmentId,
+    LineId,
+    LineQuantities,
+    LocationId,
+    OrderId,
+    ReturnId,
+    Sku,
+)
 from omscore.money import Money
 from omscore.orders.delivery import Delivery, DeliveryMethod
 from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, line_problems, validate_draft
@@ -655,7 +664,7 @@ class Order:
     # --- cancellation -------------------------------------------------------------------
 
     def cancel(
-        self, lines: Mapping[str, int] | None, reason: str, at: datetime
+        self, lines: LineQuantities | None, reason: str, at: datetime
     ) -> tuple[Order, list[DomainEvent]]:
         """Cancel units: ``None`` cancels everything cancellable; else ``{line_id: units}``.
 
@@ -690,7 +699,7 @@ class Order:
         )
         return order, [event]
 
-    def _cancel_request(self, lines: Mapping[str, int] | None) -> dict[LineId, int]:
+    def _cancel_request(self, lines: LineQuantities | None) -> dict[LineId, int]:
         if lines is None:
             wanted = {line.id: line.cancellable for line in self.lines if line.cancellable}
             if not wanted:

@@ -25,7 +25,7 @@ from omscore.events import (
     ReturnRequested,
     ReturnStatusChanged,
 )
-from omscore.ids import LineId, LocationId, OrderId, ReturnId, Sku
+from omscore.ids import LineId, LineQuantities, LocationId, OrderId, ReturnId, Sku
 from omscore.money import Money
 from omscore.orders import FulfillmentStatus, Order
 
@@ -40,6 +40,13 @@ class Disposition(enum.StrEnum):
     REFURBISH = "refurbish"
     DAMAGED = "damaged"
     RETURN_TO_VENDOR = "return_to_vendor"
+
+
+#: Units per disposition of one returned line, keyed by :class:`Disposition` or its value.
+DispositionCounts = Mapping[Disposition, int] | Mapping[str, int]
+
+#: A receipt's dispositions per line, keyed by line id or plain string.
+LineDispositions = Mapping[LineId, DispositionCounts] | Mapping[str, DispositionCounts]
 
 
 def _percent(value: int | Decimal) -> Decimal:
@@ -196,7 +203,7 @@ class Return:
     def receive(
         self,
         location_id: LocationId,
-        dispositions: Mapping[str, Mapping[Disposition | str, int]],
+        dispositions: LineDispositions,
         at: datetime,
     ) -> tuple[Return, list[DomainEvent]]:
         """Record what arrived, with a disposition for each unit (partial receipts allowed).
@@ -231,9 +238,7 @@ class Return:
             )
         ]
 
-    def _inspect(
-        self, dispositions: Mapping[str, Mapping[Disposition | str, int]]
-    ) -> dict[LineId, dict[Disposition, int]]:
+    def _inspect(self, dispositions: LineDispositions) -> dict[LineId, dict[Disposition, int]]:
         problems: list[str] = []
         counted: dict[LineId, dict[Disposition, int]] = {}
         if not dispositions:
@@ -309,7 +314,7 @@ def _delivery_times(order: Order) -> dict[LineId, datetime]:
 def request_return(
     return_id: ReturnId,
     order: Order,
-    units: Mapping[str, int],
+    units: LineQuantities,
     open_returns: list[Return],
     policy: ReturnPolicy,
     reason: str,
