@@ -24,8 +24,19 @@ from omscore import (
     OrderStatus,
 )
 from omscore.adapters.carriers import TableRateCarrier
-from omscore.errors import InvalidTransition, NothingToAllocate, OrderOnHold, UnknownFulfillment
-from omscore.events import FulfillmentCreated, FulfillmentRejected, FulfillmentShipped
+from omscore.errors import (
+    InvalidTransition,
+    NotCancellable,
+    NothingToAllocate,
+    OrderOnHold,
+    UnknownFulfillment,
+)
+from omscore.events import (
+    FulfillmentCreated,
+    FulfillmentRejected,
+    FulfillmentSentToStore,
+    FulfillmentShipped,
+)
 from omscore.inventory import MovementKind
 from omscore.sourcing import CostModel, FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
 from omscore.testing import ManualClock
@@ -249,6 +260,132 @@ def test_the_store_rejecting_a_handed_over_parcel_is_the_store_rejecting(
         None,
     )
     check_books(oms)
+
+
+def sent_to_store(network: Callable[..., OMS], **kwargs: object) -> tuple[OMS, str, str]:
+    """An order for 2 A and 1 B picked up at ST-BER, which has neither: WH-HAM sends the
+    A parcel to the store; the B line is still open (nobody has B)."""
+    oms = network(sourcing=LowestCostPolicy(allow_ship_to_store=True), **kwargs)
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 2), ("B", 1), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    parcel = oms.get_order(order.id).fulfillments[0]
+    sent = oms.send_to_store(parcel.id).fulfillment(parcel.id)
+    assert (sent.status, sent.handover_location) == (FulfillmentStatus.IN_TRANSIT, "ST-BER")
+    return oms, order.id, parcel.id
+
+
+def test_a_parcel_sent_to_the_store_is_at_no_location_until_it_is_ready_there(
+    network: Callable[..., OMS],
+) -> None:
+    """Sending writes a transfer out at the warehouse (with a carrier label); readying at
+    the store writes the transfer in. In between the units are nowhere, and the books
+    count them in transit."""
+    oms, order_id, parcel = sent_to_store(network)
+    assert on_hand_and_allocated(oms, "WH-HAM") == (3, 0)
+    assert on_hand_and_allocated(oms, "ST-BER") == (0, 0)
+    out = oms.ledger("A")[-1]
+    assert (out.location_id, out.kind, out.on_hand_delta, out.allocated_delta) == (
+        "WH-HAM",
+        MovementKind.TRANSFER_OUT,
+        -2,
+        -2,
+    )
+    sent = [e for e in oms.events() if isinstance(e, FulfillmentSentToStore)]
+    assert [(e.fulfillment_id, e.store_id) for e in sent] == [(parcel, "ST-BER")]
+    assert sent[0].tracking is not None
+    assert sent[0].tracking.startswith("TR")
+    assert oms.get_order(order_id).fulfillment(parcel).tracking == sent[0].tracking
+    check_books(oms)
+    assert [q.fulfillment.id for q in oms.fulfillment_queue("ST-BER")] == [parcel]
+    assert oms.fulfillment_queue("WH-HAM") == []
+    oms.ready_for_pickup(parcel)
+    assert on_hand_and_allocated(oms, "ST-BER") == (2, 2)
+    arrived = oms.ledger("A")[-1]
+    assert (arrived.location_id, arrived.kind) == ("ST-BER", MovementKind.TRANSFER_IN)
+    check_books(oms)
+    oms.collect(parcel)
+    assert on_hand_and_allocated(oms, "ST-BER") == (0, 0)
+    check_books(oms)
+
+
+def test_units_in_transit_to_the_store_cannot_be_cancelled(network: Callable[..., OMS]) -> None:
+    """Cancelling everything cancels the open line and leaves the parcel on its way;
+    naming its units is refused and says why."""
+    oms, order_id, parcel = sent_to_store(network)
+    order = oms.get_order(order_id)
+    a_line = order.lines[0]
+    with pytest.raises(NotCancellable, match=r"only 0 .* \(2 are in transit to the pickup store\)"):
+        oms.cancel(order_id, {a_line.id: 1})
+    order = oms.cancel(order_id)
+    assert [(line.cancelled, line.allocated) for line in order.lines] == [(0, 2), (1, 0)]
+    assert order.fulfillment(parcel).status is FulfillmentStatus.IN_TRANSIT
+    with pytest.raises(NotCancellable):
+        oms.cancel(order_id)
+    check_books(oms)
+
+
+def test_a_cancel_takes_units_from_the_store_not_from_the_parcel_on_its_way(
+    network: Callable[..., OMS],
+) -> None:
+    """A line split between the store's own shelf and a parcel in transit: cancelling one
+    unit takes the store's, whichever fulfilment order is newer."""
+    oms = network(sourcing=LowestCostPolicy(allow_ship_to_store=True))
+    oms.receive("ST-BER", "A", 1)
+    oms.receive("WH-HAM", "A", 2)
+    order = oms.place_order(draft(("A", 3), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    by_location = {f.location_id: f for f in oms.get_order(order.id).fulfillments}
+    parcel, own = by_location["WH-HAM"], by_location["ST-BER"]
+    assert list(by_location) == ["ST-BER", "WH-HAM"]  # the parcel is the newer one
+    oms.send_to_store(parcel.id)
+    order = oms.cancel(order.id, {order.lines[0].id: 1})
+    assert order.fulfillment(own.id).status is FulfillmentStatus.CANCELLED
+    assert order.fulfillment(parcel.id).status is FulfillmentStatus.IN_TRANSIT
+    assert order.fulfillment(parcel.id).units == 2
+    assert on_hand_and_allocated(oms, "ST-BER") == (1, 0)
+    check_books(oms)
+
+
+def test_a_parcel_in_transit_cannot_be_rejected_and_only_parcels_are_sent(
+    network: Callable[..., OMS],
+) -> None:
+    """The warehouse has let it go; the store may reject it once it is ready. A parcel
+    shipped to the customer, or a pickup prepared at its own store, is not sent."""
+    oms, _, parcel = sent_to_store(network)
+    with pytest.raises(InvalidTransition, match="it is in_transit"):
+        oms.reject_fulfillment(parcel)
+    with pytest.raises(InvalidTransition, match="it is in_transit"):
+        oms.send_to_store(parcel)
+    oms.receive("ST-BER", "A", 1)
+    at_store = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(at_store.id)
+    own = oms.get_order(at_store.id).fulfillments[0]
+    assert own.location_id == "ST-BER"
+    with pytest.raises(InvalidTransition, match="not a pickup shipped to another store"):
+        oms.send_to_store(own.id)
+    shipped = oms.place_order(draft(("A", 1)))
+    oms.allocate(shipped.id)
+    with pytest.raises(InvalidTransition, match="not a pickup shipped to another store"):
+        oms.send_to_store(oms.get_order(shipped.id).fulfillments[0].id)
+    oms.ready_for_pickup(parcel)
+    order = oms.reject_fulfillment(parcel, reason="box crushed")
+    assert order.rejected_locations == {"ST-BER"}
+    assert on_hand_and_allocated(oms, "ST-BER") == (3, 1)  # 2 back on the shelf, 1 allocated
+    check_books(oms)
+
+
+def test_a_held_order_is_not_sent_to_the_store(network: Callable[..., OMS]) -> None:
+    """Sending moves goods, so a hold stops it like shipping."""
+    oms = network(sourcing=LowestCostPolicy(allow_ship_to_store=True))
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    parcel = oms.get_order(order.id).fulfillments[0]
+    oms.hold(order.id, "fraud", reason="check")
+    with pytest.raises(OrderOnHold):
+        oms.send_to_store(parcel.id)
+    assert on_hand_and_allocated(oms, "WH-HAM") == (5, 2)
 
 
 def test_same_day_from_a_nearby_store_only(network: Callable[..., OMS]) -> None:

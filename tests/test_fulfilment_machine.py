@@ -47,6 +47,7 @@ NEXT_STEP = {
 }
 PICKUP_STEP = {
     FulfillmentStatus.OPEN: "ready_for_pickup",
+    FulfillmentStatus.IN_TRANSIT: "ready_for_pickup",
     FulfillmentStatus.READY_FOR_PICKUP: "collect",
 }
 COMMANDS = {"accept": "accept_fulfillment", "reject": "reject_fulfillment"}
@@ -131,7 +132,11 @@ class Fulfilment(RuleBasedStateMachine):
         if reject == 0 and f.status is not FulfillmentStatus.SHIPPED:
             self.attempt("reject_fulfillment", f.id)
         elif f.method is DeliveryMethod.PICKUP:
-            self.attempt(PICKUP_STEP.get(f.status, "collect"), f.id)
+            parcel = f.location_id != "ST-1"  # shipped to the store: sent, or readied at once
+            if parcel and not shortcut and f.status is FulfillmentStatus.OPEN:
+                self.attempt("send_to_store", f.id)
+            else:
+                self.attempt(PICKUP_STEP.get(f.status, "collect"), f.id)
         elif shortcut and f.status is not FulfillmentStatus.SHIPPED:
             self.attempt("ship", f.id)
         else:
@@ -181,6 +186,18 @@ class Fulfilment(RuleBasedStateMachine):
                     assert f.stock_location == order.delivery.pickup_location
                     if f.location_id != order.delivery.pickup_location:
                         event("ship-to-store parcel ready at the store")
+                if f.in_transit:
+                    assert f.stock_location == order.delivery.pickup_location != f.location_id
+                    event("ship-to-store parcel in transit")
+
+    @invariant()
+    def units_in_transit_are_never_cancelled(self) -> None:
+        """An order's lines keep allocated at least what its parcels in transit carry."""
+        for order_id in self.orders:
+            order = self.oms.get_order(order_id)
+            for line in order.lines:
+                moving = sum(f.quantity_of(line.id) for f in order.fulfillments if f.in_transit)
+                assert line.allocated >= moving
 
 
 TestFulfilment = Fulfilment.TestCase

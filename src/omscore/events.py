@@ -352,6 +352,19 @@ class FulfillmentShipped(OrderEvent):
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class FulfillmentSentToStore(OrderEvent):
+    """A ship-to-store parcel left its location for the pickup store (``store_id``); its
+    units are in transit until the store readies it."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    store_id: LocationId
+    tracking: str | None
+    carrier: str | None
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class FulfillmentRejected(OrderEvent):
     """A location rejected its fulfilment order; the units are open again."""
 

@@ -148,12 +148,29 @@ class FulfilmentUseCases(ServiceCore):
             "ship", fulfillment_id, idempotency_key, tracking=tracking, carrier=carrier
         )
 
+    def send_to_store(
+        self,
+        fulfillment_id: str,
+        tracking: str | None = None,
+        carrier: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """A ship-to-store parcel leaves its location for the pickup store: its units leave
+        the location's on hand and allocated (a transfer out in the ledger) and are in
+        transit, where they can no longer be cancelled, until the store readies the parcel
+        (a transfer in there). Without ``tracking``, a label is bought through the carrier
+        port."""
+        return self._fulfillment_command(
+            "send_to_store", fulfillment_id, idempotency_key, tracking=tracking, carrier=carrier
+        )
+
     def deliver(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
         """The carrier delivered the parcel."""
         return self._fulfillment_command("deliver", fulfillment_id, idempotency_key)
 
     def ready_for_pickup(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
-        """A click & collect order is ready at the store; its expiry clock starts."""
+        """A click & collect order is ready at the store; its expiry clock starts. A
+        ship-to-store parcel, sent or not, is handed over to the store's stock."""
         return self._fulfillment_command("ready_for_pickup", fulfillment_id, idempotency_key)
 
     def collect(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
@@ -266,11 +283,12 @@ class FulfilmentUseCases(ServiceCore):
             f = order.fulfillment(fulfillment_id)
             stock = StockSession(uow, now)
             label_tracking, label_carrier = tracking, carrier
-            if command == "ship" and tracking is None and self.carrier is not None:
+            labelled = command in ("ship", "send_to_store")
+            if labelled and tracking is None and self.carrier is not None:
                 label = self.carrier.create_label(
                     f.id,
                     stock.location(f.location_id),
-                    order.delivery.address,
+                    order.delivery.address if command == "ship" else None,  # a store's leg
                     f.units,
                     key=f"label:{f.id}",
                 )
@@ -324,6 +342,14 @@ class FulfilmentUseCases(ServiceCore):
             for line in f.lines:
                 item = stock.item(line.sku)
                 stock.keep(item.deallocate(where, line.quantity, reference, now))
+        elif command == "send_to_store":  # on its way: at no location until it arrives
+            for line in f.lines:
+                item = stock.item(line.sku)
+                stock.keep(item.send_allocated(where, line.quantity, f"to store {f.id}", now))
+        elif f.in_transit:  # arrived and ready at the store
+            for line in f.lines:
+                item = stock.item(line.sku)
+                stock.keep(item.receive_allocated(where, line.quantity, f"handover {f.id}", now))
         elif after is not None and after.stock_location != where:  # handed over at a store
             reference = f"handover {f.id}"
             for line in f.lines:

@@ -835,17 +835,42 @@ class InventoryItem:
         """Allocated units reach another location for the same fulfilment order (a
         ship-to-store parcel at its pickup store): they leave one location's on hand and
         allocated and join the other's."""
-        require_units(quantity, "handed over quantity")
+        w = _Work(self, at)
+        self._send_allocated(w, from_location, quantity, reference, "hand over")
+        w.move(to_location, MovementKind.TRANSFER_IN, quantity, quantity, reference)
+        return w.done()
+
+    def send_allocated(
+        self, from_location: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Allocated units leave a location for the same fulfilment order elsewhere (a
+        ship-to-store parcel sent to its store): they leave its on hand and allocated, and
+        are at no location until :meth:`receive_allocated`."""
+        w = _Work(self, at)
+        self._send_allocated(w, from_location, quantity, reference, "send")
+        return w.done()
+
+    def receive_allocated(
+        self, to_location: LocationId, quantity: int, reference: str, at: datetime
+    ) -> ItemChange:
+        """Allocated units sent by :meth:`send_allocated` arrive: they join the location's on
+        hand and allocated."""
+        require_units(quantity, "received quantity")
+        w = _Work(self, at)
+        w.move(to_location, MovementKind.TRANSFER_IN, quantity, quantity, reference)
+        return w.done()
+
+    def _send_allocated(
+        self, w: _Work, from_location: LocationId, quantity: int, reference: str, verb: str
+    ) -> None:
+        require_units(quantity, f"quantity to {verb}")
         allocated = self.level(from_location).allocated
         if quantity > allocated:
             raise InsufficientStock(
-                f"cannot hand over {quantity} of {self.sku} from {from_location}: "
+                f"cannot {verb} {quantity} of {self.sku} from {from_location}: "
                 f"{allocated} allocated there"
             )
-        w = _Work(self, at)
         w.move(from_location, MovementKind.TRANSFER_OUT, -quantity, -quantity, reference)
-        w.move(to_location, MovementKind.TRANSFER_IN, quantity, quantity, reference)
-        return w.done()
 
     # --- supply and transfers -----------------------------------------------------------
 

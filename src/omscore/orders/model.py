@@ -34,6 +34,7 @@ from omscore.events import (
     FulfillmentCreated,
     FulfillmentProgressed,
     FulfillmentRejected,
+    FulfillmentSentToStore,
     FulfillmentShipped,
     HoldReleased,
     LineAdded,
@@ -177,6 +178,7 @@ class FulfillmentStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     PICKED = "picked"
     PACKED = "packed"
+    IN_TRANSIT = "in_transit"
     READY_FOR_PICKUP = "ready_for_pickup"
     SHIPPED = "shipped"
     DELIVERED = "delivered"
@@ -205,7 +207,11 @@ FULFILLMENT_TRANSITIONS: dict[str, tuple[frozenset[FulfillmentStatus], Fulfillme
     "pack": (_BEFORE_SHIPPING - {FulfillmentStatus.PACKED}, FulfillmentStatus.PACKED),
     "ship": (_BEFORE_SHIPPING, FulfillmentStatus.SHIPPED),
     "deliver": (frozenset({FulfillmentStatus.SHIPPED}), FulfillmentStatus.DELIVERED),
-    "ready_for_pickup": (_BEFORE_SHIPPING, FulfillmentStatus.READY_FOR_PICKUP),
+    "send_to_store": (_BEFORE_SHIPPING, FulfillmentStatus.IN_TRANSIT),
+    "ready_for_pickup": (
+        _BEFORE_SHIPPING | {FulfillmentStatus.IN_TRANSIT},
+        FulfillmentStatus.READY_FOR_PICKUP,
+    ),
     "collect": (frozenset({FulfillmentStatus.READY_FOR_PICKUP}), FulfillmentStatus.COLLECTED),
     "expire": (frozenset({FulfillmentStatus.READY_FOR_PICKUP}), FulfillmentStatus.EXPIRED),
     "reject": (
@@ -215,7 +221,9 @@ FULFILLMENT_TRANSITIONS: dict[str, tuple[frozenset[FulfillmentStatus], Fulfillme
 }
 
 #: Commands a hold stops (warehouse work, shipping and handing over).
-_HELD_BACK = frozenset({"accept", "pick", "pack", "ship", "ready_for_pickup", "collect"})
+_HELD_BACK = frozenset(
+    {"accept", "pick", "pack", "ship", "send_to_store", "ready_for_pickup", "collect"}
+)
 
 _PICKUP_ONLY = frozenset({"ready_for_pickup", "collect", "expire"})
 
@@ -234,6 +242,7 @@ ACTIVE_FULFILLMENT = frozenset(
         FulfillmentStatus.ACCEPTED,
         FulfillmentStatus.PICKED,
         FulfillmentStatus.PACKED,
+        FulfillmentStatus.IN_TRANSIT,
         FulfillmentStatus.READY_FOR_PICKUP,
     }
 )
@@ -252,9 +261,11 @@ class FulfillmentLine:
 class FulfillmentOrder:
     """The work one location must do for one order.
 
-    Ship-to-store: a pickup fulfilled by another location is handed over at the pickup
-    store when it is ready there (``handover_location``); from then on its units are the
-    store's, where the customer collects them or, uncollected, they go back on the shelf.
+    Ship-to-store: a pickup fulfilled by another location goes to the pickup store
+    (``handover_location``), sent on its way (in transit: its units are at no location and
+    can no longer be cancelled) or simply readied there. Once ready at the store its units
+    are the store's, where the customer collects them or, uncollected, they go back on the
+    shelf.
     """
 
     id: FulfillmentId
@@ -271,8 +282,14 @@ class FulfillmentOrder:
 
     @property
     def stock_location(self) -> LocationId:
-        """Where its units are: the pickup store once handed over there, else its location."""
+        """Where its units are (or, in transit, are going): the pickup store once sent or
+        handed over there, else its location."""
         return self.handover_location or self.location_id
+
+    @property
+    def in_transit(self) -> bool:
+        """True while a ship-to-store parcel is on its way to the store."""
+        return self.status is FulfillmentStatus.IN_TRANSIT
 
     @property
     def since(self) -> datetime:
@@ -286,7 +303,8 @@ class FulfillmentOrder:
 
     @property
     def is_active(self) -> bool:
-        """True while its units are allocated (not shipped, collected, rejected or cancelled)."""
+        """True while its units are allocated (not shipped, collected, rejected or cancelled;
+        a parcel in transit to its pickup store is active)."""
         return self.status in ACTIVE_FULFILLMENT
 
     def quantity_of(self, line_id: LineId) -> int:
@@ -671,7 +689,7 @@ class Order:
         Open units go first, then allocated units not yet shipped, newest fulfilment order
         first. Cancelling more than is cancellable raises :class:`NotCancellable`.
         """
-        wanted = self._cancel_request(lines)
+        wanted = self._cancel_request(lines)  # never units in transit to a store
         new_lines = list(self.lines)
         shrinking = _Shrinking(self.fulfillments)
         cancelled: list[CancelledUnits] = []
@@ -700,8 +718,13 @@ class Order:
         return order, [event]
 
     def _cancel_request(self, lines: LineQuantities | None) -> dict[LineId, int]:
+        in_transit = self._units_in_transit()
         if lines is None:
-            wanted = {line.id: line.cancellable for line in self.lines if line.cancellable}
+            wanted = {
+                line.id: units
+                for line in self.lines
+                if (units := line.cancellable - in_transit.get(line.id, 0))
+            }
             if not wanted:
                 raise NotCancellable(f"order {self.id} has no open or unshipped units to cancel")
             return wanted
@@ -714,13 +737,25 @@ class Order:
                 raise InvalidQuantity(
                     f"units to cancel on line {line_id} must be a positive int, got {units!r}"
                 )
-            if units > line.cancellable:
+            cancellable = line.cancellable - in_transit.get(line.id, 0)
+            if units > cancellable:
+                moving = in_transit.get(line.id, 0)
                 raise NotCancellable(
                     f"cannot cancel {units} unit(s) of line {line_id} on order {self.id}: "
-                    f"only {line.cancellable} are open or allocated and unshipped"
+                    f"only {cancellable} are open or allocated and unshipped"
+                    + (f" ({moving} are in transit to the pickup store)" if moving else "")
                 )
             wanted[line.id] = units
         return wanted
+
+    def _units_in_transit(self) -> dict[LineId, int]:
+        """Units per line in ship-to-store parcels on their way to the store."""
+        units: dict[LineId, int] = {}
+        for f in self.fulfillments:
+            if f.in_transit:
+                for fl in f.lines:
+                    units[fl.line_id] = units.get(fl.line_id, 0) + fl.quantity
+        return units
 
     # --- allocation and fulfilment -----------------------------------------------------
 
@@ -813,6 +848,11 @@ class Order:
                 f"cannot {command.replace('_', ' ')} fulfilment order {f.id}: "
                 f"it is a {f.method.value} fulfilment"
             )
+        if command == "send_to_store" and self._store_of_parcel(f) is None:
+            raise InvalidTransition(
+                f"cannot send fulfilment order {f.id} to a store: it is a {f.method.value} "
+                f"fulfilment at {f.location_id}, not a pickup shipped to another store"
+            )
         moved = evolved(
             f,
             status=target,
@@ -831,11 +871,18 @@ class Order:
         return order, [_fulfillment_event(order, f, command, at, tracking, carrier, reason)]
 
     def _handover(self, f: FulfillmentOrder, command: str) -> LocationId | None:
-        """The pickup store, when ``command`` makes a ship-to-store parcel ready there."""
-        store = self.delivery.pickup_location
-        if command == "ready_for_pickup" and store is not None and store != f.location_id:
-            return store
+        """The pickup store, when ``command`` sends a ship-to-store parcel there or makes it
+        ready there."""
+        if command in ("send_to_store", "ready_for_pickup"):
+            return self._store_of_parcel(f) or f.handover_location
         return f.handover_location
+
+    def _store_of_parcel(self, f: FulfillmentOrder) -> LocationId | None:
+        """The pickup store ``f`` goes to, if it is a ship-to-store parcel."""
+        store = self.delivery.pickup_location
+        if f.method is DeliveryMethod.PICKUP and store is not None and store != f.location_id:
+            return store
+        return None
 
     def _fulfillment_or_raise(self, fulfillment_id: str) -> FulfillmentOrder:
         for f in self.fulfillments:
@@ -913,6 +960,12 @@ def _fulfillment_event(
     }
     if command == "ship":
         return FulfillmentShipped(tracking=tracking, carrier=carrier, units=units, **common)
+    if command == "send_to_store":
+        store = order.delivery.pickup_location
+        assert store is not None  # advance checked that it is a ship-to-store parcel
+        return FulfillmentSentToStore(
+            store_id=store, tracking=tracking, carrier=carrier, units=units, **common
+        )
     if command == "reject":
         return FulfillmentRejected(reason=reason, units=units, **common)
     if command == "expire":
@@ -934,7 +987,7 @@ class _Shrinking:
         self.holders: dict[LineId, list[int]] = {}  # positions holding a line, oldest first
         self.emptied_by: dict[int, tuple[LineId, int]] = {}  # the take that emptied one
         for index, f in enumerate(fulfillments):
-            if not f.is_active:
+            if not f.is_active or f.in_transit:
                 continue
             units: dict[LineId, int] = {}
             for fl in f.lines:

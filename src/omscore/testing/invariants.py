@@ -176,8 +176,8 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
     """Check that stock and orders tell one story; raise :class:`BooksViolation` if not.
 
     Every level agrees with its ledger and its holds (``reconcile()``); nowhere is more
-    allocated and reserved than on hand; each SKU's allocated units equal the orders'
-    allocated units; units shipped out in the ledger equal the orders' shipped and delivered
+    allocated and reserved than on hand; each SKU's allocated units, with those in transit
+    to a pickup store, equal the orders' allocated units; units shipped out in the ledger equal the orders' shipped and delivered
     units; and every open unit of every line is held or backordered, exactly once.
 
     ``order_ids`` are every order placed; by default they are read from the outbox's
@@ -189,7 +189,12 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
     orders = [oms.get_order(order_id) for order_id in order_ids]
     allocated: dict[Sku, int] = {}
     gone: dict[Sku, int] = {}
+    in_transit: dict[Sku, int] = {}
     for order in orders:
+        for f in order.fulfillments:
+            if f.in_transit:
+                for fl in f.lines:
+                    in_transit[fl.sku] = in_transit.get(fl.sku, 0) + fl.quantity
         for line in order.lines:
             allocated[line.sku] = allocated.get(line.sku, 0) + line.allocated
             gone[line.sku] = gone.get(line.sku, 0) + line.shipped + line.delivered
@@ -207,9 +212,11 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
     for sku in sorted(set(allocated) | set(shipped_out)):
         item = oms.inventory(sku)
         in_levels = sum(level.allocated for level in item.levels.values())
-        if in_levels != allocated.get(sku, 0):
+        moving = in_transit.get(sku, 0)
+        if in_levels + moving != allocated.get(sku, 0):
             problems.append(
-                f"{sku}: {in_levels} allocated in stock, {allocated.get(sku, 0)} on order lines"
+                f"{sku}: {in_levels} allocated in stock and {moving} in transit to stores, "
+                f"{allocated.get(sku, 0)} on order lines"
             )
         if shipped_out.get(sku, 0) != gone.get(sku, 0):
             problems.append(
