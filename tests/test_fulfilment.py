@@ -38,6 +38,7 @@ from omscore.events import (
     FulfillmentShipped,
 )
 from omscore.inventory import MovementKind
+from omscore.orders import FulfillmentOrder
 from omscore.sourcing import CostModel, FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
@@ -335,7 +336,9 @@ def test_a_cancel_takes_units_from_the_store_not_from_the_parcel_on_its_way(
     oms.receive("WH-HAM", "A", 2)
     order = oms.place_order(draft(("A", 3), delivery=Delivery.pickup("ST-BER")))
     oms.allocate(order.id)
-    by_location = {f.location_id: f for f in oms.get_order(order.id).fulfillments}
+    by_location: dict[str, FulfillmentOrder] = {
+        f.location_id: f for f in oms.get_order(order.id).fulfillments
+    }
     parcel, own = by_location["WH-HAM"], by_location["ST-BER"]
     assert list(by_location) == ["ST-BER", "WH-HAM"]  # the parcel is the newer one
     oms.send_to_store(parcel.id)

@@ -167,7 +167,11 @@ def test_inspect_shows_where_a_ship_to_store_parcel_was_handed_over(
     oms.receive("WH-1", "A", 3)
     order = oms.place_order(order_draft("A", 1, Delivery.pickup("ST-1")))
     oms.allocate(order.id)
-    oms.ready_for_pickup(oms.get_order(order.id).fulfillments[0].id)
+    parcel = oms.get_order(order.id).fulfillments[0].id
+    oms.send_to_store(parcel, tracking="T-1")
+    assert main(["inspect", "--db", str(db), "--order", order.id]) == 0
+    assert "in_transit, on its way to ST-1" in capsys.readouterr().out
+    oms.ready_for_pickup(parcel)
     assert main(["inspect", "--db", str(db), "--order", order.id]) == 0
     assert "ready_for_pickup, handed over at ST-1" in capsys.readouterr().out
 

@@ -121,38 +121,9 @@ def _inspect(args: argparse.Namespace) -> int:
     for table, rows in store.counts().items():
         print(f"  {table:<14} {rows:>10,}")
     if args.sku:
-        print(f"stock of {args.sku} (web ATP {oms.available(args.sku, channel='web')}):")
-        for location_id, level in sorted(oms.inventory(args.sku).levels.items()):
-            print(
-                f"  {location_id:<10} on hand {level.on_hand:>6}  allocated "
-                f"{level.allocated:>5}  reserved {level.reserved:>5}  safety "
-                f"{level.safety_stock:>4}  available {level.available:>6}"
-            )
+        _print_stock(oms, args.sku)
     if args.order:
-        order = oms.get_order(args.order)
-        print(
-            f"order {order.id}: {order.status.value}, {order.channel}, total {order.total}, "
-            f"captured {order.captured}, refunded {order.refunded}"
-        )
-        for line in order.lines:
-            print(
-                f"  line {line.id} {line.sku} x{line.quantity}: open {line.open}, allocated "
-                f"{line.allocated}, shipped {line.shipped}, delivered {line.delivered}, "
-                f"cancelled {line.cancelled}, returned {line.returned}"
-            )
-        for f in order.fulfillments:
-            handover = f", handed over at {f.handover_location}" if f.handover_location else ""
-            print(
-                f"  fulfilment {f.id} at {f.location_id}: {f.status.value}{handover} "
-                f"({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
-            )
-        print("  trace:")
-        for record in store.order_events(order.id):
-            event = record.event
-            if isinstance(event, OrderEvent):
-                print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
-            elif isinstance(event, ReturnEvent):  # returns move the order's version too
-                print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
+        _print_order(oms, store, args.order)
     if args.queue:
         queue = oms.fulfillment_queue(args.queue, limit=QUEUE_ROWS + 1)
         _print_queue(f"work at {args.queue}", queue)
@@ -161,6 +132,46 @@ def _inspect(args: argparse.Namespace) -> int:
         stalled = oms.stalled_fulfillments(older_than, limit=QUEUE_ROWS + 1)
         _print_queue(f"stalled for {args.stalled:g} h or more", stalled)
     return 0
+
+
+def _print_stock(oms: OMS, sku: str) -> None:
+    print(f"stock of {sku} (web ATP {oms.available(sku, channel='web')}):")
+    for location_id, level in sorted(oms.inventory(sku).levels.items()):
+        print(
+            f"  {location_id:<10} on hand {level.on_hand:>6}  allocated "
+            f"{level.allocated:>5}  reserved {level.reserved:>5}  safety "
+            f"{level.safety_stock:>4}  available {level.available:>6}"
+        )
+
+
+def _print_order(oms: OMS, store: SqliteStore, order_id: str) -> None:
+    order = oms.get_order(order_id)
+    print(
+        f"order {order.id}: {order.status.value}, {order.channel}, total {order.total}, "
+        f"captured {order.captured}, refunded {order.refunded}"
+    )
+    for line in order.lines:
+        print(
+            f"  line {line.id} {line.sku} x{line.quantity}: open {line.open}, allocated "
+            f"{line.allocated}, shipped {line.shipped}, delivered {line.delivered}, "
+            f"cancelled {line.cancelled}, returned {line.returned}"
+        )
+    for f in order.fulfillments:
+        handover = ""
+        if f.handover_location:
+            verb = "on its way to" if f.in_transit else "handed over at"
+            handover = f", {verb} {f.handover_location}"
+        print(
+            f"  fulfilment {f.id} at {f.location_id}: {f.status.value}{handover} "
+            f"({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
+        )
+    print("  trace:")
+    for record in store.order_events(order.id):
+        event = record.event
+        if isinstance(event, OrderEvent):
+            print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
+        elif isinstance(event, ReturnEvent):  # returns move the order's version too
+            print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
 
 
 #: Rows ``inspect`` prints of a queue (the longest waiting).

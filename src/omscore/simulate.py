@@ -507,8 +507,10 @@ class Simulation:
         f = order.fulfillment(fulfillment_id)
         if f.method.value == "pickup":
             if f.location_id != order.delivery.pickup_location:  # shipped to the store
-                self.report.shipped_to_store += 1
-                self._later(timedelta(hours=self.rng.randint(20, 40)), "arrive", fulfillment_id)
+                if self._try(self.oms.send_to_store, fulfillment_id) is not None:
+                    self.report.shipped_to_store += 1
+                    hours = self.rng.randint(20, 40)
+                    self._later(timedelta(hours=hours), "arrive", fulfillment_id)
                 return
             self._arrive(fulfillment_id)
             return

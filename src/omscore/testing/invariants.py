@@ -15,12 +15,16 @@ rule, or returns quietly::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
+
+import attrs
 
 from omscore.events import OrderPlaced
 from omscore.geo import distance_km
 from omscore.ids import LocationId, Sku
 from omscore.inventory import Capability, Location, MovementKind
+from omscore.orders import Order
 from omscore.orders.delivery import DeliveryMethod
 from omscore.service import OMS
 from omscore.sourcing import AllocationPlan, NetworkSnapshot, SourcingRequest
@@ -177,8 +181,9 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
 
     Every level agrees with its ledger and its holds (``reconcile()``); nowhere is more
     allocated and reserved than on hand; each SKU's allocated units, with those in transit
-    to a pickup store, equal the orders' allocated units; units shipped out in the ledger equal the orders' shipped and delivered
-    units; and every open unit of every line is held or backordered, exactly once.
+    to a pickup store, equal the orders' allocated units; units shipped out in the ledger
+    equal the orders' shipped and delivered units; and every open unit of every line is
+    held or backordered, exactly once.
 
     ``order_ids`` are every order placed; by default they are read from the outbox's
     ``OrderPlaced`` events, so pass them once published events may have been pruned.
@@ -187,17 +192,62 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
     if order_ids is None:
         order_ids = [e.order_id for e in oms.events() if isinstance(e, OrderPlaced)]
     orders = [oms.get_order(order_id) for order_id in order_ids]
-    allocated: dict[Sku, int] = {}
-    gone: dict[Sku, int] = {}
-    in_transit: dict[Sku, int] = {}
+    problems += _open_units_waiting(oms, orders)
+    on_lines = _order_totals(orders)
+    shipped_out: Counter[Sku] = Counter()
+    for m in oms.ledger():
+        if m.kind is MovementKind.SHIPMENT:
+            shipped_out[m.sku] -= m.on_hand_delta
+    for sku in sorted(set(on_lines.allocated) | set(shipped_out)):
+        item = oms.inventory(sku)
+        in_levels = sum(level.allocated for level in item.levels.values())
+        moving, allocated = on_lines.in_transit[sku], on_lines.allocated[sku]
+        if in_levels + moving != allocated:
+            problems.append(
+                f"{sku}: {in_levels} allocated in stock and {moving} in transit to stores, "
+                f"{allocated} on order lines"
+            )
+        if shipped_out[sku] != on_lines.gone[sku]:
+            problems.append(
+                f"{sku}: {shipped_out[sku]} shipped in the ledger, "
+                f"{on_lines.gone[sku]} shipped or delivered on order lines"
+            )
+        problems += [
+            f"{sku} at {location_id}: {level} commits more than on hand"
+            for location_id, level in sorted(item.levels.items())
+            if not 0 <= level.allocated + level.reserved <= level.on_hand
+        ]
+    if problems:
+        raise BooksViolation(problems)
+
+
+@attrs.frozen
+class _OrderTotals:
+    """Units per SKU as the orders count them."""
+
+    allocated: Counter[Sku]
+    gone: Counter[Sku]  # shipped or delivered
+    in_transit: Counter[Sku]  # in parcels on their way to a pickup store
+
+
+def _order_totals(orders: Iterable[Order]) -> _OrderTotals:
+    totals = _OrderTotals(Counter(), Counter(), Counter())
     for order in orders:
+        for line in order.lines:
+            totals.allocated[line.sku] += line.allocated
+            totals.gone[line.sku] += line.shipped + line.delivered
         for f in order.fulfillments:
             if f.in_transit:
                 for fl in f.lines:
-                    in_transit[fl.sku] = in_transit.get(fl.sku, 0) + fl.quantity
+                    totals.in_transit[fl.sku] += fl.quantity
+    return totals
+
+
+def _open_units_waiting(oms: OMS, orders: Iterable[Order]) -> list[str]:
+    """Every open unit held or backordered, exactly once."""
+    problems = []
+    for order in orders:
         for line in order.lines:
-            allocated[line.sku] = allocated.get(line.sku, 0) + line.allocated
-            gone[line.sku] = gone.get(line.sku, 0) + line.shipped + line.delivered
             item = oms.inventory(line.sku)
             waiting = item.held_for(order.id, line.id) + item.backordered_for(order.id, line.id)
             if waiting != line.open:
@@ -205,26 +255,4 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
                     f"order {order.id} line {line.id}: {line.open} open, {waiting} held or "
                     "backordered"
                 )
-    shipped_out: dict[Sku, int] = {}
-    for m in oms.ledger():
-        if m.kind is MovementKind.SHIPMENT:
-            shipped_out[m.sku] = shipped_out.get(m.sku, 0) - m.on_hand_delta
-    for sku in sorted(set(allocated) | set(shipped_out)):
-        item = oms.inventory(sku)
-        in_levels = sum(level.allocated for level in item.levels.values())
-        moving = in_transit.get(sku, 0)
-        if in_levels + moving != allocated.get(sku, 0):
-            problems.append(
-                f"{sku}: {in_levels} allocated in stock and {moving} in transit to stores, "
-                f"{allocated.get(sku, 0)} on order lines"
-            )
-        if shipped_out.get(sku, 0) != gone.get(sku, 0):
-            problems.append(
-                f"{sku}: {shipped_out.get(sku, 0)} shipped in the ledger, "
-                f"{gone.get(sku, 0)} shipped or delivered on order lines"
-            )
-        for location_id, level in sorted(item.levels.items()):
-            if not 0 <= level.allocated + level.reserved <= level.on_hand:
-                problems.append(f"{sku} at {location_id}: {level} commits more than on hand")
-    if problems:
-        raise BooksViolation(problems)
+    return problems
