@@ -489,8 +489,8 @@ class StoreContract:
             ]
 
     def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
-        """The store keeps where a parcel's units are: after the handover, the pickup
-        store's levels and the fulfilment order's handover location read back as written."""
+        """The store keeps where a parcel's units are: in transit at no location, after the
+        handover at the pickup store; levels, status and handover read back as written."""
         oms.add_location(sample_pickup_store("ST-1"))
         oms.sourcing = LowestCostPolicy(allow_ship_to_store=True)
         oms.receive("WH-1", "A", 3)
@@ -499,9 +499,24 @@ class StoreContract:
         parcel = oms.get_order(order.id).fulfillments[0]
         queued = [(order.id, parcel.id)]
         assert [(q.order_id, q.fulfillment.id) for q in oms.fulfillment_queue("WH-1")] == queued
-        oms.ready_for_pickup(parcel.id)
+        oms.send_to_store(parcel.id, tracking="T-1")
         assert oms.fulfillment_queue("WH-1") == []
         assert [(q.order_id, q.fulfillment.id) for q in oms.fulfillment_queue("ST-1")] == queued
+        with oms.store.unit_of_work(write=False) as uow:
+            moving = uow.orders.get(order.id)
+            item = uow.inventory.get(Sku("A"))
+        assert moving is not None
+        assert item is not None
+        sent = moving.fulfillments[0]
+        assert (sent.status, sent.handover_location, sent.tracking) == (
+            FulfillmentStatus.IN_TRANSIT,
+            "ST-1",
+            "T-1",
+        )
+        assert (item.level("WH-1").on_hand, item.level("WH-1").allocated) == (1, 0)
+        assert (item.level("ST-1").on_hand, item.level("ST-1").allocated) == (0, 0)
+        check_books(oms)
+        oms.ready_for_pickup(parcel.id)
         with oms.store.unit_of_work(write=False) as uow:
             stored = uow.orders.get(order.id)
             item = uow.inventory.get(Sku("A"))
