@@ -7,6 +7,7 @@ every open unit is held or backordered exactly once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from omscore import (
 )
 from omscore.adapters.carriers import TableRateCarrier
 from omscore.errors import (
+    InvalidQuantity,
     InvalidTransition,
     NotCancellable,
     NothingToAllocate,
@@ -36,6 +38,7 @@ from omscore.events import (
     FulfillmentRejected,
     FulfillmentSentToStore,
     FulfillmentShipped,
+    FulfillmentShortPicked,
 )
 from omscore.inventory import MovementKind
 from omscore.orders import FulfillmentOrder
@@ -389,6 +392,99 @@ def test_a_held_order_is_not_sent_to_the_store(network: Callable[..., OMS]) -> N
     with pytest.raises(OrderOnHold):
         oms.send_to_store(parcel.id)
     assert on_hand_and_allocated(oms, "WH-HAM") == (5, 2)
+
+
+def test_a_short_pick_writes_off_the_missing_units_and_sources_them_elsewhere(
+    network: Callable[..., OMS],
+) -> None:
+    """WH-HAM finds 2 of 3: the third leaves its stock (a deallocation, then an
+    adjustment) and is sourced at WH-MUC at once; the two stay with WH-HAM."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 10)
+    oms.receive("WH-MUC", "A", 10)
+    order = oms.place_order(draft(("A", 3)))
+    oms.allocate(order.id)
+    first = oms.get_order(order.id).fulfillments[0]
+    assert first.location_id == "WH-HAM"
+    oms.accept_fulfillment(first.id)
+    order = oms.short_pick(first.id, {order.lines[0].id: 1}, reason="only two on the shelf")
+    kept, again = order.fulfillments
+    assert (kept.status, kept.units) == (FulfillmentStatus.ACCEPTED, 2)
+    assert (again.location_id, again.status, again.units) == ("WH-MUC", FulfillmentStatus.OPEN, 1)
+    assert order.lines[0].allocated == 3
+    assert order.rejected_locations == {"WH-HAM"}
+    assert on_hand_and_allocated(oms, "WH-HAM") == (9, 2)
+    kinds = [(m.kind, m.on_hand_delta, m.allocated_delta) for m in oms.ledger("A")][-3:-1]
+    assert kinds == [(MovementKind.DEALLOCATION, 0, -1), (MovementKind.ADJUSTMENT, -1, 0)]
+    (short,) = [e for e in oms.events() if isinstance(e, FulfillmentShortPicked)]
+    assert (short.location_id, short.reason, short.emptied) == (
+        "WH-HAM",
+        "only two on the shelf",
+        False,
+    )
+    assert [(u.line_id, u.quantity) for u in short.units] == [(order.lines[0].id, 1)]
+    check_books(oms)
+
+
+def test_short_picking_every_unit_rejects_the_fulfilment_order(
+    network: Callable[..., OMS],
+) -> None:
+    """Nothing found: the fulfilment order is rejected; with no stock anywhere else the
+    units wait, held back for the order as backorders."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 2)
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    f = oms.get_order(order.id).fulfillments[0]
+    order = oms.short_pick(f.id, {order.lines[0].id: 2})
+    assert order.fulfillment(f.id).status is FulfillmentStatus.REJECTED
+    assert order.fulfillment(f.id).units == 2  # the record of what was asked of it
+    assert order.lines[0].open == 2
+    assert on_hand_and_allocated(oms, "WH-HAM") == (0, 0)
+    assert [e.emptied for e in oms.events() if isinstance(e, FulfillmentShortPicked)] == [True]
+    oms.receive("WH-MUC", "A", 2)  # the backorder is served from new stock
+    assert oms.allocate(order.id).shipments == ("WH-MUC",)
+    check_books(oms)
+
+
+@pytest.mark.parametrize(
+    ("missing", "error", "message"),
+    [
+        ({}, InvalidQuantity, "names no line"),
+        ({"O-1-1": 3}, InvalidQuantity, "cannot short-pick 3 unit(s) of line O-1-1"),
+        ({"O-1-1": 0}, InvalidQuantity, "cannot short-pick 0"),
+        ({"O-1-1": True}, InvalidQuantity, "cannot short-pick True"),
+        ({"O-1-9": 1}, InvalidQuantity, "it has 0 of that line"),
+    ],
+)
+def test_a_short_pick_that_cannot_be_is_refused_and_changes_nothing(
+    network: Callable[..., OMS], missing: dict[str, int], error: type[Exception], message: str
+) -> None:
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    before = (oms.get_order(order.id), oms.ledger(), oms.events())
+    with pytest.raises(error, match=re.escape(message)):
+        oms.short_pick(f"{order.id}-F1", missing)
+    assert (oms.get_order(order.id), oms.ledger(), oms.events()) == before
+
+
+def test_a_packed_or_shipped_fulfilment_order_cannot_be_short_picked(
+    network: Callable[..., OMS],
+) -> None:
+    """Packed means every unit was found."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    f = oms.get_order(order.id).fulfillments[0]
+    oms.pack(f.id)
+    with pytest.raises(InvalidTransition, match=r"cannot short-pick .* it is packed"):
+        oms.short_pick(f.id, {order.lines[0].id: 1})
+    oms.ship(f.id)
+    with pytest.raises(InvalidTransition, match="it is shipped"):
+        oms.short_pick(f.id, {order.lines[0].id: 1})
 
 
 def test_same_day_from_a_nearby_store_only(network: Callable[..., OMS]) -> None:

@@ -143,6 +143,22 @@ class Fulfilment(RuleBasedStateMachine):
             self.attempt(NEXT_STEP[f.status], f.id)
 
     @precondition(lambda self: self.orders)
+    @rule(data=st.data(), units=st.integers(0, 3))
+    def location_misses_units(self, data: st.DataObject, units: int) -> None:
+        """A location finds fewer units than it was given (``units`` may be 0 or more than
+        it has: then the short pick is refused)."""
+        unpacked = [
+            f
+            for f in self.fulfillment_orders()
+            if f.status
+            in (FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED, FulfillmentStatus.PICKED)
+        ]
+        if unpacked:
+            f = data.draw(st.sampled_from(unpacked))
+            line = data.draw(st.sampled_from(f.lines))
+            self.attempt("short_pick", f.id, {line.line_id: units})
+
+    @precondition(lambda self: self.orders)
     @rule(data=st.data(), everything=st.integers(0, 3), units=st.integers(1, 3))
     def customer_cancels(self, data: st.DataObject, everything: int, units: int) -> None:
         order = self.oms.get_order(data.draw(st.sampled_from(self.orders)))

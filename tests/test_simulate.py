@@ -30,9 +30,9 @@ def counts(report: Report) -> dict[str, object]:
 
 
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
-    """Orders, pickups (one shipped to its store), same-day, rejections, a store closing,
-    returns and refunds all happen."""
-    report = run(MemoryStore(), orders=400, seed=3, policy="lowest_cost", progress=None)
+    """Orders, pickups (one shipped to its store), same-day, rejections and short picks, a
+    store closing, returns and refunds all happen."""
+    report = run(MemoryStore(), orders=400, seed=9, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders > 350
@@ -40,6 +40,8 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.shipped_to_store > 0
     assert report.store_closures == 1
     assert report.same_day > 0
+    assert report.rejections > 0
+    assert report.short_picks > 0
     assert report.returns > 0
     assert report.refunded.amount > 0
     assert report.shipments > 0

@@ -375,6 +375,19 @@ class FulfillmentRejected(OrderEvent):
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class FulfillmentShortPicked(OrderEvent):
+    """A location could not find some of its fulfilment order's units (``units``): they are
+    written off its stock and open again; the rest stays with it (``emptied``: none did,
+    and the fulfilment order is rejected)."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    reason: str
+    units: tuple[FulfilledUnits, ...]
+    emptied: bool
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class PickupExpired(OrderEvent):
     """A click & collect order was not collected in time; its units are cancelled."""
 

@@ -101,6 +101,7 @@ class Report:
     store_closures: int = 0
     same_day: int = 0
     rejections: int = 0
+    short_picks: int = 0
     returns: int = 0
     refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     restocked: int = 0
@@ -149,7 +150,8 @@ class Report:
             f"  pickups                {self.pickups:>12,}   collected {self.pickups_collected:,},"
             f" expired {self.pickups_expired:,}, {self.shipped_to_store:,} shipped to the store",
             f"  same-day orders        {self.same_day:>12,}",
-            f"  rejections re-sourced  {self.rejections:>12,}",
+            f"  rejections re-sourced  {self.rejections:>12,}   and {self.short_picks:,} short "
+            "picks (a unit not found)",
             f"  store closures         {self.store_closures:>12,}   (their holds moved elsewhere)",
             f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
             f"restocked {self.restocked:,} units",
@@ -488,12 +490,12 @@ class Simulation:
             self._later(timedelta(hours=1), "work", fulfillment_id)
 
     def _work(self, fulfillment_id: str) -> None:
-        """The location picks, packs and ships (or makes ready) or, sometimes, rejects."""
+        """The location picks, packs and ships (or makes ready) or, sometimes, misses a unit
+        or rejects the whole fulfilment order."""
         self.scheduled.discard(fulfillment_id)
         if self.rng.random() < 0.03:
-            order = self._try(self.oms.reject_fulfillment, fulfillment_id, reason="not found")
+            order = self._short_pick_or_reject(fulfillment_id)
             if order is not None:
-                self.report.rejections += 1
                 for f in order.fulfillments:
                     if f.status is FulfillmentStatus.OPEN and f.id != fulfillment_id:
                         self._schedule_work(f.id)
@@ -517,6 +519,21 @@ class Simulation:
         if self._try(self.oms.ship, fulfillment_id) is not None:
             hours = 4 if f.method.value == "same_day" else self.rng.randint(20, 60)
             self._later(timedelta(hours=hours), "deliver", fulfillment_id)
+
+    def _short_pick_or_reject(self, fulfillment_id: str) -> Any:
+        """Half the time, one unit of a bigger fulfilment order is not found; else the
+        location rejects it all."""
+        f = self.oms.get_order_by_fulfillment(fulfillment_id).fulfillment(fulfillment_id)
+        if f.units > 1 and self.rng.random() < 0.5:
+            missing = {f.lines[0].line_id: 1}
+            order = self._try(self.oms.short_pick, fulfillment_id, missing, reason="not found")
+            self.report.short_picks += order is not None
+            if order is not None:
+                self._schedule_work(fulfillment_id)  # the rest is still to be worked
+            return order
+        order = self._try(self.oms.reject_fulfillment, fulfillment_id, reason="not found")
+        self.report.rejections += order is not None
+        return order
 
     def _arrive(self, fulfillment_id: str) -> None:
         """The pickup is ready at its store; most customers come for it."""

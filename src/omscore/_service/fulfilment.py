@@ -14,7 +14,7 @@ from omscore._service.core import (
 )
 from omscore._stock import StockSession
 from omscore.errors import InvalidQuery, NothingToAllocate
-from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
+from omscore.ids import FulfillmentId, LineQuantities, LocationId, OrderId, Sku
 from omscore.inventory import LocationLoad
 from omscore.orders import (
     ACTIVE_FULFILLMENT,
@@ -185,6 +185,40 @@ class FulfilmentUseCases(ServiceCore):
         ``max_rejections`` the order gets a sourcing hold instead."""
         return self._fulfillment_command("reject", fulfillment_id, idempotency_key, reason=reason)
 
+    def short_pick(
+        self,
+        fulfillment_id: str,
+        missing: LineQuantities,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """The location cannot find some units (``{line_id: units}``) of a fulfilment order
+        it has not packed yet. Those units are written off its stock (deallocated, then an
+        adjustment of on hand: the shelf did not have them) and open again, and re-sourced
+        at once, never at this location; the rest stays with the fulfilment order. If no
+        unit is left, the fulfilment order is rejected, as with ``reject_fulfillment``."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _order_of_fulfillment(uow, fulfillment_id)
+            stock = StockSession(uow, now)
+            order, event = order.short_pick(fulfillment_id, missing, reason, now)
+            uow.record([event])
+            reference = f"short pick {fulfillment_id}"
+            for units in event.units:
+                item = stock.item(units.sku)
+                stock.keep(item.deallocate(event.location_id, units.quantity, reference, now))
+                item = stock.item(units.sku)
+                stock.keep(item.adjust(event.location_id, -units.quantity, reference, now))
+            order = self._after_rejection(stock, order)
+            order, settled = self._payments.settle(order, now)
+            uow.record(settled)
+            uow.orders.put(order)
+            stock.flush()
+            return order
+
+        arguments = {"fulfillment_id": fulfillment_id, "missing": dict(missing), "reason": reason}
+        return self._run("short_pick", arguments, idempotency_key, work)
+
     def expire_pickups(self) -> int:
         """Cancel pickups not collected within ``pickup_expiry`` of being ready; returns how
         many fulfilment orders expired. Their stock goes back on the shelf."""
@@ -216,6 +250,11 @@ class FulfilmentUseCases(ServiceCore):
             return expired
 
         return self._run("expire_pickups", {}, None, work)
+
+    def get_order_by_fulfillment(self, fulfillment_id: str) -> Order:
+        """The order a fulfilment order belongs to (what a location's packing slip needs);
+        :class:`~omscore.errors.UnknownFulfillment` if there is none."""
+        return self._read(lambda uow: _order_of_fulfillment(uow, fulfillment_id))
 
     def fulfillment_queue(
         self,

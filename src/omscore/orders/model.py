@@ -36,6 +36,7 @@ from omscore.events import (
     FulfillmentRejected,
     FulfillmentSentToStore,
     FulfillmentShipped,
+    FulfillmentShortPicked,
     HoldReleased,
     LineAdded,
     LineQuantityChanged,
@@ -226,6 +227,11 @@ _HELD_BACK = frozenset(
 )
 
 _PICKUP_ONLY = frozenset({"ready_for_pickup", "collect", "expire"})
+
+#: Where a location may still find that units are missing (before it packed them).
+_SHORT_PICKABLE = frozenset(
+    {FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED, FulfillmentStatus.PICKED}
+)
 
 #: How each command moves a fulfilment order's units between the line's buckets.
 _BUCKET_MOVES: dict[str, tuple[str, str | None]] = {
@@ -895,6 +901,70 @@ class Order:
         """How many fulfilment orders of this order were rejected."""
         return sum(1 for f in self.fulfillments if f.status is FulfillmentStatus.REJECTED)
 
+    def short_pick(
+        self, fulfillment_id: str, missing: LineQuantities, reason: str, at: datetime
+    ) -> tuple[Order, FulfillmentShortPicked]:
+        """The location cannot find ``missing`` units (``{line_id: units}``) of a fulfilment
+        order it has not packed: they leave it and are open again, and the location is not
+        asked for this order again. A fulfilment order left without units is rejected."""
+        f = self._fulfillment_or_raise(fulfillment_id)
+        if f.status not in _SHORT_PICKABLE:
+            raise InvalidTransition(
+                f"cannot short-pick fulfilment order {f.id}: it is {f.status.value}"
+            )
+        short = self._short_units(f, missing)
+        remaining = []
+        for fl in f.lines:
+            take = min(fl.quantity, short.get(fl.line_id, 0))
+            short[fl.line_id] = short.get(fl.line_id, 0) - take
+            if fl.quantity > take:
+                remaining.append(evolved(fl, quantity=fl.quantity - take))
+        taken = _units_by_line(f.lines, remaining)
+        emptied = not remaining
+        moved = evolved(
+            f,
+            lines=f.lines if emptied else tuple(remaining),
+            status=FulfillmentStatus.REJECTED if emptied else f.status,
+            changed_at=at if emptied else f.changed_at,
+            note=reason or f.note,
+        )
+        order = self._next(
+            fulfillments=tuple(moved if x.id == f.id else x for x in self.fulfillments),
+            lines=tuple(
+                evolved(line, allocated=line.allocated - taken[line.id])
+                if line.id in taken
+                else line
+                for line in self.lines
+            ),
+            rejected_locations=self.rejected_locations | {f.stock_location},
+        )
+        sku_of = {line.id: line.sku for line in self.lines}
+        event = FulfillmentShortPicked(
+            order_id=self.id,
+            version=order.version,
+            at=at,
+            fulfillment_id=f.id,
+            location_id=f.stock_location,
+            reason=reason,
+            units=tuple(FulfilledUnits(i, sku_of[i], n) for i, n in taken.items()),
+            emptied=emptied,
+        )
+        return order, event
+
+    def _short_units(self, f: FulfillmentOrder, missing: LineQuantities) -> dict[LineId, int]:
+        if not missing:
+            raise InvalidQuantity(f"a short pick of fulfilment order {f.id} names no line")
+        short: dict[LineId, int] = {}
+        for line_id, units in missing.items():
+            has = f.quantity_of(LineId(line_id))
+            if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= has:
+                raise InvalidQuantity(
+                    f"cannot short-pick {units!r} unit(s) of line {line_id} from fulfilment "
+                    f"order {f.id}: it has {has} of that line"
+                )
+            short[LineId(line_id)] = units
+        return short
+
     # --- helpers ------------------------------------------------------------------------
 
     def _next(self, **changes: Any) -> Order:
@@ -916,6 +986,18 @@ class Order:
         status = self.status
         if status in (OrderStatus.CANCELLED, OrderStatus.DELIVERED):
             raise InvalidTransition(f"cannot {action} order {self.id}: it is {status.value}")
+
+
+def _units_by_line(
+    before: Sequence[FulfillmentLine], after: Sequence[FulfillmentLine]
+) -> dict[LineId, int]:
+    """Units per line that ``before`` has and ``after`` has not."""
+    units: dict[LineId, int] = {}
+    for fl in before:
+        units[fl.line_id] = units.get(fl.line_id, 0) + fl.quantity
+    for fl in after:
+        units[fl.line_id] -= fl.quantity
+    return {line_id: n for line_id, n in units.items() if n}
 
 
 def _move_buckets(
