@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from omscore import OMS, Delivery, FulfillmentStatus, QueuedFulfillment
-from omscore.errors import InvalidQuery, UnknownLocation
+from omscore.errors import InvalidQuery, UnknownFulfillment, UnknownLocation
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
@@ -138,3 +138,10 @@ def test_expiring_pickups_reads_only_the_overdue_orders(
     assert sorted(set(loaded)) == ["O-1", "O-2"]
     assert oms.get_order("O-3").fulfillments[0].status is FulfillmentStatus.READY_FOR_PICKUP
     check_books(oms)
+
+
+def test_a_fulfilment_order_leads_to_its_order(busy: OMS) -> None:
+    """What a packing slip needs from a queue entry; an unknown id is a typed error."""
+    assert busy.get_order_by_fulfillment("O-2-F1").id == "O-2"
+    with pytest.raises(UnknownFulfillment, match="O-9-F1"):
+        busy.get_order_by_fulfillment("O-9-F1")
