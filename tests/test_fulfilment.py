@@ -25,6 +25,7 @@ from omscore import (
     OrderStatus,
 )
 from omscore.adapters.carriers import TableRateCarrier
+from omscore.adapters.payments import FakePaymentGateway
 from omscore.errors import (
     InvalidQuantity,
     InvalidTransition,
@@ -39,6 +40,7 @@ from omscore.events import (
     FulfillmentSentToStore,
     FulfillmentShipped,
     FulfillmentShortPicked,
+    FulfillmentSplit,
 )
 from omscore.inventory import MovementKind
 from omscore.orders import FulfillmentOrder
@@ -485,6 +487,85 @@ def test_a_packed_or_shipped_fulfilment_order_cannot_be_short_picked(
     oms.ship(f.id)
     with pytest.raises(InvalidTransition, match="it is shipped"):
         oms.short_pick(f.id, {order.lines[0].id: 1})
+
+
+def test_shipping_part_of_a_fulfilment_order_splits_off_a_shipped_parcel(
+    network: Callable[..., OMS],
+) -> None:
+    """Two of three leave now as a fulfilment order of their own (stock and money for
+    those two only); the third stays and ships later; in all, exactly the order's total
+    is captured."""
+    oms = network(payments=FakePaymentGateway())
+    oms.receive("WH-HAM", "A", 10)
+    order = oms.place_order(draft(("A", 3)))
+    oms.allocate(order.id)
+    first = oms.get_order(order.id).fulfillments[0]
+    oms.pick(first.id)
+    line = order.lines[0].id
+    order = oms.ship(first.id, tracking="T-1", units={line: 2})
+    rest, parcel = order.fulfillments
+    assert (rest.id, rest.status, rest.units) == (first.id, FulfillmentStatus.PICKED, 1)
+    assert (parcel.id, parcel.status, parcel.units, parcel.tracking) == (
+        f"{order.id}-F2",
+        FulfillmentStatus.SHIPPED,
+        2,
+        "T-1",
+    )
+    assert (order.lines[0].shipped, order.lines[0].allocated) == (2, 1)
+    assert order.status is OrderStatus.PARTIALLY_SHIPPED
+    assert on_hand_and_allocated(oms, "WH-HAM") == (8, 1)
+    split = [e for e in oms.events() if isinstance(e, FulfillmentSplit)]
+    assert [(e.fulfillment_id, e.new_fulfillment_id) for e in split] == [(first.id, parcel.id)]
+    assert order.captured < order.total
+    order = oms.ship(first.id, tracking="T-2")
+    assert order.status is OrderStatus.SHIPPED
+    assert order.captured == order.total
+    check_books(oms)
+
+
+@pytest.mark.parametrize(
+    ("units", "error", "message"),
+    [
+        ({"O-1-1": 2}, InvalidQuantity, "must leave it at least one unit"),
+        ({"O-1-1": 3}, InvalidQuantity, "cannot split off 3 unit(s) of line O-1-1"),
+        ({"O-1-9": 1}, InvalidQuantity, "it has 0 of that line"),
+        ({}, InvalidQuantity, "names no line"),
+    ],
+)
+def test_a_partial_shipment_that_cannot_be_is_refused_and_changes_nothing(
+    network: Callable[..., OMS], units: dict[str, int], error: type[Exception], message: str
+) -> None:
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    before = (oms.get_order(order.id), oms.ledger(), oms.events())
+    with pytest.raises(error, match=re.escape(message)):
+        oms.ship(f"{order.id}-F1", units=units)
+    assert (oms.get_order(order.id), oms.ledger(), oms.events()) == before
+
+
+def test_a_partial_shipment_keeps_the_rules_of_shipping(network: Callable[..., OMS]) -> None:
+    """A hold stops it, a pickup is not shipped, and a key makes it happen once."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 5)
+    oms.receive("ST-BER", "A", 5)
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    f_id, line = f"{order.id}-F1", order.lines[0].id
+    oms.hold(order.id, "fraud", reason="check")
+    with pytest.raises(OrderOnHold):
+        oms.ship(f_id, units={line: 1})
+    oms.release(order.id, "fraud")
+    once = oms.ship(f_id, units={line: 1}, idempotency_key="ship-1")
+    assert oms.ship(f_id, units={line: 1}, idempotency_key="ship-1") == once
+    assert len(oms.get_order(order.id).fulfillments) == 2
+    pickup = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(pickup.id)
+    with pytest.raises(InvalidTransition, match="pickup fulfilment"):
+        oms.ship(f"{pickup.id}-F1", units={pickup.lines[0].id: 1})
+    assert len(oms.get_order(pickup.id).fulfillments) == 1
+    check_books(oms)
 
 
 def test_same_day_from_a_nearby_store_only(network: Callable[..., OMS]) -> None:

@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from omscore import OMS, Delivery, FulfillmentStatus, OmsError
 from omscore.adapters.memory import MemoryStore
+from omscore.ids import LineId
 from omscore.orders import DeliveryMethod, FulfillmentOrder
 from omscore.orders.model import FULFILLMENT_TRANSITIONS
 from omscore.sourcing import (
@@ -75,7 +76,7 @@ class Fulfilment(RuleBasedStateMachine):
                 self.oms.receive(loc, sku, 3)
         self.orders: list[str] = []
 
-    def attempt(self, command: str, *args: object) -> None:
+    def attempt(self, command: str, *args: object, **kwargs: object) -> None:
         """Run a command; a refused one leaves every order, the ledger and the outbox."""
         before = (
             [self.oms.get_order(o) for o in self.orders],
@@ -83,7 +84,7 @@ class Fulfilment(RuleBasedStateMachine):
             len(self.oms.ledger()),
         )
         try:
-            getattr(self.oms, command)(*args)
+            getattr(self.oms, command)(*args, **kwargs)
             event(f"accepted: {command}")
         except OmsError:
             after = (
@@ -141,6 +142,29 @@ class Fulfilment(RuleBasedStateMachine):
             self.attempt("ship", f.id)
         else:
             self.attempt(NEXT_STEP[f.status], f.id)
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), units=st.integers(0, 3))
+    def location_ships_part(self, data: st.DataObject, units: int) -> None:
+        """Part of a fulfilment order leaves now (``units`` may be all, none or too many:
+        then it is refused)."""
+        waiting = [
+            f
+            for f in self.fulfillment_orders()
+            if f.status in NEXT_STEP and f.status is not FulfillmentStatus.SHIPPED
+        ]
+        if waiting:
+            f = data.draw(st.sampled_from(waiting))
+            line = data.draw(st.sampled_from(f.lines))
+            self.attempt_ship_part(f.id, {line.line_id: units})
+
+    def attempt_ship_part(self, fulfillment_id: str, units: dict[LineId, int]) -> None:
+        before = len(self.oms.get_order_by_fulfillment(fulfillment_id).fulfillments)
+        self.attempt("ship", fulfillment_id, units=units)
+        after = self.oms.get_order_by_fulfillment(fulfillment_id)
+        if len(after.fulfillments) > before:
+            event("a part shipped")
+            assert after.fulfillments[-1].status is FulfillmentStatus.SHIPPED
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), units=st.integers(0, 3))

@@ -30,9 +30,10 @@ def counts(report: Report) -> dict[str, object]:
 
 
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
-    """Orders, pickups (one shipped to its store), same-day, rejections and short picks, a
-    store closing, returns and refunds all happen."""
-    report = run(MemoryStore(), orders=400, seed=9, policy="lowest_cost", progress=None)
+    """Orders, pickups (one shipped to its store), same-day, rejections, short picks and
+    parcels shipped in parts, a store closing, returns and refunds all happen, and no
+    command the simulation sends is refused."""
+    report = run(MemoryStore(), orders=400, seed=5, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders > 350
@@ -42,6 +43,8 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.same_day > 0
     assert report.rejections > 0
     assert report.short_picks > 0
+    assert report.shipped_in_parts > 0
+    assert report.refused == 0
     assert report.returns > 0
     assert report.refunded.amount > 0
     assert report.shipments > 0

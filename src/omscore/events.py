@@ -375,6 +375,17 @@ class FulfillmentRejected(OrderEvent):
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class FulfillmentSplit(OrderEvent):
+    """Part of a fulfilment order (``units``) became a fulfilment order of its own
+    (``new_fulfillment_id``) at the same location, to ship now; the rest stays."""
+
+    fulfillment_id: FulfillmentId
+    new_fulfillment_id: FulfillmentId
+    location_id: LocationId
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class FulfillmentShortPicked(OrderEvent):
     """A location could not find some of its fulfilment order's units (``units``): they are
     written off its stock and open again; the rest stays with it (``emptied``: none did,

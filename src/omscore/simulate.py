@@ -30,7 +30,7 @@ from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds
 from omscore.errors import OmsError
 from omscore.geo import Address, GeoPoint, distance_km
-from omscore.ids import LocationId
+from omscore.ids import LineId, LocationId
 from omscore.inventory import Capability, Location, LocationKind
 from omscore.money import Money
 from omscore.orders import (
@@ -102,6 +102,7 @@ class Report:
     same_day: int = 0
     rejections: int = 0
     short_picks: int = 0
+    shipped_in_parts: int = 0
     returns: int = 0
     refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     restocked: int = 0
@@ -144,7 +145,7 @@ class Report:
             f"  orders                 {self.orders:>12,}   units {self.units:,}",
             f"  fill rate (first try)  {r['fill_rate']:>12.1%}",
             f"  shipments per order    {r['shipments_per_order']:>12.3f}   split rate "
-            f"{r['split_rate']:.1%}",
+            f"{r['split_rate']:.1%}, {self.shipped_in_parts:,} shipped in parts",
             f"  average distance       {r['average_km_per_unit']:>12.1f} km per unit",
             f"  ship-from-store share  {r['ship_from_store_share']:>12.1%}",
             f"  pickups                {self.pickups:>12,}   collected {self.pickups_collected:,},"
@@ -516,9 +517,24 @@ class Simulation:
                 return
             self._arrive(fulfillment_id)
             return
-        if self._try(self.oms.ship, fulfillment_id) is not None:
-            hours = 4 if f.method.value == "same_day" else self.rng.randint(20, 60)
-            self._later(timedelta(hours=hours), "deliver", fulfillment_id)
+        if f.units > 1 and self.rng.random() < 0.05:  # one unit now, the rest tomorrow
+            self._ship(fulfillment_id, units={f.lines[0].line_id: 1})
+            self._later(timedelta(hours=24), "ship", fulfillment_id)
+            return
+        self._ship(fulfillment_id)
+
+    def _ship(self, fulfillment_id: str, units: dict[LineId, int] | None = None) -> None:
+        """Ship the fulfilment order (or only ``units`` of it); the carrier delivers later."""
+        order = self._try(self.oms.ship, fulfillment_id, units=units)
+        if order is None:
+            return
+        parcel = order.fulfillments[-1] if units else order.fulfillment(fulfillment_id)
+        if units is not None:  # one more parcel than the plan had
+            self.report.shipped_in_parts += 1
+            self.report.shipments += 1
+        same_day = parcel.method.value == "same_day"
+        hours = 4 if same_day else self.rng.randint(20, 60)
+        self._later(timedelta(hours=hours), "deliver", parcel.id)
 
     def _short_pick_or_reject(self, fulfillment_id: str) -> Any:
         """Half the time, one unit of a bigger fulfilment order is not found; else the

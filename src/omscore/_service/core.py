@@ -359,9 +359,18 @@ def _fulfillments_of(
         grouped.setdefault(a.location_id, []).append(FulfilledUnits(a.line_id, a.sku, a.quantity))
     first = len(order.fulfillments) + 1
     return [
-        (FulfillmentId(f"{order.id}-F{n}"), location_id, units)
+        (_fulfillment_id(order, n), location_id, units)
         for n, (location_id, units) in enumerate(grouped.items(), start=first)
     ]
+
+
+def _next_fulfillment_id(order: Order) -> FulfillmentId:
+    """The id the order's next fulfilment order gets."""
+    return _fulfillment_id(order, len(order.fulfillments) + 1)
+
+
+def _fulfillment_id(order: Order, n: int) -> FulfillmentId:
+    return FulfillmentId(f"{order.id}-F{n}")
 
 
 def _load_return(uow: UnitOfWork, return_id: str) -> Return:

@@ -10,6 +10,7 @@ from omscore._service.core import (
     ServiceCore,
     _fulfillments_of,
     _load_order,
+    _next_fulfillment_id,
     _order_of_fulfillment,
 )
 from omscore._stock import StockSession
@@ -141,11 +142,23 @@ class FulfilmentUseCases(ServiceCore):
         tracking: str | None = None,
         carrier: str | None = None,
         idempotency_key: str | None = None,
+        *,
+        units: LineQuantities | None = None,
     ) -> Order:
         """The parcel leaves: on hand and allocated go down at the location (a shipment in the
-        ledger). Without ``tracking``, a label is bought through the carrier port."""
+        ledger). Without ``tracking``, a label is bought through the carrier port.
+
+        With ``units`` (``{line_id: units}``, fewer than the fulfilment order has), only
+        those leave: they become a new fulfilment order at the same location, shipped
+        (``FulfillmentSplit``, then ``FulfillmentShipped`` for it), and the rest stays to be
+        shipped later."""
         return self._fulfillment_command(
-            "ship", fulfillment_id, idempotency_key, tracking=tracking, carrier=carrier
+            "ship",
+            fulfillment_id,
+            idempotency_key,
+            tracking=tracking,
+            carrier=carrier,
+            units=units,
         )
 
     def send_to_store(
@@ -316,10 +329,16 @@ class FulfilmentUseCases(ServiceCore):
         tracking: str | None = None,
         carrier: str | None = None,
         reason: str = "",
+        units: LineQuantities | None = None,
     ) -> Order:
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order = _order_of_fulfillment(uow, fulfillment_id)
-            f = order.fulfillment(fulfillment_id)
+            worked = FulfillmentId(fulfillment_id)
+            if units is not None:  # only these units: they become a fulfilment order now
+                worked = _next_fulfillment_id(order)
+                order, split = order.split_fulfillment(fulfillment_id, units, worked, now)
+                uow.record([split])
+            f = order.fulfillment(worked)
             stock = StockSession(uow, now)
             label_tracking, label_carrier = tracking, carrier
             labelled = command in ("ship", "send_to_store")
@@ -334,7 +353,7 @@ class FulfilmentUseCases(ServiceCore):
                 label_tracking, label_carrier = label.tracking, label.carrier
             due = order.capture_value(f.id) if command in ("ship", "collect") else None
             order, events = order.advance(
-                fulfillment_id,
+                worked,
                 command,
                 now,
                 tracking=label_tracking,
@@ -342,7 +361,7 @@ class FulfilmentUseCases(ServiceCore):
                 reason=reason,
             )
             uow.record(events)
-            self._follow_fulfillment(stock, f, command, order.fulfillment(fulfillment_id))
+            self._follow_fulfillment(stock, f, command, order.fulfillment(worked))
             if due is not None:
                 order, captured = self._payments.capture(order, due, f"capture:{f.id}", now)
                 uow.record(captured)
@@ -359,6 +378,7 @@ class FulfilmentUseCases(ServiceCore):
             "tracking": tracking,
             "carrier": carrier,
             "reason": reason,
+            "units": dict(units) if units is not None else None,
         }
         return self._run(command, arguments, idempotency_key, work)
 

@@ -37,6 +37,7 @@ from omscore.events import (
     FulfillmentSentToStore,
     FulfillmentShipped,
     FulfillmentShortPicked,
+    FulfillmentSplit,
     HoldReleased,
     LineAdded,
     LineQuantityChanged,
@@ -901,6 +902,49 @@ class Order:
         """How many fulfilment orders of this order were rejected."""
         return sum(1 for f in self.fulfillments if f.status is FulfillmentStatus.REJECTED)
 
+    def split_fulfillment(
+        self,
+        fulfillment_id: str,
+        units: LineQuantities,
+        new_id: FulfillmentId,
+        at: datetime,
+    ) -> tuple[Order, FulfillmentSplit]:
+        """Move ``units`` (``{line_id: units}``, fewer than it has) of a fulfilment order not
+        yet shipped into a new one, ``new_id``, at the same location and in the same
+        status: a parcel that leaves now while the rest follows."""
+        f = self._fulfillment_or_raise(fulfillment_id)
+        if f.status not in _BEFORE_SHIPPING:
+            raise InvalidTransition(f"cannot split fulfilment order {f.id}: it is {f.status.value}")
+        wanted = _units_of_lines(f, units, "split off")
+        if sum(wanted.values()) == f.units:
+            raise InvalidQuantity(
+                f"a split of fulfilment order {f.id} must leave it at least one unit "
+                "(to ship every unit, name none)"
+            )
+        kept, moved = [], []
+        for fl in f.lines:
+            take = min(fl.quantity, wanted.get(fl.line_id, 0))
+            wanted[fl.line_id] = wanted.get(fl.line_id, 0) - take
+            if take:
+                moved.append(evolved(fl, quantity=take))
+            if fl.quantity > take:
+                kept.append(evolved(fl, quantity=fl.quantity - take))
+        part = evolved(f, id=new_id, lines=tuple(moved), created_at=at, changed_at=at)
+        rest = evolved(f, lines=tuple(kept))
+        order = self._next(
+            fulfillments=(*(rest if x.id == f.id else x for x in self.fulfillments), part)
+        )
+        event = FulfillmentSplit(
+            order_id=self.id,
+            version=order.version,
+            at=at,
+            fulfillment_id=f.id,
+            new_fulfillment_id=new_id,
+            location_id=f.location_id,
+            units=tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in moved),
+        )
+        return order, event
+
     def short_pick(
         self, fulfillment_id: str, missing: LineQuantities, reason: str, at: datetime
     ) -> tuple[Order, FulfillmentShortPicked]:
@@ -912,7 +956,7 @@ class Order:
             raise InvalidTransition(
                 f"cannot short-pick fulfilment order {f.id}: it is {f.status.value}"
             )
-        short = self._short_units(f, missing)
+        short = _units_of_lines(f, missing, "short-pick")
         remaining = []
         for fl in f.lines:
             take = min(fl.quantity, short.get(fl.line_id, 0))
@@ -951,20 +995,6 @@ class Order:
         )
         return order, event
 
-    def _short_units(self, f: FulfillmentOrder, missing: LineQuantities) -> dict[LineId, int]:
-        if not missing:
-            raise InvalidQuantity(f"a short pick of fulfilment order {f.id} names no line")
-        short: dict[LineId, int] = {}
-        for line_id, units in missing.items():
-            has = f.quantity_of(LineId(line_id))
-            if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= has:
-                raise InvalidQuantity(
-                    f"cannot short-pick {units!r} unit(s) of line {line_id} from fulfilment "
-                    f"order {f.id}: it has {has} of that line"
-                )
-            short[LineId(line_id)] = units
-        return short
-
     # --- helpers ------------------------------------------------------------------------
 
     def _next(self, **changes: Any) -> Order:
@@ -986,6 +1016,23 @@ class Order:
         status = self.status
         if status in (OrderStatus.CANCELLED, OrderStatus.DELIVERED):
             raise InvalidTransition(f"cannot {action} order {self.id}: it is {status.value}")
+
+
+def _units_of_lines(f: FulfillmentOrder, units: LineQuantities, verb: str) -> dict[LineId, int]:
+    """``units`` checked against what ``f`` has of each line (at least one line, each count
+    from 1 to what it has)."""
+    if not units:
+        raise InvalidQuantity(f"cannot {verb} units of fulfilment order {f.id}: it names no line")
+    checked: dict[LineId, int] = {}
+    for line_id, n in units.items():
+        has = f.quantity_of(LineId(line_id))
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= has:
+            raise InvalidQuantity(
+                f"cannot {verb} {n!r} unit(s) of line {line_id} from fulfilment order "
+                f"{f.id}: it has {has} of that line"
+            )
+        checked[LineId(line_id)] = n
+    return checked
 
 
 def _units_by_line(
