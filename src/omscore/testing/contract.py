@@ -824,6 +824,21 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                     event("a ship-to-store parcel handed over at its store")
 
         @rule(data=st.data())
+        def one_unit_ships_ahead(self, data: st.DataObject) -> None:
+            """One unit of a bigger parcel leaves now as a fulfilment order of its own."""
+            waiting = [
+                f
+                for order_id in self.orders
+                for f in self.systems[0].get_order(order_id).fulfillments
+                if f.method is not DeliveryMethod.PICKUP
+                and f.status in (FulfillmentStatus.OPEN, FulfillmentStatus.PACKED)
+                and f.units > 1
+            ]
+            if waiting:
+                f = data.draw(st.sampled_from(waiting))
+                self.both("ship", f.id, units={f.lines[0].line_id: 1})
+
+        @rule(data=st.data())
         def a_unit_is_not_found(self, data: st.DataObject) -> None:
             """A location misses one unit of a fulfilment order it has not packed."""
             unpacked = [
