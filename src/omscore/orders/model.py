@@ -921,14 +921,7 @@ class Order:
                 f"a split of fulfilment order {f.id} must leave it at least one unit "
                 "(to ship every unit, name none)"
             )
-        kept, moved = [], []
-        for fl in f.lines:
-            take = min(fl.quantity, wanted.get(fl.line_id, 0))
-            wanted[fl.line_id] = wanted.get(fl.line_id, 0) - take
-            if take:
-                moved.append(evolved(fl, quantity=take))
-            if fl.quantity > take:
-                kept.append(evolved(fl, quantity=fl.quantity - take))
+        moved, kept = _divide(f.lines, wanted)
         part = evolved(f, id=new_id, lines=tuple(moved), created_at=at, changed_at=at)
         rest = evolved(f, lines=tuple(kept))
         order = self._next(
@@ -956,14 +949,10 @@ class Order:
             raise InvalidTransition(
                 f"cannot short-pick fulfilment order {f.id}: it is {f.status.value}"
             )
-        short = _units_of_lines(f, missing, "short-pick")
-        remaining = []
-        for fl in f.lines:
-            take = min(fl.quantity, short.get(fl.line_id, 0))
-            short[fl.line_id] = short.get(fl.line_id, 0) - take
-            if fl.quantity > take:
-                remaining.append(evolved(fl, quantity=fl.quantity - take))
-        taken = _units_by_line(f.lines, remaining)
+        gone, remaining = _divide(f.lines, _units_of_lines(f, missing, "short-pick"))
+        taken: dict[LineId, int] = {}
+        for fl in gone:
+            taken[fl.line_id] = taken.get(fl.line_id, 0) + fl.quantity
         emptied = not remaining
         moved = evolved(
             f,
@@ -982,7 +971,6 @@ class Order:
             ),
             rejected_locations=self.rejected_locations | {f.stock_location},
         )
-        sku_of = {line.id: line.sku for line in self.lines}
         event = FulfillmentShortPicked(
             order_id=self.id,
             version=order.version,
@@ -990,7 +978,7 @@ class Order:
             fulfillment_id=f.id,
             location_id=f.stock_location,
             reason=reason,
-            units=tuple(FulfilledUnits(i, sku_of[i], n) for i, n in taken.items()),
+            units=tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in gone),
             emptied=emptied,
         )
         return order, event
@@ -1035,16 +1023,21 @@ def _units_of_lines(f: FulfillmentOrder, units: LineQuantities, verb: str) -> di
     return checked
 
 
-def _units_by_line(
-    before: Sequence[FulfillmentLine], after: Sequence[FulfillmentLine]
-) -> dict[LineId, int]:
-    """Units per line that ``before`` has and ``after`` has not."""
-    units: dict[LineId, int] = {}
-    for fl in before:
-        units[fl.line_id] = units.get(fl.line_id, 0) + fl.quantity
-    for fl in after:
-        units[fl.line_id] -= fl.quantity
-    return {line_id: n for line_id, n in units.items() if n}
+def _divide(
+    lines: Sequence[FulfillmentLine], units: Mapping[LineId, int]
+) -> tuple[list[FulfillmentLine], list[FulfillmentLine]]:
+    """``lines`` cut in two: ``units`` per line id (taken from the first lines holding
+    each), and what is left."""
+    wanted = dict(units)
+    taken, left = [], []
+    for fl in lines:
+        take = min(fl.quantity, wanted.get(fl.line_id, 0))
+        if take:
+            wanted[fl.line_id] -= take
+            taken.append(evolved(fl, quantity=take))
+        if fl.quantity > take:
+            left.append(evolved(fl, quantity=fl.quantity - take))
+    return taken, left
 
 
 def _move_buckets(
