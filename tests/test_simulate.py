@@ -16,7 +16,7 @@ from omscore.__main__ import QUEUE_ROWS, main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.orders import FulfillmentStatus
-from omscore.simulate import Report, run
+from omscore.simulate import Report, Simulation, run
 from omscore.sourcing import LowestCostPolicy
 from omscore.testing import SequentialIds
 from omscore.testing.contract import order_draft, sample_location
@@ -204,3 +204,19 @@ def test_inspect_shows_a_location_queue_and_stalled_work(
     assert "stalled for 1 h or more: 0," in capsys.readouterr().out
     assert main(["inspect", "--db", str(db), "--queue", "NOPE"]) == 2
     assert "NOPE" in capsys.readouterr().err
+
+
+def test_an_order_on_a_sourcing_hold_is_reviewed_and_its_work_goes_on() -> None:
+    """Too many rejections put an order on a sourcing hold, which also stops the work on
+    its other fulfilment orders; the simulated reviewer releases it on the retry, and the
+    work is scheduled again (a 100,000-order run once ended with one such order stuck)."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    sim.build()
+    order = sim.oms.place_order(order_draft("SKU-000", 1))
+    sim.oms.allocate(order.id)
+    (f,) = sim.oms.get_order(order.id).fulfillments
+    sim.oms.hold(order.id, "sourcing", reason="3 fulfilment orders rejected")
+    sim.retry_due.add(order.id)
+    sim._retry(order.id)
+    assert not sim.oms.get_order(order.id).is_held
+    assert f.id in sim.scheduled

@@ -37,6 +37,7 @@ from omscore.orders import (
     ACTIVE_FULFILLMENT,
     Delivery,
     FulfillmentStatus,
+    HoldKind,
     LineDraft,
     OrderDraft,
 )
@@ -468,6 +469,8 @@ class Simulation:
         tries = self.retries.get(order_id, 0) + 1
         self.retries[order_id] = tries
         order = self.oms.get_order(order_id)
+        if any(h.kind == HoldKind.SOURCING for h in order.holds):
+            order = self._review(order)
         if not order.open_units or order.status.value == "cancelled":
             self.retries.pop(order_id, None)
             return
@@ -478,6 +481,17 @@ class Simulation:
             self.retries.pop(order_id, None)
             return
         self._allocate(order_id)
+
+    def _review(self, order: Any) -> Any:
+        """Someone looks at an order put on a sourcing hold (too many rejections) and
+        releases it: the fulfilment orders the hold stopped are worked again."""
+        released = self._try(self.oms.release, order.id, HoldKind.SOURCING)
+        if released is None:
+            return order
+        for f in released.fulfillments:
+            if f.status is FulfillmentStatus.OPEN:
+                self._schedule_work(f.id)
+        return released
 
     def _destination(self, order: Any) -> GeoPoint | None:
         if order.delivery.address is not None:
