@@ -43,7 +43,7 @@ from omscore.events import (
     FulfillmentSplit,
 )
 from omscore.inventory import MovementKind
-from omscore.orders import FulfillmentOrder
+from omscore.orders import FulfillmentOrder, Order
 from omscore.sourcing import CostModel, FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
@@ -525,7 +525,7 @@ def test_units_a_fulfilment_order_has_not_are_refused_and_change_nothing(
     oms.allocate(order.id)
     before = (oms.get_order(order.id), oms.ledger(), oms.events())
     fulfillment_id = f"{order.id}-F1"
-    attempt = {
+    attempt: Callable[[], Order] = {
         "ship": lambda: oms.ship(fulfillment_id, units=units),
         "short_pick": lambda: oms.short_pick(fulfillment_id, units),
     }[command]
