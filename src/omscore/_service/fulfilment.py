@@ -8,30 +8,24 @@ from datetime import datetime, timedelta
 from omscore._service.core import (
     QueuedFulfillment,
     ServiceCore,
-    _fulfillments_of,
     _load_order,
     _next_fulfillment_id,
     _order_of_fulfillment,
 )
 from omscore._stock import StockSession
 from omscore.errors import InvalidQuery, NothingToAllocate
-from omscore.ids import FulfillmentId, LineQuantities, LocationId, OrderId, Sku
-from omscore.inventory import LocationLoad
+from omscore.ids import FulfillmentId, LineQuantities, OrderId
 from omscore.orders import (
     ACTIVE_FULFILLMENT,
     FulfillmentOrder,
     FulfillmentStatus,
     HoldKind,
     Order,
-    OrderLine,
     OrderStatus,
 )
 from omscore.ports import UnitOfWork
 from omscore.sourcing import (
     AllocationPlan,
-    NetworkSnapshot,
-    RequestLine,
-    SourcingRequest,
 )
 
 
@@ -55,74 +49,6 @@ class FulfilmentUseCases(ServiceCore):
             return plan
 
         return self._run("allocate", {"order_id": order_id}, idempotency_key, work)
-
-    def _source(self, stock: StockSession, order: Order) -> tuple[Order, AllocationPlan]:
-        now, uow = stock.now, stock.uow
-        open_lines = [line for line in order.lines if line.open]
-        request = self._request(stock, order, open_lines)
-        plan = self.sourcing.plan(request, self._snapshot(stock, order, request))
-        fulfillments = _fulfillments_of(order, plan)
-        if fulfillments:
-            order, events = order.allocate(fulfillments, now)
-            uow.record(events)
-        allocations: dict[Sku, list[tuple[LocationId, int, str]]] = {}
-        for fulfillment_id, location_id, units in fulfillments:
-            for u in units:
-                allocations.setdefault(u.sku, []).append((location_id, u.quantity, fulfillment_id))
-            self._count_load(stock, location_id)
-        for sku in sorted({line.sku for line in open_lines}):
-            item = stock.item(sku)
-            stock.keep(item.allocate_order(order.id, allocations.get(sku, ()), now))
-        self._sync_holds(stock, order)
-        return order, plan
-
-    def _request(
-        self, stock: StockSession, order: Order, lines: list[OrderLine]
-    ) -> SourcingRequest:
-        delivery = order.delivery
-        destination = delivery.address.geo if delivery.address is not None else None
-        if delivery.pickup_location is not None:
-            pickup = stock.locations.get(delivery.pickup_location)
-            destination = pickup.geo if pickup is not None else None
-        return SourcingRequest(
-            lines=[RequestLine(line.id, line.sku, line.open) for line in lines],
-            delivery=delivery.method,
-            destination=destination,
-            channel=order.channel,
-            exclude=order.rejected_locations,
-            pickup_location=delivery.pickup_location,
-        )
-
-    def _snapshot(
-        self, stock: StockSession, order: Order, request: SourcingRequest
-    ) -> NetworkSnapshot:
-        locations = stock.pool_network(order.channel, order.delivery.pickup_location)
-        available: dict[tuple[LocationId, Sku], int] = {}
-        for sku in {line.sku for line in request.lines}:
-            item = stock.item(sku)
-            levels, own = item.levels, item.order_holds_by_location(order.id)
-            for location in locations:
-                level = levels.get(location.id)
-                if level is None:
-                    continue
-                # The order's own holds count as available to it: allocating releases them.
-                units = level.available_after_release(own.get(location.id, 0))
-                if units:
-                    available[(location.id, sku)] = units
-        today = stock.now.date()
-        capacity = {}
-        for location in locations:
-            if location.daily_capacity is not None:
-                load = stock.uow.loads.get(location.id)
-                used = load.used_on(today) if load is not None else 0
-                capacity[location.id] = location.daily_capacity - used
-        return NetworkSnapshot(locations, available, capacity)
-
-    def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
-        if stock.locations[location_id].daily_capacity is None:
-            return
-        load = stock.uow.loads.get(location_id) or LocationLoad(location_id, stock.now.date())
-        stock.uow.loads.put(load.take(stock.now.date(), 1))
 
     def accept_fulfillment(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
         """The location accepts its fulfilment order."""
