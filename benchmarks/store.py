@@ -33,7 +33,9 @@ from omscore.adapters.sqlite import SqliteStore
 from omscore.bench import place_and_allocate, prepared
 
 
-def sqlite_round(directory: Path, count: int) -> tuple[float, list[tuple[str, str, Any]]]:
+def sqlite_round(
+    directory: Path, count: int, one_command: bool
+) -> tuple[float, list[tuple[str, str, Any]]]:
     """Seconds for ``count`` orders on SqliteStore, and the statements they executed.
 
     The statements are recorded in a second, untimed run of the same deterministic stream
@@ -42,11 +44,11 @@ def sqlite_round(directory: Path, count: int) -> tuple[float, list[tuple[str, st
     """
     timed = SqliteStore(str(directory / "omscore.db"))
     oms, drafts = prepared(timed)
-    seconds = place_and_allocate(oms, drafts[:count])
+    seconds = place_and_allocate(oms, drafts[:count], one_command=one_command)
     recorded = SqliteStore(str(directory / "recorded.db"))
     oms, drafts = prepared(recorded)
     recorded.statement_log = []
-    place_and_allocate(oms, drafts[:count])
+    place_and_allocate(oms, drafts[:count], one_command=one_command)
     log, recorded.statement_log = recorded.statement_log, None
     events = timed.counts()["outbox"]
     last = [r.event for r in timed.outbox(after=events - 20)]
@@ -80,10 +82,10 @@ def bare_round(directory: Path, log: list[tuple[str, str, Any]]) -> float:
     return seconds
 
 
-def memory_round(count: int) -> float:
+def memory_round(count: int, one_command: bool) -> float:
     """Seconds for ``count`` orders on MemoryStore."""
     oms, drafts = prepared(MemoryStore())
-    return place_and_allocate(oms, drafts[:count])
+    return place_and_allocate(oms, drafts[:count], one_command=one_command)
 
 
 def main() -> None:
@@ -91,6 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--one-command",
+        action="store_true",
+        help="place and allocate with place_order(draft, allocate=True): one transaction",
+    )
     parser.add_argument(
         "--gc-threshold",
         type=int,
@@ -104,15 +111,17 @@ def main() -> None:
     statements = 0
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as directory:
-            seconds, log = sqlite_round(Path(directory), args.orders)
+            seconds, log = sqlite_round(Path(directory), args.orders, args.one_command)
             rates["sqlite"].append(args.orders / seconds)
             rates["bare"].append(args.orders / bare_round(Path(directory), log))
             statements = len(log)
-        rates["memory"].append(args.orders / memory_round(args.orders))
+        rates["memory"].append(args.orders / memory_round(args.orders, args.one_command))
     median = {name: statistics.median(values) for name, values in rates.items()}
     tuned = f" --gc-threshold {args.gc_threshold}" if args.gc_threshold is not None else ""
+    tuned += " --one-command" if args.one_command else ""
+    how = "place_order(allocate=True)" if args.one_command else "place_order + allocate"
     print(
-        f"omscore store benchmark: place + allocate, {args.orders} one-line orders, "
+        f"omscore store benchmark: {how}, {args.orders} one-line orders, "
         f"{args.rounds} rounds, gc thresholds {gc.get_threshold()}; reproduce: python "
         f"benchmarks/store.py --orders {args.orders} --rounds {args.rounds}{tuned}"
     )
