@@ -189,9 +189,15 @@ class ServiceCore:
             return work(uow)
 
     def _create_order(
-        self, stock: StockSession, draft: OrderDraft, exchange_of: ReturnId | None = None
+        self,
+        stock: StockSession,
+        draft: OrderDraft,
+        exchange_of: ReturnId | None = None,
+        *,
+        hold: bool = True,
     ) -> Order:
-        """Validate the draft, create the order and hold its stock (not yet stored)."""
+        """Validate the draft, create the order and (with ``hold``) hold its stock; the
+        order is not yet stored."""
         self._check_draft(draft, stock)
         order_id = OrderId(self.ids.new_id("O"))
         line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
@@ -199,7 +205,8 @@ class ServiceCore:
         if exchange_of is not None:
             order = evolved(order, exchange_of=exchange_of)
         stock.uow.record(events)
-        self._hold_new_order(stock, order)
+        if hold:
+            self._hold_new_order(stock, order)
         return order
 
     def _check_draft(self, draft: OrderDraft, stock: StockSession) -> None:

@@ -33,20 +33,25 @@ class OrderUseCases(ServiceCore):
     ) -> Order:
         """Validate and place an order; its open units take stock (or wait as backorders).
 
-        With ``allocate=True`` the order is also sourced in the same transaction, exactly
-        as :meth:`allocate` right after would (the same events, fulfilment orders and
-        stock), unless a hold stops it (a declined payment): one write instead of two for
-        a checkout that is sourced at once. ``allocate`` returns the plan; this returns the
-        order, whose events carry what the plan decided."""
+        With ``allocate=True`` the order is also sourced in the same transaction, as
+        :meth:`allocate` right after would (the same fulfilment orders, stock and ledger),
+        unless a hold stops it (a declined payment): one write instead of two for a
+        checkout that is sourced at once. Without a cart reservation to take over, the
+        order does not hold its stock first only to release it again, so the stock
+        hold events of units allocated at once are not recorded. ``allocate`` returns the
+        plan; this returns the order, whose events carry what the plan decided."""
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             stock = StockSession(uow, now)
-            order = self._create_order(stock, draft)
+            hold_first = not allocate or draft.reservation_key is not None
+            order = self._create_order(stock, draft, hold=hold_first)
             order, events = self._payments.authorize(order, order.total, now)
             uow.record(events)
-            if allocate and not order.is_held:
+            if not order.is_held and allocate:
                 stock.flush()  # what placing did, recorded before what sourcing does
                 order, _ = self._source(stock, order)
+            elif not hold_first:  # a hold stops sourcing: the order holds its stock instead
+                self._hold_new_order(stock, order)
             uow.orders.put(order)
             stock.flush()
             return order
