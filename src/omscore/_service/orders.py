@@ -48,7 +48,8 @@ class OrderUseCases(ServiceCore):
             order, events = self._payments.authorize(order, order.total, now)
             uow.record(events)
             if not order.is_held and allocate:
-                stock.flush()  # what placing did, recorded before what sourcing does
+                if hold_first:
+                    stock.flush()  # what placing did, recorded before what sourcing does
                 order, _ = self._source(stock, order)
             elif not hold_first:  # a hold stops sourcing: the order holds its stock instead
                 self._hold_new_order(stock, order)
