@@ -70,6 +70,14 @@ def test_pickup_needs_a_known_location_that_takes_pickups(oms: OMS) -> None:
             oms.place_order(draft(("A", 1), delivery=delivery))
 
 
+@pytest.mark.parametrize("allocate", [False, True])
+def test_something_else_than_a_draft_is_a_typed_refusal(oms: OMS, allocate: bool) -> None:
+    """Not an AttributeError from deep inside: an InvalidDraft that says what came."""
+    with pytest.raises(InvalidDraft, match="placed from an OrderDraft, got dict"):
+        oms.place_order({"channel": "web"}, allocate=allocate)  # type: ignore[arg-type]
+    assert [e for e in oms.events() if e.name == "OrderPlaced"] == []
+
+
 def test_refused_drafts_leave_nothing_behind(oms: OMS) -> None:
     """No order, no event and no idempotency record after a refused draft."""
     store = oms.store

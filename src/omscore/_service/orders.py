@@ -43,7 +43,8 @@ class OrderUseCases(ServiceCore):
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             stock = StockSession(uow, now)
-            hold_first = not allocate or draft.reservation_key is not None
+            # getattr: the draft is checked inside _create_order, with every problem named
+            hold_first = not allocate or getattr(draft, "reservation_key", None) is not None
             order = self._create_order(stock, draft, hold=hold_first)
             order, events = self._payments.authorize(order, order.total, now)
             uow.record(events)

@@ -97,6 +97,8 @@ def line_problems(label: str, line: LineDraft, currency: str, limits: DraftLimit
 
 def draft_problems(draft: OrderDraft, limits: DraftLimits) -> list[str]:
     """Every problem of a draft at once; empty when the draft can be placed."""
+    if not isinstance(draft, OrderDraft):
+        return [f"an order is placed from an OrderDraft, got {type(draft).__name__}"]
     problems: list[str] = []
     if not isinstance(draft.channel, str) or not draft.channel.strip():
         problems.append(f"channel must be a non-empty string, got {draft.channel!r}")
