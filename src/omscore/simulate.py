@@ -402,14 +402,17 @@ class Simulation:
             shipping_fee=Money("4.95", "EUR") if delivery.address else None,
             reservation_key=key,
         )
-        order = self._try(self.oms.place_order, draft, idempotency_key=f"checkout-{n}")
+        order = self._try(
+            self.oms.place_order, draft, idempotency_key=f"checkout-{n}", allocate=True
+        )
         if order is None:
             return
         self.report.orders += 1
         self.report.units += sum(line.quantity for line in lines)
         self.report.pickups += delivery.pickup_location is not None
         self.report.same_day += delivery.address is not None and delivery.method.value == "same_day"
-        self._allocate(order.id, first=True)
+        sourced = [(f.location_id, fl.quantity) for f in order.fulfillments for fl in f.lines]
+        self._sourced(order, sourced, first=True)
 
     def _store_with(self, lines: list[LineDraft], home: Address) -> str | None:
         """Click & collect: the nearest store (within 60 km) holding the whole basket."""
@@ -434,24 +437,30 @@ class Simulation:
 
     # --- the order's life -------------------------------------------------------------------
 
-    def _allocate(self, order_id: str, first: bool = False) -> None:
+    def _allocate(self, order_id: str) -> None:
+        """Source what is still open (after a rejection, or as stock came in)."""
         plan = self._try(self.oms.allocate, order_id)
         if plan is None:
             return
-        order = self.oms.get_order(order_id)
+        sourced = [(a.location_id, a.quantity) for a in plan.assignments]
+        self._sourced(self.oms.get_order(order_id), sourced, first=False)
+
+    def _sourced(self, order: Any, sourced: list[tuple[str, int]], first: bool) -> None:
+        """Count what sourcing gave (``(location, units)``), then schedule the work."""
         destination = self._destination(order)
         if first:
-            self.report.units_allocated_first += plan.units_allocated
-            self.report.shipments += len(plan.shipments)
-            self.report.split_orders += len(plan.shipments) > 1
-        for a in plan.assignments:
-            location = self.locations[a.location_id]
-            self.report.units_sourced += a.quantity
-            self.report.units_from_stores += a.quantity * (
+            self.report.units_allocated_first += sum(units for _, units in sourced)
+            shipments = len({location_id for location_id, _ in sourced})
+            self.report.shipments += shipments
+            self.report.split_orders += shipments > 1
+        for location_id, units in sourced:
+            location = self.locations[location_id]
+            self.report.units_sourced += units
+            self.report.units_from_stores += units * (
                 location.kind is LocationKind.STORE and order.delivery.pickup_location is None
             )
             if destination is not None and location.geo is not None:
-                self.report.distance_units_km += a.quantity * distance_km(location.geo, destination)
+                self.report.distance_units_km += units * distance_km(location.geo, destination)
         for f in order.fulfillments:
             if f.status is FulfillmentStatus.OPEN:
                 self._schedule_work(f.id)
