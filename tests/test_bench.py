@@ -7,7 +7,8 @@ import json
 import pytest
 
 from omscore.__main__ import main
-from omscore.bench import run
+from omscore.adapters.memory import MemoryStore
+from omscore.bench import prepared, run, timed_orders
 from omscore.errors import InvalidQuantity
 
 
@@ -29,6 +30,20 @@ def test_the_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> Non
     assert figures["orders"] == 10
     assert set(figures["stores"]) == {"MemoryStore", "SqliteStore"}
     assert figures["stores"]["SqliteStore"]["orders_per_second"] > 0
+
+
+def test_bench_times_the_one_command_checkout(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--one-command`` places and allocates with ``place_order(draft, allocate=True)``."""
+    assert main(["bench", "--orders", "10", "--rounds", "1", "--one-command"]) == 0
+    assert "place_order(allocate=True), 10 one-line orders" in capsys.readouterr().out
+    report = run(orders=5, rounds=1, one_command=True)
+    assert report.as_dict()["one_command"] is True
+    assert all(len(r.order_seconds) == 5 for r in report.results)
+    oms, drafts = prepared(MemoryStore())
+    assert len(timed_orders(oms, drafts[:5], one_command=True)) == 5
+    commands = {type(e).__name__ for e in oms.events()}
+    assert "FulfillmentCreated" in commands
+    assert "OrderStockHeld" not in commands  # sourced at once: never held first
 
 
 @pytest.mark.parametrize(("orders", "rounds"), [(0, 1), (20_001, 1), (10, 0)])

@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--orders", type=int, default=2_000, help="orders per round (<= 20,000)")
     bench.add_argument("--rounds", type=int, default=3, help="rounds per store")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.add_argument(
+        "--one-command",
+        action="store_true",
+        help="place and allocate with place_order(draft, allocate=True)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "simulate":
@@ -219,7 +224,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    report = bench_run(orders=args.orders, rounds=args.rounds)
+    report = bench_run(orders=args.orders, rounds=args.rounds, one_command=args.one_command)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.render())
     return 0
 

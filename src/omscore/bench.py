@@ -81,14 +81,17 @@ def place_and_allocate(oms: OMS, drafts: list[OrderDraft], *, one_command: bool 
     return time.perf_counter() - start
 
 
-def timed_orders(oms: OMS, drafts: list[OrderDraft]) -> list[float]:
-    """Seconds of each draft's place + allocate."""
+def timed_orders(oms: OMS, drafts: list[OrderDraft], *, one_command: bool = False) -> list[float]:
+    """Seconds of each draft's place + allocate (``one_command``: in one command)."""
     gc.collect()
     clock = time.perf_counter
     seconds = []
     for draft in drafts:
         start = clock()
-        oms.allocate(oms.place_order(draft).id)
+        if one_command:
+            oms.place_order(draft, allocate=True)
+        else:
+            oms.allocate(oms.place_order(draft).id)
         seconds.append(clock() - start)
     return seconds
 
@@ -124,11 +127,13 @@ class BenchReport:
 
     orders: int
     results: tuple[StoreResult, ...]
+    one_command: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready figures per store."""
         return {
             "orders": self.orders,
+            "one_command": self.one_command,
             "stores": {
                 r.store: {
                     "orders_per_second": round(r.orders_per_second, 1),
@@ -140,11 +145,14 @@ class BenchReport:
             },
         }
 
+    def _how(self) -> str:
+        return "place_order(allocate=True)" if self.one_command else "place + allocate"
+
     def render(self) -> str:
         """A table for people."""
         rounds = len(self.results[0].rounds) if self.results else 0
         lines = [
-            f"omscore bench: place + allocate, {self.orders:,} one-line orders, {rounds} "
+            f"omscore bench: {self._how()}, {self.orders:,} one-line orders, {rounds} "
             "round(s) per store",
             f"  {'store':<13} {'orders/s':>10} {'median':>10} {'p99':>10}",
         ]
@@ -156,8 +164,9 @@ class BenchReport:
         return "\n".join(lines)
 
 
-def run(orders: int = 2_000, rounds: int = 3) -> BenchReport:
-    """Measure ``rounds`` rounds of ``orders`` orders on each store."""
+def run(orders: int = 2_000, rounds: int = 3, *, one_command: bool = False) -> BenchReport:
+    """Measure ``rounds`` rounds of ``orders`` orders on each store, placed and allocated
+    by two commands or (``one_command``) by ``place_order(draft, allocate=True)``."""
     if not 1 <= orders <= 20_000 or rounds < 1:
         raise InvalidQuantity(
             f"bench takes 1 to 20,000 orders and 1 or more rounds, got {orders} and {rounds}"
@@ -173,10 +182,10 @@ def run(orders: int = 2_000, rounds: int = 3) -> BenchReport:
             with tempfile.TemporaryDirectory() as folder:
                 store = make(Path(folder))
                 oms, drafts = prepared(store)
-                times = timed_orders(oms, drafts[:orders])
+                times = timed_orders(oms, drafts[:orders], one_command=one_command)
                 if isinstance(store, SqliteStore):
                     store.close()
             rates.append(orders / sum(times))
             seconds += times
         results.append(StoreResult(name, tuple(rates), tuple(seconds)))
-    return BenchReport(orders, tuple(results))
+    return BenchReport(orders, tuple(results), one_command)
