@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from omscore import Order
 from omscore._payments import Payments
-from omscore._service import fulfilment
+from omscore._service import core, fulfilment
 from omscore._service.core import ServiceCore
 from omscore._service.orders import OrderUseCases
 from omscore._stock import StockSession
@@ -52,10 +52,10 @@ PLACE_STEPS: list[tuple[str, Owner, str]] = [
 ]
 ALLOCATE_STEPS: list[tuple[str, Owner, str]] = [
     ("load order", fulfilment, "_load_order"),
-    ("sourcing request", fulfilment.FulfilmentUseCases, "_request"),
-    ("network snapshot", fulfilment.FulfilmentUseCases, "_snapshot"),
+    ("sourcing request", ServiceCore, "_request"),
+    ("network snapshot", ServiceCore, "_snapshot"),
     ("sourcing plan (LowestCostPolicy)", LowestCostPolicy, "plan"),
-    ("fulfilment orders from the plan", fulfilment, "_fulfillments_of"),
+    ("fulfilment orders from the plan", core, "_fulfillments_of"),
     ("Order.allocate", Order, "allocate"),
     ("item: release holds, allocate", InventoryItem, "allocate_order"),
     ("sync remaining holds", ServiceCore, "_sync_holds"),

@@ -1,0 +1,65 @@
+"""Every benchmark in ``benchmarks/`` still runs, on a tiny load.
+
+The figures of the performance guide come from these scripts; one that no longer runs
+(a step it times was renamed or moved) would leave the guide unreproducible without
+anyone noticing. The runs are far too small to mean anything as measurements.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+#: Each script with arguments small enough for CI. ``instructions.py`` runs only its
+#: child part: the callgrind runs around it take about a minute even for a few orders.
+TINY_RUNS: dict[str, list[str]] = {
+    "breakdown.py": ["--orders", "30"],
+    "commands.py": ["--orders", "300"],
+    "hot_sku.py": ["--open", "20", "--samples", "5"],
+    "instructions.py": ["--child", "5"],
+    "inventory.py": [],
+    "pre_orders.py": ["--waiting", "20", "--samples", "5"],
+    "processes.py": ["--orders", "60", "--processes", "1,2", "--rounds", "1"],
+    "queues.py": ["--history", "50", "--live", "10", "--repeat", "5"],
+    "relay.py": ["--sizes", "500", "--page", "10", "--pages", "3"],
+    "sourcing.py": ["--orders", "20"],
+    "store.py": ["--orders", "40", "--rounds", "1"],
+}
+#: Modules the scripts share; not run on their own.
+HELPERS = {"_timing.py"}
+
+
+def test_every_benchmark_has_a_tiny_run() -> None:
+    scripts = {p.name for p in BENCHMARKS.glob("*.py")} - HELPERS
+    assert scripts == set(TINY_RUNS)
+
+
+def run_benchmark(script: str, arguments: list[str], directory: Path) -> str:
+    """The script's output; the script must end well."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *arguments],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("script", sorted(TINY_RUNS))
+def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
+    output = run_benchmark(script, TINY_RUNS[script], tmp_path)
+    if script != "instructions.py":  # the child prints nothing; its parent prints the count
+        assert "reproduce" in output, output[-2000:]
+
+
+def test_the_store_benchmark_also_runs_as_one_command(tmp_path: Path) -> None:
+    output = run_benchmark("store.py", [*TINY_RUNS["store.py"], "--one-command"], tmp_path)
+    assert "place_order(allocate=True)" in output
