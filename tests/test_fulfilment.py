@@ -48,7 +48,7 @@ from omscore.sourcing import CostModel, FewestShipmentsPolicy, LowestCostPolicy,
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
-from .conftest import draft
+from .conftest import draft, eur
 
 BERLIN = GeoPoint(52.53, 13.38)
 HOME = Address(country="DE", postal_code="10115", city="Berlin", geo=BERLIN)
@@ -551,9 +551,109 @@ def test_a_partial_shipment_keeps_the_rules_of_shipping(network: Callable[..., O
     assert len(oms.get_order(order.id).fulfillments) == 2
     pickup = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
     oms.allocate(pickup.id)
-    with pytest.raises(InvalidTransition, match="pickup fulfilment"):
+    with pytest.raises(InvalidTransition, match=f"order {pickup.id}-F1: it is a pickup"):
         oms.ship(f"{pickup.id}-F1", units={pickup.lines[0].id: 1})
     assert len(oms.get_order(pickup.id).fulfillments) == 1
+    check_books(oms)
+
+
+def ready_pickup(network: Callable[..., OMS], **kwargs: object) -> tuple[OMS, Order]:
+    """A pickup of 3 A and 1 B at ST-BER, ready there, paid through the fake gateway."""
+    oms = network(payments=FakePaymentGateway(), **kwargs)
+    oms.receive("ST-BER", "A", 5)
+    oms.receive("ST-BER", "B", 5)
+    order = oms.place_order(draft(("A", 3), ("B", 1), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    order = oms.ready_for_pickup(f"{order.id}-F1")
+    assert [f.units for f in order.fulfillments] == [4]
+    return oms, order
+
+
+def test_collecting_part_of_a_pickup_leaves_the_rest_ready_on_the_same_clock(
+    network: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """The customer takes 1 of 3 A: it leaves the store as a collected fulfilment order
+    of its own, and only it is paid for; the rest stays ready under the old id, and
+    expires when the whole pickup would have."""
+    oms, order = ready_pickup(network, pickup_expiry=timedelta(days=3))
+    ready = order.fulfillments[0]
+    clock.advance(timedelta(days=1))
+    a, b = (line.id for line in order.lines)
+    order = oms.collect(ready.id, units={a: 1})
+    rest, taken = order.fulfillments
+    assert (rest.id, rest.status, rest.since) == (ready.id, ready.status, ready.since)
+    assert [(x.line_id, x.quantity) for x in rest.lines] == [(a, 2), (b, 1)]
+    assert (taken.id, taken.status, taken.units) == (
+        f"{order.id}-F2",
+        FulfillmentStatus.COLLECTED,
+        1,
+    )
+    assert (order.lines[0].delivered, order.lines[0].allocated) == (1, 2)
+    assert oms.stock("ST-BER", "A").on_hand == 4
+    assert oms.stock("ST-BER", "A").allocated == 2
+    assert order.captured == eur("10.00")  # not the 30.00 of the units left
+    clock.advance(timedelta(days=2))
+    assert oms.expire_pickups() == 1
+    order = oms.get_order(order.id)
+    assert order.fulfillments[0].status is FulfillmentStatus.EXPIRED
+    assert (order.lines[0].delivered, order.lines[0].cancelled) == (1, 2)
+    assert order.status is OrderStatus.DELIVERED
+    assert oms.stock("ST-BER", "A").available == 4
+    assert order.captured == eur("10.00")
+    assert order.uncaptured.is_zero()  # the rest of the authorisation is voided
+    check_books(oms)
+
+
+def test_what_the_customer_refuses_at_the_counter_is_cancelled_and_back_on_the_shelf(
+    network: Callable[..., OMS],
+) -> None:
+    """Collect what is taken, cancel what is refused: nothing is left waiting, the store's
+    stock is free again, and only what was taken is captured."""
+    oms, order = ready_pickup(network)
+    a, b = (line.id for line in order.lines)
+    oms.collect(f"{order.id}-F1", units={a: 1})
+    order = oms.cancel(order.id, {a: 2, b: 1}, reason="refused at the counter")
+    assert order.status is OrderStatus.DELIVERED
+    assert [f.status for f in order.fulfillments] == [
+        FulfillmentStatus.CANCELLED,
+        FulfillmentStatus.COLLECTED,
+    ]
+    assert oms.fulfillment_queue("ST-BER") == []
+    assert (oms.stock("ST-BER", "A").available, oms.stock("ST-BER", "B").available) == (4, 5)
+    assert order.captured == eur("10.00")
+    assert order.uncaptured.is_zero()
+    check_books(oms)
+
+
+def test_a_part_of_a_pickup_is_only_collected_from_a_ready_pickup(
+    network: Callable[..., OMS],
+) -> None:
+    """Taking every unit, units the pickup has not, a pickup not ready yet, and shipping
+    part of a ready pickup are refused and change nothing; a key makes it happen once."""
+    oms = network(payments=FakePaymentGateway())
+    oms.receive("ST-BER", "A", 5)
+    order = oms.place_order(draft(("A", 3), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    f_id, line = f"{order.id}-F1", order.lines[0].id
+    before = (oms.get_order(order.id), oms.ledger(), oms.events())
+    with pytest.raises(InvalidTransition, match="cannot collect"):
+        oms.collect(f_id, units={line: 1})
+    assert (oms.get_order(order.id), oms.ledger(), oms.events()) == before
+    oms.ready_for_pickup(f_id)
+    before = (oms.get_order(order.id), oms.ledger(), oms.events())
+    for units, refusal in (
+        ({line: 3}, "must leave it at least one unit"),
+        ({line: 4}, "cannot split off 4 unit(s)"),
+        ({"O-9-1": 1}, "it has 0 of that line"),
+    ):
+        with pytest.raises(InvalidQuantity, match=re.escape(refusal)):
+            oms.collect(f_id, units=units)
+    with pytest.raises(InvalidTransition, match=f"cannot ship fulfilment order {f_id}: it is"):
+        oms.ship(f_id, units={line: 1})  # named as asked, not by the part it would split off
+    assert (oms.get_order(order.id), oms.ledger(), oms.events()) == before
+    once = oms.collect(f_id, units={line: 1}, idempotency_key="collect-1")
+    assert oms.collect(f_id, units={line: 1}, idempotency_key="collect-1") == once
+    assert [f.units for f in oms.get_order(order.id).fulfillments] == [2, 1]
     check_books(oms)
 
 

@@ -167,6 +167,31 @@ class Fulfilment(RuleBasedStateMachine):
             assert after.fulfillments[-1].status is FulfillmentStatus.SHIPPED
 
     @precondition(lambda self: self.orders)
+    @rule(data=st.data(), units=st.integers(0, 3), refuse_rest=st.booleans())
+    def customer_collects_part(self, data: st.DataObject, units: int, refuse_rest: bool) -> None:
+        """The customer takes part of a ready pickup (``units`` may be all, none or too
+        many: then it is refused), and may refuse the rest at the counter."""
+        ready = [
+            f for f in self.fulfillment_orders() if f.status is FulfillmentStatus.READY_FOR_PICKUP
+        ]
+        if not ready:
+            return
+        f = data.draw(st.sampled_from(ready))
+        line = data.draw(st.sampled_from(f.lines))
+        order = self.oms.get_order_by_fulfillment(f.id)
+        self.attempt("collect", f.id, units={line.line_id: units})
+        after = self.oms.get_order(order.id)
+        if len(after.fulfillments) == len(order.fulfillments):
+            return
+        event("a part of a pickup collected")
+        assert after.fulfillments[-1].status is FulfillmentStatus.COLLECTED
+        rest = after.fulfillment(f.id)
+        assert (rest.status, rest.since) == (f.status, f.since)
+        if refuse_rest:
+            refused = {x.line_id: x.quantity for x in rest.lines}
+            self.attempt("cancel", order.id, refused, reason="refused at the counter")
+
+    @precondition(lambda self: self.orders)
     @rule(data=st.data(), units=st.integers(0, 3))
     def location_misses_units(self, data: st.DataObject, units: int) -> None:
         """A location finds fewer units than it was given (``units`` may be 0 or more than

@@ -112,9 +112,22 @@ class FulfilmentUseCases(ServiceCore):
         ship-to-store parcel, sent or not, is handed over to the store's stock."""
         return self._fulfillment_command("ready_for_pickup", fulfillment_id, idempotency_key)
 
-    def collect(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
-        """The customer collected the order: the units leave the store, delivered."""
-        return self._fulfillment_command("collect", fulfillment_id, idempotency_key)
+    def collect(
+        self,
+        fulfillment_id: str,
+        idempotency_key: str | None = None,
+        *,
+        units: LineQuantities | None = None,
+    ) -> Order:
+        """The customer collected the order: the units leave the store, delivered, and
+        their value is captured.
+
+        With ``units`` (``{line_id: units}``, fewer than the pickup has), the customer takes
+        only those: they become a new fulfilment order at the store, collected
+        (``FulfillmentSplit``, then ``FulfillmentProgressed`` to collected for it). The rest
+        stays ready for pickup under the same id, with the same expiry; to end it at once
+        (the customer refused it), cancel those units."""
+        return self._fulfillment_command("collect", fulfillment_id, idempotency_key, units=units)
 
     def reject_fulfillment(
         self, fulfillment_id: str, reason: str = "", idempotency_key: str | None = None
@@ -261,6 +274,7 @@ class FulfilmentUseCases(ServiceCore):
             order = _order_of_fulfillment(uow, fulfillment_id)
             worked = FulfillmentId(fulfillment_id)
             if units is not None:  # only these units: they become a fulfilment order now
+                order.require_step(fulfillment_id, command)  # named as asked, not as split
                 worked = _next_fulfillment_id(order)
                 order, split = order.split_fulfillment(fulfillment_id, units, worked, now)
                 uow.record([split])

@@ -230,6 +230,10 @@ _HELD_BACK = frozenset(
 _PICKUP_ONLY = frozenset({"ready_for_pickup", "collect", "expire"})
 
 #: Where a location may still find that units are missing (before it packed them).
+#: Fulfilment orders whose units can still be divided: not yet on their way, or waiting at
+#: the store for a customer who may take only part of them.
+_SPLITTABLE = _BEFORE_SHIPPING | {FulfillmentStatus.READY_FOR_PICKUP}
+
 _SHORT_PICKABLE = frozenset(
     {FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED, FulfillmentStatus.PICKED}
 )
@@ -836,8 +840,29 @@ class Order:
     ) -> tuple[Order, list[DomainEvent]]:
         """Move a fulfilment order on by ``command`` (see ``FULFILLMENT_TRANSITIONS``): its
         status, the line buckets of its units, and the events that say so."""
+        f = self.require_step(fulfillment_id, command)
+        moved = evolved(
+            f,
+            status=FULFILLMENT_TRANSITIONS[command][1],
+            changed_at=at,
+            tracking=tracking or f.tracking,
+            carrier=carrier or f.carrier,
+            note=reason or f.note,
+            handover_location=self._handover(f, command),
+        )
+        fulfillments = tuple(moved if x.id == f.id else x for x in self.fulfillments)
+        lines = _move_buckets(self.lines, f, command)
+        rejected = self.rejected_locations
+        if command == "reject":  # whoever has the units rejects: the store, once handed over
+            rejected = rejected | {f.stock_location}
+        order = self._next(fulfillments=fulfillments, lines=lines, rejected_locations=rejected)
+        return order, [_fulfillment_event(order, f, command, at, tracking, carrier, reason)]
+
+    def require_step(self, fulfillment_id: str, command: str) -> FulfillmentOrder:
+        """The fulfilment order, if ``command`` may move it on now; else the
+        :class:`InvalidTransition` (or :class:`OrderOnHold`) that says why not."""
         f = self._fulfillment_or_raise(fulfillment_id)
-        starts, target = FULFILLMENT_TRANSITIONS[command]
+        starts = FULFILLMENT_TRANSITIONS[command][0]
         if f.status not in starts:
             raise InvalidTransition(
                 f"cannot {command.replace('_', ' ')} fulfilment order {f.id}: it is "
@@ -860,22 +885,7 @@ class Order:
                 f"cannot send fulfilment order {f.id} to a store: it is a {f.method.value} "
                 f"fulfilment at {f.location_id}, not a pickup shipped to another store"
             )
-        moved = evolved(
-            f,
-            status=target,
-            changed_at=at,
-            tracking=tracking or f.tracking,
-            carrier=carrier or f.carrier,
-            note=reason or f.note,
-            handover_location=self._handover(f, command),
-        )
-        fulfillments = tuple(moved if x.id == f.id else x for x in self.fulfillments)
-        lines = _move_buckets(self.lines, f, command)
-        rejected = self.rejected_locations
-        if command == "reject":  # whoever has the units rejects: the store, once handed over
-            rejected = rejected | {f.stock_location}
-        order = self._next(fulfillments=fulfillments, lines=lines, rejected_locations=rejected)
-        return order, [_fulfillment_event(order, f, command, at, tracking, carrier, reason)]
+        return f
 
     def _handover(self, f: FulfillmentOrder, command: str) -> LocationId | None:
         """The pickup store, when ``command`` sends a ship-to-store parcel there or makes it
@@ -910,10 +920,12 @@ class Order:
         at: datetime,
     ) -> tuple[Order, FulfillmentSplit]:
         """Move ``units`` (``{line_id: units}``, fewer than it has) of a fulfilment order not
-        yet shipped into a new one, ``new_id``, at the same location and in the same
-        status: a parcel that leaves now while the rest follows."""
+        yet shipped (or ready for pickup) into a new one, ``new_id``, at the same location
+        and in the same status: a parcel that leaves now while the rest follows, or the
+        part of a pickup the customer takes now. The rest keeps its id and its ``since``
+        (a pickup's expiry clock runs on)."""
         f = self._fulfillment_or_raise(fulfillment_id)
-        if f.status not in _BEFORE_SHIPPING:
+        if f.status not in _SPLITTABLE:
             raise InvalidTransition(f"cannot split fulfilment order {f.id}: it is {f.status.value}")
         wanted = _units_of_lines(f, units, "split off")
         if sum(wanted.values()) == f.units:

@@ -839,6 +839,28 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 self.both("ship", f.id, units={f.lines[0].line_id: 1})
 
         @rule(data=st.data())
+        def one_unit_is_collected(self, data: st.DataObject) -> None:
+            """A bigger pickup is made ready (sent to the store first, if it is a parcel)
+            and the customer takes one unit of it; the rest stays ready."""
+            pickups = [
+                (order_id, f.id)
+                for order_id in self.orders
+                for f in self.systems[0].get_order(order_id).fulfillments
+                if f.method is DeliveryMethod.PICKUP and f.is_active and f.units > 1
+            ]
+            if not pickups:
+                return
+            order_id, fulfillment_id = data.draw(st.sampled_from(pickups))
+            for _ in range(2):  # send it to the store, ready it: as far as the order allows
+                f = self.systems[0].get_order(order_id).fulfillment(fulfillment_id)
+                if f.status is not FulfillmentStatus.READY_FOR_PICKUP:
+                    self.both(_next_step(f, reject=False), f.id)
+            f = self.systems[0].get_order(order_id).fulfillment(fulfillment_id)
+            if f.status is FulfillmentStatus.READY_FOR_PICKUP:
+                self.both("collect", f.id, units={f.lines[0].line_id: 1})
+                event("one unit of a pickup collected")
+
+        @rule(data=st.data())
         def a_unit_is_not_found(self, data: st.DataObject) -> None:
             """A location misses one unit of a fulfilment order it has not packed."""
             unpacked = [
