@@ -1,7 +1,10 @@
 """A state machine over the return lifecycle: no step out of turn succeeds, a refused one
-changes nothing, and the money and units always add up."""
+changes nothing, the money and units always add up, and ``OMS.returnable`` says exactly
+what a return request will accept."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -9,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from omscore import OMS, Delivery, LineDraft, Money, OmsError, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
+from omscore.ids import LineId
 from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock, SequentialIds
 
@@ -20,9 +24,10 @@ class ReturnLifecycle(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.clock = ManualClock()
         self.oms = OMS(
             MemoryStore(),
-            clock=ManualClock(),
+            clock=self.clock,
             ids=SequentialIds(),
             payments=FakePaymentGateway(),
             return_policy=ReturnPolicy(restocking_fee_percent=5, refund_shipping="if_all_returned"),
@@ -65,16 +70,24 @@ class ReturnLifecycle(RuleBasedStateMachine):
             assert self.snapshot() == before
             return None
 
-    def lines(self) -> list[str]:
+    def lines(self) -> list[LineId]:
         return [line.id for line in self.oms.get_order(self.order_id).lines]
 
     @rule(a=st.integers(0, 3), b=st.integers(0, 2))
     def request(self, a: int, b: int) -> None:
         first, second = self.lines()
         ask = {k: v for k, v in ((first, a), (second, b)) if v}
+        returnable = self.oms.returnable(self.order_id)
         rma = self.attempt("request_return", self.order_id, ask)
+        fits = bool(ask) and all(units <= returnable.get(k, 0) for k, units in ask.items())
+        assert (rma is not None) == fits, (ask, returnable)
         if rma is not None:
             self.returns.append(rma.id)  # type: ignore[attr-defined]
+
+    @rule(days=st.integers(1, 12))
+    def time_passes(self, days: int) -> None:
+        """The 30-day window closes after a few of these."""
+        self.clock.advance(timedelta(days=days))
 
     @precondition(lambda self: self.returns)
     @rule(

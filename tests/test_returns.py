@@ -22,7 +22,7 @@ from omscore import (
 )
 from omscore.adapters.carriers import TableRateCarrier
 from omscore.adapters.payments import FakePaymentGateway
-from omscore.errors import InvalidReturn, InvalidTransition, UnknownLocation
+from omscore.errors import InvalidReturn, InvalidTransition, UnknownLocation, UnknownOrder
 from omscore.events import ReturnRefunded
 from omscore.inventory import MovementKind
 from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
@@ -147,6 +147,46 @@ def test_undelivered_units_and_units_in_open_returns_cannot_be_returned(
         oms.request_return(order_id, {line.id: 1})
     oms.reject_return(first.id, reason="worn")
     assert oms.request_return(order_id, {line.id: 1}).status is ReturnStatus.REQUESTED
+
+
+def test_returnable_says_what_a_return_request_accepts(
+    shop: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """Delivered units of returnable SKUs, less those returned or waiting in open returns,
+    until the window closes (on its last second still open); nothing for an order not yet
+    delivered; an unknown order is an UnknownOrder."""
+    oms = shop(window=timedelta(days=14), non_returnable_skus={"GIFT"})
+    placed = oms.place_order(
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            lines=[LineDraft("A", 2, eur("5.00"))],
+            delivery=Delivery.ship(BERLIN),
+        )
+    )
+    assert oms.returnable(placed.id) == {}
+    order_id = delivered(
+        oms,
+        LineDraft("A", 3, eur("5.00")),
+        LineDraft("B", 1, eur("5.00")),
+        LineDraft("GIFT", 1, eur("5.00")),
+    )
+    a, b, _ = oms.get_order(order_id).lines
+    assert oms.returnable(order_id) == {a.id: 3, b.id: 1}
+    first = oms.request_return(order_id, {a.id: 2})
+    assert oms.returnable(order_id) == {a.id: 1, b.id: 1}
+    oms.approve_return(first.id)
+    oms.receive_return(first.id, "WH-1", {a.id: {R: 1}})
+    assert oms.returnable(order_id) == {a.id: 1, b.id: 1}  # 1 back, 1 still on its way
+    oms.close_return(first.id)
+    assert oms.returnable(order_id) == {a.id: 2, b.id: 1}  # the one never sent is free again
+    clock.advance(timedelta(days=14))
+    assert oms.returnable(order_id) == {a.id: 2, b.id: 1}
+    assert oms.request_return(order_id, {b.id: 1}).status is ReturnStatus.REQUESTED
+    clock.advance(timedelta(seconds=1))
+    assert oms.returnable(order_id) == {}
+    with pytest.raises(UnknownOrder):
+        oms.returnable("O-404")
 
 
 def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(

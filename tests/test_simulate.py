@@ -30,15 +30,16 @@ def counts(report: Report) -> dict[str, object]:
 
 
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
-    """Orders, pickups (one shipped to its store), same-day, rejections, short picks and
-    parcels shipped in parts, a store closing, returns and refunds all happen, and no
-    command the simulation sends is refused."""
-    report = run(MemoryStore(), orders=400, seed=5, policy="lowest_cost", progress=None)
+    """Orders, pickups (one shipped to its store, one collected in part), same-day,
+    rejections, short picks and parcels shipped in parts, a store closing, returns and
+    refunds all happen, and no command the simulation sends is refused."""
+    report = run(MemoryStore(), orders=400, seed=6, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders > 350
     assert report.pickups > 0
     assert report.shipped_to_store > 0
+    assert report.pickups_collected_in_part > 0
     assert report.store_closures == 1
     assert report.same_day > 0
     assert report.rejections > 0

@@ -97,6 +97,7 @@ class Report:
     units_from_stores: int = 0
     pickups: int = 0
     pickups_collected: int = 0
+    pickups_collected_in_part: int = 0
     pickups_expired: int = 0
     shipped_to_store: int = 0
     store_closures: int = 0
@@ -149,8 +150,9 @@ class Report:
             f"{r['split_rate']:.1%}, {self.shipped_in_parts:,} shipped in parts",
             f"  average distance       {r['average_km_per_unit']:>12.1f} km per unit",
             f"  ship-from-store share  {r['ship_from_store_share']:>12.1%}",
-            f"  pickups                {self.pickups:>12,}   collected {self.pickups_collected:,},"
-            f" expired {self.pickups_expired:,}, {self.shipped_to_store:,} shipped to the store",
+            f"  pickups                {self.pickups:>12,}   collected {self.pickups_collected:,}"
+            f" ({self.pickups_collected_in_part:,} in part), expired {self.pickups_expired:,},"
+            f" {self.shipped_to_store:,} shipped to the store",
             f"  same-day orders        {self.same_day:>12,}",
             f"  rejections re-sourced  {self.rejections:>12,}   and {self.short_picks:,} short "
             "picks (a unit not found)",
@@ -581,10 +583,33 @@ class Simulation:
             self._later(timedelta(hours=self.rng.randint(2, 48)), "collect", fulfillment_id)
 
     def _collect(self, fulfillment_id: str) -> None:
+        """The customer comes; now and then they take one unit of several and refuse the
+        rest at the counter."""
+        if self.rng.random() < 0.1 and self._collect_part(fulfillment_id):
+            return
         order = self._try(self.oms.collect, fulfillment_id)
         if order is not None:
             self.report.pickups_collected += 1
             self._maybe_return(order.id)
+
+    def _collect_part(self, fulfillment_id: str) -> bool:
+        order = self.oms.get_order_by_fulfillment(fulfillment_id)
+        f = order.fulfillment(fulfillment_id)
+        if f.status is not FulfillmentStatus.READY_FOR_PICKUP or f.units < 2:
+            return False
+        taken = {f.lines[0].line_id: 1}
+        if self._try(self.oms.collect, fulfillment_id, units=taken) is None:
+            return False
+        self.report.pickups_collected += 1
+        self.report.pickups_collected_in_part += 1
+        refused: dict[LineId, int] = {}
+        for line in order.fulfillment(fulfillment_id).lines:
+            refused[line.line_id] = refused.get(line.line_id, 0) + line.quantity
+        refused[f.lines[0].line_id] -= 1
+        refused = {line_id: units for line_id, units in refused.items() if units}
+        self._try(self.oms.cancel, order.id, refused, reason="refused at the counter")
+        self._maybe_return(order.id)
+        return True
 
     def _deliver(self, fulfillment_id: str) -> None:
         order = self._try(self.oms.deliver, fulfillment_id)
@@ -596,14 +621,13 @@ class Simulation:
             self._later(timedelta(days=self.rng.randint(1, 10)), "request_return", order_id)
 
     def _request_return(self, order_id: str) -> None:
-        order = self.oms.get_order(order_id)
         units = {
-            line.id: self.rng.randint(1, line.delivered - line.returned)
-            for line in order.lines
-            if line.delivered > line.returned
+            line_id: self.rng.randint(1, returnable)
+            for line_id, returnable in self.oms.returnable(order_id).items()
         }
         if not units:
             return
+        order = self.oms.get_order(order_id)
         method = "in_store" if order.delivery.pickup_location else "ship"
         rma = self._try(
             self.oms.request_return, order_id, units, reason="changed my mind", method=method

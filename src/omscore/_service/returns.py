@@ -33,6 +33,7 @@ from omscore.returns import (
     ReturnStatus,
     quote_refund,
     request_return,
+    returnable_units,
 )
 
 
@@ -71,6 +72,18 @@ class ReturnUseCases(ServiceCore):
 
         arguments = {"order_id": order_id, "lines": dict(lines), "reason": reason, "method": method}
         return self._run("request_return", arguments, idempotency_key, work)
+
+    def returnable(self, order_id: str) -> dict[LineId, int]:
+        """What the customer may ask back now, per line (``{line_id: units}``; lines with
+        none left out): the units :meth:`request_return` would accept, for a "return
+        items" page. :class:`~omscore.errors.UnknownOrder` if there is no such order."""
+
+        def read(uow: UnitOfWork) -> dict[LineId, int]:
+            order = _load_order(uow, order_id)
+            returns = [_load_return(uow, rid) for rid in order.return_ids]
+            return returnable_units(order, returns, self.return_policy, self.clock.now())
+
+        return self._read(read)
 
     def get_return(self, return_id: str) -> Return:
         """The return with ``return_id``."""

@@ -14,6 +14,7 @@ from omscore.returns.model import (
     delivered_at,
     quote_refund,
     request_return,
+    returnable_units,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "delivered_at",
     "quote_refund",
     "request_return",
+    "returnable_units",
 ]

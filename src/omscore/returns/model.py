@@ -311,6 +311,38 @@ def _delivery_times(order: Order) -> dict[LineId, datetime]:
     return times
 
 
+def _claimed(returns: list[Return]) -> dict[LineId, int]:
+    """Units of each line that open returns still wait for."""
+    claimed: dict[LineId, int] = {}
+    for r in returns:
+        if r.claims:
+            for claim in r.lines:
+                waiting = claim.requested - claim.received
+                claimed[claim.line_id] = claimed.get(claim.line_id, 0) + waiting
+    return claimed
+
+
+def returnable_units(
+    order: Order, returns: list[Return], policy: ReturnPolicy, at: datetime
+) -> dict[LineId, int]:
+    """The units of each line the customer may ask back at ``at`` (what
+    :func:`request_return` accepts): delivered or collected, not returned, not waiting in
+    one of ``returns`` (the order's returns), of a returnable SKU, inside the window. Lines
+    with none are left out."""
+    claimed, delivery_times = _claimed(returns), _delivery_times(order)
+    returnable: dict[LineId, int] = {}
+    for line in order.lines:
+        delivered = delivery_times.get(line.id)
+        if line.sku in policy.non_returnable_skus or delivered is None:
+            continue
+        if at > delivered + policy.window:
+            continue
+        units = line.delivered - line.returned - claimed.get(line.id, 0)
+        if units > 0:
+            returnable[line.id] = units
+    return returnable
+
+
 def request_return(
     return_id: ReturnId,
     order: Order,
@@ -327,12 +359,7 @@ def request_return(
         problems.append(f"return method must be ship or in_store, got {method!r}")
     if not units:
         problems.append("a return needs at least one line")
-    claimed: dict[LineId, int] = {}
-    for r in open_returns:
-        if r.claims:
-            for claim in r.lines:
-                waiting = claim.requested - claim.received
-                claimed[claim.line_id] = claimed.get(claim.line_id, 0) + waiting
+    claimed = _claimed(open_returns)
     lines: list[ReturnLine] = []
     order_lines = {x.id: x for x in order.lines}
     delivery_times = _delivery_times(order)
