@@ -22,7 +22,7 @@ from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
 from omscore.ids import Sku
 from omscore.inventory import Backorder, InventoryItem, StockHold
-from omscore.orders import FulfillmentStatus
+from omscore.orders import FulfillmentStatus, OrderStatus
 from omscore.ports import Store
 from omscore.serialization import make_converter
 from omscore.service import StockPosition
@@ -70,9 +70,48 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
         assert connection.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == 1
 
 
+HOLD_KINDS = ("fraud", "manual", "payment")
+
+
+def as_schema_6(connection: sqlite3.Connection) -> None:
+    """Undo schema 7: no rows of order holds, and the index of orders by status alone."""
+    connection.execute("DROP TABLE order_holds")
+    connection.execute("DROP INDEX orders_by_wait")
+    connection.execute("CREATE INDEX orders_by_status ON orders (status)")
+    connection.execute("DELETE FROM schema_version WHERE version >= 7")
+
+
+def test_order_queues_are_filled_in_by_the_schema_7_migration(tmp_path: Path) -> None:
+    """A schema-6 file opens with its held orders in their hold queues."""
+    path = tmp_path / "orders.db"
+    clock = ManualClock()
+    oms = OMS(SqliteStore(str(path)), clock=clock, ids=SequentialIds())
+    oms.add_location(warehouse("WH"))
+    oms.receive("WH", "A", 10)
+    for _ in range(3):
+        oms.place_order(draft(("A", 1)))
+        clock.advance(timedelta(minutes=5))
+    oms.hold("O-3", "fraud", reason="score 91")
+    oms.hold("O-1", "fraud", reason="score 93")
+    oms.hold("O-1", "manual", reason="call")
+    oms.allocate("O-2")
+    everything = [s.value for s in OrderStatus]
+    queues = {kind: oms.order_queue(statuses=everything, hold=kind) for kind in HOLD_KINDS}
+    assert [q.order.id for q in queues["fraud"]] == ["O-1", "O-3"]
+    assert [q.order.id for q in queues["manual"]] == ["O-1"]
+    oms.store.close()  # type: ignore[attr-defined]
+    with sqlite3.connect(path) as connection:
+        as_schema_6(connection)
+    reopened = OMS(SqliteStore(str(path)), clock=clock)
+    assert reopened.store.migrated_from == 6  # type: ignore[attr-defined]
+    assert {k: reopened.order_queue(statuses=everything, hold=k) for k in HOLD_KINDS} == queues
+    assert [q.order.id for q in reopened.order_queue()] == ["O-1", "O-3"]
+
+
 def as_schema_5(connection: sqlite3.Connection) -> None:
-    """Undo schema 6: fulfilment rows without ``since``, at the location that fulfils
-    them (handed over or not), and the index schema 2 made."""
+    """Undo schemas 7 and 6: fulfilment rows without ``since``, at the location that
+    fulfils them (handed over or not), and the index schema 2 made."""
+    as_schema_6(connection)
     connection.execute("DROP INDEX fulfillments_by_wait")
     connection.execute("DROP INDEX fulfillments_at_location")
     connection.execute("ALTER TABLE fulfillments DROP COLUMN since")

@@ -1,4 +1,5 @@
-"""Work queues: what each location still has to do, and the work that has stalled.
+"""Work queues: what each location still has to do, the work that has stalled, and the
+orders still waiting to be allocated or released from a hold.
 
 The stores' side (ordering, filters, limits) is proven for every store by the contract kit;
 these tests cover what the service adds: default statuses, waiting times, the errors, and
@@ -13,11 +14,12 @@ from datetime import timedelta
 import pytest
 
 from omscore import OMS, Delivery, FulfillmentStatus, QueuedFulfillment
+from omscore.adapters.payments import FakePaymentGateway
 from omscore.errors import InvalidQuery, UnknownFulfillment, UnknownLocation
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
-from .conftest import draft, store_location
+from .conftest import draft, store_location, warehouse
 
 
 def ids(queue: list[QueuedFulfillment]) -> list[str]:
@@ -96,6 +98,17 @@ def test_work_leaves_the_queue_as_it_is_done(busy: OMS) -> None:
             "older_than must not be negative",
         ),
         (
+            lambda oms: oms.order_queue(statuses=["open", "stuck"]),
+            InvalidQuery,
+            "unknown order status(es) ['stuck']",
+        ),
+        (lambda oms: oms.order_queue(limit=0), InvalidQuery, "got 0"),
+        (
+            lambda oms: oms.order_queue(older_than=timedelta(seconds=-1)),
+            InvalidQuery,
+            "older_than must not be negative",
+        ),
+        (
             lambda oms: oms.stalled_fulfillments(timedelta(hours=1), location_id="NOPE"),
             UnknownLocation,
             "NOPE",
@@ -145,3 +158,38 @@ def test_a_fulfilment_order_leads_to_its_order(busy: OMS) -> None:
     assert busy.get_order_by_fulfillment("O-2-F1").id == "O-2"
     with pytest.raises(UnknownFulfillment, match="O-9-F1"):
         busy.get_order_by_fulfillment("O-9-F1")
+
+
+def test_the_order_queue_lists_what_still_waits_for_the_oms_or_a_person(
+    make_oms: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """By default: orders not wholly allocated and held orders, placed earliest first, with
+    how long the customer has waited; a hold kind gives its review queue, ``older_than``
+    the customers waiting that long, and allocated orders leave it."""
+    gateway = FakePaymentGateway()
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    for sku, units in (("A", 3), ("B", 5), ("C", 5)):
+        oms.receive("WH-1", sku, units)
+    backordered = oms.place_order(draft(("A", 5)))  # 3 on the shelf, 2 waiting for stock
+    clock.advance(timedelta(hours=2))
+    gateway.decline_next()
+    declined = oms.place_order(draft(("B", 2)))  # the card is declined: a payment hold
+    clock.advance(timedelta(hours=1))
+    allocated = oms.place_order(draft(("C", 1)))
+    oms.allocate(allocated.id)
+    oms.allocate(backordered.id)  # the 3 units there are
+    queue = oms.order_queue()
+    assert [(q.order.id, q.order.status.value, q.waiting) for q in queue] == [
+        (backordered.id, "partially_allocated", timedelta(hours=3)),
+        (declined.id, "on_hold", timedelta(hours=1)),
+    ]
+    assert queue[0].since == backordered.placed_at
+    assert [q.order.id for q in oms.order_queue(hold="payment")] == [declined.id]
+    assert oms.order_queue(hold="fraud") == []
+    assert [q.order.id for q in oms.order_queue(older_than=timedelta(hours=2))] == [backordered.id]
+    assert [q.order.id for q in oms.order_queue(statuses="allocated")] == [allocated.id]
+    assert [q.order.id for q in oms.order_queue(channel="web", limit=1)] == [backordered.id]
+    assert oms.order_queue(channel="marketplace") == []
+    oms.cancel(declined.id)
+    assert [q.order.id for q in oms.order_queue()] == [backordered.id]

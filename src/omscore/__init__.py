@@ -31,7 +31,13 @@ from omscore.orders import (
     OrderStatus,
 )
 from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
-from omscore.service import OMS, LocationAvailability, QueuedFulfillment, StockPosition
+from omscore.service import (
+    OMS,
+    LocationAvailability,
+    QueuedFulfillment,
+    QueuedOrder,
+    StockPosition,
+)
 
 __all__ = [
     "OMS",
@@ -50,6 +56,7 @@ __all__ = [
     "Location",
     "LocationAvailability",
     "QueuedFulfillment",
+    "QueuedOrder",
     "LocationId",
     "LocationKind",
     "Money",

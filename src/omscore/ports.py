@@ -21,7 +21,7 @@ from omscore.geo import Address
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import Channel, InventoryItem, Location, LocationLoad, StockMovement
 from omscore.money import Money
-from omscore.orders import FulfillmentStatus, Order
+from omscore.orders import FulfillmentStatus, Order, OrderStatus
 from omscore.returns import Return
 
 
@@ -96,6 +96,21 @@ class OrderRepository(Protocol):
         given, only those whose status has not changed since ``waiting_since`` (their
         :attr:`~omscore.orders.FulfillmentOrder.since` is at or before it) when given.
         Longest waiting first, ties by fulfilment id; at most ``limit``."""
+        ...
+
+    def order_queue(
+        self,
+        statuses: frozenset[OrderStatus],
+        *,
+        hold: str | None = None,
+        channel: ChannelId | None = None,
+        placed_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[OrderId]:
+        """Committed orders whose :attr:`~omscore.orders.Order.status` is one of
+        ``statuses``: only those with a hold of kind ``hold``, on ``channel``, placed at or
+        before ``placed_before``, when given. Placed earliest first, ties by order id; at
+        most ``limit``."""
         ...
 
 

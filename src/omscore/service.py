@@ -11,7 +11,12 @@ The use cases live in :mod:`omscore._service`, one mixin per pillar, over a shar
 
 from __future__ import annotations
 
-from omscore._service.core import LocationAvailability, QueuedFulfillment, StockPosition
+from omscore._service.core import (
+    LocationAvailability,
+    QueuedFulfillment,
+    QueuedOrder,
+    StockPosition,
+)
 from omscore._service.fulfilment import FulfilmentUseCases
 from omscore._service.inventory import InventoryUseCases
 from omscore._service.orders import OrderUseCases
@@ -27,4 +32,4 @@ class OMS(OrderUseCases, FulfilmentUseCases, ReturnUseCases, InventoryUseCases):
     """
 
 
-__all__ = ["OMS", "LocationAvailability", "QueuedFulfillment", "StockPosition"]
+__all__ = ["OMS", "LocationAvailability", "QueuedFulfillment", "QueuedOrder", "StockPosition"]

@@ -21,6 +21,7 @@ from omscore.errors import (
     InvalidChannelConfig,
     InvalidDraft,
     InvalidQuantity,
+    InvalidQuery,
     UnknownFulfillment,
     UnknownOrder,
     UnknownReservation,
@@ -49,9 +50,11 @@ from omscore.orders import (
     DeliveryMethod,
     DraftLimits,
     FulfillmentOrder,
+    FulfillmentStatus,
     Order,
     OrderDraft,
     OrderLine,
+    OrderStatus,
 )
 from omscore.orders.draft import draft_problems
 from omscore.ports import (
@@ -107,6 +110,20 @@ class QueuedFulfillment:
     def since(self) -> datetime:
         """When it entered its status."""
         return self.fulfillment.since
+
+
+@attrs.frozen(slots=True)
+class QueuedOrder:
+    """An order in an order queue, and how long it had waited since it was placed when the
+    queue was read."""
+
+    order: Order
+    waiting: timedelta
+
+    @property
+    def since(self) -> datetime:
+        """When the order was placed."""
+        return self.order.placed_at
 
 
 @attrs.frozen(slots=True)
@@ -392,6 +409,36 @@ class ServiceCore:
             return
         load = stock.uow.loads.get(location_id) or LocationLoad(location_id, stock.now.date())
         stock.uow.loads.put(load.take(stock.now.date(), 1))
+
+
+S = TypeVar("S", FulfillmentStatus, OrderStatus)
+
+
+def _chosen_statuses(
+    kind: type[S], given: Iterable[S | str] | None, default: frozenset[S]
+) -> frozenset[S]:
+    """The statuses a query asked for (one, or several, by member or value), or
+    ``default``; :class:`InvalidQuery` names any that ``kind`` does not know."""
+    if given is None:
+        return default
+    if isinstance(given, str):
+        given = [given]
+    known = {s.value for s in kind}
+    unknown = sorted(str(s) for s in given if s not in known)
+    if unknown:
+        noun = "fulfilment status" if kind is FulfillmentStatus else "order status"
+        raise InvalidQuery(f"unknown {noun}(es) {unknown}; known: {sorted(known)}")
+    return frozenset(kind(s) for s in given)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise InvalidQuery(f"limit must be at least 1, got {limit}")
+
+
+def _check_wait(older_than: timedelta | None) -> None:
+    if older_than is not None and older_than < timedelta(0):
+        raise InvalidQuery(f"older_than must not be negative, got {older_than}")
 
 
 def _fingerprint(command: str, arguments: Mapping[str, object]) -> str:

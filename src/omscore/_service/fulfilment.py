@@ -8,12 +8,15 @@ from datetime import datetime, timedelta
 from omscore._service.core import (
     QueuedFulfillment,
     ServiceCore,
+    _check_limit,
+    _check_wait,
+    _chosen_statuses,
     _load_order,
     _next_fulfillment_id,
     _order_of_fulfillment,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidQuery, NothingToAllocate
+from omscore.errors import NothingToAllocate
 from omscore.ids import FulfillmentId, LineQuantities, OrderId
 from omscore.orders import (
     ACTIVE_FULFILLMENT,
@@ -219,7 +222,7 @@ class FulfilmentUseCases(ServiceCore):
         that are still active (open, accepted, picked, packed, ready for pickup), or those
         in ``statuses``. A ship-to-store parcel is in its warehouse's queue until it is
         handed over at the pickup store, and in the store's from then on."""
-        wanted = _statuses(statuses, ACTIVE_FULFILLMENT)
+        wanted = _chosen_statuses(FulfillmentStatus, statuses, ACTIVE_FULFILLMENT)
         _check_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
@@ -242,9 +245,8 @@ class FulfilmentUseCases(ServiceCore):
         longest waiting first: by default the work a location still owes (open, accepted,
         picked, packed), at every location or at ``location_id``. With
         ``statuses={"shipped"}`` it finds parcels that were never delivered."""
-        if older_than < timedelta(0):
-            raise InvalidQuery(f"older_than must not be negative, got {older_than}")
-        wanted = _statuses(statuses, _OWED)
+        _check_wait(older_than)
+        wanted = _chosen_statuses(FulfillmentStatus, statuses, _OWED)
         _check_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
@@ -382,25 +384,6 @@ _OWED = frozenset(
         FulfillmentStatus.PACKED,
     }
 )
-
-
-def _statuses(
-    given: Iterable[FulfillmentStatus | str] | None, default: frozenset[FulfillmentStatus]
-) -> frozenset[FulfillmentStatus]:
-    if given is None:
-        return default
-    if isinstance(given, str):
-        given = [given]
-    known = {s.value for s in FulfillmentStatus}
-    unknown = sorted(str(s) for s in given if s not in known)
-    if unknown:
-        raise InvalidQuery(f"unknown fulfilment status(es) {unknown}; known: {sorted(known)}")
-    return frozenset(FulfillmentStatus(s) for s in given)
-
-
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
-        raise InvalidQuery(f"limit must be at least 1, got {limit}")
 
 
 def _queued(

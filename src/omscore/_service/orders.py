@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from omscore._service.core import (
+    QueuedOrder,
     ServiceCore,
+    _check_limit,
+    _check_wait,
+    _chosen_statuses,
     _load_order,
     _next_line_id,
 )
@@ -14,15 +18,19 @@ from omscore._stock import StockSession
 from omscore.errors import InvalidQuantity, InvalidTransition
 from omscore.events import DomainEvent
 from omscore.geo import Address
-from omscore.ids import LineQuantities
+from omscore.ids import ChannelId, LineQuantities
 from omscore.orders import (
     HoldKind,
     LineDraft,
     Order,
     OrderDraft,
+    OrderStatus,
     PaymentKind,
 )
 from omscore.ports import Pruned, UnitOfWork
+
+#: Orders the OMS or a person still has to move: not wholly allocated, or held.
+_WAITING = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.ON_HOLD})
 
 
 class OrderUseCases(ServiceCore):
@@ -87,6 +95,40 @@ class OrderUseCases(ServiceCore):
     def get_order(self, order_id: str) -> Order:
         """The order with ``order_id``; :class:`UnknownOrder` if there is none."""
         return self._read(lambda uow: _load_order(uow, order_id))
+
+    def order_queue(
+        self,
+        *,
+        statuses: Iterable[OrderStatus | str] | None = None,
+        hold: str | None = None,
+        channel: str | None = None,
+        older_than: timedelta | None = None,
+        limit: int | None = None,
+    ) -> list[QueuedOrder]:
+        """Orders still waiting for the OMS or for a person, placed earliest first: by
+        default those not wholly allocated yet (open, partially allocated) and those on
+        hold. ``hold="fraud"`` gives one review queue (orders with a hold of that kind),
+        ``older_than`` the orders placed at least that long ago (a customer still waiting
+        for a parcel to be sent), ``channel`` one channel's, ``statuses`` any statuses
+        (``{"shipped"}``: parcels on their way). Bad arguments raise
+        :class:`~omscore.errors.InvalidQuery`."""
+        wanted = _chosen_statuses(OrderStatus, statuses, _WAITING)
+        _check_wait(older_than)
+        _check_limit(limit)
+
+        def read(uow: UnitOfWork) -> list[QueuedOrder]:
+            now = self.clock.now()
+            found = uow.orders.order_queue(
+                wanted,
+                hold=hold,
+                channel=ChannelId(channel) if channel is not None else None,
+                placed_before=now - older_than if older_than is not None else None,
+                limit=limit,
+            )
+            orders = [_load_order(uow, order_id) for order_id in found]
+            return [QueuedOrder(order, now - order.placed_at) for order in orders]
+
+        return self._read(read)
 
     def hold(
         self, order_id: str, kind: str, reason: str = "", idempotency_key: str | None = None

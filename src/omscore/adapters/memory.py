@@ -27,7 +27,7 @@ from omscore.inventory import (
     StockMovement,
     replay,
 )
-from omscore.orders import FulfillmentOrder, FulfillmentStatus, Order
+from omscore.orders import FulfillmentOrder, FulfillmentStatus, Order, OrderStatus
 from omscore.ports import IdempotencyRecord, OutboxRecord, Store
 from omscore.returns import Return
 
@@ -132,6 +132,25 @@ class _Orders(_Repo[Order]):
         ]
         found.sort()
         return [(order_id, f_id) for _, f_id, order_id in found[:limit]]
+
+    def order_queue(
+        self,
+        statuses: frozenset[OrderStatus],
+        *,
+        hold: str | None = None,
+        channel: ChannelId | None = None,
+        placed_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[OrderId]:
+        found = [
+            (order.placed_at, order.id)
+            for order in self._store.orders_in(statuses)
+            if (hold is None or any(h.kind == hold for h in order.holds))
+            and (channel is None or order.channel == channel)
+            and (placed_before is None or order.placed_at <= placed_before)
+        ]
+        found.sort()
+        return [order_id for _, order_id in found[:limit]]
 
 
 class _Loads(_Repo[LocationLoad]):
@@ -340,6 +359,12 @@ class MemoryStore:
         self.key_index: dict[str, set[Sku]] = {}
         self.keys_of: dict[Sku, set[str]] = {}
         self.indexed_holds: dict[Sku, tuple[StockHold, ...]] = {}  # as the indexes saw them
+        #: Orders by status, for order queues. Commits only note the orders they wrote
+        #: (``unfiled``); the first queue after them files those (a status is derived, so
+        #: working it out at every commit would cost every command).
+        self.orders_by_status: dict[OrderStatus, dict[OrderId, Order]] = {}
+        self.status_of: dict[OrderId, OrderStatus] = {}
+        self.unfiled: dict[OrderId, Order] = {}
         self.published_up_to = 0
 
     def unit_of_work(self, *, write: bool = True) -> MemoryUnitOfWork:
@@ -348,8 +373,9 @@ class MemoryStore:
 
     def index(self, orders: Iterable[Order], items: Iterable[InventoryItem]) -> None:
         """Keep the query indexes in step with committed aggregates (called under the lock)."""
-        known, by_status = self.fulfillments, self.fulfillments_by_status
+        known, by_status, unfiled = self.fulfillments, self.fulfillments_by_status, self.unfiled
         for order in orders:
+            unfiled[order.id] = order
             for f in order.fulfillments:
                 before = known.get(f.id)
                 if before is not None:
@@ -360,6 +386,19 @@ class MemoryStore:
                 by_status.setdefault(f.status, {})[f.id] = entry
         for item in items:
             self._index_item(item)
+
+    def orders_in(self, statuses: frozenset[OrderStatus]) -> list[Order]:
+        """The committed orders in one of ``statuses``."""
+        with self.lock:
+            by_status, status_of = self.orders_by_status, self.status_of
+            for order_id, order in self.unfiled.items():
+                before = status_of.get(order_id)
+                if before is not None:
+                    del by_status[before][order_id]
+                status = status_of[order_id] = order.status
+                by_status.setdefault(status, {})[order_id] = order
+            self.unfiled.clear()
+            return [o for status in statuses for o in by_status.get(status, {}).values()]
 
     def _index_item(self, item: InventoryItem) -> None:
         added = item.checkout_holds_added_since(self.indexed_holds.get(item.sku))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 from omscore._values import evolved, on_first_use, opened, remember_last
 from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
 from omscore.events import DomainEvent
-from omscore.ids import FulfillmentId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
 from omscore.inventory import (
     Backorder,
     Channel,
@@ -45,7 +45,7 @@ from omscore.inventory import (
     StockMovement,
 )
 from omscore.inventory.stock import MovementKind
-from omscore.orders import FulfillmentStatus, Order
+from omscore.orders import FulfillmentStatus, Order, OrderStatus
 from omscore.ports import IdempotencyRecord, OutboxRecord, Store
 from omscore.returns import Return
 from omscore.serialization import make_converter
@@ -91,6 +91,16 @@ def _fill_fulfillment_waits(connection: sqlite3.Connection) -> None:
             where = f.get("handover_location") or f["location_id"]
             rows.append((where, _utc(since), f["id"]))
     connection.executemany("UPDATE fulfillments SET location_id = ?, since = ? WHERE id = ?", rows)
+
+
+def _fill_order_holds(connection: sqlite3.Connection) -> None:
+    """Schema 7 queues orders by hold: one ``order_holds`` row per hold on an order."""
+    rows = [
+        (hold["kind"], order_id)
+        for order_id, body in connection.execute("SELECT id, body FROM orders")
+        for hold in json.loads(body).get("holds") or []
+    ]
+    connection.executemany("INSERT INTO order_holds (kind, order_id) VALUES (?, ?)", rows)
 
 
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -182,6 +192,17 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
             "DROP INDEX fulfillments_by_status",
             "CREATE INDEX fulfillments_by_wait ON fulfillments (status, since, id)",
             "CREATE INDEX fulfillments_at_location ON fulfillments (location_id, status, since)",
+        ),
+    ),
+    (
+        7,
+        (
+            """CREATE TABLE order_holds (
+                kind TEXT NOT NULL, order_id TEXT NOT NULL,
+                PRIMARY KEY (kind, order_id)) WITHOUT ROWID""",
+            _fill_order_holds,
+            "DROP INDEX orders_by_status",
+            "CREATE INDEX orders_by_wait ON orders (status, placed_at, id)",
         ),
     ),
 )
@@ -505,6 +526,34 @@ class _Orders(_Table[Order]):
             sql += " LIMIT ?"
             args.append(limit)
         return [(OrderId(o), FulfillmentId(f)) for o, f in self.uow.all(sql, args)]
+
+    def order_queue(
+        self,
+        statuses: frozenset[OrderStatus],
+        *,
+        hold: str | None = None,
+        channel: ChannelId | None = None,
+        placed_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[OrderId]:
+        if not statuses:
+            return []
+        sql = f"SELECT id FROM orders WHERE status IN ({', '.join('?' * len(statuses))})"
+        args: list[object] = [s.value for s in sorted(statuses)]
+        if hold is not None:
+            sql += " AND id IN (SELECT order_id FROM order_holds WHERE kind = ?)"
+            args.append(hold)
+        if channel is not None:
+            sql += " AND channel = ?"
+            args.append(channel)
+        if placed_before is not None:
+            sql += " AND placed_at <= ?"
+            args.append(_utc(placed_before))
+        sql += " ORDER BY placed_at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [OrderId(order_id) for (order_id,) in self.uow.all(sql, args)]
 
 
 class _Items(_Table[InventoryItem]):
@@ -1052,6 +1101,7 @@ class SqliteUnitOfWork:
         if orders is not None:
             orders.write(_order_columns)
             self._write_fulfillments(orders)
+            self._write_order_holds(orders)
         items: _Items | None = opened(self, "inventory")
         if items is not None:
             items.write_rows()
@@ -1092,6 +1142,23 @@ class SqliteUnitOfWork:
                 "excluded.status, location_id = excluded.location_id, since = excluded.since",
                 rows,
             )
+
+    def _write_order_holds(self, orders: _Orders) -> None:
+        gone: list[tuple[str, str]] = []
+        new: list[tuple[str, str]] = []
+        for key, order in orders.staged.items():
+            before = orders.loaded.get(key)
+            held_before = before.holds if before is not None else ()
+            if held_before is order.holds or not (held_before or order.holds):
+                continue  # unchanged (an evolved copy keeps the tuple), or never held
+            kinds_before = {h.kind for h in held_before}
+            kinds = {h.kind for h in order.holds}
+            gone += [(kind, order.id) for kind in sorted(kinds_before - kinds)]
+            new += [(kind, order.id) for kind in sorted(kinds - kinds_before)]
+        if gone:
+            self.execute_many("DELETE FROM order_holds WHERE kind = ? AND order_id = ?", gone)
+        if new:
+            self.execute_many("INSERT INTO order_holds (kind, order_id) VALUES (?, ?)", new)
 
     def _write_levels_and_keys(self, items: _Items) -> None:
         levels: list[tuple[object, ...]] = []

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import attrs
 import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -60,6 +61,7 @@ from omscore.orders import (
     LineDraft,
     Order,
     OrderDraft,
+    OrderStatus,
 )
 from omscore.ports import IdempotencyRecord, Pruned, Store
 from omscore.returns import Disposition, Return, ReturnLine, ReturnStatus
@@ -487,6 +489,47 @@ class StoreContract:
             assert uow.orders.fulfillment_queue(frozenset({FulfillmentStatus.SHIPPED})) == [
                 (later.id, late.id)
             ]
+
+    def test_the_order_queue_is_placed_earliest_first(self, oms: OMS) -> None:
+        """Order queues list committed orders by status (ties by id, earliest placed
+        first), filter by hold kind, channel and time placed (inclusive), and stop at the
+        limit; a hold released or an order allocated leaves the queue."""
+        clock = cast(ManualClock, oms.clock)
+        oms.receive("WH-1", "A", 10)
+        first = oms.place_order(order_draft("A", 1))
+        second = oms.place_order(order_draft("A", 1))  # placed at the same moment
+        clock.advance(timedelta(minutes=10))
+        marketplace = attrs.evolve(order_draft("A", 1), channel="marketplace")
+        third = oms.place_order(marketplace)
+        oms.hold(third.id, "fraud", reason="score 91")
+        oms.hold(third.id, "manual", reason="call the customer")
+        clock.advance(timedelta(minutes=10))
+        fourth = oms.place_order(order_draft("A", 1))
+        oms.allocate(fourth.id)
+        at = clock.now()
+        opened = frozenset({OrderStatus.OPEN})
+        waiting = frozenset({OrderStatus.OPEN, OrderStatus.ON_HOLD})
+        ids = sorted([first.id, second.id])
+        with oms.store.unit_of_work(write=False) as uow:
+            queue = uow.orders.order_queue
+            assert queue(opened) == ids
+            assert queue(waiting) == [*ids, third.id]
+            assert queue(waiting, limit=2) == ids
+            assert queue(waiting, hold="fraud") == queue(waiting, hold="manual") == [third.id]
+            assert queue(waiting, hold="payment") == []
+            assert queue(waiting, channel=ChannelId("marketplace")) == [third.id]
+            assert queue(waiting, placed_before=at - timedelta(minutes=10)) == [*ids, third.id]
+            assert queue(waiting, placed_before=at - timedelta(minutes=11)) == ids
+            assert queue(frozenset({OrderStatus.ALLOCATED})) == [fourth.id]
+            assert queue(frozenset()) == []
+        oms.release(third.id, "fraud")
+        oms.allocate(first.id)
+        with oms.store.unit_of_work(write=False) as uow:
+            queue = uow.orders.order_queue
+            assert queue(waiting) == [second.id, third.id]
+            assert queue(waiting, hold="fraud") == []
+            assert queue(waiting, hold="manual") == [third.id]
+            assert queue(frozenset({OrderStatus.ALLOCATED})) == sorted([first.id, fourth.id])
 
     def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
         """The store keeps where a parcel's units are: in transit at no location, after the
@@ -955,6 +998,36 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 assert stalled == queue[: len(stalled)]
                 assert all(q.waiting >= timedelta(minutes=30) for q in stalled)
                 assert all(q.waiting < timedelta(minutes=30) for q in queue[len(stalled) :])
+
+        @invariant()
+        def order_queues_match_a_scan_of_the_orders(self) -> None:
+            """Every order is in the queue of its status, placed earliest first (ties by
+            id); the fraud queue is the orders with a fraud hold among them."""
+            reference, tested = self.systems
+            orders = sorted(
+                (reference.get_order(order_id) for order_id in self.orders),
+                key=lambda o: (o.placed_at, o.id),
+            )
+            everything = [s.value for s in OrderStatus]
+            queue = tested.order_queue(statuses=everything)
+            assert [(q.order.id, q.order.status) for q in queue] == [
+                (o.id, o.status) for o in orders
+            ]
+            fraud = tested.order_queue(statuses=everything, hold="fraud")
+            expected = [o.id for o in orders if any(h.kind == "fraud" for h in o.holds)]
+            assert [q.order.id for q in fraud] == expected
+
+        @rule(data=st.data())
+        def a_person_holds_or_releases(self, data: st.DataObject) -> None:
+            """A fraud hold on an order, or its release."""
+            if not self.orders:
+                return
+            order = self.systems[0].get_order(data.draw(st.sampled_from(self.orders)))
+            held = any(h.kind == "fraud" for h in order.holds)
+            if held:
+                self.both("release", order.id, "fraud")
+            else:
+                self.both("hold", order.id, "fraud", reason="score 91")
 
         @invariant()
         def stock_matches_a_plain_tally(self) -> None:
