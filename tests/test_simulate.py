@@ -207,6 +207,29 @@ def test_inspect_shows_a_location_queue_and_stalled_work(
     assert "NOPE" in capsys.readouterr().err
 
 
+def test_inspect_shows_the_orders_waiting_and_those_on_a_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--waiting lists the orders not wholly allocated or on hold, --hold KIND those on a
+    hold of that kind; at most QUEUE_ROWS rows each, and they say when there are more."""
+    db = tmp_path / "shop.db"
+    oms = OMS(SqliteStore(str(db)), ids=SequentialIds())
+    oms.add_location(sample_location("WH-1"))
+    oms.receive("WH-1", "A", 50)
+    for _ in range(QUEUE_ROWS + 1):
+        oms.place_order(order_draft("A", 1))
+    oms.hold("O-2", "fraud", reason="score 91")
+    assert main(["inspect", "--db", str(db), "--waiting", "--hold", "fraud"]) == 0
+    out = capsys.readouterr().out
+    assert f"orders waiting: {QUEUE_ROWS}+, longest waiting first" in out
+    assert "orders on a fraud hold: 1, longest waiting first" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  O-")]
+    assert len(rows) == QUEUE_ROWS + 1
+    assert rows[0][:3] == ["O-1", "open", "web"]
+    assert rows[1][:2] == rows[-1][:2] == ["O-2", "on_hold"]
+    assert rows[-1][-1] == "fraud"
+
+
 def test_an_order_on_a_sourcing_hold_is_reviewed_and_its_work_goes_on() -> None:
     """Too many rejections put an order on a sourcing hold, which also stops the work on
     its other fulfilment orders; the simulated reviewer releases it on the retry, and the

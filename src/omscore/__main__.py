@@ -16,7 +16,7 @@ from omscore.bench import run as bench_run
 from omscore.errors import OmsError
 from omscore.events import OrderEvent, ReturnEvent
 from omscore.ports import Store
-from omscore.service import OMS, QueuedFulfillment
+from omscore.service import OMS, QueuedFulfillment, QueuedOrder
 from omscore.simulate import POLICIES, run
 
 DEFAULT_DB = "omscore-simulation.db"
@@ -44,6 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         metavar="HOURS",
         help="show work no location has moved on for this many hours",
+    )
+    ins.add_argument(
+        "--waiting",
+        action="store_true",
+        help="show the orders not wholly allocated yet or on hold, longest waiting first",
+    )
+    ins.add_argument(
+        "--hold", metavar="KIND", help="show the orders on a hold of this kind (fraud, ...)"
     )
     prune = commands.add_parser(
         "prune", help="delete old published events and forget old idempotency keys"
@@ -136,6 +144,11 @@ def _inspect(args: argparse.Namespace) -> int:
         older_than = timedelta(hours=args.stalled)
         stalled = oms.stalled_fulfillments(older_than, limit=QUEUE_ROWS + 1)
         _print_queue(f"stalled for {args.stalled:g} h or more", stalled)
+    if args.waiting:
+        _print_orders("orders waiting", oms.order_queue(limit=QUEUE_ROWS + 1))
+    if args.hold:
+        held = oms.order_queue(hold=args.hold, limit=QUEUE_ROWS + 1)
+        _print_orders(f"orders on a {args.hold} hold", held)
     return 0
 
 
@@ -194,6 +207,20 @@ def _print_queue(title: str, queue: list[QueuedFulfillment]) -> None:
         print(
             f"  {f.id:<14} {f.status.value:<17} at {f.stock_location:<8} {hours:>8.1f} h  "
             f"order {q.order_id} ({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
+        )
+
+
+def _print_orders(title: str, queue: list[QueuedOrder]) -> None:
+    """The first :data:`QUEUE_ROWS` of an order queue, one line each."""
+    count = f"{QUEUE_ROWS}+" if len(queue) > QUEUE_ROWS else str(len(queue))
+    print(f"{title}: {count}, longest waiting first")
+    for q in queue[:QUEUE_ROWS]:
+        order = q.order
+        hours = q.waiting.total_seconds() / 3600
+        holds = ", ".join(h.kind for h in order.holds) or "none"
+        print(
+            f"  {order.id:<10} {order.status.value:<19} {order.channel:<11} {hours:>8.1f} h  "
+            f"{order.open_units} unit(s) open, holds: {holds}"
         )
 
 
