@@ -36,6 +36,7 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     report = run(MemoryStore(), orders=400, seed=6, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
+    assert report.orders_left_waiting == 0  # and every order was allocated or cancelled
     assert report.orders > 350
     assert report.pickups > 0
     assert report.shipped_to_store > 0

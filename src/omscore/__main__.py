@@ -122,7 +122,8 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(report.render())
-    return 0 if report.stock_conserved and not report.work_left_open else 1
+    settled = not (report.work_left_open or report.orders_left_waiting)
+    return 0 if report.stock_conserved and settled else 1
 
 
 def _inspect(args: argparse.Namespace) -> int:

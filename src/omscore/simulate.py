@@ -116,6 +116,7 @@ class Report:
     stock_conserved: bool = False
     discrepancies: int = 0
     work_left_open: int = 0
+    orders_left_waiting: int = 0
     elapsed_s: float = 0.0
     peak_memory_mb: float = 0.0
 
@@ -167,6 +168,8 @@ class Report:
             f"(ledger replays to every level; {self.discrepancies} discrepancies)",
             f"  work left open         {self.work_left_open:>12,}   (fulfilment orders not "
             "delivered, collected or ended)",
+            f"  orders left waiting    {self.orders_left_waiting:>12,}   (not wholly allocated, "
+            "or on hold)",
             f"  throughput             {r['orders_per_second']:>12,.1f} orders/s, "
             f"{r['commands_per_second']:,.1f} commands/s",
             f"  elapsed                {self.elapsed_s:>12.1f} s",
@@ -309,6 +312,7 @@ class Simulation:
         self.report.work_left_open = len(
             self.oms.stalled_fulfillments(timedelta(0), statuses=unfinished)
         )
+        self.report.orders_left_waiting = len(self.oms.order_queue())
         self.report.elapsed_s = time.perf_counter() - started
         self.report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return self.report
