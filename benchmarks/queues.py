@@ -1,14 +1,16 @@
-"""Work-queue benchmark: a location's queue and the stalled work, as history grows.
+"""Work-queue benchmark: a location's queue, the stalled work and the order queues, as
+history grows.
 
     python benchmarks/queues.py [--history 1000,15000] [--live 200] [--repeat 300]
 
 A queue must cost what the live work costs, not what was ever placed. For each history
 size a fresh ``SqliteStore`` file gets that many orders placed, allocated, shipped and
-delivered, then ``--live`` orders placed and allocated and left open (the stream of
-benchmarks/store.py, 20,000 orders at most in all). It prints the median and p99 of
-``fulfillment_queue`` (the first 20, and all) at the warehouse with the most open work and of
-``stalled_fulfillments`` (the 20 longest waiting anywhere), and each one's ratio against
-the smallest history, in the same process.
+delivered, then ``--live`` orders placed and left open (the stream of benchmarks/store.py, 20,000
+orders at most in all): every fourth on a fraud hold, the others allocated. It prints the
+median and p99 of ``fulfillment_queue`` (the first 20, and all) at the warehouse with the
+most open work, of ``stalled_fulfillments`` (the 20 longest waiting anywhere), and of
+``order_queue`` (the first 20 waiting, and the whole fraud queue), and each one's ratio
+against the smallest history, in the same process.
 """
 
 from __future__ import annotations
@@ -45,9 +47,12 @@ def filled(path: Path, history: int, live: int) -> tuple[OMS, SqliteStore, str]:
         oms.ship(f.id, tracking=f"T-{f.id}")
         oms.deliver(f.id)
     where: Counter[str] = Counter()
-    for draft in drafts[history : history + live]:
+    for n, draft in enumerate(drafts[history : history + live]):
         clock.advance(timedelta(minutes=1))
         order = oms.place_order(draft)
+        if n % 4 == 0:
+            oms.hold(order.id, "fraud", reason="score over 90")
+            continue
         oms.allocate(order.id)
         where[oms.get_order(order.id).fulfillments[0].location_id] += 1
     clock.advance(timedelta(hours=2))
@@ -55,7 +60,7 @@ def filled(path: Path, history: int, live: int) -> tuple[OMS, SqliteStore, str]:
 
 
 def timings(oms: OMS, busiest: str, repeat: int) -> list[Timing]:
-    """The three reads, ``repeat`` times each."""
+    """The five reads, ``repeat`` times each."""
     reads: list[tuple[str, Callable[[], object]]] = [
         (f"queue at {busiest}, first 20", lambda: oms.fulfillment_queue(busiest, limit=20)),
         (f"queue at {busiest}, all", lambda: oms.fulfillment_queue(busiest)),
@@ -63,6 +68,8 @@ def timings(oms: OMS, busiest: str, repeat: int) -> list[Timing]:
             "stalled 1 h, 20 longest anywhere",
             lambda: oms.stalled_fulfillments(timedelta(hours=1), limit=20),
         ),
+        ("orders waiting, first 20", lambda: oms.order_queue(limit=20)),
+        ("orders on a fraud hold, all", lambda: oms.order_queue(hold="fraud")),
     ]
     return [measure(name, read, repeat) for name, read in reads]
 
@@ -75,10 +82,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=300)
     args = parser.parse_args()
     sizes = sorted(int(x) for x in args.history.split(","))
-    if sizes[-1] + args.live > DRAFTS or args.live < 1:
-        parser.error(f"history + live must be at most {DRAFTS:,}, and live at least 1")
+    if sizes[-1] + args.live > DRAFTS or args.live < 2:
+        parser.error(f"history + live must be at most {DRAFTS:,}, and live at least 2")
     print(
-        "omscore queue benchmark: fulfillment_queue / stalled_fulfillments on SqliteStore; "
+        "omscore queue benchmark: fulfillment_queue / stalled_fulfillments / order_queue on "
+        "SqliteStore; "
         f"reproduce: python benchmarks/queues.py --history {args.history} --live {args.live} "
         f"--repeat {args.repeat}"
     )
