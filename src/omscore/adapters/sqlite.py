@@ -510,21 +510,16 @@ class _Orders(_Table[Order]):
     ) -> list[tuple[OrderId, FulfillmentId]]:
         if not statuses:
             return []
-        sql = (
-            "SELECT order_id, id FROM fulfillments WHERE status IN "
-            f"({', '.join('?' * len(statuses))})"
+        sql, args = _queue_query(
+            "SELECT order_id, id FROM fulfillments",
+            statuses,
+            {
+                "location_id = ?": location_id,
+                "since <= ?": _utc(waiting_since) if waiting_since is not None else None,
+            },
+            "since, id",
+            limit,
         )
-        args: list[object] = [s.value for s in sorted(statuses)]
-        if location_id is not None:
-            sql += " AND location_id = ?"
-            args.append(location_id)
-        if waiting_since is not None:
-            sql += " AND since <= ?"
-            args.append(_utc(waiting_since))
-        sql += " ORDER BY since, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
         return [(OrderId(o), FulfillmentId(f)) for o, f in self.uow.all(sql, args)]
 
     def order_queue(
@@ -538,22 +533,41 @@ class _Orders(_Table[Order]):
     ) -> list[OrderId]:
         if not statuses:
             return []
-        sql = f"SELECT id FROM orders WHERE status IN ({', '.join('?' * len(statuses))})"
-        args: list[object] = [s.value for s in sorted(statuses)]
-        if hold is not None:
-            sql += " AND id IN (SELECT order_id FROM order_holds WHERE kind = ?)"
-            args.append(hold)
-        if channel is not None:
-            sql += " AND channel = ?"
-            args.append(channel)
-        if placed_before is not None:
-            sql += " AND placed_at <= ?"
-            args.append(_utc(placed_before))
-        sql += " ORDER BY placed_at, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = _queue_query(
+            "SELECT id FROM orders",
+            statuses,
+            {
+                "id IN (SELECT order_id FROM order_holds WHERE kind = ?)": hold,
+                "channel = ?": channel,
+                "placed_at <= ?": _utc(placed_before) if placed_before is not None else None,
+            },
+            "placed_at, id",
+            limit,
+        )
         return [OrderId(order_id) for (order_id,) in self.uow.all(sql, args)]
+
+
+def _queue_query(
+    select: str,
+    statuses: frozenset[FulfillmentStatus] | frozenset[OrderStatus],
+    conditions: dict[str, object | None],
+    order_by: str,
+    limit: int | None,
+) -> tuple[str, list[object]]:
+    """A queue's query: the rows in one of ``statuses`` that meet each condition given a
+    value (``None``: that filter is not asked for), in ``order_by`` order, at most
+    ``limit``. Only the values are parameters; the SQL pieces are the callers' constants."""
+    args: list[object] = [*sorted(s.value for s in statuses)]
+    sql = f"{select} WHERE status IN ({', '.join('?' * len(args))})"
+    for condition, value in conditions.items():
+        if value is not None:
+            sql += f" AND {condition}"
+            args.append(value)
+    sql += f" ORDER BY {order_by}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return sql, args
 
 
 class _Items(_Table[InventoryItem]):
