@@ -5,6 +5,7 @@ what a return request will accept."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -25,11 +26,12 @@ class ReturnLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
+        self.gateway = FakePaymentGateway()
         self.oms = OMS(
             MemoryStore(),
             clock=self.clock,
             ids=SequentialIds(),
-            payments=FakePaymentGateway(),
+            payments=self.gateway,
             return_policy=ReturnPolicy(restocking_fee_percent=5, refund_shipping="if_all_returned"),
         )
         self.oms.add_location(warehouse("WH-1"))
@@ -84,6 +86,15 @@ class ReturnLifecycle(RuleBasedStateMachine):
         if rma is not None:
             self.returns.append(rma.id)  # type: ignore[attr-defined]
 
+    @rule(cents=st.integers(1, 6000))
+    def goodwill(self, cents: int) -> None:
+        """A refund without a return: accepted exactly when it fits what was captured and
+        not refunded yet."""
+        order = self.oms.get_order(self.order_id)
+        amount = Money(Decimal(cents).scaleb(-2), "EUR")
+        refunded = self.attempt("refund_order", self.order_id, amount, "goodwill")
+        assert (refunded is not None) == (amount <= order.captured - order.refunded)
+
     @rule(days=st.integers(1, 12))
     def time_passes(self, days: int) -> None:
         """The 30-day window closes after a few of these."""
@@ -129,6 +140,9 @@ class ReturnLifecycle(RuleBasedStateMachine):
         order = self.oms.get_order(self.order_id)
         zero = Money.zero("EUR")
         assert order.refunded <= order.captured <= order.authorized
+        assert order.payment_reference is not None
+        paid = self.gateway.authorizations[order.payment_reference]
+        assert (paid.captured, paid.refunded) == (order.captured, order.refunded)
         refunded_by_returns = sum(
             (r.refunded for r in map(self.oms.get_return, self.returns) if r.refunded is not None),
             zero,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -22,8 +23,18 @@ from omscore import (
 )
 from omscore.adapters.carriers import TableRateCarrier
 from omscore.adapters.payments import FakePaymentGateway
-from omscore.errors import InvalidReturn, InvalidTransition, UnknownLocation, UnknownOrder
-from omscore.events import ReturnRefunded
+from omscore.errors import (
+    CurrencyMismatch,
+    InvalidMoney,
+    InvalidRefund,
+    InvalidReturn,
+    InvalidTransition,
+    PaymentDeclined,
+    PaymentLimitExceeded,
+    UnknownLocation,
+    UnknownOrder,
+)
+from omscore.events import OrderRefunded, ReturnRefunded
 from omscore.inventory import MovementKind
 from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
@@ -242,6 +253,93 @@ def test_refunds_split_discount_and_tax_per_unit_to_the_cent(shop: Callable[...,
         refunds.append(oms.refund_return(rma.id))
     assert refunds == [eur("11.57"), eur("11.57"), eur("11.56")]
     assert sum(refunds, Money.zero("EUR")) == line.total
+
+
+def test_a_refund_without_a_return_is_paid_back_once_and_caps_later_refunds(
+    shop: Callable[..., OMS],
+) -> None:
+    """Goodwill for a late parcel: the gateway pays it back once (a repeat under its key
+    returns the first result), the events say how much and why, and the return that
+    follows refunds only what is left of the payment."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 2, eur("20.00")), shipping="4.95")
+    order = oms.refund_order(order_id, eur("15.00"), "parcel three days late", "goodwill-1")
+    assert oms.refund_order(order_id, eur("15.00"), "parcel three days late", "goodwill-1") == (
+        order
+    )
+    assert (order.captured, order.refunded) == (eur("44.95"), eur("15.00"))
+    gateway = cast(FakePaymentGateway, oms.payments)
+    assert order.payment_reference is not None
+    assert gateway.authorizations[order.payment_reference].refunded == eur("15.00")
+    said = [e for e in oms.events() if isinstance(e, OrderRefunded)]
+    assert [(e.amount, e.reason) for e in said] == [(eur("15.00"), "parcel three days late")]
+    line = order.lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 2}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 2}})
+    assert oms.refund_return(rma.id) == eur("29.95")  # 40.00 asked, 29.95 left to refund
+    assert oms.get_order(order_id).refunded == oms.get_order(order_id).captured
+
+
+@pytest.mark.parametrize(
+    ("amount", "error", "message"),
+    [
+        (5.0, InvalidMoney, "must be Money, got 5.0"),
+        (Money("5.00", "USD"), CurrencyMismatch, "paid in EUR, not USD"),
+        (eur("0"), InvalidRefund, "must be positive"),
+        (eur("-1.00"), InvalidRefund, "must be positive"),
+        (eur("0.005"), InvalidRefund, "whole EUR minor units, got 0.005 EUR"),
+        (eur("20.01"), PaymentLimitExceeded, "20.00 EUR refundable (20.00 EUR captured"),
+    ],
+)
+def test_a_refund_that_cannot_be_paid_back_is_refused_and_changes_nothing(
+    shop: Callable[..., OMS], amount: object, error: type[Exception], message: str
+) -> None:
+    """Not Money, another currency, nothing or less, finer than a cent, more than was
+    captured and not refunded: a typed error naming the values; nothing moves."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 2, eur("10.00")))
+    before = (oms.get_order(order_id), oms.events())
+    with pytest.raises(error, match=re.escape(message)):
+        oms.refund_order(order_id, amount, "price match")  # type: ignore[arg-type]
+    assert (oms.get_order(order_id), oms.events()) == before
+
+
+def test_nothing_is_refundable_before_anything_was_captured_or_when_the_gateway_declines(
+    shop: Callable[..., OMS],
+) -> None:
+    """An order not shipped has paid nothing yet; a declined refund changes nothing."""
+    oms = shop()
+    placed = oms.place_order(
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            lines=[LineDraft("A", 1, eur("10.00"))],
+            delivery=Delivery.ship(BERLIN),
+        )
+    )
+    with pytest.raises(PaymentLimitExceeded, match="0 EUR refundable"):
+        oms.refund_order(placed.id, eur("1.00"), "price match")
+    order_id = delivered(oms, LineDraft("A", 1, eur("10.00")))
+    cast(FakePaymentGateway, oms.payments).decline_next()
+    before = (oms.get_order(order_id), oms.events())
+    with pytest.raises(PaymentDeclined):
+        oms.refund_order(order_id, eur("1.00"), "price match")
+    assert (oms.get_order(order_id), oms.events()) == before
+    assert oms.refund_order(order_id, eur("1.00"), "price match").refunded == eur("1.00")
+
+
+def test_without_a_payment_port_refunds_are_capped_all_the_same(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Payments settled outside omscore are recorded, never beyond what was captured."""
+    oms = make_oms()
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order_id = delivered(oms, LineDraft("A", 1, eur("10.00")))
+    assert oms.refund_order(order_id, eur("4.00"), "price match").refunded == eur("4.00")
+    with pytest.raises(PaymentLimitExceeded, match=re.escape("6.00 EUR refundable")):
+        oms.refund_order(order_id, eur("6.01"), "price match")
+    assert oms.get_order(order_id).refunded == eur("4.00")
 
 
 def test_restocking_fee_and_shipping_rules(shop: Callable[..., OMS]) -> None:

@@ -202,6 +202,11 @@ class PaymentLimitExceeded(PaymentError, ValueError):
     """A capture beyond the authorisation, or a refund beyond what was captured."""
 
 
+class InvalidRefund(OmsError, ValueError):
+    """A refund amount that cannot be paid back: zero or negative, or finer than the
+    currency's minor unit."""
+
+
 class UnknownReturn(OmsError, KeyError):
     """No return with that id."""
 

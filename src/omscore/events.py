@@ -421,6 +421,15 @@ class PaymentRecorded(OrderEvent):
     key: str
 
 
+@attrs.frozen(slots=True, kw_only=True)
+class OrderRefunded(OrderEvent):
+    """Money given back on an order without a return (goodwill for a late parcel, a price
+    match, a damaged unit the customer keeps), and why; ``PaymentRecorded`` says how."""
+
+    amount: Money
+    reason: str
+
+
 # --- returns --------------------------------------------------------------------------------
 
 

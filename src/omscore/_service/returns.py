@@ -12,9 +12,16 @@ from omscore._service.core import (
     _returns_location,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidReturn
+from omscore.errors import (
+    CurrencyMismatch,
+    InvalidMoney,
+    InvalidRefund,
+    InvalidReturn,
+    PaymentLimitExceeded,
+)
 from omscore.events import (
     DomainEvent,
+    OrderRefunded,
     ReturnRefunded,
 )
 from omscore.ids import LineId, LineQuantities, ReturnId
@@ -235,6 +242,40 @@ class ReturnUseCases(ServiceCore):
 
         return self._run("refund_return", {"return_id": return_id}, idempotency_key, work)
 
+    def refund_order(
+        self, order_id: str, amount: Money, reason: str, idempotency_key: str | None = None
+    ) -> Order:
+        """Give ``amount`` back on the order without a return: goodwill for a late parcel,
+        a price match, a damaged unit the customer keeps. The payment port refunds it and
+        ``OrderRefunded`` records why. At most what was captured less what was refunded
+        (:class:`~omscore.errors.PaymentLimitExceeded` names both); refunds of returns
+        that follow are capped by what is left. ``amount`` must be :class:`Money` in the
+        order's currency, positive and in whole minor units (else
+        :class:`~omscore.errors.InvalidMoney`, ``CurrencyMismatch`` or ``InvalidRefund``)."""
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _load_order(uow, order_id)
+            _check_refund(order, amount)
+            key = f"refund:{order.id}:v{order.version}"  # a retried command refunds once
+            order, events = self._payments.refund(order, amount, key, now)
+            uow.record(events)
+            uow.record(
+                [
+                    OrderRefunded(
+                        order_id=order.id,
+                        version=order.version,
+                        at=now,
+                        amount=amount,
+                        reason=reason,
+                    )
+                ]
+            )
+            uow.orders.put(order)
+            return order
+
+        arguments = {"order_id": order_id, "amount": amount, "reason": reason}
+        return self._run("refund_order", arguments, idempotency_key, work)
+
     def exchange(
         self, return_id: str, lines: Sequence[LineDraft], idempotency_key: str | None = None
     ) -> Order:
@@ -283,3 +324,22 @@ class ReturnUseCases(ServiceCore):
 
         arguments = {"return_id": return_id, "lines": list(lines)}
         return self._run("exchange", arguments, idempotency_key, work)
+
+
+def _check_refund(order: Order, amount: object) -> None:
+    if not isinstance(amount, Money):
+        raise InvalidMoney(f"a refund amount must be Money, got {amount!r}")
+    if amount.currency != order.currency:
+        raise CurrencyMismatch(
+            f"order {order.id} was paid in {order.currency}, not {amount.currency}"
+        )
+    if amount.amount <= 0 or amount.quantize() != amount:
+        raise InvalidRefund(
+            f"a refund must be positive and in whole {amount.currency} minor units, got {amount}"
+        )
+    refundable = order.captured - order.refunded
+    if amount > refundable:
+        raise PaymentLimitExceeded(
+            f"cannot refund {amount} on order {order.id}: {refundable} refundable "
+            f"({order.captured} captured, {order.refunded} refunded)"
+        )

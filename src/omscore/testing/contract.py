@@ -24,6 +24,7 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -930,6 +931,14 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             disposition = Disposition.RESTOCK if restock else Disposition.DAMAGED
             self.both("receive_return", rma.id, "WH-1", {order.lines[0].id: {disposition: n}})
             self.both("refund_return", rma.id)
+
+        @rule(data=st.data(), cents=st.integers(1, 2500))
+        def goodwill(self, data: st.DataObject, cents: int) -> None:
+            """A refund without a return (refused alike beyond what was paid)."""
+            if self.orders:
+                order_id = data.draw(st.sampled_from(self.orders))
+                amount = Money(Decimal(cents).scaleb(-2), "EUR")
+                self.both("refund_order", order_id, amount, "goodwill")
 
         @rule(minutes=st.integers(1, 90), n=st.integers(1, 3))
         def reserve_and_let_time_pass(self, minutes: int, n: int) -> None:
