@@ -31,9 +31,10 @@ def counts(report: Report) -> dict[str, object]:
 
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     """Orders, pickups (one shipped to its store, one collected in part), same-day,
-    rejections, short picks and parcels shipped in parts, a store closing, returns and
-    refunds all happen, and no command the simulation sends is refused."""
-    report = run(MemoryStore(), orders=400, seed=6, policy="lowest_cost", progress=None)
+    rejections, short picks and parcels shipped in parts, a store closing, fraud reviews
+    (one ending in a cancel), returns and refunds, and goodwill for late parcels all
+    happen, and no command the simulation sends is refused."""
+    report = run(MemoryStore(), orders=400, seed=13, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders_left_waiting == 0  # and every order was allocated or cancelled
@@ -41,6 +42,7 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.pickups > 0
     assert report.shipped_to_store > 0
     assert report.pickups_collected_in_part > 0
+    assert report.fraud_reviews > report.fraud_cancelled > 0
     assert report.store_closures == 1
     assert report.same_day > 0
     assert report.rejections > 0
@@ -49,6 +51,8 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.refused == 0
     assert report.returns > 0
     assert report.refunded.amount > 0
+    assert report.goodwill_refunds > 0
+    assert report.goodwill_refunded.amount > 0
     assert report.shipments > 0
 
 

@@ -81,6 +81,8 @@ CITIES = (
 WAREHOUSES = ("Hamburg", "Berlin", "Frankfurt", "Munich")
 SKUS = 300
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+#: What customer service gives back for a late parcel.
+GOODWILL = Money("5.00", "EUR")
 
 
 @attrs.define
@@ -101,6 +103,8 @@ class Report:
     pickups_expired: int = 0
     shipped_to_store: int = 0
     store_closures: int = 0
+    fraud_reviews: int = 0
+    fraud_cancelled: int = 0
     same_day: int = 0
     rejections: int = 0
     short_picks: int = 0
@@ -108,6 +112,8 @@ class Report:
     returns: int = 0
     refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     restocked: int = 0
+    goodwill_refunds: int = 0
+    goodwill_refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     reservations_expired: int = 0
     cancelled_units: int = 0
     receipts: int = 0
@@ -124,6 +130,7 @@ class Report:
         """The report as JSON-ready data, with the derived rates."""
         data = attrs.asdict(self)
         data["refunded"] = str(self.refunded)
+        data["goodwill_refunded"] = str(self.goodwill_refunded)
         data.update(self.rates())
         return data
 
@@ -158,8 +165,12 @@ class Report:
             f"  rejections re-sourced  {self.rejections:>12,}   and {self.short_picks:,} short "
             "picks (a unit not found)",
             f"  store closures         {self.store_closures:>12,}   (their holds moved elsewhere)",
+            f"  fraud reviews          {self.fraud_reviews:>12,}   {self.fraud_cancelled:,} "
+            "cancelled, the rest sourced",
             f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
             f"restocked {self.restocked:,} units",
+            f"  goodwill refunds       {self.goodwill_refunds:>12,}   refunded "
+            f"{self.goodwill_refunded} for late parcels",
             f"  reservations expired   {self.reservations_expired:>12,}",
             f"  units cancelled        {self.cancelled_units:>12,}   (waited too long)",
             f"  stock receipts         {self.receipts:>12,}",
@@ -338,6 +349,7 @@ class Simulation:
     def _housekeeping(self) -> None:
         self.report.reservations_expired += self._try(self.oms.expire_reservations) or 0
         self.report.pickups_expired += self._try(self.oms.expire_pickups) or 0
+        self._review_fraud()
 
     def _close_a_store(self) -> None:
         """A store closes for a few hours (a stocktake, a staff shortage): what it holds for
@@ -408,17 +420,43 @@ class Simulation:
             shipping_fee=Money("4.95", "EUR") if delivery.address else None,
             reservation_key=key,
         )
+        flagged = rng.random() < 0.01  # the fraud screen wants a person to look first
         order = self._try(
-            self.oms.place_order, draft, idempotency_key=f"checkout-{n}", allocate=True
+            self.oms.place_order, draft, idempotency_key=f"checkout-{n}", allocate=not flagged
         )
         if order is None:
             return
+        if flagged:
+            order = self._try(self.oms.hold, order.id, HoldKind.FRAUD, reason="score over 90")
+            if order is None:
+                return
         self.report.orders += 1
         self.report.units += sum(line.quantity for line in lines)
         self.report.pickups += delivery.pickup_location is not None
         self.report.same_day += delivery.address is not None and delivery.method.value == "same_day"
-        sourced = [(f.location_id, fl.quantity) for f in order.fulfillments for fl in f.lines]
-        self._sourced(order, sourced, first=True)
+        if not flagged:
+            sourced = [(f.location_id, fl.quantity) for f in order.fulfillments for fl in f.lines]
+            self._sourced(order, sourced, first=True)
+
+    def _review_fraud(self) -> None:
+        """The fraud team works its queue: orders held for an hour or more, oldest first;
+        most are fine and sourced at once, one in ten is cancelled."""
+        waiting = self._try(
+            self.oms.order_queue, hold=HoldKind.FRAUD, older_than=timedelta(hours=1)
+        )
+        for queued in waiting or ():
+            order_id = queued.order.id
+            self.report.fraud_reviews += 1
+            if self.rng.random() < 0.1:
+                self._try(self.oms.cancel, order_id, reason="fraud confirmed")
+                self.report.fraud_cancelled += 1
+                continue
+            if self._try(self.oms.release, order_id, HoldKind.FRAUD) is None:
+                continue
+            plan = self._try(self.oms.allocate, order_id)
+            if plan is not None:
+                sourced = [(a.location_id, a.quantity) for a in plan.assignments]
+                self._sourced(self.oms.get_order(order_id), sourced, first=True)
 
     def _store_with(self, lines: list[LineDraft], home: Address) -> str | None:
         """Click & collect: the nearest store (within 60 km) holding the whole basket."""
@@ -564,6 +602,8 @@ class Simulation:
         same_day = parcel.method.value == "same_day"
         hours = 4 if same_day else self.rng.randint(20, 60)
         self._later(timedelta(hours=hours), "deliver", parcel.id)
+        if hours > 54 and self.rng.random() < 0.5:  # late, and the customer says so
+            self._later(timedelta(hours=hours + 2), "complain", order.id)
 
     def _short_pick_or_reject(self, fulfillment_id: str) -> Any:
         """Half the time, one unit of a bigger fulfilment order is not found; else the
@@ -614,6 +654,16 @@ class Simulation:
         self._try(self.oms.cancel, order.id, refused, reason="refused at the counter")
         self._maybe_return(order.id)
         return True
+
+    def _complain(self, order_id: str) -> None:
+        """Customer service gives 5.00 back for a late parcel (less, if less was paid)."""
+        order = self.oms.get_order(order_id)
+        amount = min(GOODWILL, order.captured - order.refunded)
+        if amount.amount <= 0:
+            return
+        if self._try(self.oms.refund_order, order_id, amount, "parcel late") is not None:
+            self.report.goodwill_refunds += 1
+            self.report.goodwill_refunded += amount
 
     def _deliver(self, fulfillment_id: str) -> None:
         order = self._try(self.oms.deliver, fulfillment_id)
