@@ -18,6 +18,7 @@ from omscore import (
     LineDraft,
     Location,
     Money,
+    Order,
     OrderDraft,
     OrderStatus,
 )
@@ -72,9 +73,9 @@ def shop(make_oms: Callable[..., OMS]) -> Callable[..., OMS]:
     return build
 
 
-def delivered(oms: OMS, *lines: LineDraft, shipping: str = "0.00") -> str:
-    """Place, allocate, ship and deliver an order; its id."""
-    order = oms.place_order(
+def placed(oms: OMS, *lines: LineDraft, shipping: str = "0.00") -> Order:
+    """A placed order shipped to Berlin."""
+    return oms.place_order(
         OrderDraft(
             channel="web",
             currency="EUR",
@@ -83,6 +84,11 @@ def delivered(oms: OMS, *lines: LineDraft, shipping: str = "0.00") -> str:
             shipping_fee=eur(shipping),
         )
     )
+
+
+def delivered(oms: OMS, *lines: LineDraft, shipping: str = "0.00") -> str:
+    """Place, allocate, ship and deliver an order; its id."""
+    order = placed(oms, *lines, shipping=shipping)
     oms.allocate(order.id)
     for f in oms.get_order(order.id).fulfillments:
         oms.ship(f.id)
@@ -141,14 +147,7 @@ def test_undelivered_units_and_units_in_open_returns_cannot_be_returned(
 ) -> None:
     """Only delivered units, and only once while a return claims them."""
     oms = shop()
-    order = oms.place_order(
-        OrderDraft(
-            channel="web",
-            currency="EUR",
-            lines=[LineDraft("A", 2, eur("5.00"))],
-            delivery=Delivery.ship(BERLIN),
-        )
-    )
+    order = placed(oms, LineDraft("A", 2, eur("5.00")))
     with pytest.raises(InvalidReturn, match="0 returnable"):
         oms.request_return(order.id, {order.lines[0].id: 1})
     order_id = delivered(oms, LineDraft("A", 2, eur("5.00")))
@@ -167,15 +166,8 @@ def test_returnable_says_what_a_return_request_accepts(
     until the window closes (on its last second still open); nothing for an order not yet
     delivered; an unknown order is an UnknownOrder."""
     oms = shop(window=timedelta(days=14), non_returnable_skus={"GIFT"})
-    placed = oms.place_order(
-        OrderDraft(
-            channel="web",
-            currency="EUR",
-            lines=[LineDraft("A", 2, eur("5.00"))],
-            delivery=Delivery.ship(BERLIN),
-        )
-    )
-    assert oms.returnable(placed.id) == {}
+    undelivered = placed(oms, LineDraft("A", 2, eur("5.00")))
+    assert oms.returnable(undelivered.id) == {}
     order_id = delivered(
         oms,
         LineDraft("A", 3, eur("5.00")),
@@ -309,16 +301,9 @@ def test_nothing_is_refundable_before_anything_was_captured_or_when_the_gateway_
 ) -> None:
     """An order not shipped has paid nothing yet; a declined refund changes nothing."""
     oms = shop()
-    placed = oms.place_order(
-        OrderDraft(
-            channel="web",
-            currency="EUR",
-            lines=[LineDraft("A", 1, eur("10.00"))],
-            delivery=Delivery.ship(BERLIN),
-        )
-    )
+    unshipped = placed(oms, LineDraft("A", 1, eur("10.00")))
     with pytest.raises(PaymentLimitExceeded, match="0 EUR refundable"):
-        oms.refund_order(placed.id, eur("1.00"), "price match")
+        oms.refund_order(unshipped.id, eur("1.00"), "price match")
     order_id = delivered(oms, LineDraft("A", 1, eur("10.00")))
     cast(FakePaymentGateway, oms.payments).decline_next()
     before = (oms.get_order(order_id), oms.events())
