@@ -22,7 +22,7 @@ from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
 from omscore.ids import Sku
 from omscore.inventory import Backorder, InventoryItem, StockHold
-from omscore.orders import FulfillmentStatus, OrderStatus
+from omscore.orders import WAITING_ORDER, FulfillmentStatus
 from omscore.ports import Store
 from omscore.serialization import make_converter
 from omscore.service import StockPosition
@@ -67,6 +67,7 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
         }
         assert {"fulfillments_by_wait", "fulfillments_at_location"} <= indexes
         assert "fulfillments_by_status" not in indexes  # schema 6 replaced it
+        assert "orders_by_status" in indexes  # what order queues read
         assert connection.execute("SELECT COUNT(*) FROM locations").fetchone()[0] == 1
 
 
@@ -74,10 +75,8 @@ HOLD_KINDS = ("fraud", "manual", "payment")
 
 
 def as_schema_6(connection: sqlite3.Connection) -> None:
-    """Undo schema 7: no rows of order holds, and the index of orders by status alone."""
+    """Undo schema 7: no rows of order holds."""
     connection.execute("DROP TABLE order_holds")
-    connection.execute("DROP INDEX orders_by_wait")
-    connection.execute("CREATE INDEX orders_by_status ON orders (status)")
     connection.execute("DELETE FROM schema_version WHERE version >= 7")
 
 
@@ -95,8 +94,7 @@ def test_order_queues_are_filled_in_by_the_schema_7_migration(tmp_path: Path) ->
     oms.hold("O-1", "fraud", reason="score 93")
     oms.hold("O-1", "manual", reason="call")
     oms.allocate("O-2")
-    everything = [s.value for s in OrderStatus]
-    queues = {kind: oms.order_queue(statuses=everything, hold=kind) for kind in HOLD_KINDS}
+    queues = {kind: oms.order_queue(hold=kind) for kind in HOLD_KINDS}
     assert [q.order.id for q in queues["fraud"]] == ["O-1", "O-3"]
     assert [q.order.id for q in queues["manual"]] == ["O-1"]
     oms.store.close()  # type: ignore[attr-defined]
@@ -104,8 +102,19 @@ def test_order_queues_are_filled_in_by_the_schema_7_migration(tmp_path: Path) ->
         as_schema_6(connection)
     reopened = OMS(SqliteStore(str(path)), clock=clock)
     assert reopened.store.migrated_from == 6  # type: ignore[attr-defined]
-    assert {k: reopened.order_queue(statuses=everything, hold=k) for k in HOLD_KINDS} == queues
+    assert {k: reopened.order_queue(hold=k) for k in HOLD_KINDS} == queues
     assert [q.order.id for q in reopened.order_queue()] == ["O-1", "O-3"]
+
+
+def test_a_queue_of_waiting_orders_reads_them_by_status(tmp_path: Path) -> None:
+    """The order queue finds orders through the status index, not by scanning them all."""
+    store = SqliteStore(str(tmp_path / "plan.db"))
+    store.statement_log = []
+    with store.unit_of_work(write=False) as uow:
+        uow.orders.order_queue(WAITING_ORDER, limit=20)
+        ((_, sql, args),) = [row for row in store.statement_log if "FROM orders" in row[1]]
+        plan = uow.all(f"EXPLAIN QUERY PLAN {sql}", args)
+    assert "SEARCH orders USING INDEX orders_by_status (status=?)" in [row[3] for row in plan]
 
 
 def as_schema_5(connection: sqlite3.Connection) -> None:

@@ -102,6 +102,11 @@ def test_work_leaves_the_queue_as_it_is_done(busy: OMS) -> None:
             InvalidQuery,
             "unknown order status(es) ['stuck']",
         ),
+        (
+            lambda oms: oms.order_queue(statuses={"open", "shipped", "delivered"}),
+            InvalidQuery,
+            "not ['delivered', 'shipped']: find those by their fulfilment orders",
+        ),
         (lambda oms: oms.order_queue(limit=0), InvalidQuery, "got 0"),
         (
             lambda oms: oms.order_queue(older_than=timedelta(seconds=-1)),
@@ -188,7 +193,7 @@ def test_the_order_queue_lists_what_still_waits_for_the_oms_or_a_person(
     assert [q.order.id for q in oms.order_queue(hold="payment")] == [declined.id]
     assert oms.order_queue(hold="fraud") == []
     assert [q.order.id for q in oms.order_queue(older_than=timedelta(hours=2))] == [backordered.id]
-    assert [q.order.id for q in oms.order_queue(statuses="allocated")] == [allocated.id]
+    assert [q.order.id for q in oms.order_queue(statuses="on_hold")] == [declined.id]
     assert [q.order.id for q in oms.order_queue(channel="web", limit=1)] == [backordered.id]
     assert oms.order_queue(channel="marketplace") == []
     oms.cancel(declined.id)

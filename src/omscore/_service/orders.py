@@ -15,11 +15,12 @@ from omscore._service.core import (
     _next_line_id,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidQuantity, InvalidTransition
+from omscore.errors import InvalidQuantity, InvalidQuery, InvalidTransition
 from omscore.events import DomainEvent
 from omscore.geo import Address
 from omscore.ids import ChannelId, LineQuantities
 from omscore.orders import (
+    WAITING_ORDER,
     HoldKind,
     LineDraft,
     Order,
@@ -28,9 +29,6 @@ from omscore.orders import (
     PaymentKind,
 )
 from omscore.ports import Pruned, UnitOfWork
-
-#: Orders the OMS or a person still has to move: not wholly allocated, or held.
-_WAITING = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.ON_HOLD})
 
 
 class OrderUseCases(ServiceCore):
@@ -105,14 +103,21 @@ class OrderUseCases(ServiceCore):
         older_than: timedelta | None = None,
         limit: int | None = None,
     ) -> list[QueuedOrder]:
-        """Orders still waiting for the OMS or for a person, placed earliest first: by
-        default those not wholly allocated yet (open, partially allocated) and those on
-        hold. ``hold="fraud"`` gives one review queue (orders with a hold of that kind),
+        """Orders still waiting for the OMS or for a person, placed earliest first: those
+        not wholly allocated yet (open, partially allocated) and those on hold
+        (:data:`~omscore.orders.WAITING_ORDER`), or the ones of those ``statuses`` given.
+        ``hold="fraud"`` gives one review queue (orders with a hold of that kind),
         ``older_than`` the orders placed at least that long ago (a customer still waiting
-        for a parcel to be sent), ``channel`` one channel's, ``statuses`` any statuses
-        (``{"shipped"}``: parcels on their way). Bad arguments raise
-        :class:`~omscore.errors.InvalidQuery`."""
-        wanted = _chosen_statuses(OrderStatus, statuses, _WAITING)
+        for a parcel to be sent), ``channel`` one channel's. Orders further on are found
+        by their fulfilment orders (``stalled_fulfillments(statuses={"shipped"})``: parcels
+        never delivered). Bad arguments raise :class:`~omscore.errors.InvalidQuery`."""
+        wanted = _chosen_statuses(OrderStatus, statuses, WAITING_ORDER)
+        if not wanted <= WAITING_ORDER:
+            moved_on = sorted(s.value for s in wanted - WAITING_ORDER)
+            raise InvalidQuery(
+                f"order queues hold waiting orders ({sorted(s.value for s in WAITING_ORDER)}), "
+                f"not {moved_on}: find those by their fulfilment orders"
+            )
         _check_wait(older_than)
         _check_limit(limit)
 

@@ -201,8 +201,6 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
                 kind TEXT NOT NULL, order_id TEXT NOT NULL,
                 PRIMARY KEY (kind, order_id)) WITHOUT ROWID""",
             _fill_order_holds,
-            "DROP INDEX orders_by_status",
-            "CREATE INDEX orders_by_wait ON orders (status, placed_at, id)",
         ),
     ),
 )
@@ -511,7 +509,7 @@ class _Orders(_Table[Order]):
         if not statuses:
             return []
         sql, args = _queue_query(
-            "SELECT order_id, id FROM fulfillments",
+            "SELECT order_id, id FROM fulfillments WHERE ",
             statuses,
             {
                 "location_id = ?": location_id,
@@ -533,8 +531,10 @@ class _Orders(_Table[Order]):
     ) -> list[OrderId]:
         if not statuses:
             return []
+        # orders_by_status finds them; the few waiting orders are sorted (an index that
+        # kept them in order would cost every command writing an order more than the sort).
         sql, args = _queue_query(
-            "SELECT id FROM orders",
+            "SELECT id FROM orders WHERE ",
             statuses,
             {
                 "id IN (SELECT order_id FROM order_holds WHERE kind = ?)": hold,
@@ -554,11 +554,12 @@ def _queue_query(
     order_by: str,
     limit: int | None,
 ) -> tuple[str, list[object]]:
-    """A queue's query: the rows in one of ``statuses`` that meet each condition given a
-    value (``None``: that filter is not asked for), in ``order_by`` order, at most
-    ``limit``. Only the values are parameters; the SQL pieces are the callers' constants."""
+    """A queue's query (``select`` ends where a condition may follow): the rows in one of
+    ``statuses`` that meet each condition given a value (``None``: that filter is not
+    asked for), in ``order_by`` order, at most ``limit``. Only the values are parameters;
+    the SQL pieces are the callers' constants."""
     args: list[object] = [*sorted(s.value for s in statuses)]
-    sql = f"{select} WHERE status IN ({', '.join('?' * len(args))})"
+    sql = f"{select}status IN ({', '.join('?' * len(args))})"
     for condition, value in conditions.items():
         if value is not None:
             sql += f" AND {condition}"

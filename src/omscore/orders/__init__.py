@@ -4,6 +4,7 @@ from omscore.orders.delivery import Delivery, DeliveryMethod
 from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, validate_draft
 from omscore.orders.model import (
     ACTIVE_FULFILLMENT,
+    WAITING_ORDER,
     FulfillmentLine,
     FulfillmentOrder,
     FulfillmentStatus,
@@ -18,6 +19,7 @@ from omscore.orders.model import (
 
 __all__ = [
     "ACTIVE_FULFILLMENT",
+    "WAITING_ORDER",
     "Delivery",
     "DeliveryMethod",
     "DraftLimits",

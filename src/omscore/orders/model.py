@@ -247,6 +247,10 @@ _BUCKET_MOVES: dict[str, tuple[str, str | None]] = {
     "reject": ("allocated", None),
 }
 
+#: Orders the OMS or a person still has to move: not wholly allocated yet, or held (the
+#: statuses of the order queues).
+WAITING_ORDER = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_ALLOCATED, OrderStatus.ON_HOLD})
+
 ACTIVE_FULFILLMENT = frozenset(
     {
         FulfillmentStatus.OPEN,
