@@ -60,6 +60,10 @@ def test_the_benchmark_runs(script: str, tmp_path: Path) -> None:
         assert "reproduce" in output, output[-2000:]
 
 
+def test_the_instruction_count_can_run_on_sqlite(tmp_path: Path) -> None:
+    run_benchmark("instructions.py", ["--child", "5", "--sqlite"], tmp_path)
+
+
 def test_the_store_benchmark_also_runs_as_one_command(tmp_path: Path) -> None:
     output = run_benchmark("store.py", [*TINY_RUNS["store.py"], "--one-command"], tmp_path)
     assert "place_order(allocate=True)" in output
