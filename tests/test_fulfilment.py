@@ -625,6 +625,82 @@ def test_what_the_customer_refuses_at_the_counter_is_cancelled_and_back_on_the_s
     check_books(oms)
 
 
+def test_part_of_a_pickup_can_be_ready_while_the_rest_is_still_being_picked(
+    network: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """Two of three units are ready: they wait at the counter on their own clock, while
+    the third is still being worked; each part expires or is collected on its own."""
+    oms = network(payments=FakePaymentGateway(), pickup_expiry=timedelta(days=3))
+    oms.receive("ST-BER", "A", 5)
+    order = oms.place_order(draft(("A", 3), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    first = oms.get_order(order.id).fulfillments[0]
+    oms.pick(first.id)
+    clock.advance(timedelta(days=1))
+    order = oms.ready_for_pickup(first.id, units={order.lines[0].id: 2})
+    rest, ready = order.fulfillments
+    assert (rest.id, rest.status, rest.units) == (first.id, FulfillmentStatus.PICKED, 1)
+    assert (ready.status, ready.units, ready.since) == (
+        FulfillmentStatus.READY_FOR_PICKUP,
+        2,
+        clock.now(),
+    )
+    clock.advance(timedelta(days=2))
+    oms.ready_for_pickup(rest.id)
+    clock.advance(timedelta(days=1))
+    assert oms.expire_pickups() == 1  # the first two, ready three days ago
+    order = oms.collect(rest.id)
+    assert [f.status for f in order.fulfillments] == [
+        FulfillmentStatus.COLLECTED,
+        FulfillmentStatus.EXPIRED,
+    ]
+    assert (order.lines[0].delivered, order.lines[0].cancelled) == (1, 2)
+    assert order.captured == eur("10.00")
+    assert oms.stock("ST-BER", "A").on_hand == 4
+    check_books(oms)
+
+
+def test_part_of_a_parcel_for_the_store_is_handed_over_and_the_rest_stays_behind(
+    network: Callable[..., OMS],
+) -> None:
+    """A parcel of A and B for the store, packed but not sent: the A units are readied at
+    the store (handed over there), the B unit is still the warehouse's to send."""
+    oms = network(sourcing=LowestCostPolicy(allow_ship_to_store=True))
+    oms.receive("WH-HAM", "A", 5)
+    oms.receive("WH-HAM", "B", 5)
+    order = oms.place_order(draft(("A", 2), ("B", 1), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    parcel = oms.get_order(order.id).fulfillments[0]
+    oms.pack(parcel.id)
+    a_line = order.lines[0].id
+    order = oms.ready_for_pickup(parcel.id, units={a_line: 2})
+    rest, ready = order.fulfillments
+    assert (ready.status, ready.stock_location, [x.sku for x in ready.lines]) == (
+        FulfillmentStatus.READY_FOR_PICKUP,
+        "ST-BER",
+        ["A"],
+    )
+    assert (rest.status, rest.stock_location, [x.sku for x in rest.lines]) == (
+        FulfillmentStatus.PACKED,
+        "WH-HAM",
+        ["B"],
+    )
+    level = oms.stock
+    assert (level("ST-BER", "A").allocated, level("WH-HAM", "A").allocated) == (2, 0)
+    assert (level("ST-BER", "B").allocated, level("WH-HAM", "B").allocated) == (0, 1)
+    check_books(oms)
+
+
+def test_a_parcel_on_its_way_to_the_store_arrives_whole(network: Callable[..., OMS]) -> None:
+    """Readying part of a parcel in transit is refused, and changes nothing."""
+    oms, order_id, parcel = sent_to_store(network)
+    line = oms.get_order(order_id).lines[0].id
+    before = (oms.get_order(order_id), oms.ledger(), oms.events())
+    with pytest.raises(InvalidTransition, match=f"cannot split fulfilment order {parcel}: it is"):
+        oms.ready_for_pickup(parcel, units={line: 1})
+    assert (oms.get_order(order_id), oms.ledger(), oms.events()) == before
+
+
 def test_a_part_of_a_pickup_is_only_collected_from_a_ready_pickup(
     network: Callable[..., OMS],
 ) -> None:

@@ -167,6 +167,30 @@ class Fulfilment(RuleBasedStateMachine):
             assert after.fulfillments[-1].status is FulfillmentStatus.SHIPPED
 
     @precondition(lambda self: self.orders)
+    @rule(data=st.data(), units=st.integers(0, 3))
+    def store_readies_part(self, data: st.DataObject, units: int) -> None:
+        """Part of a pickup is ready while the rest is still worked (``units`` may be all,
+        none or too many, and the pickup a parcel on its way: then it is refused)."""
+        pickups = [
+            f
+            for f in self.fulfillment_orders()
+            if f.method is DeliveryMethod.PICKUP
+            and f.status in PICKUP_STEP
+            and f.status is not FulfillmentStatus.READY_FOR_PICKUP
+        ]
+        if not pickups:
+            return
+        f = data.draw(st.sampled_from(pickups))
+        line = data.draw(st.sampled_from(f.lines))
+        before = len(self.oms.get_order_by_fulfillment(f.id).fulfillments)
+        self.attempt("ready_for_pickup", f.id, units={line.line_id: units})
+        after = self.oms.get_order_by_fulfillment(f.id)
+        if len(after.fulfillments) > before:
+            event("a part of a pickup ready")
+            assert after.fulfillments[-1].status is FulfillmentStatus.READY_FOR_PICKUP
+            assert after.fulfillment(f.id).status is f.status
+
+    @precondition(lambda self: self.orders)
     @rule(data=st.data(), units=st.integers(0, 3), refuse_rest=st.booleans())
     def customer_collects_part(self, data: st.DataObject, units: int, refuse_rest: bool) -> None:
         """The customer takes part of a ready pickup (``units`` may be all, none or too

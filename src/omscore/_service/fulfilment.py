@@ -110,10 +110,23 @@ class FulfilmentUseCases(ServiceCore):
         """The carrier delivered the parcel."""
         return self._fulfillment_command("deliver", fulfillment_id, idempotency_key)
 
-    def ready_for_pickup(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
+    def ready_for_pickup(
+        self,
+        fulfillment_id: str,
+        idempotency_key: str | None = None,
+        *,
+        units: LineQuantities | None = None,
+    ) -> Order:
         """A click & collect order is ready at the store; its expiry clock starts. A
-        ship-to-store parcel, sent or not, is handed over to the store's stock."""
-        return self._fulfillment_command("ready_for_pickup", fulfillment_id, idempotency_key)
+        ship-to-store parcel, sent or not, is handed over to the store's stock.
+
+        With ``units`` (``{line_id: units}``, fewer than it has), only those are ready: they
+        become a new fulfilment order, ready for pickup with its own clock
+        (``FulfillmentSplit`` first), and the rest stays where it is in the work, to be
+        readied later. A parcel already on its way to the store arrives whole."""
+        return self._fulfillment_command(
+            "ready_for_pickup", fulfillment_id, idempotency_key, units=units
+        )
 
     def collect(
         self,
