@@ -1,0 +1,123 @@
+"""Back office: the queues a shop's staff works from, on an embedded SQLite file.
+
+A fraud team reviews held orders, the warehouse takes its work from its queue, an alarm
+finds work nobody moved on, pickups nobody collected expire, and customer service
+refunds a late parcel and tells a customer what can still be returned.
+
+Run it with ``python examples/back_office.py``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from omscore import (
+    OMS,
+    Address,
+    Capability,
+    Delivery,
+    GeoPoint,
+    LineDraft,
+    Location,
+    LocationKind,
+    Money,
+    OrderDraft,
+)
+from omscore.adapters.payments import FakePaymentGateway
+from omscore.adapters.sqlite import SqliteStore
+from omscore.testing import ManualClock
+
+BERLIN = Address(country="DE", postal_code="10115", city="Berlin", geo=GeoPoint(52.53, 13.38))
+
+
+def draft(sku: str, quantity: int, delivery: Delivery) -> OrderDraft:
+    """A web order of one line at 25.00 EUR a unit."""
+    price = Money(Decimal("25.00"), "EUR")
+    return OrderDraft(
+        channel="web",
+        currency="EUR",
+        delivery=delivery,
+        lines=[LineDraft(sku=sku, quantity=quantity, unit_price=price)],
+    )
+
+
+def open_shop(path: Path, clock: ManualClock) -> OMS:
+    """A warehouse and a store with stock, on a SQLite file."""
+    oms = OMS(
+        SqliteStore(str(path)),
+        clock=clock,
+        payments=FakePaymentGateway(),
+        pickup_expiry=timedelta(days=3),
+    )
+    oms.add_location(
+        Location(
+            id="WH-BER",
+            kind=LocationKind.WAREHOUSE,
+            geo=GeoPoint(52.45, 13.30),
+            capabilities={Capability.SHIP, Capability.RETURNS},
+        )
+    )
+    oms.add_location(
+        Location(
+            id="ST-MITTE",
+            kind=LocationKind.STORE,
+            geo=GeoPoint(52.52, 13.40),
+            capabilities={Capability.PICKUP},
+        )
+    )
+    oms.receive("WH-BER", "MUG", 50)
+    oms.receive("ST-MITTE", "MUG", 5)
+    return oms
+
+
+def main() -> None:
+    """A day in the back office, printed as it goes."""
+    clock = ManualClock()
+    with tempfile.TemporaryDirectory() as directory:
+        oms = open_shop(Path(directory) / "shop.db", clock)
+
+        # Checkouts: one is held by the fraud screen before it is sourced.
+        shipped = oms.place_order(draft("MUG", 2, Delivery.ship(BERLIN)), allocate=True)
+        pickup = oms.place_order(draft("MUG", 1, Delivery.pickup("ST-MITTE")), allocate=True)
+        suspicious = oms.place_order(draft("MUG", 8, Delivery.ship(BERLIN)))
+        oms.hold(suspicious.id, "fraud", reason="new account, high value")
+        clock.advance(timedelta(hours=2))
+
+        # The fraud team works its queue, oldest first.
+        for queued in oms.order_queue(hold="fraud"):
+            print(f"fraud review: {queued.order.id}, waiting {queued.waiting}")
+            oms.release(queued.order.id, "fraud")
+            oms.allocate(queued.order.id)
+        assert oms.order_queue() == []  # nothing left waiting to be sourced
+
+        # The warehouse takes its work from its queue; the alarm finds what waits too long.
+        work = oms.fulfillment_queue("WH-BER")
+        print("warehouse queue:", [q.fulfillment.id for q in work])
+        oms.ship(work[0].fulfillment.id, tracking="1Z-1")
+        clock.advance(timedelta(hours=2))  # the second parcel is left lying
+        stalled = oms.stalled_fulfillments(timedelta(hours=1), location_id="WH-BER")
+        print("stalled at the warehouse:", [q.fulfillment.id for q in stalled])
+        for late in stalled:
+            oms.ship(late.fulfillment.id, tracking=f"1Z-{late.order_id}")
+
+        # The store readies its pickup; nobody comes, and it expires after three days.
+        (counter,) = oms.fulfillment_queue("ST-MITTE")
+        oms.ready_for_pickup(counter.fulfillment.id)
+        clock.advance(timedelta(days=3))
+        print("pickups expired:", oms.expire_pickups())
+        print("pickup order:", oms.get_order(pickup.id).status.value)
+
+        # The first parcel arrives late: goodwill, and what the customer may still send back.
+        parcel = oms.get_order(shipped.id).fulfillments[0]
+        oms.deliver(parcel.id)
+        refunded = oms.refund_order(shipped.id, Money("5.00", "EUR"), "parcel two days late")
+        print(f"goodwill: {refunded.refunded} back of {refunded.captured} paid")
+        print("returnable:", oms.returnable(shipped.id))
+        oms.store.close()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
