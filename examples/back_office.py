@@ -58,6 +58,7 @@ def open_shop(path: Path, clock: ManualClock) -> OMS:
             kind=LocationKind.WAREHOUSE,
             geo=GeoPoint(52.45, 13.30),
             capabilities={Capability.SHIP, Capability.RETURNS},
+            priority=1,  # order holds take the warehouse's stock before a store's
         )
     )
     oms.add_location(
@@ -66,6 +67,7 @@ def open_shop(path: Path, clock: ManualClock) -> OMS:
             kind=LocationKind.STORE,
             geo=GeoPoint(52.52, 13.40),
             capabilities={Capability.PICKUP},
+            priority=5,
         )
     )
     oms.receive("WH-BER", "MUG", 50)
