@@ -413,6 +413,8 @@ class ServiceCore:
 
 S = TypeVar("S", FulfillmentStatus, OrderStatus)
 
+_STATUS_NAMES = {FulfillmentStatus: "fulfilment status", OrderStatus: "order status"}
+
 
 def _chosen_statuses(
     kind: type[S], given: Iterable[S | str] | None, default: frozenset[S]
@@ -426,7 +428,7 @@ def _chosen_statuses(
     known = {s.value for s in kind}
     unknown = sorted(str(s) for s in given if s not in known)
     if unknown:
-        noun = "fulfilment status" if kind is FulfillmentStatus else "order status"
+        noun = _STATUS_NAMES[kind]
         raise InvalidQuery(f"unknown {noun}(es) {unknown}; known: {sorted(known)}")
     return frozenset(kind(s) for s in given)
 
