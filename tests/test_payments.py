@@ -9,7 +9,7 @@ import pytest
 
 from omscore import OMS, Delivery, LineDraft, Money, OrderDraft, OrderStatus
 from omscore.adapters.payments import FakePaymentGateway
-from omscore.errors import PaymentDeclined, PaymentError, PaymentLimitExceeded
+from omscore.errors import InvalidQuantity, PaymentDeclined, PaymentError, PaymentLimitExceeded
 from omscore.events import PaymentRecorded
 from omscore.orders import PaymentKind
 from omscore.testing.invariants import check_books
@@ -168,6 +168,27 @@ class TestTheFakeGatewayKeepsARealGatewaysRules:
         assert gateway.authorizations[auth.reference].captured == eur("5.00")
         with pytest.raises(PaymentError, match="was used for capture"):
             gateway.refund(auth.reference, eur("1.00"), "c")
+
+    def test_for_long_runs_it_forgets_old_keys_and_keeps_no_call_log(self) -> None:
+        """With remember_keys=2 the third key pushes out the first, whose repeat then moves
+        money again (as at a real gateway once a key expired); record_calls=False logs
+        nothing. The authorisation's limits hold all the same."""
+        gateway = FakePaymentGateway(record_calls=False, remember_keys=2)
+        auth = gateway.authorize("O-1", eur("10.00"), "a")
+        gateway.capture(auth.reference, eur("4.00"), "c1")
+        gateway.capture(auth.reference, eur("4.00"), "c1")  # remembered: nothing moves
+        assert gateway.authorizations[auth.reference].captured == eur("4.00")
+        gateway.capture(auth.reference, eur("1.00"), "c2")  # "a" is forgotten now
+        gateway.capture(auth.reference, eur("4.00"), "c1")  # still remembered
+        assert gateway.authorizations[auth.reference].captured == eur("5.00")
+        gateway.capture(auth.reference, eur("1.00"), "c3")  # "c1" is forgotten now
+        gateway.capture(auth.reference, eur("4.00"), "c1")  # so this one moves money
+        assert gateway.authorizations[auth.reference].captured == eur("10.00")
+        with pytest.raises(PaymentLimitExceeded):
+            gateway.capture(auth.reference, eur("0.01"), "c4")
+        assert gateway.calls == []
+        with pytest.raises(InvalidQuantity, match="remember_keys must be at least 1, got 0"):
+            FakePaymentGateway(remember_keys=0)
 
     def test_declines_and_faults_on_request(self, gateway: FakePaymentGateway) -> None:
         """decline_next and fail_next, and declined orders."""

@@ -195,7 +195,9 @@ class Simulation:
     def __init__(self, store: Store, *, seed: int, policy: str, progress: TextIO | None) -> None:
         self.rng = random.Random(seed)
         self.clock = ManualClock(START)
-        self.gateway = FakePaymentGateway()
+        # A long run keeps no call log and only the latest keys (a retry reuses its key at
+        # once), so the simulated gateway does not grow with every payment ever made.
+        self.gateway = FakePaymentGateway(record_calls=False, remember_keys=10_000)
         self.oms = OMS(
             store,
             sourcing=POLICIES[policy](),

@@ -7,7 +7,12 @@ from collections.abc import Callable
 
 import attrs
 
-from omscore.errors import PaymentDeclined, PaymentError, PaymentLimitExceeded
+from omscore.errors import (
+    InvalidQuantity,
+    PaymentDeclined,
+    PaymentError,
+    PaymentLimitExceeded,
+)
 from omscore.money import Money
 from omscore.ports import PaymentResult
 
@@ -46,12 +51,26 @@ class FakePaymentGateway:
     refund beyond what was captured less refunds, nothing captured after a void. Tell it to
     decline authorisations for an order (``decline_orders``), or to decline or fail the next
     call (``decline_next()``, ``fail_next()``).
+
+    For long runs (the simulation): ``record_calls=False`` keeps no log of calls, and
+    ``remember_keys=n`` remembers only the ``n`` latest idempotency keys, as real gateways
+    forget keys after a while (a repeat of a forgotten key moves money again).
     """
 
-    def __init__(self, *, decline_orders: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        decline_orders: set[str] | None = None,
+        record_calls: bool = True,
+        remember_keys: int | None = None,
+    ) -> None:
+        if remember_keys is not None and remember_keys < 1:
+            raise InvalidQuantity(f"remember_keys must be at least 1, got {remember_keys}")
         self.decline_orders: set[str] = set(decline_orders or ())
         self.authorizations: dict[str, Authorization] = {}
         self.calls: list[GatewayCall] = []
+        self.record_calls = record_calls
+        self.remember_keys = remember_keys
         self._results: dict[str, tuple[str, PaymentResult]] = {}
         self._declines = 0
         self._failures = 0
@@ -92,24 +111,34 @@ class FakePaymentGateway:
             first_operation, first = self._results[key]
             if first_operation != operation:
                 raise PaymentError(f"key {key!r} was used for {first_operation}, not {operation}")
-            self.calls.append(GatewayCall(operation, key, amount, "repeat"))
+            self._log(operation, key, amount, "repeat")
             return first
         if self._failures:
             self._failures -= 1
-            self.calls.append(GatewayCall(operation, key, amount, "failed"))
+            self._log(operation, key, amount, "failed")
             raise PaymentError(f"gateway unavailable during {operation} ({key})")
         if self._declines and operation != "void":
             self._declines -= 1
-            self.calls.append(GatewayCall(operation, key, amount, "declined"))
+            self._log(operation, key, amount, "declined")
             raise PaymentDeclined(f"{operation} of {amount} declined ({key})")
         try:
             result = act()
         except PaymentError:
-            self.calls.append(GatewayCall(operation, key, amount, "refused"))
+            self._log(operation, key, amount, "refused")
             raise
-        self._results[key] = (operation, result)
-        self.calls.append(GatewayCall(operation, key, amount, "ok"))
+        self._remember(key, operation, result)
+        self._log(operation, key, amount, "ok")
         return result
+
+    def _log(self, operation: str, key: str, amount: Money | None, outcome: str) -> None:
+        if self.record_calls:
+            self.calls.append(GatewayCall(operation, key, amount, outcome))
+
+    def _remember(self, key: str, operation: str, result: PaymentResult) -> None:
+        results = self._results
+        results[key] = (operation, result)
+        if self.remember_keys is not None and len(results) > self.remember_keys:
+            del results[next(iter(results))]  # the oldest key: dicts keep insertion order
 
     def _authorize(self, order_id: str, amount: Money) -> PaymentResult:
         if order_id in self.decline_orders:
