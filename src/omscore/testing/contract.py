@@ -844,14 +844,21 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 f = data.draw(st.sampled_from(order.fulfillments))
                 self.both("reject_fulfillment" if step == "reject" else step, f.id)
 
+        def fulfillment_orders(self) -> list[tuple[str, FulfillmentOrder]]:
+            """Every fulfilment order on the reference store, with its order's id."""
+            return [
+                (order_id, f)
+                for order_id in self.orders
+                for f in self.systems[0].get_order(order_id).fulfillments
+            ]
+
         @rule(data=st.data(), reject=st.integers(0, 5), steps=st.integers(1, 3))
         def work_a_fulfilment(self, data: st.DataObject, reject: int, steps: int) -> None:
             """Up to ``steps`` natural next steps of one active fulfilment order (now and
             then, its location rejects it instead)."""
             working = [
                 (order_id, f.id)
-                for order_id in self.orders
-                for f in self.systems[0].get_order(order_id).fulfillments
+                for order_id, f in self.fulfillment_orders()
                 if f.is_active or f.status is FulfillmentStatus.SHIPPED
             ]
             if not working:
@@ -873,8 +880,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             """One unit of a bigger parcel leaves now as a fulfilment order of its own."""
             waiting = [
                 f
-                for order_id in self.orders
-                for f in self.systems[0].get_order(order_id).fulfillments
+                for _, f in self.fulfillment_orders()
                 if f.method is not DeliveryMethod.PICKUP
                 and f.status in (FulfillmentStatus.OPEN, FulfillmentStatus.PACKED)
                 and f.units > 1
@@ -889,8 +895,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             and the customer takes one unit of it; the rest stays ready."""
             pickups = [
                 (order_id, f.id)
-                for order_id in self.orders
-                for f in self.systems[0].get_order(order_id).fulfillments
+                for order_id, f in self.fulfillment_orders()
                 if f.method is DeliveryMethod.PICKUP and f.is_active and f.units > 1
             ]
             if not pickups:
@@ -910,8 +915,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             """A location misses one unit of a fulfilment order it has not packed."""
             unpacked = [
                 f
-                for order_id in self.orders
-                for f in self.systems[0].get_order(order_id).fulfillments
+                for _, f in self.fulfillment_orders()
                 if f.status
                 in (FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED, FulfillmentStatus.PICKED)
             ]
