@@ -1,4 +1,5 @@
-"""Cancelling allocated units: newest fulfilment order first, units conserved.
+"""Cancelling allocated units: newest fulfilment order first (or from one named
+fulfilment order only), units conserved.
 
 ``Order.cancel`` counts what it takes per fulfilment order and line and rebuilds each
 changed fulfilment order once; these properties hold it to the plain rule, taken one
@@ -94,3 +95,37 @@ def test_cancel_takes_allocated_units_newest_fulfilment_first(
         assert reported == wanted.get(line.id, 0)
     for f in after.fulfillments:
         assert f.status is FulfillmentStatus.CANCELLED or all(fl.quantity > 0 for fl in f.lines)
+
+
+@given(allocated_orders(), st.data())
+def test_a_cancel_naming_a_fulfilment_order_takes_units_from_it_alone(
+    order: Order, data: st.DataObject
+) -> None:
+    """Property: a cancel with ``fulfillment_id`` takes exactly the units asked from that
+    fulfilment order, leaves open units and every other fulfilment order as they were,
+    and reports the units as taken from it."""
+    active = [f for f in order.fulfillments if f.is_active]
+    if not active:
+        return
+    f = data.draw(st.sampled_from(active))
+    held = {fl.line_id: f.quantity_of(fl.line_id) for fl in f.lines}
+    chosen = data.draw(st.lists(st.sampled_from(sorted(held)), min_size=1, unique=True))
+    wanted = {line_id: data.draw(st.integers(1, held[line_id])) for line_id in chosen}
+    after, events = order.cancel(dict(wanted), "refused", T0, fulfillment_id=f.id)
+    for before_f, after_f in zip(order.fulfillments, after.fulfillments, strict=True):
+        if before_f.id != f.id:
+            assert after_f == before_f
+    left = after.fulfillment(f.id)
+    for line_id, units in held.items():
+        expected = units - wanted.get(line_id, 0)
+        assert (left.quantity_of(line_id) if left.is_active else 0) == expected
+    assert left.is_active == (sum(held.values()) > sum(wanted.values()))
+    for before_line, after_line in zip(order.lines, after.lines, strict=True):
+        assert after_line.open == before_line.open
+        taken = wanted.get(before_line.id, 0)
+        assert after_line.allocated == before_line.allocated - taken
+        assert after_line.cancelled == before_line.cancelled + taken
+    (event,) = events
+    assert isinstance(event, UnitsCancelled)
+    assert all(u.open == 0 and u.fulfillment_id == f.id for u in event.units)
+    assert {u.line_id: u.allocated for u in event.units} == wanted

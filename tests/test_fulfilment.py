@@ -41,6 +41,7 @@ from omscore.events import (
     FulfillmentShipped,
     FulfillmentShortPicked,
     FulfillmentSplit,
+    UnitsCancelled,
 )
 from omscore.inventory import MovementKind
 from omscore.orders import FulfillmentOrder, Order
@@ -622,6 +623,79 @@ def test_what_the_customer_refuses_at_the_counter_is_cancelled_and_back_on_the_s
     assert (oms.stock("ST-BER", "A").available, oms.stock("ST-BER", "B").available) == (4, 5)
     assert order.captured == eur("10.00")
     assert order.uncaptured.is_zero()
+    check_books(oms)
+
+
+def test_the_refused_rest_of_a_pickup_is_cancelled_by_its_fulfilment_order(
+    network: Callable[..., OMS],
+) -> None:
+    """3 A for pickup at ST-BER: 2 from its shelf, ready; 1 in a parcel from WH-HAM, newer
+    and still at the warehouse. The customer takes 1 and refuses the other ready unit:
+    a cancel naming the pickup ends it, and leaves the parcel (which a cancel by line
+    alone would have taken, as the newest) to come."""
+    oms = network(
+        payments=FakePaymentGateway(), sourcing=LowestCostPolicy(allow_ship_to_store=True)
+    )
+    oms.receive("ST-BER", "A", 2)
+    oms.receive("WH-HAM", "A", 2)
+    order = oms.place_order(draft(("A", 3), delivery=Delivery.pickup("ST-BER")))
+    oms.allocate(order.id)
+    order = oms.get_order(order.id)
+    own, parcel = order.fulfillments
+    assert (own.location_id, parcel.location_id) == ("ST-BER", "WH-HAM")
+    oms.ready_for_pickup(own.id)
+    a = order.lines[0].id
+    oms.collect(own.id, units={a: 1})
+    order = oms.cancel(order.id, reason="refused at the counter", fulfillment_id=own.id)
+    assert [(f.id, f.status, f.units) for f in order.fulfillments] == [
+        (own.id, FulfillmentStatus.CANCELLED, 1),
+        (parcel.id, FulfillmentStatus.OPEN, 1),
+        (f"{order.id}-F3", FulfillmentStatus.COLLECTED, 1),
+    ]
+    line = order.lines[0]
+    assert (line.delivered, line.cancelled, line.allocated) == (1, 1, 1)
+    assert on_hand_and_allocated(oms, "ST-BER") == (1, 0)
+    assert on_hand_and_allocated(oms, "WH-HAM") == (2, 1)
+    cancelled = [e for e in oms.events() if isinstance(e, UnitsCancelled)][-1]
+    assert [(u.fulfillment_id, u.allocated, u.open) for u in cancelled.units] == [(own.id, 1, 0)]
+    check_books(oms)
+
+
+def test_a_cancel_of_a_fulfilment_order_refuses_what_it_does_not_hold(
+    network: Callable[..., OMS],
+) -> None:
+    """Naming a fulfilment order another order has, one that is done or on its way to
+    the store, a line it does not hold, more units than it holds, no line or no unit is
+    refused, names the rule, and changes nothing; a key makes a good cancel happen once."""
+    oms, order_id, parcel = sent_to_store(network)
+    oms.receive("ST-BER", "B", 1)
+    oms.allocate(order_id)
+    order = oms.get_order(order_id)
+    a, b = (line.id for line in order.lines)
+    pickup = order.fulfillments[-1]
+    assert (pickup.location_id, pickup.units) == ("ST-BER", 1)
+    other = oms.place_order(draft(("B", 1)))
+    before, events = oms.get_order(order_id), len(oms.events())
+    for lines, fulfillment_id, error, says in (
+        (None, "O-404-F1", UnknownFulfillment, "has no fulfilment order 'O-404-F1'"),
+        (None, f"{other.id}-F1", UnknownFulfillment, f"no fulfilment order '{other.id}-F1'"),
+        (None, parcel, NotCancellable, "it is in transit to the pickup store"),
+        ({a: 1}, pickup.id, NotCancellable, f"line {a} from fulfilment order {pickup.id}: it"),
+        ({b: 2}, pickup.id, NotCancellable, "it has 1 of that line"),
+        ({}, pickup.id, NotCancellable, f"cancel of fulfilment order {pickup.id} names no"),
+        ({b: 0}, pickup.id, InvalidQuantity, "must be a positive int, got 0"),
+    ):
+        with pytest.raises(error, match=re.escape(says)):
+            oms.cancel(order_id, lines, fulfillment_id=fulfillment_id)
+        assert oms.get_order(order_id) == before
+        assert len(oms.events()) == events
+    for _ in range(2):
+        order = oms.cancel(order_id, {b: 1}, idempotency_key="k", fulfillment_id=pickup.id)
+    assert order.fulfillment(pickup.id).status is FulfillmentStatus.CANCELLED
+    assert order.fulfillment(parcel).status is FulfillmentStatus.IN_TRANSIT
+    assert oms.stock("ST-BER", "B").allocated == 0
+    with pytest.raises(NotCancellable, match="it is cancelled"):
+        oms.cancel(order_id, fulfillment_id=pickup.id)
     check_books(oms)
 
 

@@ -212,8 +212,13 @@ class Fulfilment(RuleBasedStateMachine):
         rest = after.fulfillment(f.id)
         assert (rest.status, rest.since) == (f.status, f.since)
         if refuse_rest:
-            refused = {x.line_id: x.quantity for x in rest.lines}
-            self.attempt("cancel", order.id, refused, reason="refused at the counter")
+            self.attempt(
+                "cancel", order.id, None, reason="refused at the counter", fulfillment_id=f.id
+            )
+            refused = self.oms.get_order(order.id)
+            assert refused.fulfillment(f.id).status is FulfillmentStatus.CANCELLED
+            others = [x for x in after.fulfillments if x.id != f.id]
+            assert [x for x in refused.fulfillments if x.id != f.id] == others
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), units=st.integers(0, 3))

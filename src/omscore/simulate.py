@@ -648,12 +648,13 @@ class Simulation:
             return False
         self.report.pickups_collected += 1
         self.report.pickups_collected_in_part += 1
-        refused: dict[LineId, int] = {}
-        for line in order.fulfillment(fulfillment_id).lines:
-            refused[line.line_id] = refused.get(line.line_id, 0) + line.quantity
-        refused[f.lines[0].line_id] -= 1
-        refused = {line_id: units for line_id, units in refused.items() if units}
-        self._try(self.oms.cancel, order.id, refused, reason="refused at the counter")
+        self._try(
+            self.oms.cancel,
+            order.id,
+            None,
+            reason="refused at the counter",
+            fulfillment_id=fulfillment_id,
+        )
         self._maybe_return(order.id)
         return True
 

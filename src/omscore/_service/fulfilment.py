@@ -142,7 +142,7 @@ class FulfilmentUseCases(ServiceCore):
         only those: they become a new fulfilment order at the store, collected
         (``FulfillmentSplit``, then ``FulfillmentProgressed`` to collected for it). The rest
         stays ready for pickup under the same id, with the same expiry; to end it at once
-        (the customer refused it), cancel those units."""
+        (the customer refused it), ``cancel(order_id, fulfillment_id=fulfillment_id)``."""
         return self._fulfillment_command("collect", fulfillment_id, idempotency_key, units=units)
 
     def reject_fulfillment(

@@ -205,18 +205,29 @@ class OrderUseCases(ServiceCore):
         lines: LineQuantities | None = None,
         reason: str = "",
         idempotency_key: str | None = None,
+        *,
+        fulfillment_id: str | None = None,
     ) -> Order:
         """Cancel units: ``None`` cancels everything not yet shipped, else ``{line_id: units}``.
 
-        Open units release what they hold; allocated units release their stock at the
-        location and shrink (or cancel) their fulfilment order.
+        Open units go first, then allocated units, newest fulfilment order first. Open units
+        release what they hold; allocated units release their stock at the location and
+        shrink (or cancel) their fulfilment order.
+
+        With ``fulfillment_id``, only that fulfilment order's units are cancelled (``None``
+        as lines: all of them), whatever else the order has open or allocated: the rest of
+        a pickup the customer refused at the counter, or a parcel the location will not
+        send.
         """
+        arguments = {"lines": dict(lines) if lines else None, "reason": reason}
+        if fulfillment_id is not None:
+            arguments["fulfillment_id"] = fulfillment_id
         return self._order_command(
             "cancel",
             order_id,
-            {"lines": dict(lines) if lines else None, "reason": reason},
+            arguments,
             idempotency_key,
-            lambda order, now: order.cancel(lines, reason, now),
+            lambda order, now: order.cancel(lines, reason, now, fulfillment_id=fulfillment_id),
         )
 
     def _order_command(

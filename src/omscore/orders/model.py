@@ -697,22 +697,33 @@ class Order:
     # --- cancellation -------------------------------------------------------------------
 
     def cancel(
-        self, lines: LineQuantities | None, reason: str, at: datetime
+        self,
+        lines: LineQuantities | None,
+        reason: str,
+        at: datetime,
+        *,
+        fulfillment_id: str | None = None,
     ) -> tuple[Order, list[DomainEvent]]:
         """Cancel units: ``None`` cancels everything cancellable; else ``{line_id: units}``.
 
         Open units go first, then allocated units not yet shipped, newest fulfilment order
-        first. Cancelling more than is cancellable raises :class:`NotCancellable`.
+        first. With ``fulfillment_id``, only that fulfilment order's units are cancelled
+        (``None`` as lines: all of them). Cancelling more than is cancellable raises
+        :class:`NotCancellable`.
         """
-        wanted = self._cancel_request(lines)  # never units in transit to a store
+        if fulfillment_id is None:
+            wanted = self._cancel_request(lines)  # never units in transit to a store
+            shrinking = _Shrinking(self.fulfillments)
+        else:
+            wanted = self._fulfillment_cancel_request(fulfillment_id, lines)
+            shrinking = _Shrinking(self.fulfillments, only=fulfillment_id)
         new_lines = list(self.lines)
-        shrinking = _Shrinking(self.fulfillments)
         cancelled: list[CancelledUnits] = []
         for index, line in enumerate(self.lines):
             units = wanted.get(line.id, 0)
             if units == 0:
                 continue
-            from_open = min(units, line.open)
+            from_open = 0 if fulfillment_id is not None else min(units, line.open)
             if from_open:
                 cancelled.append(CancelledUnits(line.id, line.sku, open=from_open))
             cancelled += shrinking.take(line, units - from_open)
@@ -759,6 +770,37 @@ class Order:
                     f"cannot cancel {units} unit(s) of line {line_id} on order {self.id}: "
                     f"only {cancellable} are open or allocated and unshipped"
                     + (f" ({moving} are in transit to the pickup store)" if moving else "")
+                )
+            wanted[line.id] = units
+        return wanted
+
+    def _fulfillment_cancel_request(
+        self, fulfillment_id: str, lines: LineQuantities | None
+    ) -> dict[LineId, int]:
+        f = self._fulfillment_or_raise(fulfillment_id)
+        if not f.is_active or f.in_transit:
+            state = "in transit to the pickup store" if f.in_transit else f.status.value
+            raise NotCancellable(
+                f"cannot cancel units of fulfilment order {f.id} on order {self.id}: it is {state}"
+            )
+        held: dict[LineId, int] = {}
+        for fl in f.lines:
+            held[fl.line_id] = held.get(fl.line_id, 0) + fl.quantity
+        if lines is None:
+            return held
+        if not lines:
+            raise NotCancellable(f"cancel of fulfilment order {f.id} names no line")
+        wanted, line_of = {}, self.line_finder()
+        for line_id, units in lines.items():
+            line = line_of(line_id)
+            if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+                raise InvalidQuantity(
+                    f"units to cancel on line {line_id} must be a positive int, got {units!r}"
+                )
+            if units > held.get(line.id, 0):
+                raise NotCancellable(
+                    f"cannot cancel {units} unit(s) of line {line_id} from fulfilment order "
+                    f"{f.id}: it has {held.get(line.id, 0)} of that line"
                 )
             wanted[line.id] = units
         return wanted
@@ -1116,16 +1158,17 @@ class _Shrinking:
 
     Units left are counted per fulfilment order and line as the cancel goes; each changed
     fulfilment order is rebuilt once, at the end, so cancelling many lines stays linear.
+    With ``only``, the cancel takes units out of that fulfilment order alone.
     """
 
-    def __init__(self, fulfillments: tuple[FulfillmentOrder, ...]) -> None:
+    def __init__(self, fulfillments: tuple[FulfillmentOrder, ...], only: str | None = None) -> None:
         self.fulfillments = fulfillments
         self.left: dict[int, dict[LineId, int]] = {}  # units per line, by position
         self.total: dict[int, int] = {}
         self.holders: dict[LineId, list[int]] = {}  # positions holding a line, oldest first
         self.emptied_by: dict[int, tuple[LineId, int]] = {}  # the take that emptied one
         for index, f in enumerate(fulfillments):
-            if not f.is_active or f.in_transit:
+            if not f.is_active or f.in_transit or (only is not None and f.id != only):
                 continue
             units: dict[LineId, int] = {}
             for fl in f.lines:
