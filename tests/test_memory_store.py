@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -9,8 +11,8 @@ import pytest
 from omscore.adapters.memory import MemoryStore
 from omscore.errors import ConcurrencyConflict
 from omscore.events import OrderHeld
-from omscore.ids import LineId, OrderId
-from omscore.orders import Order
+from omscore.ids import LineId, LocationId, OrderId
+from omscore.orders import FulfillmentStatus, Order, OrderStatus
 from omscore.ports import IdempotencyRecord
 
 from .conftest import draft
@@ -97,3 +99,39 @@ def test_outbox_positions_are_consecutive_and_can_be_marked_published() -> None:
     store.mark_published(2)
     assert [r.position for r in store.unpublished()] == [3]
     assert [r.position for r in store.outbox(after=1, limit=1)] == [2]
+
+
+WALKS: dict[str, Callable[[MemoryStore], object]] = {
+    "fulfillment_queue": lambda s: s.unit_of_work().orders.fulfillment_queue(
+        frozenset(FulfillmentStatus)
+    ),
+    "order_queue": lambda s: s.unit_of_work().orders.order_queue(frozenset(OrderStatus)),
+    "skus": lambda s: s.unit_of_work().inventory.skus(),
+    "expiring": lambda s: s.unit_of_work().inventory.expiring(T0),
+    "reserved_under": lambda s: s.unit_of_work().inventory.reserved_under("cart"),
+    "reserved_at": lambda s: s.unit_of_work().inventory.reserved_at(LocationId("WH-1")),
+    "backordered": lambda s: s.unit_of_work().inventory.backordered(),
+    "locations": lambda s: s.unit_of_work().locations.all(),
+    "channels": lambda s: s.unit_of_work().channels.all(),
+    "outbox": lambda s: s.outbox(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WALKS))
+def test_a_query_that_walks_the_tables_waits_for_a_commit_in_progress(name: str) -> None:
+    """A commit on another thread changes the tables and indexes as it goes: a query that
+    walks them waits for the store's lock, so it never sees a table change size under it
+    (a raw RuntimeError) nor caches a list the commit has just made stale."""
+    store = MemoryStore()
+    finished = threading.Event()
+
+    def query() -> None:
+        WALKS[name](store)
+        finished.set()
+
+    with store.lock:  # as a commit holds it
+        thread = threading.Thread(target=query)
+        thread.start()
+        assert not finished.wait(0.05)
+    thread.join()
+    assert finished.is_set()

@@ -3,7 +3,9 @@
 It enforces what a database store must: a unit of work commits everything or nothing, a
 stale version raises :class:`~omscore.errors.ConcurrencyConflict`, an idempotency key is
 recorded once, and outbox events keep commit order. Aggregates are immutable, so the store
-keeps them as they are, without copying. Safe for threads (one lock around commit).
+keeps them as they are, without copying. Safe for threads: one lock around each commit,
+and around every query that walks the store's tables or indexes (which a commit on another
+thread changes as it goes).
 """
 
 from __future__ import annotations
@@ -123,13 +125,14 @@ class _Orders(_Repo[Order]):
         limit: int | None = None,
     ) -> list[tuple[OrderId, FulfillmentId]]:
         by_status = self._store.fulfillments_by_status
-        found = [
-            (f.since, f.id, order_id)
-            for status in statuses
-            for order_id, f in by_status.get(status, {}).values()
-            if (location_id is None or f.stock_location == location_id)
-            and (waiting_since is None or f.since <= waiting_since)
-        ]
+        with self._store.lock:
+            found = [
+                (f.since, f.id, order_id)
+                for status in statuses
+                for order_id, f in by_status.get(status, {}).values()
+                if (location_id is None or f.stock_location == location_id)
+                and (waiting_since is None or f.since <= waiting_since)
+            ]
         found.sort()
         return [(order_id, f_id) for _, f_id, order_id in found[:limit]]
 
@@ -172,6 +175,7 @@ class _Inventory(_Repo[InventoryItem]):
     def movements(
         self, sku: Sku | None = None, location_id: LocationId | None = None
     ) -> list[StockMovement]:
+        # The ledger only grows, by one extend under the lock: walking it needs no lock.
         return [
             m
             for m in self._store.ledger
@@ -180,45 +184,50 @@ class _Inventory(_Repo[InventoryItem]):
         ]
 
     def skus(self) -> list[Sku]:
-        return sorted(Sku(s) for s in self._store.items.rows)
+        with self._store.lock:
+            return sorted(Sku(s) for s in self._store.items.rows)
 
     def ledger_totals(self) -> dict[tuple[LocationId, Sku], tuple[int, int]]:
         return replay(self._store.ledger)
 
     def expiring(self, now: datetime) -> list[Sku]:
-        return sorted(Sku(s) for s, t in self._store.expiry_index.items() if t <= now)
+        with self._store.lock:
+            return sorted(Sku(s) for s, t in self._store.expiry_index.items() if t <= now)
 
     def reserved_under(self, key: str) -> list[Sku]:
-        return sorted(self._store.key_index.get(key, ()))
+        with self._store.lock:
+            return sorted(self._store.key_index.get(key, ()))
 
     def reserved_at(self, location_id: LocationId) -> list[Sku]:
-        items = self._store.items.rows.values()
+        with self._store.lock:
+            items = list(self._store.items.rows.values())
         return sorted(i.sku for i in items if i.level(location_id).reserved)
 
     def backordered(self) -> list[Sku]:
-        return sorted(i.sku for i in self._store.items.rows.values() if i.backorders)
+        with self._store.lock:
+            items = list(self._store.items.rows.values())
+        return sorted(i.sku for i in items if i.backorders)
 
 
-class _Locations(_Repo[Location]):
+class _Network(_Repo[A]):
+    """Locations or channels: few, read whole by most commands."""
+
+    def all(self) -> list[A]:
+        with self._store.lock:
+            if not self.staged:
+                return self._table.sorted_rows()
+            rows = {**self._table.rows, **self.staged}
+        return [rows[k] for k in sorted(rows)]
+
+
+class _Locations(_Network[Location]):
     def get(self, location_id: LocationId) -> Location | None:  # type: ignore[override]
         return super().get(location_id)
 
-    def all(self) -> list[Location]:
-        if not self.staged:
-            return self._table.sorted_rows()
-        rows = {**self._table.rows, **self.staged}
-        return [rows[k] for k in sorted(rows)]
 
-
-class _Channels(_Repo[Channel]):
+class _Channels(_Network[Channel]):
     def get(self, channel: ChannelId) -> Channel | None:  # type: ignore[override]
         return super().get(channel)
-
-    def all(self) -> list[Channel]:
-        if not self.staged:
-            return self._table.sorted_rows()
-        rows = {**self._table.rows, **self.staged}
-        return [rows[k] for k in sorted(rows)]
 
 
 class _Returns(_Repo[Return]):
@@ -433,11 +442,13 @@ class MemoryStore:
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""
-        first, events = self.first, self.events
-        after = max(after, first - 1)
-        last = first + len(events) - 1
-        end = last if limit is None else min(last, after + limit)
-        return [OutboxRecord(n, f"evt-{n}", events[n - first]) for n in range(after + 1, end + 1)]
+        with self.lock:
+            first, events = self.first, self.events
+            after = max(after, first - 1)
+            last = first + len(events) - 1
+            end = last if limit is None else min(last, after + limit)
+            chosen = events[after + 1 - first : end + 1 - first]
+        return [OutboxRecord(n, f"evt-{n}", e) for n, e in enumerate(chosen, start=after + 1)]
 
     def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events not yet marked published."""

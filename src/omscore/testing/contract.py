@@ -21,6 +21,7 @@ Requires ``pytest`` and ``hypothesis`` (the ``dev`` extra).
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -647,6 +648,70 @@ class StoreContract:
             t.join()
         kinds = sorted(h.kind for h in oms.get_order(order.id).holds)
         assert kinds == sorted(f"kind-{i}" for i in range(8))
+
+    def test_queries_run_while_another_thread_commits(self, oms: OMS) -> None:
+        """A reader walks every queue and index while a writer places, allocates, holds,
+        reserves and adds locations: no query fails, and a location is listed as soon as
+        its command returns (a list cached while it was being added would hide it)."""
+        oms.receive("WH-1", "A", 10_000)
+        errors: list[BaseException] = []
+        hidden: list[str] = []
+        done = threading.Event()
+
+        def reader() -> None:
+            try:
+                while not done.is_set():
+                    walk_the_store(oms)
+            except BaseException as error:  # surfaced below, never swallowed
+                errors.append(error)
+
+        def writer() -> None:
+            for n in range(150):
+                order = oms.place_order(order_draft("A", 1))
+                if n % 3:
+                    oms.allocate(order.id)
+                else:
+                    oms.hold(order.id, "fraud")
+                oms.reserve("A", 1, ttl=timedelta(minutes=n + 1), key=f"cart-{n}")
+                location = sample_location(f"WH-N{n:02d}")
+                oms.add_location(location)
+                if location.id not in {x.id for x in oms.locations()}:
+                    hidden.append(location.id)
+
+        switching = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+        try:
+            thread = threading.Thread(target=reader)
+            thread.start()
+            try:
+                writer()
+            finally:
+                done.set()
+                thread.join()
+        finally:
+            sys.setswitchinterval(switching)
+        assert errors == []
+        assert hidden == []
+        assert len(oms.locations()) == 151
+        assert len(oms.order_queue(hold="fraud")) == 50
+        check_books(oms)
+
+
+def walk_the_store(oms: OMS) -> None:
+    """Every query that walks a store's tables or indexes, once."""
+    oms.locations()
+    oms.fulfillment_queue("WH-1")
+    oms.order_queue()
+    oms.events()
+    with oms.store.unit_of_work(write=False) as uow:
+        uow.inventory.skus()
+        uow.inventory.expiring(oms.clock.now() + timedelta(days=1))
+        uow.inventory.reserved_under("cart-1")
+        uow.inventory.reserved_at(LocationId("WH-1"))
+        uow.inventory.backordered()
+        uow.inventory.movements(Sku("A"))
+        uow.inventory.ledger_totals()
+        uow.channels.all()
 
 
 class ProcessContract:
