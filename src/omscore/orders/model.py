@@ -711,12 +711,8 @@ class Order:
         (``None`` as lines: all of them). Cancelling more than is cancellable raises
         :class:`NotCancellable`.
         """
-        if fulfillment_id is None:
-            wanted = self._cancel_request(lines)  # never units in transit to a store
-            shrinking = _Shrinking(self.fulfillments)
-        else:
-            wanted = self._fulfillment_cancel_request(fulfillment_id, lines)
-            shrinking = _Shrinking(self.fulfillments, only=fulfillment_id)
+        wanted = self._cancel_request(lines, fulfillment_id)
+        shrinking = _Shrinking(self.fulfillments, only=fulfillment_id)
         new_lines = list(self.lines)
         cancelled: list[CancelledUnits] = []
         for index, line in enumerate(self.lines):
@@ -743,19 +739,23 @@ class Order:
         )
         return order, [event]
 
-    def _cancel_request(self, lines: LineQuantities | None) -> dict[LineId, int]:
-        in_transit = self._units_in_transit()
+    def _cancel_request(
+        self, lines: LineQuantities | None, fulfillment_id: str | None = None
+    ) -> dict[LineId, int]:
+        """Units to cancel per line, each checked against what may be cancelled: on the
+        order (never units in transit to a store), or in one fulfilment order."""
+        subject, limits, why = (
+            self._cancellable_units()
+            if fulfillment_id is None
+            else self._cancellable_in(fulfillment_id)
+        )
         if lines is None:
-            wanted = {
-                line.id: units
-                for line in self.lines
-                if (units := line.cancellable - in_transit.get(line.id, 0))
-            }
+            wanted = {line_id: units for line_id, units in limits.items() if units}
             if not wanted:
-                raise NotCancellable(f"order {self.id} has no open or unshipped units to cancel")
+                raise NotCancellable(f"{subject} has no open or unshipped units to cancel")
             return wanted
         if not lines:
-            raise NotCancellable(f"cancel of order {self.id} names no line")
+            raise NotCancellable(f"cancel of {subject} names no line")
         wanted, line_of = {}, self.line_finder()
         for line_id, units in lines.items():
             line = line_of(line_id)
@@ -763,20 +763,32 @@ class Order:
                 raise InvalidQuantity(
                     f"units to cancel on line {line_id} must be a positive int, got {units!r}"
                 )
-            cancellable = line.cancellable - in_transit.get(line.id, 0)
-            if units > cancellable:
-                moving = in_transit.get(line.id, 0)
+            if units > limits.get(line.id, 0):
                 raise NotCancellable(
-                    f"cannot cancel {units} unit(s) of line {line_id} on order {self.id}: "
-                    f"only {cancellable} are open or allocated and unshipped"
-                    + (f" ({moving} are in transit to the pickup store)" if moving else "")
+                    f"cannot cancel {units} unit(s) of line {line_id} "
+                    f"{'on' if fulfillment_id is None else 'from'} {subject}: {why(line.id)}"
                 )
             wanted[line.id] = units
         return wanted
 
-    def _fulfillment_cancel_request(
-        self, fulfillment_id: str, lines: LineQuantities | None
-    ) -> dict[LineId, int]:
+    def _cancellable_units(self) -> tuple[str, dict[LineId, int], Callable[[LineId], str]]:
+        """What a cancel of the order may take, per line, and why no more."""
+        in_transit = self._units_in_transit()
+        limits = {line.id: line.cancellable - in_transit.get(line.id, 0) for line in self.lines}
+
+        def why(line_id: LineId) -> str:
+            moving = in_transit.get(line_id, 0)
+            return f"only {limits[line_id]} are open or allocated and unshipped" + (
+                f" ({moving} are in transit to the pickup store)" if moving else ""
+            )
+
+        return f"order {self.id}", limits, why
+
+    def _cancellable_in(
+        self, fulfillment_id: str
+    ) -> tuple[str, dict[LineId, int], Callable[[LineId], str]]:
+        """What a cancel of one fulfilment order may take: all its units, unless it is done
+        or on its way to the store."""
         f = self._fulfillment_or_raise(fulfillment_id)
         if not f.is_active or f.in_transit:
             state = "in transit to the pickup store" if f.in_transit else f.status.value
@@ -786,24 +798,11 @@ class Order:
         held: dict[LineId, int] = {}
         for fl in f.lines:
             held[fl.line_id] = held.get(fl.line_id, 0) + fl.quantity
-        if lines is None:
-            return held
-        if not lines:
-            raise NotCancellable(f"cancel of fulfilment order {f.id} names no line")
-        wanted, line_of = {}, self.line_finder()
-        for line_id, units in lines.items():
-            line = line_of(line_id)
-            if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-                raise InvalidQuantity(
-                    f"units to cancel on line {line_id} must be a positive int, got {units!r}"
-                )
-            if units > held.get(line.id, 0):
-                raise NotCancellable(
-                    f"cannot cancel {units} unit(s) of line {line_id} from fulfilment order "
-                    f"{f.id}: it has {held.get(line.id, 0)} of that line"
-                )
-            wanted[line.id] = units
-        return wanted
+        return (
+            f"fulfilment order {f.id}",
+            held,
+            lambda line_id: f"it has {held.get(line_id, 0)} of that line",
+        )
 
     def _units_in_transit(self) -> dict[LineId, int]:
         """Units per line in ship-to-store parcels on their way to the store."""
