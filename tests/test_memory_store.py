@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from omscore.adapters.memory import MemoryStore
+from omscore.adapters.memory import MemoryStore, _Table
 from omscore.errors import ConcurrencyConflict
 from omscore.events import OrderHeld
 from omscore.ids import LineId, LocationId, OrderId
+from omscore.inventory import Location
 from omscore.orders import FulfillmentStatus, Order, OrderStatus
 from omscore.ports import IdempotencyRecord
 
-from .conftest import draft
+from .conftest import draft, warehouse
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -111,8 +112,6 @@ WALKS: dict[str, Callable[[MemoryStore], object]] = {
     "reserved_under": lambda s: s.unit_of_work().inventory.reserved_under("cart"),
     "reserved_at": lambda s: s.unit_of_work().inventory.reserved_at(LocationId("WH-1")),
     "backordered": lambda s: s.unit_of_work().inventory.backordered(),
-    "locations": lambda s: s.unit_of_work().locations.all(),
-    "channels": lambda s: s.unit_of_work().channels.all(),
     "outbox": lambda s: s.outbox(),
 }
 
@@ -121,7 +120,7 @@ WALKS: dict[str, Callable[[MemoryStore], object]] = {
 def test_a_query_that_walks_the_tables_waits_for_a_commit_in_progress(name: str) -> None:
     """A commit on another thread changes the tables and indexes as it goes: a query that
     walks them waits for the store's lock, so it never sees a table change size under it
-    (a raw RuntimeError) nor caches a list the commit has just made stale."""
+    (a raw RuntimeError)."""
     store = MemoryStore()
     finished = threading.Event()
 
@@ -135,3 +134,32 @@ def test_a_query_that_walks_the_tables_waits_for_a_commit_in_progress(name: str)
         assert not finished.wait(0.05)
     thread.join()
     assert finished.is_set()
+
+
+class _CommitLandsDuringARead(dict[str, Location]):
+    """Rows whose first walk is interrupted by another thread's commit of ``landing``."""
+
+    def __init__(self, table: _Table[Location], landing: Location) -> None:
+        super().__init__(table.rows)
+        self.table, self.landing = table, landing
+
+    def __iter__(self) -> Iterator[str]:
+        keys = list(super().__iter__())
+        if self.landing.id not in self:
+            self.table.update({self.landing.id: self.landing})  # the commit lands now
+        return iter(keys)
+
+
+def test_a_list_of_locations_made_while_a_commit_lands_is_made_again() -> None:
+    """Commands read the sorted locations without the lock: a list made from the rows
+    before a commit, and kept after it, must not hide the committed location from the
+    reads that follow."""
+    store = MemoryStore()
+    table = store.locations
+    table.update({"WH-1": warehouse("WH-1")})
+    assert [x.id for x in table.sorted_rows()] == ["WH-1"]
+    table.update({"WH-2": warehouse("WH-2")})
+    table.rows = _CommitLandsDuringARead(table, warehouse("WH-3"))
+    assert [x.id for x in table.sorted_rows()] == ["WH-1", "WH-2"]  # read before it
+    assert [x.id for x in table.sorted_rows()] == ["WH-1", "WH-2", "WH-3"]
+    assert table.sorted_rows() is table.sorted_rows()  # and kept until the next change

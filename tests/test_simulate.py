@@ -18,7 +18,7 @@ from omscore.adapters.sqlite import SqliteStore
 from omscore.orders import FulfillmentStatus
 from omscore.simulate import Report, Simulation, run
 from omscore.sourcing import LowestCostPolicy
-from omscore.testing import SequentialIds
+from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.contract import order_draft, sample_location
 
 TIMINGS = ("elapsed_s", "peak_memory_mb", "orders_per_second", "commands_per_second")
@@ -233,6 +233,30 @@ def test_inspect_shows_the_orders_waiting_and_those_on_a_hold(
     assert rows[0][:3] == ["O-1", "open", "web"]
     assert rows[1][:2] == rows[-1][:2] == ["O-2", "on_hold"]
     assert rows[-1][-1] == "fraud"
+
+
+def test_inspect_shows_a_customers_orders_newest_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--customer lists a customer's orders, newest first, at most QUEUE_ROWS rows, and
+    says when there are more."""
+    db = tmp_path / "shop.db"
+    clock = ManualClock()
+    oms = OMS(SqliteStore(str(db)), ids=SequentialIds(), clock=clock)
+    oms.add_location(sample_location("WH-1"))
+    oms.receive("WH-1", "A", 50)
+    for n in range(QUEUE_ROWS + 2):
+        oms.place_order(order_draft("A", 1 + n % 2, customer_ref="C-1" if n else "C-2"))
+        clock.advance(timedelta(minutes=1))
+    assert main(["inspect", "--db", str(db), "--customer", "C-1"]) == 0
+    out = capsys.readouterr().out
+    assert f"orders of customer C-1: {QUEUE_ROWS}+, newest first" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  O-")]
+    assert len(rows) == QUEUE_ROWS
+    assert [row[0] for row in rows] == [f"O-{n}" for n in range(QUEUE_ROWS + 2, 2, -1)]
+    assert rows[0][3:6] == ["open", "web", "2"]
+    assert main(["inspect", "--db", str(db), "--customer", "C-2"]) == 0
+    assert "orders of customer C-2: 1, newest first" in capsys.readouterr().out
 
 
 def test_an_order_on_a_sourcing_hold_is_reviewed_and_its_work_goes_on() -> None:

@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 from omscore import OMS, Delivery, Location
@@ -20,7 +21,7 @@ from omscore.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from omscore.errors import OmsError, SchemaError, StoreBusy, StoreError
 from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
-from omscore.ids import Sku
+from omscore.ids import OrderId, Sku
 from omscore.inventory import Backorder, InventoryItem, StockHold
 from omscore.orders import WAITING_ORDER, FulfillmentStatus
 from omscore.ports import Store
@@ -74,8 +75,53 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
 HOLD_KINDS = ("fraud", "manual", "payment")
 
 
+def as_schema_7(connection: sqlite3.Connection) -> None:
+    """Undo schema 8: orders without a customer column."""
+    connection.execute("DROP INDEX orders_by_customer")
+    connection.execute("ALTER TABLE orders DROP COLUMN customer_ref")
+    connection.execute("DELETE FROM schema_version WHERE version >= 8")
+
+
+def test_customer_orders_are_filled_in_by_the_schema_8_migration(tmp_path: Path) -> None:
+    """A schema-7 file opens with each order under its customer, found by the index."""
+    path = tmp_path / "orders.db"
+    clock = ManualClock()
+    oms = OMS(SqliteStore(str(path)), clock=clock, ids=SequentialIds())
+    oms.add_location(warehouse("WH"))
+    oms.receive("WH", "A", 10)
+    for customer in ("C-1", "C-2", None, "C-1"):
+        oms.place_order(attrs.evolve(draft(("A", 1)), customer_ref=customer))
+        clock.advance(timedelta(minutes=5))
+    assert [o.id for o in oms.customer_orders("C-1")] == ["O-4", "O-1"]
+    oms.store.close()  # type: ignore[attr-defined]
+    with sqlite3.connect(path) as connection:
+        as_schema_7(connection)
+    reopened = SqliteStore(str(path))
+    assert reopened.migrated_from == 7
+    oms = OMS(reopened, clock=clock)
+    assert [o.id for o in oms.customer_orders("C-1")] == ["O-4", "O-1"]
+    assert [o.id for o in oms.customer_orders("C-2")] == ["O-2"]
+    assert [o.id for o in oms.customer_orders("C-1", before="O-4")] == ["O-1"]
+
+
+def test_a_customers_orders_are_read_through_the_customer_index(tmp_path: Path) -> None:
+    """A page of a customer's orders is found and ordered by the index: no scan, no sort."""
+    store = SqliteStore(str(tmp_path / "plan.db"))
+    store.statement_log = []
+    with store.unit_of_work(write=False) as uow:
+        when = ManualClock().now()
+        uow.orders.customer_orders("C-1", before=(when, OrderId("O-9")), limit=20)
+        ((_, sql, args),) = [row for row in store.statement_log if "FROM orders" in row[1]]
+        plan = [row[3] for row in uow.all(f"EXPLAIN QUERY PLAN {sql}", args)]
+    assert plan == [
+        "SEARCH orders USING COVERING INDEX orders_by_customer "
+        "(customer_ref=? AND (placed_at,id)<(?,?))"
+    ]
+
+
 def as_schema_6(connection: sqlite3.Connection) -> None:
     """Undo schema 7: no rows of order holds."""
+    as_schema_7(connection)
     connection.execute("DROP TABLE order_holds")
     connection.execute("DELETE FROM schema_version WHERE version >= 7")
 

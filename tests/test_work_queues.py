@@ -1,5 +1,5 @@
 """Work queues: what each location still has to do, the work that has stalled, and the
-orders still waiting to be allocated or released from a hold.
+orders still waiting to be allocated or released from a hold; and a customer's orders.
 
 The stores' side (ordering, filters, limits) is proven for every store by the contract kit;
 these tests cover what the service adds: default statuses, waiting times, the errors, and
@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from omscore import OMS, Delivery, FulfillmentStatus, QueuedFulfillment
 from omscore.adapters.payments import FakePaymentGateway
-from omscore.errors import InvalidQuery, UnknownFulfillment, UnknownLocation
+from omscore.errors import InvalidQuery, UnknownFulfillment, UnknownLocation, UnknownOrder
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
@@ -198,3 +199,30 @@ def test_the_order_queue_lists_what_still_waits_for_the_oms_or_a_person(
     assert oms.order_queue(channel="marketplace") == []
     oms.cancel(declined.id)
     assert [q.order.id for q in oms.order_queue()] == [backordered.id]
+
+
+def test_a_customers_order_history_pages_back_from_the_newest(oms: OMS, clock: ManualClock) -> None:
+    """Pages of a customer's orders, newest first, each after the last of the one before;
+    another customer's order as the page mark, an unknown one, an empty customer
+    reference or a limit below 1 are refused."""
+    oms.receive("WH-1", "A", 10)
+    placed = []
+    for customer in ("C-1", "C-2", "C-1", "C-1", None, "C-1", "C-1"):
+        placed.append(oms.place_order(attrs.evolve(draft(("A", 1)), customer_ref=customer)))
+        clock.advance(timedelta(minutes=1))
+    history = [o.id for o in reversed(placed) if o.customer_ref == "C-1"]
+    pages, before = [], None
+    while page := oms.customer_orders("C-1", before=before, limit=2):
+        pages.append([o.id for o in page])
+        before = page[-1].id
+    assert pages == [history[0:2], history[2:4], history[4:]]
+    assert oms.customer_orders("C-9") == []
+    with pytest.raises(InvalidQuery, match="order O-2 is not an order of customer 'C-1'"):
+        oms.customer_orders("C-1", before="O-2")
+    with pytest.raises(UnknownOrder, match="no order 'O-404'"):
+        oms.customer_orders("C-1", before="O-404")
+    for customer_ref in ("", None, 7):
+        with pytest.raises(InvalidQuery, match="customer_ref must be a non-empty string"):
+            oms.customer_orders(customer_ref)  # type: ignore[arg-type]
+    with pytest.raises(InvalidQuery, match="limit must be at least 1, got 0"):
+        oms.customer_orders("C-1", limit=0)

@@ -15,6 +15,7 @@ from omscore.adapters.sqlite import SqliteStore
 from omscore.bench import run as bench_run
 from omscore.errors import OmsError
 from omscore.events import OrderEvent, ReturnEvent
+from omscore.orders import Order
 from omscore.ports import Store
 from omscore.service import OMS, QueuedFulfillment, QueuedOrder
 from omscore.simulate import POLICIES, run
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ins.add_argument(
         "--hold", metavar="KIND", help="show the orders on a hold of this kind (fraud, ...)"
     )
+    ins.add_argument("--customer", metavar="REF", help="show a customer's orders, newest first")
     prune = commands.add_parser(
         "prune", help="delete old published events and forget old idempotency keys"
     )
@@ -150,6 +152,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.hold:
         held = oms.order_queue(hold=args.hold, limit=QUEUE_ROWS + 1)
         _print_orders(f"orders on a {args.hold} hold", held)
+    if args.customer:
+        _print_history(args.customer, oms.customer_orders(args.customer, limit=QUEUE_ROWS + 1))
     return 0
 
 
@@ -222,6 +226,18 @@ def _print_orders(title: str, queue: list[QueuedOrder]) -> None:
         print(
             f"  {order.id:<10} {order.status.value:<19} {order.channel:<11} {hours:>8.1f} h  "
             f"{order.open_units} unit(s) open, holds: {holds}"
+        )
+
+
+def _print_history(customer_ref: str, orders: list[Order]) -> None:
+    """The newest :data:`QUEUE_ROWS` orders of a customer, one line each."""
+    count = f"{QUEUE_ROWS}+" if len(orders) > QUEUE_ROWS else str(len(orders))
+    print(f"orders of customer {customer_ref}: {count}, newest first")
+    for order in orders[:QUEUE_ROWS]:
+        units = sum(line.quantity for line in order.lines)
+        print(
+            f"  {order.id:<10} {order.placed_at:%Y-%m-%d %H:%M}  {order.status.value:<19} "
+            f"{order.channel:<11} {units:>3} unit(s)  total {order.total}"
         )
 
 

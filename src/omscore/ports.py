@@ -113,6 +113,19 @@ class OrderRepository(Protocol):
         most ``limit``."""
         ...
 
+    def customer_orders(
+        self,
+        customer_ref: str,
+        *,
+        before: tuple[datetime, OrderId] | None = None,
+        limit: int | None = None,
+    ) -> list[OrderId]:
+        """Committed orders whose :attr:`~omscore.orders.Order.customer_ref` is
+        ``customer_ref``, newest first: by time placed, then by order id, both descending.
+        With ``before`` (a ``(placed_at, order_id)`` pair), only those that come after it in
+        that order (the next page); at most ``limit``."""
+        ...
+
 
 class InventoryRepository(Protocol):
     """Inventory items by SKU, and the movement ledger."""

@@ -39,6 +39,7 @@ from omscore.orders import (
     FulfillmentStatus,
     HoldKind,
     LineDraft,
+    Order,
     OrderDraft,
 )
 from omscore.ports import Store
@@ -213,6 +214,7 @@ class Simulation:
             pickup_expiry=timedelta(days=3),
         )
         self.progress = progress
+        self.customers = 1
         self.report = Report()
         self.agenda: list[tuple[datetime, int, str, str]] = []
         self.sequence = 0
@@ -296,6 +298,7 @@ class Simulation:
         """Trade until ``orders`` were placed and everything in flight settled."""
         started = time.perf_counter()
         self.build()
+        self.customers = max(1, orders // 3)  # most customers come back now and then
         step = timedelta(minutes=5)
         for n in range(orders):
             self.clock.advance(step)
@@ -421,6 +424,7 @@ class Simulation:
             delivery=delivery,
             shipping_fee=Money("4.95", "EUR") if delivery.address else None,
             reservation_key=key,
+            customer_ref=self._customer(n),
         )
         flagged = rng.random() < 0.01  # the fraud screen wants a person to look first
         order = self._try(
@@ -658,15 +662,33 @@ class Simulation:
         self._maybe_return(order.id)
         return True
 
+    def _customer(self, n: int) -> str:
+        """The customer of checkout ``n``: spread over the run, without drawing from the
+        random stream (so every other choice of a seed stays as it was)."""
+        return f"C-{n * 2_654_435_761 % self.customers}"
+
     def _complain(self, order_id: str) -> None:
-        """Customer service gives 5.00 back for a late parcel (less, if less was paid)."""
-        order = self.oms.get_order(order_id)
+        """The customer calls about a late parcel; customer service finds the order among
+        theirs and gives 5.00 back (less, if less was paid)."""
+        order = self._find_in_history(order_id)
         amount = min(GOODWILL, order.captured - order.refunded)
         if amount.amount <= 0:
             return
         if self._try(self.oms.refund_order, order_id, amount, "parcel late") is not None:
             self.report.goodwill_refunds += 1
             self.report.goodwill_refunded += amount
+
+    def _find_in_history(self, order_id: str) -> Order:
+        """The order, as customer service finds it: paging back through its customer's
+        orders, ten at a time, newest first."""
+        customer = self.oms.get_order(order_id).customer_ref or ""  # every checkout has one
+        before = None
+        while page := self.oms.customer_orders(customer, before=before, limit=10):
+            for order in page:
+                if order.id == order_id:
+                    return order
+            before = page[-1].id
+        raise AssertionError(f"order {order_id} is missing from customer {customer}'s orders")
 
     def _deliver(self, fulfillment_id: str) -> None:
         order = self._try(self.oms.deliver, fulfillment_id)

@@ -135,6 +135,33 @@ class OrderUseCases(ServiceCore):
 
         return self._read(read)
 
+    def customer_orders(
+        self, customer_ref: str, *, before: str | None = None, limit: int | None = None
+    ) -> list[Order]:
+        """The orders placed with ``customer_ref`` (the draft's), newest first (ties by
+        order id, descending): a customer's order history, or what a service agent looks
+        up. ``before`` (an order id, the last of a page) gives the next page: the orders
+        listed after it. An unknown ``before`` is an :class:`~omscore.errors.UnknownOrder`;
+        an empty customer reference, another customer's order as ``before`` or a limit
+        below 1 an :class:`~omscore.errors.InvalidQuery`."""
+        if not isinstance(customer_ref, str) or not customer_ref:
+            raise InvalidQuery(f"customer_ref must be a non-empty string, got {customer_ref!r}")
+        _check_limit(limit)
+
+        def read(uow: UnitOfWork) -> list[Order]:
+            after = None
+            if before is not None:
+                last = _load_order(uow, before)
+                if last.customer_ref != customer_ref:
+                    raise InvalidQuery(
+                        f"order {last.id} is not an order of customer {customer_ref!r}"
+                    )
+                after = (last.placed_at, last.id)
+            found = uow.orders.customer_orders(customer_ref, before=after, limit=limit)
+            return [_load_order(uow, order_id) for order_id in found]
+
+        return self._read(read)
+
     def hold(
         self, order_id: str, kind: str, reason: str = "", idempotency_key: str | None = None
     ) -> Order:

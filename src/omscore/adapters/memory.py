@@ -5,7 +5,8 @@ stale version raises :class:`~omscore.errors.ConcurrencyConflict`, an idempotenc
 recorded once, and outbox events keep commit order. Aggregates are immutable, so the store
 keeps them as they are, without copying. Safe for threads: one lock around each commit,
 and around every query that walks the store's tables or indexes (which a commit on another
-thread changes as it goes).
+thread changes as it goes), but for the list of locations or channels most commands read
+(see ``_Table.sorted_rows``).
 """
 
 from __future__ import annotations
@@ -59,19 +60,28 @@ class _Table(Generic[A]):
         self.name = name
         self.key_of = key_of
         self.rows: dict[str, A] = {}
-        self._sorted: list[A] | None = None
+        self.changes = 0  # commits that changed the table
+        self._sorted: tuple[int, list[A]] = (-1, [])
 
     def sorted_rows(self) -> list[A]:
-        """Every row sorted by key; the same list object until the table changes."""
-        if self._sorted is None:
-            self._sorted = [self.rows[k] for k in sorted(self.rows)]
-        return self._sorted
+        """Every row sorted by key; the same list object until the table changes.
+
+        Safe without the store's lock, as most commands read it: the list is kept with the
+        count of changes it was made at, so one made while a commit changed the table is
+        made again by the next read."""
+        changes, cached = self.changes, self._sorted
+        if cached[0] == changes:
+            return cached[1]
+        rows = self.rows
+        fresh = [rows[k] for k in sorted(rows)]  # rows are never deleted
+        self._sorted = (changes, fresh)
+        return fresh
 
     def update(self, staged: dict[str, A]) -> None:
-        """Apply committed rows."""
+        """Apply committed rows (under the store's lock)."""
         if staged:
             self.rows.update(staged)
-            self._sorted = None
+            self.changes += 1
 
 
 class _Repo(Generic[A]):
@@ -155,6 +165,21 @@ class _Orders(_Repo[Order]):
         found.sort()
         return [order_id for _, order_id in found[:limit]]
 
+    def customer_orders(
+        self,
+        customer_ref: str,
+        *,
+        before: tuple[datetime, OrderId] | None = None,
+        limit: int | None = None,
+    ) -> list[OrderId]:
+        found = [
+            (order.placed_at, order.id)
+            for order in self._store.orders_of(customer_ref)
+            if before is None or (order.placed_at, order.id) < before
+        ]
+        found.sort(reverse=True)
+        return [order_id for _, order_id in found[:limit]]
+
 
 class _Loads(_Repo[LocationLoad]):
     def get(self, location_id: LocationId) -> LocationLoad | None:  # type: ignore[override]
@@ -213,10 +238,9 @@ class _Network(_Repo[A]):
     """Locations or channels: few, read whole by most commands."""
 
     def all(self) -> list[A]:
-        with self._store.lock:
-            if not self.staged:
-                return self._table.sorted_rows()
-            rows = {**self._table.rows, **self.staged}
+        if not self.staged:
+            return self._table.sorted_rows()
+        rows = {**self._table.rows, **self.staged}  # one copy, made without a gap
         return [rows[k] for k in sorted(rows)]
 
 
@@ -368,11 +392,12 @@ class MemoryStore:
         self.key_index: dict[str, set[Sku]] = {}
         self.keys_of: dict[Sku, set[str]] = {}
         self.indexed_holds: dict[Sku, tuple[StockHold, ...]] = {}  # as the indexes saw them
-        #: Orders by status, for order queues. Commits only note the orders they wrote
-        #: (``unfiled``); the first queue after them files those (a status is derived, so
-        #: working it out at every commit would cost every command).
+        #: Orders by status, for order queues, and by customer. Commits only note the
+        #: orders they wrote (``unfiled``); the first query after them files those (a
+        #: status is derived, so working it out at every commit would cost every command).
         self.orders_by_status: dict[OrderStatus, dict[OrderId, Order]] = {}
         self.status_of: dict[OrderId, OrderStatus] = {}
+        self.orders_by_customer: dict[str, dict[OrderId, Order]] = {}
         self.unfiled: dict[OrderId, Order] = {}
         self.published_up_to = 0
 
@@ -399,15 +424,29 @@ class MemoryStore:
     def orders_in(self, statuses: frozenset[OrderStatus]) -> list[Order]:
         """The committed orders in one of ``statuses``."""
         with self.lock:
-            by_status, status_of = self.orders_by_status, self.status_of
-            for order_id, order in self.unfiled.items():
-                before = status_of.get(order_id)
-                if before is not None:
-                    del by_status[before][order_id]
-                status = status_of[order_id] = order.status
-                by_status.setdefault(status, {})[order_id] = order
-            self.unfiled.clear()
+            self._file_orders()
+            by_status = self.orders_by_status
             return [o for status in statuses for o in by_status.get(status, {}).values()]
+
+    def orders_of(self, customer_ref: str) -> list[Order]:
+        """The committed orders of one customer."""
+        with self.lock:
+            self._file_orders()
+            return list(self.orders_by_customer.get(customer_ref, {}).values())
+
+    def _file_orders(self) -> None:
+        """File the orders committed since the last query by status and by customer."""
+        by_status, status_of = self.orders_by_status, self.status_of
+        by_customer = self.orders_by_customer
+        for order_id, order in self.unfiled.items():
+            before = status_of.get(order_id)
+            if before is not None:
+                del by_status[before][order_id]
+            status = status_of[order_id] = order.status
+            by_status.setdefault(status, {})[order_id] = order
+            if order.customer_ref is not None:  # never changed once placed
+                by_customer.setdefault(order.customer_ref, {})[order_id] = order
+        self.unfiled.clear()
 
     def _index_item(self, item: InventoryItem) -> None:
         added = item.checkout_holds_added_since(self.indexed_holds.get(item.sku))

@@ -103,6 +103,16 @@ def _fill_order_holds(connection: sqlite3.Connection) -> None:
     connection.executemany("INSERT INTO order_holds (kind, order_id) VALUES (?, ?)", rows)
 
 
+def _fill_customer_refs(connection: sqlite3.Connection) -> None:
+    """Schema 8 finds a customer's orders: each order row gets its ``customer_ref``."""
+    rows = [
+        (ref, order_id)
+        for order_id, body in connection.execute("SELECT id, body FROM orders")
+        if (ref := json.loads(body).get("customer_ref")) is not None
+    ]
+    connection.executemany("UPDATE orders SET customer_ref = ? WHERE id = ?", rows)
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
@@ -201,6 +211,16 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
                 kind TEXT NOT NULL, order_id TEXT NOT NULL,
                 PRIMARY KEY (kind, order_id)) WITHOUT ROWID""",
             _fill_order_holds,
+        ),
+    ),
+    (
+        8,
+        (
+            "ALTER TABLE orders ADD COLUMN customer_ref TEXT",
+            _fill_customer_refs,
+            # Only orders with a customer are indexed: the rest cost nothing to write.
+            "CREATE INDEX orders_by_customer ON orders (customer_ref, placed_at, id) "
+            "WHERE customer_ref IS NOT NULL",
         ),
     ),
 )
@@ -454,8 +474,14 @@ class _Table(Generic[A]):
         self.seen.setdefault(key, 0)
         self.staged[key] = aggregate
 
-    def write(self, columns: Callable[[A], dict[str, object]]) -> None:
-        """Insert new rows, update changed ones where the version is still the one read."""
+    def write(
+        self,
+        columns: Callable[[A], dict[str, object]],
+        fixed: Callable[[A], dict[str, object]] | None = None,
+    ) -> None:
+        """Insert new rows, update changed ones where the version is still the one read.
+        ``columns`` are written with every change; ``fixed`` (what never changes once the
+        row exists) only when it is inserted, so updates leave their indexes alone."""
         for key, aggregate in self.staged.items():
             values = {
                 "version": aggregate.version,
@@ -463,8 +489,10 @@ class _Table(Generic[A]):
                 **columns(aggregate),
             }
             expected = self.seen.get(key, 0)
-            insert, update = _statements(self.table, self.key_column, tuple(values))
             if expected == 0:
+                if fixed is not None:
+                    values.update(fixed(aggregate))
+                insert, _ = _statements(self.table, self.key_column, tuple(values))
                 try:
                     self.uow.execute(insert, (key, *values.values()))
                 except StoreError as error:
@@ -474,6 +502,7 @@ class _Table(Generic[A]):
                         ) from error
                     raise
                 continue
+            _, update = _statements(self.table, self.key_column, tuple(values))
             cursor = self.uow.execute(update, (*values.values(), key, expected))
             if cursor.rowcount != 1:
                 raise ConcurrencyConflict(
@@ -544,6 +573,24 @@ class _Orders(_Table[Order]):
             "placed_at, id",
             limit,
         )
+        return [OrderId(order_id) for (order_id,) in self.uow.all(sql, args)]
+
+    def customer_orders(
+        self,
+        customer_ref: str,
+        *,
+        before: tuple[datetime, OrderId] | None = None,
+        limit: int | None = None,
+    ) -> list[OrderId]:
+        sql = "SELECT id FROM orders WHERE customer_ref = ?"
+        args: list[object] = [customer_ref]
+        if before is not None:
+            sql += " AND (placed_at, id) < (?, ?)"
+            args += [_utc(before[0]), before[1]]
+        sql += " ORDER BY placed_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
         return [OrderId(order_id) for (order_id,) in self.uow.all(sql, args)]
 
 
@@ -933,10 +980,14 @@ _LOCATION_ID = operator.attrgetter("location_id")
 
 
 def _order_columns(order: Order) -> dict[str, object]:
+    return {"status": order.status.value}
+
+
+def _placed_order_columns(order: Order) -> dict[str, object]:
     return {
-        "status": order.status.value,
         "channel": order.channel,
         "placed_at": _utc(order.placed_at),
+        "customer_ref": order.customer_ref,
     }
 
 
@@ -1114,7 +1165,7 @@ class SqliteUnitOfWork:
     def _write(self) -> None:
         orders: _Orders | None = opened(self, "orders")
         if orders is not None:
-            orders.write(_order_columns)
+            orders.write(_order_columns, _placed_order_columns)
             self._write_fulfillments(orders)
             self._write_order_holds(orders)
         items: _Items | None = opened(self, "inventory")

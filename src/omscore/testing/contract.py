@@ -116,6 +116,7 @@ def order_draft(
     *,
     more: tuple[tuple[str, int], ...] = (),
     reservation_key: str | None = None,
+    customer_ref: str | None = None,
 ) -> OrderDraft:
     """A draft shipped to Berlin: one line, and a line for each of ``more``."""
     lines = [(sku, quantity), *more]
@@ -125,7 +126,12 @@ def order_draft(
         delivery=delivery or Delivery.ship(HOME),
         lines=[LineDraft(s, n, Money("10.00", "EUR")) for s, n in lines],
         reservation_key=reservation_key,
+        customer_ref=customer_ref,
     )
+
+
+#: The customers the reference-model machine places orders for (and orders without one).
+CUSTOMERS = ("C-1", "C-2")
 
 
 class StoreContract:
@@ -534,6 +540,33 @@ class StoreContract:
             assert queue(waiting, hold="manual") == [third.id]
             assert queue(frozenset({OrderStatus.ALLOCATED})) == sorted([first.id, fourth.id])
 
+    def test_a_customers_orders_are_listed_newest_first(self, oms: OMS) -> None:
+        """A customer's orders, whatever their status: newest placed first, ties by order
+        id descending; ``before`` a listed order gives those after it, and the limit
+        stops the page. Orders without a customer, or another's, are not listed."""
+        clock = cast(ManualClock, oms.clock)
+        oms.receive("WH-1", "A", 10)
+        first = oms.place_order(order_draft("A", 1, customer_ref="C-1"))
+        tied = oms.place_order(order_draft("A", 1, customer_ref="C-1"))  # the same moment
+        oms.place_order(order_draft("A", 1, customer_ref="C-2"))
+        oms.place_order(order_draft("A", 1))
+        clock.advance(timedelta(minutes=10))
+        latest = oms.place_order(order_draft("A", 1, customer_ref="C-1"))
+        oms.allocate(first.id)
+        oms.cancel(latest.id)
+        pair = sorted([first, tied], key=lambda o: o.id, reverse=True)
+        newest_first = [latest.id, pair[0].id, pair[1].id]
+        with oms.store.unit_of_work(write=False) as uow:
+            listed = uow.orders.customer_orders
+            assert listed("C-1") == newest_first
+            assert listed("C-1", limit=2) == newest_first[:2]
+            assert listed("C-1", before=(latest.placed_at, latest.id)) == newest_first[1:]
+            assert listed("C-1", before=(pair[0].placed_at, pair[0].id)) == newest_first[2:]
+            assert listed("C-1", before=(pair[1].placed_at, pair[1].id)) == []
+            assert listed("C-3") == []
+        assert [o.id for o in oms.customer_orders("C-1", before=latest.id, limit=1)] == [pair[0].id]
+        assert oms.customer_orders("C-1")[0].status is OrderStatus.CANCELLED
+
     def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
         """The store keeps where a parcel's units are: in transit at no location, after the
         handover at the pickup store; levels, status and handover read back as written."""
@@ -854,11 +887,21 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             pickup=st.booleans(),
             second=st.integers(0, 3),
             allocate_now=st.booleans(),
+            customer=st.sampled_from([None, *CUSTOMERS]),
         )
-        def place(self, sku: str, n: int, pickup: bool, second: int, allocate_now: bool) -> None:
+        def place(
+            self,
+            sku: str,
+            n: int,
+            pickup: bool,
+            second: int,
+            allocate_now: bool,
+            customer: str | None,
+        ) -> None:
             delivery = Delivery.pickup("ST-1") if pickup else None
             more = (("B" if sku == "A" else "A", second),) if second else ()
-            order = self.both("place_order", order_draft(sku, n, delivery, more=more))
+            draft = order_draft(sku, n, delivery, more=more, customer_ref=customer)
+            order = self.both("place_order", draft)
             if order is not None:
                 self.orders.append(order.id)
                 if allocate_now:  # most orders are sourced at once, as most shops do
@@ -1095,6 +1138,23 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             assert [q.order.id for q in tested.order_queue()] == [o.id for o in waiting]
             fraud = [o.id for o in waiting if any(h.kind == "fraud" for h in o.holds)]
             assert [q.order.id for q in tested.order_queue(hold="fraud")] == fraud
+
+        @invariant()
+        def customer_orders_match_a_scan_of_the_orders(self) -> None:
+            """Each customer's orders are listed newest first (ties by id, descending), and
+            the page after the newest starts with the second."""
+            reference, tested = self.systems
+            orders = [reference.get_order(order_id) for order_id in self.orders]
+            for customer in CUSTOMERS:
+                expected = [
+                    o.id
+                    for o in sorted(orders, key=lambda o: (o.placed_at, o.id), reverse=True)
+                    if o.customer_ref == customer
+                ]
+                assert [o.id for o in tested.customer_orders(customer)] == expected
+                if expected:
+                    page = tested.customer_orders(customer, before=expected[0], limit=1)
+                    assert [o.id for o in page] == expected[1:2]
 
         @rule(data=st.data())
         def a_person_holds_or_releases(self, data: st.DataObject) -> None:
