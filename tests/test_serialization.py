@@ -6,18 +6,21 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import Location, Money, OmsError, OrderDraft
-from omscore.events import DomainEvent
+from omscore.events import DomainEvent, OrderPlaced
 from omscore.ids import LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem
 from omscore.orders import Order
 from omscore.serialization import event_from_dict, event_to_dict, from_json, make_converter, to_json
 from omscore.sourcing import AllocationPlan, LowestCostPolicy, NetworkSnapshot, SourcingRequest
 from omscore.testing import strategies as oms_st
+
+from .conftest import draft
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -69,6 +72,19 @@ def test_orders_and_their_events_round_trip(draft: OrderDraft, steps: list[str])
     for event in events:
         assert event_from_dict(json.loads(json.dumps(event_to_dict(event)))) == event
     assert round_trip(events, list[DomainEvent]) == events
+
+
+def test_an_order_placed_event_written_before_it_named_the_customer_reads_back() -> None:
+    """Outboxes keep events written by earlier versions: an ``OrderPlaced`` without
+    ``customer_ref`` reads back with none, and one with it keeps it."""
+    for_customer = attrs.evolve(draft(("A", 1)), customer_ref="C-9")
+    order, (placed,) = Order.place(OrderId("O-1"), for_customer, [LineId("O-1-1")], T0)
+    assert isinstance(placed, OrderPlaced)
+    assert (order.customer_ref, placed.customer_ref) == ("C-9", "C-9")
+    body = event_to_dict(placed)
+    assert event_from_dict(body) == placed
+    del body["customer_ref"]
+    assert event_from_dict(body) == attrs.evolve(placed, customer_ref=None)
 
 
 @given(oms_st.locations())

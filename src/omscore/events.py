@@ -50,11 +50,12 @@ class PlacedLine:
 
 @attrs.frozen(slots=True, kw_only=True)
 class OrderPlaced(OrderEvent):
-    """An order was placed."""
+    """An order was placed (for ``customer_ref``, the draft's, when it named one)."""
 
     channel: ChannelId
     total: Money
     lines: tuple[PlacedLine, ...]
+    customer_ref: str | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -403,6 +403,7 @@ class Order:
             channel=order.channel,
             total=order.total,
             lines=tuple([PlacedLine(line.id, line.sku, line.quantity) for line in lines]),
+            customer_ref=draft.customer_ref,
         )
         return order, [placed]
 

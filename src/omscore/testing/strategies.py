@@ -131,6 +131,7 @@ def order_drafts(
             ),
             delivery=deliveries(pickup_locations, same_day=same_day),
             shipping_fee=st.one_of(st.none(), money(code, max_minor=2_000)),
+            customer_ref=st.one_of(st.none(), st.sampled_from(["C-1", "C-2", "cust 7"])),
         )
     )
 
