@@ -75,6 +75,16 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
 HOLD_KINDS = ("fraud", "manual", "payment")
 
 
+def stocked_file(tmp_path: Path) -> tuple[Path, ManualClock, OMS]:
+    """A store file with a warehouse WH holding 10 A, the clock and the OMS on it."""
+    path = tmp_path / "orders.db"
+    clock = ManualClock()
+    oms = OMS(SqliteStore(str(path)), clock=clock, ids=SequentialIds())
+    oms.add_location(warehouse("WH"))
+    oms.receive("WH", "A", 10)
+    return path, clock, oms
+
+
 def as_schema_7(connection: sqlite3.Connection) -> None:
     """Undo schema 8: orders without a customer column."""
     connection.execute("DROP INDEX orders_by_customer")
@@ -84,11 +94,7 @@ def as_schema_7(connection: sqlite3.Connection) -> None:
 
 def test_customer_orders_are_filled_in_by_the_schema_8_migration(tmp_path: Path) -> None:
     """A schema-7 file opens with each order under its customer, found by the index."""
-    path = tmp_path / "orders.db"
-    clock = ManualClock()
-    oms = OMS(SqliteStore(str(path)), clock=clock, ids=SequentialIds())
-    oms.add_location(warehouse("WH"))
-    oms.receive("WH", "A", 10)
+    path, clock, oms = stocked_file(tmp_path)
     for customer in ("C-1", "C-2", None, "C-1"):
         oms.place_order(attrs.evolve(draft(("A", 1)), customer_ref=customer))
         clock.advance(timedelta(minutes=5))
@@ -128,11 +134,7 @@ def as_schema_6(connection: sqlite3.Connection) -> None:
 
 def test_order_queues_are_filled_in_by_the_schema_7_migration(tmp_path: Path) -> None:
     """A schema-6 file opens with its held orders in their hold queues."""
-    path = tmp_path / "orders.db"
-    clock = ManualClock()
-    oms = OMS(SqliteStore(str(path)), clock=clock, ids=SequentialIds())
-    oms.add_location(warehouse("WH"))
-    oms.receive("WH", "A", 10)
+    path, clock, oms = stocked_file(tmp_path)
     for _ in range(3):
         oms.place_order(draft(("A", 1)))
         clock.advance(timedelta(minutes=5))
