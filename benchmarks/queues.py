@@ -1,5 +1,5 @@
-"""Work-queue benchmark: a location's queue, the stalled work and the order queues, as
-history grows.
+"""Work-queue benchmark: a location's queue, the stalled work, the order queues and a
+customer's orders, as history grows.
 
     python benchmarks/queues.py [--history 1000,15000] [--live 200] [--repeat 300]
 
@@ -8,9 +8,11 @@ size a fresh ``SqliteStore`` file gets that many orders placed, allocated, shipp
 delivered, then ``--live`` orders placed and left open (the stream of benchmarks/store.py, 20,000
 orders at most in all): every fourth on a fraud hold, the others allocated. It prints the
 median and p99 of ``fulfillment_queue`` (the first 20, and all) at the warehouse with the
-most open work, of ``stalled_fulfillments`` (the 20 longest waiting anywhere), and of
-``order_queue`` (the first 20 waiting, and the whole fraud queue), and each one's ratio
-against the smallest history, in the same process.
+most open work, of ``stalled_fulfillments`` (the 20 longest waiting anywhere), of
+``order_queue`` (the first 20 waiting, and the whole fraud queue) and of
+``customer_orders`` (the newest 20 of a regular customer, who placed 30 of the delivered
+orders whatever the history's size; the rest are spread over a third as many customers as
+orders), and each one's ratio against the smallest history, in the same process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 from _timing import Timing, measure
 
 from omscore import OMS
@@ -32,6 +35,9 @@ from omscore.testing import ManualClock
 #: Orders in the stream ``omscore.bench.prepared`` makes.
 DRAFTS = 20_000
 
+#: The customer whose orders are read, and how many of the history's orders are theirs.
+REGULAR, REGULAR_ORDERS = "C-0", 30
+
 
 def filled(path: Path, history: int, live: int) -> tuple[OMS, SqliteStore, str]:
     """An OMS on a new file with ``history`` delivered orders and ``live`` open ones, and
@@ -39,9 +45,11 @@ def filled(path: Path, history: int, live: int) -> tuple[OMS, SqliteStore, str]:
     store = SqliteStore(str(path))
     clock = ManualClock()
     oms, drafts = prepared(store, clock)
-    for draft in drafts[:history]:
+    regular_every = max(1, history // REGULAR_ORDERS)
+    for n, draft in enumerate(drafts[:history]):
         clock.advance(timedelta(minutes=1))
-        order = oms.place_order(draft)
+        customer = REGULAR if n % regular_every == 0 else f"C-{1 + n % max(1, history // 3)}"
+        order = oms.place_order(attrs.evolve(draft, customer_ref=customer))
         oms.allocate(order.id)
         f = oms.get_order(order.id).fulfillments[0]
         oms.ship(f.id, tracking=f"T-{f.id}")
@@ -60,7 +68,7 @@ def filled(path: Path, history: int, live: int) -> tuple[OMS, SqliteStore, str]:
 
 
 def timings(oms: OMS, busiest: str, repeat: int) -> list[Timing]:
-    """The five reads, ``repeat`` times each."""
+    """The six reads, ``repeat`` times each."""
     reads: list[tuple[str, Callable[[], object]]] = [
         (f"queue at {busiest}, first 20", lambda: oms.fulfillment_queue(busiest, limit=20)),
         (f"queue at {busiest}, all", lambda: oms.fulfillment_queue(busiest)),
@@ -70,6 +78,10 @@ def timings(oms: OMS, busiest: str, repeat: int) -> list[Timing]:
         ),
         ("orders waiting, first 20", lambda: oms.order_queue(limit=20)),
         ("orders on a fraud hold, all", lambda: oms.order_queue(hold="fraud")),
+        (
+            f"orders of customer {REGULAR}, newest 20",
+            lambda: oms.customer_orders(REGULAR, limit=20),
+        ),
     ]
     return [measure(name, read, repeat) for name, read in reads]
 
@@ -85,8 +97,8 @@ def main() -> None:
     if sizes[-1] + args.live > DRAFTS or args.live < 2:
         parser.error(f"history + live must be at most {DRAFTS:,}, and live at least 2")
     print(
-        "omscore queue benchmark: fulfillment_queue / stalled_fulfillments / order_queue on "
-        "SqliteStore; "
+        "omscore queue benchmark: fulfillment_queue / stalled_fulfillments / order_queue / "
+        "customer_orders on SqliteStore; "
         f"reproduce: python benchmarks/queues.py --history {args.history} --live {args.live} "
         f"--repeat {args.repeat}"
     )
