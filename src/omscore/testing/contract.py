@@ -21,8 +21,10 @@ Requires ``pytest`` and ``hypothesis`` (the ``dev`` extra).
 from __future__ import annotations
 
 import multiprocessing
+import random
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +40,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds, UuidIds
-from omscore.errors import ConcurrencyConflict, OmsError
+from omscore.errors import ConcurrencyConflict, OmsError, StoreError
 from omscore.events import OrderHeld, OrderPlaced
 from omscore.geo import Address, GeoPoint
 from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
@@ -682,6 +684,53 @@ class StoreContract:
         kinds = sorted(h.kind for h in oms.get_order(order.id).holds)
         assert kinds == sorted(f"kind-{i}" for i in range(8))
 
+    def test_threads_running_every_command_keep_the_books_and_the_money(self, oms: OMS) -> None:
+        """Four threads each run a seeded mix of commands on their own orders and on shared
+        stock (placing, sourcing, holds, cancels, shipping, delivery, returns and refunds,
+        receipts): whatever the interleaving and the retries it causes, no command fails
+        but for a rule of the domain, the books balance, and the gateway holds exactly the
+        money each order says it captured and refunded."""
+        oms.max_attempts = 500
+        for sku in ("A", "B"):
+            oms.receive("WH-1", sku, 80)
+        errors: list[BaseException] = []
+        placed: list[list[str]] = [[] for _ in range(4)]
+        done: Counter[str] = Counter()
+
+        def trader(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                for _ in range(60):
+                    try:
+                        done[run_a_command(oms, rng, placed[seed])] += 1
+                    except (ConcurrencyConflict, StoreError):
+                        raise  # the retries ran out, or the store failed
+                    except OmsError:
+                        done["refused"] += 1  # by a rule of the domain: nothing changed
+            except BaseException as error:  # surfaced below, never swallowed
+                errors.append(error)
+
+        threads = [threading.Thread(target=trader, args=(seed,)) for seed in range(4)]
+        switching = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)  # interleave the threads' commands closely
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            sys.setswitchinterval(switching)
+        assert errors == []
+        assert all(done[step] for step in ("place", "fulfil", "return", "cancel")), done
+        check_books(oms)
+        gateway = cast(FakePaymentGateway, oms.payments)
+        for order_id in (o for mine in placed for o in mine):
+            order = oms.get_order(order_id)
+            assert order.refunded <= order.captured <= order.authorized
+            assert order.payment_reference is not None
+            paid = gateway.authorizations[order.payment_reference]
+            assert (paid.captured, paid.refunded) == (order.captured, order.refunded)
+
     def test_queries_run_while_another_thread_commits(self, oms: OMS) -> None:
         """A reader walks every queue and index while a writer places, allocates, holds,
         reserves and adds locations: no query fails, and a location is listed as soon as
@@ -728,6 +777,91 @@ class StoreContract:
         assert len(oms.locations()) == 151
         assert len(oms.order_queue(hold="fraud")) == 50
         check_books(oms)
+
+
+def run_a_command(oms: OMS, rng: random.Random, placed: list[str]) -> str:
+    """Run one command drawn by ``rng`` and name it ("nothing" if there was nothing to do):
+    a new order (``placed`` keeps its id), a receipt, or a step on one of ``placed``. A
+    command the domain refuses raises its OmsError."""
+    roll = rng.random()
+    if roll < 0.25 or not placed:
+        sku = rng.choice(["A", "B"])
+        order = oms.place_order(order_draft(sku, rng.randint(1, 3)), allocate=rng.random() < 0.8)
+        placed.append(order.id)
+        return "place"
+    if roll < 0.3:
+        oms.receive("WH-1", rng.choice(["A", "B"]), 5)
+        return "receive"
+    steps = sorted(ORDER_STEPS)
+    (step,) = rng.choices(steps, weights=[ORDER_STEPS[name][1] for name in steps])
+    done = ORDER_STEPS[step][0](oms, rng, oms.get_order(rng.choice(placed)))
+    return step if done else "nothing"
+
+
+def _allocate(oms: OMS, rng: random.Random, order: Order) -> bool:
+    oms.allocate(order.id)
+    return True
+
+
+def _cancel(oms: OMS, rng: random.Random, order: Order) -> bool:
+    """Cancel all of the order, or all of one of its active fulfilment orders."""
+    active = [f.id for f in order.fulfillments if f.is_active]
+    chosen = rng.choice(active) if active and rng.random() < 0.5 else None
+    oms.cancel(order.id, reason="changed my mind", fulfillment_id=chosen)
+    return True
+
+
+def _hold_or_release(oms: OMS, rng: random.Random, order: Order) -> bool:
+    if order.holds:
+        oms.release(order.id, order.holds[0].kind)
+    else:
+        oms.hold(order.id, "fraud", reason="score 91")
+    return True
+
+
+def _ship_or_deliver(oms: OMS, rng: random.Random, order: Order) -> bool:
+    """Ship one of the order's parcels still at the warehouse, or deliver a shipped one."""
+    for f in order.fulfillments:
+        if f.is_active:
+            oms.ship(f.id, tracking="T-1")
+            return True
+        if f.status is FulfillmentStatus.SHIPPED:
+            oms.deliver(f.id)
+            return True
+    if order.open_units and not order.holds:  # nothing to fulfil yet: source what is open
+        oms.allocate(order.id)
+        return True
+    return False
+
+
+def _return_and_refund(oms: OMS, rng: random.Random, order: Order) -> bool:
+    """Every returnable unit of the order's first returnable line, back and refunded."""
+    returnable = oms.returnable(order.id)
+    if not returnable:
+        return False
+    line_id, units = next(iter(returnable.items()))
+    rma = oms.request_return(order.id, {line_id: units})
+    oms.approve_return(rma.id)
+    oms.receive_return(rma.id, "WH-1", {line_id: {Disposition.RESTOCK: units}})
+    oms.refund_return(rma.id)
+    return True
+
+
+def _goodwill(oms: OMS, rng: random.Random, order: Order) -> bool:
+    oms.refund_order(order.id, Money("1.00", "EUR"), "parcel late")
+    return True
+
+
+#: The steps :func:`run_a_command` takes on an order, with how often: each says whether it
+#: did anything.
+ORDER_STEPS: dict[str, tuple[Callable[[OMS, random.Random, Order], bool], int]] = {
+    "allocate": (_allocate, 2),
+    "cancel": (_cancel, 1),
+    "hold": (_hold_or_release, 1),
+    "fulfil": (_ship_or_deliver, 6),
+    "return": (_return_and_refund, 2),
+    "goodwill": (_goodwill, 1),
+}
 
 
 def walk_the_store(oms: OMS) -> None:
