@@ -169,9 +169,10 @@ def _print_stock(oms: OMS, sku: str) -> None:
 
 def _print_order(oms: OMS, store: SqliteStore, order_id: str) -> None:
     order = oms.get_order(order_id)
+    customer = f", customer {order.customer_ref}" if order.customer_ref else ""
     print(
-        f"order {order.id}: {order.status.value}, {order.channel}, total {order.total}, "
-        f"captured {order.captured}, refunded {order.refunded}"
+        f"order {order.id}: {order.status.value}, {order.channel}{customer}, total "
+        f"{order.total}, captured {order.captured}, refunded {order.refunded}"
     )
     for line in order.lines:
         print(
