@@ -7,6 +7,11 @@ keeps them as they are, without copying. Safe for threads: one lock around each 
 and around every query that walks the store's tables or indexes (which a commit on another
 thread changes as it goes), but for the list of locations or channels most commands read
 (see ``_Table.sorted_rows``).
+
+Reads are read-committed, not snapshots: a query that reads several aggregates while
+another thread commits may see some before the commit and some after. ``reconcile()`` run
+next to writing threads can so report a difference between a level and the ledger that is
+gone on the next run (``SqliteStore`` reads one moment per unit of work).
 """
 
 from __future__ import annotations
