@@ -9,13 +9,16 @@ thread changes as it goes), but for the list of locations or channels most comma
 (see ``_Table.sorted_rows``).
 
 Reads are read-committed, not snapshots: a query that reads several aggregates while
-another thread commits may see some before the commit and some after. ``reconcile()`` run
-next to writing threads can so report a difference between a level and the ledger that is
-gone on the next run (``SqliteStore`` reads one moment per unit of work).
+another thread commits may see some before the commit and some after (``SqliteStore``
+reads one moment per unit of work). Holding the lock for a whole read would make it a
+snapshot, but a thread reading in a loop would then starve the writers: the lock is not
+fair. The one read that must compare two moments' worth of state, the ledger's totals
+against the levels (``reconcile()``), pins the items of its moment instead.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -95,13 +98,14 @@ class _Repo(Generic[A]):
     def __init__(self, store: MemoryStore, table: _Table[A]) -> None:
         self._store = store
         self._table = table
+        self._rows = table.rows  # what reads see: the live rows, or a copy of one moment
         self.staged: dict[str, A] = {}
         self.seen: dict[str, int] = {}
 
     def get(self, key: str) -> A | None:
         if key in self.staged:
             return self.staged[key]
-        row = self._table.rows.get(key)
+        row = self._rows.get(key)
         self.seen.setdefault(key, row.version if row is not None else 0)
         return row
 
@@ -215,10 +219,17 @@ class _Inventory(_Repo[InventoryItem]):
 
     def skus(self) -> list[Sku]:
         with self._store.lock:
-            return sorted(Sku(s) for s in self._store.items.rows)
+            return sorted(Sku(s) for s in self._rows)
 
     def ledger_totals(self) -> dict[tuple[LocationId, Sku], tuple[int, int]]:
-        return replay(self._store.ledger)
+        """The ledger's totals; from now on this unit of work reads the items of the same
+        moment (a copy of the table, which is small next to the ledger), so a level is
+        compared with the ledger that made it, whatever other threads commit meanwhile."""
+        store = self._store
+        with store.lock:
+            moment = len(store.ledger)
+            self._rows = dict(store.items.rows)
+        return replay(itertools.islice(store.ledger, moment))  # the ledger only grows
 
     def expiring(self, now: datetime) -> list[Sku]:
         with self._store.lock:

@@ -48,6 +48,7 @@ from omscore.inventory import (
     Capability,
     Channel,
     ChannelPool,
+    Discrepancy,
     InventoryItem,
     Location,
     LocationKind,
@@ -730,6 +731,35 @@ class StoreContract:
             assert order.payment_reference is not None
             paid = gateway.authorizations[order.payment_reference]
             assert (paid.captured, paid.refunded) == (order.captured, order.refunded)
+
+    def test_a_reconcile_next_to_a_writing_thread_finds_nothing(self, oms: OMS) -> None:
+        """``reconcile()`` compares each level with the ledger of the same moment: run
+        over and over while another thread places and sources orders, it never reports a
+        difference that a commit landing between its reads would make."""
+        for sku in ("A", "B", "C"):
+            oms.receive("WH-1", sku, 1_000)
+        reports: list[list[Discrepancy]] = []
+        done = threading.Event()
+
+        def auditor() -> None:
+            while not done.is_set():
+                reports.append(oms.reconcile())
+
+        switching = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)  # switch threads often, mid-read included
+        try:
+            thread = threading.Thread(target=auditor)
+            thread.start()
+            try:
+                for n in range(150):
+                    oms.place_order(order_draft("ABC"[n % 3], 1), allocate=True)
+            finally:
+                done.set()
+                thread.join()
+        finally:
+            sys.setswitchinterval(switching)
+        assert reports
+        assert [found for found in reports if found] == []
 
     def test_queries_run_while_another_thread_commits(self, oms: OMS) -> None:
         """A reader walks every queue and index while a writer places, allocates, holds,
