@@ -20,12 +20,13 @@ Requires ``pytest`` and ``hypothesis`` (the ``dev`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import random
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -712,15 +713,11 @@ class StoreContract:
                 errors.append(error)
 
         threads = [threading.Thread(target=trader, args=(seed,)) for seed in range(4)]
-        switching = sys.getswitchinterval()
-        sys.setswitchinterval(1e-5)  # interleave the threads' commands closely
-        try:
+        with threads_switching_every(1e-5):  # interleave the threads' commands closely
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        finally:
-            sys.setswitchinterval(switching)
         assert errors == []
         assert all(done[step] for step in ("place", "fulfil", "return", "cancel")), done
         check_books(oms)
@@ -745,19 +742,9 @@ class StoreContract:
             while not done.is_set():
                 reports.append(oms.reconcile())
 
-        switching = sys.getswitchinterval()
-        sys.setswitchinterval(1e-5)  # switch threads often, mid-read included
-        try:
-            thread = threading.Thread(target=auditor)
-            thread.start()
-            try:
-                for n in range(150):
-                    oms.place_order(order_draft("ABC"[n % 3], 1), allocate=True)
-            finally:
-                done.set()
-                thread.join()
-        finally:
-            sys.setswitchinterval(switching)
+        with threads_switching_every(1e-5), alongside(auditor, done):
+            for n in range(150):
+                oms.place_order(order_draft("ABC"[n % 3], 1), allocate=True)
         assert reports
         assert [found for found in reports if found] == []
 
@@ -790,18 +777,8 @@ class StoreContract:
                 if location.id not in {x.id for x in oms.locations()}:
                     hidden.append(location.id)
 
-        switching = sys.getswitchinterval()
-        sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
-        try:
-            thread = threading.Thread(target=reader)
-            thread.start()
-            try:
-                writer()
-            finally:
-                done.set()
-                thread.join()
-        finally:
-            sys.setswitchinterval(switching)
+        with threads_switching_every(1e-6), alongside(reader, done):
+            writer()
         assert errors == []
         assert hidden == []
         assert len(oms.locations()) == 151
@@ -892,6 +869,31 @@ ORDER_STEPS: dict[str, tuple[Callable[[OMS, random.Random, Order], bool], int]] 
     "return": (_return_and_refund, 2),
     "goodwill": (_goodwill, 1),
 }
+
+
+@contextlib.contextmanager
+def threads_switching_every(seconds: float) -> Iterator[None]:
+    """Let the interpreter switch threads every ``seconds`` (mid-read included) inside the
+    block, and as before after it."""
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(switching)
+
+
+@contextlib.contextmanager
+def alongside(target: Callable[[], None], done: threading.Event) -> Iterator[None]:
+    """Run ``target`` on a thread while the block runs; then set ``done`` (which
+    ``target`` watches to stop) and wait for it."""
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def walk_the_store(oms: OMS) -> None:
