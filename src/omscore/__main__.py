@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from datetime import timedelta
 
 from omscore.adapters.memory import MemoryStore
@@ -202,10 +202,16 @@ def _print_order(oms: OMS, store: SqliteStore, order_id: str) -> None:
 QUEUE_ROWS = 20
 
 
+def _count_shown(rows: Sized) -> str:
+    """How many rows a list printed at most :data:`QUEUE_ROWS` of has (fetched with one
+    more, to tell if there are more): ``20+`` when there are."""
+    return f"{QUEUE_ROWS}+" if len(rows) > QUEUE_ROWS else str(len(rows))
+
+
 def _print_queue(title: str, queue: list[QueuedFulfillment]) -> None:
     """The first :data:`QUEUE_ROWS` of ``queue`` (fetched with one more, to tell if there
     are more), one line each."""
-    count = f"{QUEUE_ROWS}+" if len(queue) > QUEUE_ROWS else str(len(queue))
+    count = _count_shown(queue)
     print(f"{title}: {count}, longest waiting first")
     for q in queue[:QUEUE_ROWS]:
         f = q.fulfillment
@@ -218,7 +224,7 @@ def _print_queue(title: str, queue: list[QueuedFulfillment]) -> None:
 
 def _print_orders(title: str, queue: list[QueuedOrder]) -> None:
     """The first :data:`QUEUE_ROWS` of an order queue, one line each."""
-    count = f"{QUEUE_ROWS}+" if len(queue) > QUEUE_ROWS else str(len(queue))
+    count = _count_shown(queue)
     print(f"{title}: {count}, longest waiting first")
     for q in queue[:QUEUE_ROWS]:
         order = q.order
@@ -232,7 +238,7 @@ def _print_orders(title: str, queue: list[QueuedOrder]) -> None:
 
 def _print_history(customer_ref: str, orders: list[Order]) -> None:
     """The newest :data:`QUEUE_ROWS` orders of a customer, one line each."""
-    count = f"{QUEUE_ROWS}+" if len(orders) > QUEUE_ROWS else str(len(orders))
+    count = _count_shown(orders)
     print(f"orders of customer {customer_ref}: {count}, newest first")
     for order in orders[:QUEUE_ROWS]:
         units = sum(line.quantity for line in order.lines)
