@@ -7,8 +7,9 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence, Sized
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
@@ -201,51 +202,57 @@ def _print_order(oms: OMS, store: SqliteStore, order_id: str) -> None:
 #: Rows ``inspect`` prints of a queue (the longest waiting).
 QUEUE_ROWS = 20
 
+R = TypeVar("R")
 
-def _count_shown(rows: Sized) -> str:
-    """How many rows a list printed at most :data:`QUEUE_ROWS` of has (fetched with one
-    more, to tell if there are more): ``20+`` when there are."""
-    return f"{QUEUE_ROWS}+" if len(rows) > QUEUE_ROWS else str(len(rows))
+
+def _print_rows(title: str, order: str, rows: Sequence[R], line: Callable[[R], str]) -> None:
+    """A heading with how many ``rows`` there are (fetched with one more than
+    :data:`QUEUE_ROWS`, to tell if there are more: ``20+``), then the first
+    :data:`QUEUE_ROWS` of them, one ``line`` each."""
+    count = f"{QUEUE_ROWS}+" if len(rows) > QUEUE_ROWS else str(len(rows))
+    print(f"{title}: {count}, {order}")
+    for row in rows[:QUEUE_ROWS]:
+        print(f"  {line(row)}")
 
 
 def _print_queue(title: str, queue: list[QueuedFulfillment]) -> None:
-    """The first :data:`QUEUE_ROWS` of ``queue`` (fetched with one more, to tell if there
-    are more), one line each."""
-    count = _count_shown(queue)
-    print(f"{title}: {count}, longest waiting first")
-    for q in queue[:QUEUE_ROWS]:
-        f = q.fulfillment
-        hours = q.waiting.total_seconds() / 3600
-        print(
-            f"  {f.id:<14} {f.status.value:<17} at {f.stock_location:<8} {hours:>8.1f} h  "
-            f"order {q.order_id} ({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
-        )
+    """Fulfilment orders of a queue, longest waiting first."""
+    _print_rows(title, "longest waiting first", queue, _fulfillment_row)
+
+
+def _fulfillment_row(q: QueuedFulfillment) -> str:
+    f, hours = q.fulfillment, q.waiting.total_seconds() / 3600
+    return (
+        f"{f.id:<14} {f.status.value:<17} at {f.stock_location:<8} {hours:>8.1f} h  "
+        f"order {q.order_id} ({', '.join(f'{x.sku} x{x.quantity}' for x in f.lines)})"
+    )
 
 
 def _print_orders(title: str, queue: list[QueuedOrder]) -> None:
-    """The first :data:`QUEUE_ROWS` of an order queue, one line each."""
-    count = _count_shown(queue)
-    print(f"{title}: {count}, longest waiting first")
-    for q in queue[:QUEUE_ROWS]:
-        order = q.order
-        hours = q.waiting.total_seconds() / 3600
-        holds = ", ".join(h.kind for h in order.holds) or "none"
-        print(
-            f"  {order.id:<10} {order.status.value:<19} {order.channel:<11} {hours:>8.1f} h  "
-            f"{order.open_units} unit(s) open, holds: {holds}"
-        )
+    """Orders of an order queue, longest waiting first."""
+    _print_rows(title, "longest waiting first", queue, _waiting_order_row)
+
+
+def _waiting_order_row(q: QueuedOrder) -> str:
+    order, hours = q.order, q.waiting.total_seconds() / 3600
+    holds = ", ".join(h.kind for h in order.holds) or "none"
+    return (
+        f"{order.id:<10} {order.status.value:<19} {order.channel:<11} {hours:>8.1f} h  "
+        f"{order.open_units} unit(s) open, holds: {holds}"
+    )
 
 
 def _print_history(customer_ref: str, orders: list[Order]) -> None:
-    """The newest :data:`QUEUE_ROWS` orders of a customer, one line each."""
-    count = _count_shown(orders)
-    print(f"orders of customer {customer_ref}: {count}, newest first")
-    for order in orders[:QUEUE_ROWS]:
-        units = sum(line.quantity for line in order.lines)
-        print(
-            f"  {order.id:<10} {order.placed_at:%Y-%m-%d %H:%M}  {order.status.value:<19} "
-            f"{order.channel:<11} {units:>3} unit(s)  total {order.total}"
-        )
+    """A customer's orders, newest first."""
+    _print_rows(f"orders of customer {customer_ref}", "newest first", orders, _history_row)
+
+
+def _history_row(order: Order) -> str:
+    units = sum(line.quantity for line in order.lines)
+    return (
+        f"{order.id:<10} {order.placed_at:%Y-%m-%d %H:%M}  {order.status.value:<19} "
+        f"{order.channel:<11} {units:>3} unit(s)  total {order.total}"
+    )
 
 
 def _prune(args: argparse.Namespace) -> int:
