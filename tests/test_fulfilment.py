@@ -45,7 +45,15 @@ from omscore.events import (
 )
 from omscore.inventory import MovementKind
 from omscore.orders import FulfillmentOrder, Order
-from omscore.sourcing import CostModel, FewestShipmentsPolicy, LowestCostPolicy, PriorityPolicy
+from omscore.sourcing import (
+    AllocationPlan,
+    CostModel,
+    FewestShipmentsPolicy,
+    LowestCostPolicy,
+    NetworkSnapshot,
+    PriorityPolicy,
+    SourcingRequest,
+)
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
@@ -940,6 +948,63 @@ def test_daily_capacity_is_counted_and_respected(network: Callable[..., OMS]) ->
     assert plan.shipments == ("WH-MUC",)
     reasons: dict[str, str | None] = {t.location_id: t.excluded for t in plan.trace}
     assert reasons["WH-HAM"] == "no fulfilment capacity left today"
+
+
+class SnapshotRecorder:
+    """A sourcing policy that keeps every snapshot it is given and plans by lowest cost."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.snapshots: list[NetworkSnapshot] = []
+
+    def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
+        self.snapshots.append(snapshot)
+        return LowestCostPolicy().plan(request, snapshot)
+
+
+def test_a_snapshot_has_the_pools_stocked_locations_and_their_capacity_left(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Forty stores with a daily capacity, thirty in the web pool. A SKU stocked at a few
+    stores (fewer levels than the pool has locations) and one stocked everywhere are both
+    seen at the pool's stocked locations only, in id order, with the order's own holds
+    counted as available to it; capacity is given for the locations with units."""
+    recorder = SnapshotRecorder()
+    oms = make_oms(sourcing=recorder)
+    stores = [f"ST-{n:02d}" for n in range(40)]
+    for n, location_id in enumerate(stores):
+        oms.add_location(
+            Location(
+                id=location_id,
+                kind=LocationKind.STORE,
+                geo=GeoPoint(50 + n / 10, 10 + n / 10),
+                capabilities={Capability.SHIP},
+                priority=2,
+                daily_capacity=5,
+            )
+        )
+    pool = stores[:30]
+    oms.configure_channel("web", location_ids=pool)
+    for location_id, units in (("ST-17", 2), ("ST-03", 4), ("ST-35", 9)):
+        oms.receive(location_id, "A", units)
+    for location_id in stores:
+        oms.receive(location_id, "B", 1)
+
+    first = oms.allocate(oms.place_order(draft(("A", 1), ("B", 1))).id)
+    seen = recorder.snapshots[-1]
+    assert [loc.id for loc in seen.locations] == pool
+    stocked_b = {(x, "B"): 1 for x in pool}
+    assert dict(seen.available) == {("ST-03", "A"): 4, ("ST-17", "A"): 2, **stocked_b}
+    assert seen.capacity == dict.fromkeys(pool, 5)
+
+    oms.allocate(oms.place_order(draft(("A", 1))).id)
+    seen = recorder.snapshots[-1]
+    left = {x: units - (x in first.shipments) for x, units in (("ST-03", 4), ("ST-17", 2))}
+    assert list(seen.available) == [("ST-03", "A"), ("ST-17", "A")]
+    assert dict(seen.available) == {(x, "A"): units for x, units in left.items()}
+    assert seen.capacity == {x: 4 if x in first.shipments else 5 for x in ("ST-03", "ST-17")}
+    check_books(oms)
 
 
 def test_unknown_fulfilment_orders_and_out_of_order_steps_are_refused(

@@ -9,7 +9,7 @@ that ask for them, and stages items, ledger rows and events on the unit of work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,6 +28,26 @@ from omscore.inventory import (
 from omscore.ports import UnitOfWork
 
 R = TypeVar("R", Location, Channel)
+
+
+class PoolNetwork:
+    """The locations a channel's orders may be sourced from, by id, with what the
+    snapshot of every allocation asks of them worked out once."""
+
+    __slots__ = ("capped", "id_set", "ids", "locations")
+
+    def __init__(self, locations: tuple[Location, ...]) -> None:
+        self.locations = locations
+        self.ids = tuple(loc.id for loc in locations)
+        self.id_set = frozenset(self.ids)
+        self.capped = any(loc.daily_capacity is not None for loc in locations)
+
+    def stocked(self, levels: Mapping[LocationId, object]) -> Iterable[LocationId]:
+        """The locations with a level of a SKU, in id order. A SKU stocked in a few of
+        many stores walks its levels, not the network."""
+        if len(levels) < len(self.ids):
+            return sorted(x for x in levels if x in self.id_set)
+        return self.ids
 
 
 class StockSession:
@@ -83,7 +103,7 @@ class StockSession:
 
     def pool_network(
         self, channel: ChannelId | None, also: LocationId | None = None
-    ) -> tuple[Location, ...]:
+    ) -> PoolNetwork:
         """The known locations of the channel's pool and ``also`` (when given), by id."""
         pool, locations = self.pool(channel), self.locations
         key = (id(pool), id(locations), also)
@@ -92,11 +112,12 @@ class StockSession:
             return hit[2]
         ids = {*pool.locations, also} if also is not None else set(pool.locations)
         network = tuple(locations[x] for x in sorted(ids) if x in locations)
+        found = PoolNetwork(network)
         with _POOLS_LOCK:
             if len(_NETWORKS) > 256:
                 _NETWORKS.clear()
-            _NETWORKS[key] = (pool, locations, network)
-        return network
+            _NETWORKS[key] = (pool, locations, found)
+        return found
 
     def is_active(self, location_id: LocationId) -> bool:
         """True for a known, active location."""
@@ -208,7 +229,11 @@ def _pool_of(config: Channel, network: list[Location], unbuffered: bool) -> Chan
 
 _NETWORKS: dict[
     tuple[int, int, LocationId | None],
-    tuple[ChannelPool, dict[LocationId, Location], tuple[Location, ...]],
+    tuple[
+        ChannelPool,
+        dict[LocationId, Location],
+        PoolNetwork,
+    ],
 ] = {}
 
 _INDEXES: dict[int, tuple[list[Any], dict[Any, Any]]] = {}

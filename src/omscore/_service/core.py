@@ -382,27 +382,35 @@ class ServiceCore:
     def _snapshot(
         self, stock: StockSession, order: Order, request: SourcingRequest
     ) -> NetworkSnapshot:
-        locations = stock.pool_network(order.channel, order.delivery.pickup_location)
+        network = stock.pool_network(order.channel, order.delivery.pickup_location)
         available: dict[tuple[LocationId, Sku], int] = {}
         for sku in {line.sku for line in request.lines}:
             item = stock.item(sku)
             levels, own = item.levels, item.order_holds_by_location(order.id)
-            for location in locations:
-                level = levels.get(location.id)
+            for location_id in network.stocked(levels):
+                level = levels.get(location_id)
                 if level is None:
                     continue
                 # The order's own holds count as available to it: allocating releases them.
-                units = level.available_after_release(own.get(location.id, 0))
+                units = level.available_after_release(own.get(location_id, 0))
                 if units:
-                    available[(location.id, sku)] = units
-        today = stock.now.date()
+                    available[(location_id, sku)] = units
+        capacity = self._capacity_left(stock, available) if network.capped else {}
+        return NetworkSnapshot(network.locations, available, capacity)
+
+    def _capacity_left(
+        self, stock: StockSession, available: Mapping[tuple[LocationId, Sku], int]
+    ) -> dict[LocationId, int]:
+        """Fulfilment orders each location with available units can still take today (a
+        location without units cannot be chosen, so its counter is not read)."""
+        today, locations = stock.now.date(), stock.locations
         capacity = {}
-        for location in locations:
-            if location.daily_capacity is not None:
-                load = stock.uow.loads.get(location.id)
-                used = load.used_on(today) if load is not None else 0
-                capacity[location.id] = location.daily_capacity - used
-        return NetworkSnapshot(locations, available, capacity)
+        for location_id in dict.fromkeys(location_id for location_id, _ in available):
+            daily = locations[location_id].daily_capacity
+            if daily is not None:
+                load = stock.uow.loads.get(location_id)
+                capacity[location_id] = daily - (load.used_on(today) if load is not None else 0)
+        return capacity
 
     def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
         if stock.locations[location_id].daily_capacity is None:

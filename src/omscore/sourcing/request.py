@@ -92,7 +92,8 @@ class NetworkSnapshot:
 
     ``available`` maps ``(location_id, sku)`` to units free for this request (safety stock
     already subtracted); ``capacity`` maps a location to the fulfilment orders it can still
-    take today (absent: unlimited).
+    take today (absent: unlimited). The service gives capacity for the locations in
+    ``available`` only: the others have nothing to offer.
     """
 
     locations: tuple[Location, ...] = attrs.field(converter=_locations)
