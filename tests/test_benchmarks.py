@@ -23,6 +23,7 @@ TINY_RUNS: dict[str, list[str]] = {
     "hot_sku.py": ["--open", "20", "--samples", "5"],
     "instructions.py": ["--child", "5"],
     "inventory.py": [],
+    "network.py": ["--stores", "3,6", "--orders", "5"],
     "pre_orders.py": ["--waiting", "20", "--samples", "5"],
     "processes.py": ["--orders", "60", "--processes", "1,2", "--rounds", "1"],
     "queues.py": ["--history", "50", "--live", "10", "--repeat", "5"],
