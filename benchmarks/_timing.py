@@ -1,12 +1,23 @@
-"""Timing helpers shared by the benchmarks: repeated runs, median and p99, in one process."""
+"""Helpers shared by the benchmarks: repeated runs, median and p99, in one process, and
+fresh stores to run them on."""
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import attrs
+
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
+from omscore.ports import Store
+
+#: The stores a benchmark compares, by the name :func:`fresh_store` takes.
+STORES = ("MemoryStore", "SqliteStore")
 
 
 @attrs.frozen
@@ -46,3 +57,18 @@ def measure(name: str, call: Callable[[], object], repeat: int, warmup: int = 20
         call()
         samples.append(time.perf_counter() - start)
     return Timing(name, tuple(samples))
+
+
+@contextmanager
+def fresh_store(name: str) -> Iterator[Store]:
+    """An empty store of the kind ``name`` names; a ``SqliteStore`` is a file in a
+    temporary directory, closed and removed afterwards."""
+    if name == "MemoryStore":
+        yield MemoryStore()
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        store = SqliteStore(str(Path(directory) / "benchmark.db"))
+        try:
+            yield store
+        finally:
+            store.close()

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import tempfile
 import time
-from pathlib import Path
 
-from _timing import Timing
+from _timing import STORES, Timing, fresh_store
 
 from omscore import OMS
-from omscore.adapters.memory import MemoryStore
-from omscore.adapters.sqlite import SqliteStore
 from omscore.adapters.system import SequentialIds
 from omscore.geo import Address, GeoPoint
 from omscore.inventory import Capability, Location, LocationKind
@@ -99,20 +95,13 @@ def main() -> None:
         f"omscore network benchmark: allocate, {args.orders} one-line orders per network; "
         f"reproduce: python benchmarks/network.py --stores {args.stores} --orders {args.orders}"
     )
-    for name in ("MemoryStore", "SqliteStore"):
+    for name in STORES:
         for capacity in (False, True):
             print(f"{name}, {'a daily capacity at every store' if capacity else 'no capacity'}")
             baseline = None
             for size in sizes:
-                with tempfile.TemporaryDirectory() as directory:
-                    store: Store = (
-                        MemoryStore()
-                        if name == "MemoryStore"
-                        else SqliteStore(str(Path(directory) / "network.db"))
-                    )
+                with fresh_store(name) as store:
                     timing = allocations(store, size, capacity, args.orders)
-                    if isinstance(store, SqliteStore):
-                        store.close()
                 baseline = baseline or timing.median
                 print(f"  {timing.line()}   x{timing.median / baseline:.1f}")
 

@@ -14,15 +14,11 @@ holds). The first mark, in the same process, is the baseline of the ratios.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import attrs
-from _timing import Timing, measure
+from _timing import STORES, Timing, fresh_store, measure
 
-from omscore.adapters.memory import MemoryStore
-from omscore.adapters.sqlite import SqliteStore
 from omscore.bench import prepared
 from omscore.ports import Store
 
@@ -56,16 +52,11 @@ def main() -> None:
         f"the receipt that serves them; reproduce: python benchmarks/pre_orders.py "
         f"--waiting {args.waiting} --samples {args.samples}"
     )
-    for name in ("MemoryStore", "SqliteStore"):
+    for name in STORES:
         print(name)
         results = []
         for mark in marks:
-            with tempfile.TemporaryDirectory() as directory:
-                store: Store = (
-                    MemoryStore()
-                    if name == "MemoryStore"
-                    else SqliteStore(str(Path(directory) / "launch.db"))
-                )
+            with fresh_store(name) as store:
                 results.append(run(store, mark, args.samples))
         quiet = results[0][0].median
         for placing, _ in results:
