@@ -1,6 +1,7 @@
 """Store benchmark: place + allocate throughput on SqliteStore, its bare SQL, and memory.
 
-    python benchmarks/store.py [--orders 2000] [--rounds 3]
+    python benchmarks/store.py [--orders 2000] [--rounds 3] [--one-command]
+                               [--checkpoint auto|background]
 
 Each round runs the same order stream three ways, in the same process:
 
@@ -12,6 +13,10 @@ Each round runs the same order stream three ways, in the same process:
    the same way. This is the floor: what those commands cost in SQLite alone.
 3. ``OMS`` on ``MemoryStore``.
 
+With ``--checkpoint background`` the store checkpoints from a thread of its own, and the
+bare replay does the same (a thread checkpoints after its commits), so both still run the
+same work.
+
 It prints orders per second for each (median over rounds) and the ratio SQLite / bare SQL.
 The network is small (three warehouses, 200 SKUs, one-line orders) so that the store, not
 sourcing, is what is measured; benchmarks/sourcing.py measures sourcing.
@@ -20,6 +25,7 @@ sourcing, is what is measured; benchmarks/sourcing.py measures sourcing.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sqlite3
 import statistics
@@ -29,12 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from omscore.adapters.memory import MemoryStore
-from omscore.adapters.sqlite import SqliteStore
+from omscore.adapters.sqlite import (
+    BACKSTOP_PAGES,
+    CHECKPOINT_INTERVAL,
+    CheckpointMode,
+    SqliteStore,
+    _Checkpointer,
+)
 from omscore.bench import place_and_allocate, prepared
 
 
 def sqlite_round(
-    directory: Path, count: int, one_command: bool
+    directory: Path, count: int, one_command: bool, checkpoint: CheckpointMode = "auto"
 ) -> tuple[float, list[tuple[str, str, Any]]]:
     """Seconds for ``count`` orders on SqliteStore, and the statements they executed.
 
@@ -42,7 +54,7 @@ def sqlite_round(
     on another fresh file (recording costs time and memory the store would not spend), and
     the two files must end with the same counts.
     """
-    timed = SqliteStore(str(directory / "omscore.db"))
+    timed = SqliteStore(str(directory / "omscore.db"), checkpoint=checkpoint)
     oms, drafts = prepared(timed)
     seconds = place_and_allocate(oms, drafts[:count], one_command=one_command)
     recorded = SqliteStore(str(directory / "recorded.db"))
@@ -61,14 +73,23 @@ def sqlite_round(
     return seconds, log
 
 
-def bare_round(directory: Path, log: list[tuple[str, str, Any]]) -> float:
-    """Seconds to replay ``log`` with plain sqlite3 on a file prepared like the store's."""
-    store = SqliteStore(str(directory / "bare.db"))
+def bare_round(
+    directory: Path, log: list[tuple[str, str, Any]], checkpoint: CheckpointMode = "auto"
+) -> float:
+    """Seconds to replay ``log`` with plain sqlite3 on a file prepared like the store's;
+    with ``checkpoint="background"`` a thread checkpoints after commits, as the store's."""
+    path = str(directory / "bare.db")
+    store = SqliteStore(path)
     prepared(store)
     store.close()
-    connection = sqlite3.connect(str(directory / "bare.db"), isolation_level=None)
+    connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
+    checkpointer = None
+    if checkpoint == "background":
+        connection.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        connect = functools.partial(sqlite3.connect, path, isolation_level=None)
+        checkpointer = _Checkpointer(connect, CHECKPOINT_INTERVAL)
     execute, executemany = connection.execute, connection.executemany
     gc.collect()
     start = time.perf_counter()
@@ -77,7 +98,11 @@ def bare_round(directory: Path, log: list[tuple[str, str, Any]]) -> float:
             executemany(sql, args)
         else:
             execute(sql, args).fetchall()
+            if checkpointer is not None and sql == "COMMIT":
+                checkpointer.wake()
     seconds = time.perf_counter() - start
+    if checkpointer is not None:
+        checkpointer.stop()
     connection.close()
     return seconds
 
@@ -99,6 +124,12 @@ def main() -> None:
         help="place and allocate with place_order(draft, allocate=True): one transaction",
     )
     parser.add_argument(
+        "--checkpoint",
+        choices=["auto", "background"],
+        default="auto",
+        help="SqliteStore's checkpoint mode (and the same for the bare-SQL replay)",
+    )
+    parser.add_argument(
         "--gc-threshold",
         type=int,
         default=None,
@@ -111,14 +142,17 @@ def main() -> None:
     statements = 0
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as directory:
-            seconds, log = sqlite_round(Path(directory), args.orders, args.one_command)
+            seconds, log = sqlite_round(
+                Path(directory), args.orders, args.one_command, args.checkpoint
+            )
             rates["sqlite"].append(args.orders / seconds)
-            rates["bare"].append(args.orders / bare_round(Path(directory), log))
+            rates["bare"].append(args.orders / bare_round(Path(directory), log, args.checkpoint))
             statements = len(log)
         rates["memory"].append(args.orders / memory_round(args.orders, args.one_command))
     median = {name: statistics.median(values) for name, values in rates.items()}
     tuned = f" --gc-threshold {args.gc_threshold}" if args.gc_threshold is not None else ""
     tuned += " --one-command" if args.one_command else ""
+    tuned += f" --checkpoint {args.checkpoint}" if args.checkpoint != "auto" else ""
     how = "place_order(allocate=True)" if args.one_command else "place_order + allocate"
     print(
         f"omscore store benchmark: {how}, {args.orders} one-line orders, "

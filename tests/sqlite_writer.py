@@ -7,7 +7,7 @@ import os
 import sys
 
 from omscore import OMS, Address, Delivery, LineDraft, Money, OrderDraft
-from omscore.adapters.sqlite import SqliteStore
+from omscore.adapters.sqlite import CheckpointMode, SqliteStore
 from omscore.adapters.system import UuidIds
 
 HOME = Address(country="DE", postal_code="10115", city="Berlin")
@@ -29,9 +29,9 @@ def run_command(oms: OMS, i: int) -> None:
     oms.allocate(order.id, idempotency_key=f"allocate-{i}")
 
 
-def main(db: str, journal: str, start: int, count: int) -> None:
+def main(db: str, journal: str, start: int, count: int, checkpoint: CheckpointMode) -> None:
     """Run orders ``start`` .. ``start + count - 1``, journaling each."""
-    oms = OMS(SqliteStore(db), ids=UuidIds())
+    oms = OMS(SqliteStore(db, checkpoint=checkpoint), ids=UuidIds())
     with open(journal, "a", encoding="utf-8") as log:
         for i in range(start, start + count):
             log.write(f"intent {i}\n")
@@ -43,4 +43,5 @@ def main(db: str, journal: str, start: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    mode: CheckpointMode = "background" if sys.argv[5:] == ["background"] else "auto"
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), mode)

@@ -360,17 +360,23 @@ def test_a_lock_that_never_frees_ends_in_store_busy(tmp_path: Path) -> None:
     assert oms.stock("WH-1", "A").on_hand == 0
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_a_writer_killed_mid_load_leaves_a_sound_file(tmp_path: Path, seed: int) -> None:
-    """SIGKILL a writer at a random moment: the file passes integrity_check, no order is
-    half-written, the books agree, and replaying in-flight commands with their keys
-    completes each exactly once."""
+@pytest.mark.parametrize(
+    ("seed", "checkpoint"), [(1, "auto"), (2, "auto"), (3, "background"), (4, "background")]
+)
+def test_a_writer_killed_mid_load_leaves_a_sound_file(
+    tmp_path: Path, seed: int, checkpoint: str
+) -> None:
+    """SIGKILL a writer at a random moment (checkpointing in its commands, or from a thread
+    of its own): the file passes integrity_check, no order is half-written, the books
+    agree, and replaying in-flight commands with their keys completes each exactly once."""
     db, journal = tmp_path / "shop.db", tmp_path / "journal.txt"
     setup = OMS(SqliteStore(str(db)), ids=SequentialIds())
     setup.add_location(warehouse("WH-1"))
     for n in range(5):
         setup.receive("WH-1", f"SKU-{n}", 1_000_000)
-    writer = subprocess.Popen([sys.executable, str(WRITER), str(db), str(journal), "0", "100000"])
+    writer = subprocess.Popen(
+        [sys.executable, str(WRITER), str(db), str(journal), "0", "100000", checkpoint]
+    )
     time.sleep(random.Random(seed).uniform(1.5, 3.0))
     writer.send_signal(signal.SIGKILL)
     writer.wait()

@@ -34,6 +34,23 @@ class TestSqliteStore(StoreContract, ProcessContract, ReferenceModelContract):
         return functools.partial(SqliteStore, str(tmp_path / "shared.db"))
 
 
+class TestSqliteStoreCheckpointingInBackground(
+    StoreContract, ProcessContract, ReferenceModelContract
+):
+    """The log moved back into the file by a thread of each store's own, while the kit's
+    commands (and processes) go on."""
+
+    interleaved_units_of_work = False
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A fresh SQLite file with a background checkpointer."""
+        return SqliteStore(str(tmp_path / "shop.db"), checkpoint="background")
+
+    def store_opener(self, tmp_path: Path) -> Callable[[], Store]:
+        """Each process opens the same file, each with its checkpointer."""
+        return functools.partial(SqliteStore, str(tmp_path / "shared.db"), checkpoint="background")
+
+
 class TestSqliteStoreDecodingEveryRead(StoreContract, ReferenceModelContract):
     """With no cache of decoded aggregates every read decodes the rows the store wrote, so
     the kit and the reference model check what is on disk, not what the process kept."""

@@ -36,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--policy", choices=sorted(POLICIES), default="lowest_cost")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing --db file")
+    sim.add_argument(
+        "--checkpoint",
+        choices=["auto", "background"],
+        default="background",
+        help="SqliteStore's checkpoint mode (default background: from a thread of its own)",
+    )
     ins = commands.add_parser("inspect", help="look into a store file")
     ins.add_argument("--db", default=DEFAULT_DB)
     ins.add_argument("--sku", help="show the stock of this SKU")
@@ -112,7 +118,7 @@ def _simulate(args: argparse.Namespace) -> int:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(args.db + suffix):
                     os.remove(args.db + suffix)
-        store = SqliteStore(args.db)
+        store = SqliteStore(args.db, checkpoint=args.checkpoint)
         where = f"SQLite file {args.db}"
     progress = None if args.json else sys.stderr
     if progress:
@@ -125,6 +131,8 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(report.render())
+    if isinstance(store, SqliteStore):
+        store.close()
     settled = not (report.work_left_open or report.orders_left_waiting)
     return 0 if report.stock_conserved and settled else 1
 
