@@ -38,9 +38,9 @@ from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import (
     BACKSTOP_PAGES,
     CHECKPOINT_INTERVAL,
+    Checkpointer,
     CheckpointMode,
     SqliteStore,
-    _Checkpointer,
 )
 from omscore.bench import place_and_allocate, prepared
 
@@ -89,7 +89,7 @@ def bare_round(
     if checkpoint == "background":
         connection.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         connect = functools.partial(sqlite3.connect, path, isolation_level=None)
-        checkpointer = _Checkpointer(connect, CHECKPOINT_INTERVAL)
+        checkpointer = Checkpointer(connect, CHECKPOINT_INTERVAL)
     execute, executemany = connection.execute, connection.executemany
     gc.collect()
     start = time.perf_counter()

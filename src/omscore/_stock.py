@@ -229,11 +229,7 @@ def _pool_of(config: Channel, network: list[Location], unbuffered: bool) -> Chan
 
 _NETWORKS: dict[
     tuple[int, int, LocationId | None],
-    tuple[
-        ChannelPool,
-        dict[LocationId, Location],
-        PoolNetwork,
-    ],
+    tuple[ChannelPool, dict[LocationId, Location], PoolNetwork],
 ] = {}
 
 _INDEXES: dict[int, tuple[list[Any], dict[Any, Any]]] = {}

@@ -1363,8 +1363,9 @@ def _connect(
     return connection
 
 
-class _Checkpointer:
-    """A thread that checkpoints the log after commits, at most every ``interval`` seconds.
+class Checkpointer:
+    """A thread that checkpoints the log after commits, at most every ``interval`` seconds
+    (``SqliteStore(checkpoint="background")`` runs one, as ``store.checkpointer``).
 
     SQLite's automatic checkpoint runs in the commit that crosses its mark: that command
     copies a thousand pages and syncs the file while its caller waits. Here a connection
@@ -1471,12 +1472,12 @@ class SqliteStore:
         #: When a list, every statement units of work execute is appended to it as
         #: ``(kind, sql, arguments)`` (the store benchmark replays it as its bare-SQL baseline).
         self.statement_log: list[tuple[str, str, Any]] | None = None
-        self.checkpointer: _Checkpointer | None = None
+        self.checkpointer: Checkpointer | None = None
         with translated("open"):
             refuse_newer(path)
             self.migrated_from = migrate(self.connection())
         if checkpoint == "background" and path != ":memory:":
-            self.checkpointer = _Checkpointer(
+            self.checkpointer = Checkpointer(
                 functools.partial(_connect, path, synchronous, busy_timeout_ms),
                 CHECKPOINT_INTERVAL,
             )
@@ -1693,6 +1694,7 @@ __all__ = [
     "CHECKPOINT_INTERVAL",
     "SCHEMA_VERSION",
     "CheckpointMode",
+    "Checkpointer",
     "SqliteStore",
     "SqliteUnitOfWork",
     "migrate",
