@@ -7,11 +7,13 @@ import gc
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from omscore.adapters.sqlite import BACKSTOP_PAGES, SqliteStore
+from omscore.adapters.sqlite import BACKSTOP_PAGES, CHECKPOINT_INTERVAL, SqliteStore
 from omscore.bench import place_and_allocate, prepared
 from omscore.errors import StoreError
 
@@ -55,6 +57,35 @@ def test_sqlites_own_checkpoint_leaves_the_last_commits_in_the_log(tmp_path: Pat
     assert store.checkpointer is None
     time.sleep(0.2)
     assert orders_in_the_file_alone(path, tmp_path / "copy.db") < 600
+    store.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    """Poll ``condition`` until it holds, or fail naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_the_relays_writes_wake_the_checkpointer_too(tmp_path: Path) -> None:
+    """Marking events published and pruning are writes outside a unit of work: each asks
+    for a checkpoint as a command's commit does."""
+    store = SqliteStore(str(tmp_path / "shop.db"), checkpoint="background")
+    oms, drafts = prepared(store)
+    place_and_allocate(oms, drafts[:20])
+    checkpointer = store.checkpointer
+    assert checkpointer is not None
+    for write in (
+        lambda: store.mark_published(store.counts()["outbox"]),
+        lambda: store.prune_outbox(datetime.now(UTC) + timedelta(days=1)),
+        lambda: store.prune_idempotency(datetime.now(UTC) + timedelta(days=1)),
+    ):
+        wait_until(lambda: not checkpointer.wanted.is_set(), "the checkpointer stayed busy")
+        time.sleep(3 * CHECKPOINT_INTERVAL)
+        done = checkpointer.checkpoints
+        write()
+        wait_until(lambda: checkpointer.checkpoints > done, "the write did not wake it")  # noqa: B023
     store.close()
 
 

@@ -1151,8 +1151,7 @@ class SqliteUnitOfWork:
             self._rollback()
             raise
         self._end()
-        if self.store.checkpointer is not None:
-            self.store.checkpointer.wake()
+        self.store.committed()
         network = self._network_staged()
         self.store.wrote(locations=network[0], channels=network[1])
         for name in ("orders", "inventory", "returns"):
@@ -1535,6 +1534,11 @@ class SqliteStore:
             while len(self._decoded) > self.cache_size:
                 self._decoded.popitem(last=False)
 
+    def committed(self) -> None:
+        """A write landed: the background checkpointer (if any) copies it into the file."""
+        if self.checkpointer is not None:
+            self.checkpointer.wake()
+
     def wrote(self, *, locations: bool, channels: bool) -> None:
         """Forget cached network tables this process just changed."""
         with self._lock:
@@ -1576,6 +1580,7 @@ class SqliteStore:
                 "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
                 (up_to,),
             )
+        self.committed()
 
     def prune_outbox(self, before: datetime) -> int:
         """Delete published events, oldest first, up to the first recorded at or after
@@ -1602,6 +1607,7 @@ class SqliteStore:
                     (low, min(low + PRUNE_CHUNK, stop)),
                 )
                 deleted += cursor.rowcount
+                self.committed()
             return deleted
 
     def prune_idempotency(self, before: datetime) -> int:
@@ -1610,7 +1616,8 @@ class SqliteStore:
             cursor = self.connection().execute(
                 "DELETE FROM idempotency WHERE at < ?", (_utc(before),)
             )
-            return cursor.rowcount
+        self.committed()
+        return cursor.rowcount
 
     def order_events(self, order_id: str) -> list[OutboxRecord]:
         """The committed events that name ``order_id``, in commit order. SQLite reads the
