@@ -395,22 +395,8 @@ class ServiceCore:
                 units = level.available_after_release(own.get(location_id, 0))
                 if units:
                     available[(location_id, sku)] = units
-        capacity = self._capacity_left(stock, available) if network.capped else {}
+        capacity = _capacity_left(stock, available) if network.capped else {}
         return NetworkSnapshot(network.locations, available, capacity)
-
-    def _capacity_left(
-        self, stock: StockSession, available: Mapping[tuple[LocationId, Sku], int]
-    ) -> dict[LocationId, int]:
-        """Fulfilment orders each location with available units can still take today (a
-        location without units cannot be chosen, so its counter is not read)."""
-        today, locations = stock.now.date(), stock.locations
-        capacity = {}
-        for location_id in dict.fromkeys(location_id for location_id, _ in available):
-            daily = locations[location_id].daily_capacity
-            if daily is not None:
-                load = stock.uow.loads.get(location_id)
-                capacity[location_id] = daily - (load.used_on(today) if load is not None else 0)
-        return capacity
 
     def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
         if stock.locations[location_id].daily_capacity is None:
@@ -485,6 +471,21 @@ def _order_of_fulfillment(uow: UnitOfWork, fulfillment_id: str) -> Order:
     if order_id is None:
         raise UnknownFulfillment(f"no fulfilment order {fulfillment_id!r}")
     return _load_order(uow, order_id)
+
+
+def _capacity_left(
+    stock: StockSession, available: Mapping[tuple[LocationId, Sku], int]
+) -> dict[LocationId, int]:
+    """Fulfilment orders each location with available units can still take today (a
+    location without units cannot be chosen, so its counter is not read)."""
+    today, locations = stock.now.date(), stock.locations
+    capacity = {}
+    for location_id in dict.fromkeys(location_id for location_id, _ in available):
+        daily = locations[location_id].daily_capacity
+        if daily is not None:
+            load = stock.uow.loads.get(location_id)
+            capacity[location_id] = daily - (load.used_on(today) if load is not None else 0)
+    return capacity
 
 
 def _fulfillments_of(
