@@ -23,7 +23,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from omscore import OMS, OrderDraft
-from omscore.adapters.sqlite import SqliteStore
+from omscore.adapters.sqlite import CheckpointMode, SqliteStore
 from omscore.bench import prepared
 from omscore.sourcing import LowestCostPolicy
 from omscore.testing import ManualClock
@@ -41,9 +41,14 @@ class _WorkerIds:
 
 
 def _place_and_allocate(
-    db: str, worker: int, drafts: Sequence[OrderDraft], start: Barrier, times: list[float]
+    db: str,
+    checkpoint: CheckpointMode,
+    worker: int,
+    drafts: Sequence[OrderDraft],
+    start: Barrier,
+    times: list[float],
 ) -> None:
-    store = SqliteStore(db)
+    store = SqliteStore(db, checkpoint=checkpoint)
     oms = OMS(store, clock=ManualClock(), ids=_WorkerIds(worker), sourcing=LowestCostPolicy())
     start.wait()
     began = time.perf_counter()
@@ -81,8 +86,9 @@ def _together(processes: int, target: Callable[..., None], jobs: list[tuple[obje
     return max(times[1::2]) - min(times[0::2])
 
 
-def orders_per_second(orders: int, processes: int) -> float:
-    """All workers' orders per second on one fresh file."""
+def orders_per_second(orders: int, processes: int, checkpoint: CheckpointMode = "auto") -> float:
+    """All workers' orders per second on one fresh file (each worker's store checkpoints
+    as ``checkpoint`` says)."""
     with tempfile.TemporaryDirectory() as folder:
         db = str(Path(folder) / "shared.db")
         setup = SqliteStore(db)
@@ -90,7 +96,7 @@ def orders_per_second(orders: int, processes: int) -> float:
         setup.close()
         share = orders // processes
         jobs: list[tuple[object, ...]] = [
-            (db, w, drafts[w * share : (w + 1) * share]) for w in range(processes)
+            (db, checkpoint, w, drafts[w * share : (w + 1) * share]) for w in range(processes)
         ]
         return share * processes / _together(processes, _place_and_allocate, jobs)
 
@@ -108,15 +114,18 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=4_000)
     parser.add_argument("--processes", default="1,2,3")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--checkpoint", choices=["auto", "background"], default="auto")
     args = parser.parse_args()
     counts = sorted({int(x) for x in args.processes.split(",")} | {1})
     print(
         "omscore processes benchmark: place + allocate from several processes on one "
         f"SqliteStore file; reproduce: python benchmarks/processes.py --orders {args.orders} "
-        f"--processes {args.processes} --rounds {args.rounds}"
+        f"--processes {args.processes} --rounds {args.rounds} --checkpoint {args.checkpoint}"
     )
     rates = {
-        n: statistics.median(orders_per_second(args.orders, n) for _ in range(args.rounds))
+        n: statistics.median(
+            orders_per_second(args.orders, n, args.checkpoint) for _ in range(args.rounds)
+        )
         for n in counts
     }
     for n in counts:
