@@ -25,6 +25,7 @@ import json
 import operator
 import os
 import sqlite3
+import sys
 import threading
 import urllib.parse
 import weakref
@@ -1381,6 +1382,7 @@ class Checkpointer:
         #: The last error a checkpoint met (the next commit tries again; one that could
         #: not open its connection ends the thread, and commands checkpoint themselves).
         self.error: Exception | None = None
+        self._connection: sqlite3.Connection | None = None
         self._thread = threading.Thread(
             target=self._run, args=(connect,), name="omscore checkpointer", daemon=True
         )
@@ -1405,7 +1407,7 @@ class Checkpointer:
 
     def _run(self, connect: Callable[[], sqlite3.Connection]) -> None:
         try:
-            connection = connect()
+            connection = self._connection = connect()
         except StoreError as error:
             self.error = error
             return
@@ -1421,6 +1423,21 @@ class Checkpointer:
                     return
         finally:
             connection.close()
+
+
+#: Every open store, so that a child process forgets its parent's connections on fork.
+_OPEN_STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+#: What a forked child inherited and must neither use nor close.
+_INHERITED: list[object] = []
+
+
+def _forget_parent_connections() -> None:
+    for store in list(_OPEN_STORES):
+        store.forked()
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 #: The relay's mark (NULL before anything was published: then nothing is deleted).
@@ -1475,12 +1492,34 @@ class SqliteStore:
         with translated("open"):
             refuse_newer(path)
             self.migrated_from = migrate(self.connection())
-        if checkpoint == "background" and path != ":memory:":
+        self._start_checkpointer()
+        _OPEN_STORES.add(self)
+
+    def _start_checkpointer(self) -> None:
+        if self.checkpoint_mode == "background" and self.path != ":memory:":
             self.checkpointer = Checkpointer(
-                functools.partial(_connect, path, synchronous, busy_timeout_ms),
+                functools.partial(_connect, self.path, self.synchronous, self.busy_timeout_ms),
                 CHECKPOINT_INTERVAL,
             )
             self._stop_checkpointer = weakref.finalize(self, self.checkpointer.stop)
+
+    def forked(self) -> None:
+        """Called in a child process after ``fork()``: leave every connection the parent
+        opened untouched and open new ones on first use, with a checkpointer of the child's
+        own. SQLite forbids using a connection across ``fork()``: its locks stay with the
+        parent, and closing or rolling one back in the child can corrupt the parent's log
+        index. (A ``:memory:`` store keeps its connection: the child has its own copy.)"""
+        self._lock = threading.Lock()
+        if self.shared_gate is not None:
+            self.shared_gate = threading.Lock()
+        if self.path != ":memory:":
+            _INHERITED.append(self._local)  # kept, never closed: the parent still uses them
+            self._local = threading.local()
+        parents = self.checkpointer
+        if parents is not None and not parents.stopping.is_set():
+            _INHERITED.append(parents)
+            self._stop_checkpointer.detach()
+            self._start_checkpointer()
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened and configured on first use)."""
