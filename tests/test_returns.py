@@ -186,6 +186,7 @@ def test_returnable_says_what_a_return_request_accepts(
     clock.advance(timedelta(days=14))
     assert oms.returnable(order_id) == {a.id: 2, b.id: 1}
     assert oms.request_return(order_id, {b.id: 1}).status is ReturnStatus.REQUESTED
+    assert oms.returnable(order_id) == {a.id: 2}  # b's one unit is claimed: b is left out
     clock.advance(timedelta(seconds=1))
     assert oms.returnable(order_id) == {}
     with pytest.raises(UnknownOrder):
@@ -210,6 +211,9 @@ def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
     assert any("3 unit(s) inspected, but only 2" in p for p in info.value.problems)
     assert any("'lost' is not a disposition" in p for p in info.value.problems)
     assert (oms.get_return(rma.id), oms.stock("WH-1", "A"), len(oms.events())) == before
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    with pytest.raises(InvalidReturn, match="2 unit.s. inspected, but only 1 of 2 are still"):
+        oms.receive_return(rma.id, "WH-1", {line.id: {R: 2}})
 
 
 def test_partial_receipts_and_dispositions_only_restock_restock(shop: Callable[..., OMS]) -> None:
