@@ -212,7 +212,7 @@ def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
     assert any("'lost' is not a disposition" in p for p in info.value.problems)
     assert (oms.get_return(rma.id), oms.stock("WH-1", "A"), len(oms.events())) == before
     oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
-    with pytest.raises(InvalidReturn, match="2 unit.s. inspected, but only 1 of 2 are still"):
+    with pytest.raises(InvalidReturn, match=r"2 unit\(s\) inspected, but only 1 of 2 are still"):
         oms.receive_return(rma.id, "WH-1", {line.id: {R: 2}})
 
 

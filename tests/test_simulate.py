@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:
     (header,) = [line for line in shown.stdout.splitlines() if line.startswith("order O-1:")]
     assert ", customer C-0, total " in header  # the first checkout's customer
     assert "OrderPlaced" in shown.stdout
-    with sqlite3.connect(db) as connection:
+    with closing(sqlite3.connect(db)) as connection, connection:
         returned, rma = connection.execute("SELECT order_id, id FROM returns LIMIT 1").fetchone()
     traced = subprocess.run(
         [sys.executable, "-m", "omscore", "inspect", "--db", str(db), "--order", returned],

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from omscore.errors import StoreError
 def orders_in_the_file_alone(path: Path, copy: Path) -> int:
     """Orders a copy of the database file holds without its log (what was checkpointed)."""
     shutil.copyfile(path, copy)
-    with sqlite3.connect(copy) as connection:
+    with closing(sqlite3.connect(copy)) as connection, connection:
         count: int = connection.execute("SELECT count(*) FROM orders").fetchone()[0]
     return count
 

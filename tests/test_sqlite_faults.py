@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,7 +40,7 @@ WRITER = Path(__file__).with_name("sqlite_writer.py")
 
 def old_file(path: Path, version: int) -> None:
     """A database written by an omscore that knew only migrations up to ``version``."""
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         for number, statements in MIGRATIONS:
             if number <= version:
@@ -55,11 +56,11 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     """A version-1 file gets the later migrations and keeps its rows."""
     path = tmp_path / "old.db"
     old_file(path, 1)
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("INSERT INTO locations VALUES ('X', 1, '{}')")
     store = SqliteStore(str(path))
     assert store.migrated_from == 1
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == (
             SCHEMA_VERSION
         )
@@ -100,7 +101,7 @@ def test_customer_orders_are_filled_in_by_the_schema_8_migration(tmp_path: Path)
         clock.advance(timedelta(minutes=5))
     assert [o.id for o in oms.customer_orders("C-1")] == ["O-4", "O-1"]
     oms.store.close()  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         as_schema_7(connection)
     reopened = SqliteStore(str(path))
     assert reopened.migrated_from == 7
@@ -146,7 +147,7 @@ def test_order_queues_are_filled_in_by_the_schema_7_migration(tmp_path: Path) ->
     assert [q.order.id for q in queues["fraud"]] == ["O-1", "O-3"]
     assert [q.order.id for q in queues["manual"]] == ["O-1"]
     oms.store.close()  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         as_schema_6(connection)
     reopened = OMS(SqliteStore(str(path)), clock=clock)
     assert reopened.store.migrated_from == 6  # type: ignore[attr-defined]
@@ -208,7 +209,7 @@ def test_fulfilment_queues_are_filled_in_by_the_schema_6_migration(tmp_path: Pat
     assert [q.fulfillment.id for q in before["WH"]] == [third.id, first.id]
     assert [q.fulfillment.id for q in before["ST"]] == [parcel.id]
     oms.store.close()  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         as_schema_5(connection)
     reopened = OMS(SqliteStore(str(path)), clock=clock)
     assert reopened.store.migrated_from == 5  # type: ignore[attr-defined]
@@ -258,7 +259,8 @@ def test_stock_holds_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pa
     path = tmp_path / "holds.db"
     before = three_orders(path, [StockPosition("WH", sku, 50) for sku in ("A", "B")])
     assert all(item is not None and item.holds for item in before.values())
-    with sqlite3.connect(path) as connection:  # as schema 2 wrote it: holds in the body
+    # as schema 2 wrote it: holds in the body
+    with closing(sqlite3.connect(path)) as connection, connection:
         into_item_bodies(connection, before, "holds", StockHold)
         connection.execute("DROP TABLE holds")
         connection.execute("DROP TABLE backorders")
@@ -276,7 +278,8 @@ def test_backorders_move_out_of_item_bodies_into_rows_on_migration(tmp_path: Pat
     path = tmp_path / "backorders.db"
     before = three_orders(path, [StockPosition("WH", "A", 1)])
     assert all(item is not None and item.backorders for item in before.values())
-    with sqlite3.connect(path) as connection:  # as schema 3 wrote it: backorders in the body
+    # as schema 3 wrote it: backorders in the body
+    with closing(sqlite3.connect(path)) as connection, connection:
         into_item_bodies(connection, before, "backorders", Backorder)
         connection.execute("DROP TABLE backorders")
         as_schema_5(connection)
@@ -298,7 +301,8 @@ def test_the_relay_keeps_its_place_across_the_schema_5_migration(tmp_path: Path)
         oms.receive("WH-1", sku, 3)
     everything = store.outbox()
     store.close()
-    with sqlite3.connect(path) as connection:  # as schema 4 marked them: a flag per row
+    # as schema 4 marked them: a flag per row
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("UPDATE outbox SET published = 1 WHERE position <= 3")
         connection.execute("DELETE FROM meta WHERE name = 'published'")
         as_schema_5(connection)
@@ -312,7 +316,7 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     """A file from a newer omscore: a clear SchemaError, nothing written."""
     path = tmp_path / "new.db"
     old_file(path, SCHEMA_VERSION)
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
     before = path.read_bytes()
     with pytest.raises(SchemaError, match=f"schema version {SCHEMA_VERSION + 1}"):

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import timedelta
 from typing import TypeVar
 
@@ -309,7 +310,7 @@ def _missing(path: str) -> bool:
 
 
 def _schema_version(path: str) -> int:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
 
 

@@ -1347,20 +1347,53 @@ def _connect(
 ) -> sqlite3.Connection:
     """A connection to ``path`` configured as every connection of the store is."""
     with translated(f"open {path}"):
+        # Not checked per thread: each thread keeps to its own (the store sees to that),
+        # and the store closes those of threads that ended.
         connection = sqlite3.connect(
-            path,
-            isolation_level=None,
-            check_same_thread=path != ":memory:",
-            timeout=busy_timeout_ms / 1000,
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
         )
-        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if path != ":memory:":
-            connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute(f"PRAGMA synchronous = {synchronous}")
-        connection.execute("PRAGMA foreign_keys = ON")
-        if autocheckpoint is not None:
-            connection.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if path != ":memory:":
+                connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute(f"PRAGMA synchronous = {synchronous}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            if autocheckpoint is not None:
+                connection.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
+        except BaseException:
+            connection.close()
+            raise
     return connection
+
+
+class _Connections:
+    """Every connection a store opened, with the thread it is for, so that ``close()``, or
+    dropping the store, closes them all (other threads' too), and so that a thread that
+    ended leaves no connection open for the garbage collector to find."""
+
+    __slots__ = ("lock", "opened")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.opened: list[tuple[threading.Thread | None, sqlite3.Connection]] = []
+
+    def add(self, connection: sqlite3.Connection, thread: threading.Thread | None) -> None:
+        """Keep ``connection``, ``thread``'s own (None: shared by every thread, never
+        closed before :meth:`close_all`); close those of threads that ended."""
+        with self.lock:
+            ended = [c for t, c in self.opened if t is not None and not t.is_alive()]
+            if ended:
+                self.opened = [(t, c) for t, c in self.opened if t is None or t.is_alive()]
+            self.opened.append((thread, connection))
+        for orphan in ended:
+            orphan.close()
+
+    def close_all(self) -> None:
+        """Close every connection kept."""
+        with self.lock:
+            opened, self.opened = self.opened, []
+        for _, connection in opened:
+            connection.close()
 
 
 class Checkpointer:
@@ -1489,11 +1522,16 @@ class SqliteStore:
         #: ``(kind, sql, arguments)`` (the store benchmark replays it as its bare-SQL baseline).
         self.statement_log: list[tuple[str, str, Any]] | None = None
         self.checkpointer: Checkpointer | None = None
+        self._track_connections()
         with translated("open"):
             refuse_newer(path)
             self.migrated_from = migrate(self.connection())
         self._start_checkpointer()
         _OPEN_STORES.add(self)
+
+    def _track_connections(self) -> None:
+        self._connections = _Connections()
+        self._close_connections = weakref.finalize(self, self._connections.close_all)
 
     def _start_checkpointer(self) -> None:
         if self.checkpoint_mode == "background" and self.path != ":memory:":
@@ -1513,8 +1551,11 @@ class SqliteStore:
         if self.shared_gate is not None:
             self.shared_gate = threading.Lock()
         if self.path != ":memory:":
-            _INHERITED.append(self._local)  # kept, never closed: the parent still uses them
+            # Kept, never closed: the parent still uses them.
+            _INHERITED.extend((self._local, self._connections))
+            self._close_connections.detach()
             self._local = threading.local()
+            self._track_connections()
         parents = self.checkpointer
         if parents is not None and not parents.stopping.is_set():
             _INHERITED.append(parents)
@@ -1535,7 +1576,10 @@ class SqliteStore:
 
     def _open(self) -> sqlite3.Connection:
         backstop = BACKSTOP_PAGES if self.checkpoint_mode == "background" else None
-        return _connect(self.path, self.synchronous, self.busy_timeout_ms, backstop)
+        connection = _connect(self.path, self.synchronous, self.busy_timeout_ms, backstop)
+        shared = self.path == ":memory:"
+        self._connections.add(connection, None if shared else threading.current_thread())
+        return connection
 
     def unit_of_work(self, *, write: bool = True) -> SqliteUnitOfWork:
         """A new unit of work: ``BEGIN IMMEDIATE`` on first use when ``write``."""
@@ -1722,17 +1766,14 @@ class SqliteStore:
             }
 
     def close(self) -> None:
-        """Close this thread's connection (and the shared one for ``:memory:``), and end
-        the background checkpointer."""
+        """Close every connection the store opened, in every thread, and end the background
+        checkpointer. Call it when no command is running; a later command opens a new
+        connection. Dropping the store does the same."""
         if self.checkpointer is not None:
             self._stop_checkpointer()
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
-        if self._shared is not None:
-            self._shared.close()
-            self._shared = None
+        self._connections.close_all()
+        self._local = threading.local()
+        self._shared = None
 
 
 __all__ = [
