@@ -137,29 +137,43 @@ def order_drafts(
 
 
 def location(
-    location_id: str, *, kinds: tuple[LocationKind, ...] = tuple(LocationKind)
+    location_id: str,
+    *,
+    kinds: tuple[LocationKind, ...] = tuple(LocationKind),
+    usable: bool = False,
 ) -> st.SearchStrategy[Location]:
-    """One location with ``location_id``: any kind, point, capabilities, priority, state."""
+    """One location with ``location_id``: any kind, point, capabilities, priority, state;
+    with ``usable``, active and with every capability."""
     return st.builds(
         Location,
         id=st.just(LocationId(location_id)),
         kind=st.sampled_from(kinds),
         geo=geo_points(),
-        capabilities=st.frozensets(st.sampled_from(list(Capability)), min_size=1),
+        capabilities=(
+            st.just(frozenset(Capability))
+            if usable
+            else st.frozensets(st.sampled_from(list(Capability)), min_size=1)
+        ),
         priority=st.integers(min_value=0, max_value=5),
-        active=st.booleans(),
+        active=st.just(True) if usable else st.booleans(),
     )
 
 
 def locations(
-    *, max_size: int = 8, kinds: tuple[LocationKind, ...] = tuple(LocationKind)
+    *,
+    max_size: int = 8,
+    kinds: tuple[LocationKind, ...] = tuple(LocationKind),
+    usable: bool = False,
 ) -> st.SearchStrategy[list[Location]]:
-    """A network of 1 to ``max_size`` locations with distinct ids ``L01`` ... ``L99``."""
+    """A network of 1 to ``max_size`` locations with distinct ids ``L01`` ... ``L99``
+    (with ``usable``, each active and with every capability)."""
     numbers = st.lists(
         st.integers(min_value=1, max_value=99), min_size=1, max_size=max_size, unique=True
     )
     return numbers.flatmap(
-        lambda ns: st.tuples(*[location(f"L{n:02d}", kinds=kinds) for n in sorted(ns)]).map(list)
+        lambda ns: st.tuples(
+            *[location(f"L{n:02d}", kinds=kinds, usable=usable) for n in sorted(ns)]
+        ).map(list)
     )
 
 
@@ -167,19 +181,21 @@ def locations(
 
 
 def snapshots(
-    locations: list[Location], skus: list[str], *, max_units: int = 6
+    locations: list[Location], skus: list[str], *, max_units: int = 6, capacity: bool = True
 ) -> st.SearchStrategy[NetworkSnapshot]:
-    """Availability of ``skus`` at ``locations`` (often zero) and, sometimes, a capacity."""
+    """Availability of ``skus`` at ``locations`` (often zero) and, sometimes (unless
+    ``capacity=False``), a capacity."""
     keys = [(loc.id, Sku(sku)) for loc in locations for sku in skus]
+    capacities = st.dictionaries(
+        st.sampled_from([LocationId(loc.id) for loc in locations]), st.integers(0, 3)
+    )
     return st.builds(
         NetworkSnapshot,
         st.just(locations),
         st.fixed_dictionaries({k: st.integers(0, max_units) for k in keys}).map(
             lambda d: {k: v for k, v in d.items() if v}
         ),
-        st.dictionaries(
-            st.sampled_from([LocationId(loc.id) for loc in locations]), st.integers(0, 3)
-        ),
+        capacities if capacity else st.just({}),
     )
 
 
@@ -190,9 +206,10 @@ def requests(
     methods: tuple[DeliveryMethod, ...] = tuple(DeliveryMethod),
     max_lines: int = 4,
     max_quantity: int = 5,
+    exclusions: bool = True,
 ) -> st.SearchStrategy[SourcingRequest]:
     """Requests over ``skus`` (lines may share a SKU) by any of ``methods``; pickups name one
-    of ``location_ids``; some locations may be excluded."""
+    of ``location_ids``; some locations may be excluded (unless ``exclusions=False``)."""
 
     def build(
         picks: list[tuple[str, int]],
@@ -219,7 +236,11 @@ def requests(
         ),
         st.sampled_from(methods),
         st.one_of(st.none(), geo_points()),
-        st.frozensets(st.sampled_from(location_ids), max_size=2),
+        (
+            st.frozensets(st.sampled_from(location_ids), max_size=2)
+            if exclusions
+            else st.just(frozenset())
+        ),
         st.sampled_from(location_ids),
     )
 
@@ -229,12 +250,19 @@ def sourcing_cases(
     max_locations: int = 6,
     skus: tuple[str, ...] = ("A", "B", "C"),
     methods: tuple[DeliveryMethod, ...] = tuple(DeliveryMethod),
+    usable: bool = False,
 ) -> st.SearchStrategy[tuple[SourcingRequest, NetworkSnapshot]]:
-    """A request with a snapshot of a small network to plan it on."""
+    """A request with a snapshot of a small network to plan it on.
+
+    By default most cases leave few locations eligible (inactive, lacking the capability,
+    excluded, out of capacity), which tests the rules of eligibility. ``usable=True`` makes
+    every location active, with every capability, no capacity limit and none excluded, so
+    that where the units come from is the policy's choice: for tests of that choice (the
+    delivery method still narrows it: a pickup's store, the same-day radius)."""
     sku_list = list(skus)
-    return locations(max_size=max_locations).flatmap(
+    return locations(max_size=max_locations, usable=usable).flatmap(
         lambda locs: st.tuples(
-            requests([loc.id for loc in locs], sku_list, methods=methods),
-            snapshots(locs, sku_list),
+            requests([loc.id for loc in locs], sku_list, methods=methods, exclusions=not usable),
+            snapshots(locs, sku_list, capacity=not usable),
         )
     )
