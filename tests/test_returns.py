@@ -37,6 +37,7 @@ from omscore.errors import (
 )
 from omscore.events import OrderRefunded, ReturnRefunded
 from omscore.inventory import MovementKind
+from omscore.orders import PaymentKind
 from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
@@ -329,6 +330,17 @@ def test_without_a_payment_port_refunds_are_capped_all_the_same(
     with pytest.raises(PaymentLimitExceeded, match=re.escape("6.00 EUR refundable")):
         oms.refund_order(order_id, eur("6.01"), "price match")
     assert oms.get_order(order_id).refunded == eur("4.00")
+    assert oms.refund_order(order_id, eur("6.00"), "price match").refunded == eur("10.00")
+
+
+def test_a_refund_of_exactly_what_is_left_is_paid(shop: Callable[..., OMS]) -> None:
+    """The cap is inclusive: everything captured can be given back, at once or in parts."""
+    oms = shop()
+    whole = delivered(oms, LineDraft("A", 2, eur("10.00")))
+    assert oms.refund_order(whole, eur("20.00"), "lost parcel").refunded == eur("20.00")
+    parts = delivered(oms, LineDraft("A", 1, eur("10.00")))
+    oms.refund_order(parts, eur("2.50"), "price match")
+    assert oms.refund_order(parts, eur("7.50"), "damaged").refunded == eur("10.00")
 
 
 def test_restocking_fee_and_shipping_rules(shop: Callable[..., OMS]) -> None:
@@ -407,6 +419,38 @@ def test_an_exchange_for_less_refunds_the_difference(shop: Callable[..., OMS]) -
     assert oms.get_order(order_id).refunded == eur("7.50")
     assert oms.refund_return(rma.id) == Money.zero("EUR"), "an exchanged return is settled"
     assert oms.get_order(order_id).refunded == eur("7.50")
+
+
+def test_an_exchange_after_a_goodwill_refund_credits_only_what_is_left(
+    shop: Callable[..., OMS],
+) -> None:
+    """20.00 paid, 15.00 already given back: returning the item credits 5.00, not 20.00,
+    so the replacement is charged 7.50 and nothing more is refunded."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    oms.refund_order(order_id, eur("15.00"), "parcel a week late")
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    new = oms.exchange(rma.id, [LineDraft("B", 1, eur("12.50"))])
+    assert new.credit_left == eur("5.00")
+    assert new.authorized == eur("7.50")
+    assert oms.get_order(order_id).refunded == eur("15.00")
+    check_books(oms)
+
+
+def test_an_exchange_of_equal_value_authorises_nothing(shop: Callable[..., OMS]) -> None:
+    """The credit pays the whole replacement: no authorisation, not even of zero."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    new = oms.exchange(rma.id, [LineDraft("B", 1, eur("20.00"))])
+    kinds = [p.kind for p in new.payments]
+    assert PaymentKind.AUTHORIZED not in kinds
+    assert new.credit_left == eur("20.00")
+    assert oms.get_order(order_id).refunded == Money.zero("EUR")
 
 
 def test_return_policy_settings_are_validated() -> None:
