@@ -216,3 +216,25 @@ def test_the_total_adds_lines_and_fee_and_refuses_a_mixed_currency() -> None:
     foreign = attrs.evolve(order.lines[1], unit_price=Money("10.00", "USD"))
     with pytest.raises(CurrencyMismatch, match="not all in EUR"):
         _ = attrs.evolve(order, lines=(line, foreign)).total
+
+
+def test_returned_units_stay_within_delivered_and_refunded_within_returned() -> None:
+    """The counters inside ``delivered``: a line never counts more units returned than
+    were delivered, nor more refunded than returned; the error names the line and counts."""
+    order = place(("A", 3), ("B", 1))
+    line, other = order.lines
+    order = attrs.evolve(order, lines=(attrs.evolve(line, delivered=3), other))
+    order = order.mark_returned({line.id: 2})
+    assert order.lines[0].returned == 2
+    with pytest.raises(InvalidQuantity, match=r"O-1-1: cannot count 2 more unit\(s\) as returned"):
+        order.mark_returned({line.id: 2})
+    with pytest.raises(InvalidQuantity, match="0 already are, of 0 delivered"):
+        order.mark_returned({other.id: 1})
+    with pytest.raises(InvalidQuantity):
+        order.mark_returned({line.id: -1})
+    with pytest.raises(UnknownLine):
+        order.mark_returned({LineId("O-1-9"): 1})
+    order = order.mark_returned({line.id: 1}).mark_refunded({line.id: 3})
+    assert (order.lines[0].returned, order.lines[0].refunded) == (3, 3)
+    with pytest.raises(InvalidQuantity, match="3 already are, of 3 returned"):
+        order.mark_refunded({line.id: 1})

@@ -218,7 +218,8 @@ def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
 
 
 def test_partial_receipts_and_dispositions_only_restock_restock(shop: Callable[..., OMS]) -> None:
-    """Damaged and return-to-vendor units are recorded, never sellable."""
+    """Damaged and return-to-vendor units are recorded, never sellable; the order counts
+    each unit returned once, whatever receipt it came in."""
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 3, eur("5.00")))
     line = oms.get_order(order_id).lines[0]
@@ -226,8 +227,10 @@ def test_partial_receipts_and_dispositions_only_restock_restock(shop: Callable[.
     on_hand = oms.stock("WH-1", "A").on_hand
     rma = oms.receive_return(rma.id, "WH-1", {line.id: {Disposition.DAMAGED: 1}})
     assert rma.status is ReturnStatus.PARTIALLY_RECEIVED
+    assert oms.get_order(order_id).lines[0].returned == 1
     rma = oms.receive_return(rma.id, "WH-1", {line.id: {R: 1, Disposition.RETURN_TO_VENDOR: 1}})
     assert rma.status is ReturnStatus.RECEIVED
+    assert oms.get_order(order_id).lines[0].returned == 3
     assert dict(rma.lines[0].dispositions) == {
         Disposition.DAMAGED: 1,
         R: 1,

@@ -529,20 +529,34 @@ class Order:
         return self._next(return_ids=(*self.return_ids, return_id))
 
     def mark_returned(self, units: Mapping[LineId, int]) -> Order:
-        """Count units received back (inside delivered)."""
-        lines = tuple(
-            evolved(line, returned=line.returned + units[line.id]) if line.id in units else line
-            for line in self.lines
-        )
-        return self._next(lines=lines)
+        """Count units received back; :class:`~omscore.errors.InvalidQuantity` if a line
+        would count more returned units than were delivered."""
+        return self._count_back(units, "returned", "delivered")
 
     def mark_refunded(self, units: Mapping[LineId, int]) -> Order:
-        """Count units whose money went back (refunded or credited to an exchange)."""
-        lines = tuple(
-            evolved(line, refunded=line.refunded + units[line.id]) if line.id in units else line
-            for line in self.lines
-        )
-        return self._next(lines=lines)
+        """Count units whose money went back (refunded or credited to an exchange);
+        :class:`~omscore.errors.InvalidQuantity` if a line would count more than returned."""
+        return self._count_back(units, "refunded", "returned")
+
+    def _count_back(self, units: Mapping[LineId, int], counter: str, within: str) -> Order:
+        """Add ``units`` to each line's ``counter``, which never passes its ``within``."""
+        unknown = set(units) - {line.id for line in self.lines}
+        if unknown:
+            raise UnknownLine(f"order {self.id} has no line {sorted(unknown)[0]!r}")
+        lines = []
+        for line in self.lines:
+            n = units.get(line.id)
+            if n is None:
+                lines.append(line)
+                continue
+            now, limit = getattr(line, counter), getattr(line, within)
+            if not 0 <= n <= limit - now:
+                raise InvalidQuantity(
+                    f"line {line.id}: cannot count {n} more unit(s) as {counter}: "
+                    f"{now} already are, of {limit} {within}"
+                )
+            lines.append(evolved(line, **{counter: now + n}))
+        return self._next(lines=tuple(lines))
 
     @property
     def is_held(self) -> bool:
