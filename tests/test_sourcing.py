@@ -208,6 +208,23 @@ def test_the_trace_covers_every_location_and_explain_reads_well() -> None:
     assert "unallocated: line L2: 1 unit(s)" in text
 
 
+def test_explain_lists_ranked_locations_by_rank_then_the_excluded_with_their_reason() -> None:
+    """To Munich with Berlin's store excluded: the head with the cost, the ranked locations
+    in rank order (not id order), the excluded one and why, the stockless count, the search."""
+    munich = next(loc.geo for loc in NETWORK if loc.id == "WH-MUC")
+    stock = {("WH-MUC", "A"): 5, ("WH-HAM", "A"): 5, ("ST-BER", "A"): 5}
+    to_munich = request(("A", 2), destination=munich, exclude=frozenset({"ST-BER"}))
+    plan = LowestCostPolicy().plan(to_munich, snapshot(stock))
+    assert plan.explain().splitlines() == [
+        "LowestCostPolicy: 1 shipment(s), 2 unit(s) allocated, 0 unallocated, cost 9.60",
+        "  #1   WH-MUC         USED 2 unit(s)       priority 1, 0 km, can supply 2, 0.420/unit",
+        "  #2   WH-HAM         not used             priority 2, 612 km, can supply 2, 0.628/unit",
+        "  -    ST-BER         excluded: excluded by the request",
+        "  (1 location(s) without stock of the requested SKUs)",
+        "  search: exact: one location of 2; no two shipments can cost less",
+    ]
+
+
 def test_trace_of_names_one_location_and_refuses_an_unknown_one() -> None:
     stock = {("WH-MUC", "A"): 5, ("WH-HAM", "A"): 5}
     plan = LowestCostPolicy().plan(request(("A", 2)), snapshot(stock))
