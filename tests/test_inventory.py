@@ -403,6 +403,7 @@ def test_low_stock_and_out_of_stock_events(oms: OMS) -> None:
     oms.place_order(draft(("A", 2)))
     low = [e for e in oms.events() if isinstance(e, LowStock)]
     assert [(e.channel, e.atp, e.threshold) for e in low] == [("web", 2, 3)]
+    assert not [e for e in oms.events() if isinstance(e, OutOfStock)], "2 are left"
     oms.place_order(draft(("A", 2)))
     assert [e.channel for e in oms.events() if isinstance(e, OutOfStock)] == ["web"]
     assert len([e for e in oms.events() if isinstance(e, LowStock)]) == 1
