@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -447,6 +447,14 @@ def test_promise_dates_come_from_incoming_supply(oms: OMS, clock: ManualClock) -
     assert oms.promise_date("A", 18) is None
     oms.receive("WH-1", "A", 5, reference="PO-1")
     assert oms.inventory("A").supply[0].reference == "PO-2"
+
+
+@pytest.mark.parametrize("eta", ["2026-02-01", datetime(2026, 2, 1)])
+def test_a_supply_eta_must_be_an_aware_datetime(oms: OMS, eta: object) -> None:
+    """A date string or a naive datetime (whose zone is anyone's guess) is refused."""
+    with pytest.raises(InvalidQuantity, match="timezone-aware datetime"):
+        oms.add_supply("A", "WH-1", 5, eta, reference="PO-1")  # type: ignore[arg-type]
+    assert oms.inventory("A").supply == ()
 
 
 def test_transfers_are_available_nowhere_while_in_transit(oms: OMS) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from omscore import (
     OMS,
+    Address,
     Capability,
     Delivery,
     GeoPoint,
@@ -38,6 +39,7 @@ from omscore.errors import (
 from omscore.events import OrderRefunded, ReturnRefunded
 from omscore.inventory import MovementKind
 from omscore.orders import PaymentKind
+from omscore.ports import Label
 from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
@@ -192,6 +194,49 @@ def test_returnable_says_what_a_return_request_accepts(
     assert oms.returnable(order_id) == {}
     with pytest.raises(UnknownOrder):
         oms.returnable("O-404")
+
+
+class LabelRecorder:
+    """A carrier that rates like ``TableRateCarrier`` and keeps each label's depot."""
+
+    def __init__(self) -> None:
+        self.rates = TableRateCarrier()
+        self.depots: list[str] = []
+
+    def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
+        return self.rates.quote(origin, destination, units)
+
+    def create_label(
+        self,
+        fulfillment_id: str,
+        origin: Location,
+        destination: Address | None,
+        units: int,
+        key: str,
+    ) -> Label:
+        self.depots.append(origin.id)
+        return self.rates.create_label(fulfillment_id, origin, destination, units, key)
+
+    def track(self, tracking: str) -> str:
+        return self.rates.track(tracking)
+
+
+def test_a_return_label_goes_to_the_active_returns_location_nearest_the_customer(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Berlin's customer: of a far warehouse that sorts first (A-MUC), an inactive near one
+    and a near one, the label names the near active one, whatever the ids."""
+    carrier = LabelRecorder()
+    oms = make_oms(payments=FakePaymentGateway(), carrier=carrier)
+    oms.add_location(warehouse("A-MUC", geo=GeoPoint(48.14, 11.58)))
+    oms.add_location(warehouse("Z-BER", geo=GeoPoint(52.52, 13.40)))
+    oms.add_location(warehouse("B-BER", geo=BERLIN.geo))
+    oms.receive("A-MUC", "A", 5)
+    oms.update_location("B-BER", active=False)
+    order_id = delivered(oms, LineDraft("A", 1, eur("5.00")))
+    line = oms.get_order(order_id).lines[0]
+    oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    assert carrier.depots == ["A-MUC", "Z-BER"]  # the parcel out, then the return label
 
 
 def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
