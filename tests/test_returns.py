@@ -36,7 +36,7 @@ from omscore.errors import (
     UnknownLocation,
     UnknownOrder,
 )
-from omscore.events import OrderRefunded, ReturnRefunded
+from omscore.events import OrderRefunded, ReturnRefunded, ReturnStatusChanged
 from omscore.inventory import MovementKind
 from omscore.orders import PaymentKind
 from omscore.ports import Label
@@ -109,6 +109,8 @@ def test_the_whole_path_request_approve_receive_refund_close(shop: Callable[...,
     rma = oms.approve_return(rma.id)
     assert rma.tracking is not None
     assert rma.tracking.startswith("TR")
+    approved = [e for e in oms.events() if isinstance(e, ReturnStatusChanged)][-1]
+    assert (approved.status, approved.note) == ("approved", rma.tracking)
     on_hand = oms.stock("WH-1", "A").on_hand
     rma = oms.receive_return(rma.id, location_id="WH-1", dispositions={line.id: {R: 1}})
     assert rma.status is ReturnStatus.RECEIVED
