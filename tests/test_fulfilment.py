@@ -27,6 +27,7 @@ from omscore import (
 from omscore.adapters.carriers import TableRateCarrier
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.errors import (
+    DuplicateIdempotencyKey,
     InvalidQuantity,
     InvalidTransition,
     NotCancellable,
@@ -704,6 +705,8 @@ def test_a_cancel_of_a_fulfilment_order_refuses_what_it_does_not_hold(
     assert oms.stock("ST-BER", "B").allocated == 0
     with pytest.raises(NotCancellable, match="it is cancelled"):
         oms.cancel(order_id, fulfillment_id=pickup.id)
+    with pytest.raises(DuplicateIdempotencyKey):  # the same key for another cancel
+        oms.cancel(order_id, {b: 1}, idempotency_key="k", fulfillment_id=parcel)
     check_books(oms)
 
 
