@@ -1416,6 +1416,10 @@ class Checkpointer:
         #: not open its connection ends the thread, and commands checkpoint themselves).
         self.error: Exception | None = None
         self._connection: sqlite3.Connection | None = None
+        #: Held while the thread is inside SQLite: ``fork()`` waits for it, because a
+        #: child copies SQLite's own mutexes in whatever state they are, and one held by
+        #: a thread the child does not have would stop the child's next connection.
+        self.in_sqlite = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, args=(connect,), name="omscore checkpointer", daemon=True
         )
@@ -1440,7 +1444,8 @@ class Checkpointer:
 
     def _run(self, connect: Callable[[], sqlite3.Connection]) -> None:
         try:
-            connection = self._connection = connect()
+            with self.in_sqlite:
+                connection = self._connection = connect()
         except StoreError as error:
             self.error = error
             return
@@ -1448,14 +1453,16 @@ class Checkpointer:
             while self.wanted.wait() and not self.stopping.is_set():
                 self.wanted.clear()
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self.in_sqlite:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1
                 except sqlite3.Error as error:
                     self.error = error
                 if self.stopping.wait(self.interval):
                     return
         finally:
-            connection.close()
+            with self.in_sqlite:
+                connection.close()
 
 
 #: Every open store, so that a child process forgets its parent's connections on fork.
@@ -1464,13 +1471,35 @@ _OPEN_STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
 _INHERITED: list[object] = []
 
 
+#: Checkpointers held out of SQLite while this process forks.
+_PAUSED: list[Checkpointer] = []
+
+
+def _pause_checkpointers() -> None:
+    for store in list(_OPEN_STORES):
+        checkpointer = store.checkpointer
+        if checkpointer is not None and checkpointer.running:
+            checkpointer.in_sqlite.acquire()
+            _PAUSED.append(checkpointer)
+
+
+def _resume_checkpointers() -> None:
+    while _PAUSED:
+        _PAUSED.pop().in_sqlite.release()
+
+
 def _forget_parent_connections() -> None:
+    _PAUSED.clear()  # the child starts checkpointers of its own
     for store in list(_OPEN_STORES):
         store.forked()
 
 
 if sys.platform != "win32":
-    os.register_at_fork(after_in_child=_forget_parent_connections)
+    os.register_at_fork(
+        before=_pause_checkpointers,
+        after_in_parent=_resume_checkpointers,
+        after_in_child=_forget_parent_connections,
+    )
 
 
 #: The relay's mark (NULL before anything was published: then nothing is deleted).
