@@ -119,11 +119,31 @@ def test_the_whole_path_request_approve_receive_refund_close(shop: Callable[...,
     assert oms.refund_return(rma.id) == eur("25.00")
     assert oms.get_return(rma.id).status is ReturnStatus.REFUNDED
     assert oms.close_return(rma.id).status is ReturnStatus.CLOSED
+    said = [e.version for e in oms.events() if getattr(e, "return_id", None) == rma.id]
+    assert said == sorted(set(said)), "each change of the return has a later version"
+    assert oms.get_return(rma.id).version == said[-1]
     order = oms.get_order(order_id)
     assert (order.lines[0].delivered, order.lines[0].returned) == (2, 1)
     assert order.status is OrderStatus.DELIVERED
     assert order.return_ids == (rma.id,)
     check_books(oms)
+
+
+def test_a_return_refunded_receipt_by_receipt_adds_up_its_refunds(
+    shop: Callable[..., OMS],
+) -> None:
+    """Two units back in two parcels, each refunded when it arrives: the return's refunded
+    total is both refunds."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 2, eur("25.00")))
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 2}).id)
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    assert oms.refund_return(rma.id) == eur("25.00")
+    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    assert oms.refund_return(rma.id) == eur("25.00")
+    assert oms.get_return(rma.id).refunded == eur("50.00")
+    assert oms.get_order(order_id).refunded == eur("50.00")
 
 
 def test_every_eligibility_problem_is_reported_at_once(

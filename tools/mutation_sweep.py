@@ -1,0 +1,187 @@
+"""A mutation sweep: does some test fail when one operator of the domain code is flipped?
+
+    python tools/mutation_sweep.py src/omscore/returns/model.py src/omscore/money.py \
+        [--per-file 12] [--seed 7] [--profile dev] [--out sweep.jsonl]
+
+For a random sample of sites in each file (``--per-file`` of them, drawn with ``--seed``),
+it flips one thing: a comparison (``<`` and ``<=``, ``==`` and ``!=``, ``in``, ``is``), a
+``+``/``-``/``*``, ``and``/``or``, ``min``/``max``, or drops a ``not``. It runs the fast
+domain tests (no SQLite, simulate, docs or benchmarks) with ``-x`` against a copy of the
+source tree and records whether they failed. A mutant that survives is either a test gap
+or a change that cannot be seen (a threshold for an index, a fast path that gives the same
+answer): each needs a look. The tree is copied first, so the checkout is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+COMPARISONS: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+ARITHMETIC: dict[type[ast.operator], type[ast.operator]] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.FloorDiv,
+}
+FAST_TESTS = [
+    "tests",
+    "--ignore-glob=tests/test_sqlite*",
+    "--ignore=tests/test_store_contracts.py",
+    "--ignore=tests/test_simulate.py",
+    "--ignore=tests/test_benchmarks.py",
+    "--ignore=tests/test_examples.py",
+    "--ignore=tests/test_docs.py",
+    "--ignore=tests/test_bench.py",
+    "--ignore=tests/test_no_cyclic_garbage.py",
+]
+
+Site = tuple[str, int, int]  # kind, line, column
+
+
+def sites(tree: ast.AST) -> list[Site]:
+    """Every place the sweep knows how to flip."""
+    found: list[Site] = []
+    for node in ast.walk(tree):
+        kind = _kind(node)
+        if kind is not None:
+            found.append((kind, node.lineno, node.col_offset))  # type: ignore[attr-defined]
+    return found
+
+
+def _kind(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Compare) and type(node.ops[0]) in COMPARISONS:
+        return "compare"
+    if isinstance(node, ast.BinOp) and type(node.op) in ARITHMETIC:
+        return "arithmetic"
+    if isinstance(node, ast.BoolOp):
+        return "boolean"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return "min-max" if node.func.id in ("min", "max") else None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return "not"
+    return None
+
+
+class Flip(ast.NodeTransformer):
+    """Flips the node at one site."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.done = False
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        """Visit the children, then flip ``node`` if it is the site."""
+        node = super().generic_visit(node)
+        at = (getattr(node, "lineno", None), getattr(node, "col_offset", None))
+        if self.done or at != self.site[1:] or _kind(node) != self.site[0]:
+            return node
+        self.done = True
+        if isinstance(node, ast.Compare):
+            node.ops[0] = COMPARISONS[type(node.ops[0])]()
+        elif isinstance(node, ast.BinOp):
+            node.op = ARITHMETIC[type(node.op)]()
+        elif isinstance(node, ast.BoolOp):
+            node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            node.func.id = "max" if node.func.id == "min" else "min"
+        elif isinstance(node, ast.UnaryOp):
+            return node.operand
+        return node
+
+
+def _limit_memory() -> None:
+    """A mutant that loops while growing a list must not take the machine down."""
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+def killed(tree: Path, profile: str, timeout: float) -> bool:
+    """Whether the fast tests fail on ``tree`` (a hang or a blow-up counts as failing)."""
+    environment = {**os.environ, "PYTHONPATH": str(tree / "src"), "HYPOTHESIS_PROFILE": profile}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *FAST_TESTS]
+    try:
+        run = subprocess.run(
+            command,
+            cwd=tree,
+            env=environment,
+            capture_output=True,
+            timeout=timeout,
+            preexec_fn=_limit_memory,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return True
+    return run.returncode != 0
+
+
+def sweep(files: list[str], per_file: int, seed: int, profile: str, out: Path) -> None:
+    """Mutate a sample of each file's sites in a copy of the tree; one JSON line each."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as scratch, out.open("a") as results:
+        tree = Path(scratch) / "tree"
+        shutil.copytree(ROOT / "src", tree / "src")
+        shutil.copytree(ROOT / "tests", tree / "tests")
+        shutil.copy(ROOT / "pyproject.toml", tree)
+        for name in files:
+            path = tree / name
+            source = path.read_text()
+            chosen = sites(ast.parse(source))
+            for site in rng.sample(chosen, min(per_file, len(chosen))):
+                flip = Flip(site)
+                mutated = flip.visit(ast.parse(source))
+                if not flip.done:
+                    continue
+                path.write_text(ast.unparse(mutated))
+                start = time.monotonic()
+                try:
+                    dead = killed(tree, profile, timeout=150)
+                finally:
+                    path.write_text(source)
+                record = {
+                    "file": name,
+                    "kind": site[0],
+                    "line": site[1],
+                    "killed": dead,
+                    "code": source.splitlines()[site[1] - 1].strip(),
+                    "seconds": round(time.monotonic() - start, 1),
+                }
+                print(json.dumps(record), file=results, flush=True)
+                print(("killed  " if dead else "SURVIVED") + f" {name}:{site[1]} {record['code']}")
+
+
+def main() -> None:
+    """Parse the arguments and sweep."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="source files, relative to the project root")
+    parser.add_argument("--per-file", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", default="dev", help="Hypothesis profile for the tests")
+    parser.add_argument("--out", type=Path, default=Path("mutation-sweep.jsonl"))
+    args = parser.parse_args()
+    sweep(args.files, args.per_file, args.seed, args.profile, args.out)
+
+
+if __name__ == "__main__":
+    main()
