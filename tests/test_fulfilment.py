@@ -37,11 +37,13 @@ from omscore.errors import (
 )
 from omscore.events import (
     FulfillmentCreated,
+    FulfillmentProgressed,
     FulfillmentRejected,
     FulfillmentSentToStore,
     FulfillmentShipped,
     FulfillmentShortPicked,
     FulfillmentSplit,
+    PickupExpired,
     UnitsCancelled,
 )
 from omscore.inventory import MovementKind
@@ -196,6 +198,17 @@ def test_an_uncollected_pickup_expires_and_its_stock_returns(
     assert order.status is OrderStatus.CANCELLED
     assert order.fulfillments[0].status is FulfillmentStatus.EXPIRED
     assert oms.stock("ST-BER", "A").available == 2
+    said = [e for e in oms.events() if getattr(e, "fulfillment_id", None) == f.id]
+    assert [type(e).__name__ for e in said] == [
+        "FulfillmentCreated",
+        "FulfillmentProgressed",
+        "PickupExpired",
+    ]
+    progressed, expired = said[1], said[2]
+    assert isinstance(progressed, FulfillmentProgressed)
+    assert progressed.status == "ready_for_pickup"
+    assert isinstance(expired, PickupExpired)
+    assert [(u.sku, u.quantity) for u in expired.units] == [("A", 2)]
     check_books(oms)
 
 
