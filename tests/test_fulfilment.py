@@ -180,6 +180,32 @@ def test_click_and_collect_then_collected(network: Callable[..., OMS]) -> None:
     check_books(oms)
 
 
+def test_each_step_of_a_parcel_says_its_new_status_in_its_event(
+    network: Callable[..., OMS],
+) -> None:
+    """Accept, pick, pack, ship, deliver: one event each, in order, naming the step."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 1)
+    order = oms.place_order(draft(("A", 1)))
+    oms.allocate(order.id)
+    f = oms.get_order(order.id).fulfillments[0]
+    oms.accept_fulfillment(f.id)
+    oms.pick(f.id)
+    oms.pack(f.id)
+    oms.ship(f.id, tracking="T1")
+    oms.deliver(f.id)
+    said = [e for e in oms.events() if getattr(e, "fulfillment_id", None) == f.id]
+    steps = [e.status if isinstance(e, FulfillmentProgressed) else type(e).__name__ for e in said]
+    assert steps == [
+        "FulfillmentCreated",
+        "accepted",
+        "picked",
+        "packed",
+        "FulfillmentShipped",
+        "delivered",
+    ]
+
+
 def test_an_uncollected_pickup_expires_and_its_stock_returns(
     network: Callable[..., OMS], clock: ManualClock
 ) -> None:
