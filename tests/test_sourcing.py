@@ -334,3 +334,11 @@ def test_policy_from_config_reports_every_problem_with_its_path() -> None:
     ]
     for start in expected:
         assert any(p.startswith(start) for p in problems), (start, problems)
+
+
+@pytest.mark.parametrize("routes", [[], "web", None])
+def test_routes_must_be_a_non_empty_list(routes: object) -> None:
+    """No route, or routes that are not a list, is a mistake, not a router of nothing."""
+    with pytest.raises(InvalidSourcingConfig) as info:
+        policy_from_config({"routes": routes, "fallback": {"policy": "priority"}})
+    assert info.value.problems == ("config.routes: must be a non-empty list",)
