@@ -40,7 +40,7 @@ from omscore.events import OrderRefunded, ReturnRefunded, ReturnStatusChanged
 from omscore.inventory import MovementKind
 from omscore.orders import PaymentKind
 from omscore.ports import Label
-from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
+from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
@@ -97,6 +97,14 @@ def delivered(oms: OMS, *lines: LineDraft, shipping: str = "0.00") -> str:
         oms.ship(f.id)
         oms.deliver(f.id)
     return order.id
+
+
+def received_back(oms: OMS, order_id: str) -> Return:
+    """One unit of the order's first line asked back, approved and received at WH-1 for
+    restock: the return."""
+    line = oms.get_order(order_id).lines[0]
+    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    return oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
 
 
 def test_the_whole_path_request_approve_receive_refund_close(shop: Callable[..., OMS]) -> None:
@@ -439,9 +447,7 @@ def test_repeating_a_refund_refunds_nothing_more(shop: Callable[..., OMS]) -> No
     """The second call gives back zero and calls no gateway."""
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 1, eur("9.99")))
-    line = oms.get_order(order_id).lines[0]
-    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
-    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    rma = received_back(oms, order_id)
     assert oms.refund_return(rma.id) == eur("9.99")
     assert oms.refund_return(rma.id) == Money.zero("EUR")
     assert oms.get_order(order_id).refunded == eur("9.99")
@@ -466,9 +472,7 @@ def test_an_exchange_charges_the_difference(shop: Callable[..., OMS]) -> None:
     """Return a 20.00 item for a 35.00 one: 15.00 authorised on the replacement order."""
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
-    line = oms.get_order(order_id).lines[0]
-    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
-    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    rma = received_back(oms, order_id)
     new = oms.exchange(rma.id, [LineDraft("B", 1, eur("35.00"))])
     assert new.exchange_of == rma.id
     assert new.authorized == eur("15.00")
@@ -485,9 +489,7 @@ def test_an_exchange_for_less_refunds_the_difference(shop: Callable[..., OMS]) -
     """Return a 20.00 item for a 12.50 one: 7.50 back on the original payment."""
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
-    line = oms.get_order(order_id).lines[0]
-    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
-    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    rma = received_back(oms, order_id)
     new = oms.exchange(rma.id, [LineDraft("B", 1, eur("12.50"))])
     assert new.authorized == Money.zero("EUR")
     assert oms.get_order(order_id).refunded == eur("7.50")
@@ -503,9 +505,7 @@ def test_an_exchange_after_a_goodwill_refund_credits_only_what_is_left(
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
     oms.refund_order(order_id, eur("15.00"), "parcel a week late")
-    line = oms.get_order(order_id).lines[0]
-    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
-    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    rma = received_back(oms, order_id)
     new = oms.exchange(rma.id, [LineDraft("B", 1, eur("12.50"))])
     assert new.credit_left == eur("5.00")
     assert new.authorized == eur("7.50")
@@ -517,9 +517,7 @@ def test_an_exchange_of_equal_value_authorises_nothing(shop: Callable[..., OMS])
     """The credit pays the whole replacement: no authorisation, not even of zero."""
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
-    line = oms.get_order(order_id).lines[0]
-    rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
-    oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
+    rma = received_back(oms, order_id)
     new = oms.exchange(rma.id, [LineDraft("B", 1, eur("20.00"))])
     kinds = [p.kind for p in new.payments]
     assert PaymentKind.AUTHORIZED not in kinds
