@@ -1415,6 +1415,8 @@ class Checkpointer:
         #: The last error a checkpoint met (the next commit tries again; one that could
         #: not open its connection ends the thread, and commands checkpoint themselves).
         self.error: Exception | None = None
+        # Referenced here too, so that a forked child, which has no such thread, never
+        # closes the connection its parent's thread still uses.
         self._connection: sqlite3.Connection | None = None
         #: Held while the thread is inside SQLite: ``fork()`` waits for it, because a
         #: child copies SQLite's own mutexes in whatever state they are, and one held by
@@ -1571,11 +1573,12 @@ class SqliteStore:
             self._stop_checkpointer = weakref.finalize(self, self.checkpointer.stop)
 
     def forked(self) -> None:
-        """Called in a child process after ``fork()``: leave every connection the parent
-        opened untouched and open new ones on first use, with a checkpointer of the child's
-        own. SQLite forbids using a connection across ``fork()``: its locks stay with the
-        parent, and closing or rolling one back in the child can corrupt the parent's log
-        index. (A ``:memory:`` store keeps its connection: the child has its own copy.)"""
+        """Called in a child process after ``fork()`` (by an ``os.register_at_fork`` hook of
+        this module; there is no need to call it): leave every connection the parent opened
+        untouched and open new ones on first use, with a checkpointer of the child's own.
+        SQLite forbids using a connection across ``fork()``: its locks stay with the parent,
+        and closing or rolling one back in the child can corrupt the parent's log index.
+        (A ``:memory:`` store keeps its connection: the child has its own copy.)"""
         self._lock = threading.Lock()
         if self.shared_gate is not None:
             self.shared_gate = threading.Lock()
