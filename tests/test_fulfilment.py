@@ -934,6 +934,24 @@ def test_repeated_rejections_end_in_a_sourcing_hold(network: Callable[..., OMS])
     check_books(oms)
 
 
+def test_a_rejection_of_an_order_already_on_sourcing_hold_keeps_the_one_hold(
+    network: Callable[..., OMS],
+) -> None:
+    """Split over two warehouses with max_rejections=1: the first rejection holds the
+    order, the second (of the other parcel) finds the hold in place and adds none."""
+    oms = network(sourcing=PriorityPolicy(), max_rejections=1)
+    oms.receive("WH-HAM", "A", 1)
+    oms.receive("WH-MUC", "B", 1)
+    order = oms.place_order(draft(("A", 1), ("B", 1)))
+    oms.allocate(order.id)
+    first, second = oms.get_order(order.id).fulfillments
+    oms.reject_fulfillment(first.id, reason="closed")
+    order = oms.reject_fulfillment(second.id, reason="closed too")
+    assert [h.kind for h in order.holds] == ["sourcing"]
+    assert order.rejections == 2
+    check_books(oms)
+
+
 def test_held_orders_are_neither_allocated_nor_shipped(network: Callable[..., OMS]) -> None:
     """A hold stops allocation and shipping, not delivery of what already left."""
     oms = network()
