@@ -117,10 +117,11 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
 
-def killed(tree: Path, profile: str, timeout: float) -> bool:
-    """Whether the fast tests fail on ``tree`` (a hang or a blow-up counts as failing)."""
+def killed(tree: Path, tests: list[str], profile: str, timeout: float) -> bool:
+    """Whether ``tests`` (pytest arguments) fail on ``tree`` (a hang or a blow-up counts as
+    failing)."""
     environment = {**os.environ, "PYTHONPATH": str(tree / "src"), "HYPOTHESIS_PROFILE": profile}
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *FAST_TESTS]
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     try:
         run = subprocess.run(
             command,
@@ -136,7 +137,9 @@ def killed(tree: Path, profile: str, timeout: float) -> bool:
     return run.returncode != 0
 
 
-def sweep(files: list[str], per_file: int, seed: int, profile: str, out: Path) -> None:
+def sweep(
+    files: list[str], per_file: int, seed: int, tests: list[str], profile: str, out: Path
+) -> None:
     """Mutate a sample of each file's sites in a copy of the tree; one JSON line each."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as scratch, out.open("a") as results:
@@ -156,7 +159,7 @@ def sweep(files: list[str], per_file: int, seed: int, profile: str, out: Path) -
                 path.write_text(ast.unparse(mutated))
                 start = time.monotonic()
                 try:
-                    dead = killed(tree, profile, timeout=150)
+                    dead = killed(tree, tests, profile, timeout=150)
                 finally:
                     path.write_text(source)
                 record = {
@@ -178,9 +181,15 @@ def main() -> None:
     parser.add_argument("--per-file", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default="dev", help="Hypothesis profile for the tests")
+    parser.add_argument(
+        "--tests",
+        default=" ".join(FAST_TESTS),
+        help="pytest arguments (default: the fast domain tests; a store's mutants need "
+        "tests/test_store_contracts.py)",
+    )
     parser.add_argument("--out", type=Path, default=Path("mutation-sweep.jsonl"))
     args = parser.parse_args()
-    sweep(args.files, args.per_file, args.seed, args.profile, args.out)
+    sweep(args.files, args.per_file, args.seed, args.tests.split(), args.profile, args.out)
 
 
 if __name__ == "__main__":
