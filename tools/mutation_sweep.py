@@ -147,6 +147,9 @@ def sweep(
         shutil.copytree(ROOT / "src", tree / "src")
         shutil.copytree(ROOT / "tests", tree / "tests")
         shutil.copy(ROOT / "pyproject.toml", tree)
+        if killed(tree, tests, profile, timeout=600):
+            # Else every mutant would count as killed (pytest also fails on no tests).
+            raise SystemExit("the tests fail (or select nothing) before any mutation")
         for name in files:
             path = tree / name
             source = path.read_text()
