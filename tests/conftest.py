@@ -24,6 +24,8 @@ from omscore import (
 from omscore.adapters.memory import MemoryStore
 from omscore.testing import ManualClock, SequentialIds
 
+pytest_plugins = ["pytester"]  # test_contract_kit_catches runs the kit on broken stores
+
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -26,7 +26,7 @@ from omscore.errors import (
 )
 from omscore.events import BackorderServed, LowStock, OutOfStock, ReservationReleased
 from omscore.ids import ChannelId, LocationId, OrderId, Sku
-from omscore.inventory import ChannelPool, InventoryItem, MovementKind
+from omscore.inventory import ChannelPool, InventoryItem, LocationLoad, MovementKind
 from omscore.testing import ManualClock
 
 from .conftest import draft, store_location, warehouse
@@ -95,6 +95,23 @@ def test_every_change_of_on_hand_is_a_ledger_row_with_its_reference(oms: OMS) ->
     ]
     assert oms.stock("WH-1", "A").on_hand == 7
     assert oms.reconcile() == []
+
+
+def test_a_movements_quantity_is_what_it_changed(oms: OMS) -> None:
+    """A receipt's quantity is its on-hand change, an allocation's its allocated change."""
+    oms.receive("WH-1", "A", 10)
+    oms.allocate(oms.place_order(draft(("A", 3))).id)
+    quantities = [(m.kind, m.quantity) for m in oms.ledger("A")]
+    assert quantities == [(MovementKind.RECEIPT, 10), (MovementKind.ALLOCATION, 3)]
+
+
+def test_a_locations_daily_load_counts_up_and_starts_again_each_day() -> None:
+    """Each take is a new version; a new day starts from zero."""
+    monday, tuesday = datetime(2026, 1, 5).date(), datetime(2026, 1, 6).date()
+    load = LocationLoad(LocationId("WH-1"), monday).take(monday, 2).take(monday, 1)
+    assert (load.used_on(monday), load.used_on(tuesday), load.version) == (3, 0, 2)
+    tomorrow = load.take(tuesday, 1)
+    assert (tomorrow.day, tomorrow.used_on(tuesday), tomorrow.version) == (tuesday, 1, 3)
 
 
 @pytest.mark.parametrize(
@@ -519,6 +536,8 @@ def test_location_fields_are_validated() -> None:
         Location(id="", kind="store", geo=None, capabilities=[])
     with pytest.raises(InvalidLocation):
         Location(id="X", kind="store", geo=None, capabilities=[], daily_capacity=-1)
+    closed_for_today = Location(id="X", kind="store", geo=None, capabilities=[], daily_capacity=0)
+    assert closed_for_today.daily_capacity == 0
     with pytest.raises(InvalidLocation):
         Location(id="X", kind="store", geo=None, capabilities=[], priority=1.5)  # type: ignore[arg-type]
 

@@ -191,6 +191,14 @@ class TestTheFakeGatewayKeepsARealGatewaysRules:
         with pytest.raises(InvalidQuantity, match="remember_keys must be at least 1, got 0"):
             FakePaymentGateway(remember_keys=0)
 
+    def test_remembering_one_key_remembers_the_latest(self) -> None:
+        """remember_keys=1 is allowed: a repeat of the latest key moves nothing."""
+        gateway = FakePaymentGateway(remember_keys=1)
+        auth = gateway.authorize("O-1", eur("10.00"), "a")
+        gateway.capture(auth.reference, eur("4.00"), "c1")
+        gateway.capture(auth.reference, eur("4.00"), "c1")
+        assert gateway.authorizations[auth.reference].captured == eur("4.00")
+
     def test_declines_and_faults_on_request(self, gateway: FakePaymentGateway) -> None:
         """decline_next and fail_next, and declined orders."""
         gateway.decline_orders.add("O-9")

@@ -1,0 +1,59 @@
+"""The table-rate carrier: weight bands, distance zones, labels and tracking."""
+
+from __future__ import annotations
+
+import pytest
+
+from omscore import Address, GeoPoint, Location
+from omscore.adapters.carriers import TableRateCarrier
+from omscore.errors import CarrierError
+
+from .conftest import BERLIN, eur, warehouse
+
+ORIGIN = warehouse("WH-BER", geo=GeoPoint(52.53, 13.38))
+HAMBURG = Address(country="DE", postal_code="20095", city="Hamburg", geo=GeoPoint(53.55, 9.99))
+MUNICH = Address(country="DE", postal_code="80331", city="Munich", geo=GeoPoint(48.14, 11.58))
+NO_GEO = Address(country="DE", postal_code="20095", city="Hamburg")
+
+
+@pytest.mark.parametrize(
+    ("destination", "units", "rate"),
+    [
+        (BERLIN, 1, "4.90"),  # 0.5 kg, the first band, the first zone
+        (BERLIN, 2, "4.90"),  # 1 kg: a band's limit belongs to it
+        (BERLIN, 3, "6.90"),  # 1.5 kg: the next band
+        (HAMBURG, 3, "7.94"),  # about 255 km: x 1.15, rounded half-even
+        (MUNICH, 1, "6.62"),  # about 500 km: x 1.35
+        (NO_GEO, 3, "6.90"),  # no coordinates: the first zone
+        (None, 63, "16.90"),  # 31.5 kg: the heaviest band
+    ],
+)
+def test_a_rate_is_the_weight_bands_rate_times_the_zones_factor(
+    destination: Address | None, units: int, rate: str
+) -> None:
+    assert TableRateCarrier().quote(ORIGIN, destination, units) == eur(rate)
+
+
+def test_a_parcel_over_the_heaviest_band_is_refused() -> None:
+    with pytest.raises(CarrierError, match=r"takes parcels up to 31.5 kg, got 32.0 kg"):
+        TableRateCarrier().quote(ORIGIN, BERLIN, 64)
+
+
+def test_a_fulfilment_always_gets_the_same_label_and_it_can_be_tracked() -> None:
+    carrier = TableRateCarrier()
+    label = carrier.create_label("O-1-F1", ORIGIN, HAMBURG, 3, "key-1")
+    again = carrier.create_label("O-1-F1", ORIGIN, HAMBURG, 3, "key-2")
+    other = carrier.create_label("O-1-F2", ORIGIN, HAMBURG, 3, "key-3")
+    assert label == again != other
+    assert (label.carrier, label.rate, len(label.tracking)) == ("TableRate", eur("7.94"), 14)
+    assert carrier.track(label.tracking) == "in_transit"
+
+
+def test_a_tracking_number_of_another_carrier_is_refused() -> None:
+    with pytest.raises(CarrierError, match="'1Z999' is not a TableRate tracking number"):
+        TableRateCarrier().track("1Z999")
+
+
+def test_a_location_without_coordinates_is_in_the_first_zone() -> None:
+    nowhere = Location(id="SUP-1", kind="supplier", geo=None, capabilities=["ship"])
+    assert TableRateCarrier().quote(nowhere, MUNICH, 1) == eur("4.90")
