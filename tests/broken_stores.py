@@ -108,3 +108,20 @@ class NoExpiryIndexStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.expiry_index = _Deaf()
+
+
+class _InsertOnly(dict[Any, Any]):
+    """Rows that take new keys and ignore changes to existing ones."""
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Add the rows not there yet."""
+        for key, value in dict(*args, **kwargs).items():
+            self.setdefault(key, value)
+
+
+class FrozenReturnsStore(MemoryStore):
+    """Stores a return when it is requested and never again: its later steps are lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returns.rows = _InsertOnly()

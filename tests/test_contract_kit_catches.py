@@ -10,6 +10,12 @@ harness's.
 from __future__ import annotations
 
 import pytest
+from hypothesis import Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from omscore.testing.contract import twin_machine
+
+from .broken_stores import FrozenReturnsStore
 
 MODULE = """
 from omscore.testing.contract import StoreContract
@@ -66,6 +72,7 @@ def test_the_reference_store_passes_the_kit_run_this_way(pytester: pytest.Pytest
             },
         ),
         ("NoExpiryIndexStore", {"test_reservations_expire_by_the_clock"}),
+        ("FrozenReturnsStore", {"test_a_later_write_replaces_the_earlier_one"}),
     ],
 )
 def test_the_kit_fails_a_store_with_a_bug(
@@ -73,3 +80,18 @@ def test_the_kit_fails_a_store_with_a_bug(
 ) -> None:
     failed = _failed(pytester, store)
     assert caught_by <= failed, f"{store} failed only {sorted(failed)}"
+
+
+def test_the_reference_model_catches_a_store_that_loses_later_steps_of_a_return() -> None:
+    """The machine delivers parcels and returns their units, so a return that stays as it
+    was requested shows as soon as its receipt is refused on one store only."""
+    search = settings(
+        max_examples=100,
+        stateful_step_count=30,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+    )
+    with pytest.raises(AssertionError, match=r"receive_return.*cannot receive return"):
+        run_state_machine_as_test(twin_machine(FrozenReturnsStore), settings=search)

@@ -1,0 +1,77 @@
+"""The clocks and id generators: the manual clock tests run on, and the defaults."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from omscore.adapters.system import SystemClock, UuidIds
+from omscore.errors import OmsError
+from omscore.testing import ManualClock, SequentialIds
+
+BERLIN_WINTER = timezone(timedelta(hours=1))
+
+
+def test_a_manual_clock_starts_at_a_fixed_moment_in_utc() -> None:
+    assert ManualClock().now() == datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_naive_start_is_taken_as_utc_and_an_aware_one_is_kept() -> None:
+    naive = ManualClock(datetime(2026, 3, 1, 12, 0)).now()
+    assert (naive, naive.tzinfo) == (datetime(2026, 3, 1, 12, 0, tzinfo=UTC), UTC)
+    aware = ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=BERLIN_WINTER)).now()
+    assert aware == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
+    assert aware.utcoffset() == timedelta(hours=1)
+
+
+def test_a_manual_clock_only_moves_forward() -> None:
+    clock = ManualClock()
+    start = clock.now()
+    assert clock.advance(timedelta(minutes=5)) == start + timedelta(minutes=5)
+    clock.set(start + timedelta(hours=1))
+    assert clock.now() == start + timedelta(hours=1)
+    with pytest.raises(OmsError, match="only moves forward, got -1 day"):
+        clock.advance(timedelta(seconds=-1))
+    with pytest.raises(OmsError, match="only moves forward: 2026-01-01 09:00:00"):
+        clock.set(start)
+    assert clock.now() == start + timedelta(hours=1)
+    clock.set(clock.now())  # standing still is allowed
+    assert clock.advance(timedelta(0)) == start + timedelta(hours=1)
+
+
+def test_the_system_clock_is_aware_utc_now() -> None:
+    before = datetime.now(UTC)
+    now = SystemClock().now()
+    assert now.tzinfo is UTC
+    assert before <= now <= datetime.now(UTC)
+
+
+def test_sequential_ids_count_per_prefix_without_gaps_across_threads() -> None:
+    ids = SequentialIds()
+    assert [ids.new_id("O"), ids.new_id("O"), ids.new_id("R"), ids.new_id("O")] == [
+        "O-1",
+        "O-2",
+        "R-1",
+        "O-3",
+    ]
+    made: list[str] = []
+
+    def make() -> None:
+        made.extend(ids.new_id("T") for _ in range(500))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(made) == sorted(f"T-{n}" for n in range(1, 2001))
+
+
+def test_uuid_ids_are_the_prefix_and_16_hex_digits_and_differ() -> None:
+    ids = UuidIds()
+    made = {ids.new_id("O") for _ in range(1000)}
+    assert len(made) == 1000
+    assert all(re.fullmatch(r"O-[0-9a-f]{16}", i) for i in made)
