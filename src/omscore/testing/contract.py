@@ -186,6 +186,8 @@ def order_draft(
 
 #: The customers the reference-model machine places orders for (and orders without one).
 CUSTOMERS = ("C-1", "C-2")
+PRICE = Money("10.00", "EUR")
+POTSDAM = Address(country="DE", postal_code="14467", city="Potsdam", geo=GeoPoint(52.40, 13.06))
 
 
 class StoreContract:
@@ -1143,13 +1145,23 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 if allocate_now:  # most orders are sourced at once, as most shops do
                     self.both("allocate", order.id)
 
-        @rule(n=st.integers(1, 3), minutes=st.integers(5, 60), extend=st.booleans())
-        def checkout_then_order(self, n: int, minutes: int, extend: bool) -> None:
+        @rule(
+            n=st.integers(1, 3),
+            minutes=st.integers(5, 60),
+            extend=st.booleans(),
+            abandon=st.integers(0, 3),
+        )
+        def checkout_then_order(self, n: int, minutes: int, extend: bool, abandon: int) -> None:
+            """A cart reserves B, may be extended, and becomes an order (now and then the
+            customer gives up and the cart is released instead)."""
             key = f"checkout-{len(self.orders)}-{n}"
             if self.both("reserve", "B", n, ttl=timedelta(minutes=30), key=key) is None:
                 return
             if extend:
                 self.both("extend_reservation", key, ttl=timedelta(minutes=minutes))
+            if abandon == 0:
+                self.both("release_reservation", key)
+                return
             order = self.both("place_order", order_draft("B", n, reservation_key=key))
             if order is not None:
                 self.orders.append(order.id)
@@ -1267,11 +1279,17 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 f = data.draw(st.sampled_from(unpacked))
                 self.both("short_pick", f.id, {f.lines[0].line_id: 1}, reason="not found")
 
-        @rule(data=st.data(), restock=st.booleans())
-        def return_something(self, data: st.DataObject, restock: bool) -> None:
+        @rule(
+            data=st.data(),
+            restock=st.booleans(),
+            ending=st.sampled_from(["refund", "refund", "exchange", "requested", "approved"]),
+        )
+        def return_something(self, data: st.DataObject, restock: bool, ending: str) -> None:
             """Return units of a delivered line: request, approve, receive some or all of
-            them, refund what was received. With nothing delivered yet, a parcel on its way
-            is delivered first; with none, a request that both must refuse alike."""
+            them, and refund what was received or exchange it for a unit of B (or stop
+            while requested or approved: :meth:`end_a_return` rejects or closes those).
+            With nothing delivered yet, a parcel on its way is delivered first; with none,
+            a request that both must refuse alike."""
             if not self.orders:
                 return
             reference = self.systems[0]
@@ -1290,11 +1308,32 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 return
             self.returns.append(rma.id)
             event("a return requested")
+            if ending == "requested":
+                return
             self.both("approve_return", rma.id)
+            if ending == "approved":
+                return
             received = data.draw(st.integers(1, n))
             disposition = Disposition.RESTOCK if restock else Disposition.DAMAGED
             self.both("receive_return", rma.id, "WH-1", {line_id: {disposition: received}})
+            if ending == "exchange":
+                exchange = self.both("exchange", rma.id, [LineDraft("B", 1, PRICE)])
+                if exchange is not None:
+                    self.orders.append(exchange.id)
+                    event("an exchange order placed")
+                return
             self.both("refund_return", rma.id)
+
+        @rule(data=st.data(), reject=st.booleans())
+        def end_a_return(self, data: st.DataObject, reject: bool) -> None:
+            """The retailer rejects a return, or closes it (refused alike where its status
+            does not allow it)."""
+            if self.returns:
+                return_id = data.draw(st.sampled_from(self.returns))
+                if reject:
+                    self.both("reject_return", return_id, "not as described")
+                else:
+                    self.both("close_return", return_id)
 
         def returnable(self) -> list[tuple[str, dict[LineId, int]]]:
             """The orders with units the customer may send back, and those units."""
@@ -1342,6 +1381,79 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 self.orders.append(order.id)
                 self.both("allocate", order.id)
             self.both("update_location", loc, active=True)
+
+        @rule(
+            loc=st.sampled_from(["WH-1", "ST-1"]),
+            sku=st.sampled_from(["A", "B"]),
+            delta=st.integers(-2, 3).filter(bool),
+            safety=st.integers(0, 2),
+        )
+        def count_and_protect_stock(self, loc: str, sku: str, delta: int, safety: int) -> None:
+            """A count corrects on hand (refused alike below what is committed); then the
+            location keeps a safety stock of the SKU."""
+            self.both("adjust", loc, sku, delta, reason="cycle count")
+            self.both("set_safety_stock", loc, sku, safety)
+
+        @rule(
+            sku=st.sampled_from(["A", "B"]),
+            n=st.integers(1, 3),
+            forward=st.booleans(),
+            arrives=st.booleans(),
+        )
+        def transfer_stock(self, sku: str, n: int, forward: bool, arrives: bool) -> None:
+            """Units leave one location for the other, available at neither on the way;
+            now and then they arrive at once."""
+            origin, destination = ("WH-1", "ST-1") if forward else ("ST-1", "WH-1")
+            transfer = self.both("transfer", sku, origin, destination, n)
+            if transfer is not None and arrives:
+                self.both("receive_transfer", sku, transfer.id)
+
+        @rule(data=st.data())
+        def a_transfer_arrives(self, data: st.DataObject) -> None:
+            reference = self.systems[0]
+            on_the_way = [(s, t.id) for s in ("A", "B") for t in reference.inventory(s).transfers]
+            if on_the_way:
+                sku, transfer_id = data.draw(st.sampled_from(on_the_way))
+                self.both("receive_transfer", sku, transfer_id)
+
+        @rule(sku=st.sampled_from(["A", "B"]), n=st.integers(1, 6), hours=st.integers(1, 72))
+        def supply_is_expected(self, sku: str, n: int, hours: int) -> None:
+            """A purchase order to WH-1 (it promises dates; its receipt is a receive)."""
+            eta = self.clock.now() + timedelta(hours=hours)
+            self.both("add_supply", sku, "WH-1", n, eta, f"PO-{sku}-{hours}-{n}")
+
+        @rule(
+            data=st.data(),
+            edit=st.sampled_from(["change_quantity", "add_line", "remove_line", "change_address"]),
+            n=st.integers(1, 4),
+        )
+        def edit_an_order(self, data: st.DataObject, edit: str, n: int) -> None:
+            """The customer edits an order (refused alike once it is sourced)."""
+            if not self.orders:
+                return
+            reference = self.systems[0]
+            unsourced = [o for o in self.orders if not reference.get_order(o).fulfillments]
+            order = reference.get_order(data.draw(st.sampled_from(unsourced or self.orders)))
+            line_id = data.draw(st.sampled_from(order.lines)).id
+            if edit == "change_quantity":
+                self.both(edit, order.id, line_id, n)
+            elif edit == "add_line":
+                self.both(edit, order.id, LineDraft("B", n, PRICE))
+            elif edit == "remove_line":
+                self.both(edit, order.id, line_id)
+            else:
+                self.both(edit, order.id, POTSDAM)
+
+        @rule(buffer=st.integers(0, 3))
+        def the_web_holds_units_back(self, buffer: int) -> None:
+            self.both("configure_channel", "web", buffer=buffer)
+
+        @rule(hours=st.integers(1, 200))
+        def time_passes(self, hours: int) -> None:
+            """Carts run out, and pickups nobody collected within their week expire."""
+            self.clock.advance(timedelta(hours=hours))
+            self.both("expire_reservations")
+            self.both("expire_pickups")
 
         @rule(data=st.data(), keep_hours=st.integers(0, 3))
         def relay_then_prune(self, data: st.DataObject, keep_hours: int) -> None:
@@ -1461,6 +1573,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 )
                 on_hand = sum(level.on_hand for level in tested.inventory(sku).levels.values())
                 moving = sum(fl.quantity for f in parcels for fl in f.lines if fl.sku == sku)
+                moving += sum(t.quantity for t in tested.inventory(sku).transfers)
                 assert on_hand + moving == received - shipped + restocked - written_off
             check_books(tested, order_ids=self.orders)  # the outbox may be pruned
 
