@@ -1119,6 +1119,13 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             self.both("receive", loc, sku, n)
             self.received[sku] += n
 
+        @rule(loc=st.sampled_from(["WH-1", "ST-1"]), a=st.integers(0, 6), b=st.integers(1, 6))
+        def a_stock_feed_arrives(self, loc: str, a: int, b: int) -> None:
+            """A feed of receipts in one command (a position of 0 changes nothing)."""
+            self.both("receive_many", [(loc, "A", a), (loc, "B", b)] if a else [(loc, "B", b)])
+            self.received["A"] += a
+            self.received["B"] += b
+
         @rule(
             sku=st.sampled_from(["A", "B"]),
             n=st.integers(1, 4),
@@ -1230,6 +1237,31 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                     event("a ship-to-store parcel sent to its store")
                 elif moved.handover_location:
                     event("a ship-to-store parcel handed over at its store")
+
+        @rule(data=st.data())
+        def a_parcel_is_prepared(self, data: st.DataObject) -> None:
+            """One step of the work before a parcel leaves: accept, pick or pack."""
+            steps = {
+                FulfillmentStatus.OPEN: "accept_fulfillment",
+                FulfillmentStatus.ACCEPTED: "pick",
+                FulfillmentStatus.PICKED: "pack",
+            }
+            waiting = [f for _, f in self.fulfillment_orders() if f.status in steps]
+            if waiting:
+                f = data.draw(st.sampled_from(waiting))
+                self.both(steps[f.status], f.id)
+
+        @rule(sku=st.sampled_from(["A", "B"]))
+        def a_card_is_declined_then_accepted(self, sku: str) -> None:
+            """The gateway declines the order's authorisation (a payment hold), then the
+            customer's second try goes through and the order can be sourced."""
+            for system in self.systems:
+                cast(FakePaymentGateway, system.payments).decline_next()
+            order = self.both("place_order", order_draft(sku, 1))
+            if order is not None:
+                self.orders.append(order.id)
+                self.both("authorize_payment", order.id)
+                self.both("allocate", order.id)
 
         @rule(data=st.data())
         def one_unit_ships_ahead(self, data: st.DataObject) -> None:
@@ -1389,9 +1421,13 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             safety=st.integers(0, 2),
         )
         def count_and_protect_stock(self, loc: str, sku: str, delta: int, safety: int) -> None:
-            """A count corrects on hand (refused alike below what is committed); then the
-            location keeps a safety stock of the SKU."""
-            self.both("adjust", loc, sku, delta, reason="cycle count")
+            """A correction of on hand, as an adjustment or as a cycle count (refused alike
+            below what is committed); then the location keeps a safety stock of the SKU."""
+            on_hand = self.systems[0].stock(loc, sku).on_hand
+            if delta > 0 or on_hand + delta < 0:
+                self.both("adjust", loc, sku, delta, reason="found, or lost")
+            else:
+                self.both("count", loc, sku, on_hand + delta)
             self.both("set_safety_stock", loc, sku, safety)
 
         @rule(
@@ -1569,7 +1605,9 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 shipped = -sum(m.on_hand_delta for m in moves if m.kind is MovementKind.SHIPMENT)
                 restocked = sum(m.on_hand_delta for m in moves if m.kind is MovementKind.RESTOCK)
                 written_off = -sum(
-                    m.on_hand_delta for m in moves if m.kind is MovementKind.ADJUSTMENT
+                    m.on_hand_delta
+                    for m in moves
+                    if m.kind in (MovementKind.ADJUSTMENT, MovementKind.COUNT)
                 )
                 on_hand = sum(level.on_hand for level in tested.inventory(sku).levels.values())
                 moving = sum(fl.quantity for f in parcels for fl in f.lines if fl.sku == sku)
