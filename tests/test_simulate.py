@@ -6,18 +6,20 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from omscore import OMS, Delivery, GeoPoint, Location, OrderStatus
+from omscore import OMS, Delivery, GeoPoint, Location, Money, OrderStatus
 from omscore.__main__ import QUEUE_ROWS, main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
-from omscore.orders import FulfillmentStatus
-from omscore.simulate import Report, Simulation, run
+from omscore.orders import DeliveryMethod, FulfillmentStatus, PaymentKind
+from omscore.returns import Disposition
+from omscore.simulate import GOODWILL, Report, Simulation, run
 from omscore.sourcing import LowestCostPolicy
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.contract import order_draft, sample_location
@@ -55,6 +57,42 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.goodwill_refunds > 0
     assert report.goodwill_refunded.amount > 0
     assert report.shipments > 0
+
+
+def test_the_report_agrees_with_what_the_store_recorded() -> None:
+    """The report's counts, recounted from the orders and returns the run left in the
+    store: the report is what happened, not what the simulation meant to do."""
+    store = MemoryStore()
+    report = run(store, orders=400, seed=13, policy="lowest_cost", progress=None)
+    orders = list(store.orders.rows.values())
+    returns = list(store.returns.rows.values())
+    parcels = Counter(f.status for o in orders for f in o.fulfillments)
+    methods = Counter(o.delivery.method for o in orders)
+    refunds = [p.amount for o in orders for p in o.payments if p.kind is PaymentKind.REFUNDED]
+    refunded_for_returns = sum((r.refunded for r in returns if r.refunded), Money.zero("EUR"))
+    assert (report.orders, report.units) == (
+        len(orders),
+        sum(line.quantity for o in orders for line in o.lines),
+    )
+    assert (report.pickups, report.same_day) == (
+        methods[DeliveryMethod.PICKUP],
+        methods[DeliveryMethod.SAME_DAY],
+    )
+    assert (report.pickups_collected, report.pickups_expired, report.rejections) == (
+        parcels[FulfillmentStatus.COLLECTED],
+        parcels[FulfillmentStatus.EXPIRED],
+        parcels[FulfillmentStatus.REJECTED],
+    )
+    assert report.shipped_to_store == sum(
+        1 for o in orders for f in o.fulfillments if f.handover_location
+    )
+    assert (report.returns, report.refunded, report.restocked) == (
+        len(returns),
+        refunded_for_returns,
+        sum(line.dispositions.get(Disposition.RESTOCK, 0) for r in returns for line in r.lines),
+    )
+    assert report.goodwill_refunded == sum(refunds, Money.zero("EUR")) - refunded_for_returns
+    assert report.goodwill_refunded == GOODWILL * report.goodwill_refunds
 
 
 def test_the_same_seed_gives_the_same_run_on_both_stores(tmp_path: Path) -> None:

@@ -725,10 +725,11 @@ class Simulation:
                 d = self.rng.choices(list(Disposition), (70, 15, 10, 5))[0]
                 counts[d] = counts.get(d, 0) + 1
             dispositions[line.line_id] = counts
-            self.report.restocked += counts.get(Disposition.RESTOCK, 0)
         order = self.oms.get_order(rma.order_id)
         depot = order.delivery.pickup_location or self._nearest_depot(order)
         if self._try(self.oms.receive_return, return_id, depot, dispositions) is not None:
+            restocked = (counts.get(Disposition.RESTOCK, 0) for counts in dispositions.values())
+            self.report.restocked += sum(restocked)
             refund = self._try(self.oms.refund_return, return_id)
             if refund is not None:
                 self.report.refunded += refund
