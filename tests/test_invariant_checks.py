@@ -124,13 +124,18 @@ def _tampered(
 def _violations(
     request: SourcingRequest, snapshot: NetworkSnapshot, plan: AllocationPlan, **options: bool
 ) -> list[str]:
+    return _named(lambda: check_plan(request, snapshot, plan, **options), "plan breaks the rules:")
+
+
+def _named(check: Callable[[], None], heading: str) -> list[str]:
+    """What ``check`` names as broken (nothing if it passes); its message must list it."""
     try:
-        check_plan(request, snapshot, plan, **options)
-    except PlanViolation as violation:
+        check()
+    except (PlanViolation, BooksViolation) as violation:
         problems, message = violation.violations, str(violation)
     else:
         return []
-    assert message == "plan breaks the rules:\n  " + "\n  ".join(problems)
+    assert message == heading + "\n  " + "\n  ".join(problems)
     return problems
 
 
@@ -371,14 +376,7 @@ T = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
 def _books_violations(oms: OMS) -> list[str]:
-    try:
-        check_books(oms)
-    except BooksViolation as violation:
-        problems, message = violation.violations, str(violation)
-    else:
-        return []
-    assert message == "the books disagree:\n  " + "\n  ".join(problems)
-    return problems
+    return _named(lambda: check_books(oms), "the books disagree:")
 
 
 def _damage(oms: OMS, change: Callable[[UnitOfWork], None]) -> None:
