@@ -93,6 +93,10 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     )
     assert report.goodwill_refunded == sum(refunds, Money.zero("EUR")) - refunded_for_returns
     assert report.goodwill_refunded == GOODWILL * report.goodwill_refunds
+    # Sourcing's first plans and parcels shipped in parts: every one is a fulfilment order
+    # (re-sourcing makes more); a first plan split over locations leaves several.
+    assert 0 < report.shipments <= sum(parcels.values())
+    assert 0 < report.split_orders <= sum(1 for o in orders if len(o.fulfillments) > 1)
 
 
 def test_the_same_seed_gives_the_same_run_on_both_stores(tmp_path: Path) -> None:
