@@ -11,7 +11,7 @@ a case that ``check_plan`` rejects, and the correct policy must pass that same c
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -423,12 +423,14 @@ def test_a_level_the_ledger_does_not_explain_is_named(books: OMS) -> None:
 
 
 def test_more_committed_than_on_hand_is_named(books: OMS) -> None:
-    """On hand goes to 1 with the ledger's say-so, under the 2 allocated."""
+    """On hand goes to 3 with the ledger's say-so: under the 2 allocated and 2 reserved
+    together, though above either alone."""
+    books.reserve("A", 2, ttl=timedelta(minutes=30), key="cart")
 
     def shrink(uow: UnitOfWork) -> None:
-        _change_level(uow, on_hand=1)
+        _change_level(uow, on_hand=3)
         adjustment = StockMovement(
-            Sku("A"), LocationId("WH-1"), MovementKind.ADJUSTMENT, -9, 0, "damage test", T
+            Sku("A"), LocationId("WH-1"), MovementKind.ADJUSTMENT, -7, 0, "damage test", T
         )
         uow.inventory.append_movements([adjustment])
 

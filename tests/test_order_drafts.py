@@ -57,6 +57,8 @@ def test_limits_on_lines_and_units_are_configurable(make_oms: object) -> None:
         oms.place_order(draft(("A", 1), ("B", 1), ("C", 6)))
     assert any("at most 2 lines" in p for p in info.value.problems)
     assert any("between 1 and 5, got 6" in p for p in info.value.problems)
+    at_the_limits = oms.place_order(draft(("A", 5), ("B", 1)))
+    assert [line.quantity for line in at_the_limits.lines] == [5, 1]
 
 
 def test_pickup_needs_a_known_location_that_takes_pickups(oms: OMS) -> None:

@@ -287,3 +287,20 @@ def test_policy_settings_change_plans_not_rules() -> None:
     """A policy evolved with other settings is still a policy (attrs value objects)."""
     policy = attrs.evolve(FewestShipmentsPolicy(), max_shipments=2)
     assert policy.max_shipments == 2
+
+
+@given(oms_st.sourcing_cases())
+def test_the_public_strategies_draw_well_formed_cases(case: Case) -> None:
+    """A pickup names a location of the network and has no address; any other delivery
+    names no pickup location; exclusions and stock are of the network's locations."""
+    request, snapshot = case
+    ids = {loc.id for loc in snapshot.locations}
+    if request.delivery is DeliveryMethod.PICKUP:
+        assert request.pickup_location in ids
+        assert request.destination is None
+    else:
+        assert request.pickup_location is None
+    assert request.exclude <= ids
+    assert {location_id for location_id, _ in snapshot.available} <= ids
+    assert set(snapshot.capacity) <= ids
+    assert all(units > 0 for units in snapshot.available.values())

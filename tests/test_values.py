@@ -33,6 +33,36 @@ def test_evolved_runs_the_class_checks_and_refuses_unknown_fields() -> None:
         evolved(line, alocated=1)
 
 
+@attrs.frozen
+class _KeywordsOnly:
+    a: int
+    b: int = attrs.field(kw_only=True, default=0)
+
+
+@attrs.frozen
+class _Private:
+    _a: int
+
+
+def test_evolved_refuses_classes_it_cannot_build_by_position() -> None:
+    """A keyword-only field or an aliased (private) one would be passed in the wrong
+    place: evolved() says so instead of building a wrong instance."""
+    with pytest.raises(TypeError, match="_KeywordsOnly has fields evolved"):
+        evolved(_KeywordsOnly(1), a=2)
+    with pytest.raises(TypeError, match="_Private has fields evolved"):
+        evolved(_Private(1), _a=2)
+
+
+@attrs.frozen
+class _One:
+    a: int
+
+
+def test_evolved_works_on_a_class_of_one_field() -> None:
+    assert evolved(_One(1), a=2) == _One(2)
+    assert evolved(_One(1)) == _One(1)
+
+
 def test_remember_last_calls_the_function_once_per_new_argument() -> None:
     calls: list[datetime] = []
 
