@@ -5,13 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
 
 from omscore import OMS, Delivery, LineDraft, Money, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.errors import InvalidDraft
 from omscore.orders import DeliveryMethod, DraftLimits
+from omscore.orders.draft import draft_problems
+from omscore.testing import ManualClock, SequentialIds
+from omscore.testing import strategies as oms_st
 
-from .conftest import BERLIN, draft, eur
+from .conftest import BERLIN, draft, eur, store_location
 
 
 def test_a_draft_with_many_problems_reports_every_one(oms: OMS) -> None:
@@ -110,3 +114,17 @@ def test_totals_are_price_times_quantity_less_discount_plus_tax_plus_shipping(om
     )
     assert order.lines[0].total == Money(Decimal("65.41"), "EUR")
     assert order.total == Money(Decimal("70.37"), "EUR")
+
+
+@given(oms_st.order_drafts(max_lines=4, max_quantity=7, pickup_locations=["ST-1"]))
+def test_the_public_draft_strategy_draws_drafts_that_can_be_placed(drawn: OrderDraft) -> None:
+    """``order_drafts()`` promises valid drafts: none has a problem within its own bounds,
+    and each is placed as drawn (a pickup at a store that takes them)."""
+    assert draft_problems(drawn, DraftLimits(max_lines=4, max_units_per_line=7)) == []
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(store_location("ST-1"))
+    order = oms.place_order(drawn)
+    assert [(line.sku, line.quantity) for line in order.lines] == [
+        (line.sku, line.quantity) for line in drawn.lines
+    ]
+    assert order.delivery == drawn.delivery
