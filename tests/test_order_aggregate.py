@@ -21,6 +21,7 @@ from omscore.events import OrderHeld, UnitsCancelled
 from omscore.ids import FulfillmentId, LineId, LocationId, OrderId
 from omscore.orders import (
     DeliveryMethod,
+    DraftLimits,
     FulfillmentLine,
     FulfillmentOrder,
     FulfillmentStatus,
@@ -139,6 +140,15 @@ def test_an_added_line_is_validated_like_a_draft_line() -> None:
     """A USD line on a EUR order is refused."""
     with pytest.raises(InvalidDraft, match="is in USD"):
         place(("A", 1)).add_line(LineId("O-1-2"), LineDraft("B", 1, Money(1, "USD")), T0)
+
+
+def test_lines_can_be_added_up_to_the_limit_and_no_further() -> None:
+    """With at most 2 lines, a one-line order takes one more line, then no more."""
+    limits = DraftLimits(max_lines=2)
+    order, _ = place(("A", 1)).add_line(LineId("O-1-2"), LineDraft("B", 1, eur("1.00")), T0, limits)
+    assert len(order.lines) == 2
+    with pytest.raises(InvalidDraft, match="at most 2 lines"):
+        order.add_line(LineId("O-1-3"), LineDraft("C", 1, eur("1.00")), T0, limits)
 
 
 def test_the_last_line_cannot_be_removed() -> None:
