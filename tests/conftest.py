@@ -21,7 +21,9 @@ from omscore import (
     Money,
     OrderDraft,
 )
+from omscore.adapters.carriers import TableRateCarrier
 from omscore.adapters.memory import MemoryStore
+from omscore.ports import Label
 from omscore.testing import ManualClock, SequentialIds
 
 pytest_plugins = ["pytester"]  # test_contract_kit_catches runs the kit on broken stores
@@ -80,6 +82,37 @@ def store_location(location_id: str, priority: int = 5, geo: GeoPoint | None = N
         capabilities=frozenset(Capability),
         priority=priority,
     )
+
+
+class LabelRecorder:
+    """A carrier that rates like ``TableRateCarrier`` and keeps each label's fulfilment
+    order, origin and destination."""
+
+    def __init__(self) -> None:
+        self.rates = TableRateCarrier()
+        self.labels: list[tuple[str, str, Address | None]] = []
+
+    @property
+    def depots(self) -> list[str]:
+        """The origin of each label, in order."""
+        return [origin for _, origin, _ in self.labels]
+
+    def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
+        return self.rates.quote(origin, destination, units)
+
+    def create_label(
+        self,
+        fulfillment_id: str,
+        origin: Location,
+        destination: Address | None,
+        units: int,
+        key: str,
+    ) -> Label:
+        self.labels.append((fulfillment_id, origin.id, destination))
+        return self.rates.create_label(fulfillment_id, origin, destination, units, key)
+
+    def track(self, tracking: str) -> str:
+        return self.rates.track(tracking)
 
 
 @pytest.fixture

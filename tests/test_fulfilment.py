@@ -60,7 +60,7 @@ from omscore.sourcing import (
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
-from .conftest import draft, eur
+from .conftest import LabelRecorder, draft, eur
 
 BERLIN = GeoPoint(52.53, 13.38)
 HOME = Address(country="DE", postal_code="10115", city="Berlin", geo=BERLIN)
@@ -328,6 +328,22 @@ def sent_to_store(network: Callable[..., OMS], **kwargs: object) -> tuple[OMS, s
     sent = oms.send_to_store(parcel.id).fulfillment(parcel.id)
     assert (sent.status, sent.handover_location) == (FulfillmentStatus.IN_TRANSIT, "ST-BER")
     return oms, order.id, parcel.id
+
+
+def test_a_label_is_addressed_to_the_customer_and_a_store_leg_to_no_one(
+    network: Callable[..., OMS],
+) -> None:
+    """A parcel shipped to the customer is labelled with their address; one sent on to
+    the pickup store travels on the retailer's own leg, with no customer address."""
+    carrier = LabelRecorder()
+    oms, _, parcel = sent_to_store(network, carrier=carrier)
+    shipped = oms.place_order(draft(("A", 1)))
+    oms.allocate(shipped.id)
+    oms.ship(oms.get_order(shipped.id).fulfillments[0].id)
+    assert carrier.labels == [
+        (parcel, "WH-HAM", None),
+        (f"{shipped.id}-F1", "WH-HAM", shipped.delivery.address),
+    ]
 
 
 def test_a_parcel_sent_to_the_store_is_at_no_location_until_it_is_ready_there(

@@ -449,6 +449,17 @@ def test_store_locator_lists_nearby_locations_nearest_first(
     assert [(a.location_id, a.available) for a in basket] == [("ST-SPANDAU", 1)]
 
 
+def test_the_store_locator_sorts_by_distance_not_by_id(make_oms: Callable[..., OMS]) -> None:
+    """The nearer store comes first though its id sorts last."""
+    oms = make_oms()
+    oms.add_location(store_location("ST-A-POTSDAM", geo=GeoPoint(52.40, 13.06)))
+    oms.add_location(store_location("ST-Z-MITTE", geo=GeoPoint(52.52, 13.40)))
+    for loc in ("ST-A-POTSDAM", "ST-Z-MITTE"):
+        oms.receive(loc, "A", 1)
+    found = oms.availability("A", near=GeoPoint(52.53, 13.38))
+    assert [a.location_id for a in found] == ["ST-Z-MITTE", "ST-A-POTSDAM"]
+
+
 # --- supply and transfers --------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from omscore import (
     OMS,
-    Address,
     Capability,
     Delivery,
     GeoPoint,
@@ -39,12 +38,11 @@ from omscore.errors import (
 from omscore.events import OrderRefunded, ReturnRefunded, ReturnStatusChanged
 from omscore.inventory import MovementKind
 from omscore.orders import PaymentKind
-from omscore.ports import Label
 from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
-from .conftest import BERLIN, eur, warehouse
+from .conftest import BERLIN, LabelRecorder, eur, warehouse
 
 R = Disposition.RESTOCK
 
@@ -228,31 +226,6 @@ def test_returnable_says_what_a_return_request_accepts(
     assert oms.returnable(order_id) == {}
     with pytest.raises(UnknownOrder):
         oms.returnable("O-404")
-
-
-class LabelRecorder:
-    """A carrier that rates like ``TableRateCarrier`` and keeps each label's depot."""
-
-    def __init__(self) -> None:
-        self.rates = TableRateCarrier()
-        self.depots: list[str] = []
-
-    def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
-        return self.rates.quote(origin, destination, units)
-
-    def create_label(
-        self,
-        fulfillment_id: str,
-        origin: Location,
-        destination: Address | None,
-        units: int,
-        key: str,
-    ) -> Label:
-        self.depots.append(origin.id)
-        return self.rates.create_label(fulfillment_id, origin, destination, units, key)
-
-    def track(self, tracking: str) -> str:
-        return self.rates.track(tracking)
 
 
 def test_a_return_label_goes_to_the_active_returns_location_nearest_the_customer(
