@@ -460,6 +460,34 @@ def test_the_store_locator_sorts_by_distance_not_by_id(make_oms: Callable[..., O
     assert [a.location_id for a in found] == ["ST-Z-MITTE", "ST-A-POTSDAM"]
 
 
+def test_the_store_locator_leaves_out_closed_locations_and_those_without_the_capability(
+    make_oms: Callable[..., OMS],
+) -> None:
+    oms = make_oms()
+    oms.add_location(store_location("ST-1"))
+    oms.add_location(store_location("ST-CLOSED"))
+    oms.add_location(warehouse("WH-1"))  # ships, takes no pickups
+    for loc in ("ST-1", "ST-CLOSED", "WH-1"):
+        oms.receive(loc, "A", 1)
+    oms.update_location("ST-CLOSED", active=False)
+    anywhere = [a.location_id for a in oms.availability("A")]
+    pickups = [a.location_id for a in oms.availability("A", capability=Capability.PICKUP)]
+    assert (anywhere, pickups) == (["ST-1", "WH-1"], ["ST-1"])
+
+
+def test_available_to_promise_of_many_skus_follows_the_channel(oms: OMS) -> None:
+    """A channel's buffer holds units back; no channel means every active location and
+    no buffer; a SKU never stocked has none."""
+    oms.receive("WH-1", "A", 5)
+    oms.receive("ST-1", "B", 3)
+    oms.configure_channel("web", location_ids=["WH-1"], buffer=1)
+    assert oms.available_many(["A", "B", "C"], channel="web") == {"A": 4, "B": 0, "C": 0}
+    assert oms.available_many(["A", "B", "C"]) == {"A": 5, "B": 3, "C": 0}
+    assert oms.available_many(["A", "B"], channel="web") == {
+        sku: oms.available(sku, channel="web") for sku in ("A", "B")
+    }
+
+
 # --- supply and transfers --------------------------------------------------------------------
 
 
