@@ -488,6 +488,22 @@ def test_available_to_promise_of_many_skus_follows_the_channel(oms: OMS) -> None
     }
 
 
+def test_a_backordered_pickup_waits_while_its_store_is_closed(oms: OMS) -> None:
+    """Stock arriving while the pickup store is closed does not serve its backorder
+    (at the store or at a warehouse); reopening the store does."""
+    order = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-1")))
+    line = order.lines[0].id
+    oms.update_location("ST-1", active=False)
+    oms.receive("ST-1", "A", 2)
+    oms.receive("WH-1", "A", 2)
+    item = oms.inventory("A")
+    assert (item.held_for(order.id, line), item.backordered_for(order.id, line)) == (0, 1)
+    oms.update_location("ST-1", active=True)
+    item = oms.inventory("A")
+    assert (item.held_for(order.id, line), item.backordered_for(order.id, line)) == (1, 0)
+    assert [(h.location_id, h.quantity) for h in item.holds] == [("ST-1", 1)]
+
+
 # --- supply and transfers --------------------------------------------------------------------
 
 
