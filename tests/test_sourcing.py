@@ -234,6 +234,21 @@ def test_trace_of_names_one_location_and_refuses_an_unknown_one() -> None:
         plan.trace_of("NOWHERE")
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [PriorityPolicy(), NearestPolicy(), LowestCostPolicy(), FewestShipmentsPolicy()],
+    ids=lambda p: p.name,
+)
+def test_a_location_listed_with_zero_units_has_no_stock(policy: SourcingPolicy) -> None:
+    """A snapshot may list a location with 0 units: it is left out for having no stock,
+    not for a filter, and the plan is the one without that entry."""
+    stock = {("WH-MUC", "A"): 0, ("WH-HAM", "A"): 3}
+    plan = policy.plan(request(("A", 2)), snapshot(stock))
+    assert plan.trace_of("WH-MUC").excluded == "no stock of the requested SKUs"
+    without = policy.plan(request(("A", 2)), snapshot({("WH-HAM", "A"): 3}))
+    assert (plan.assignments, plan.trace) == (without.assignments, without.trace)
+
+
 def test_max_shipments_caps_the_locations_used() -> None:
     """With one shipment allowed, the location covering most units is used."""
     stock = {("WH-MUC", "A"): 2, ("WH-HAM", "A"): 1}

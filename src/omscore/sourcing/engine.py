@@ -160,10 +160,9 @@ class Problem:
             for c in self._candidates:
                 for i, units in enumerate(c.supply):
                     totals[i] += units
-            targets = [min(d, t) for d, t in zip(self.demand, totals, strict=True)]
-            self._targets = targets
-            if targets != self.demand:
-                self._cap_at_targets()
+            # Each supply is at most its SKU's demand (see _admit) and its SKU's total, so
+            # it is already within the target: nothing to cap.
+            self._targets = [min(d, t) for d, t in zip(self.demand, totals, strict=True)]
         return self._candidates
 
     @property
@@ -226,12 +225,6 @@ class Problem:
                 f.usable(location, sku, u) for sku, u in zip(self.skus, supply, strict=True)
             )
         return supply
-
-    def _cap_at_targets(self) -> None:
-        assert self._candidates is not None
-        for c in self._candidates:
-            c.supply = tuple(min(s, t) for s, t in zip(c.supply, self.targets, strict=True))
-            c.units = sum(c.supply)
 
     def _hard_reason(self, location: Location) -> str | None:
         request = self.request
