@@ -25,13 +25,16 @@ from omscore.sourcing import (
     AllocationPlan,
     CostModel,
     FewestShipmentsPolicy,
+    KindFilter,
     LowestCostPolicy,
+    MaxDistanceFilter,
     NearestPolicy,
     NetworkSnapshot,
     PriorityPolicy,
     RequestLine,
     SourcingPolicy,
     SourcingRequest,
+    StoreShipMinimum,
     plan_cost,
 )
 from omscore.testing import strategies as oms_st
@@ -71,6 +74,31 @@ def test_every_policy_keeps_the_hard_rules(policy: SourcingPolicy, case: Case) -
     check_plan(request, snapshot, plan, maximal=not limited)
     if limited:
         assert len(plan.shipments) <= 1
+
+
+FILTERS = (
+    KindFilter(kinds={"warehouse", "store"}),
+    StoreShipMinimum(2),
+    MaxDistanceFilter(800),
+)
+FILTERED: list[SourcingPolicy] = [
+    PriorityPolicy(filters=FILTERS),
+    NearestPolicy(filters=FILTERS),
+    FewestShipmentsPolicy(filters=FILTERS),
+    LowestCostPolicy(filters=FILTERS),
+]
+
+
+@pytest.mark.parametrize("policy", FILTERED, ids=lambda p: p.name)
+@given(case=MIXED)
+def test_filters_only_narrow_what_the_hard_rules_allow(policy: SourcingPolicy, case: Case) -> None:
+    """A policy with filters keeps every hard rule (a filter never lets back a location
+    the rules left out) and uses no location a filter leaves out."""
+    request, snapshot = case
+    plan = policy.plan(request, snapshot)
+    check_plan(request, snapshot, plan, maximal=False)
+    kinds = {loc.id: loc.kind for loc in snapshot.locations}
+    assert all(kinds[location_id] != "supplier" for location_id in plan.shipments)
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: repr(p)[:60])
