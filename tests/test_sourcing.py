@@ -249,6 +249,20 @@ def test_a_location_listed_with_zero_units_has_no_stock(policy: SourcingPolicy) 
     assert (plan.assignments, plan.trace) == (without.assignments, without.trace)
 
 
+def test_fewest_shipments_finds_a_pair_where_greedy_needs_three() -> None:
+    """WH-MUC has the most of the order (2 A, 2 B), so a greedy cover starts there and
+    needs three locations; WH-HAM's 3 A and SUP-1's 3 B make two."""
+    stock = {
+        ("WH-MUC", "A"): 2,
+        ("WH-MUC", "B"): 2,
+        ("WH-HAM", "A"): 3,
+        ("SUP-1", "B"): 3,
+    }
+    plan = FewestShipmentsPolicy().plan(request(("A", 3), ("B", 3)), snapshot(stock))
+    assert sorted(plan.shipments) == ["SUP-1", "WH-HAM"]
+    assert plan.units_allocated == 6
+
+
 def test_max_shipments_caps_the_locations_used() -> None:
     """With one shipment allowed, the location covering most units is used."""
     stock = {("WH-MUC", "A"): 2, ("WH-HAM", "A"): 1}
