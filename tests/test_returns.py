@@ -416,6 +416,29 @@ def test_restocking_fee_and_shipping_rules(shop: Callable[..., OMS]) -> None:
     ]
 
 
+def test_always_refunds_shipping_with_the_first_refund_only(shop: Callable[..., OMS]) -> None:
+    oms = shop(refund_shipping="always")
+    order_id = delivered(oms, LineDraft("A", 2, eur("20.00")), shipping="4.95")
+    assert oms.refund_return(received_back(oms, order_id).id) == eur("24.95")
+    assert oms.refund_return(received_back(oms, order_id).id) == eur("20.00")
+
+
+def test_every_unit_back_means_every_unit_not_cancelled(shop: Callable[..., OMS]) -> None:
+    """Of 3 units, 1 is cancelled before shipping: the 2 delivered coming back is
+    everything, and shipping is refunded with them."""
+    oms = shop(refund_shipping="if_all_returned")
+    order = placed(oms, LineDraft("A", 3, eur("10.00")), shipping="4.95")
+    line = order.lines[0].id
+    oms.cancel(order.id, {line: 1}, reason="changed my mind")
+    oms.allocate(order.id)
+    for f in oms.get_order(order.id).fulfillments:
+        oms.ship(f.id)
+        oms.deliver(f.id)
+    rma = oms.approve_return(oms.request_return(order.id, {line: 2}).id)
+    oms.receive_return(rma.id, "WH-1", {line: {R: 2}})
+    assert oms.refund_return(rma.id) == eur("24.95")
+
+
 def test_repeating_a_refund_refunds_nothing_more(shop: Callable[..., OMS]) -> None:
     """The second call gives back zero and calls no gateway."""
     oms = shop()
