@@ -1314,12 +1314,15 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         @rule(
             data=st.data(),
             restock=st.booleans(),
-            ending=st.sampled_from(["refund", "refund", "exchange", "requested", "approved"]),
+            ending=st.sampled_from(
+                ["refund", "refund and close", "exchange", "reject", "requested", "approved"]
+            ),
         )
         def return_something(self, data: st.DataObject, restock: bool, ending: str) -> None:
             """Return units of a delivered line: request, approve, receive some or all of
-            them, and refund what was received or exchange it for a unit of B (or stop
-            while requested or approved: :meth:`end_a_return` rejects or closes those).
+            them, and refund what was received (and close the return) or exchange it for
+            a unit of B; or reject the request and close it; or stop while requested or
+            approved (:meth:`end_a_return` rejects or closes those later).
             With nothing delivered yet, a parcel on its way is delivered first; with none,
             a request that both must refuse alike."""
             if not self.orders:
@@ -1340,6 +1343,10 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 return
             self.returns.append(rma.id)
             event("a return requested")
+            if ending == "reject":
+                self.both("reject_return", rma.id, "not bought here")
+                self.both("close_return", rma.id)
+                return
             if ending == "requested":
                 return
             self.both("approve_return", rma.id)
@@ -1355,6 +1362,8 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                     event("an exchange order placed")
                 return
             self.both("refund_return", rma.id)
+            if ending == "refund and close":
+                self.both("close_return", rma.id)
 
         @rule(data=st.data(), reject=st.booleans())
         def end_a_return(self, data: st.DataObject, reject: bool) -> None:
@@ -1372,14 +1381,25 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             reference = self.systems[0]
             return [(o, units) for o in self.orders if (units := reference.returnable(o))]
 
-        def deliver_a_parcel(self, data: st.DataObject) -> bool:
-            """Ship and deliver one parcel on its way to a customer, if there is one."""
-            on_their_way = [
+        def on_their_way(self) -> list[tuple[str, str]]:
+            """Parcels to customers not delivered yet, with their orders' ids."""
+            return [
                 (order_id, f.id)
                 for order_id, f in self.fulfillment_orders()
                 if f.method is not DeliveryMethod.PICKUP
                 and (f.is_active or f.status is FulfillmentStatus.SHIPPED)
             ]
+
+        def deliver_a_parcel(self, data: st.DataObject) -> bool:
+            """Ship and deliver one parcel on its way to a customer (sourcing an order
+            that waits for it first, if none is on its way)."""
+            on_their_way = self.on_their_way()
+            if not on_their_way:
+                reference = self.systems[0]
+                waiting = [o for o in self.orders if reference.get_order(o).open_units]
+                if waiting:
+                    self.both("allocate", data.draw(st.sampled_from(waiting)))
+                    on_their_way = self.on_their_way()
             if not on_their_way:
                 return False
             order_id, fulfillment_id = data.draw(st.sampled_from(on_their_way))
