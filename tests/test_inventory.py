@@ -475,6 +475,20 @@ def test_the_store_locator_leaves_out_closed_locations_and_those_without_the_cap
     assert (anywhere, pickups) == (["ST-1", "WH-1"], ["ST-1"])
 
 
+def test_the_stock_matrix_gives_each_locations_available_units(oms: OMS) -> None:
+    """Per SKU and location: available after what is held and the safety stock; 0 where
+    a SKU never was; every location unless some are named."""
+    oms.receive("WH-1", "A", 5)
+    oms.receive("ST-1", "A", 2)
+    oms.set_safety_stock("WH-1", "A", 1)
+    oms.place_order(draft(("A", 2)))  # holds 2 at WH-1
+    assert oms.stock_matrix(["A", "B"]) == {
+        "A": {"WH-1": 2, "ST-1": 2},
+        "B": {"WH-1": 0, "ST-1": 0},
+    }
+    assert oms.stock_matrix(["A"], location_ids=["ST-1"]) == {"A": {"ST-1": 2}}
+
+
 def test_available_to_promise_of_many_skus_follows_the_channel(oms: OMS) -> None:
     """A channel's buffer holds units back; no channel means every active location and
     no buffer; a SKU never stocked has none."""

@@ -174,6 +174,21 @@ def test_every_eligibility_problem_is_reported_at_once(
     assert oms.get_order(order_id).return_ids == ()
 
 
+@pytest.mark.parametrize("quantity", [0, -1, True, 1.0, "1"])
+def test_a_returned_quantity_must_be_a_whole_number_of_units(
+    shop: Callable[..., OMS], quantity: object
+) -> None:
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 2, eur("5.00")))
+    line = oms.get_order(order_id).lines[0]
+    with pytest.raises(InvalidReturn) as info:
+        oms.request_return(order_id, {line.id: quantity})  # type: ignore[arg-type]
+    assert info.value.problems == (
+        f"line {line.id}: quantity must be an int >= 1, got {quantity!r}",
+    )
+    assert oms.get_order(order_id).return_ids == ()
+
+
 def test_undelivered_units_and_units_in_open_returns_cannot_be_returned(
     shop: Callable[..., OMS],
 ) -> None:
