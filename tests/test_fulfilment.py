@@ -476,7 +476,11 @@ def test_a_short_pick_writes_off_the_missing_units_and_sources_them_elsewhere(
     oms.accept_fulfillment(first.id)
     order = oms.short_pick(first.id, {order.lines[0].id: 1}, reason="only two on the shelf")
     kept, again = order.fulfillments
-    assert (kept.status, kept.units) == (FulfillmentStatus.ACCEPTED, 2)
+    assert (kept.status, kept.units, kept.note) == (
+        FulfillmentStatus.ACCEPTED,
+        2,
+        "only two on the shelf",
+    )
     assert (again.location_id, again.status, again.units) == ("WH-MUC", FulfillmentStatus.OPEN, 1)
     assert order.lines[0].allocated == 3
     assert order.rejected_locations == {"WH-HAM"}

@@ -24,7 +24,14 @@ from omscore.errors import (
     UnknownReservation,
     UnknownTransfer,
 )
-from omscore.events import BackorderServed, LowStock, OutOfStock, ReservationReleased
+from omscore.events import (
+    BackorderServed,
+    LowStock,
+    OrderStockHeld,
+    OrderStockReleased,
+    OutOfStock,
+    ReservationReleased,
+)
 from omscore.ids import ChannelId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem, LocationLoad, MovementKind
 from omscore.testing import ManualClock
@@ -279,6 +286,24 @@ def test_cancelling_open_units_releases_what_they_hold(oms: OMS) -> None:
     assert item.held_for(order.id, order.lines[0].id) == 2
     oms.cancel(order.id)
     assert oms.available("A") == 2
+
+
+def test_hold_events_say_what_each_line_holds_and_gives_back(oms: OMS) -> None:
+    """Placing holds what there is and backorders the rest; a cancel gives back
+    backordered units first; allocating gives back the rest (held and backordered)."""
+    oms.receive("WH-1", "A", 2)
+    order = oms.place_order(draft(("A", 5)))
+    line = order.lines[0].id
+    oms.cancel(order.id, {line: 1})
+    oms.receive("WH-1", "A", 2)  # serves both units still backordered
+    oms.allocate(order.id)
+    events = oms.events()
+    held = [(e.line_id, e.held, e.backordered) for e in events if isinstance(e, OrderStockHeld)]
+    released = [
+        (e.order_id, e.line_id, e.quantity) for e in events if isinstance(e, OrderStockReleased)
+    ]
+    assert held == [(line, 2, 3)]
+    assert released == [(order.id, line, 1), (order.id, line, 4)]
 
 
 def test_a_pickup_order_holds_stock_at_the_pickup_store_only(oms: OMS) -> None:

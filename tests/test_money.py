@@ -61,6 +61,26 @@ def test_adds_and_subtracts_within_one_currency() -> None:
     assert Money("1.10", "EUR") - Money("2.20", "EUR") == Money("-1.10", "EUR")
 
 
+@given(
+    st.integers(-1000, 1000),
+    st.integers(-1000, 1000),
+    st.sampled_from(["", "0", "00"]),
+)
+def test_comparisons_follow_the_amounts(a: int, b: int, zeros: str) -> None:
+    """<, <=, > and >= of one currency agree with the amounts' (trailing zeros and
+    equal amounts included); equal amounts are equal money."""
+    left = Money(Decimal(a).scaleb(-2), "EUR")
+    exponent = Decimal(1).scaleb(-2 - len(zeros))  # 1.23 as 1.23, 1.230 or 1.2300
+    right = Money(Decimal(b).scaleb(-2).quantize(exponent), "EUR")
+    assert (left < right, left <= right, left > right, left >= right, left == right) == (
+        a < b,
+        a <= b,
+        a > b,
+        a >= b,
+        a == b,
+    )
+
+
 def test_mixing_currencies_is_refused() -> None:
     """Adding, subtracting or comparing two currencies raises CurrencyMismatch naming both."""
     eur, usd = Money(1, "EUR"), Money(1, "USD")

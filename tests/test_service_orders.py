@@ -13,12 +13,13 @@ from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import (
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
+    InvalidQuery,
     NotCancellable,
     OrderOnHold,
     UnknownOrder,
 )
 from omscore.events import OrderEvent, OrderHeld, OrderPlaced, UnitsCancelled
-from omscore.ports import Store
+from omscore.ports import OutboxRecord, Store
 from omscore.testing import ManualClock, SequentialIds
 
 from .conftest import draft
@@ -111,6 +112,35 @@ def test_events_can_be_read_page_by_page(make_store: Callable[[], Store]) -> Non
     assert [e for page in pages for e in page] == everything
     assert oms.events(after=5) == everything[5:]
     assert oms.events(after=len(everything)) == []
+
+
+class _UnreadOutbox(MemoryStore):
+    """A store whose outbox must not be read."""
+
+    def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
+        raise AssertionError(f"the outbox was read with after={after!r}, limit={limit!r}")
+
+
+@pytest.mark.parametrize(
+    ("after", "limit", "message"),
+    [
+        (-1, None, "after must be an outbox position (an int >= 0), got -1"),
+        (True, None, "after must be an outbox position (an int >= 0), got True"),
+        ("3", None, "after must be an outbox position (an int >= 0), got '3'"),
+        (0, 0, "limit must be at least 1, got 0"),
+        (0, -1, "limit must be at least 1, got -1"),
+        (0, 2.0, "limit must be an int, got 2.0"),
+        (0, False, "limit must be an int, got False"),
+    ],
+)
+def test_an_events_page_that_means_nothing_is_refused_before_the_store_is_read(
+    after: int, limit: int | None, message: str
+) -> None:
+    """The OMS checks the page itself, whatever store it runs on."""
+    oms = OMS(_UnreadOutbox(), clock=ManualClock(), ids=SequentialIds())
+    with pytest.raises(InvalidQuery) as refused:
+        oms.events(after, limit)
+    assert str(refused.value) == message
 
 
 def test_a_stale_commit_raises_concurrency_conflict() -> None:

@@ -109,6 +109,33 @@ def test_work_leaves_the_queue_as_it_is_done(busy: OMS) -> None:
             "not ['delivered', 'shipped']: find those by their fulfilment orders",
         ),
         (lambda oms: oms.order_queue(limit=0), InvalidQuery, "got 0"),
+        (lambda oms: oms.order_queue(limit=True), InvalidQuery, "limit must be an int, got True"),
+        (lambda oms: oms.order_queue(limit=2.5), InvalidQuery, "limit must be an int, got 2.5"),
+        (
+            lambda oms: oms.fulfillment_queue("WH-1", limit="10"),
+            InvalidQuery,
+            "limit must be an int, got '10'",
+        ),
+        (
+            lambda oms: oms.customer_orders("C-1", limit=1.0),
+            InvalidQuery,
+            "limit must be an int, got 1.0",
+        ),
+        (
+            lambda oms: oms.order_queue(older_than=3600),
+            InvalidQuery,
+            "older_than must be a timedelta, got 3600",
+        ),
+        (
+            lambda oms: oms.stalled_fulfillments(None),
+            InvalidQuery,
+            "older_than must be a timedelta, got None",
+        ),
+        (
+            lambda oms: oms.stalled_fulfillments(timedelta(hours=1), limit=-3),
+            InvalidQuery,
+            "limit must be at least 1, got -3",
+        ),
         (
             lambda oms: oms.order_queue(older_than=timedelta(seconds=-1)),
             InvalidQuery,

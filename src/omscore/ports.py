@@ -16,6 +16,7 @@ from typing import Protocol, Self
 
 import attrs
 
+from omscore.errors import InvalidQuery
 from omscore.events import DomainEvent
 from omscore.geo import Address
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, ReturnId, Sku
@@ -362,8 +363,43 @@ class PaymentPort(Protocol):
         ...
 
 
+def checked_limit(limit: object) -> int | None:
+    """``limit`` when it is ``None`` or an int of at least 1 (how many rows a read may
+    return); anything else is an :class:`~omscore.errors.InvalidQuery` that names it."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidQuery(f"limit must be an int, got {limit!r}")
+    if limit < 1:
+        raise InvalidQuery(f"limit must be at least 1, got {limit}")
+    return limit
+
+
+def checked_position(position: object, name: str) -> int:
+    """``position`` when it is an outbox position: an int of 0 or more (0 is before the
+    first event); anything else is an :class:`~omscore.errors.InvalidQuery` naming
+    ``name``."""
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        raise InvalidQuery(f"{name} must be an outbox position (an int >= 0), got {position!r}")
+    return position
+
+
+def checked_cutoff(before: object) -> datetime:
+    """``before`` when it is a timezone-aware datetime (where pruning stops); anything else
+    is an :class:`~omscore.errors.InvalidQuery`."""
+    if not isinstance(before, datetime) or before.utcoffset() is None:
+        raise InvalidQuery(f"before must be a timezone-aware datetime, got {before!r}")
+    return before
+
+
 class Store(Protocol):
-    """A storage adapter: units of work and the outbox relay."""
+    """A storage adapter: units of work and the outbox relay.
+
+    The relay and housekeeping methods refuse arguments that cannot mean anything with
+    :class:`~omscore.errors.InvalidQuery` and change nothing: a position below 0, a limit
+    below 1, anything but an int (or a bool) for either, a ``before`` that is not an aware
+    datetime. :func:`checked_position`, :func:`checked_limit` and :func:`checked_cutoff` do
+    those checks; the contract kit tests them."""
 
     def unit_of_work(self, *, write: bool = True) -> UnitOfWork:
         """A new unit of work; ``write=False`` for queries that will not commit."""

@@ -427,13 +427,12 @@ def _chosen_statuses(
     return frozenset(kind(s) for s in given)
 
 
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
-        raise InvalidQuery(f"limit must be at least 1, got {limit}")
-
-
-def _check_wait(older_than: timedelta | None) -> None:
-    if older_than is not None and older_than < timedelta(0):
+def _check_wait(older_than: timedelta | None, *, required: bool = False) -> None:
+    if older_than is None and not required:
+        return
+    if not isinstance(older_than, timedelta):
+        raise InvalidQuery(f"older_than must be a timedelta, got {older_than!r}")
+    if older_than < timedelta(0):
         raise InvalidQuery(f"older_than must not be negative, got {older_than}")
 
 

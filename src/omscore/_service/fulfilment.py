@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from omscore._service.core import (
     QueuedFulfillment,
     ServiceCore,
-    _check_limit,
     _check_wait,
     _chosen_statuses,
     _load_order,
@@ -26,7 +25,7 @@ from omscore.orders import (
     Order,
     OrderStatus,
 )
-from omscore.ports import UnitOfWork
+from omscore.ports import UnitOfWork, checked_limit
 from omscore.sourcing import (
     AllocationPlan,
 )
@@ -236,7 +235,7 @@ class FulfilmentUseCases(ServiceCore):
         in ``statuses``. A ship-to-store parcel is in its warehouse's queue until it is
         handed over at the pickup store, and in the store's from then on."""
         wanted = _chosen_statuses(FulfillmentStatus, statuses, ACTIVE_FULFILLMENT)
-        _check_limit(limit)
+        checked_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
             now = self.clock.now()
@@ -258,9 +257,9 @@ class FulfilmentUseCases(ServiceCore):
         longest waiting first: by default the work a location still owes (open, accepted,
         picked, packed), at every location or at ``location_id``. With
         ``statuses={"shipped"}`` it finds parcels that were never delivered."""
-        _check_wait(older_than)
+        _check_wait(older_than, required=True)
         wanted = _chosen_statuses(FulfillmentStatus, statuses, _OWED)
-        _check_limit(limit)
+        checked_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
             now = self.clock.now()

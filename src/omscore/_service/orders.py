@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from omscore._service.core import (
     QueuedOrder,
     ServiceCore,
-    _check_limit,
     _check_wait,
     _chosen_statuses,
     _load_order,
@@ -28,7 +27,7 @@ from omscore.orders import (
     OrderStatus,
     PaymentKind,
 )
-from omscore.ports import Pruned, UnitOfWork
+from omscore.ports import Pruned, UnitOfWork, checked_limit, checked_position
 
 
 class OrderUseCases(ServiceCore):
@@ -119,7 +118,7 @@ class OrderUseCases(ServiceCore):
                 f"not {moved_on}: find those by their fulfilment orders"
             )
         _check_wait(older_than)
-        _check_limit(limit)
+        checked_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedOrder]:
             now = self.clock.now()
@@ -146,7 +145,7 @@ class OrderUseCases(ServiceCore):
         below 1 an :class:`~omscore.errors.InvalidQuery`."""
         if not isinstance(customer_ref, str) or not customer_ref:
             raise InvalidQuery(f"customer_ref must be a non-empty string, got {customer_ref!r}")
-        _check_limit(limit)
+        checked_limit(limit)
 
         def read(uow: UnitOfWork) -> list[Order]:
             after = None
@@ -281,7 +280,9 @@ class OrderUseCases(ServiceCore):
     def events(self, after: int = 0, limit: int | None = None) -> list[DomainEvent]:
         """The recorded domain events in commit order, read from the outbox: every one by
         default; those after outbox position ``after``, at most ``limit`` of them, for a
-        host that reads them page by page (a store holding millions never loads them all)."""
+        host that reads them page by page (a store holding millions never loads them all).
+        A position below 0 or a limit below 1 is an :class:`InvalidQuery`."""
+        after, limit = checked_position(after, "after"), checked_limit(limit)
         return [record.event for record in self.store.outbox(after, limit)]
 
     def prune(

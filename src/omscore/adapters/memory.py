@@ -39,7 +39,14 @@ from omscore.inventory import (
     replay,
 )
 from omscore.orders import FulfillmentOrder, FulfillmentStatus, Order, OrderStatus
-from omscore.ports import IdempotencyRecord, OutboxRecord, Store
+from omscore.ports import (
+    IdempotencyRecord,
+    OutboxRecord,
+    Store,
+    checked_cutoff,
+    checked_limit,
+    checked_position,
+)
 from omscore.returns import Return
 
 
@@ -497,6 +504,7 @@ class MemoryStore:
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""
+        after, limit = checked_position(after, "after"), checked_limit(limit)
         with self.lock:
             first, events = self.first, self.events
             after = max(after, first - 1)
@@ -511,6 +519,7 @@ class MemoryStore:
 
     def mark_published(self, up_to: int) -> None:
         """Mark every event up to ``position`` as published."""
+        up_to = checked_position(up_to, "up_to")
         with self.lock:
             last = self.first + len(self.events) - 1
             self.published_up_to = max(self.published_up_to, min(up_to, last))
@@ -518,6 +527,7 @@ class MemoryStore:
     def prune_outbox(self, before: datetime) -> int:
         """Delete published events, oldest first, up to the first recorded at or after
         ``before``; returns how many (positions of the rest stay)."""
+        before = checked_cutoff(before)
         with self.lock:
             published = self.events[: self.published_up_to - self.first + 1]
             count = next((n for n, e in enumerate(published) if e.at >= before), len(published))
@@ -527,6 +537,7 @@ class MemoryStore:
 
     def prune_idempotency(self, before: datetime) -> int:
         """Forget the idempotency records made before ``before``; returns how many."""
+        before = checked_cutoff(before)
         with self.lock:
             old = [key for key, record in self.idempotency.items() if record.at < before]
             for key in old:

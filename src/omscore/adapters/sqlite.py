@@ -51,7 +51,14 @@ from omscore.inventory import (
 )
 from omscore.inventory.stock import MovementKind
 from omscore.orders import FulfillmentStatus, Order, OrderStatus
-from omscore.ports import IdempotencyRecord, OutboxRecord, Store
+from omscore.ports import (
+    IdempotencyRecord,
+    OutboxRecord,
+    Store,
+    checked_cutoff,
+    checked_limit,
+    checked_position,
+)
 from omscore.returns import Return
 from omscore.serialization import make_converter
 
@@ -1666,6 +1673,7 @@ class SqliteStore:
 
     def outbox(self, after: int = 0, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events after ``position``, in commit order."""
+        after, limit = checked_position(after, "after"), checked_limit(limit)
         sql = "SELECT position, body FROM outbox WHERE position > ? ORDER BY position"
         args: tuple[object, ...] = (after,)
         if limit is not None:
@@ -1675,6 +1683,7 @@ class SqliteStore:
 
     def unpublished(self, limit: int | None = None) -> list[OutboxRecord]:
         """Committed events not yet marked published, in commit order."""
+        limit = checked_limit(limit)
         sql = (
             f"SELECT position, body FROM outbox WHERE position > COALESCE({_MARK}, 0) "
             "ORDER BY position"
@@ -1688,6 +1697,7 @@ class SqliteStore:
     def mark_published(self, up_to: int) -> None:
         """Mark every event up to ``position`` as published (the mark never moves back, nor
         past the last event committed)."""
+        up_to = checked_position(up_to, "up_to")
         with translated("mark published"):
             self.connection().execute(
                 "INSERT INTO meta (name, value) VALUES "
@@ -1705,6 +1715,7 @@ class SqliteStore:
         running between them (one statement over a million rows held the write lock for
         about a second). ``AUTOINCREMENT`` numbers later events after the last ever given.
         The file keeps its size; SQLite reuses the freed pages for new rows."""
+        before = checked_cutoff(before)
         with translated("prune the outbox"):
             connection = self.connection()
             first, stop = connection.execute(
@@ -1727,6 +1738,7 @@ class SqliteStore:
 
     def prune_idempotency(self, before: datetime) -> int:
         """Forget the idempotency records made before ``before``; returns how many."""
+        before = checked_cutoff(before)
         with translated("prune idempotency records"):
             cursor = self.connection().execute(
                 "DELETE FROM idempotency WHERE at < ?", (_utc(before),)

@@ -41,7 +41,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds, UuidIds
-from omscore.errors import ConcurrencyConflict, OmsError, StoreError
+from omscore.errors import ConcurrencyConflict, InvalidQuery, OmsError, StoreError
 from omscore.events import OrderHeld, OrderPlaced
 from omscore.geo import Address, GeoPoint
 from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
@@ -402,6 +402,41 @@ class StoreContract:
         assert oms.store.outbox() == []
         oms.receive("WH-1", "D", 5)
         assert oms.store.outbox()[0].position == positions[2][-1] + 1
+
+    def test_relay_arguments_that_mean_nothing_are_refused(self, oms: OMS) -> None:
+        """A position below 0, a limit below 1, anything but an int for either, a cutoff
+        that is not an aware datetime: each is an InvalidQuery, and nothing changes (a
+        negative limit must not quietly drop the newest event, nor mean "no limit")."""
+        oms.receive("WH-1", "A", 5)
+        oms.place_order(order_draft("A", 1), idempotency_key="kept")
+        store = oms.store
+        store.mark_published(1)
+        before = (store.outbox(), store.unpublished())
+        naive = datetime(2030, 1, 1)
+        refused: list[Callable[[], object]] = [
+            lambda: store.outbox(after=-1),
+            lambda: store.outbox(after=True),
+            lambda: store.outbox(after=1.5),  # type: ignore[arg-type]
+            lambda: store.outbox(after="2"),  # type: ignore[arg-type]
+            lambda: store.outbox(limit=0),
+            lambda: store.outbox(limit=-1),
+            lambda: store.outbox(limit=2.0),  # type: ignore[arg-type]
+            lambda: store.unpublished(limit=0),
+            lambda: store.unpublished(limit=-1),
+            lambda: store.unpublished(limit=True),
+            lambda: store.mark_published(-1),
+            lambda: store.mark_published(10**9 + 0.5),  # type: ignore[arg-type]
+            lambda: store.mark_published(None),  # type: ignore[arg-type]
+            lambda: store.prune_outbox(naive),
+            lambda: store.prune_outbox(T0.date()),  # type: ignore[arg-type]
+            lambda: store.prune_idempotency(naive),
+            lambda: store.prune_idempotency(0),  # type: ignore[arg-type]
+        ]
+        for number, call in enumerate(refused):
+            with pytest.raises(InvalidQuery):
+                call()
+            assert (store.outbox(), store.unpublished()) == before, f"call {number} changed it"
+        assert oms.place_order(order_draft("A", 1), idempotency_key="kept").id == "O-1"
 
     def test_forgotten_idempotency_keys_run_again(self, oms: OMS) -> None:
         """Records older than the cutoff are forgotten; younger ones still answer."""
