@@ -82,10 +82,12 @@ class StockSession:
 
     def location(self, location_id: str) -> Location:
         """The location, or :class:`UnknownLocation`."""
-        try:
-            return self.locations[LocationId(location_id)]
-        except KeyError:
-            raise UnknownLocation(f"no location {location_id!r}") from None
+        found = (
+            self.locations.get(LocationId(location_id)) if isinstance(location_id, str) else None
+        )
+        if found is None:
+            raise UnknownLocation(f"no location {location_id!r}")
+        return found
 
     def channel(self, channel: ChannelId) -> Channel:
         """A channel's configuration (the default one if never configured)."""

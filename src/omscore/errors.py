@@ -222,7 +222,13 @@ class InvalidReturn(OmsError, ValueError):
         super().__init__("return refused: " + "; ".join(self.problems))
 
 
-class InvalidQuery(OmsError, ValueError):
+class InvalidArgument(OmsError, ValueError):
+    """An argument that cannot mean anything where it is given: a key, a channel or an
+    idempotency key that is not a non-empty string, a mapping of lines that is not a
+    mapping, a list of SKUs that is not a collection of strings."""
+
+
+class InvalidQuery(InvalidArgument):
     """A read asked with arguments that cannot mean anything: an unknown status, a
     negative age, a limit below one."""
 

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -18,10 +18,12 @@ from omscore.adapters.system import SystemClock, UuidIds
 from omscore.errors import (
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
+    InvalidArgument,
     InvalidChannelConfig,
     InvalidDraft,
     InvalidQuantity,
     InvalidQuery,
+    OmsError,
     UnknownFulfillment,
     UnknownOrder,
     UnknownReservation,
@@ -37,7 +39,7 @@ from omscore.events import (
     UnitsCancelled,
 )
 from omscore.geo import GeoPoint, distance_km
-from omscore.ids import FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
+from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import (
     Capability,
     InventoryItem,
@@ -173,6 +175,8 @@ class ServiceCore:
         idempotency_key: str | None,
         work: Callable[[UnitOfWork, datetime], R],
     ) -> R:
+        if idempotency_key is not None:
+            _require_text(idempotency_key, "idempotency_key")
         fingerprint = _fingerprint(command, arguments) if idempotency_key is not None else ""
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -417,8 +421,7 @@ def _chosen_statuses(
     ``default``; :class:`InvalidQuery` names any that ``kind`` does not know."""
     if given is None:
         return default
-    if isinstance(given, str):
-        given = [given]
+    given = [given] if isinstance(given, str) else _require_names(given, "statuses", InvalidQuery)
     known = {s.value for s in kind}
     unknown = sorted(str(s) for s in given if s not in known)
     if unknown:
@@ -459,6 +462,8 @@ def _replayed(record: IdempotencyRecord, key: str, fingerprint: str) -> object:
 
 
 def _load_order(uow: UnitOfWork, order_id: str) -> Order:
+    if not isinstance(order_id, str):
+        raise UnknownOrder(f"no order {order_id!r} (an order id is a string)")
     order = uow.orders.get(OrderId(order_id))
     if order is None:
         raise UnknownOrder(f"no order {order_id!r}")
@@ -466,6 +471,10 @@ def _load_order(uow: UnitOfWork, order_id: str) -> Order:
 
 
 def _order_of_fulfillment(uow: UnitOfWork, fulfillment_id: str) -> Order:
+    if not isinstance(fulfillment_id, str):
+        raise UnknownFulfillment(
+            f"no fulfilment order {fulfillment_id!r} (a fulfilment order id is a string)"
+        )
     order_id = uow.orders.by_fulfillment(FulfillmentId(fulfillment_id))
     if order_id is None:
         raise UnknownFulfillment(f"no fulfilment order {fulfillment_id!r}")
@@ -511,6 +520,8 @@ def _fulfillment_id(order: Order, n: int) -> FulfillmentId:
 
 
 def _load_return(uow: UnitOfWork, return_id: str) -> Return:
+    if not isinstance(return_id, str):
+        raise UnknownReturn(f"no return {return_id!r} (a return id is a string)")
     rma = uow.returns.get(ReturnId(return_id))
     if rma is None:
         raise UnknownReturn(f"no return {return_id!r}")
@@ -526,6 +537,7 @@ def _returns_location(stock: StockSession, order: Order) -> Location | None:
 
 
 def _item(uow: UnitOfWork, sku: str) -> InventoryItem:
+    _require_sku(sku)
     return uow.inventory.get(Sku(sku)) or InventoryItem(Sku(sku))
 
 
@@ -546,8 +558,64 @@ def _next_line_id(order: Order) -> LineId:
 
 
 def _require_sku(sku: object) -> None:
-    if not isinstance(sku, str) or not sku.strip():
-        raise InvalidQuantity(f"sku must be a non-empty string, got {sku!r}")
+    _require_text(sku, "sku", InvalidQuantity)
+
+
+def _require_text(value: object, what: str, error: type[OmsError] = InvalidArgument) -> str:
+    """``value`` if it is a non-empty string, else ``error`` naming ``what``."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _require_note(value: object, what: str, *, optional: bool = False) -> None:
+    """Free text (a reason, a reference, a tracking number) is a string, empty allowed;
+    ``None`` too when ``optional``."""
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise InvalidArgument(f"{what} must be a string, got {value!r}")
+
+
+def _require_flag(value: object, what: str) -> None:
+    """A yes-or-no argument is a bool (a truthy string or list is a mistake, not a yes)."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{what} must be True or False, got {value!r}")
+
+
+def _optional_text(value: object, what: str, error: type[OmsError] = InvalidArgument) -> None:
+    """A name given to filter by: ``None`` (no filter) or a non-empty string."""
+    if value is not None:
+        _require_text(value, what, error)
+
+
+def _require_mapping(
+    value: object, what: str, error: Callable[[str], OmsError] = InvalidArgument
+) -> Mapping[Any, Any]:
+    """``value`` if it is a mapping (``{line_id: units}`` and the like), else ``error``."""
+    if not isinstance(value, Mapping):
+        raise error(f"{what} must be a mapping, got {value!r}")
+    return value
+
+
+def _require_names(values: object, what: str, error: type[OmsError] = InvalidArgument) -> list[str]:
+    """``values`` as a list if it is a collection of non-empty strings (a string alone is
+    not one), else ``error`` naming ``what``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise error(f"{what} must be a collection of strings, got {values!r}")
+    names = list(values)
+    for name in names:
+        _require_text(name, f"each of {what}", error)
+    return names
+
+
+def _channel_id(channel: object) -> ChannelId | None:
+    """A channel named by a caller (``None``: every active location, no buffer)."""
+    return None if channel is None else ChannelId(_require_text(channel, "channel"))
+
+
+def _require_ttl(ttl: object) -> timedelta:
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise InvalidQuantity(f"reservation ttl must be a positive timedelta, got {ttl!r}")
+    return ttl
 
 
 def _check_channel_numbers(
@@ -558,6 +626,7 @@ def _check_channel_numbers(
     if (
         isinstance(buffer_percent, bool)
         or not isinstance(buffer_percent, int | Decimal)
+        or (isinstance(buffer_percent, Decimal) and not buffer_percent.is_finite())
         or not (0 <= buffer_percent <= 100)
     ):
         raise InvalidChannelConfig(

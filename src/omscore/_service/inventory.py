@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,11 +13,19 @@ from omscore._service.core import (
     ServiceCore,
     StockPosition,
     _apply_feed,
+    _channel_id,
     _check_channel_numbers,
     _distance,
     _item,
     _load_order,
+    _optional_text,
+    _require_flag,
+    _require_mapping,
+    _require_names,
+    _require_note,
     _require_sku,
+    _require_text,
+    _require_ttl,
     _reserved_skus,
     _serve_all_backorders,
 )
@@ -27,6 +36,7 @@ from omscore.errors import (
     InvalidChannelConfig,
     InvalidLocation,
     InvalidQuantity,
+    InvalidQuery,
     UnknownLocation,
     UnknownTransfer,
 )
@@ -94,16 +104,19 @@ class InventoryUseCases(ServiceCore):
         Reactivating it serves what waits for stock."""
         changes: dict[str, Any] = {}
         if active is not None:
-            changes["active"] = bool(active)
+            _require_flag(active, "active")
+            changes["active"] = active
         if capabilities is not None:
-            changes["capabilities"] = frozenset(capabilities)
+            changes["capabilities"] = _capabilities(capabilities)
         if priority is not None:
             changes["priority"] = priority
         if daily_capacity != "unchanged":
             changes["daily_capacity"] = daily_capacity
 
         def work(uow: UnitOfWork, now: datetime) -> Location:
-            current = uow.locations.get(LocationId(location_id))
+            current = (
+                uow.locations.get(LocationId(location_id)) if isinstance(location_id, str) else None
+            )
             if current is None:
                 raise UnknownLocation(f"no location {location_id!r}")
             updated = evolved(current, version=current.version + 1, **changes)
@@ -176,8 +189,12 @@ class InventoryUseCases(ServiceCore):
 
         A channel never configured sells from every active location with no buffer.
         """
-        ids = frozenset(LocationId(x) for x in location_ids) if location_ids is not None else None
-        kind_set = frozenset(LocationKind(k) for k in kinds) if kinds is not None else None
+        _require_text(channel, "channel", InvalidChannelConfig)
+        ids = None
+        if location_ids is not None:
+            names = _require_names(location_ids, "location_ids", InvalidChannelConfig)
+            ids = frozenset(LocationId(x) for x in names)
+        kind_set = _location_kinds(kinds) if kinds is not None else None
         _check_channel_numbers(buffer, buffer_percent, low_stock_threshold)
 
         def work(uow: UnitOfWork, now: datetime) -> Channel:
@@ -242,6 +259,7 @@ class InventoryUseCases(ServiceCore):
         idempotency_key: str | None = None,
     ) -> StockLevel:
         """Units arrive at a location (a receipt in the ledger); backorders are served first."""
+        _require_note(reference, "reference")
         require_units(quantity, "received quantity")
         loc = LocationId(location_id)
         return self._stock_command(
@@ -264,6 +282,8 @@ class InventoryUseCases(ServiceCore):
         idempotency_key: str | None = None,
     ) -> StockLevel:
         """Correct on hand by ``delta`` (``damage=True`` records it as damage)."""
+        _require_flag(damage, "damage")
+        _require_note(reason, "reason")
         loc = LocationId(location_id)
         kind = MovementKind.DAMAGE if damage else MovementKind.ADJUSTMENT
         return self._stock_command(
@@ -314,7 +334,8 @@ class InventoryUseCases(ServiceCore):
         """Apply a stock feed in one transaction: each position either adds units
         (``mode="delta"``, a receipt or a negative adjustment) or sets on hand
         (``mode="absolute"``, a count). All or nothing; returns the positions applied."""
-        feed = [p if isinstance(p, StockPosition) else StockPosition(*p) for p in positions]
+        _require_note(reference, "reference")
+        feed = _feed_positions(positions)
         if mode not in ("delta", "absolute"):
             raise InvalidQuantity(f"feed mode must be 'delta' or 'absolute', got {mode!r}")
         by_sku: dict[str, list[StockPosition]] = {}
@@ -347,12 +368,13 @@ class InventoryUseCases(ServiceCore):
         """Hold ``quantity`` of a SKU for checkout ``key`` until ``ttl`` from now; refused
         beyond the channel's ATP. An order placed with ``reservation_key=key`` takes it over."""
         _require_sku(sku)
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-            raise InvalidQuantity(f"reservation ttl must be a positive timedelta, got {ttl!r}")
+        _require_ttl(ttl)
+        _require_text(key, "reservation key")
+        pool_channel = _channel_id(channel)
 
         def work(uow: UnitOfWork, now: datetime) -> Reservation:
             stock = StockSession(uow, now)
-            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            pool = stock.pool(pool_channel)
             item = stock.apply(sku, lambda i: i.reserve(key, quantity, pool, now + ttl, now))
             stock.flush()
             return item.reservation(key)
@@ -370,6 +392,8 @@ class InventoryUseCases(ServiceCore):
         self, key: str, ttl: timedelta, idempotency_key: str | None = None
     ) -> list[Reservation]:
         """Let every SKU reserved under ``key`` live ``ttl`` from now."""
+        _require_text(key, "reservation key")
+        _require_ttl(ttl)
 
         def work(uow: UnitOfWork, now: datetime) -> list[Reservation]:
             stock = StockSession(uow, now)
@@ -384,6 +408,7 @@ class InventoryUseCases(ServiceCore):
 
     def release_reservation(self, key: str, idempotency_key: str | None = None) -> int:
         """End the checkout reservation ``key`` on every SKU; returns the units released."""
+        _require_text(key, "reservation key")
 
         def work(uow: UnitOfWork, now: datetime) -> int:
             stock = StockSession(uow, now)
@@ -398,6 +423,7 @@ class InventoryUseCases(ServiceCore):
 
     def reservations(self, key: str) -> list[Reservation]:
         """The live reservations under ``key``, one per SKU."""
+        _require_text(key, "reservation key")
         return self._read(
             lambda uow: [_item(uow, s).reservation(key) for s in uow.inventory.reserved_under(key)]
         )
@@ -427,6 +453,7 @@ class InventoryUseCases(ServiceCore):
         idempotency_key: str | None = None,
     ) -> Transfer:
         """Send units between locations; in transit they are available at neither."""
+        _require_note(reference, "reference")
         _require_sku(sku)
 
         def work(uow: UnitOfWork, now: datetime) -> Transfer:
@@ -454,6 +481,7 @@ class InventoryUseCases(ServiceCore):
         self, sku: str, transfer_id: str, idempotency_key: str | None = None
     ) -> StockLevel:
         """A transfer arrives: its units join on hand at the destination."""
+        _require_sku(sku)
 
         def work(uow: UnitOfWork, now: datetime) -> StockLevel:
             stock = StockSession(uow, now)
@@ -479,6 +507,7 @@ class InventoryUseCases(ServiceCore):
     ) -> Supply:
         """Expect incoming supply (a purchase order); ``receive`` with the same reference
         settles it."""
+        _require_note(reference, "reference")
         _require_sku(sku)
         if not isinstance(eta, datetime) or eta.tzinfo is None:
             raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
@@ -503,21 +532,25 @@ class InventoryUseCases(ServiceCore):
         """When ``quantity`` units can be promised on a channel: now if ATP covers them, the
         earliest ETA of supply that does, or None."""
         require_units(quantity, "quantity to promise")
+        _require_sku(sku)
+        pool_channel = _channel_id(channel)
         now = self.clock.now()
 
         def read(uow: UnitOfWork) -> datetime | None:
             stock = StockSession(uow, now)
-            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            pool = stock.pool(pool_channel)
             return stock.item(sku).promise_date(quantity, pool, now)
 
         return self._read(read)
 
     def available(self, sku: str, channel: str | None = None) -> int:
         """Available to promise on a channel (``None``: every active location, no buffer)."""
+        _require_sku(sku)
+        pool_channel = _channel_id(channel)
 
         def read(uow: UnitOfWork) -> int:
             stock = StockSession(uow, self.clock.now())
-            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            pool = stock.pool(pool_channel)
             item = uow.inventory.get(Sku(sku))
             return item.atp(pool) if item is not None else 0
 
@@ -525,12 +558,14 @@ class InventoryUseCases(ServiceCore):
 
     def available_many(self, skus: Iterable[str], channel: str | None = None) -> dict[str, int]:
         """ATP of several SKUs on one channel, read in one go."""
+        wanted = _require_names(skus, "skus", InvalidQuantity)
+        pool_channel = _channel_id(channel)
 
         def read(uow: UnitOfWork) -> dict[str, int]:
             stock = StockSession(uow, self.clock.now())
-            pool = stock.pool(ChannelId(channel) if channel is not None else None)
+            pool = stock.pool(pool_channel)
             result: dict[str, int] = {}
-            for sku in skus:
+            for sku in wanted:
                 item = uow.inventory.get(Sku(sku))
                 result[sku] = item.atp(pool) if item is not None else 0
             return result
@@ -541,12 +576,13 @@ class InventoryUseCases(ServiceCore):
         self, skus: Iterable[str], location_ids: Iterable[str] | None = None
     ) -> dict[str, dict[str, int]]:
         """Available units per SKU per location (every location when none are named)."""
-        wanted = list(skus)
+        wanted = _require_names(skus, "skus", InvalidQuantity)
+        named = _require_names(location_ids, "location_ids") if location_ids is not None else None
 
         def read(uow: UnitOfWork) -> dict[str, dict[str, int]]:
             locations = (
-                [LocationId(x) for x in location_ids]
-                if location_ids is not None
+                [LocationId(x) for x in named]
+                if named is not None
                 else [loc.id for loc in uow.locations.all()]
             )
             matrix: dict[str, dict[str, int]] = {}
@@ -580,7 +616,14 @@ class InventoryUseCases(ServiceCore):
         available unit) or a whole basket (``{"SKU-1": 2, "SKU-2": 1}``), within
         ``radius_km`` of ``near``, nearest first (then by id). ``available`` is the number of
         whole baskets the location can serve."""
-        basket = {skus: 1} if isinstance(skus, str) else dict(skus)
+        basket = (
+            {skus: 1}
+            if isinstance(skus, str)
+            else dict(_require_mapping(skus, "skus (a SKU, or SKUs with units)", InvalidQuantity))
+        )
+        if not basket:
+            raise InvalidQuantity("a basket needs at least one SKU")
+        _check_locator(near, radius_km, capability)
         for sku, units in basket.items():
             _require_sku(sku)
             require_units(units, f"basket quantity of {sku}")
@@ -617,6 +660,8 @@ class InventoryUseCases(ServiceCore):
 
     def ledger(self, sku: str | None = None, location_id: str | None = None) -> list[StockMovement]:
         """Ledger rows in commit order, optionally for one SKU and/or location."""
+        _optional_text(sku, "sku", InvalidQuery)
+        _optional_text(location_id, "location_id", InvalidQuery)
         return self._read(
             lambda uow: uow.inventory.movements(
                 Sku(sku) if sku is not None else None,
@@ -643,3 +688,57 @@ class InventoryUseCases(ServiceCore):
             return found
 
         return self._read(read)
+
+
+def _capabilities(values: object) -> frozenset[Capability]:
+    """Capabilities given by member or value; :class:`InvalidLocation` names any unknown."""
+    names = _require_names(values, "capabilities", InvalidLocation)
+    known = {c.value for c in Capability}
+    unknown = sorted(n for n in names if n not in known)
+    if unknown:
+        raise InvalidLocation(f"unknown capabilities {unknown}; known: {sorted(known)}")
+    return frozenset(Capability(n) for n in names)
+
+
+def _location_kinds(values: object) -> frozenset[LocationKind]:
+    """Location kinds given by member or value; :class:`InvalidChannelConfig` names any
+    unknown."""
+    names = _require_names(values, "kinds", InvalidChannelConfig)
+    known = {k.value for k in LocationKind}
+    unknown = sorted(n for n in names if n not in known)
+    if unknown:
+        raise InvalidChannelConfig(f"unknown location kinds {unknown}; known: {sorted(known)}")
+    return frozenset(LocationKind(n) for n in names)
+
+
+def _feed_positions(positions: object) -> list[StockPosition]:
+    """A stock feed's positions: each a :class:`StockPosition` or a ``(location_id, sku,
+    quantity)`` tuple; anything else is an :class:`InvalidQuantity` that names it."""
+    if isinstance(positions, str | bytes | Mapping) or not isinstance(positions, Iterable):
+        raise InvalidQuantity(f"a stock feed must be a collection of positions, got {positions!r}")
+    feed = []
+    for given in positions:
+        position = StockPosition(*given) if isinstance(given, tuple) and len(given) == 3 else given
+        if not isinstance(position, StockPosition):
+            raise InvalidQuantity(
+                "each feed position must be a StockPosition or a (location_id, sku, quantity) "
+                f"tuple, got {given!r}"
+            )
+        feed.append(position)
+    return feed
+
+
+def _check_locator(near: object, radius_km: object, capability: object) -> None:
+    """The store locator's filters: a point, a finite radius of 0 km or more, a capability."""
+    if near is not None and not isinstance(near, GeoPoint):
+        raise InvalidQuery(f"near must be a GeoPoint, got {near!r}")
+    if radius_km is not None and (
+        isinstance(radius_km, bool)
+        or not isinstance(radius_km, int | float | Decimal)
+        or not math.isfinite(radius_km)
+        or radius_km < 0
+    ):
+        raise InvalidQuery(f"radius_km must be a finite number of 0 or more, got {radius_km!r}")
+    known = {c.value for c in Capability}
+    if capability is not None and (not isinstance(capability, str) or capability not in known):
+        raise InvalidQuery(f"capability must be one of {sorted(known)}, got {capability!r}")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from omscore._service.core import (
     ServiceCore,
     _load_order,
     _load_return,
+    _require_mapping,
+    _require_note,
     _returns_location,
 )
 from omscore._stock import StockSession
 from omscore.errors import (
     CurrencyMismatch,
+    InvalidDraft,
     InvalidMoney,
     InvalidRefund,
     InvalidReturn,
@@ -58,6 +61,7 @@ class ReturnUseCases(ServiceCore):
         """Ask to send delivered units back (an RMA). Eligible: delivered or collected units
         not returned or in an open return, inside the policy's window, of returnable SKUs.
         Every problem is reported at once; nothing is created otherwise."""
+        _require_note(reason, "reason")
 
         def work(uow: UnitOfWork, now: datetime) -> Return:
             order = _load_order(uow, order_id)
@@ -77,6 +81,7 @@ class ReturnUseCases(ServiceCore):
             uow.record(events)
             return rma
 
+        _require_mapping(lines, "lines to return ({line_id: units})", _return_problem)
         arguments = {"order_id": order_id, "lines": dict(lines), "reason": reason, "method": method}
         return self._run("request_return", arguments, idempotency_key, work)
 
@@ -127,6 +132,7 @@ class ReturnUseCases(ServiceCore):
         self, return_id: str, reason: str = "", idempotency_key: str | None = None
     ) -> Return:
         """Refuse the return; its units may be asked back again."""
+        _require_note(reason, "reason")
         return self._return_command(
             "reject_return",
             return_id,
@@ -193,6 +199,9 @@ class ReturnUseCases(ServiceCore):
             stock.flush()
             return rma
 
+        what = "dispositions ({line_id: {disposition: units}})"
+        for split in _require_mapping(dispositions, what, _return_problem).values():
+            _require_mapping(split, what, _return_problem)
         arguments = {
             "return_id": return_id,
             "location_id": location_id,
@@ -252,6 +261,7 @@ class ReturnUseCases(ServiceCore):
         that follow are capped by what is left. ``amount`` must be :class:`Money` in the
         order's currency, positive and in whole minor units (else
         :class:`~omscore.errors.InvalidMoney`, ``CurrencyMismatch`` or ``InvalidRefund``)."""
+        _require_note(reason, "reason")
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order = _load_order(uow, order_id)
@@ -322,6 +332,8 @@ class ReturnUseCases(ServiceCore):
             stock.flush()
             return new
 
+        if isinstance(lines, str | bytes | Mapping) or not isinstance(lines, Iterable):
+            raise InvalidDraft([f"exchange lines must be a list of LineDrafts, got {lines!r}"])
         arguments = {"return_id": return_id, "lines": list(lines)}
         return self._run("exchange", arguments, idempotency_key, work)
 
@@ -343,3 +355,7 @@ def _check_refund(order: Order, amount: object) -> None:
             f"cannot refund {amount} on order {order.id}: {refundable} refundable "
             f"({order.captured} captured, {order.refunded} refunded)"
         )
+
+
+def _return_problem(problem: str) -> InvalidReturn:
+    return InvalidReturn([problem])

@@ -74,6 +74,8 @@ def _money_problems(label: str, value: object, currency: str) -> list[str]:
 
 def line_problems(label: str, line: LineDraft, currency: str, limits: DraftLimits) -> list[str]:
     """Every problem of one line draft, each prefixed by ``label``."""
+    if not isinstance(line, LineDraft):
+        return [f"{label}: expected a LineDraft, got {type(line).__name__}"]
     problems: list[str] = []
     if not isinstance(line.sku, str) or not line.sku.strip():
         problems.append(f"{label}: sku must be a non-empty string, got {line.sku!r}")
@@ -113,9 +115,6 @@ def draft_problems(draft: OrderDraft, limits: DraftLimits) -> list[str]:
             f"an order may have at most {limits.max_lines} lines, got {len(draft.lines)}"
         )
     for i, line in enumerate(draft.lines, start=1):
-        if not isinstance(line, LineDraft):
-            problems.append(f"line {i}: expected a LineDraft, got {type(line).__name__}")
-            continue
         problems += line_problems(f"line {i}", line, draft.currency, limits)
     if not isinstance(draft.delivery, Delivery):
         problems.append(f"delivery must be a Delivery, got {draft.delivery!r}")

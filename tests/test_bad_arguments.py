@@ -1,0 +1,427 @@
+"""Every public OMS method, every argument, each of a dozen wrong values: the call either
+works (an empty reason is a reason) or raises an ``OmsError``, and a refused call changes
+nothing, on both stores. Before this test, 359 such calls raised a bare ``TypeError``,
+``AttributeError`` or ``ValueError`` (an order id given as a list, a mapping of lines given
+as a string, a ``ttl`` given as an int), one half-applied a reservation on
+``MemoryStore`` (its key a list), and ``SqliteStore`` failed to serialise a reason or a
+reference that was not a string."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from omscore import OMS, Delivery, LineDraft, OmsError
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.payments import FakePaymentGateway
+from omscore.adapters.sqlite import SqliteStore
+from omscore.errors import (
+    InvalidArgument,
+    InvalidChannelConfig,
+    InvalidDraft,
+    InvalidLocation,
+    InvalidQuantity,
+    InvalidQuery,
+    InvalidReturn,
+    UnknownFulfillment,
+    UnknownOrder,
+)
+from omscore.inventory import Capability
+from omscore.ports import Store
+from omscore.returns import Disposition
+from omscore.sourcing import LowestCostPolicy
+from omscore.testing import ManualClock, SequentialIds
+
+from .conftest import BERLIN, LabelRecorder, draft, eur, store_location, warehouse
+
+
+class _Unprintable:
+    """Not a string, a number or a collection: what a caller's bug may pass."""
+
+    def __repr__(self) -> str:
+        return "_Unprintable()"
+
+
+WRONG: list[object] = [
+    None,
+    -1,
+    0,
+    "",
+    "nonsense",
+    1.5,
+    True,
+    [],
+    {},
+    _Unprintable(),
+    datetime(2026, 1, 1),  # naive
+    Decimal("NaN"),
+    ("WH-1",),
+    {"x": None},
+]
+
+#: Methods without arguments have nothing to get wrong.
+NO_ARGUMENTS = {"expire_pickups", "expire_reservations", "locations", "reconcile"}
+
+
+def shop(store: Store) -> tuple[OMS, dict[str, str]]:
+    """Two warehouses' worth of states: orders open, allocated, shipped, delivered, on
+    hold, awaiting payment, ready for pickup and on their way to a store; returns
+    requested, approved, received and rejected; a cart and a transfer."""
+    gateway = FakePaymentGateway()
+    oms = OMS(
+        store,
+        clock=ManualClock(datetime(2026, 1, 1, 9, tzinfo=UTC)),
+        ids=SequentialIds(),
+        payments=gateway,
+        carrier=LabelRecorder(),
+        sourcing=LowestCostPolicy(allow_ship_to_store=True),
+    )
+    oms.add_location(warehouse("WH-1"))
+    oms.add_location(store_location("ST-1"))
+    oms.receive("WH-1", "A", 50)
+    oms.receive("ST-1", "B", 5)
+    allocated = oms.place_order(draft(("A", 2)), allocate=True)
+    placed = oms.place_order(draft(("A", 1)))
+    delivered = oms.place_order(draft(("A", 4)), allocate=True)
+    parcel = delivered.fulfillments[0].id
+    oms.ship(parcel)
+    oms.deliver(parcel)
+    line = delivered.lines[0].id
+    requested = oms.request_return(delivered.id, {line: 1})
+    approved = oms.request_return(delivered.id, {line: 1})
+    oms.approve_return(approved.id)
+    received = oms.request_return(delivered.id, {line: 1})
+    oms.approve_return(received.id)
+    oms.receive_return(received.id, "WH-1", {line: {Disposition.RESTOCK: 1}})
+    rejected = oms.request_return(delivered.id, {line: 1})
+    oms.reject_return(rejected.id, "worn")
+    oms.reserve("A", 1, ttl=timedelta(hours=1), key="cart")
+    transfer = oms.transfer("A", "WH-1", "ST-1", 1)
+    pickup = oms.place_order(draft(("B", 1), delivery=Delivery.pickup("ST-1")), allocate=True)
+    ready = oms.place_order(draft(("B", 1), delivery=Delivery.pickup("ST-1")), allocate=True)
+    oms.ready_for_pickup(ready.fulfillments[0].id)
+    shipped = oms.place_order(draft(("A", 1)), allocate=True)
+    oms.ship(shipped.fulfillments[0].id)
+    held = oms.place_order(draft(("A", 1), ("B", 1)))
+    oms.hold(held.id, "fraud")
+    gateway.decline_next()
+    unpaid = oms.place_order(draft(("A", 1)))
+    oms.add_location(store_location("ST-2"))
+    to_store = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-2")), allocate=True)
+    ids = {
+        "allocated": allocated.id,
+        "allocated_line": allocated.lines[0].id,
+        "parcel": allocated.fulfillments[0].id,
+        "placed": placed.id,
+        "placed_line": placed.lines[0].id,
+        "delivered": delivered.id,
+        "delivered_line": line,
+        "requested": requested.id,
+        "approved": approved.id,
+        "received": received.id,
+        "rejected": rejected.id,
+        "transfer": transfer.id,
+        "pickup": pickup.fulfillments[0].id,
+        "ready": ready.fulfillments[0].id,
+        "shipped": shipped.fulfillments[0].id,
+        "held": held.id,
+        "held_line": held.lines[1].id,
+        "unpaid": unpaid.id,
+        "to_store": to_store.fulfillments[0].id,
+    }
+    return oms, ids
+
+
+def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """One call per method that works on :func:`shop`, by keyword."""
+    return {
+        "accept_fulfillment": {"fulfillment_id": c["parcel"]},
+        "add_line": {"order_id": c["placed"], "line": LineDraft("A", 1, eur("5.00"))},
+        "add_location": {"location": warehouse("WH-9")},
+        "add_supply": {
+            "sku": "A",
+            "location_id": "WH-1",
+            "quantity": 3,
+            "eta": datetime(2026, 2, 1, tzinfo=UTC),
+            "reference": "PO-1",
+        },
+        "adjust": {"location_id": "WH-1", "sku": "A", "delta": -1, "reason": "x", "damage": False},
+        "allocate": {"order_id": c["placed"]},
+        "approve_return": {"return_id": c["requested"]},
+        "authorize_payment": {"order_id": c["unpaid"]},
+        "availability": {
+            "skus": {"A": 1},
+            "near": BERLIN.geo,
+            "radius_km": 50,
+            "capability": Capability.SHIP,
+        },
+        "available": {"sku": "A", "channel": "web"},
+        "available_many": {"skus": ["A", "B"], "channel": "web"},
+        "cancel": {"order_id": c["placed"], "lines": {c["placed_line"]: 1}, "reason": "x"},
+        "change_address": {"order_id": c["placed"], "address": BERLIN},
+        "change_quantity": {"order_id": c["placed"], "line_id": c["placed_line"], "quantity": 2},
+        "close_return": {"return_id": c["rejected"]},
+        "collect": {"fulfillment_id": c["ready"]},
+        "configure_channel": {
+            "channel": "web",
+            "location_ids": ["WH-1"],
+            "kinds": ["warehouse"],
+            "buffer": 1,
+            "buffer_percent": 10,
+            "low_stock_threshold": 2,
+        },
+        "count": {"location_id": "WH-1", "sku": "A", "on_hand": 30},
+        "customer_orders": {"customer_ref": "C-1", "limit": 5},
+        "deliver": {"fulfillment_id": c["shipped"]},
+        "events": {"after": 0, "limit": 5},
+        "exchange": {"return_id": c["received"], "lines": [LineDraft("A", 1, eur("10.00"))]},
+        "extend_reservation": {"key": "cart", "ttl": timedelta(hours=2)},
+        "fulfillment_queue": {"location_id": "WH-1", "statuses": ["open"], "limit": 5},
+        "get_order": {"order_id": c["allocated"]},
+        "get_order_by_fulfillment": {"fulfillment_id": c["parcel"]},
+        "get_return": {"return_id": c["requested"]},
+        "hold": {"order_id": c["placed"], "kind": "fraud", "reason": "x"},
+        "inventory": {"sku": "A"},
+        "ledger": {"sku": "A", "location_id": "WH-1"},
+        "order_queue": {
+            "statuses": ["open"],
+            "hold": "fraud",
+            "channel": "web",
+            "older_than": timedelta(0),
+            "limit": 5,
+        },
+        "pack": {"fulfillment_id": c["parcel"]},
+        "pick": {"fulfillment_id": c["parcel"]},
+        "place_order": {"draft": draft(("A", 1)), "allocate": False},
+        "promise_date": {"sku": "A", "quantity": 1, "channel": "web"},
+        "prune": {"keep_events": timedelta(days=1), "keep_keys": timedelta(days=1)},
+        "ready_for_pickup": {"fulfillment_id": c["pickup"]},
+        "receive": {"location_id": "WH-1", "sku": "A", "quantity": 1, "reference": "x"},
+        "receive_many": {"positions": [("WH-1", "A", 1)], "mode": "delta", "reference": "feed"},
+        "receive_return": {
+            "return_id": c["approved"],
+            "location_id": "WH-1",
+            "dispositions": {c["delivered_line"]: {Disposition.RESTOCK: 1}},
+        },
+        "receive_transfer": {"sku": "A", "transfer_id": c["transfer"]},
+        "refund_order": {"order_id": c["delivered"], "amount": eur("1.00"), "reason": "goodwill"},
+        "refund_return": {"return_id": c["received"]},
+        "reject_fulfillment": {"fulfillment_id": c["parcel"], "reason": "x"},
+        "reject_return": {"return_id": c["requested"], "reason": "x"},
+        "release": {"order_id": c["held"], "kind": "fraud"},
+        "release_reservation": {"key": "cart"},
+        "remove_line": {"order_id": c["held"], "line_id": c["held_line"]},
+        "request_return": {
+            "order_id": c["delivered"],
+            "lines": {c["delivered_line"]: 1},
+            "reason": "x",
+            "method": "ship",
+        },
+        "reservations": {"key": "cart"},
+        "reserve": {
+            "sku": "A",
+            "quantity": 1,
+            "channel": "web",
+            "ttl": timedelta(hours=1),
+            "key": "cart-2",
+        },
+        "returnable": {"order_id": c["delivered"]},
+        "send_to_store": {"fulfillment_id": c["to_store"], "tracking": "T1", "carrier": "dhl"},
+        "set_safety_stock": {"location_id": "WH-1", "sku": "A", "units": 1},
+        "ship": {
+            "fulfillment_id": c["parcel"],
+            "tracking": "T1",
+            "carrier": "dhl",
+            "units": {c["allocated_line"]: 1},
+        },
+        "short_pick": {"fulfillment_id": c["parcel"], "missing": {c["allocated_line"]: 1}},
+        "stalled_fulfillments": {
+            "older_than": timedelta(0),
+            "location_id": "WH-1",
+            "statuses": ["open"],
+            "limit": 5,
+        },
+        "stock": {"location_id": "WH-1", "sku": "A"},
+        "stock_matrix": {"skus": ["A"], "location_ids": ["WH-1"]},
+        "transfer": {
+            "sku": "A",
+            "from_location": "WH-1",
+            "to_location": "ST-1",
+            "quantity": 1,
+            "reference": "x",
+        },
+        "update_location": {
+            "location_id": "WH-1",
+            "active": True,
+            "capabilities": ["ship"],
+            "priority": 2,
+            "daily_capacity": 10,
+        },
+    }
+
+
+def everything(oms: OMS, ids: dict[str, str]) -> tuple[object, ...]:
+    """What a refused call must leave as it was, read through the OMS."""
+    orders = [oms.get_order(ids[k]) for k in ("allocated", "placed", "delivered", "held")]
+    returns = [oms.get_return(ids[k]) for k in ("requested", "approved", "received")]
+    return (
+        oms.events(),
+        oms.ledger(),
+        orders,
+        returns,
+        oms.inventory("A"),
+        oms.inventory("B"),
+        oms.locations(),
+        oms.available("A", channel="web"),
+        oms.store.unpublished(),
+    )
+
+
+STORES: dict[str, Callable[[], Store]] = {
+    "memory": MemoryStore,
+    "sqlite": lambda: SqliteStore(":memory:"),
+}
+COMMANDS = sorted(good_calls(shop(MemoryStore())[1]))
+
+
+def test_every_method_with_arguments_is_tried() -> None:
+    """A new public method must join the table."""
+    public = {name for name, _ in inspect.getmembers(OMS, inspect.isfunction)}
+    assert {n for n in public if not n.startswith("_")} - NO_ARGUMENTS == set(COMMANDS)
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_wrong_argument_is_an_oms_error_and_changes_nothing(store: str, command: str) -> None:
+    """The good call works; then each argument in turn, and the idempotency key, gets
+    each wrong value."""
+    oms, ids = shop(STORES[store]())
+    call = getattr(oms, command)
+    call(**good_calls(ids)[command])
+    parameters = inspect.signature(getattr(OMS, command)).parameters
+    names = list(good_calls(ids)[command]) + ["idempotency_key"] * ("idempotency_key" in parameters)
+    refused = 0
+    for name in names:
+        oms, ids = shop(STORES[store]())
+        for wrong in WRONG:
+            arguments = {**good_calls(ids)[command], name: wrong}
+            before = everything(oms, ids)
+            try:
+                getattr(oms, command)(**arguments)
+            except OmsError:
+                refused += 1
+                assert everything(oms, ids) == before, f"{command}({name}={wrong!r}) changed it"
+            else:  # a value that happens to do (an empty reason): start again
+                oms, ids = shop(STORES[store]())
+    assert refused
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda oms, c: oms.get_order([]), UnknownOrder, "no order [] (an order id is a string)"),
+        (
+            lambda oms, c: oms.pick({"id": c["parcel"]}),
+            UnknownFulfillment,
+            "(a fulfilment order id is a string)",
+        ),
+        (
+            lambda oms, c: oms.reserve("A", 1, ttl=timedelta(hours=1), key=["cart"]),
+            InvalidArgument,
+            "reservation key must be a non-empty string, got ['cart']",
+        ),
+        (
+            lambda oms, c: oms.extend_reservation("cart", 3600),
+            InvalidQuantity,
+            "reservation ttl must be a positive timedelta, got 3600",
+        ),
+        (
+            lambda oms, c: oms.place_order(draft(("A", 1)), idempotency_key=""),
+            InvalidArgument,
+            "idempotency_key must be a non-empty string, got ''",
+        ),
+        (
+            lambda oms, c: oms.adjust("WH-1", "A", -1, damage="yes"),
+            InvalidArgument,
+            "damage must be True or False, got 'yes'",
+        ),
+        (
+            lambda oms, c: oms.place_order(draft(("A", 1)), allocate="no"),
+            InvalidArgument,
+            "allocate must be True or False, got 'no'",
+        ),
+        (
+            lambda oms, c: oms.cancel(c["placed"], lines=[c["placed_line"]]),
+            InvalidQuantity,
+            "lines to cancel ({line_id: units}) must be a mapping",
+        ),
+        (
+            lambda oms, c: oms.request_return(c["delivered"], "all"),
+            InvalidReturn,
+            "lines to return ({line_id: units}) must be a mapping, got 'all'",
+        ),
+        (
+            lambda oms, c: oms.add_line(c["placed"], ("A", 1)),
+            InvalidDraft,
+            "new line: expected a LineDraft, got tuple",
+        ),
+        (
+            lambda oms, c: oms.receive_many([("WH-1", "A")]),
+            InvalidQuantity,
+            "each feed position must be a StockPosition or a (location_id, sku, quantity) tuple",
+        ),
+        (
+            lambda oms, c: oms.update_location("WH-1", capabilities=["ship", "fly"]),
+            InvalidLocation,
+            "unknown capabilities ['fly']",
+        ),
+        (
+            lambda oms, c: oms.configure_channel("web", kinds=["warehouse", "moon"]),
+            InvalidChannelConfig,
+            "unknown location kinds ['moon']",
+        ),
+        (
+            lambda oms, c: oms.availability({"A": 1}, near=(52.5, 13.4)),
+            InvalidQuery,
+            "near must be a GeoPoint, got (52.5, 13.4)",
+        ),
+        (
+            lambda oms, c: oms.availability({}),
+            InvalidQuantity,
+            "a basket needs at least one SKU",
+        ),
+        (
+            lambda oms, c: oms.stock_matrix("A"),
+            InvalidQuantity,
+            "skus must be a collection of strings, got 'A'",
+        ),
+        (
+            lambda oms, c: oms.hold(c["placed"], "fraud", reason=42),
+            InvalidArgument,
+            "reason must be a string, got 42",
+        ),
+        (
+            lambda oms, c: oms.ledger(sku=["A"]),
+            InvalidQuery,
+            "sku must be a non-empty string, got ['A']",
+        ),
+        (
+            lambda oms, c: oms.available("A", channel=7),
+            InvalidArgument,
+            "channel must be a non-empty string, got 7",
+        ),
+    ],
+)
+def test_the_error_names_the_argument_and_the_value(
+    call: Callable[[OMS, dict[str, str]], object], error: type[OmsError], message: str
+) -> None:
+    """A typed error a caller can act on, whose message says what was wrong."""
+    oms, ids = shop(MemoryStore())
+    with pytest.raises(error) as refused:
+        call(oms, ids)
+    assert message in str(refused.value)
