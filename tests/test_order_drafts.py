@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
 import pytest
 from hypothesis import given
 
@@ -52,6 +53,31 @@ def test_line_problems_are_each_named_with_their_line(oms: OMS) -> None:
         p.startswith("line 4: discount 10.01 EUR exceeds the line price 10.00") for p in problems
     )
     assert len(problems) == 5
+
+
+@pytest.mark.parametrize("sku", ["", "   ", None, 7])
+def test_a_line_needs_a_sku(oms: OMS, sku: object) -> None:
+    """An empty, blank or missing SKU is a problem of its line."""
+    line = LineDraft(sku=sku, quantity=1, unit_price=eur("1.00"))  # type: ignore[arg-type]
+    bad = OrderDraft(channel="web", currency="EUR", lines=[line], delivery=Delivery.ship(BERLIN))
+    with pytest.raises(InvalidDraft) as info:
+        oms.place_order(bad)
+    assert info.value.problems == (f"line 1: sku must be a non-empty string, got {sku!r}",)
+
+
+def test_a_free_line_is_no_problem(oms: OMS) -> None:
+    """A gift at 0.00, and a discount of 0.00 or of the whole line price, are allowed."""
+    lines = [
+        LineDraft(sku="GIFT", quantity=1, unit_price=eur("0.00")),
+        LineDraft(sku="A", quantity=2, unit_price=eur("5.00"), discount=eur("0.00")),
+        LineDraft(sku="B", quantity=2, unit_price=eur("5.00"), discount=eur("10.00")),
+    ]
+    good = OrderDraft(channel="web", currency="EUR", lines=lines, delivery=Delivery.ship(BERLIN))
+    assert oms.place_order(good).total == eur("10.00")
+    in_dollars = LineDraft(sku="GIFT", quantity=1, unit_price=Money("0", "USD"))
+    with pytest.raises(InvalidDraft) as info:
+        oms.place_order(attrs.evolve(good, lines=[in_dollars]))
+    assert info.value.problems == ("line 1: unit price is in USD, the order is in EUR",)
 
 
 def test_limits_on_lines_and_units_are_configurable(make_oms: object) -> None:
