@@ -425,3 +425,44 @@ def test_the_error_names_the_argument_and_the_value(
     with pytest.raises(error) as refused:
         call(oms, ids)
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "error", "message"),
+    [
+        ("max_attempts", 0, InvalidQuantity, "max_attempts must be an int >= 1, got 0"),
+        ("max_rejections", "3", InvalidQuantity, "max_rejections must be an int >= 1, got '3'"),
+        ("pickup_expiry", 7, InvalidArgument, "pickup_expiry must be a positive timedelta"),
+        ("pickup_expiry", timedelta(0), InvalidArgument, "pickup_expiry must be a positive"),
+        ("limits", 5, InvalidArgument, "limits must be a DraftLimits, got 5"),
+        ("return_policy", {}, InvalidArgument, "return_policy must be a ReturnPolicy, got {}"),
+        ("sourcing", "nearest", InvalidArgument, "sourcing must have the method plan()"),
+        ("clock", 5, InvalidArgument, "clock must have the method now(), got 5"),
+        ("ids", 5, InvalidArgument, "ids must have the method new_id(), got 5"),
+        ("payments", 5, InvalidArgument, "payments must have the method authorize()"),
+        ("carrier", 5, InvalidArgument, "carrier must have the method create_label()"),
+    ],
+)
+def test_an_oms_with_a_setting_that_cannot_work_is_refused_when_made(
+    setting: str, value: object, error: type[OmsError], message: str
+) -> None:
+    """Not at the first command (``max_attempts=0`` ran no attempt and failed an
+    assertion; a clock of 5 raised AttributeError)."""
+    with pytest.raises(error) as refused:
+        OMS(MemoryStore(), **{setting: value})  # type: ignore[arg-type]
+    assert message in str(refused.value)
+    with pytest.raises(InvalidArgument, match=r"store must have the method unit_of_work\(\)"):
+        OMS("shop.db")  # type: ignore[arg-type]
+
+
+def test_an_age_longer_than_time_finds_nothing_older() -> None:
+    """A hundred million hours (or a million days) back is before the calendar starts:
+    nothing waited that long and nothing is pruned (before: OverflowError)."""
+    oms, _ = shop(MemoryStore())
+    ages = timedelta(hours=10**8)
+    assert oms.stalled_fulfillments(ages) == []
+    assert oms.order_queue(older_than=ages) == []
+    pruned = oms.prune(keep_events=timedelta(days=10**6), keep_keys=ages)
+    assert (pruned.events, pruned.idempotency_keys) == (0, 0)
+    patient = OMS(MemoryStore(), pickup_expiry=timedelta(days=10**6))
+    assert patient.expire_pickups() == 0

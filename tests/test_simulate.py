@@ -10,13 +10,16 @@ from collections import Counter
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from omscore import OMS, Delivery, GeoPoint, Location, Money, OrderStatus
 from omscore.__main__ import QUEUE_ROWS, main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
+from omscore.errors import InvalidQuantity
 from omscore.orders import DeliveryMethod, FulfillmentStatus, PaymentKind
 from omscore.returns import Disposition
 from omscore.simulate import GOODWILL, Report, Simulation, run
@@ -193,6 +196,44 @@ def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:
     assert f"ReturnRequested ({rma})" in traced.stdout
 
 
+@pytest.mark.parametrize("orders", ["0", "-5"])
+def test_a_simulation_of_no_orders_is_refused_before_the_file_is_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], orders: str
+) -> None:
+    """Exit status 2, the reason on stderr, and the existing file left as it was."""
+    db = tmp_path / "kept.db"
+    db.write_bytes(b"a file someone may want")
+    assert main(["simulate", "--db", str(db), "--overwrite", "--orders", orders]) == 2
+    assert f"simulate takes 1 or more orders, got {int(orders)}" in capsys.readouterr().err
+    assert db.read_bytes() == b"a file someone may want"
+    with pytest.raises(InvalidQuantity):
+        run(MemoryStore(), orders=int(orders), seed=1, policy="nearest", progress=None)
+
+
+@pytest.mark.parametrize(
+    ("broken", "status"),
+    [
+        ({}, 0),
+        ({"stock_conserved": False}, 1),
+        ({"work_left_open": 1}, 1),
+        ({"orders_left_waiting": 2}, 1),
+    ],
+)
+def test_the_exit_status_says_whether_stock_was_conserved_and_everything_settled(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    broken: dict[str, Any],
+    status: int,
+) -> None:
+    """CI runs ``simulate``: a run that lost stock or left work behind must fail it."""
+    report = run(MemoryStore(), orders=20, seed=1, policy="nearest", progress=None)
+    assert report.stock_conserved
+    assert report.work_left_open == report.orders_left_waiting == 0
+    monkeypatch.setattr("omscore.__main__.run", lambda *a, **k: attrs.evolve(report, **broken))
+    assert main(["simulate", "--memory", "--orders", "20"]) == status
+    assert "omscore simulation report" in capsys.readouterr().out
+
+
 def test_an_order_left_open_by_a_rejection_is_tried_again() -> None:
     """After a rejection that re-sourcing could not place elsewhere, the simulated host
     tries the order again as stock comes in (or cancels it after three tries): no order is
@@ -261,6 +302,27 @@ def test_inspect_shows_a_location_queue_and_stalled_work(
     assert "stalled for 1 h or more: 0," in capsys.readouterr().out
     assert main(["inspect", "--db", str(db), "--queue", "NOPE"]) == 2
     assert "NOPE" in capsys.readouterr().err
+
+
+def test_hours_and_days_on_the_command_line_must_be_finite_and_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``nan``, ``inf`` and words are refused by the parser; an age beyond the calendar
+    finds nothing older; one no ``timedelta`` can hold is an error, not a traceback."""
+    db = tmp_path / "shop.db"
+    OMS(SqliteStore(str(db))).add_location(sample_location("WH-1"))
+    for word in ("nan", "inf", "-inf", "soon"):
+        with pytest.raises(SystemExit) as parsed:
+            main(["inspect", "--db", str(db), f"--stalled={word}"])
+        assert parsed.value.code == 2
+        assert f"expected a finite number, got {word!r}" in capsys.readouterr().err
+    assert main(["inspect", "--db", str(db), "--stalled", "1e8"]) == 0
+    assert "stalled for 1e+08 h or more: 0," in capsys.readouterr().out
+    assert main(["prune", "--db", str(db), "--keep-events-days", "1e6"]) == 0
+    assert main(["inspect", "--db", str(db), "--stalled", "1e30"]) == 2
+    assert "1e+30 hours is too long a time" in capsys.readouterr().err
+    assert main(["inspect", "--db", str(db), "--sku", ""]) == 2
+    assert "sku must be a non-empty string, got ''" in capsys.readouterr().err
 
 
 def test_inspect_shows_the_orders_waiting_and_those_on_a_hold(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -15,12 +16,12 @@ from typing import TypeVar
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.bench import run as bench_run
-from omscore.errors import OmsError
+from omscore.errors import InvalidQuery, OmsError
 from omscore.events import OrderEvent, ReturnEvent
 from omscore.orders import Order
 from omscore.ports import Store
 from omscore.service import OMS, QueuedFulfillment, QueuedOrder
-from omscore.simulate import POLICIES, run
+from omscore.simulate import POLICIES, check_orders, run
 
 DEFAULT_DB = "omscore-simulation.db"
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ins.add_argument("--queue", metavar="LOCATION", help="show the work waiting at a location")
     ins.add_argument(
         "--stalled",
-        type=float,
+        type=_finite,
         metavar="HOURS",
         help="show work no location has moved on for this many hours",
     )
@@ -69,12 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     prune.add_argument("--db", required=True, help="SQLite file")
     prune.add_argument(
         "--keep-events-days",
-        type=float,
+        type=_finite,
         help="delete published outbox events older than this many days",
     )
     prune.add_argument(
         "--keep-keys-hours",
-        type=float,
+        type=_finite,
         help="forget idempotency keys older than this many hours (keep them longer than "
         "clients retry)",
     )
@@ -107,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    check_orders(args.orders)  # before an existing file is replaced
     store: Store
     if args.memory:
         store = MemoryStore()
@@ -146,23 +148,24 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"{args.db}: schema version {_schema_version(args.db)}")
     for table, rows in store.counts().items():
         print(f"  {table:<14} {rows:>10,}")
-    if args.sku:
+    if args.sku is not None:
         _print_stock(oms, args.sku)
-    if args.order:
+    if args.order is not None:
         _print_order(oms, store, args.order)
-    if args.queue:
+    if args.queue is not None:
         queue = oms.fulfillment_queue(args.queue, limit=QUEUE_ROWS + 1)
         _print_queue(f"work at {args.queue}", queue)
     if args.stalled is not None:
-        older_than = timedelta(hours=args.stalled)
+        older_than = _duration(args.stalled, "hours")
+        assert older_than is not None
         stalled = oms.stalled_fulfillments(older_than, limit=QUEUE_ROWS + 1)
         _print_queue(f"stalled for {args.stalled:g} h or more", stalled)
     if args.waiting:
         _print_orders("orders waiting", oms.order_queue(limit=QUEUE_ROWS + 1))
-    if args.hold:
+    if args.hold is not None:
         held = oms.order_queue(hold=args.hold, limit=QUEUE_ROWS + 1)
         _print_orders(f"orders on a {args.hold} hold", held)
-    if args.customer:
+    if args.customer is not None:
         _print_history(args.customer, oms.customer_orders(args.customer, limit=QUEUE_ROWS + 1))
     return 0
 
@@ -296,9 +299,27 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finite(text: str) -> float:
+    """A number of hours or days given on the command line: finite (``nan`` and ``inf``
+    are refused by argparse, with the usage)."""
+    try:
+        amount = float(text)
+    except ValueError:
+        amount = math.nan
+    if not math.isfinite(amount):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return amount
+
+
 def _duration(amount: float | None, unit: str) -> timedelta | None:
-    """``amount`` of ``unit`` (a negative one is refused by the command it is given to)."""
-    return None if amount is None else timedelta(**{unit: amount})
+    """``amount`` of ``unit`` (a negative one is refused by the command it is given to;
+    one too long for a ``timedelta`` here)."""
+    if amount is None:
+        return None
+    try:
+        return timedelta(**{unit: amount})
+    except OverflowError:
+        raise InvalidQuery(f"{amount:g} {unit} is too long a time") from None
 
 
 def _missing(path: str) -> bool:

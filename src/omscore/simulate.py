@@ -28,7 +28,7 @@ import attrs
 from omscore.adapters.carriers import TableRateCarrier
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds
-from omscore.errors import OmsError
+from omscore.errors import InvalidQuantity, OmsError
 from omscore.geo import Address, GeoPoint, distance_km
 from omscore.ids import LineId, LocationId
 from omscore.inventory import Capability, Location, LocationKind
@@ -745,8 +745,16 @@ class Simulation:
         ).id
 
 
+def check_orders(orders: object) -> None:
+    """A simulation places 1 or more orders."""
+    if isinstance(orders, bool) or not isinstance(orders, int) or orders < 1:
+        raise InvalidQuantity(f"simulate takes 1 or more orders, got {orders!r}")
+
+
 def run(
     store: Store, *, orders: int, seed: int, policy: str, progress: TextIO | None = sys.stderr
 ) -> Report:
-    """Build the retailer on ``store`` and simulate ``orders`` checkouts."""
+    """Build the retailer on ``store`` and simulate ``orders`` checkouts (1 or more, else
+    :class:`~omscore.errors.InvalidQuantity`, before the store is touched)."""
+    check_orders(orders)
     return Simulation(store, seed=seed, policy=policy, progress=progress).run(orders)

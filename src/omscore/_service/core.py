@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
@@ -48,6 +48,7 @@ from omscore.inventory import (
     LocationKind,
     LocationLoad,
 )
+from omscore.inventory.item import require_units
 from omscore.orders import (
     DeliveryMethod,
     DraftLimits,
@@ -155,6 +156,24 @@ class ServiceCore:
         pickup_expiry: timedelta = timedelta(days=7),
         max_rejections: int = 3,
     ) -> None:
+        _check_collaborators(
+            {
+                "store": store,
+                "sourcing": sourcing,
+                "carrier": carrier,
+                "payments": payments,
+                "clock": clock,
+                "ids": ids,
+                "return_policy": return_policy,
+                "limits": limits,
+            }
+        )
+        require_units(max_attempts, "max_attempts")
+        require_units(max_rejections, "max_rejections")
+        if not isinstance(pickup_expiry, timedelta) or pickup_expiry <= timedelta(0):
+            raise InvalidArgument(
+                f"pickup_expiry must be a positive timedelta, got {pickup_expiry!r}"
+            )
         self.store = store
         self.sourcing: SourcingPolicy = sourcing or LowestCostPolicy(CostModel())
         self.carrier: CarrierPort | None = carrier
@@ -566,6 +585,41 @@ def _require_text(value: object, what: str, error: type[OmsError] = InvalidArgum
     if not isinstance(value, str) or not value.strip():
         raise error(f"{what} must be a non-empty string, got {value!r}")
     return value
+
+
+#: What each collaborator of the OMS must be able to do, by the method it must have.
+_PORT_METHODS = {
+    "store": "unit_of_work",
+    "sourcing": "plan",
+    "carrier": "create_label",
+    "payments": "authorize",
+    "clock": "now",
+    "ids": "new_id",
+}
+_SETTING_TYPES = {"return_policy": ReturnPolicy, "limits": DraftLimits}
+
+
+def _check_collaborators(given: Mapping[str, object]) -> None:
+    """Refuse a collaborator that cannot be what its argument says when the OMS is made,
+    rather than at its first command (``None`` takes the default)."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name in _SETTING_TYPES and not isinstance(value, _SETTING_TYPES[name]):
+            kind = _SETTING_TYPES[name].__name__
+            raise InvalidArgument(f"{name} must be a {kind}, got {value!r}")
+        method = _PORT_METHODS.get(name)
+        if method is not None and not callable(getattr(value, method, None)):
+            raise InvalidArgument(f"{name} must have the method {method}(), got {value!r}")
+
+
+def _before(now: datetime, age: timedelta) -> datetime:
+    """``now - age``; the earliest time there is when ``age`` reaches back further (a
+    hundred million hours ago nothing had happened yet)."""
+    try:
+        return now - age
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _require_note(value: object, what: str, *, optional: bool = False) -> None:

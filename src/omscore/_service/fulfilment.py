@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from omscore._service.core import (
     QueuedFulfillment,
     ServiceCore,
+    _before,
     _check_wait,
     _chosen_statuses,
     _load_order,
@@ -198,7 +199,9 @@ class FulfilmentUseCases(ServiceCore):
             stock = StockSession(uow, now)
             expired = 0
             ready = frozenset({FulfillmentStatus.READY_FOR_PICKUP})
-            due = uow.orders.fulfillment_queue(ready, waiting_since=now - self.pickup_expiry)
+            due = uow.orders.fulfillment_queue(
+                ready, waiting_since=_before(now, self.pickup_expiry)
+            )
             for order_id in dict.fromkeys(order_id for order_id, _ in due):
                 order = _load_order(uow, order_id)
                 overdue = [
@@ -271,7 +274,7 @@ class FulfilmentUseCases(ServiceCore):
             if location_id is not None:
                 where = StockSession(uow, now).location(location_id).id
             found = uow.orders.fulfillment_queue(
-                wanted, location_id=where, waiting_since=now - older_than, limit=limit
+                wanted, location_id=where, waiting_since=_before(now, older_than), limit=limit
             )
             return _queued(uow, found, now)
 

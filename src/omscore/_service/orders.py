@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from omscore._service.core import (
     QueuedOrder,
     ServiceCore,
+    _before,
     _check_wait,
     _chosen_statuses,
     _load_order,
@@ -133,7 +134,7 @@ class OrderUseCases(ServiceCore):
                 wanted,
                 hold=hold,
                 channel=ChannelId(channel) if channel is not None else None,
-                placed_before=now - older_than if older_than is not None else None,
+                placed_before=_before(now, older_than) if older_than is not None else None,
                 limit=limit,
             )
             orders = [_load_order(uow, order_id) for order_id in found]
@@ -308,6 +309,8 @@ class OrderUseCases(ServiceCore):
             if keep is not None and (not isinstance(keep, timedelta) or keep < timedelta(0)):
                 raise InvalidQuantity(f"{name} must be a timedelta of zero or more, got {keep!r}")
         now = self.clock.now()
-        events = self.store.prune_outbox(now - keep_events) if keep_events is not None else 0
-        keys = self.store.prune_idempotency(now - keep_keys) if keep_keys is not None else 0
+        events = (
+            self.store.prune_outbox(_before(now, keep_events)) if keep_events is not None else 0
+        )
+        keys = self.store.prune_idempotency(_before(now, keep_keys)) if keep_keys is not None else 0
         return Pruned(events=events, idempotency_keys=keys)
