@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 
-from omscore import OMS, Delivery, LineDraft, OmsError
+from omscore import OMS, Address, Delivery, GeoPoint, LineDraft, OmsError, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.sqlite import SqliteStore
@@ -32,6 +33,7 @@ from omscore.errors import (
     UnknownOrder,
 )
 from omscore.inventory import Capability
+from omscore.orders import DeliveryMethod
 from omscore.ports import Store
 from omscore.returns import Disposition
 from omscore.sourcing import LowestCostPolicy
@@ -466,3 +468,108 @@ def test_an_age_longer_than_time_finds_nothing_older() -> None:
     assert (pruned.events, pruned.idempotency_keys) == (0, 0)
     patient = OMS(MemoryStore(), pickup_expiry=timedelta(days=10**6))
     assert patient.expire_pickups() == 0
+
+
+def _draft_variants() -> list[tuple[str, Callable[[], OrderDraft]]]:
+    """A draft with one field of itself, its line, its delivery, its address or its
+    point made wrong."""
+    line = LineDraft("A", 1, eur("10.00"), discount=eur("1.00"), tax=eur("0.50"))
+    base = OrderDraft(
+        channel="web",
+        currency="EUR",
+        lines=[line],
+        delivery=Delivery.ship(BERLIN),
+        customer_ref="C-1",
+        shipping_fee=eur("4.95"),
+    )
+    assert BERLIN.geo is not None
+    geo = BERLIN.geo
+
+    def variant(where: str, name: str, wrong: Any) -> Callable[[], OrderDraft]:
+        def build() -> OrderDraft:
+            if where == "draft":
+                return attrs.evolve(base, **{name: wrong})
+            if where == "line":
+                return attrs.evolve(base, lines=[attrs.evolve(line, **{name: wrong})])
+            if where == "delivery":
+                return attrs.evolve(base, delivery=attrs.evolve(base.delivery, **{name: wrong}))
+            if where == "address":
+                return attrs.evolve(
+                    base, delivery=Delivery.ship(attrs.evolve(BERLIN, **{name: wrong}))
+                )
+            moved = attrs.evolve(BERLIN, geo=attrs.evolve(geo, **{name: wrong}))
+            return attrs.evolve(base, delivery=Delivery.ship(moved))
+
+        return build
+
+    kinds = {"draft": OrderDraft, "line": LineDraft, "delivery": Delivery, "address": Address}
+    kinds["point"] = GeoPoint
+    return [
+        (f"{where}.{field.name}={wrong!r}", variant(where, field.name, wrong))
+        for where, kind in kinds.items()
+        for field in attrs.fields(kind)
+        for wrong in WRONG
+    ]
+
+
+@pytest.mark.parametrize("allocate", [False, True])
+def test_a_draft_with_a_wrong_field_is_refused_as_a_draft(allocate: bool) -> None:
+    """Each field of a draft, of its line, of its delivery, of its address and of the
+    address's point, given each wrong value: building it refuses it with an ``OmsError``,
+    placing it with ``InvalidDraft``, or the value does (a postal code may be empty). A
+    refused draft places nothing. Before, a customer_ref or reservation_key given as a
+    list, a pickup location given as a list and a currency given as a dict raised a
+    bare TypeError; a delivery method of "nonsense" and an address of 5 were placed."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 1000)
+    refused, variants = 0, _draft_variants()
+    for name, build in variants:
+        try:
+            wrong = build()
+        except OmsError:
+            refused += 1
+            continue
+        events = len(oms.events())
+        try:
+            oms.place_order(wrong, allocate=allocate)
+        except InvalidDraft:
+            refused += 1
+            assert len(oms.events()) == events, name
+    assert refused > 0.8 * len(variants)  # what does: a postal code "", a latitude 0 ...
+
+
+@pytest.mark.parametrize(
+    ("wrong", "problem"),
+    [
+        (
+            {"delivery": Delivery("drone", address=BERLIN)},  # type: ignore[arg-type]
+            "delivery method must be one of ['ship', 'pickup', 'same_day'], got 'drone'",
+        ),
+        (
+            {"delivery": Delivery.ship(attrs.evolve(BERLIN, city=""))},
+            "the address city must be a non-empty string, got ''",
+        ),
+        (
+            {"delivery": Delivery(DeliveryMethod.SHIP, address="Berlin")},  # type: ignore[arg-type]
+            "the delivery address must be an Address, got 'Berlin'",
+        ),
+        ({"customer_ref": ""}, "customer_ref must be a non-empty string, got ''"),
+        ({"reservation_key": ["cart"]}, "reservation_key must be a non-empty string"),
+        ({"currency": {"EUR": 1}}, "currency {'EUR': 1} is not an ISO 4217 code"),
+    ],
+)
+def test_a_wrong_field_is_named_in_the_drafts_problems(wrong: dict[str, Any], problem: str) -> None:
+    """The problem names the field and the value."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    good = draft(("A", 1))
+    with pytest.raises(InvalidDraft) as refused:
+        oms.place_order(attrs.evolve(good, **wrong))
+    assert problem in str(refused.value)
+
+
+def test_address_lines_are_a_sequence_of_strings() -> None:
+    """One string alone would have become one line per character."""
+    with pytest.raises(InvalidArgument, match="address lines must be a sequence of strings"):
+        attrs.evolve(BERLIN, lines="Invalidenstr. 1")
+    assert attrs.evolve(BERLIN, lines=["Invalidenstr. 1"]).lines == ("Invalidenstr. 1",)

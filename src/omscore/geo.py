@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import attrs
 
-from omscore.errors import InvalidGeoPoint
+from omscore.errors import InvalidArgument, InvalidGeoPoint
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
 
@@ -55,6 +55,13 @@ def distances_from(origin: GeoPoint) -> Callable[[GeoPoint], float]:
     return distance
 
 
+def _address_lines(lines: object) -> tuple[object, ...]:
+    """An address's lines as a tuple; one string alone would become its characters."""
+    if isinstance(lines, str | bytes) or not isinstance(lines, Iterable):
+        raise InvalidArgument(f"address lines must be a sequence of strings, got {lines!r}")
+    return tuple(lines)
+
+
 @attrs.frozen(slots=True)
 class Address:
     """A postal address; ``geo`` is optional and enables distance-based sourcing."""
@@ -62,6 +69,28 @@ class Address:
     country: str
     postal_code: str
     city: str
-    lines: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    lines: tuple[str, ...] = attrs.field(default=(), converter=_address_lines)
     geo: GeoPoint | None = None
     name: str = ""
+
+    def problems(self) -> list[str]:
+        """What is malformed (empty when the address can be used): the country and the
+        city are non-empty strings; the postal code, the name and each line are strings
+        (some countries have no postal codes); ``geo`` is a :class:`GeoPoint` or None."""
+        problems = [
+            f"the address {name} must be a non-empty string, got {value!r}"
+            for name, value in (("country", self.country), ("city", self.city))
+            if not isinstance(value, str) or not value.strip()
+        ]
+        problems += [
+            f"the address {name} must be a string, got {value!r}"
+            for name, value in (
+                ("postal code", self.postal_code),
+                ("name", self.name),
+                *((f"line {n}", line) for n, line in enumerate(self.lines, start=1)),
+            )
+            if not isinstance(value, str)
+        ]
+        if self.geo is not None and not isinstance(self.geo, GeoPoint):
+            problems.append(f"the address geo must be a GeoPoint, got {self.geo!r}")
+        return problems

@@ -192,6 +192,8 @@ _TWO_DECIMAL = frozenset(
 
 def minor_units(currency: str) -> int:
     """Decimal places of a currency's minor unit (JPY 0, EUR 2, KWD 3)."""
+    if not isinstance(currency, str):
+        raise UnknownCurrency(f"currency {currency!r} is not an ISO 4217 code")
     if currency in _TWO_DECIMAL:
         return 2
     if currency in _ZERO_DECIMAL:

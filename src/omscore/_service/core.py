@@ -253,7 +253,7 @@ class ServiceCore:
         problems = draft_problems(draft, self.limits)
         delivery = getattr(draft, "delivery", None)
         pickup = getattr(delivery, "pickup_location", None)
-        if getattr(delivery, "method", None) is DeliveryMethod.PICKUP and pickup:
+        if getattr(delivery, "method", None) is DeliveryMethod.PICKUP and isinstance(pickup, str):
             location = stock.locations.get(LocationId(pickup))
             if location is None:
                 problems.append(f"pickup location {pickup!r} is unknown")

@@ -45,9 +45,17 @@ class Delivery:
         return cls(DeliveryMethod.SAME_DAY, address=address)
 
     def problems(self) -> list[str]:
-        """What is missing for this method (empty when complete)."""
-        if self.method is DeliveryMethod.PICKUP and not self.pickup_location:
-            return ["a pickup delivery needs a pickup location"]
-        if self.method is not DeliveryMethod.PICKUP and self.address is None:
+        """What is missing or malformed for this method (empty when complete)."""
+        if not isinstance(self.method, DeliveryMethod):
+            known = [m.value for m in DeliveryMethod]
+            return [f"delivery method must be one of {known}, got {self.method!r}"]
+        pickup = self.pickup_location
+        if pickup is not None and (not isinstance(pickup, str) or not pickup.strip()):
+            return [f"a pickup location must be a non-empty string, got {pickup!r}"]
+        if self.method is DeliveryMethod.PICKUP:
+            return [] if pickup else ["a pickup delivery needs a pickup location"]
+        if self.address is None:
             return [f"a {self.method.value} delivery needs an address"]
-        return []
+        if not isinstance(self.address, Address):
+            return [f"the delivery address must be an Address, got {self.address!r}"]
+        return self.address.problems()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -34,6 +34,8 @@ class LineDraft:
 
 
 def _line_tuple(values: Iterable[LineDraft]) -> tuple[LineDraft, ...]:
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise InvalidDraft([f"lines must be a sequence of LineDrafts, got {values!r}"])
     return tuple(values)
 
 
@@ -52,6 +54,10 @@ class OrderDraft:
     customer_ref: str | None = None
     shipping_fee: Money | None = None
     reservation_key: str | None = None
+
+
+def _non_empty_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def is_quantity(value: object) -> bool:
@@ -77,7 +83,7 @@ def line_problems(label: str, line: LineDraft, currency: str, limits: DraftLimit
     if not isinstance(line, LineDraft):
         return [f"{label}: expected a LineDraft, got {type(line).__name__}"]
     problems: list[str] = []
-    if not isinstance(line.sku, str) or not line.sku.strip():
+    if not _non_empty_text(line.sku):
         problems.append(f"{label}: sku must be a non-empty string, got {line.sku!r}")
     if not is_quantity(line.quantity):
         problems.append(f"{label}: quantity must be an int, got {line.quantity!r}")
@@ -102,8 +108,10 @@ def draft_problems(draft: OrderDraft, limits: DraftLimits) -> list[str]:
     if not isinstance(draft, OrderDraft):
         return [f"an order is placed from an OrderDraft, got {type(draft).__name__}"]
     problems: list[str] = []
-    if not isinstance(draft.channel, str) or not draft.channel.strip():
-        problems.append(f"channel must be a non-empty string, got {draft.channel!r}")
+    for name in ("channel", "customer_ref", "reservation_key"):
+        value = getattr(draft, name)
+        if (name == "channel" or value is not None) and not _non_empty_text(value):
+            problems.append(f"{name} must be a non-empty string, got {value!r}")
     try:
         minor_units(draft.currency)
     except OmsError as e:
