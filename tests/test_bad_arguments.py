@@ -573,3 +573,16 @@ def test_address_lines_are_a_sequence_of_strings() -> None:
     with pytest.raises(InvalidArgument, match="address lines must be a sequence of strings"):
         attrs.evolve(BERLIN, lines="Invalidenstr. 1")
     assert attrs.evolve(BERLIN, lines=["Invalidenstr. 1"]).lines == ("Invalidenstr. 1",)
+
+
+def test_a_changed_address_is_checked_as_a_drafts_address() -> None:
+    """The same problems as at checkout; the order keeps its address."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    order = oms.place_order(draft(("A", 1)))
+    with pytest.raises(InvalidDraft) as refused:
+        oms.change_address(order.id, attrs.evolve(BERLIN, country="", city=None))  # type: ignore[arg-type]
+    assert refused.value.problems == (
+        "the address country must be a non-empty string, got ''",
+        "the address city must be a non-empty string, got None",
+    )
+    assert oms.get_order(order.id).delivery.address == BERLIN

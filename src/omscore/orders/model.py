@@ -700,6 +700,8 @@ class Order:
             raise InvalidTransition(f"order {self.id} is a pickup order: it has no address")
         if not isinstance(address, Address):
             raise InvalidDraft([f"address must be an Address, got {address!r}"])
+        if address.problems():
+            raise InvalidDraft(address.problems())
         if not all(line.untouched for line in self.lines):
             raise InvalidTransition(
                 f"cannot change the address of order {self.id}: units are already allocated"
