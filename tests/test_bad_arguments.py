@@ -9,6 +9,7 @@ reference that was not a string."""
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,14 +30,26 @@ from omscore.errors import (
     InvalidQuantity,
     InvalidQuery,
     InvalidReturn,
+    InvalidSourcingConfig,
     UnknownFulfillment,
     UnknownOrder,
 )
-from omscore.inventory import Capability
-from omscore.orders import DeliveryMethod
+from omscore.inventory import Capability, Location, LocationKind
+from omscore.orders import DeliveryMethod, DraftLimits
 from omscore.ports import Store
-from omscore.returns import Disposition
-from omscore.sourcing import LowestCostPolicy
+from omscore.returns import Disposition, ReturnPolicy
+from omscore.sourcing import (
+    CostModel,
+    FewestShipmentsPolicy,
+    KindFilter,
+    LowestCostPolicy,
+    MaxDistanceFilter,
+    NearestPolicy,
+    PriorityPolicy,
+    Route,
+    RoutedPolicy,
+    StoreShipMinimum,
+)
 from omscore.testing import ManualClock, SequentialIds
 
 from .conftest import BERLIN, LabelRecorder, draft, eur, store_location, warehouse
@@ -586,3 +599,123 @@ def test_a_changed_address_is_checked_as_a_drafts_address() -> None:
         "the address city must be a non-empty string, got None",
     )
     assert oms.get_order(order.id).delivery.address == BERLIN
+
+
+SETTINGS: dict[type, dict[str, Any]] = {
+    Location: {
+        "id": "WH-1",
+        "kind": LocationKind.WAREHOUSE,
+        "geo": GeoPoint(52.5, 13.4),
+        "capabilities": {Capability.SHIP},
+    },
+    DraftLimits: {},
+    ReturnPolicy: {},
+    CostModel: {},
+    LowestCostPolicy: {},
+    NearestPolicy: {},
+    PriorityPolicy: {},
+    FewestShipmentsPolicy: {},
+    KindFilter: {"kinds": ["warehouse"]},
+    MaxDistanceFilter: {"km": 50},
+    StoreShipMinimum: {"units": 2},
+    Route: {"policy": NearestPolicy(), "channels": ["web"], "methods": ["ship"]},
+    RoutedPolicy: {"routes": [Route(NearestPolicy())], "fallback": PriorityPolicy()},
+}
+
+
+@pytest.mark.parametrize("kind", list(SETTINGS), ids=lambda k: k.__name__)
+def test_a_setting_with_a_wrong_field_is_refused_where_it_is_written(kind: type) -> None:
+    """Locations, limits, the return policy, cost models, policies, filters and routes:
+    each field given each wrong value (and ``nan`` and ``inf``) either does or raises an
+    ``OmsError`` when the value is built. Before, a location's geo could be a tuple, its
+    ``active`` a string, a policy's radius ``nan`` and its cost model ``[]``; a kind of
+    "moon" or filters of ``5`` raised bare errors."""
+    kind(**SETTINGS[kind])
+    refused = 0
+    names = [field.name for field in attrs.fields(kind)]
+    for name in names:
+        for wrong in [*WRONG, math.nan, math.inf]:
+            try:
+                kind(**{**SETTINGS[kind], name: wrong})
+            except OmsError:
+                refused += 1
+    assert refused >= 10 * len(names)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (
+            lambda: Location("WH-1", "moon", None, ["ship"]),
+            InvalidLocation,
+            "location kind must be one of ['warehouse', 'store', 'supplier'], got 'moon'",
+        ),
+        (
+            lambda: Location("WH-1", "warehouse", None, "ship"),
+            InvalidLocation,
+            "capabilities must be a collection, got 'ship'",
+        ),
+        (
+            lambda: Location("WH-1", "warehouse", (52.5, 13.4), ["ship"]),  # type: ignore[arg-type]
+            InvalidLocation,
+            "geo must be a GeoPoint, got (52.5, 13.4)",
+        ),
+        (
+            lambda: Location("WH-1", "warehouse", None, ["ship"], active="no"),  # type: ignore[arg-type]
+            InvalidLocation,
+            "active must be True or False, got 'no'",
+        ),
+        (
+            lambda: DraftLimits(max_lines=0),
+            InvalidArgument,
+            "max_lines must be an int >= 1, got 0",
+        ),
+        (
+            lambda: ReturnPolicy(window=30),  # type: ignore[arg-type]
+            InvalidReturn,
+            "the return window must be a timedelta of 0 or more, got 30",
+        ),
+        (
+            lambda: ReturnPolicy(non_returnable_skus="GIFT-CARD"),
+            InvalidReturn,
+            "non_returnable_skus must be a collection of SKUs, got 'GIFT-CARD'",
+        ),
+        (
+            lambda: LowestCostPolicy(same_day_radius_km=math.nan),
+            InvalidSourcingConfig,
+            "same_day_radius_km must be a finite number >= 0, got nan",
+        ),
+        (
+            lambda: LowestCostPolicy([]),  # type: ignore[arg-type]
+            InvalidSourcingConfig,
+            "cost_model must be a CostModel, got []",
+        ),
+        (
+            lambda: NearestPolicy(allow_ship_to_store="yes"),  # type: ignore[arg-type]
+            InvalidSourcingConfig,
+            "allow_ship_to_store must be True or False, got 'yes'",
+        ),
+        (
+            lambda: CostModel(location_costs={"store": -1}),
+            InvalidSourcingConfig,
+            "location_costs must map location ids or kinds to numbers >= 0",
+        ),
+        (
+            lambda: Route(NearestPolicy(), methods="ship"),
+            InvalidSourcingConfig,
+            "methods must be a collection, got 'ship'",
+        ),
+        (
+            lambda: RoutedPolicy([], fallback="nearest"),  # type: ignore[arg-type]
+            InvalidSourcingConfig,
+            "fallback must have the method plan(), got 'nearest'",
+        ),
+    ],
+)
+def test_a_wrong_setting_is_named_with_its_value(
+    build: Callable[[], object], error: type[OmsError], message: str
+) -> None:
+    """The pillar's own error, with the field and the value."""
+    with pytest.raises(error) as refused:
+        build()
+    assert message in str(refused.value)

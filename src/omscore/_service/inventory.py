@@ -63,6 +63,7 @@ from omscore.inventory import (
     Transfer,
 )
 from omscore.inventory.item import require_units
+from omscore.inventory.location import capabilities_of
 from omscore.ports import UnitOfWork
 
 
@@ -107,7 +108,7 @@ class InventoryUseCases(ServiceCore):
             _require_flag(active, "active")
             changes["active"] = active
         if capabilities is not None:
-            changes["capabilities"] = _capabilities(capabilities)
+            changes["capabilities"] = capabilities_of(capabilities)
         if priority is not None:
             changes["priority"] = priority
         if daily_capacity != "unchanged":
@@ -688,16 +689,6 @@ class InventoryUseCases(ServiceCore):
             return found
 
         return self._read(read)
-
-
-def _capabilities(values: object) -> frozenset[Capability]:
-    """Capabilities given by member or value; :class:`InvalidLocation` names any unknown."""
-    names = _require_names(values, "capabilities", InvalidLocation)
-    known = {c.value for c in Capability}
-    unknown = sorted(n for n in names if n not in known)
-    if unknown:
-        raise InvalidLocation(f"unknown capabilities {unknown}; known: {sorted(known)}")
-    return frozenset(Capability(n) for n in names)
 
 
 def _location_kinds(values: object) -> frozenset[LocationKind]:

@@ -8,6 +8,7 @@ from datetime import date
 
 import attrs
 
+from omscore._checks import flag, instance_of, number, optional, text
 from omscore.errors import InvalidLocation
 from omscore.geo import GeoPoint
 from omscore.ids import LocationId, to_location_id
@@ -40,8 +41,26 @@ def _check_capacity(_: object, __: attrs.Attribute[int | None], value: int | Non
         raise InvalidLocation(f"daily capacity must be None or an int >= 0, got {value!r}")
 
 
-def _capabilities(values: Iterable[Capability | str]) -> frozenset[Capability]:
-    return frozenset(Capability(c) for c in values)
+def capabilities_of(values: Iterable[Capability | str]) -> frozenset[Capability]:
+    """Capabilities given by member or value; :class:`InvalidLocation` names any unknown
+    (a string alone would be taken letter by letter)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidLocation(f"capabilities must be a collection, got {values!r}")
+    names = list(values)
+    known = {c.value for c in Capability}
+    unknown = sorted(repr(n) for n in names if not isinstance(n, str) or n not in known)
+    if unknown:
+        raise InvalidLocation(
+            f"unknown capabilities [{', '.join(unknown)}]; known: {sorted(known)}"
+        )
+    return frozenset(Capability(n) for n in names)
+
+
+def _kind(value: LocationKind | str) -> LocationKind:
+    known = [k.value for k in LocationKind]
+    if not isinstance(value, str) or value not in known:
+        raise InvalidLocation(f"location kind must be one of {known}, got {value!r}")
+    return LocationKind(value)
 
 
 def _check_id(_: object, __: attrs.Attribute[LocationId], value: LocationId) -> None:
@@ -55,14 +74,14 @@ class Location:
     orders it takes per day (``None``: no cap)."""
 
     id: LocationId = attrs.field(converter=to_location_id, validator=_check_id)
-    kind: LocationKind = attrs.field(converter=LocationKind)
-    geo: GeoPoint | None
-    capabilities: frozenset[Capability] = attrs.field(converter=_capabilities)
+    kind: LocationKind = attrs.field(converter=_kind)
+    geo: GeoPoint | None = attrs.field(validator=optional(instance_of(GeoPoint, InvalidLocation)))
+    capabilities: frozenset[Capability] = attrs.field(converter=capabilities_of)
     priority: int = attrs.field(default=100, validator=_check_priority)
-    active: bool = True
+    active: bool = attrs.field(default=True, validator=flag(InvalidLocation))
     daily_capacity: int | None = attrs.field(default=None, validator=_check_capacity)
-    name: str = ""
-    version: int = 0
+    name: str = attrs.field(default="", validator=text(InvalidLocation))
+    version: int = attrs.field(default=0, validator=number(InvalidLocation, whole=True))
 
     def can(self, capability: Capability) -> bool:
         """True when the location has ``capability``."""

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from omscore.errors import InvalidDraft, OmsError
+from omscore._checks import number
+from omscore.errors import InvalidArgument, InvalidDraft, OmsError
 from omscore.money import Money, minor_units
 from omscore.orders.delivery import Delivery
 
@@ -15,8 +16,12 @@ from omscore.orders.delivery import Delivery
 class DraftLimits:
     """Upper bounds a draft must respect; the OMS takes them as ``limits=``."""
 
-    max_lines: int = 1_000
-    max_units_per_line: int = 100_000
+    max_lines: int = attrs.field(
+        default=1_000, validator=number(InvalidArgument, minimum=1, whole=True)
+    )
+    max_units_per_line: int = attrs.field(
+        default=100_000, validator=number(InvalidArgument, minimum=1, whole=True)
+    )
 
 
 @attrs.frozen(slots=True)

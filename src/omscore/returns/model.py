@@ -8,7 +8,7 @@ A return is its own aggregate with a version. Its lifecycle is an explicit table
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -50,9 +50,29 @@ LineDispositions = Mapping[LineId, DispositionCounts] | Mapping[str, Disposition
 
 
 def _percent(value: int | Decimal) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal) or not 0 <= value <= 100:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | Decimal)
+        or not Decimal(value).is_finite()
+        or not 0 <= value <= 100
+    ):
         raise InvalidReturn([f"restocking_fee_percent must be between 0 and 100, got {value!r}"])
     return Decimal(value)
+
+
+def _check_window(_: object, __: attrs.Attribute[timedelta], value: object) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise InvalidReturn([f"the return window must be a timedelta of 0 or more, got {value!r}"])
+
+
+def _skus(values: Iterable[str]) -> frozenset[str]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidReturn([f"non_returnable_skus must be a collection of SKUs, got {values!r}"])
+    skus = list(values)
+    wrong = [s for s in skus if not isinstance(s, str) or not s.strip()]
+    if wrong:
+        raise InvalidReturn([f"non_returnable_skus must be non-empty strings, got {wrong!r}"])
+    return frozenset(skus)
 
 
 def _shipping_rule(value: str) -> RefundShipping:
@@ -72,8 +92,8 @@ class ReturnPolicy:
     first refund) or ``if_all_returned`` (once every unit of the order came back).
     """
 
-    window: timedelta = timedelta(days=30)
-    non_returnable_skus: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    window: timedelta = attrs.field(default=timedelta(days=30), validator=_check_window)
+    non_returnable_skus: frozenset[str] = attrs.field(default=frozenset(), converter=_skus)
     restocking_fee_percent: Decimal = attrs.field(default=Decimal(0), converter=_percent)
     refund_shipping: RefundShipping = attrs.field(default="never", converter=_shipping_rule)
 

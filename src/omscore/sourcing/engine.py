@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
+from omscore._checks import number
 from omscore._values import remember_last
+from omscore.errors import InvalidSourcingConfig
 from omscore.geo import distances_from
 from omscore.ids import LineId, LocationId, Sku
 from omscore.inventory import Capability, Location, LocationKind
@@ -51,7 +53,17 @@ class LocationFilter:
 
 
 def _kinds(values: Iterable[LocationKind | str]) -> frozenset[LocationKind]:
-    return frozenset(LocationKind(k) for k in values)
+    known = [k.value for k in LocationKind]
+    kinds = (
+        [] if isinstance(values, str | bytes) or not isinstance(values, Iterable) else list(values)
+    )
+    if not kinds or not all(isinstance(k, str) and k in known for k in kinds):
+        raise InvalidSourcingConfig([f"kinds must be a non-empty list of {known}, got {values!r}"])
+    return frozenset(LocationKind(k) for k in kinds)
+
+
+def _refused(problem: str) -> InvalidSourcingConfig:
+    return InvalidSourcingConfig([problem])
 
 
 @attrs.frozen(slots=True)
@@ -72,7 +84,7 @@ class KindFilter(LocationFilter):
 class MaxDistanceFilter(LocationFilter):
     """Only locations within ``km`` of the destination."""
 
-    km: float
+    km: float = attrs.field(validator=number(_refused))
 
     def reason(self, location: Location, distance: Callable[[], float]) -> str | None:
         """Out beyond the distance."""
@@ -87,7 +99,7 @@ class StoreShipMinimum(LocationFilter):
     """Ship-from-store protection: a store ships a SKU only while it has at least
     ``units`` available (its safety stock already kept back)."""
 
-    units: int
+    units: int = attrs.field(validator=number(_refused, whole=True))
 
     def usable(self, location: Location, sku: Sku, units: int) -> int:
         """All of a store's units at or above the minimum, none below it."""

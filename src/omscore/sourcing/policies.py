@@ -10,11 +10,14 @@ locations supply them.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
+from omscore._checks import flag, instance_of, number, optional, with_method
+from omscore.errors import InvalidSourcingConfig
 from omscore.geo import distance_km
 from omscore.inventory import Location
 from omscore.orders.delivery import DeliveryMethod
@@ -45,7 +48,31 @@ class SourcingPolicy(Protocol):
 
 
 def _filters(values: Iterable[LocationFilter]) -> tuple[LocationFilter, ...]:
-    return tuple(values)
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise _refused(f"filters must be a collection of LocationFilters, got {values!r}")
+    filters = tuple(values)
+    wrong = [f for f in filters if not isinstance(f, LocationFilter)]
+    if wrong:
+        raise _refused(f"filters must be LocationFilters, got {wrong!r}")
+    return filters
+
+
+def _refused(problem: str) -> InvalidSourcingConfig:
+    return InvalidSourcingConfig([problem])
+
+
+def _check_costs(_: object, __: attrs.Attribute[Mapping[str, float]], costs: object) -> None:
+    if not isinstance(costs, Mapping) or not all(
+        isinstance(k, str)
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and v >= 0
+        for k, v in costs.items()
+    ):
+        raise _refused(
+            f"location_costs must map location ids or kinds to numbers >= 0, got {costs!r}"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -54,10 +81,10 @@ class CostModel:
     handling cost per unit by location id or kind (``{"store": 0.8}``). Floats: these are
     estimates for ranking, never money."""
 
-    per_shipment: float = 8.76
-    per_unit: float = 0.42
-    per_unit_km: float = 0.00034
-    location_costs: Mapping[str, float] = attrs.field(factory=dict)
+    per_shipment: float = attrs.field(default=8.76, validator=number(_refused))
+    per_unit: float = attrs.field(default=0.42, validator=number(_refused))
+    per_unit_km: float = attrs.field(default=0.00034, validator=number(_refused))
+    location_costs: Mapping[str, float] = attrs.field(factory=dict, validator=_check_costs)
 
     def handling(self, location: Location) -> float:
         """Extra cost per unit at ``location`` (by id first, then by kind)."""
@@ -89,8 +116,8 @@ def plan_cost(
 @attrs.frozen(slots=True, kw_only=True)
 class _BasePolicy:
     filters: tuple[LocationFilter, ...] = attrs.field(default=(), converter=_filters)
-    same_day_radius_km: float = 50.0
-    allow_ship_to_store: bool = False
+    same_day_radius_km: float = attrs.field(default=50.0, validator=number(_refused))
+    allow_ship_to_store: bool = attrs.field(default=False, validator=flag(_refused))
 
     @property
     def rules(self) -> HardRules:
@@ -157,8 +184,12 @@ class FewestShipmentsPolicy(_BasePolicy):
     priority, then id. When no set within the bound reaches every target (or the search
     budget runs out), it covers as much as it can greedily."""
 
-    max_shipments: int | None = None
-    max_combinations: int = DEFAULT_MAX_COMBINATIONS
+    max_shipments: int | None = attrs.field(
+        default=None, validator=optional(number(_refused, minimum=1, whole=True))
+    )
+    max_combinations: int = attrs.field(
+        default=DEFAULT_MAX_COMBINATIONS, validator=number(_refused, minimum=1, whole=True)
+    )
 
     def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
         """Search covering sets by size."""
@@ -255,8 +286,12 @@ class LowestCostPolicy(_BasePolicy):
     once ``size x per_shipment`` plus the cheapest possible unit costs cannot beat the best
     plan found; past the budget it falls back to a greedy cover."""
 
-    cost_model: CostModel = attrs.field(factory=CostModel)
-    max_combinations: int = DEFAULT_MAX_COMBINATIONS
+    cost_model: CostModel = attrs.field(
+        factory=CostModel, validator=instance_of(CostModel, _refused)
+    )
+    max_combinations: int = attrs.field(
+        default=DEFAULT_MAX_COMBINATIONS, validator=number(_refused, minimum=1, whole=True)
+    )
 
     def __init__(
         self,
@@ -268,10 +303,10 @@ class LowestCostPolicy(_BasePolicy):
         max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     ) -> None:
         self.__attrs_init__(
-            filters=tuple(filters),
+            filters=filters,
             same_day_radius_km=same_day_radius_km,
             allow_ship_to_store=allow_ship_to_store,
-            cost_model=cost_model or CostModel(),
+            cost_model=CostModel() if cost_model is None else cost_model,
             max_combinations=max_combinations,
         )
 
@@ -394,13 +429,36 @@ def _cheapest_units(problem: Problem, cost_of: Callable[[Candidate], tuple[float
 
 
 def _optional_names(values: Iterable[str] | None) -> frozenset[str] | None:
-    return frozenset(values) if values is not None else None
+    if values is None:
+        return None
+    names = _listed(values, "channels")
+    if not all(isinstance(n, str) and n.strip() for n in names):
+        raise _refused(f"channels must be non-empty strings, got {values!r}")
+    return frozenset(names)
 
 
 def _optional_methods(
     values: Iterable[DeliveryMethod | str] | None,
 ) -> frozenset[DeliveryMethod] | None:
-    return frozenset(DeliveryMethod(m) for m in values) if values is not None else None
+    if values is None:
+        return None
+    known = [m.value for m in DeliveryMethod]
+    methods = _listed(values, "methods")
+    if not all(isinstance(m, str) and m in known for m in methods):
+        raise _refused(f"methods must be some of {known}, got {values!r}")
+    return frozenset(DeliveryMethod(m) for m in methods)
+
+
+def _listed(values: object, name: str) -> list[Any]:
+    """The items of a collection setting (a string alone would be taken letter by letter)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise _refused(f"{name} must be a collection, got {values!r}")
+    return list(values)
+
+
+def _check_when(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise _refused(f"when must be None or a function of the request, got {value!r}")
 
 
 @attrs.frozen(slots=True)
@@ -408,12 +466,14 @@ class Route:
     """A rule of a :class:`RoutedPolicy`: use ``policy`` when every given condition holds
     (the channel is one of ``channels``, the delivery one of ``methods``, ``when(request)``)."""
 
-    policy: SourcingPolicy
+    policy: SourcingPolicy = attrs.field(validator=with_method("plan", _refused))
     channels: frozenset[str] | None = attrs.field(default=None, converter=_optional_names)
     methods: frozenset[DeliveryMethod] | None = attrs.field(
         default=None, converter=_optional_methods
     )
-    when: Callable[[SourcingRequest], bool] | None = None
+    when: Callable[[SourcingRequest], bool] | None = attrs.field(
+        default=None, validator=_check_when
+    )
 
     def matches(self, request: SourcingRequest) -> bool:
         """True when every condition of the route holds for ``request``."""
@@ -425,7 +485,10 @@ class Route:
 
 
 def _routes(values: Iterable[Route]) -> tuple[Route, ...]:
-    return tuple(values)
+    routes = tuple(_listed(values, "routes"))
+    if not all(isinstance(r, Route) for r in routes):
+        raise _refused(f"routes must be Routes, got {values!r}")
+    return routes
 
 
 @attrs.frozen(slots=True)
@@ -433,7 +496,7 @@ class RoutedPolicy:
     """Choose a policy per request: the first route that matches, else ``fallback``."""
 
     routes: tuple[Route, ...] = attrs.field(converter=_routes)
-    fallback: SourcingPolicy
+    fallback: SourcingPolicy = attrs.field(validator=with_method("plan", _refused))
 
     @property
     def name(self) -> str:
