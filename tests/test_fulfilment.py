@@ -53,6 +53,7 @@ from omscore.sourcing import (
     CostModel,
     FewestShipmentsPolicy,
     LowestCostPolicy,
+    NearestPolicy,
     NetworkSnapshot,
     PriorityPolicy,
     SourcingRequest,
@@ -251,6 +252,26 @@ def ship_to_store(network: Callable[..., OMS], **kwargs: object) -> tuple[OMS, s
     ready = oms.ready_for_pickup(parcel.id).fulfillments[0]
     assert (ready.location_id, ready.handover_location) == ("WH-HAM", "ST-BER")
     return oms, parcel.id
+
+
+def test_a_ship_to_store_parcel_comes_from_the_warehouse_nearest_the_store(
+    network: Callable[..., OMS],
+) -> None:
+    """Distance counts from the pickup store: Potsdam (priority 9) before Hamburg
+    (priority 1) for a pickup in Berlin."""
+    oms = network(sourcing=NearestPolicy(allow_ship_to_store=True))
+    potsdam = Location(
+        id="WH-POT",
+        kind=LocationKind.WAREHOUSE,
+        geo=GeoPoint(52.39, 13.06),
+        capabilities={Capability.SHIP},
+        priority=9,
+    )
+    oms.add_location(potsdam)
+    oms.receive("WH-HAM", "A", 5)
+    oms.receive("WH-POT", "A", 5)
+    order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
+    assert oms.allocate(order.id).shipments == ("WH-POT",)
 
 
 def on_hand_and_allocated(oms: OMS, location_id: str) -> tuple[int, int]:
