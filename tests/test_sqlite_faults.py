@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from omscore import OMS, Delivery, Location
 from omscore.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from omscore.errors import OmsError, SchemaError, StoreBusy, StoreError
+from omscore.errors import DamagedRecord, OmsError, SchemaError, StoreBusy, StoreError
 from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
 from omscore.ids import OrderId, Sku
@@ -405,3 +406,40 @@ def test_a_writer_killed_mid_load_leaves_a_sound_file(
     for event in placed:
         assert oms.get_order(event.order_id).open_units == 0
     check_books(oms)
+
+
+@pytest.mark.parametrize(
+    ("table", "body", "read", "kind"),
+    [
+        ("orders", "{", lambda oms: oms.get_order("O-1"), "Order"),
+        ("orders", "null", lambda oms: oms.get_order("O-1"), "Order"),
+        ("orders", '{"id": "O-1"}', lambda oms: oms.get_order("O-1"), "Order"),
+        ("items", "[1, 2]", lambda oms: oms.inventory("A"), "InventoryItem"),
+        ("locations", "{}", lambda oms: oms.locations(), "Location"),
+        ("outbox", '{"type": "NoSuchEvent"}', lambda oms: oms.events(), "DomainEvent"),
+    ],
+)
+def test_a_row_changed_outside_omscore_is_a_damaged_record_not_a_decoder_error(
+    tmp_path: Path, table: str, body: str, read: Callable[[OMS], object], kind: str
+) -> None:
+    """JSON, cattrs and the validators each raise their own errors on a damaged row; the
+    store says which aggregate could not be read, and the rows around it still can."""
+    path = tmp_path / "shop.db"
+    oms = OMS(SqliteStore(str(path)), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    oms.receive("WH-1", "B", 5)
+    first, second = (oms.place_order(draft(("A", 1))) for _ in range(2))
+    where = {"orders": "id = 'O-1'", "items": "sku = 'A'"}.get(table, "1 = 1")
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute(f"UPDATE {table} SET body = ? WHERE {where}", (body,))
+        raw.commit()
+    damaged = OMS(SqliteStore(str(path)))
+    with pytest.raises(DamagedRecord, match=f"a stored {kind} cannot be read") as refused:
+        read(damaged)
+    assert isinstance(refused.value, StoreError)
+    if table == "orders":
+        assert damaged.get_order(second.id) == second
+        assert first.id == "O-1"
+    if table == "items":
+        assert damaged.inventory("B").level("WH-1").on_hand == 5

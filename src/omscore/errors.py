@@ -240,3 +240,8 @@ class StoreBusy(ConcurrencyConflict):
 
 class SchemaError(StoreError):
     """The store's schema is newer than this omscore understands, or is damaged."""
+
+
+class DamagedRecord(StoreError):
+    """A stored row that cannot be read back: not JSON, or not the aggregate it should
+    be. The file was changed outside omscore, or damaged; restore it from a backup."""

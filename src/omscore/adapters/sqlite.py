@@ -37,7 +37,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
 from omscore._values import evolved, on_first_use, opened, remember_last
-from omscore.errors import ConcurrencyConflict, SchemaError, StoreBusy, StoreError
+from omscore.errors import (
+    ConcurrencyConflict,
+    DamagedRecord,
+    SchemaError,
+    StoreBusy,
+    StoreError,
+)
 from omscore.events import DomainEvent
 from omscore.ids import ChannelId, FulfillmentId, LocationId, OrderId, Sku
 from omscore.inventory import (
@@ -364,7 +370,13 @@ class _Codec:
         return _json_text(hook(value))
 
     def load(self, text: str, cls: type[T]) -> T:
-        return self.converter.structure(_json_value(text), cls)
+        try:
+            return self.converter.structure(_json_value(text), cls)
+        except Exception as error:  # JSON, cattrs and validators each raise their own
+            raise DamagedRecord(
+                f"a stored {cls.__name__} cannot be read ({type(error).__name__}: {error}); "
+                f"the row begins {str(text)[:60]!r}"
+            ) from error
 
     def dump_result(self, value: object) -> tuple[str, str]:
         if value is None or isinstance(value, bool | int | str):
