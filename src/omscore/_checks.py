@@ -1,4 +1,5 @@
-"""attrs validators for the settings users build by hand (locations, policies, limits).
+"""Checks of what callers pass: functions for the arguments of OMS methods, and attrs
+validators for the settings users build by hand (locations, policies, limits).
 
 Each raises the pillar's own :class:`~omscore.errors.OmsError` naming the field and the
 value, so a wrong setting is refused where it is written, not at the first command that
@@ -8,13 +9,13 @@ uses it. Aggregates and events get none: the service builds those from checked i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from omscore.errors import OmsError
+from omscore.errors import InvalidArgument, OmsError
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 Error = Callable[[str], OmsError]
@@ -48,21 +49,19 @@ def optional(check: Validator) -> Validator:
 
 
 def flag(error: Error) -> Validator:
-    """``True`` or ``False``: a truthy string or list is a mistake, not a yes."""
+    """``True`` or ``False`` (see :func:`require_flag`)."""
 
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, bool):
-            raise error(f"{attribute.name} must be True or False, got {value!r}")
+        require_flag(value, attribute.name, error)
 
     return check
 
 
 def text(error: Error) -> Validator:
-    """A string (empty allowed)."""
+    """A string, empty allowed (see :func:`require_note`)."""
 
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, str):
-            raise error(f"{attribute.name} must be a string, got {value!r}")
+        require_note(value, attribute.name, error)
 
     return check
 
@@ -85,3 +84,52 @@ def instance_of(kind: type, error: Error) -> Validator:
             raise error(f"{attribute.name} must be a {kind.__name__}, got {value!r}")
 
     return check
+
+
+# --- arguments: each returns what it checked, or raises ``error`` naming ``what`` ----------
+
+
+def require_text(value: object, what: str, error: Error = InvalidArgument) -> str:
+    """``value`` if it is a non-empty string, else ``error`` naming ``what``."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def require_note(
+    value: object, what: str, error: Error = InvalidArgument, *, optional: bool = False
+) -> None:
+    """Free text (a reason, a reference, a tracking number) is a string, empty allowed;
+    ``None`` too when ``optional``."""
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise error(f"{what} must be a string, got {value!r}")
+
+
+def require_flag(value: object, what: str, error: Error = InvalidArgument) -> None:
+    """A yes-or-no argument is a bool (a truthy string or list is a mistake, not a yes)."""
+    if not isinstance(value, bool):
+        raise error(f"{what} must be True or False, got {value!r}")
+
+
+def optional_text(value: object, what: str, error: Error = InvalidArgument) -> None:
+    """A name given to filter by: ``None`` (no filter) or a non-empty string."""
+    if value is not None:
+        require_text(value, what, error)
+
+
+def require_mapping(value: object, what: str, error: Error = InvalidArgument) -> Mapping[Any, Any]:
+    """``value`` if it is a mapping (``{line_id: units}`` and the like), else ``error``."""
+    if not isinstance(value, Mapping):
+        raise error(f"{what} must be a mapping, got {value!r}")
+    return value
+
+
+def require_names(values: object, what: str, error: Error = InvalidArgument) -> list[str]:
+    """``values`` as a list if it is a collection of non-empty strings (a string alone is
+    not one), else ``error`` naming ``what``."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise error(f"{what} must be a collection of strings, got {values!r}")
+    names = list(values)
+    for name in names:
+        require_text(name, f"each of {what}", error)
+    return names

@@ -7,10 +7,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import attrs
 
+from omscore._checks import require_names, require_text
 from omscore._payments import Payments
 from omscore._stock import StockSession
 from omscore._values import evolved
@@ -23,7 +24,6 @@ from omscore.errors import (
     InvalidDraft,
     InvalidQuantity,
     InvalidQuery,
-    OmsError,
     UnknownFulfillment,
     UnknownOrder,
     UnknownReservation,
@@ -195,7 +195,7 @@ class ServiceCore:
         work: Callable[[UnitOfWork, datetime], R],
     ) -> R:
         if idempotency_key is not None:
-            _require_text(idempotency_key, "idempotency_key")
+            require_text(idempotency_key, "idempotency_key")
         fingerprint = _fingerprint(command, arguments) if idempotency_key is not None else ""
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -440,7 +440,7 @@ def _chosen_statuses(
     ``default``; :class:`InvalidQuery` names any that ``kind`` does not know."""
     if given is None:
         return default
-    given = [given] if isinstance(given, str) else _require_names(given, "statuses", InvalidQuery)
+    given = [given] if isinstance(given, str) else require_names(given, "statuses", InvalidQuery)
     known = {s.value for s in kind}
     unknown = sorted(str(s) for s in given if s not in known)
     if unknown:
@@ -577,14 +577,7 @@ def _next_line_id(order: Order) -> LineId:
 
 
 def _require_sku(sku: object) -> None:
-    _require_text(sku, "sku", InvalidQuantity)
-
-
-def _require_text(value: object, what: str, error: type[OmsError] = InvalidArgument) -> str:
-    """``value`` if it is a non-empty string, else ``error`` naming ``what``."""
-    if not isinstance(value, str) or not value.strip():
-        raise error(f"{what} must be a non-empty string, got {value!r}")
-    return value
+    require_text(sku, "sku", InvalidQuantity)
 
 
 #: What each collaborator of the OMS must be able to do, by the method it must have.
@@ -622,48 +615,9 @@ def _before(now: datetime, age: timedelta) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def _require_note(value: object, what: str, *, optional: bool = False) -> None:
-    """Free text (a reason, a reference, a tracking number) is a string, empty allowed;
-    ``None`` too when ``optional``."""
-    if not (isinstance(value, str) or (optional and value is None)):
-        raise InvalidArgument(f"{what} must be a string, got {value!r}")
-
-
-def _require_flag(value: object, what: str) -> None:
-    """A yes-or-no argument is a bool (a truthy string or list is a mistake, not a yes)."""
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"{what} must be True or False, got {value!r}")
-
-
-def _optional_text(value: object, what: str, error: type[OmsError] = InvalidArgument) -> None:
-    """A name given to filter by: ``None`` (no filter) or a non-empty string."""
-    if value is not None:
-        _require_text(value, what, error)
-
-
-def _require_mapping(
-    value: object, what: str, error: Callable[[str], OmsError] = InvalidArgument
-) -> Mapping[Any, Any]:
-    """``value`` if it is a mapping (``{line_id: units}`` and the like), else ``error``."""
-    if not isinstance(value, Mapping):
-        raise error(f"{what} must be a mapping, got {value!r}")
-    return value
-
-
-def _require_names(values: object, what: str, error: type[OmsError] = InvalidArgument) -> list[str]:
-    """``values`` as a list if it is a collection of non-empty strings (a string alone is
-    not one), else ``error`` naming ``what``."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise error(f"{what} must be a collection of strings, got {values!r}")
-    names = list(values)
-    for name in names:
-        _require_text(name, f"each of {what}", error)
-    return names
-
-
 def _channel_id(channel: object) -> ChannelId | None:
     """A channel named by a caller (``None``: every active location, no buffer)."""
-    return None if channel is None else ChannelId(_require_text(channel, "channel"))
+    return None if channel is None else ChannelId(require_text(channel, "channel"))
 
 
 def _require_ttl(ttl: object) -> timedelta:

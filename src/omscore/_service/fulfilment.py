@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from omscore._checks import require_mapping, require_note
 from omscore._service.core import (
     QueuedFulfillment,
     ServiceCore,
@@ -14,8 +15,6 @@ from omscore._service.core import (
     _load_order,
     _next_fulfillment_id,
     _order_of_fulfillment,
-    _require_mapping,
-    _require_note,
 )
 from omscore._stock import StockSession
 from omscore.errors import InvalidQuantity, NothingToAllocate
@@ -167,7 +166,7 @@ class FulfilmentUseCases(ServiceCore):
         adjustment of on hand: the shelf did not have them) and open again, and re-sourced
         at once, never at this location; the rest stays with the fulfilment order. If no
         unit is left, the fulfilment order is rejected, as with ``reject_fulfillment``."""
-        _require_note(reason, "reason")
+        require_note(reason, "reason")
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order = _order_of_fulfillment(uow, fulfillment_id)
@@ -187,7 +186,7 @@ class FulfilmentUseCases(ServiceCore):
             stock.flush()
             return order
 
-        _require_mapping(missing, "missing units ({line_id: units})", InvalidQuantity)
+        require_mapping(missing, "missing units ({line_id: units})", InvalidQuantity)
         arguments = {"fulfillment_id": fulfillment_id, "missing": dict(missing), "reason": reason}
         return self._run("short_pick", arguments, idempotency_key, work)
 
@@ -291,11 +290,11 @@ class FulfilmentUseCases(ServiceCore):
         reason: str = "",
         units: LineQuantities | None = None,
     ) -> Order:
-        _require_note(tracking, "tracking", optional=True)
-        _require_note(carrier, "carrier", optional=True)
-        _require_note(reason, "reason")
+        require_note(tracking, "tracking", optional=True)
+        require_note(carrier, "carrier", optional=True)
+        require_note(reason, "reason")
         if units is not None:
-            _require_mapping(units, "units ({line_id: units})", InvalidQuantity)
+            require_mapping(units, "units ({line_id: units})", InvalidQuantity)
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order = _order_of_fulfillment(uow, fulfillment_id)

@@ -8,6 +8,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from omscore._checks import (
+    optional_text,
+    require_flag,
+    require_mapping,
+    require_names,
+    require_note,
+    require_text,
+)
 from omscore._service.core import (
     LocationAvailability,
     ServiceCore,
@@ -18,13 +26,7 @@ from omscore._service.core import (
     _distance,
     _item,
     _load_order,
-    _optional_text,
-    _require_flag,
-    _require_mapping,
-    _require_names,
-    _require_note,
     _require_sku,
-    _require_text,
     _require_ttl,
     _reserved_skus,
     _serve_all_backorders,
@@ -105,7 +107,7 @@ class InventoryUseCases(ServiceCore):
         Reactivating it serves what waits for stock."""
         changes: dict[str, Any] = {}
         if active is not None:
-            _require_flag(active, "active")
+            require_flag(active, "active")
             changes["active"] = active
         if capabilities is not None:
             changes["capabilities"] = capabilities_of(capabilities)
@@ -190,10 +192,10 @@ class InventoryUseCases(ServiceCore):
 
         A channel never configured sells from every active location with no buffer.
         """
-        _require_text(channel, "channel", InvalidChannelConfig)
+        require_text(channel, "channel", InvalidChannelConfig)
         ids = None
         if location_ids is not None:
-            names = _require_names(location_ids, "location_ids", InvalidChannelConfig)
+            names = require_names(location_ids, "location_ids", InvalidChannelConfig)
             ids = frozenset(LocationId(x) for x in names)
         kind_set = _location_kinds(kinds) if kinds is not None else None
         _check_channel_numbers(buffer, buffer_percent, low_stock_threshold)
@@ -260,7 +262,7 @@ class InventoryUseCases(ServiceCore):
         idempotency_key: str | None = None,
     ) -> StockLevel:
         """Units arrive at a location (a receipt in the ledger); backorders are served first."""
-        _require_note(reference, "reference")
+        require_note(reference, "reference")
         require_units(quantity, "received quantity")
         loc = LocationId(location_id)
         return self._stock_command(
@@ -283,8 +285,8 @@ class InventoryUseCases(ServiceCore):
         idempotency_key: str | None = None,
     ) -> StockLevel:
         """Correct on hand by ``delta`` (``damage=True`` records it as damage)."""
-        _require_flag(damage, "damage")
-        _require_note(reason, "reason")
+        require_flag(damage, "damage")
+        require_note(reason, "reason")
         loc = LocationId(location_id)
         kind = MovementKind.DAMAGE if damage else MovementKind.ADJUSTMENT
         return self._stock_command(
@@ -335,7 +337,7 @@ class InventoryUseCases(ServiceCore):
         """Apply a stock feed in one transaction: each position either adds units
         (``mode="delta"``, a receipt or a negative adjustment) or sets on hand
         (``mode="absolute"``, a count). All or nothing; returns the positions applied."""
-        _require_note(reference, "reference")
+        require_note(reference, "reference")
         feed = _feed_positions(positions)
         if mode not in ("delta", "absolute"):
             raise InvalidQuantity(f"feed mode must be 'delta' or 'absolute', got {mode!r}")
@@ -370,7 +372,7 @@ class InventoryUseCases(ServiceCore):
         beyond the channel's ATP. An order placed with ``reservation_key=key`` takes it over."""
         _require_sku(sku)
         _require_ttl(ttl)
-        _require_text(key, "reservation key")
+        require_text(key, "reservation key")
         pool_channel = _channel_id(channel)
 
         def work(uow: UnitOfWork, now: datetime) -> Reservation:
@@ -393,7 +395,7 @@ class InventoryUseCases(ServiceCore):
         self, key: str, ttl: timedelta, idempotency_key: str | None = None
     ) -> list[Reservation]:
         """Let every SKU reserved under ``key`` live ``ttl`` from now."""
-        _require_text(key, "reservation key")
+        require_text(key, "reservation key")
         _require_ttl(ttl)
 
         def work(uow: UnitOfWork, now: datetime) -> list[Reservation]:
@@ -409,7 +411,7 @@ class InventoryUseCases(ServiceCore):
 
     def release_reservation(self, key: str, idempotency_key: str | None = None) -> int:
         """End the checkout reservation ``key`` on every SKU; returns the units released."""
-        _require_text(key, "reservation key")
+        require_text(key, "reservation key")
 
         def work(uow: UnitOfWork, now: datetime) -> int:
             stock = StockSession(uow, now)
@@ -424,7 +426,7 @@ class InventoryUseCases(ServiceCore):
 
     def reservations(self, key: str) -> list[Reservation]:
         """The live reservations under ``key``, one per SKU."""
-        _require_text(key, "reservation key")
+        require_text(key, "reservation key")
         return self._read(
             lambda uow: [_item(uow, s).reservation(key) for s in uow.inventory.reserved_under(key)]
         )
@@ -454,7 +456,7 @@ class InventoryUseCases(ServiceCore):
         idempotency_key: str | None = None,
     ) -> Transfer:
         """Send units between locations; in transit they are available at neither."""
-        _require_note(reference, "reference")
+        require_note(reference, "reference")
         _require_sku(sku)
 
         def work(uow: UnitOfWork, now: datetime) -> Transfer:
@@ -508,7 +510,7 @@ class InventoryUseCases(ServiceCore):
     ) -> Supply:
         """Expect incoming supply (a purchase order); ``receive`` with the same reference
         settles it."""
-        _require_note(reference, "reference")
+        require_note(reference, "reference")
         _require_sku(sku)
         if not isinstance(eta, datetime) or eta.tzinfo is None:
             raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
@@ -559,7 +561,7 @@ class InventoryUseCases(ServiceCore):
 
     def available_many(self, skus: Iterable[str], channel: str | None = None) -> dict[str, int]:
         """ATP of several SKUs on one channel, read in one go."""
-        wanted = _require_names(skus, "skus", InvalidQuantity)
+        wanted = require_names(skus, "skus", InvalidQuantity)
         pool_channel = _channel_id(channel)
 
         def read(uow: UnitOfWork) -> dict[str, int]:
@@ -577,8 +579,8 @@ class InventoryUseCases(ServiceCore):
         self, skus: Iterable[str], location_ids: Iterable[str] | None = None
     ) -> dict[str, dict[str, int]]:
         """Available units per SKU per location (every location when none are named)."""
-        wanted = _require_names(skus, "skus", InvalidQuantity)
-        named = _require_names(location_ids, "location_ids") if location_ids is not None else None
+        wanted = require_names(skus, "skus", InvalidQuantity)
+        named = require_names(location_ids, "location_ids") if location_ids is not None else None
 
         def read(uow: UnitOfWork) -> dict[str, dict[str, int]]:
             locations = (
@@ -620,7 +622,7 @@ class InventoryUseCases(ServiceCore):
         basket = (
             {skus: 1}
             if isinstance(skus, str)
-            else dict(_require_mapping(skus, "skus (a SKU, or SKUs with units)", InvalidQuantity))
+            else dict(require_mapping(skus, "skus (a SKU, or SKUs with units)", InvalidQuantity))
         )
         if not basket:
             raise InvalidQuantity("a basket needs at least one SKU")
@@ -661,8 +663,8 @@ class InventoryUseCases(ServiceCore):
 
     def ledger(self, sku: str | None = None, location_id: str | None = None) -> list[StockMovement]:
         """Ledger rows in commit order, optionally for one SKU and/or location."""
-        _optional_text(sku, "sku", InvalidQuery)
-        _optional_text(location_id, "location_id", InvalidQuery)
+        optional_text(sku, "sku", InvalidQuery)
+        optional_text(location_id, "location_id", InvalidQuery)
         return self._read(
             lambda uow: uow.inventory.movements(
                 Sku(sku) if sku is not None else None,
@@ -694,7 +696,7 @@ class InventoryUseCases(ServiceCore):
 def _location_kinds(values: object) -> frozenset[LocationKind]:
     """Location kinds given by member or value; :class:`InvalidChannelConfig` names any
     unknown."""
-    names = _require_names(values, "kinds", InvalidChannelConfig)
+    names = require_names(values, "kinds", InvalidChannelConfig)
     known = {k.value for k in LocationKind}
     unknown = sorted(n for n in names if n not in known)
     if unknown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
+from omscore._checks import optional_text, require_flag, require_mapping, require_note
 from omscore._service.core import (
     QueuedOrder,
     ServiceCore,
@@ -13,10 +14,6 @@ from omscore._service.core import (
     _chosen_statuses,
     _load_order,
     _next_line_id,
-    _optional_text,
-    _require_flag,
-    _require_mapping,
-    _require_note,
 )
 from omscore._stock import StockSession
 from omscore.errors import InvalidQuantity, InvalidQuery, InvalidTransition
@@ -50,7 +47,7 @@ class OrderUseCases(ServiceCore):
         order does not hold its stock first only to release it again, so the stock
         hold events of units allocated at once are not recorded. ``allocate`` returns the
         plan; this returns the order, whose events carry what the plan decided."""
-        _require_flag(allocate, "allocate")
+        require_flag(allocate, "allocate")
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             stock = StockSession(uow, now)
@@ -125,8 +122,8 @@ class OrderUseCases(ServiceCore):
             )
         _check_wait(older_than)
         checked_limit(limit)
-        _optional_text(hold, "hold", InvalidQuery)
-        _optional_text(channel, "channel", InvalidQuery)
+        optional_text(hold, "hold", InvalidQuery)
+        optional_text(channel, "channel", InvalidQuery)
 
         def read(uow: UnitOfWork) -> list[QueuedOrder]:
             now = self.clock.now()
@@ -173,7 +170,7 @@ class OrderUseCases(ServiceCore):
         self, order_id: str, kind: str, reason: str = "", idempotency_key: str | None = None
     ) -> Order:
         """Put a hold of ``kind`` (payment, fraud, manual, or a host string) on the order."""
-        _require_note(reason, "reason")
+        require_note(reason, "reason")
         return self._order_command(
             "hold",
             order_id,
@@ -254,9 +251,9 @@ class OrderUseCases(ServiceCore):
         a pickup the customer refused at the counter, or a parcel the location will not
         send.
         """
-        _require_note(reason, "reason")
+        require_note(reason, "reason")
         if lines is not None:
-            _require_mapping(lines, "lines to cancel ({line_id: units})", InvalidQuantity)
+            require_mapping(lines, "lines to cancel ({line_id: units})", InvalidQuantity)
         arguments = {"lines": dict(lines) if lines else None, "reason": reason}
         if fulfillment_id is not None:
             arguments["fulfillment_id"] = fulfillment_id

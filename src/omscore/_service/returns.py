@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
+from omscore._checks import require_mapping, require_note
 from omscore._service.core import (
     ServiceCore,
     _load_order,
     _load_return,
-    _require_mapping,
-    _require_note,
     _returns_location,
 )
 from omscore._stock import StockSession
@@ -61,7 +60,7 @@ class ReturnUseCases(ServiceCore):
         """Ask to send delivered units back (an RMA). Eligible: delivered or collected units
         not returned or in an open return, inside the policy's window, of returnable SKUs.
         Every problem is reported at once; nothing is created otherwise."""
-        _require_note(reason, "reason")
+        require_note(reason, "reason")
 
         def work(uow: UnitOfWork, now: datetime) -> Return:
             order = _load_order(uow, order_id)
@@ -81,7 +80,7 @@ class ReturnUseCases(ServiceCore):
             uow.record(events)
             return rma
 
-        _require_mapping(lines, "lines to return ({line_id: units})", _return_problem)
+        require_mapping(lines, "lines to return ({line_id: units})", _return_problem)
         arguments = {"order_id": order_id, "lines": dict(lines), "reason": reason, "method": method}
         return self._run("request_return", arguments, idempotency_key, work)
 
@@ -132,7 +131,7 @@ class ReturnUseCases(ServiceCore):
         self, return_id: str, reason: str = "", idempotency_key: str | None = None
     ) -> Return:
         """Refuse the return; its units may be asked back again."""
-        _require_note(reason, "reason")
+        require_note(reason, "reason")
         return self._return_command(
             "reject_return",
             return_id,
@@ -200,8 +199,8 @@ class ReturnUseCases(ServiceCore):
             return rma
 
         what = "dispositions ({line_id: {disposition: units}})"
-        for split in _require_mapping(dispositions, what, _return_problem).values():
-            _require_mapping(split, what, _return_problem)
+        for split in require_mapping(dispositions, what, _return_problem).values():
+            require_mapping(split, what, _return_problem)
         arguments = {
             "return_id": return_id,
             "location_id": location_id,
@@ -261,7 +260,7 @@ class ReturnUseCases(ServiceCore):
         that follow are capped by what is left. ``amount`` must be :class:`Money` in the
         order's currency, positive and in whole minor units (else
         :class:`~omscore.errors.InvalidMoney`, ``CurrencyMismatch`` or ``InvalidRefund``)."""
-        _require_note(reason, "reason")
+        require_note(reason, "reason")
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order = _load_order(uow, order_id)
