@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -443,3 +444,34 @@ def test_a_row_changed_outside_omscore_is_a_damaged_record_not_a_decoder_error(
         assert first.id == "O-1"
     if table == "items":
         assert damaged.inventory("B").level("WH-1").on_hand == 5
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"path": ""}, "path must be a file path or ':memory:', got ''"),
+        ({"path": 5}, "path must be a file path or ':memory:', got 5"),
+        ({"path": None}, "path must be a file path or ':memory:', got None"),
+        ({"busy_timeout_ms": "5s"}, "busy_timeout_ms must be an int >= 0, got '5s'"),
+        ({"busy_timeout_ms": -1}, "busy_timeout_ms must be an int >= 0, got -1"),
+        ({"cache_size": 1.5}, "cache_size must be an int >= 0, got 1.5"),
+        ({"synchronous": "OFF"}, "synchronous must be NORMAL or FULL, got 'OFF'"),
+    ],
+)
+def test_a_store_opened_with_settings_that_cannot_work_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: dict[str, Any], message: str
+) -> None:
+    """Refused before any file is made (an empty path gave each connection a private
+    temporary database; a cache size of "x" failed at the first read)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError) as refused:
+        SqliteStore(**settings)
+    assert str(refused.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_path_may_be_a_path_object(tmp_path: Path) -> None:
+    """``pathlib.Path`` works as well as ``str``."""
+    store = SqliteStore(tmp_path / "shop.db")
+    assert store.path == str(tmp_path / "shop.db")
+    store.close()

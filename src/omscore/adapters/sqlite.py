@@ -1361,6 +1361,16 @@ BACKSTOP_PAGES = 4_000
 CHECKPOINT_INTERVAL = 0.01
 
 
+def _file_path(path: object) -> str:
+    """The store's file as a string: a path (``str`` or ``os.PathLike``) or ``":memory:"``.
+    An empty one would give each connection a private temporary database."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path.strip():
+        raise StoreError(f"path must be a file path or ':memory:', got {path!r}")
+    return path
+
+
 def _connect(
     path: str, synchronous: str, busy_timeout_ms: int, autocheckpoint: int | None = None
 ) -> sqlite3.Connection:
@@ -1544,7 +1554,7 @@ class SqliteStore:
 
     def __init__(
         self,
-        path: str = "omscore.db",
+        path: str | os.PathLike[str] = "omscore.db",
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout_ms: int = 5_000,
@@ -1555,6 +1565,10 @@ class SqliteStore:
             raise StoreError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         if checkpoint not in ("auto", "background"):
             raise StoreError(f"checkpoint must be auto or background, got {checkpoint!r}")
+        path = _file_path(path)
+        for name, count in (("busy_timeout_ms", busy_timeout_ms), ("cache_size", cache_size)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise StoreError(f"{name} must be an int >= 0, got {count!r}")
         self.path = path
         self.checkpoint_mode: CheckpointMode = checkpoint
         self.synchronous = synchronous
