@@ -61,7 +61,7 @@ from omscore.sourcing import (
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
-from .conftest import LabelRecorder, draft, eur
+from .conftest import LabelRecorder, draft, eur, warehouse
 
 BERLIN = GeoPoint(52.53, 13.38)
 HOME = Address(country="DE", postal_code="10115", city="Berlin", geo=BERLIN)
@@ -260,14 +260,7 @@ def test_a_ship_to_store_parcel_comes_from_the_warehouse_nearest_the_store(
     """Distance counts from the pickup store: Potsdam (priority 9) before Hamburg
     (priority 1) for a pickup in Berlin."""
     oms = network(sourcing=NearestPolicy(allow_ship_to_store=True))
-    potsdam = Location(
-        id="WH-POT",
-        kind=LocationKind.WAREHOUSE,
-        geo=GeoPoint(52.39, 13.06),
-        capabilities={Capability.SHIP},
-        priority=9,
-    )
-    oms.add_location(potsdam)
+    oms.add_location(warehouse("WH-POT", priority=9, geo=GeoPoint(52.39, 13.06)))
     oms.receive("WH-HAM", "A", 5)
     oms.receive("WH-POT", "A", 5)
     order = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-BER")))
