@@ -360,6 +360,24 @@ def test_an_inactive_location_feeds_no_channel(oms: OMS) -> None:
     assert oms.available("A", channel="web") == 4
 
 
+def test_changing_an_active_locations_settings_leaves_its_holds_where_they_are(
+    oms: OMS,
+) -> None:
+    """Only deactivation moves holds: a new priority or capacity for a location that stays
+    active keeps what it holds for orders and carts, even with stock elsewhere."""
+    oms.receive("ST-1", "A", 5)
+    order = oms.place_order(draft(("A", 2)))
+    oms.reserve("A", 1, ttl=timedelta(minutes=15), key="cart")
+    oms.receive("WH-1", "A", 10)
+    before = oms.inventory("A").holds
+    assert {h.location_id for h in before} == {"ST-1"}
+    oms.update_location("ST-1", priority=9, daily_capacity=50)
+    oms.update_location("ST-1", active=True)
+    item = oms.inventory("A")
+    assert item.holds == before
+    assert item.held_for(order.id, order.lines[0].id) == 2
+
+
 def test_deactivating_a_location_moves_its_holds_to_the_rest_of_the_pool(oms: OMS) -> None:
     """Orders first, oldest first, then carts: the units stay promised where the store has
     them; what it lacks is backordered (served on reactivation) or leaves the cart."""

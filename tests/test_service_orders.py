@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from omscore import OMS, OrderStatus
-from omscore.adapters.memory import MemoryStore
+from omscore.adapters.memory import MemoryStore, MemoryUnitOfWork
 from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import (
     ConcurrencyConflict,
@@ -160,6 +160,46 @@ def test_a_stale_commit_raises_concurrency_conflict() -> None:
         second.commit()
     stored = oms.get_order(order.id)
     assert [h.kind for h in stored.holds] == ["manual"]
+
+
+class _LosesRaces(MemoryStore):
+    """A store whose first ``losses`` commits lose a race."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses = losses
+        self.commits_tried = 0
+
+    def unit_of_work(self, *, write: bool = True) -> MemoryUnitOfWork:
+        uow = super().unit_of_work(write=write)
+        commit = uow.commit
+
+        def racing() -> None:
+            self.commits_tried += 1
+            if self.losses:
+                self.losses -= 1
+                raise ConcurrencyConflict("lost a race on purpose")
+            commit()
+
+        uow.commit = racing  # type: ignore[method-assign]
+        return uow
+
+
+@pytest.mark.parametrize(("losses", "wins"), [(0, True), (2, True), (3, False)])
+def test_a_command_is_tried_max_attempts_times(losses: int, wins: bool) -> None:
+    """With ``max_attempts=3`` a command that loses two races commits on its third try;
+    one that loses three raises the conflict, having changed nothing."""
+    store = _LosesRaces(0)
+    oms = OMS(store, clock=ManualClock(), ids=SequentialIds(), max_attempts=3)
+    order = oms.place_order(draft(("A", 1)))
+    store.losses, store.commits_tried = losses, 0
+    if wins:
+        assert [h.kind for h in oms.hold(order.id, "fraud").holds] == ["fraud"]
+    else:
+        with pytest.raises(ConcurrencyConflict, match="lost a race on purpose"):
+            oms.hold(order.id, "fraud")
+        assert oms.get_order(order.id).holds == ()
+    assert store.commits_tried == min(losses + 1, 3)
 
 
 def test_concurrent_commands_on_one_order_lose_no_update() -> None:
