@@ -701,6 +701,11 @@ def test_a_setting_with_a_wrong_field_is_refused_where_it_is_written(kind: type)
             "location_costs must map location ids or kinds to numbers >= 0",
         ),
         (
+            lambda: Route(NearestPolicy(), channels=["web", " "]),
+            InvalidSourcingConfig,
+            "channels must be non-empty strings, got ['web', ' ']",
+        ),
+        (
             lambda: Route(NearestPolicy(), methods="ship"),
             InvalidSourcingConfig,
             "methods must be a collection, got 'ship'",

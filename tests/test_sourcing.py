@@ -263,20 +263,28 @@ def test_fewest_shipments_finds_a_pair_where_greedy_needs_three() -> None:
     assert plan.units_allocated == 6
 
 
-def test_of_the_pairs_that_cover_a_line_the_fewest_unit_kilometres_win() -> None:
-    """Five units, no location with five: of the pairs that cover them, the one whose
-    units travel least (2 units from 3 degrees away and 3 from 8: 30 degree-units) beats
-    one with a nearer partner holding fewer units (1 from 1 degree and 4 from 8: 33)."""
-    held = {"L-A": (2, 1), "L-B": (8, 4), "L-C": (1, 1), "L-D": (3, 2)}  # degrees, units
+@pytest.mark.parametrize(
+    ("held", "units", "used"),
+    [
+        # 2 from 3 degrees and 3 from 8 (30 degree-units) beat 1 from 1 and 4 from 8 (33)
+        ({"L-A": (2, 1), "L-B": (8, 4), "L-C": (1, 1), "L-D": (3, 2)}, 5, {"L-B": 3, "L-D": 2}),
+        # 2 from 3 degrees and 4 from 13 (58) beat 3 from 8 and 3 from 13 (63)
+        ({"L-A": (8, 3), "L-B": (13, 4), "L-C": (3, 2)}, 6, {"L-B": 4, "L-C": 2}),
+    ],
+)
+def test_of_the_pairs_that_cover_a_line_the_fewest_unit_kilometres_win(
+    held: dict[str, tuple[int, int]], units: int, used: dict[str, int]
+) -> None:
+    """No location holds the whole line (``held``: degrees from the destination, units):
+    of the pairs that cover it, the one whose units travel least wins."""
     network = [
         loc(x, "warehouse", GeoPoint(0, degrees), {"ship"}) for x, (degrees, _) in held.items()
     ]
-    stock = {(LocationId(x), Sku("A")): units for x, (_, units) in held.items()}
+    stock = {(LocationId(x), Sku("A")): n for x, (_, n) in held.items()}
     plan = FewestShipmentsPolicy().plan(
-        request(("A", 5), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
+        request(("A", units), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
     )
-    assert sorted(plan.shipments) == ["L-B", "L-D"]
-    assert sorted((a.location_id, a.quantity) for a in plan.assignments) == [("L-B", 3), ("L-D", 2)]
+    assert {a.location_id: a.quantity for a in plan.assignments} == used
 
 
 def test_max_shipments_caps_the_locations_used() -> None:
