@@ -8,7 +8,7 @@ import pytest
 
 from omscore.__main__ import main
 from omscore.adapters.memory import MemoryStore
-from omscore.bench import BACKGROUND, prepared, run, timed_orders
+from omscore.bench import BACKGROUND, StoreResult, prepared, run, timed_orders
 from omscore.errors import InvalidQuantity
 
 
@@ -51,3 +51,13 @@ def test_bench_times_the_one_command_checkout(capsys: pytest.CaptureFixture[str]
 def test_bench_refuses_what_it_cannot_run(orders: int, rounds: int) -> None:
     with pytest.raises(InvalidQuantity, match="bench takes 1 to 20,000 orders"):
         run(orders=orders, rounds=rounds)
+
+
+@pytest.mark.parametrize(("orders", "p99"), [(1, 1), (100, 100), (1000, 991), (2000, 1981)])
+def test_the_p99_is_the_order_below_which_99_in_100_fall(orders: int, p99: int) -> None:
+    """Orders taking 1, 2, ... ``orders`` us: the p99 is the one at position
+    ``int(0.99 * orders)`` of the sorted times (never past the slowest)."""
+    seconds = tuple(n / 1e6 for n in range(orders, 0, -1))  # slowest first: sorting matters
+    result = StoreResult("memory", (1.0,), seconds)
+    assert result.p99_us == pytest.approx(p99)
+    assert result.median_us == pytest.approx((orders + 1) / 2)

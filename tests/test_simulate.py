@@ -304,6 +304,20 @@ def test_inspect_shows_a_location_queue_and_stalled_work(
     assert "NOPE" in capsys.readouterr().err
 
 
+def test_a_queue_of_exactly_the_rows_shown_has_no_more_to_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QUEUE_ROWS rows print as that many; one more prints as "QUEUE_ROWS+"."""
+    db = tmp_path / "shop.db"
+    oms = OMS(SqliteStore(str(db)), ids=SequentialIds())
+    oms.add_location(sample_location("WH-1"))
+    oms.receive("WH-1", "A", 50)
+    for _ in range(QUEUE_ROWS):
+        oms.allocate(oms.place_order(order_draft("A", 1)).id)
+    assert main(["inspect", "--db", str(db), "--queue", "WH-1"]) == 0
+    assert f"work at WH-1: {QUEUE_ROWS}, longest waiting first" in capsys.readouterr().out
+
+
 def test_hours_and_days_on_the_command_line_must_be_finite_and_fit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -319,6 +333,7 @@ def test_hours_and_days_on_the_command_line_must_be_finite_and_fit(
     assert main(["inspect", "--db", str(db), "--stalled", "1e8"]) == 0
     assert "stalled for 1e+08 h or more: 0," in capsys.readouterr().out
     assert main(["prune", "--db", str(db), "--keep-events-days", "1e6"]) == 0
+    assert main(["prune", "--db", str(db), "--keep-keys-hours", "1e6"]) == 0
     assert main(["inspect", "--db", str(db), "--stalled", "1e30"]) == 2
     assert "1e+30 hours is too long a time" in capsys.readouterr().err
     assert main(["inspect", "--db", str(db), "--sku", ""]) == 2
