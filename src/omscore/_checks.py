@@ -8,15 +8,17 @@ uses it. Aggregates and events get none: the service builds those from checked i
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from omscore.errors import InvalidArgument, OmsError
 
+E = TypeVar("E", bound=enum.Enum)
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 Error = Callable[[str], OmsError]
 
@@ -87,6 +89,19 @@ def instance_of(kind: type, error: Error) -> Validator:
 
 
 # --- arguments: each returns what it checked, or raises ``error`` naming ``what`` ----------
+
+
+def members(values: object, kind: type[E], what: str, error: Error) -> frozenset[E]:
+    """Members of the enum ``kind`` given by member or value. A string alone (it would be
+    taken letter by letter) or an unknown value is ``error``, naming the unknown ones."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise error(f"{what} must be a collection, got {values!r}")
+    given = list(values)
+    known = [member.value for member in kind]
+    unknown = [v for v in given if not isinstance(v, str) or v not in known]
+    if unknown:
+        raise error(f"unknown {what} {unknown!r}; known: {known}")
+    return frozenset(kind(v) for v in given)
 
 
 def require_text(value: object, what: str, error: Error = InvalidArgument) -> str:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from omscore._checks import (
+    members,
     optional_text,
     require_flag,
     require_mapping,
@@ -197,7 +198,11 @@ class InventoryUseCases(ServiceCore):
         if location_ids is not None:
             names = require_names(location_ids, "location_ids", InvalidChannelConfig)
             ids = frozenset(LocationId(x) for x in names)
-        kind_set = _location_kinds(kinds) if kinds is not None else None
+        kind_set = (
+            members(kinds, LocationKind, "location kinds", InvalidChannelConfig)
+            if kinds is not None
+            else None
+        )
         _check_channel_numbers(buffer, buffer_percent, low_stock_threshold)
 
         def work(uow: UnitOfWork, now: datetime) -> Channel:
@@ -691,17 +696,6 @@ class InventoryUseCases(ServiceCore):
             return found
 
         return self._read(read)
-
-
-def _location_kinds(values: object) -> frozenset[LocationKind]:
-    """Location kinds given by member or value; :class:`InvalidChannelConfig` names any
-    unknown."""
-    names = require_names(values, "kinds", InvalidChannelConfig)
-    known = {k.value for k in LocationKind}
-    unknown = sorted(n for n in names if n not in known)
-    if unknown:
-        raise InvalidChannelConfig(f"unknown location kinds {unknown}; known: {sorted(known)}")
-    return frozenset(LocationKind(n) for n in names)
 
 
 def _feed_positions(positions: object) -> list[StockPosition]:

@@ -8,7 +8,7 @@ from datetime import date
 
 import attrs
 
-from omscore._checks import flag, instance_of, number, optional, text
+from omscore._checks import flag, instance_of, members, number, optional, text
 from omscore.errors import InvalidLocation
 from omscore.geo import GeoPoint
 from omscore.ids import LocationId, to_location_id
@@ -44,16 +44,7 @@ def _check_capacity(_: object, __: attrs.Attribute[int | None], value: int | Non
 def capabilities_of(values: Iterable[Capability | str]) -> frozenset[Capability]:
     """Capabilities given by member or value; :class:`InvalidLocation` names any unknown
     (a string alone would be taken letter by letter)."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise InvalidLocation(f"capabilities must be a collection, got {values!r}")
-    names = list(values)
-    known = {c.value for c in Capability}
-    unknown = sorted(repr(n) for n in names if not isinstance(n, str) or n not in known)
-    if unknown:
-        raise InvalidLocation(
-            f"unknown capabilities [{', '.join(unknown)}]; known: {sorted(known)}"
-        )
-    return frozenset(Capability(n) for n in names)
+    return members(values, Capability, "capabilities", InvalidLocation)
 
 
 def _kind(value: LocationKind | str) -> LocationKind:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
-from omscore._checks import number
+from omscore._checks import members, number
 from omscore._values import remember_last
 from omscore.errors import InvalidSourcingConfig
 from omscore.geo import distances_from
@@ -53,13 +53,10 @@ class LocationFilter:
 
 
 def _kinds(values: Iterable[LocationKind | str]) -> frozenset[LocationKind]:
-    known = [k.value for k in LocationKind]
-    kinds = (
-        [] if isinstance(values, str | bytes) or not isinstance(values, Iterable) else list(values)
-    )
-    if not kinds or not all(isinstance(k, str) and k in known for k in kinds):
-        raise InvalidSourcingConfig([f"kinds must be a non-empty list of {known}, got {values!r}"])
-    return frozenset(LocationKind(k) for k in kinds)
+    kinds = members(values, LocationKind, "kinds", _refused)
+    if not kinds:
+        raise _refused("kinds must name at least one location kind (none would allow none)")
+    return kinds
 
 
 def _refused(problem: str) -> InvalidSourcingConfig:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from omscore._checks import flag, instance_of, number, optional, with_method
+from omscore._checks import flag, instance_of, members, number, optional, with_method
 from omscore.errors import InvalidSourcingConfig
 from omscore.geo import distance_km
 from omscore.inventory import Location
@@ -442,11 +442,7 @@ def _optional_methods(
 ) -> frozenset[DeliveryMethod] | None:
     if values is None:
         return None
-    known = [m.value for m in DeliveryMethod]
-    methods = _listed(values, "methods")
-    if not all(isinstance(m, str) and m in known for m in methods):
-        raise _refused(f"methods must be some of {known}, got {values!r}")
-    return frozenset(DeliveryMethod(m) for m in methods)
+    return members(values, DeliveryMethod, "methods", _refused)
 
 
 def _listed(values: object, name: str) -> list[Any]:
