@@ -421,6 +421,11 @@ def test_a_wrong_argument_is_an_oms_error_and_changes_nothing(store: str, comman
             "reason must be a string, got 42",
         ),
         (
+            lambda oms, c: oms.ship(c["parcel"], tracking=""),
+            InvalidArgument,
+            "tracking must be a non-empty string, got ''",
+        ),
+        (
             lambda oms, c: oms.ledger(sku=["A"]),
             InvalidQuery,
             "sku must be a non-empty string, got ['A']",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from omscore._checks import require_mapping, require_note
+from omscore._checks import optional_text, require_mapping, require_note
 from omscore._service.core import (
     QueuedFulfillment,
     ServiceCore,
@@ -290,8 +290,8 @@ class FulfilmentUseCases(ServiceCore):
         reason: str = "",
         units: LineQuantities | None = None,
     ) -> Order:
-        require_note(tracking, "tracking", optional=True)
-        require_note(carrier, "carrier", optional=True)
+        optional_text(tracking, "tracking")  # "" would skip the label and track nothing
+        optional_text(carrier, "carrier")
         require_note(reason, "reason")
         if units is not None:
             require_mapping(units, "units ({line_id: units})", InvalidQuantity)
