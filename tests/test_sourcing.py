@@ -376,14 +376,14 @@ def test_policy_from_config_reports_every_problem_with_its_path() -> None:
         )
     problems = info.value.problems
     expected = [
-        "config.routes[0].channels: must be a list of channel names",
+        "config.routes[0].channels: must be a non-empty list of channel names",
         "config.routes[0].use.policy: must be one of",
-        "config.routes[1].delivery: must be a list of ship, pickup, same_day",
+        "config.routes[1].delivery: must be a non-empty list of ship, pickup, same_day",
         "config.routes[1].use.colour: unknown setting",
-        "config.fallback.cost_model.per_unit: must be a number >= 0, got -1",
+        "config.fallback.cost_model.per_unit: must be a finite number >= 0, got -1",
         "config.fallback.cost_model.location_costs: must map",
         "config.fallback.filters.kinds: must be a non-empty list",
-        "config.fallback.filters.max_distance_km: must be a number",
+        "config.fallback.filters.max_distance_km: must be a finite number",
     ]
     for start in expected:
         assert any(p.startswith(start) for p in problems), (start, problems)
@@ -395,3 +395,131 @@ def test_routes_must_be_a_non_empty_list(routes: object) -> None:
     with pytest.raises(InvalidSourcingConfig) as info:
         policy_from_config({"routes": routes, "fallback": {"policy": "priority"}})
     assert info.value.problems == ("config.routes: must be a non-empty list",)
+
+
+PRIORITY = {"policy": "priority"}
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ("priority", "config: must be a mapping, got str"),
+        ({"routes": [5], "fallback": PRIORITY}, "config.routes[0]: must be a mapping"),
+        (
+            {"routes": [{"channels": ["web"]}], "fallback": PRIORITY},
+            "config.routes[0].use: is required: the policy this route uses",
+        ),
+        (
+            {"routes": [{"channels": ["web"], "use": PRIORITY}]},
+            "config.fallback: is required with routes",
+        ),
+        (
+            {"routes": [{"use": PRIORITY}], "fallback": PRIORITY},
+            "config.routes[0]: needs 'channels' and/or 'delivery' to match on",
+        ),
+        (
+            {"routes": [{"channels": [], "use": PRIORITY}], "fallback": PRIORITY},
+            "config.routes[0].channels: must be a non-empty list of channel names",
+        ),
+        (
+            {"routes": [{"channels": [" "], "use": PRIORITY}], "fallback": PRIORITY},
+            "config.routes[0].channels: must be a non-empty list of channel names",
+        ),
+        (
+            {"routes": [{"delivery": [], "use": PRIORITY}], "fallback": PRIORITY},
+            "config.routes[0].delivery: must be a non-empty list of ship, pickup, same_day; got []",
+        ),
+        ({"policy": "priority", "filters": []}, "config.filters: must be a mapping"),
+        ({"policy": "lowest_cost", "cost_model": 5}, "config.cost_model: must be a mapping"),
+        (
+            {"policy": "nearest", "allow_ship_to_store": "yes"},
+            "config.allow_ship_to_store: must be true or false, got 'yes'",
+        ),
+        (
+            {"policy": "priority", "max_combinations": 10},
+            "config.max_combinations: unknown setting (allowed: allow_ship_to_store, filters, "
+            "policy, same_day_radius_km)",
+        ),
+        (
+            {"policy": "fewest_shipments", "max_combinations": 0},
+            "config.max_combinations: must be an integer >= 1, got 0",
+        ),
+        (
+            {"policy": "nearest", "same_day_radius_km": float("nan")},
+            "config.same_day_radius_km: must be a finite number >= 0, got nan",
+        ),
+        (
+            {"policy": "nearest", "filters": {"max_distance_km": float("inf")}},
+            "config.filters.max_distance_km: must be a finite number >= 0, got inf",
+        ),
+        (
+            {"policy": "lowest_cost", "cost_model": {"per_unit_km": float("-inf")}},
+            "config.cost_model.per_unit_km: must be a finite number >= 0, got -inf",
+        ),
+    ],
+)
+def test_policy_from_config_names_each_mistake_with_its_path(config: object, problem: str) -> None:
+    """Each mistake is one problem with its path, never a bare TypeError or a setting
+    quietly dropped: a route that could never match, a number that is not finite, a
+    setting the chosen policy does not have."""
+    with pytest.raises(InvalidSourcingConfig) as info:
+        policy_from_config(config)  # type: ignore[arg-type]
+    assert info.value.problems == (problem,)
+
+
+def test_policy_from_config_passes_on_the_search_budget_and_ship_to_store() -> None:
+    """``max_combinations`` and ``allow_ship_to_store`` reach the policy they configure."""
+    cheapest = policy_from_config(
+        {"policy": "lowest_cost", "max_combinations": 7, "allow_ship_to_store": True}
+    )
+    fewest = policy_from_config({"policy": "fewest_shipments", "max_combinations": 3})
+    assert isinstance(cheapest, LowestCostPolicy)
+    assert isinstance(fewest, FewestShipmentsPolicy)
+    assert (cheapest.max_combinations, cheapest.allow_ship_to_store) == (7, True)
+    assert (fewest.max_combinations, fewest.allow_ship_to_store) == (3, False)
+
+
+@pytest.mark.parametrize("condition", [{"channels": []}, {"methods": []}, {"methods": set()}])
+def test_a_route_that_could_never_match_is_refused(condition: dict[str, object]) -> None:
+    """None matches any channel or method; an empty collection would match nothing."""
+    with pytest.raises(InvalidSourcingConfig, match="must name at least one"):
+        Route(PriorityPolicy(), **condition)  # type: ignore[arg-type]
+
+
+CONFIG_KEYS = [
+    *("policy", "routes", "fallback", "channels", "delivery", "use", "filters", "kinds"),
+    *("max_distance_km", "store_ship_minimum", "cost_model", "per_shipment", "per_unit"),
+    *("per_unit_km", "location_costs", "same_day_radius_km", "allow_ship_to_store"),
+    *("max_shipments", "max_combinations", "colour"),
+]
+CONFIG_VALUES = st.sampled_from(
+    [
+        *("priority", "nearest", "fewest_shipments", "lowest_cost", "warehouse", "store"),
+        *("ship", "same_day", "web", "", None, True, False, 0, 1, -1, 2.5, 10**30),
+        *(float("nan"), float("inf")),
+    ]
+)
+CONFIGS = st.recursive(
+    CONFIG_VALUES,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(CONFIG_KEYS), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(CONFIGS)
+def test_policy_from_config_builds_a_policy_or_names_the_problems(config: object) -> None:
+    """Whatever plain data it is given (as from JSON or YAML), ``policy_from_config``
+    returns a policy or raises InvalidSourcingConfig with each problem under its path."""
+    problems: tuple[str, ...] = ()
+    try:
+        policy = policy_from_config(config)  # type: ignore[arg-type]
+    except InvalidSourcingConfig as error:
+        problems = error.problems
+    else:
+        assert callable(policy.plan)
+        return
+    assert problems
+    assert all(p.startswith("config") for p in problems)

@@ -16,6 +16,7 @@ or routes by channel and delivery method with a fallback::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,8 +72,13 @@ class _Problems:
             return None
         value = data[key]
         kinds = (int,) if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-            what = "an integer" if whole else "a number"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, kinds)
+            or not math.isfinite(value)
+            or value < minimum
+        ):
+            what = "an integer" if whole else "a finite number"
             self.add(f"{path}.{key}", f"must be {what} >= {minimum:g}, got {value!r}")
             return None
         return value
@@ -131,12 +137,14 @@ def _route(data: object, path: str, problems: _Problems) -> Route | None:
     problems.unknown_keys(data, {"channels", "delivery", "use"}, path)
     channels = data.get("channels")
     if channels is not None and (
-        not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(c, str) and c.strip() for c in channels)
     ):
-        problems.add(f"{path}.channels", "must be a list of channel names")
+        problems.add(f"{path}.channels", "must be a non-empty list of channel names")
         channels = None
     methods = _methods(data.get("delivery"), f"{path}.delivery", problems)
-    if channels is None and methods is None:
+    if data.get("channels") is None and data.get("delivery") is None:
         problems.add(path, "needs 'channels' and/or 'delivery' to match on")
     if "use" not in data:
         problems.add(f"{path}.use", "is required: the policy this route uses")
@@ -151,8 +159,8 @@ def _methods(value: object, path: str, problems: _Problems) -> list[DeliveryMeth
     if value is None:
         return None
     allowed = [m.value for m in DeliveryMethod]
-    if not isinstance(value, list) or not all(v in allowed for v in value):
-        problems.add(path, f"must be a list of {', '.join(allowed)}; got {value!r}")
+    if not isinstance(value, list) or not value or not all(v in allowed for v in value):
+        problems.add(path, f"must be a non-empty list of {', '.join(allowed)}; got {value!r}")
         return None
     return [DeliveryMethod(v) for v in value]
 
@@ -173,7 +181,9 @@ def _single(config: Mapping[str, Any], path: str, problems: _Problems) -> Sourci
         "same_day_radius_km": 50.0 if radius is None else float(radius),
         "allow_ship_to_store": ship_to_store is True,
     }
-    budget = problems.number(config, "max_combinations", path, whole=True, minimum=1)
+    budget = None
+    if "max_combinations" in _EXTRA_KEYS[name]:
+        budget = problems.number(config, "max_combinations", path, whole=True, minimum=1)
     if budget is not None:
         common["max_combinations"] = budget
     if name == "priority":

@@ -60,6 +60,7 @@ def _kinds(values: Iterable[LocationKind | str]) -> frozenset[LocationKind]:
 
 
 def _refused(problem: str) -> InvalidSourcingConfig:
+    """The error for one wrong sourcing setting (the policies' validators use it too)."""
     return InvalidSourcingConfig([problem])
 
 

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import attrs
 
 from omscore._checks import flag, instance_of, members, number, optional, with_method
-from omscore.errors import InvalidSourcingConfig
 from omscore.geo import distance_km
 from omscore.inventory import Location
 from omscore.orders.delivery import DeliveryMethod
@@ -28,6 +27,7 @@ from omscore.sourcing.engine import (
     LocationFilter,
     Problem,
     SubsetSearch,
+    _refused,
     greedy_cover,
 )
 from omscore.sourcing.plan import AllocationPlan
@@ -55,10 +55,6 @@ def _filters(values: Iterable[LocationFilter]) -> tuple[LocationFilter, ...]:
     if wrong:
         raise _refused(f"filters must be LocationFilters, got {wrong!r}")
     return filters
-
-
-def _refused(problem: str) -> InvalidSourcingConfig:
-    return InvalidSourcingConfig([problem])
 
 
 def _check_costs(_: object, __: attrs.Attribute[Mapping[str, float]], costs: object) -> None:
@@ -434,6 +430,8 @@ def _optional_names(values: Iterable[str] | None) -> frozenset[str] | None:
     names = _listed(values, "channels")
     if not all(isinstance(n, str) and n.strip() for n in names):
         raise _refused(f"channels must be non-empty strings, got {values!r}")
+    if not names:
+        raise _refused(_NEVER_MATCHES.format("channels", "channel"))
     return frozenset(names)
 
 
@@ -442,7 +440,13 @@ def _optional_methods(
 ) -> frozenset[DeliveryMethod] | None:
     if values is None:
         return None
-    return members(values, DeliveryMethod, "methods", _refused)
+    methods = members(values, DeliveryMethod, "methods", _refused)
+    if not methods:
+        raise _refused(_NEVER_MATCHES.format("methods", "delivery method"))
+    return methods
+
+
+_NEVER_MATCHES = "{} must name at least one {} (None matches any; none would match nothing)"
 
 
 def _listed(values: object, name: str) -> list[Any]:
