@@ -696,6 +696,39 @@ def test_low_stock_is_signalled_on_each_channel_that_crosses(oms: OMS) -> None:
     assert crossed == sorted(expected)
 
 
+def test_an_item_allocates_at_one_location_up_to_what_is_available() -> None:
+    """``InventoryItem.allocate`` (the aggregate's own single-location allocation, for
+    callers that build their own flow) moves units to allocated with a ledger row, and
+    refuses more than is available there."""
+    at = ManualClock().now()
+    wh = LocationId("WH")
+    item = InventoryItem(Sku("A")).receive(wh, 5, "po", at).item
+    change = item.allocate(wh, 3, "O-1-F1", at)
+    assert (change.item.level(wh).on_hand, change.item.level(wh).allocated) == (5, 3)
+    assert [
+        (m.kind, m.on_hand_delta, m.allocated_delta, m.reference) for m in change.movements
+    ] == [(MovementKind.ALLOCATION, 0, 3, "O-1-F1")]
+    with pytest.raises(InsufficientStock, match="cannot allocate 3 of A at WH: 2 available"):
+        change.item.allocate(wh, 3, "O-2-F1", at)
+    with pytest.raises(InvalidQuantity):
+        change.item.allocate(wh, 0, "O-2-F1", at)
+
+
+def test_an_item_refuses_reservations_and_transfers_it_does_not_have() -> None:
+    """The item itself (not only the OMS in front of it) names an unknown cart or transfer."""
+    at = ManualClock().now()
+    item = InventoryItem(Sku("A")).receive(LocationId("WH"), 5, "po", at).item
+    for call in (
+        lambda: item.reservation("cart"),
+        lambda: item.extend("cart", at, at),
+        lambda: item.release_reservation("cart", at),
+    ):
+        with pytest.raises(UnknownReservation, match="no reservation 'cart' holds A"):
+            call()
+    with pytest.raises(UnknownTransfer, match="no transfer 'T-9' of A is in transit"):
+        item.receive_transfer("T-9", at)
+
+
 def test_a_hand_over_moves_allocated_units_and_refuses_more_than_allocated() -> None:
     """A ship-to-store parcel's units move, allocated, from one location to another; asking
     for more than is allocated changes nothing."""

@@ -47,6 +47,13 @@ def test_refuses_unknown_currency(code: str) -> None:
         Money(1, code)
 
 
+@pytest.mark.parametrize("code", [None, 978, ["EUR"], b"EUR"])
+def test_refuses_a_currency_that_is_not_a_string(code: object) -> None:
+    """A currency is an ISO 4217 code given as a string, never a number or bytes."""
+    with pytest.raises(UnknownCurrency, match="currency must be an ISO 4217 code string"):
+        Money(1, code)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("code", "places"), [("JPY", 0), ("EUR", 2), ("USD", 2), ("KWD", 3), ("CLF", 4)]
 )
@@ -92,6 +99,25 @@ def test_mixing_currencies_is_refused() -> None:
         _ = eur < usd
 
 
+def test_arithmetic_with_something_else_than_money_is_refused() -> None:
+    """Money adds and subtracts only Money (Python's TypeError, as for any operand it does
+    not know), and compares only with Money: 1 EUR < 5 has no meaning."""
+    eur = Money(1, "EUR")
+    with pytest.raises(TypeError):
+        _ = eur + 1  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        _ = eur - Decimal(1)  # type: ignore[operator]
+    with pytest.raises(CurrencyMismatch, match="cannot compare 1 EUR with 5"):
+        _ = eur < 5  # type: ignore[operator]
+
+
+def test_negation_and_repr() -> None:
+    """Negating keeps the currency; the repr is the code that makes the same amount."""
+    assert -Money("1.50", "EUR") == Money("-1.50", "EUR")
+    assert -Money("-2", "JPY") == Money("2", "JPY")
+    assert repr(Money("1.50", "EUR")) == "Money('1.50', 'EUR')"
+
+
 def test_multiplies_by_int_or_decimal_only() -> None:
     """Money times a quantity or a Decimal rate; never times a float."""
     assert Money("19.99", "EUR") * 3 == Money("59.97", "EUR")
@@ -125,7 +151,9 @@ def test_allocate_splits_by_largest_remainder() -> None:
     assert Money("100", "JPY").allocate([1, 2]) == [Money(33, "JPY"), Money(67, "JPY")]
 
 
-@pytest.mark.parametrize("ratios", [[], [0, 0], [-1, 2], [1.5]])
+@pytest.mark.parametrize(
+    "ratios", [[], [0, 0], [-1, 2], [1.5], [True, 1], [Decimal("NaN"), 1], [Decimal("Infinity")]]
+)
 def test_allocate_refuses_bad_ratios(ratios: list[object]) -> None:
     """Empty, all-zero, negative or float ratios are refused."""
     with pytest.raises(InvalidAllocationRatios):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import attrs
 import pytest
 
-from omscore import Address, LineDraft, Money, OrderStatus
+from omscore import Address, Delivery, LineDraft, Money, OrderStatus
 from omscore.errors import (
     CurrencyMismatch,
     InvalidDraft,
@@ -17,7 +17,7 @@ from omscore.errors import (
     UnknownHold,
     UnknownLine,
 )
-from omscore.events import OrderHeld, UnitsCancelled
+from omscore.events import FulfilledUnits, OrderHeld, UnitsCancelled
 from omscore.ids import FulfillmentId, LineId, LocationId, OrderId
 from omscore.orders import (
     DeliveryMethod,
@@ -149,6 +149,48 @@ def test_lines_can_be_added_up_to_the_limit_and_no_further() -> None:
     assert len(order.lines) == 2
     with pytest.raises(InvalidDraft, match="at most 2 lines"):
         order.add_line(LineId("O-1-3"), LineDraft("C", 1, eur("1.00")), T0, limits)
+
+
+def test_allocating_more_than_is_open_is_refused_across_fulfilment_orders() -> None:
+    """What a plan gives a line, summed over its fulfilment orders, must be 1 to its open
+    units; a refused allocation keeps the order as it was."""
+    order = place(("A", 3))
+    line = order.lines[0]
+
+    def allocation(*counts: int) -> list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]:
+        return [
+            (FulfillmentId(f"F-{n}"), LocationId(f"WH-{n}"), [FulfilledUnits(line.id, line.sku, c)])
+            for n, c in enumerate(counts, start=1)
+        ]
+
+    with pytest.raises(
+        InvalidQuantity, match="cannot allocate 4 unit\\(s\\) of line O-1-1: 3 open"
+    ):
+        order.allocate(allocation(2, 2), T0)
+    with pytest.raises(InvalidQuantity, match="cannot allocate 0 unit"):
+        order.allocate(allocation(0), T0)
+    allocated, _ = order.allocate(allocation(1, 2), T0)
+    assert [f.lines[0].quantity for f in allocated.fulfillments] == [1, 2]
+    assert allocated.lines[0].allocated == 3
+
+
+def test_an_order_of_many_lines_finds_each_line_through_its_index() -> None:
+    """``line_finder`` indexes an order of eight lines or more; it answers as ``line`` does,
+    unknown ids included."""
+    order = place(*[(f"SKU-{n}", 1) for n in range(10)])
+    find = order.line_finder()
+    assert [find(line.id) for line in order.lines] == list(order.lines)
+    with pytest.raises(UnknownLine, match="order O-1 has no line 'O-1-99'"):
+        find("O-1-99")
+
+
+def test_a_pickup_order_has_no_address_to_change() -> None:
+    """Changing the address of a click & collect order is refused."""
+    order, _ = Order.place(
+        OrderId("O-1"), draft(("A", 1), delivery=Delivery.pickup("ST-1")), [LineId("O-1-1")], T0
+    )
+    with pytest.raises(InvalidTransition, match="O-1 is a pickup order: it has no address"):
+        order.change_address(BERLIN, T0)
 
 
 def test_the_last_line_cannot_be_removed() -> None:
