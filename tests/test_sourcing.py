@@ -102,6 +102,67 @@ def test_handling_costs_by_kind_steer_away_from_stores() -> None:
     assert LowestCostPolicy().plan(request(("A", 2)), snapshot(stock)).shipments == ("ST-BER",)
 
 
+def test_a_handling_cost_by_location_id_comes_before_the_cost_of_its_kind() -> None:
+    """One dear warehouse among cheap ones: its own cost counts, not its kind's."""
+    model = CostModel(location_costs={"WH-HAM": 5.0, "warehouse": 0.25})
+    by_id = {loc.id: loc for loc in NETWORK}
+    handling = {x: model.handling(by_id[LocationId(x)]) for x in ("WH-HAM", "WH-MUC", "ST-BER")}
+    assert handling == {"WH-HAM": 5.0, "WH-MUC": 0.25, "ST-BER": 0.0}
+    stock = {("WH-HAM", "A"): 5, ("WH-MUC", "A"): 5}
+    cheapest = LowestCostPolicy(model).plan(request(("A", 2)), snapshot(stock))
+    assert cheapest.shipments == ("WH-MUC",)  # Hamburg is nearer Berlin, but dear
+
+
+def test_a_location_without_a_point_is_the_farthest() -> None:
+    """A location with no geo point (a supplier known only by name) is infinitely far from
+    a destination: nearest and lowest cost choose it last, a distance limit excludes it."""
+    supplier = Location(id="SUP-X", kind="supplier", geo=None, capabilities={"ship"})
+    network = [supplier, NETWORK[1]]
+    stock = {(LocationId(x), Sku("A")): 5 for x in ("SUP-X", "WH-HAM")}
+    shop = NetworkSnapshot(network, stock)
+    assert NearestPolicy().plan(request(("A", 2)), shop).shipments == ("WH-HAM",)
+    assert LowestCostPolicy().plan(request(("A", 2)), shop).shipments == ("WH-HAM",)
+    limited = NearestPolicy(filters=[MaxDistanceFilter(500)]).plan(request(("A", 9)), shop)
+    reasons = {t.location_id: t.excluded for t in limited.trace}
+    assert reasons[LocationId("SUP-X")] == "inf km away, beyond the 500 km limit"
+    assert limited.shipments == ("WH-HAM",)
+
+
+SPREAD_THIN = NetworkSnapshot(
+    [
+        Location(
+            id=f"WH-{i}", kind="warehouse", geo=GeoPoint(50 + i / 10, 10), capabilities={"ship"}
+        )
+        for i in range(8)
+    ],
+    {(LocationId(f"WH-{i}"), Sku("A")): 2 for i in range(8)},
+)
+
+
+@pytest.mark.parametrize("policy", [FewestShipmentsPolicy, LowestCostPolicy])
+@pytest.mark.parametrize(
+    ("units", "budget", "search"),
+    [
+        (4, 4000, "exact within 8 search steps"),
+        (4, 3, "best found within the budget of 3 search steps"),
+        (6, 20, "best found within the budget of 20 search steps"),
+        (6, 5, "greedy cover after 5 search steps"),
+    ],
+)
+def test_the_plan_says_how_far_its_search_went(
+    policy: type[FewestShipmentsPolicy | LowestCostPolicy], units: int, budget: int, search: str
+) -> None:
+    """Eight warehouses with two units each: a whole search, a search cut short by
+    ``max_combinations`` after a cover was found, and a greedy cover when none was found
+    within it. Each says so, and spends no more steps than its budget."""
+    wanted = SourcingRequest([RequestLine("L1", "A", units)], "ship", destination=BERLIN)
+    plan = policy(max_combinations=budget).plan(wanted, SPREAD_THIN)
+    assert plan.search == search
+    assert plan.search_steps <= budget
+    assert plan.units_allocated == units
+    assert len(plan.shipments) == units // 2
+
+
 def test_lines_of_one_sku_share_its_stock() -> None:
     """Two lines of A never take more than the A in stock; the shortfall is unallocated."""
     stock = {("WH-MUC", "A"): 3}
