@@ -8,10 +8,18 @@ from decimal import Decimal
 import pytest
 
 from omscore import OMS, Delivery, LineDraft, Money, OrderDraft, OrderStatus
+from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
-from omscore.errors import InvalidQuantity, PaymentDeclined, PaymentError, PaymentLimitExceeded
+from omscore.errors import (
+    InvalidQuantity,
+    InvalidTransition,
+    PaymentDeclined,
+    PaymentError,
+    PaymentLimitExceeded,
+)
 from omscore.events import PaymentRecorded
 from omscore.orders import PaymentKind
+from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.invariants import check_books
 
 from .conftest import BERLIN, eur, warehouse
@@ -137,6 +145,75 @@ def test_without_a_port_payments_are_recorded_as_settled_elsewhere(
     order = oms.ship(oms.get_order(order.id).fulfillments[0].id, tracking="T")
     assert order.authorized == order.captured == eur("14.95")
     assert order.payment_reference is None
+
+
+def test_an_order_authorised_before_a_gateway_was_configured_settles_outside_it(
+    clock: ManualClock,
+) -> None:
+    """A shop adds a gateway: orders placed before it (authorised elsewhere, with no gateway
+    reference) still ship, settle and refund, recorded as settled elsewhere, and the gateway
+    is never asked to move money it never authorised."""
+    store = MemoryStore()
+    before = OMS(store, clock=clock, ids=SequentialIds())
+    before.add_location(warehouse("WH-1"))
+    before.add_location(warehouse("WH-2", priority=2))
+    before.receive("WH-1", "A", 5)
+    before.receive("WH-2", "B", 5)
+    order = before.place_order(paid_draft(("A", 1, "10.00"), ("B", 1, "5.00")))
+    before.allocate(order.id)
+    first, second = before.get_order(order.id).fulfillments
+    before.ship(first.id, tracking="T-1")
+    gateway = FakePaymentGateway()
+    after = OMS(store, clock=clock, ids=SequentialIds(), payments=gateway)
+    shipped = after.ship(second.id, tracking="T-2")
+    assert shipped.captured == shipped.authorized == eur("19.95")
+    assert all(p.reference is None for p in shipped.payments)
+    after.deliver(first.id)
+    rma = after.request_return(order.id, {shipped.lines[0].id: 1})
+    after.approve_return(rma.id)
+    after.receive_return(rma.id, "WH-1", {shipped.lines[0].id: {"restock": 1}})
+    after.refund_return(rma.id)
+    refunded = after.get_order(order.id)
+    assert refunded.refunded == eur("10.00")
+    assert gateway.calls == []
+    check_books(after)
+
+
+def test_without_any_authorisation_shipping_is_refused_and_changes_nothing(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A declined order released from its payment hold by hand has nothing to capture
+    from: shipping it is refused with PaymentError, and the order stays as it was."""
+    gateway = FakePaymentGateway()
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    gateway.decline_next()
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    oms.release(order.id, "payment")
+    oms.allocate(order.id)
+    parcel = oms.get_order(order.id).fulfillments[0]
+    kept = (oms.get_order(order.id), len(oms.events()))
+    with pytest.raises(PaymentError, match=r"has no authorisation to capture 14\.95 EUR from"):
+        oms.ship(parcel.id, tracking="T-1")
+    assert (oms.get_order(order.id), len(oms.events())) == kept
+
+
+@pytest.mark.parametrize("with_gateway", [True, False])
+def test_an_authorised_order_is_not_authorised_twice(
+    make_oms: Callable[..., OMS], with_gateway: bool
+) -> None:
+    """``authorize_payment`` is for an order whose authorisation failed; on an authorised
+    one it is refused before the gateway is asked (it would hold the money twice)."""
+    gateway = FakePaymentGateway()
+    oms = make_oms(payments=gateway if with_gateway else None)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    calls, events = len(gateway.calls), len(oms.events())
+    with pytest.raises(InvalidTransition, match=f"order {order.id} is already authorised"):
+        oms.authorize_payment(order.id)
+    assert (len(gateway.calls), len(oms.events())) == (calls, events)
+    assert oms.get_order(order.id).authorized == eur("14.95")
 
 
 class TestTheFakeGatewayKeepsARealGatewaysRules:

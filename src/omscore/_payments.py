@@ -63,9 +63,10 @@ class Payments:
         return order, events + more
 
     def _charge(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
-        if self.port is None:
-            return self._record(order, PaymentKind.CAPTURED, amount, key, at)
         reference = order.payment_reference
+        if self.port is None or (reference is None and order.authorized.amount > 0):
+            # Authorised outside omscore (before a port was configured): captured there too.
+            return self._record(order, PaymentKind.CAPTURED, amount, key, at)
         if reference is None:
             raise PaymentError(f"order {order.id} has no authorisation to capture {amount} from")
         return self._record(
