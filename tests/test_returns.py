@@ -278,6 +278,12 @@ def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
         oms.receive_return(rma.id, "WH-1", {line.id: {R: 2, Disposition.DAMAGED: 1, "lost": 1}})
     assert any("3 unit(s) inspected, but only 2" in p for p in info.value.problems)
     assert any("'lost' is not a disposition" in p for p in info.value.problems)
+    for count in (0, -1, True, "1", 1.0):
+        with pytest.raises(InvalidReturn) as info:
+            oms.receive_return(rma.id, "WH-1", {line.id: {R: count}})  # type: ignore[arg-type]
+        assert info.value.problems == (
+            f"line {line.id}: restock count must be an int >= 1, got {count!r}",
+        )
     assert (oms.get_return(rma.id), oms.stock("WH-1", "A"), len(oms.events())) == before
     oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
     with pytest.raises(InvalidReturn, match=r"2 unit\(s\) inspected, but only 1 of 2 are still"):
@@ -542,6 +548,8 @@ def test_return_policy_settings_are_validated() -> None:
         ReturnPolicy(restocking_fee_percent=101)
     with pytest.raises(InvalidReturn):
         ReturnPolicy(refund_shipping="sometimes")
+    with pytest.raises(InvalidReturn, match="non_returnable_skus must be non-empty strings"):
+        ReturnPolicy(non_returnable_skus=["GIFT-CARD", " "])
     assert ReturnPolicy(restocking_fee_percent=Decimal("12.5")).restocking_fee_percent == Decimal(
         "12.5"
     )
