@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import attrs
 import pytest
 
 from omscore import (
@@ -42,7 +43,7 @@ from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
 from omscore.testing.invariants import check_books
 
-from .conftest import BERLIN, LabelRecorder, eur, warehouse
+from .conftest import BERLIN, LabelRecorder, eur, store_location, warehouse
 
 R = Disposition.RESTOCK
 
@@ -259,6 +260,52 @@ def test_a_return_label_goes_to_the_active_returns_location_nearest_the_customer
     line = oms.get_order(order_id).lines[0]
     oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
     assert carrier.depots == ["A-MUC", "Z-BER"]  # the parcel out, then the return label
+
+
+def test_a_returns_location_with_no_point_of_its_own_comes_last(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A location that takes returns but has no geo point is not "at distance 0": it sorts
+    after every location with a point, however its id sorts."""
+    carrier = LabelRecorder()
+    oms = make_oms(payments=FakePaymentGateway(), carrier=carrier)
+    oms.add_location(warehouse("Z-MUC", geo=GeoPoint(48.14, 11.58)))
+    oms.add_location(attrs.evolve(warehouse("A-NOWHERE"), geo=None))
+    oms.receive("Z-MUC", "A", 5)
+    order_id = delivered(oms, LineDraft("A", 1, eur("5.00")))
+    line = oms.get_order(order_id).lines[0]
+    oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+    assert carrier.depots == ["Z-MUC", "Z-MUC"]
+
+
+def test_a_click_and_collect_return_goes_to_the_depot_nearest_the_pickup_store(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A click & collect order has no address: the customer is where they collected, so
+    the return label names the depot nearest that store (Munich), not the first by id
+    (the store itself takes no returns)."""
+    carrier = LabelRecorder()
+    oms = make_oms(payments=FakePaymentGateway(), carrier=carrier)
+    oms.add_location(warehouse("A-BER", geo=BERLIN.geo))
+    oms.add_location(warehouse("Z-MUC", geo=GeoPoint(48.14, 11.58)))
+    collection_point = store_location("ST-MUC", geo=GeoPoint(48.13, 11.57))
+    oms.add_location(attrs.evolve(collection_point, capabilities={Capability.PICKUP}))
+    oms.receive("ST-MUC", "A", 5)
+    order = oms.place_order(
+        OrderDraft(
+            channel="web",
+            currency="EUR",
+            lines=[LineDraft("A", 1, eur("5.00"))],
+            delivery=Delivery.pickup("ST-MUC"),
+        )
+    )
+    oms.allocate(order.id)
+    parcel = oms.get_order(order.id).fulfillments[0]
+    oms.ready_for_pickup(parcel.id)
+    oms.collect(parcel.id)
+    line = oms.get_order(order.id).lines[0]
+    oms.approve_return(oms.request_return(order.id, {line.id: 1}).id)
+    assert carrier.depots[-1] == "Z-MUC"
 
 
 def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(

@@ -4,6 +4,7 @@ use cases share. ``OMS`` (in :mod:`omscore.service`) combines it with one mixin 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -389,14 +390,10 @@ class ServiceCore:
         self, stock: StockSession, order: Order, lines: list[OrderLine]
     ) -> SourcingRequest:
         delivery = order.delivery
-        destination = delivery.address.geo if delivery.address is not None else None
-        if delivery.pickup_location is not None:
-            pickup = stock.locations.get(delivery.pickup_location)
-            destination = pickup.geo if pickup is not None else None
         return SourcingRequest(
             lines=[RequestLine(line.id, line.sku, line.open) for line in lines],
             delivery=delivery.method,
-            destination=destination,
+            destination=_customer_point(stock, order),
             channel=order.channel,
             exclude=order.rejected_locations,
             pickup_location=delivery.pickup_location,
@@ -547,12 +544,27 @@ def _load_return(uow: UnitOfWork, return_id: str) -> Return:
     return rma
 
 
+def _customer_point(stock: StockSession, order: Order) -> GeoPoint | None:
+    """Where the customer is: the pickup store of a click & collect order, else the
+    delivery address (None when neither has a point)."""
+    delivery = order.delivery
+    if delivery.pickup_location is not None:
+        pickup = stock.locations.get(delivery.pickup_location)
+        return pickup.geo if pickup is not None else None
+    return delivery.address.geo if delivery.address is not None else None
+
+
 def _returns_location(stock: StockSession, order: Order) -> Location | None:
-    """The active location taking returns nearest the customer (then by id)."""
-    address = order.delivery.address
-    point = address.geo if address is not None else None
+    """The active location taking returns nearest the customer (then by id); one with no
+    point of its own comes after every one with a point."""
+    point = _customer_point(stock, order)
+
+    def rank(location: Location) -> tuple[float, str]:
+        distance = _distance(point, location.geo)
+        return (math.inf if distance is None else distance, location.id)
+
     depots = [loc for loc in stock.locations.values() if loc.active and loc.can(Capability.RETURNS)]
-    return min(depots, key=lambda loc: (_distance(point, loc.geo) or 0.0, loc.id), default=None)
+    return min(depots, key=rank, default=None)
 
 
 def _item(uow: UnitOfWork, sku: str) -> InventoryItem:
