@@ -62,6 +62,19 @@ class _EagerUnitOfWork(MemoryUnitOfWork):
         return super()._opened(repo)
 
 
+class _Unseen(dict[Any, Any]):
+    """Staged rows that reads do not find (``key in staged`` is always false)."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
+class _CommittedReadsUnitOfWork(MemoryUnitOfWork):
+    def _opened(self, repo: Any) -> Any:
+        repo.staged = _Unseen()  # a get finds the committed row, not the one just put
+        return super()._opened(repo)
+
+
 class LastWriteWinsStore(MemoryStore):
     """Never checks versions: a write over a newer row (or an existing id) goes through."""
 
@@ -76,6 +89,14 @@ class EagerStore(MemoryStore):
     def unit_of_work(self, *, write: bool = True) -> MemoryUnitOfWork:
         """A unit of work whose writes land at once."""
         return _EagerUnitOfWork(self)
+
+
+class CommittedReadsStore(MemoryStore):
+    """Reads committed rows only: a unit of work does not see what it has just put."""
+
+    def unit_of_work(self, *, write: bool = True) -> MemoryUnitOfWork:
+        """A unit of work whose reads skip its own staged writes."""
+        return _CommittedReadsUnitOfWork(self)
 
 
 class DoubledOutboxStore(MemoryStore):

@@ -63,6 +63,7 @@ def test_the_reference_store_passes_the_kit_run_this_way(pytester: pytest.Pytest
             "DoubledOutboxStore",
             {"test_each_commit_appears_once", "test_the_outbox_keeps_commit_order"},
         ),
+        ("CommittedReadsStore", {"test_a_unit_of_work_reads_its_own_writes"}),
         ("LedgerlessStore", {"test_inventory_items_and_the_ledger_round_trip"}),
         (
             "ForgetfulStore",

@@ -142,6 +142,19 @@ def _put_all(uow: UnitOfWork, aggregates: _Aggregates) -> None:
     uow.returns.put(aggregates.rma)
 
 
+def _first_versions() -> _Aggregates:
+    """One aggregate of each repository, as first stored (version 1)."""
+    day = T0.date()
+    return _Aggregates(
+        sample_order(),
+        InventoryItem(Sku("A")).receive(LocationId("W1"), 5, "po-1", T0).item,
+        attrs.evolve(sample_location("WH-1"), version=1),
+        Channel(id=ChannelId("web"), buffer=1, version=1),
+        LocationLoad(LocationId("WH-1"), day).take(day, 1),
+        sample_return(),
+    )
+
+
 def sample_location(location_id: str, priority: int = 1) -> Location:
     """A warehouse that ships and takes returns."""
     return Location(
@@ -513,14 +526,7 @@ class StoreContract:
         whose upsert keeps the first row, as ``INSERT OR IGNORE`` does, fails here). Stored
         versions start at 1, as the service stores them: 0 means "never stored"."""
         day = T0.date()
-        first = _Aggregates(
-            sample_order(),
-            InventoryItem(Sku("A")).receive(LocationId("W1"), 5, "po-1", T0).item,
-            attrs.evolve(sample_location("WH-1"), version=1),
-            Channel(id=ChannelId("web"), buffer=1, version=1),
-            LocationLoad(LocationId("WH-1"), day).take(day, 1),
-            sample_return(),
-        )
+        first = _first_versions()
         later = _Aggregates(
             attrs.evolve(first.order, customer_ref="C-9", version=first.order.version + 1),
             first.item.receive(LocationId("W1"), 3, "po-2", T0).item,
@@ -536,6 +542,24 @@ class StoreContract:
                 uow.commit()
         with store.unit_of_work(write=False) as uow:
             assert _read_all(uow) == later
+
+    def test_a_unit_of_work_reads_its_own_writes(self, store: Store) -> None:
+        """What a unit of work has put it reads back before it commits, by ``get`` and in
+        ``all()``: a command reads again what it changed a step earlier (placing and
+        allocating in one command does). A store that reads committed rows only fails here."""
+        written = _first_versions()
+        with store.unit_of_work() as uow:
+            _put_all(uow, written)
+            uow.idempotency.put(IdempotencyRecord("key-1", "fingerprint", 3, T0))
+            assert _read_all(uow) == written
+            assert uow.locations.all() == [written.location]
+            assert uow.channels.all() == [written.channel]
+            record = uow.idempotency.get("key-1")
+            assert record is not None
+            assert (record.fingerprint, record.result) == ("fingerprint", 3)
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert _read_all(uow) == written
 
     def test_fulfilment_queries(self, oms: OMS) -> None:
         """An order is found by its fulfilment id; ready pickups are queued at their store."""
