@@ -11,10 +11,11 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from omscore.adapters.sqlite import BACKSTOP_PAGES, CHECKPOINT_INTERVAL, SqliteStore
+from omscore.adapters.sqlite import BACKSTOP_PAGES, CHECKPOINT_INTERVAL, Checkpointer, SqliteStore
 from omscore.bench import place_and_allocate, prepared
 from omscore.errors import StoreError
 
@@ -126,3 +127,66 @@ def test_an_in_memory_database_has_no_log_to_checkpoint() -> None:
     oms, drafts = prepared(store)
     place_and_allocate(oms, drafts[:5])
     assert store.counts()["orders"] == 5
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` for up to ten seconds."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+class FlakyConnection:
+    """A connection whose first ``failures`` checkpoints fail as a busy database does."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.closed = False
+
+    def execute(self, sql: str) -> FlakyConnection:
+        """Fail, or run the checkpoint (which returns nothing to read here)."""
+        assert sql == "PRAGMA wal_checkpoint(PASSIVE)"
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self
+
+    def fetchall(self) -> list[object]:
+        """The checkpoint's row, unread."""
+        return []
+
+    def close(self) -> None:
+        """Note the close."""
+        self.closed = True
+
+
+def test_a_failed_checkpoint_is_kept_as_the_error_and_the_next_commit_tries_again() -> None:
+    """A checkpoint that fails leaves its error on ``checkpointer.error``; the thread goes
+    on, the next wake checkpoints, and stopping closes the thread's connection."""
+    connection = FlakyConnection(failures=1)
+    checkpointer = Checkpointer(lambda: cast(sqlite3.Connection, connection), interval=0.0)
+    checkpointer.wake()
+    wait_for(lambda: checkpointer.error is not None, "the failure was not kept")
+    assert isinstance(checkpointer.error, sqlite3.OperationalError)
+    assert (checkpointer.checkpoints, checkpointer.running) == (0, True)
+    checkpointer.wake()
+    wait_for(lambda: checkpointer.checkpoints == 1, "the next wake did not checkpoint")
+    checkpointer.stop()
+    assert not checkpointer.running
+    assert connection.closed
+
+
+def test_a_checkpointer_that_cannot_connect_keeps_why_and_ends() -> None:
+    """Without a connection of its own the thread ends at once with the error kept; the
+    store's commands then checkpoint themselves past the backstop."""
+
+    def connect() -> sqlite3.Connection:
+        raise StoreError("cannot open the database file")
+
+    checkpointer = Checkpointer(connect, interval=0.0)
+    wait_for(lambda: not checkpointer.running, "the thread did not end")
+    assert isinstance(checkpointer.error, StoreError)
+    checkpointer.wake()
+    checkpointer.stop()
+    assert checkpointer.checkpoints == 0
