@@ -20,6 +20,7 @@ import attrs
 import pytest
 
 from omscore import OMS, Delivery, Location
+from omscore.adapters import sqlite as sqlite_adapter
 from omscore.adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from omscore.errors import DamagedRecord, OmsError, SchemaError, StoreBusy, StoreError
 from omscore.events import OrderPlaced
@@ -52,6 +53,36 @@ def old_file(path: Path, version: int) -> None:
                     else:
                         statement(connection)
                 connection.execute("INSERT INTO schema_version VALUES (?)", (number,))
+
+
+def test_a_migration_that_fails_leaves_the_file_at_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each migration is one transaction: when a statement of the last one fails (a full
+    disk, say), opening raises StoreError, nothing of that migration stays, and the next
+    open, with the fault gone, migrates the file."""
+    path = tmp_path / "old.db"
+    old_file(path, SCHEMA_VERSION - 1)
+    last, statements = MIGRATIONS[-1]
+    failing = (*MIGRATIONS[:-1], (last, (*statements, "CREATE TABLE half_done (")))
+    monkeypatch.setattr(sqlite_adapter, "MIGRATIONS", failing)
+    with pytest.raises(StoreError, match="open: OperationalError"):
+        SqliteStore(str(path))
+
+    def versions_and_indexes() -> tuple[int, set[str]]:
+        with closing(sqlite3.connect(path)) as connection:
+            version = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            return version, {r[0] for r in rows}
+
+    version, indexes = versions_and_indexes()
+    assert version == SCHEMA_VERSION - 1
+    assert "orders_by_customer" not in indexes  # what the last migration creates
+    monkeypatch.undo()
+    assert SqliteStore(str(path)).migrated_from == SCHEMA_VERSION - 1
+    version, indexes = versions_and_indexes()
+    assert version == SCHEMA_VERSION
+    assert "orders_by_customer" in indexes
 
 
 def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
