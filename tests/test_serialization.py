@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import Location, Money, OmsError, OrderDraft
+from omscore.errors import MalformedData
 from omscore.events import DomainEvent, OrderPlaced
 from omscore.ids import LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem
@@ -26,6 +27,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 CONVERTER = make_converter()
+EVENT = Order.place(OrderId("O-1"), draft(("A", 1)), [LineId("O-1-1")], T0)[1][0]
 
 
 def round_trip(value: Any, cls: type[Any]) -> Any:
@@ -85,6 +87,72 @@ def test_an_order_placed_event_written_before_it_named_the_customer_reads_back()
     assert event_from_dict(body) == placed
     del body["customer_ref"]
     assert event_from_dict(body) == attrs.evolve(placed, customer_ref=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "cls", "problem"),
+    [
+        ("not json", Order, "cannot decode Order: JSONDecodeError: Expecting value"),
+        (None, Order, "cannot decode Order: TypeError: the JSON object must be str"),
+        ("{}", Order, "cannot decode Order: required field missing @ $.id;"),
+        (
+            '{"amount": 1.5, "currency": "EUR"}',
+            Money,
+            "cannot decode Money: MalformedData: a decimal is written as a string, got 1.5 "
+            "@ $.amount",
+        ),
+        (
+            '{"amount": "1.5x", "currency": "EUR"}',
+            Money,
+            "cannot decode Money: MalformedData: '1.5x' is not a decimal @ $.amount",
+        ),
+        (
+            '{"amount": "1.50", "currency": "EURO"}',
+            Money,
+            "cannot decode Money: UnknownCurrency: currency 'EURO' is not an ISO 4217 code @ $",
+        ),
+        ("[]", Money, "cannot decode Money: invalid value for type, expected Decimal @ $.amount"),
+    ],
+)
+def test_text_to_json_did_not_write_is_malformed_data(text: str, cls: type, problem: str) -> None:
+    """A consumer decoding what reached it gets MalformedData naming each problem with its
+    path, never a bare JSON, cattrs or type error; a float amount is refused, as money is
+    never a float."""
+    with pytest.raises(MalformedData) as info:
+        from_json(text, cls)
+    assert str(info.value).startswith(problem), str(info.value)
+    assert isinstance(info.value, OmsError)
+
+
+def test_a_decimal_written_as_a_string_or_an_int_reads_back_exactly() -> None:
+    """What to_json writes (a string), and a whole number, are exact amounts."""
+    assert from_json('{"amount": "0.10", "currency": "EUR"}', Money) == Money("0.10", "EUR")
+    assert from_json('{"amount": 2, "currency": "JPY"}', Money) == Money(2, "JPY")
+
+
+@given(
+    st.sampled_from(sorted(event_to_dict(EVENT))),
+    st.sampled_from([None, 5, 1.5, "x", "", [], {}, True, "delete"]),
+)
+def test_an_event_dict_with_a_wrong_field_is_malformed_data_or_still_an_event(
+    key: str, value: object
+) -> None:
+    """Each field of an event's dict replaced (or deleted): ``event_from_dict`` gives an
+    event or raises MalformedData, nothing else."""
+    body = event_to_dict(EVENT)
+    if value == "delete":
+        del body[key]
+    else:
+        body[key] = value
+    message = ""
+    try:
+        decoded = event_from_dict(body)
+    except MalformedData as error:
+        message = str(error)
+    else:
+        assert isinstance(decoded, DomainEvent)
+        return
+    assert message.startswith("cannot decode a domain event: ")
 
 
 @given(oms_st.locations())

@@ -228,6 +228,12 @@ class InvalidArgument(OmsError, ValueError):
     mapping, a list of SKUs that is not a collection of strings."""
 
 
+class MalformedData(InvalidArgument):
+    """Text or a dict given to :mod:`omscore.serialization` that is not what it writes:
+    not JSON, a field missing or of the wrong kind, an unknown event type. The message
+    names each problem with its path (``required field missing @ $.id``)."""
+
+
 class InvalidQuery(InvalidArgument):
     """A read asked with arguments that cannot mean anything: an unknown status, a
     negative age, a limit below one."""

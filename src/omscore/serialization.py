@@ -8,6 +8,7 @@ Domain events carry their type name under ``"type"``, so a list of mixed events 
 
 from __future__ import annotations
 
+import decimal
 import json
 import types
 import typing
@@ -21,9 +22,11 @@ import cattrs
 from cattrs.errors import StructureHandlerNotFoundError
 from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.v import format_exception
 
 from omscore import events as events_module
 from omscore._values import remember_last
+from omscore.errors import MalformedData, OmsError
 from omscore.events import DomainEvent
 from omscore.ids import LineId
 from omscore.sourcing.plan import AllocationPlan, Assignment, PlanDetails
@@ -83,11 +86,22 @@ def _sorted_list(values: frozenset[Any] | set[Any], converter: cattrs.Converter)
     return sorted((converter.unstructure(v) for v in values), key=json.dumps)
 
 
+def _decimal(value: object, _: object) -> Decimal:
+    """A Decimal from the string it was written as (or an int); a JSON float is refused,
+    as money never is a float."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedData(f"a decimal is written as a string, got {value!r}")
+    try:
+        return Decimal(value)
+    except decimal.InvalidOperation:
+        raise MalformedData(f"{value!r} is not a decimal") from None
+
+
 def make_converter() -> cattrs.Converter:
     """A converter for every omscore aggregate, value and event (new on each call)."""
     converter = cattrs.Converter()
     converter.register_unstructure_hook(Decimal, str)
-    converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
+    converter.register_structure_hook(Decimal, _decimal)
     converter.register_unstructure_hook(datetime, remember_last(datetime.isoformat))
     converter.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
     converter.register_unstructure_hook(date, date.isoformat)
@@ -168,8 +182,12 @@ def to_json(value: object) -> str:
 
 
 def from_json(text: str, cls: type[T]) -> T:
-    """The ``cls`` instance that :func:`to_json` wrote as ``text``."""
-    return _default.structure(json.loads(text), cls)
+    """The ``cls`` instance that :func:`to_json` wrote as ``text``; anything else raises
+    :class:`~omscore.errors.MalformedData` naming what is wrong."""
+    try:
+        return _default.structure(json.loads(text), cls)
+    except Exception as error:  # JSON, cattrs and the validators each raise their own
+        raise MalformedData(f"cannot decode {cls.__name__}: {decoding_problem(error)}") from error
 
 
 def event_to_dict(event: DomainEvent) -> dict[str, Any]:
@@ -179,5 +197,26 @@ def event_to_dict(event: DomainEvent) -> dict[str, Any]:
 
 
 def event_from_dict(data: dict[str, Any]) -> DomainEvent:
-    """The domain event that :func:`event_to_dict` wrote."""
-    return _default.structure(data, DomainEvent)
+    """The domain event that :func:`event_to_dict` wrote; anything else raises
+    :class:`~omscore.errors.MalformedData` naming what is wrong."""
+    try:
+        return _default.structure(data, DomainEvent)
+    except Exception as error:
+        raise MalformedData(f"cannot decode a domain event: {decoding_problem(error)}") from error
+
+
+def _field_problem(error: BaseException, cls: type | None) -> str:
+    """One field's problem: omscore's own errors say it best themselves."""
+    if isinstance(error, OmsError):
+        return f"{type(error).__name__}: {error}"
+    return format_exception(error, cls)
+
+
+def decoding_problem(error: Exception) -> str:
+    """What a failed decode found: each field's problem with its path for cattrs' errors
+    (at most five), the error itself otherwise."""
+    if isinstance(error, cattrs.BaseValidationError):
+        problems = cattrs.transform_error(error, format_exception=_field_problem)
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        return "; ".join(problems[:5]) + more
+    return f"{type(error).__name__}: {error}"

@@ -66,7 +66,7 @@ from omscore.ports import (
     checked_position,
 )
 from omscore.returns import Return
-from omscore.serialization import make_converter
+from omscore.serialization import decoding_problem, make_converter
 
 T = TypeVar("T")
 
@@ -374,7 +374,7 @@ class _Codec:
             return self.converter.structure(_json_value(text), cls)
         except Exception as error:  # JSON, cattrs and validators each raise their own
             raise DamagedRecord(
-                f"a stored {cls.__name__} cannot be read ({type(error).__name__}: {error}); "
+                f"a stored {cls.__name__} cannot be read ({decoding_problem(error)}); "
                 f"the row begins {str(text)[:60]!r}"
             ) from error
 
