@@ -578,6 +578,25 @@ def test_promise_dates_come_from_incoming_supply(oms: OMS, clock: ManualClock) -
     assert oms.inventory("A").supply[0].reference == "PO-2"
 
 
+def test_a_promise_date_counts_the_channels_supply_after_the_waiting_backorders(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """Supply arriving at a store does not make a promise on a channel the store does not
+    feed; units already backordered are served from supply before a new promise."""
+    soon, later = clock.now() + timedelta(days=3), clock.now() + timedelta(days=10)
+    oms.receive("WH-1", "A", 1)
+    oms.add_supply("A", "ST-1", 5, soon, reference="PO-STORE")
+    oms.add_supply("A", "WH-1", 2, later, reference="PO-WH")
+    oms.configure_channel("marketplace", location_ids=["WH-1"])
+    assert oms.promise_date("A", 2, channel="marketplace") == later
+    assert oms.promise_date("A", 2) == soon
+    oms.place_order(draft(("A", 4)))  # 1 held, 3 backordered
+    assert oms.available("A") == 0
+    assert oms.promise_date("A", 1) == soon  # 3 waiting + 1 = 4 of the 5 due soon
+    assert oms.promise_date("A", 3) == later  # 3 waiting + 3 = 6: the later PO too
+    assert oms.promise_date("A", 5) is None  # 8 > all 7 due
+
+
 @pytest.mark.parametrize("eta", ["2026-02-01", datetime(2026, 2, 1)])
 def test_a_supply_eta_must_be_an_aware_datetime(oms: OMS, eta: object) -> None:
     """A date string or a naive datetime (whose zone is anyone's guess) is refused."""
