@@ -600,10 +600,38 @@ def test_a_changed_address_is_checked_as_a_drafts_address() -> None:
     with pytest.raises(InvalidDraft) as refused:
         oms.change_address(order.id, attrs.evolve(BERLIN, country="", city=None))  # type: ignore[arg-type]
     assert refused.value.problems == (
-        "the address country must be a non-empty string, got ''",
+        "the address country must be an ISO 3166-1 alpha-2 code (two capital letters, such as "
+        "'DE'), got ''",
         "the address city must be a non-empty string, got None",
     )
     assert oms.get_order(order.id).delivery.address == BERLIN
+
+
+@pytest.mark.parametrize("country", ["Germany", "de", "DEU", "D", " DE", "D1", "ÄÖ", 49, None])
+def test_an_address_country_is_an_iso_3166_code(country: object) -> None:
+    """A carrier's rates and a tax engine key on the two-letter code: a country name, a
+    lower-case or three-letter code is refused at checkout, not found wrong at shipping."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    wrong = attrs.evolve(
+        draft(("A", 1)),
+        delivery=Delivery.ship(attrs.evolve(BERLIN, country=country)),  # type: ignore[arg-type]
+    )
+    with pytest.raises(InvalidDraft) as refused:
+        oms.place_order(wrong)
+    assert refused.value.problems == (
+        "the address country must be an ISO 3166-1 alpha-2 code (two capital letters, such as "
+        f"'DE'), got {country!r}",
+    )
+    assert oms.events() == []
+
+
+def test_any_two_letter_code_is_taken_as_a_country() -> None:
+    """The format is checked, not a list of countries: a newly assigned code still works."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    for country in ("DE", "US", "GB", "XK"):
+        address = attrs.evolve(BERLIN, country=country)
+        order = oms.place_order(attrs.evolve(draft(("A", 1)), delivery=Delivery.ship(address)))
+        assert order.delivery.address == address
 
 
 SETTINGS: dict[type, dict[str, Any]] = {

@@ -62,6 +62,16 @@ def _address_lines(lines: object) -> tuple[object, ...]:
     return tuple(lines)
 
 
+def _is_country_code(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 2
+        and value.isascii()
+        and value.isalpha()
+        and value.isupper()
+    )
+
+
 @attrs.frozen(slots=True)
 class Address:
     """A postal address; ``geo`` is optional and enables distance-based sourcing."""
@@ -74,13 +84,13 @@ class Address:
     name: str = ""
 
     def problems(self) -> list[str]:
-        """What is malformed (empty when the address can be used): the country and the
-        city are non-empty strings; the postal code, the name and each line are strings
-        (some countries have no postal codes); ``geo`` is a :class:`GeoPoint` or None."""
+        """What is malformed (empty when the address can be used): the country is an ISO
+        3166-1 alpha-2 code ("DE"); the city is a non-empty string; the postal code, the
+        name and each line are strings (some countries have no postal codes); ``geo`` is a
+        :class:`GeoPoint` or None."""
         if (  # the usual case, at checkout: every field as it should be
-            isinstance(self.country, str)
+            _is_country_code(self.country)
             and isinstance(self.city, str)
-            and self.country.strip()
             and self.city.strip()
             and isinstance(self.postal_code, str)
             and isinstance(self.name, str)
@@ -88,11 +98,14 @@ class Address:
             and all(isinstance(line, str) for line in self.lines)
         ):
             return []
-        problems = [
-            f"the address {name} must be a non-empty string, got {value!r}"
-            for name, value in (("country", self.country), ("city", self.city))
-            if not isinstance(value, str) or not value.strip()
-        ]
+        problems = []
+        if not _is_country_code(self.country):
+            problems.append(
+                "the address country must be an ISO 3166-1 alpha-2 code (two capital letters, "
+                f"such as 'DE'), got {self.country!r}"
+            )
+        if not isinstance(self.city, str) or not self.city.strip():
+            problems.append(f"the address city must be a non-empty string, got {self.city!r}")
         problems += [
             f"the address {name} must be a string, got {value!r}"
             for name, value in (
