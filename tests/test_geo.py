@@ -17,6 +17,12 @@ def test_points_outside_the_globe_are_refused(lat: float, lon: float) -> None:
         GeoPoint(lat, lon)
 
 
+@pytest.mark.parametrize(("lat", "lon"), [(90, 180), (-90, -180), (90.0, -180.0), (0, 0)])
+def test_the_poles_and_the_date_line_are_on_the_globe(lat: float, lon: float) -> None:
+    """The bounds themselves are valid points."""
+    assert (GeoPoint(lat, lon).lat, GeoPoint(lat, lon).lon) == (lat, lon)
+
+
 def test_berlin_to_munich_is_about_504_km() -> None:
     """A known distance (Berlin 52.52/13.405, Munich 48.137/11.575: about 504 km)."""
     assert distance_km(GeoPoint(52.52, 13.405), GeoPoint(48.137, 11.575)) == pytest.approx(

@@ -124,6 +124,14 @@ def test_text_to_json_did_not_write_is_malformed_data(text: str, cls: type, prob
     assert isinstance(info.value, OmsError)
 
 
+def test_a_long_list_of_problems_names_the_first_five_and_counts_the_rest() -> None:
+    """An empty object for an Order misses seven fields: five are named, two counted."""
+    with pytest.raises(MalformedData) as info:
+        from_json("{}", Order)
+    assert str(info.value).count("required field missing") == 5
+    assert str(info.value).endswith("required field missing @ $.lines (and 2 more)")
+
+
 def test_a_decimal_written_as_a_string_or_an_int_reads_back_exactly() -> None:
     """What to_json writes (a string), and a whole number, are exact amounts."""
     assert from_json('{"amount": "0.10", "currency": "EUR"}', Money) == Money("0.10", "EUR")

@@ -538,6 +538,14 @@ def test_policy_from_config_passes_on_the_search_budget_and_ship_to_store() -> N
     assert isinstance(fewest, FewestShipmentsPolicy)
     assert (cheapest.max_combinations, cheapest.allow_ship_to_store) == (7, True)
     assert (fewest.max_combinations, fewest.allow_ship_to_store) == (3, False)
+    at_the_minimum = policy_from_config(
+        {"policy": "nearest", "same_day_radius_km": 0, "filters": {"store_ship_minimum": 0}}
+    )
+    assert isinstance(at_the_minimum, NearestPolicy)
+    assert at_the_minimum.same_day_radius_km == 0
+    least = policy_from_config({"policy": "lowest_cost", "max_combinations": 1})
+    assert isinstance(least, LowestCostPolicy)
+    assert least.max_combinations == 1
 
 
 @pytest.mark.parametrize("condition", [{"channels": []}, {"methods": []}, {"methods": set()}])
