@@ -401,3 +401,33 @@ def test_an_order_on_a_sourcing_hold_is_reviewed_and_its_work_goes_on() -> None:
     sim._retry(order.id)
     assert not sim.oms.get_order(order.id).is_held
     assert f.id in sim.scheduled
+
+
+@pytest.mark.parametrize("command", ["inspect", "prune", "backup"])
+def test_the_file_commands_leave_a_database_that_is_no_store_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """Pointed at another application's database, an empty file or a text file, inspect,
+    prune and backup refuse it (exit status 2) and change nothing in it: opening a store
+    on it would have written omscore's tables into it and switched it to WAL mode."""
+    other, empty, text = tmp_path / "crm.db", tmp_path / "empty.db", tmp_path / "notes.db"
+    with closing(sqlite3.connect(other)) as connection, connection:
+        connection.execute("CREATE TABLE customers (id TEXT)")
+    empty.touch()
+    text.write_text("not a database")
+    options = {
+        "inspect": [],
+        "prune": ["--keep-events-days", "7"],
+        "backup": ["--to", str(tmp_path / "copy.db")],
+    }[command]
+    before = {path: path.read_bytes() for path in (other, empty, text)}
+    for path, why in (
+        (other, "is not an omscore store (no schema_version table); left unchanged"),
+        (empty, "is not an omscore store (no schema_version table); left unchanged"),
+        (text, "is not a SQLite database"),
+    ):
+        assert main([command, "--db", str(path), *options]) == 2
+        assert f"error: {path} {why}" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in (other, empty, text)} == before
+    assert not (tmp_path / "copy.db").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db", "empty.db", "notes.db"]

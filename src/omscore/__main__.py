@@ -9,12 +9,11 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import closing
 from datetime import timedelta
 from typing import TypeVar
 
 from omscore.adapters.memory import MemoryStore
-from omscore.adapters.sqlite import SqliteStore
+from omscore.adapters.sqlite import SqliteStore, stored_schema_version
 from omscore.bench import run as bench_run
 from omscore.errors import InvalidQuery, OmsError
 from omscore.events import OrderEvent, ReturnEvent
@@ -141,11 +140,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    if _missing(args.db):
+    if _not_a_store(args.db):
         return 2
     store = SqliteStore(args.db)
     oms = OMS(store)
-    print(f"{args.db}: schema version {_schema_version(args.db)}")
+    print(f"{args.db}: schema version {stored_schema_version(args.db)}")
     for table, rows in store.counts().items():
         print(f"  {table:<14} {rows:>10,}")
     if args.sku is not None:
@@ -268,7 +267,7 @@ def _history_row(order: Order) -> str:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    if _missing(args.db):
+    if _not_a_store(args.db):
         return 2
     if args.keep_events_days is None and args.keep_keys_hours is None:
         print("error: give --keep-events-days, --keep-keys-hours or both", file=sys.stderr)
@@ -285,7 +284,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    if _missing(args.db):
+    if _not_a_store(args.db):
         return 2
     store = SqliteStore(args.db)
     store.backup(args.to)
@@ -322,17 +321,25 @@ def _duration(amount: float | None, unit: str) -> timedelta | None:
         raise InvalidQuery(f"{amount:g} {unit} is too long a time") from None
 
 
-def _missing(path: str) -> bool:
-    """True (and says so) when there is no store file at ``path``."""
-    if os.path.exists(path):
-        return False
-    print(f"error: no such file {path}", file=sys.stderr)
-    return True
-
-
-def _schema_version(path: str) -> int:
-    with closing(sqlite3.connect(path)) as connection, connection:
-        return int(connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+def _not_a_store(path: str) -> bool:
+    """True (and says why) when ``path`` is not an omscore store file: there is no such
+    file, it is not a SQLite database, or it has no omscore schema (opening it would write
+    one into somebody else's database). Nothing is changed in the file."""
+    if not os.path.exists(path):
+        print(f"error: no such file {path}", file=sys.stderr)
+        return True
+    try:
+        version = stored_schema_version(path)
+    except sqlite3.DatabaseError as error:
+        print(f"error: {path} is not a SQLite database ({error})", file=sys.stderr)
+        return True
+    if version is None:
+        print(
+            f"error: {path} is not an omscore store (no schema_version table); left unchanged",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 if __name__ == "__main__":

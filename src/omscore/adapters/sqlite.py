@@ -277,19 +277,27 @@ def translated(action: str) -> Iterator[None]:
         raise _translate(action, error) from error
 
 
-def refuse_newer(path: str) -> None:
-    """Raise :class:`SchemaError` for a file written by a newer omscore, before anything
-    (not even the journal mode) is changed in it."""
+def stored_schema_version(path: str) -> int | None:
+    """The omscore schema version of the file at ``path``, read without changing anything
+    in it; None when there is no file, or it has no omscore schema (opening a store on it
+    would add one). A file that is not a SQLite database raises ``sqlite3.DatabaseError``."""
     if path == ":memory:" or not os.path.exists(path):
-        return
+        return None
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
         known = connection.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
         ).fetchone()
         if known is None:
-            return
+            return None
         found = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    return int(found or 0)
+
+
+def refuse_newer(path: str) -> None:
+    """Raise :class:`SchemaError` for a file written by a newer omscore, before anything
+    (not even the journal mode) is changed in it."""
+    found = stored_schema_version(path)
     if found is not None and found > SCHEMA_VERSION:
         raise SchemaError(
             f"the database has schema version {found}; this omscore knows up to "
