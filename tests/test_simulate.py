@@ -431,3 +431,20 @@ def test_the_file_commands_leave_a_database_that_is_no_store_as_it_was(
     assert {path: path.read_bytes() for path in (other, empty, text)} == before
     assert not (tmp_path / "copy.db").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.db", "empty.db", "notes.db"]
+
+
+def test_a_reader_that_goes_away_ends_inspect_quietly(tmp_path: Path) -> None:
+    """``inspect ... | head``: when the pipe closes before the report is written, the
+    command ends with status 1 and no traceback."""
+    db = tmp_path / "shop.db"
+    SqliteStore(str(db)).close()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "omscore", "inspect", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    child.stdout.close()  # long before the child has imported omscore
+    _, err = child.communicate(timeout=60)
+    assert "Traceback" not in err.decode()
+    assert child.returncode == 1

@@ -104,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OmsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``inspect ... | head``): nothing more to say, and no
+        # traceback. Python flushes stdout again at exit, so point it at nothing first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _simulate(args: argparse.Namespace) -> int:
