@@ -8,9 +8,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from omscore import OMS
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
 from omscore.adapters.system import SystemClock, UuidIds
-from omscore.errors import OmsError
+from omscore.errors import InvalidArgument, OmsError
+from omscore.ports import Store
 from omscore.testing import ManualClock, SequentialIds
+
+from .conftest import draft, warehouse
 
 BERLIN_WINTER = timezone(timedelta(hours=1))
 
@@ -40,6 +46,57 @@ def test_a_manual_clock_only_moves_forward() -> None:
     assert clock.now() == start + timedelta(hours=1)
     clock.set(clock.now())  # standing still is allowed
     assert clock.advance(timedelta(0)) == start + timedelta(hours=1)
+
+
+def test_a_manual_clock_takes_a_naive_jump_as_utc_and_refuses_what_is_no_time() -> None:
+    """``set`` reads a naive time as the constructor does; a string or a number of
+    seconds is refused with InvalidArgument, and the clock stays where it was."""
+    clock = ManualClock()
+    clock.set(datetime(2026, 1, 1, 10, 0))
+    assert clock.now() == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    for wrong in (lambda: clock.set("2026-02-01"), lambda: clock.advance(60)):  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            wrong()
+    with pytest.raises(InvalidArgument, match="a ManualClock's time is a datetime"):
+        ManualClock("2026-01-01")  # type: ignore[arg-type]
+    assert clock.now() == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    """A clock of the caller's that always says ``moment``."""
+
+    def __init__(self, moment: object) -> None:
+        self.moment = moment
+
+    def now(self) -> datetime:
+        """The fixed moment, whatever it is."""
+        return self.moment  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("moment", [datetime(2026, 1, 1, 9, 0), "2026-01-01", 1767258000])
+def test_a_clock_that_gives_no_aware_time_is_refused_and_changes_nothing(
+    store: str, moment: object
+) -> None:
+    """A naive time cannot be compared with the aware times the OMS keeps (and each store
+    would read it in its own way); a string or a number is no time at all. Every command
+    and every query that reads the clock refuses it, and nothing is written."""
+    backing: Store = MemoryStore() if store == "memory" else SqliteStore(":memory:")
+    setup = OMS(backing, ids=SequentialIds())
+    setup.add_location(warehouse("WH-1"))
+    setup.receive("WH-1", "A", 5)
+    oms = OMS(backing, clock=FixedClock(moment), ids=SequentialIds())
+    events = len(setup.events())
+    for call in (
+        lambda: oms.place_order(draft(("A", 1))),
+        lambda: oms.receive("WH-1", "A", 1),
+        lambda: oms.stalled_fulfillments(timedelta(hours=1)),
+        lambda: oms.promise_date("A", 1),
+    ):
+        with pytest.raises(InvalidArgument, match="the clock must return a timezone-aware"):
+            call()
+    assert len(setup.events()) == events
+    assert setup.available("A") == 5
 
 
 def test_the_system_clock_is_aware_utc_now() -> None:

@@ -218,12 +218,20 @@ class ServiceCore:
                 record = uow.idempotency.get(idempotency_key)
                 if record is not None:
                     return cast(R, _replayed(record, idempotency_key, fingerprint))
-            now = self.clock.now()
+            now = self._now()
             result = work(uow, now)
             if idempotency_key is not None:
                 uow.idempotency.put(IdempotencyRecord(idempotency_key, fingerprint, result, now))
             uow.commit()
             return result
+
+    def _now(self) -> datetime:
+        """The clock's time, which must be a timezone-aware datetime: a naive one cannot be
+        compared with the aware times the OMS stores, and two stores would read it apart."""
+        now = self.clock.now()
+        if not isinstance(now, datetime) or now.utcoffset() is None:
+            raise InvalidArgument(f"the clock must return a timezone-aware datetime, got {now!r}")
+        return now
 
     def _read(self, work: Callable[[UnitOfWork], R]) -> R:
         with self.store.unit_of_work(write=False) as uow:

@@ -244,7 +244,7 @@ class FulfilmentUseCases(ServiceCore):
         checked_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
-            now = self.clock.now()
+            now = self._now()
             location = StockSession(uow, now).location(location_id)
             found = uow.orders.fulfillment_queue(wanted, location_id=location.id, limit=limit)
             return _queued(uow, found, now)
@@ -268,7 +268,7 @@ class FulfilmentUseCases(ServiceCore):
         checked_limit(limit)
 
         def read(uow: UnitOfWork) -> list[QueuedFulfillment]:
-            now = self.clock.now()
+            now = self._now()
             where = None
             if location_id is not None:
                 where = StockSession(uow, now).location(location_id).id

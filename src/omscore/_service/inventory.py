@@ -542,7 +542,7 @@ class InventoryUseCases(ServiceCore):
         require_units(quantity, "quantity to promise")
         _require_sku(sku)
         pool_channel = _channel_id(channel)
-        now = self.clock.now()
+        now = self._now()
 
         def read(uow: UnitOfWork) -> datetime | None:
             stock = StockSession(uow, now)
@@ -557,7 +557,7 @@ class InventoryUseCases(ServiceCore):
         pool_channel = _channel_id(channel)
 
         def read(uow: UnitOfWork) -> int:
-            stock = StockSession(uow, self.clock.now())
+            stock = StockSession(uow, self._now())
             pool = stock.pool(pool_channel)
             item = uow.inventory.get(Sku(sku))
             return item.atp(pool) if item is not None else 0
@@ -570,7 +570,7 @@ class InventoryUseCases(ServiceCore):
         pool_channel = _channel_id(channel)
 
         def read(uow: UnitOfWork) -> dict[str, int]:
-            stock = StockSession(uow, self.clock.now())
+            stock = StockSession(uow, self._now())
             pool = stock.pool(pool_channel)
             result: dict[str, int] = {}
             for sku in wanted:
@@ -607,7 +607,7 @@ class InventoryUseCases(ServiceCore):
         """The stock level of a SKU at a known location (zero if it never had any)."""
 
         def read(uow: UnitOfWork) -> StockLevel:
-            location = StockSession(uow, self.clock.now()).location(location_id)
+            location = StockSession(uow, self._now()).location(location_id)
             return _item(uow, sku).level(location.id)
 
         return self._read(read)

@@ -126,7 +126,7 @@ class OrderUseCases(ServiceCore):
         optional_text(channel, "channel", InvalidQuery)
 
         def read(uow: UnitOfWork) -> list[QueuedOrder]:
-            now = self.clock.now()
+            now = self._now()
             found = uow.orders.order_queue(
                 wanted,
                 hold=hold,
@@ -305,7 +305,7 @@ class OrderUseCases(ServiceCore):
         for name, keep in (("keep_events", keep_events), ("keep_keys", keep_keys)):
             if keep is not None and (not isinstance(keep, timedelta) or keep < timedelta(0)):
                 raise InvalidQuantity(f"{name} must be a timedelta of zero or more, got {keep!r}")
-        now = self.clock.now()
+        now = self._now()
         events = (
             self.store.prune_outbox(_before(now, keep_events)) if keep_events is not None else 0
         )

@@ -92,7 +92,7 @@ class ReturnUseCases(ServiceCore):
         def read(uow: UnitOfWork) -> dict[LineId, int]:
             order = _load_order(uow, order_id)
             returns = [_load_return(uow, rid) for rid in order.return_ids]
-            return returnable_units(order, returns, self.return_policy, self.clock.now())
+            return returnable_units(order, returns, self.return_policy, self._now())
 
         return self._read(read)
 
