@@ -132,3 +132,45 @@ def test_uuid_ids_are_the_prefix_and_16_hex_digits_and_differ() -> None:
     made = {ids.new_id("O") for _ in range(1000)}
     assert len(made) == 1000
     assert all(re.fullmatch(r"O-[0-9a-f]{16}", i) for i in made)
+
+
+class FixedIds:
+    """An id generator of the caller's that always gives ``value``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def new_id(self, prefix: str) -> str:
+        """The fixed value, whatever it is."""
+        return self.value  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("value", [1, "", "  ", None])
+def test_an_id_generator_that_gives_no_id_is_refused_and_changes_nothing(
+    store: str, value: object
+) -> None:
+    """An order stored under the id 1 could never be found again (ids are strings), and
+    one under "" is no id: placing, transferring and requesting a return refuse it with
+    InvalidArgument, and nothing is written."""
+    backing: Store = MemoryStore() if store == "memory" else SqliteStore(":memory:")
+    setup = OMS(backing, clock=ManualClock(), ids=SequentialIds())
+    setup.add_location(warehouse("WH-1"))
+    setup.add_location(warehouse("WH-2"))
+    setup.receive("WH-1", "A", 5)
+    delivered = setup.place_order(draft(("A", 1)), allocate=True)
+    parcel = setup.get_order(delivered.id).fulfillments[0].id
+    setup.ship(parcel)
+    setup.deliver(parcel)
+    events = len(setup.events())
+    oms = OMS(backing, clock=ManualClock(), ids=FixedIds(value))
+    line = delivered.lines[0].id
+    for call in (
+        lambda: oms.place_order(draft(("A", 1))),
+        lambda: oms.transfer("A", "WH-1", "WH-2", 1),
+        lambda: oms.request_return(delivered.id, {line: 1}),
+    ):
+        with pytest.raises(InvalidArgument, match="the id generator must return a non-empty"):
+            call()
+    assert len(setup.events()) == events
+    assert setup.available("A") == 4

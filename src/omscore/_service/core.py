@@ -225,6 +225,13 @@ class ServiceCore:
             uow.commit()
             return result
 
+    def _new_id(self, prefix: str) -> str:
+        """A new id from the id generator, which must give a non-empty string."""
+        new = self.ids.new_id(prefix)
+        if not isinstance(new, str) or not new.strip():
+            raise InvalidArgument(f"the id generator must return a non-empty string, got {new!r}")
+        return new
+
     def _now(self) -> datetime:
         """The clock's time, which must be a timezone-aware datetime: a naive one cannot be
         compared with the aware times the OMS stores, and two stores would read it apart."""
@@ -248,7 +255,7 @@ class ServiceCore:
         """Validate the draft, create the order and (with ``hold``) hold its stock; the
         order is not yet stored."""
         self._check_draft(draft, stock)
-        order_id = OrderId(self.ids.new_id("O"))
+        order_id = OrderId(self._new_id("O"))
         line_ids = [LineId(f"{order_id}-{i}") for i in range(1, len(draft.lines) + 1)]
         order, events = Order.from_checked_draft(order_id, draft, line_ids, stock.now)
         if exchange_of is not None:

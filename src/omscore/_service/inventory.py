@@ -469,9 +469,7 @@ class InventoryUseCases(ServiceCore):
             source, target = stock.location(from_location), stock.location(to_location)
             if source.id == target.id:
                 raise InvalidLocation(f"a transfer needs two locations, got {source.id} twice")
-            transfer = Transfer(
-                self.ids.new_id("T"), source.id, target.id, quantity, now, reference
-            )
+            transfer = Transfer(self._new_id("T"), source.id, target.id, quantity, now, reference)
             stock.apply(sku, lambda item: item.transfer_out(transfer, now))
             stock.flush()
             return transfer

@@ -66,7 +66,7 @@ class ReturnUseCases(ServiceCore):
             order = _load_order(uow, order_id)
             existing = [_load_return(uow, rid) for rid in order.return_ids]
             rma, events = request_return(
-                ReturnId(self.ids.new_id("R")),
+                ReturnId(self._new_id("R")),
                 order,
                 lines,
                 existing,
