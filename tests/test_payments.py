@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from omscore import OMS, Delivery, LineDraft, Money, OrderDraft, OrderStatus
@@ -19,6 +21,7 @@ from omscore.errors import (
 )
 from omscore.events import PaymentRecorded
 from omscore.orders import PaymentKind
+from omscore.ports import PaymentResult
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.invariants import check_books
 
@@ -214,6 +217,81 @@ def test_an_authorised_order_is_not_authorised_twice(
         oms.authorize_payment(order.id)
     assert (len(gateway.calls), len(oms.events())) == (calls, events)
     assert oms.get_order(order.id).authorized == eur("14.95")
+
+
+class MisreportingGateway(FakePaymentGateway):
+    """A gateway adapter with a bug: after doing the real call, ``operation`` reports
+    ``wrong(result)`` instead of what happened."""
+
+    def __init__(self, operation: str, wrong: Callable[[PaymentResult], object]) -> None:
+        super().__init__()
+        self.operation, self.wrong = operation, wrong
+
+    def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
+        """Authorise, then misreport if told to."""
+        return self._report("authorize", super().authorize(order_id, amount, key))
+
+    def capture(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Capture, then misreport if told to."""
+        return self._report("capture", super().capture(reference, amount, key))
+
+    def _report(self, operation: str, result: PaymentResult) -> PaymentResult:
+        if operation != self.operation:
+            return result
+        return self.wrong(result)  # type: ignore[return-value]
+
+
+MISREPORTS: list[tuple[str, Callable[[PaymentResult], object]]] = [
+    ("is not a PaymentResult", lambda r: None),
+    ("has no reference ('')", lambda r: attrs.evolve(r, reference="")),
+    ("has no reference (5)", lambda r: PaymentResult(5, r.amount)),  # type: ignore[arg-type]
+    (
+        "moved Money('14.95', 'USD'), not an amount in EUR",
+        lambda r: PaymentResult(r.reference, Money(r.amount.amount, "USD")),
+    ),
+    ("moved 29.90 EUR, where 14.95 EUR was asked", lambda r: attrs.evolve(r, amount=r.amount * 2)),
+    ("moved -14.95 EUR, where 14.95 EUR was asked", lambda r: attrs.evolve(r, amount=-r.amount)),
+]
+
+
+@pytest.mark.parametrize(("problem", "wrong"), MISREPORTS)
+def test_an_authorisation_the_gateway_misreports_holds_the_order(
+    make_oms: Callable[..., OMS], problem: str, wrong: Callable[[PaymentResult], object]
+) -> None:
+    """A result that cannot be recorded is a fault of the gateway adapter: the order is
+    kept on a payment hold that says what was wrong, with nothing authorised recorded."""
+    oms = make_oms(payments=MisreportingGateway("authorize", wrong))
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    assert [h.kind for h in order.holds] == ["payment"]
+    assert f"the payment port's authorize {problem}" in order.holds[0].reason
+    assert order.payments == ()
+
+
+@pytest.mark.parametrize(("problem", "wrong"), MISREPORTS[:4])
+def test_a_capture_the_gateway_misreports_refuses_the_shipment(
+    make_oms: Callable[..., OMS], problem: str, wrong: Callable[[PaymentResult], object]
+) -> None:
+    """Shipping records nothing it cannot trust: PaymentError names the problem, and the
+    order and its events stay as they were."""
+    oms = make_oms(payments=MisreportingGateway("capture", wrong))
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(paid_draft(("A", 1, "10.00")), allocate=True)
+    parcel = order.fulfillments[0]
+    kept = (oms.get_order(order.id), len(oms.events()))
+    with pytest.raises(PaymentError, match=re.escape(f"the payment port's capture {problem}")):
+        oms.ship(parcel.id, tracking="T-1")
+    assert (oms.get_order(order.id), len(oms.events())) == kept
+
+
+def test_a_partial_authorisation_is_recorded_as_what_it_is(make_oms: Callable[..., OMS]) -> None:
+    """A gateway may authorise less than asked (a prepaid card): that is recorded."""
+    partial = MisreportingGateway("authorize", lambda r: attrs.evolve(r, amount=eur("10.00")))
+    oms = make_oms(payments=partial)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    assert order.authorized == eur("10.00")
 
 
 class TestTheFakeGatewayKeepsARealGatewaysRules:

@@ -40,7 +40,7 @@ class Payments:
         if self.port is None:
             return self._record(order, PaymentKind.AUTHORIZED, amount, key, at)
         try:
-            result = self.port.authorize(order.id, amount, key)
+            result = _checked(self.port.authorize(order.id, amount, key), "authorize", amount)
         except PaymentDeclined as declined:
             order, events = self._record(order, PaymentKind.DECLINED, amount, key, at)
             held, more = order.hold(HoldKind.PAYMENT, f"authorisation declined: {declined}", at)
@@ -70,7 +70,11 @@ class Payments:
         if reference is None:
             raise PaymentError(f"order {order.id} has no authorisation to capture {amount} from")
         return self._record(
-            order, PaymentKind.CAPTURED, self.port.capture(reference, amount, key), key, at
+            order,
+            PaymentKind.CAPTURED,
+            _checked(self.port.capture(reference, amount, key), "capture", amount),
+            key,
+            at,
         )
 
     def settle(self, order: Order, at: datetime) -> Changed:
@@ -81,7 +85,11 @@ class Payments:
         if self.port is None or order.payment_reference is None:
             return self._record(order, PaymentKind.VOIDED, order.uncaptured, key, at)
         return self._record(
-            order, PaymentKind.VOIDED, self.port.void(order.payment_reference, key), key, at
+            order,
+            PaymentKind.VOIDED,
+            _checked(self.port.void(order.payment_reference, key), "void", order.uncaptured),
+            key,
+            at,
         )
 
     def refund(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
@@ -93,7 +101,7 @@ class Payments:
         return self._record(
             order,
             PaymentKind.REFUNDED,
-            self.port.refund(order.payment_reference, amount, key),
+            _checked(self.port.refund(order.payment_reference, amount, key), "refund", amount),
             key,
             at,
         )
@@ -103,3 +111,23 @@ class Payments:
         if amount.is_zero():
             return order, []
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
+
+
+def _checked(result: object, operation: str, asked: Money) -> PaymentResult:
+    """What a payment port returned, if it can be recorded: a :class:`PaymentResult` with a
+    reference, in the order's currency, moving no more than was asked (a gateway may
+    authorise less; more is a fault of the adapter). Else :class:`PaymentError`, and the
+    command records nothing."""
+    problem = None
+    if not isinstance(result, PaymentResult):
+        problem = "is not a PaymentResult"
+    elif not isinstance(result.reference, str) or not result.reference.strip():
+        problem = f"has no reference ({result.reference!r})"
+    elif not isinstance(result.amount, Money) or result.amount.currency != asked.currency:
+        problem = f"moved {result.amount!r}, not an amount in {asked.currency}"
+    elif not Money.zero(asked.currency) <= result.amount <= asked:
+        problem = f"moved {result.amount}, where {asked} was asked"
+    if problem is not None:
+        raise PaymentError(f"the payment port's {operation} {problem}: {result!r}")
+    assert isinstance(result, PaymentResult)
+    return result
