@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import attrs
 import pytest
 
-from omscore import Address, GeoPoint, Location
+from omscore import OMS, Address, GeoPoint, Location, Money
 from omscore.adapters.carriers import TableRateCarrier
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.payments import FakePaymentGateway
 from omscore.errors import CarrierError
+from omscore.ports import Label
+from omscore.testing import ManualClock, SequentialIds
 
-from .conftest import BERLIN, eur, warehouse
+from .conftest import BERLIN, draft, eur, warehouse
 
 ORIGIN = warehouse("WH-BER", geo=GeoPoint(52.53, 13.38))
 HAMBURG = Address(country="DE", postal_code="20095", city="Hamburg", geo=GeoPoint(53.55, 9.99))
@@ -57,3 +64,70 @@ def test_a_tracking_number_of_another_carrier_is_refused() -> None:
 def test_a_location_without_coordinates_is_in_the_first_zone() -> None:
     nowhere = Location(id="SUP-1", kind="supplier", geo=None, capabilities=["ship"])
     assert TableRateCarrier().quote(nowhere, MUNICH, 1) == eur("4.90")
+
+
+class MislabellingCarrier:
+    """A carrier adapter with a bug: its labels come back as ``wrong(label)``."""
+
+    def __init__(self, wrong: Callable[[Label], object]) -> None:
+        self.carrier = TableRateCarrier()
+        self.wrong = wrong
+
+    def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
+        """The table's rate."""
+        return self.carrier.quote(origin, destination, units)
+
+    def track(self, tracking: str) -> str:
+        """The table carrier's tracking."""
+        return self.carrier.track(tracking)
+
+    def create_label(
+        self,
+        fulfillment_id: str,
+        origin: Location,
+        destination: Address | None,
+        units: int,
+        key: str,
+    ) -> Label:
+        """Buy the label, then misreport it."""
+        label = self.carrier.create_label(fulfillment_id, origin, destination, units, key)
+        return self.wrong(label)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda label: None,
+        lambda label: label.tracking,
+        lambda label: attrs.evolve(label, tracking=""),
+        lambda label: attrs.evolve(label, carrier=" "),
+        lambda label: attrs.evolve(label, tracking=42),
+    ],
+)
+def test_a_label_without_a_tracking_number_refuses_the_shipment_and_the_return(
+    wrong: Callable[[Label], object],
+) -> None:
+    """A parcel recorded with no tracking number (or a label that is no Label) is lost to
+    the customer: shipping, and approving a return, refuse it with CarrierError and record
+    nothing."""
+    oms = OMS(
+        MemoryStore(),
+        clock=ManualClock(),
+        ids=SequentialIds(),
+        carrier=MislabellingCarrier(wrong),
+        payments=FakePaymentGateway(),
+    )
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(draft(("A", 2)), allocate=True)
+    parcel = order.fulfillments[0].id
+    kept = (oms.get_order(order.id), len(oms.events()))
+    with pytest.raises(CarrierError, match="create_label returned no Label with a tracking"):
+        oms.ship(parcel)
+    assert (oms.get_order(order.id), len(oms.events())) == kept
+    oms.ship(parcel, tracking="1Z999", carrier="UPS")  # a label bought elsewhere
+    oms.deliver(parcel)
+    rma = oms.request_return(order.id, {order.lines[0].id: 1})
+    with pytest.raises(CarrierError, match="create_label returned no Label with a tracking"):
+        oms.approve_return(rma.id)
+    assert oms.get_return(rma.id).status == "requested"

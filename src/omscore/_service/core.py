@@ -18,6 +18,7 @@ from omscore._stock import StockSession
 from omscore._values import evolved
 from omscore.adapters.system import SystemClock, UuidIds
 from omscore.errors import (
+    CarrierError,
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
     InvalidArgument,
@@ -39,7 +40,7 @@ from omscore.events import (
     StockFeedApplied,
     UnitsCancelled,
 )
-from omscore.geo import GeoPoint, distance_km
+from omscore.geo import Address, GeoPoint, distance_km
 from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import (
     Capability,
@@ -66,6 +67,7 @@ from omscore.ports import (
     Clock,
     IdempotencyRecord,
     IdGenerator,
+    Label,
     PaymentPort,
     Store,
     UnitOfWork,
@@ -231,6 +233,32 @@ class ServiceCore:
         if not isinstance(new, str) or not new.strip():
             raise InvalidArgument(f"the id generator must return a non-empty string, got {new!r}")
         return new
+
+    def _buy_label(
+        self,
+        reference: str,
+        origin: Location,
+        destination: Address | None,
+        units: int,
+        *,
+        key: str,
+    ) -> Label:
+        """A label from the carrier port, checked: a :class:`Label` with a tracking number
+        and the carrier's name, else CarrierError."""
+        assert self.carrier is not None
+        label = self.carrier.create_label(reference, origin, destination, units, key=key)
+        if not (
+            isinstance(label, Label)
+            and isinstance(label.tracking, str)
+            and label.tracking.strip()
+            and isinstance(label.carrier, str)
+            and label.carrier.strip()
+        ):
+            raise CarrierError(
+                "the carrier port's create_label returned no Label with a tracking number "
+                f"and a carrier: {label!r}"
+            )
+        return label
 
     def _now(self) -> datetime:
         """The clock's time, which must be a timezone-aware datetime: a naive one cannot be

@@ -309,7 +309,7 @@ class FulfilmentUseCases(ServiceCore):
             label_tracking, label_carrier = tracking, carrier
             labelled = command in ("ship", "send_to_store")
             if labelled and tracking is None and self.carrier is not None:
-                label = self.carrier.create_label(
+                label = self._buy_label(
                     f.id,
                     stock.location(f.location_id),
                     order.delivery.address if command == "ship" else None,  # a store's leg

@@ -112,7 +112,7 @@ class ReturnUseCases(ServiceCore):
                 depot = _returns_location(StockSession(uow, now), order)
                 if depot is not None:
                     units = sum(line.requested for line in rma.lines)
-                    label = self.carrier.create_label(
+                    label = self._buy_label(
                         f"return-{rma.id}",
                         depot,
                         order.delivery.address,
