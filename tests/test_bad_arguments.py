@@ -488,6 +488,26 @@ def test_an_age_longer_than_time_finds_nothing_older() -> None:
     assert patient.expire_pickups() == 0
 
 
+@pytest.mark.parametrize("store", [MemoryStore, lambda: SqliteStore(":memory:")])
+def test_a_reservation_that_would_outlive_the_calendar_is_refused(
+    store: Callable[[], Store],
+) -> None:
+    """``timedelta.max`` as a cart's ttl expires after the year 9999: InvalidQuantity says
+    so (before: OverflowError), for a new cart and an extended one, and nothing changes."""
+    oms, _ = shop(store())
+    oms.reserve("A", 1, ttl=timedelta(minutes=15), key="cart-1")
+    kept = (oms.inventory("A"), len(oms.events()))
+    for call in (
+        lambda: oms.reserve("A", 1, ttl=timedelta.max, key="cart-2"),
+        lambda: oms.extend_reservation("cart-1", ttl=timedelta.max),
+    ):
+        with pytest.raises(InvalidQuantity, match="reaches past the year 9999"):
+            call()
+    assert (oms.inventory("A"), len(oms.events())) == kept
+    far = oms.reserve("A", 1, ttl=timedelta(days=365 * 100), key="cart-3")
+    assert far.expires_at.year > 2100
+
+
 def _draft_variants() -> list[tuple[str, Callable[[], OrderDraft]]]:
     """A draft with one field of itself, its line, its delivery, its address or its
     point made wrong."""

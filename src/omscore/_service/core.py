@@ -681,6 +681,15 @@ def _require_ttl(ttl: object) -> timedelta:
     return ttl
 
 
+def _expiry(now: datetime, ttl: timedelta) -> datetime:
+    """When a reservation made ``now`` for ``ttl`` expires; InvalidQuantity when that is
+    past the end of the calendar."""
+    try:
+        return now + ttl
+    except OverflowError:
+        raise InvalidQuantity(f"reservation ttl {ttl} reaches past the year 9999") from None
+
+
 def _check_channel_numbers(
     buffer: int, buffer_percent: int | Decimal, low_stock_threshold: int | None
 ) -> None:

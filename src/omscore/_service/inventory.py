@@ -25,6 +25,7 @@ from omscore._service.core import (
     _channel_id,
     _check_channel_numbers,
     _distance,
+    _expiry,
     _item,
     _load_order,
     _require_sku,
@@ -383,7 +384,8 @@ class InventoryUseCases(ServiceCore):
         def work(uow: UnitOfWork, now: datetime) -> Reservation:
             stock = StockSession(uow, now)
             pool = stock.pool(pool_channel)
-            item = stock.apply(sku, lambda i: i.reserve(key, quantity, pool, now + ttl, now))
+            expires_at = _expiry(now, ttl)
+            item = stock.apply(sku, lambda i: i.reserve(key, quantity, pool, expires_at, now))
             stock.flush()
             return item.reservation(key)
 
@@ -404,9 +406,9 @@ class InventoryUseCases(ServiceCore):
         _require_ttl(ttl)
 
         def work(uow: UnitOfWork, now: datetime) -> list[Reservation]:
-            stock = StockSession(uow, now)
+            stock, expires_at = StockSession(uow, now), _expiry(now, ttl)
             extended = [
-                stock.apply(sku, lambda i: i.extend(key, now + ttl, now)).reservation(key)
+                stock.apply(sku, lambda i: i.extend(key, expires_at, now)).reservation(key)
                 for sku in _reserved_skus(uow, key)
             ]
             stock.flush()
