@@ -134,6 +134,14 @@ def test_uuid_ids_are_the_prefix_and_16_hex_digits_and_differ() -> None:
     assert all(re.fullmatch(r"O-[0-9a-f]{16}", i) for i in made)
 
 
+def test_a_clock_in_another_zone_is_taken_as_it_is() -> None:
+    """An aware time in any zone is a time: the order records it, zone and all."""
+    winter = datetime(2026, 1, 1, 10, 0, tzinfo=BERLIN_WINTER)
+    oms = OMS(MemoryStore(), clock=FixedClock(winter), ids=SequentialIds())
+    placed = oms.place_order(draft(("A", 1))).placed_at
+    assert (placed, placed.utcoffset()) == (winter, timedelta(hours=1))
+
+
 class FixedIds:
     """An id generator of the caller's that always gives ``value``."""
 

@@ -264,6 +264,8 @@ class ServiceCore:
         """The clock's time, which must be a timezone-aware datetime: a naive one cannot be
         compared with the aware times the OMS stores, and two stores would read it apart."""
         now = self.clock.now()
+        if now.__class__ is datetime and now.tzinfo is UTC:  # the usual clock, checked fast
+            return now
         if not isinstance(now, datetime) or now.utcoffset() is None:
             raise InvalidArgument(f"the clock must return a timezone-aware datetime, got {now!r}")
         return now
