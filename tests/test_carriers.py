@@ -7,7 +7,7 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from omscore import OMS, Address, GeoPoint, Location, Money
+from omscore import OMS, Address, GeoPoint, Location
 from omscore.adapters.carriers import TableRateCarrier
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
@@ -15,7 +15,7 @@ from omscore.errors import CarrierError
 from omscore.ports import Label
 from omscore.testing import ManualClock, SequentialIds
 
-from .conftest import BERLIN, draft, eur, warehouse
+from .conftest import BERLIN, LabelRecorder, draft, eur, warehouse
 
 ORIGIN = warehouse("WH-BER", geo=GeoPoint(52.53, 13.38))
 HAMBURG = Address(country="DE", postal_code="20095", city="Hamburg", geo=GeoPoint(53.55, 9.99))
@@ -66,20 +66,12 @@ def test_a_location_without_coordinates_is_in_the_first_zone() -> None:
     assert TableRateCarrier().quote(nowhere, MUNICH, 1) == eur("4.90")
 
 
-class MislabellingCarrier:
+class MislabellingCarrier(LabelRecorder):
     """A carrier adapter with a bug: its labels come back as ``wrong(label)``."""
 
     def __init__(self, wrong: Callable[[Label], object]) -> None:
-        self.carrier = TableRateCarrier()
+        super().__init__()
         self.wrong = wrong
-
-    def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
-        """The table's rate."""
-        return self.carrier.quote(origin, destination, units)
-
-    def track(self, tracking: str) -> str:
-        """The table carrier's tracking."""
-        return self.carrier.track(tracking)
 
     def create_label(
         self,
@@ -90,7 +82,7 @@ class MislabellingCarrier:
         key: str,
     ) -> Label:
         """Buy the label, then misreport it."""
-        label = self.carrier.create_label(fulfillment_id, origin, destination, units, key)
+        label = super().create_label(fulfillment_id, origin, destination, units, key)
         return self.wrong(label)  # type: ignore[return-value]
 
 
