@@ -86,7 +86,7 @@ NO_ARGUMENTS = {"expire_pickups", "expire_reservations", "locations", "reconcile
 def shop(store: Store) -> tuple[OMS, dict[str, str]]:
     """Two warehouses' worth of states: orders open, allocated, shipped, delivered, on
     hold, awaiting payment, ready for pickup and on their way to a store; returns
-    requested, approved, received and rejected; a cart and a transfer."""
+    requested, approved, received and rejected; a cart, a transfer and a purchase order."""
     gateway = FakePaymentGateway()
     oms = OMS(
         store,
@@ -117,6 +117,7 @@ def shop(store: Store) -> tuple[OMS, dict[str, str]]:
     oms.reject_return(rejected.id, "worn")
     oms.reserve("A", 1, ttl=timedelta(hours=1), key="cart")
     transfer = oms.transfer("A", "WH-1", "ST-1", 1)
+    oms.add_supply("A", "WH-1", 5, datetime(2026, 2, 1, tzinfo=UTC), reference="PO-SHOP")
     pickup = oms.place_order(draft(("B", 1), delivery=Delivery.pickup("ST-1")), allocate=True)
     ready = oms.place_order(draft(("B", 1), delivery=Delivery.pickup("ST-1")), allocate=True)
     oms.ready_for_pickup(ready.fulfillments[0].id)
@@ -178,6 +179,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "available": {"sku": "A", "channel": "web"},
         "available_many": {"skus": ["A", "B"], "channel": "web"},
         "cancel": {"order_id": c["placed"], "lines": {c["placed_line"]: 1}, "reason": "x"},
+        "cancel_supply": {"sku": "A", "location_id": "WH-1", "reference": "PO-SHOP"},
         "change_address": {"order_id": c["placed"], "address": BERLIN},
         "change_quantity": {"order_id": c["placed"], "line_id": c["placed_line"], "quantity": 2},
         "close_return": {"return_id": c["rejected"]},
@@ -269,6 +271,13 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
             "to_location": "ST-1",
             "quantity": 1,
             "reference": "x",
+        },
+        "update_supply": {
+            "sku": "A",
+            "location_id": "WH-1",
+            "reference": "PO-SHOP",
+            "quantity": 4,
+            "eta": datetime(2026, 2, 8, tzinfo=UTC),
         },
         "update_location": {
             "location_id": "WH-1",

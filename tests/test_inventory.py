@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,16 +13,21 @@ from hypothesis import strategies as st
 
 from omscore import OMS, Capability, Delivery, GeoPoint, Location, LocationKind, StockLevel
 from omscore._stock import _promises_more_than
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.system import SequentialIds
 from omscore.errors import (
     DuplicateLocation,
     DuplicateReservation,
+    DuplicateSupply,
     InsufficientStock,
+    InvalidArgument,
     InvalidChannelConfig,
     InvalidLocation,
     InvalidQuantity,
     StockInUse,
     UnknownLocation,
     UnknownReservation,
+    UnknownSupply,
     UnknownTransfer,
 )
 from omscore.events import (
@@ -31,9 +37,11 @@ from omscore.events import (
     OrderStockReleased,
     OutOfStock,
     ReservationReleased,
+    SupplyCancelled,
+    SupplyUpdated,
 )
 from omscore.ids import ChannelId, LocationId, OrderId, Sku
-from omscore.inventory import ChannelPool, InventoryItem, LocationLoad, MovementKind
+from omscore.inventory import ChannelPool, InventoryItem, LocationLoad, MovementKind, Supply
 from omscore.testing import ManualClock
 
 from .conftest import draft, store_location, warehouse
@@ -603,6 +611,188 @@ def test_a_supply_eta_must_be_an_aware_datetime(oms: OMS, eta: object) -> None:
     with pytest.raises(InvalidQuantity, match="timezone-aware datetime"):
         oms.add_supply("A", "WH-1", 5, eta, reference="PO-1")  # type: ignore[arg-type]
     assert oms.inventory("A").supply == ()
+
+
+def test_a_delayed_purchase_order_moves_the_promise_date(oms: OMS, clock: ManualClock) -> None:
+    """The vendor's new date, then a smaller PO line: promise dates follow each change."""
+    soon, later = clock.now() + timedelta(days=3), clock.now() + timedelta(days=10)
+    oms.add_supply("A", "WH-1", 5, soon, reference="PO-1")
+    oms.add_supply("A", "WH-1", 10, later, reference="PO-2")
+    assert oms.promise_date("A", 5) == soon
+    delayed = oms.update_supply("A", "WH-1", "PO-1", eta=clock.now() + timedelta(days=20))
+    assert (delayed.quantity, delayed.eta) == (5, clock.now() + timedelta(days=20))
+    assert oms.promise_date("A", 5) == later  # PO-2 now comes first
+    assert oms.promise_date("A", 12) == delayed.eta
+    smaller = oms.update_supply("A", "WH-1", "PO-2", quantity=4)
+    assert (smaller.quantity, smaller.eta) == (4, later)
+    assert oms.promise_date("A", 5) == delayed.eta
+    assert oms.promise_date("A", 10) is None
+    updates = [e for e in oms.events() if isinstance(e, SupplyUpdated)]
+    assert [(u.reference, u.quantity, u.eta) for u in updates] == [
+        ("PO-1", 5, delayed.eta),
+        ("PO-2", 4, later),
+    ]
+
+
+def test_a_cancelled_purchase_order_promises_nothing(oms: OMS, clock: ManualClock) -> None:
+    """Its units give no date; a later receipt under its reference is a plain receipt."""
+    eta = clock.now() + timedelta(days=3)
+    oms.add_supply("A", "WH-1", 5, eta, reference="PO-1")
+    oms.add_supply("A", "ST-1", 5, eta, reference="PO-1")  # the same PO to another location
+    cancelled = oms.cancel_supply("A", "WH-1", "PO-1")
+    assert (cancelled.location_id, cancelled.quantity, cancelled.eta) == ("WH-1", 5, eta)
+    assert [(s.location_id, s.reference) for s in oms.inventory("A").supply] == [("ST-1", "PO-1")]
+    assert oms.promise_date("A", 6) is None
+    [event] = [e for e in oms.events() if isinstance(e, SupplyCancelled)]
+    assert (event.reference, event.location_id, event.quantity) == ("PO-1", "WH-1", 5)
+    oms.receive("WH-1", "A", 5, reference="PO-1")
+    assert oms.inventory("A").supply == (Supply("PO-1", LocationId("ST-1"), 5, eta),)
+
+
+def test_a_change_to_supply_counts_what_is_still_due(oms: OMS, clock: ManualClock) -> None:
+    """After a partial receipt the supply brings the rest; an update sets what is due."""
+    eta = clock.now() + timedelta(days=3)
+    oms.add_supply("A", "WH-1", 10, eta, reference="PO-1")
+    oms.receive("WH-1", "A", 4, reference="PO-1")
+    assert oms.inventory("A").supply[0].quantity == 6
+    assert oms.update_supply("A", "WH-1", "PO-1", quantity=2).quantity == 2
+    assert oms.promise_date("A", 6) == eta
+    assert oms.promise_date("A", 7) is None
+
+
+def test_supply_already_expected_under_its_reference_is_refused(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """A feed that sends a PO line twice does not count it twice; once received in full,
+    the reference is free again."""
+    eta = clock.now() + timedelta(days=3)
+    oms.add_supply("A", "WH-1", 5, eta, reference="PO-1")
+    before = snapshot(oms)
+    with pytest.raises(DuplicateSupply, match="'PO-1' of A is already expected at WH-1"):
+        oms.add_supply("A", "WH-1", 5, eta, reference="PO-1")
+    assert snapshot(oms) == before
+    oms.add_supply("B", "WH-1", 5, eta, reference="PO-1")  # another SKU's line of the PO
+    oms.receive("WH-1", "A", 5, reference="PO-1")
+    oms.add_supply("A", "WH-1", 3, eta, reference="PO-1")
+    assert [s.quantity for s in oms.inventory("A").supply] == [3]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda oms: oms.update_supply("A", "WH-1", "PO-9", quantity=1),
+            UnknownSupply,
+            "no supply 'PO-9' of A is expected at WH-1",
+        ),
+        (lambda oms: oms.cancel_supply("A", "ST-1", "PO-1"), UnknownSupply, "expected at ST-1"),
+        (lambda oms: oms.cancel_supply("B", "WH-1", "PO-1"), UnknownSupply, "'PO-1' of B"),
+        (lambda oms: oms.cancel_supply("A", "NOWHERE", "PO-1"), UnknownLocation, "NOWHERE"),
+        (
+            lambda oms: oms.update_supply("A", "WH-1", "PO-1"),
+            InvalidArgument,
+            "update_supply needs a new quantity, a new eta or both",
+        ),
+        (
+            lambda oms: oms.update_supply("A", "WH-1", "PO-1", quantity=0),
+            InvalidQuantity,
+            "supply quantity",
+        ),
+        (
+            lambda oms: oms.update_supply("A", "WH-1", "PO-1", eta=datetime(2026, 3, 1)),
+            InvalidQuantity,
+            "timezone-aware datetime",
+        ),
+        (
+            lambda oms: oms.add_supply("A", "WH-1", 1, datetime.now(UTC), reference=""),
+            InvalidArgument,
+            "supply reference must be a non-empty string, got ''",
+        ),
+    ],
+)
+def test_a_wrong_change_to_supply_is_refused_and_changes_nothing(
+    oms: OMS, clock: ManualClock, call: Callable[[OMS], object], error: type, message: str
+) -> None:
+    """Unknown supply, location or change; a reference that could never be matched."""
+    oms.add_supply("A", "WH-1", 5, clock.now() + timedelta(days=3), reference="PO-1")
+    before = snapshot(oms)
+    with pytest.raises(error, match=re.escape(message)):
+        call(oms)
+    assert snapshot(oms) == before
+
+
+SUPPLY_CHANGES = st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 9), st.integers(0, 30)),
+    st.tuples(
+        st.just("update"), st.none() | st.integers(1, 9), st.none() | st.integers(0, 30)
+    ).filter(lambda step: step[1:] != (None, None)),
+    st.tuples(st.just("cancel"), st.none(), st.none()),
+    st.tuples(st.just("receive"), st.integers(1, 12), st.none()),
+)
+
+
+Due = dict[tuple[str, str], tuple[int, datetime]]
+SupplyStep = tuple[str, str, tuple[str, int | None, int | None]]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["WH-1", "ST-1"]), st.sampled_from(["PO-1", "PO-2"]), SUPPLY_CHANGES
+        ),
+        max_size=25,
+    ),
+    st.integers(1, 40),
+)
+def test_supply_and_promise_dates_follow_every_change(steps: list[SupplyStep], wanted: int) -> None:
+    """Property: after any run of adds, updates, cancellations and receipts, the supply
+    expected is a plain model's (refused steps change nothing) and the promise date is
+    the first ETA by which received stock and supply cover ``wanted``."""
+    clock = ManualClock()
+    oms = OMS(MemoryStore(), clock=clock, ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    oms.add_location(store_location("ST-1"))
+    due: Due = {}
+    received = sum(supply_step(oms, clock, due, step) for step in steps)
+    supply = oms.inventory("A").supply
+    assert {(s.location_id, s.reference): (s.quantity, s.eta) for s in supply} == due
+    promised = clock.now() if wanted <= received else None
+    short = wanted - received
+    for units, eta in sorted(due.values(), key=lambda d: d[1]):
+        short -= units
+        if promised is None and short <= 0:
+            promised = eta
+    assert oms.promise_date("A", wanted) == promised
+
+
+def supply_step(oms: OMS, clock: ManualClock, due: Due, step: SupplyStep) -> int:
+    """Run one step on the OMS and on ``due``, the model; the units it received."""
+    location, reference, (kind, units, days) = step
+    key = (location, reference)
+    eta = None if days is None else clock.now() + timedelta(days=days)
+    if kind == "receive":
+        assert units is not None
+        oms.receive(location, "A", units, reference=reference)
+        still_due, when = due.pop(key, (0, clock.now()))
+        if still_due > units:
+            due[key] = (still_due - units, when)
+        return units
+    commands: dict[str, Callable[[], object]] = {
+        "add": lambda: oms.add_supply("A", location, units, eta, reference),  # type: ignore[arg-type]
+        "update": lambda: oms.update_supply("A", location, reference, quantity=units, eta=eta),
+        "cancel": lambda: oms.cancel_supply("A", location, reference),
+    }
+    if (key in due) == (kind == "add"):
+        with pytest.raises(DuplicateSupply if kind == "add" else UnknownSupply):
+            commands[kind]()
+        return 0
+    commands[kind]()
+    if kind == "cancel":
+        del due[key]
+    else:  # an add gives both; an update what changes
+        old_units, old_eta = due.get(key, (0, clock.now()))
+        due[key] = (old_units if units is None else units, old_eta if eta is None else eta)
+    return 0
 
 
 def test_transfers_are_available_nowhere_while_in_transit(oms: OMS) -> None:

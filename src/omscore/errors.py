@@ -156,6 +156,18 @@ class UnknownTransfer(OmsError, KeyError):
         return str(self.args[0]) if self.args else "unknown transfer"
 
 
+class UnknownSupply(OmsError, KeyError):
+    """No supply of that SKU expected at that location under that reference."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown supply"
+
+
+class DuplicateSupply(OmsError, ValueError):
+    """Expecting supply under a reference already expected for that SKU at that location
+    (change it with ``update_supply``)."""
+
+
 # --- sourcing and fulfilment --------------------------------------------------------------
 
 

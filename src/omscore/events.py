@@ -244,6 +244,25 @@ class SupplyAdded(InventoryEvent):
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class SupplyUpdated(InventoryEvent):
+    """Expected supply changed: ``quantity`` units still due, now at ``eta``."""
+
+    reference: str
+    location_id: LocationId
+    quantity: int
+    eta: datetime
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SupplyCancelled(InventoryEvent):
+    """Expected supply will not come: its ``quantity`` units no longer promise a date."""
+
+    reference: str
+    location_id: LocationId
+    quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class TransferShipped(InventoryEvent):
     """Units left ``from_location`` for ``to_location``; in transit, available at neither."""
 

@@ -37,6 +37,7 @@ from omscore._stock import StockSession
 from omscore._values import evolved
 from omscore.errors import (
     DuplicateLocation,
+    InvalidArgument,
     InvalidChannelConfig,
     InvalidLocation,
     InvalidQuantity,
@@ -513,12 +514,13 @@ class InventoryUseCases(ServiceCore):
         reference: str,
         idempotency_key: str | None = None,
     ) -> Supply:
-        """Expect incoming supply (a purchase order); ``receive`` with the same reference
-        settles it."""
-        require_note(reference, "reference")
+        """Expect incoming supply (a purchase order line) of ``sku`` at a location by ``eta``;
+        ``receive`` with the same reference there settles it. The reference names the
+        supply: one already expected for that SKU at that location is
+        :class:`~omscore.errors.DuplicateSupply`."""
+        require_text(reference, "supply reference")
         _require_sku(sku)
-        if not isinstance(eta, datetime) or eta.tzinfo is None:
-            raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
+        _require_eta(eta)
 
         def work(uow: UnitOfWork, now: datetime) -> Supply:
             stock = StockSession(uow, now)
@@ -535,6 +537,66 @@ class InventoryUseCases(ServiceCore):
             "reference": reference,
         }
         return self._run("add_supply", arguments, idempotency_key, work)
+
+    def update_supply(
+        self,
+        sku: str,
+        location_id: str,
+        reference: str,
+        *,
+        quantity: int | None = None,
+        eta: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> Supply:
+        """Change expected supply: the units it still brings (a PO line changed) or its
+        ``eta`` (the vendor's new date). Promise dates follow at once. Unknown supply is
+        :class:`~omscore.errors.UnknownSupply`."""
+        require_text(reference, "supply reference")
+        _require_sku(sku)
+        if quantity is None and eta is None:
+            raise InvalidArgument("update_supply needs a new quantity, a new eta or both")
+        if quantity is not None:
+            require_units(quantity, "supply quantity")
+        if eta is not None:
+            _require_eta(eta)
+
+        def work(uow: UnitOfWork, now: datetime) -> Supply:
+            stock = StockSession(uow, now)
+            location = stock.location(location_id).id
+            item = stock.apply(
+                sku,
+                lambda i: i.update_supply(location, reference, now, quantity=quantity, eta=eta),
+            )
+            stock.flush()
+            return item.expected_supply(location, reference)
+
+        arguments = {
+            "sku": sku,
+            "location_id": location_id,
+            "reference": reference,
+            "quantity": quantity,
+            "eta": eta,
+        }
+        return self._run("update_supply", arguments, idempotency_key, work)
+
+    def cancel_supply(
+        self, sku: str, location_id: str, reference: str, idempotency_key: str | None = None
+    ) -> Supply:
+        """Expected supply will not come (the purchase order is cancelled): it no longer
+        gives a promise date. Returns the supply as it was expected."""
+        require_text(reference, "supply reference")
+        _require_sku(sku)
+
+        def work(uow: UnitOfWork, now: datetime) -> Supply:
+            stock = StockSession(uow, now)
+            location = stock.location(location_id).id
+            cancelled = stock.item(sku).expected_supply(location, reference)
+            stock.apply(sku, lambda i: i.cancel_supply(location, reference, now))
+            stock.flush()
+            return cancelled
+
+        arguments = {"sku": sku, "location_id": location_id, "reference": reference}
+        return self._run("cancel_supply", arguments, idempotency_key, work)
 
     def promise_date(self, sku: str, quantity: int, channel: str | None = None) -> datetime | None:
         """When ``quantity`` units can be promised on a channel: now if ATP covers them, the
@@ -696,6 +758,11 @@ class InventoryUseCases(ServiceCore):
             return found
 
         return self._read(read)
+
+
+def _require_eta(eta: object) -> None:
+    if not isinstance(eta, datetime) or eta.tzinfo is None:
+        raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
 
 
 def _feed_positions(positions: object) -> list[StockPosition]:

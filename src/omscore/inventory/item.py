@@ -20,10 +20,12 @@ import attrs
 from omscore._values import evolved
 from omscore.errors import (
     DuplicateReservation,
+    DuplicateSupply,
     InsufficientStock,
     InvalidQuantity,
     StockInUse,
     UnknownReservation,
+    UnknownSupply,
     UnknownTransfer,
 )
 from omscore.events import (
@@ -39,6 +41,8 @@ from omscore.events import (
     StockReceived,
     StockReserved,
     SupplyAdded,
+    SupplyCancelled,
+    SupplyUpdated,
     TransferReceived,
     TransferShipped,
 )
@@ -874,9 +878,31 @@ class InventoryItem:
 
     # --- supply and transfers -----------------------------------------------------------
 
+    def expected_supply(self, location_id: LocationId, reference: str) -> Supply:
+        """The supply still expected at a location under ``reference``;
+        :class:`UnknownSupply` if there is none."""
+        supply = self._find_supply(location_id, reference)
+        if supply is None:
+            raise UnknownSupply(
+                f"no supply {reference!r} of {self.sku} is expected at {location_id}"
+            )
+        return supply
+
+    def _find_supply(self, location_id: LocationId, reference: str) -> Supply | None:
+        for supply in self.supply:
+            if supply.reference == reference and supply.location_id == location_id:
+                return supply
+        return None
+
     def add_supply(self, supply: Supply, at: datetime) -> ItemChange:
-        """Expect incoming supply."""
+        """Expect incoming supply; a reference already expected at that location is
+        :class:`DuplicateSupply` (a feed that sends a PO line twice must not count it twice)."""
         require_units(supply.quantity, "supply quantity")
+        if self._find_supply(supply.location_id, supply.reference) is not None:
+            raise DuplicateSupply(
+                f"supply {supply.reference!r} of {self.sku} is already expected at "
+                f"{supply.location_id}; change it with update_supply"
+            )
         w = _Work(self, at)
         w.supply = (*w.supply, supply)
         w.event(
@@ -885,6 +911,48 @@ class InventoryItem:
             location_id=supply.location_id,
             quantity=supply.quantity,
             eta=supply.eta,
+        )
+        return w.done()
+
+    def update_supply(
+        self,
+        location_id: LocationId,
+        reference: str,
+        at: datetime,
+        *,
+        quantity: int | None = None,
+        eta: datetime | None = None,
+    ) -> ItemChange:
+        """Change what expected supply still brings (``quantity``) or when (``eta``)."""
+        current = self.expected_supply(location_id, reference)
+        if quantity is not None:
+            require_units(quantity, "supply quantity")
+        updated = evolved(
+            current,
+            quantity=current.quantity if quantity is None else quantity,
+            eta=current.eta if eta is None else eta,
+        )
+        w = _Work(self, at)
+        w.supply = tuple(updated if s is current else s for s in w.supply)
+        w.event(
+            SupplyUpdated,
+            reference=reference,
+            location_id=location_id,
+            quantity=updated.quantity,
+            eta=updated.eta,
+        )
+        return w.done()
+
+    def cancel_supply(self, location_id: LocationId, reference: str, at: datetime) -> ItemChange:
+        """Expected supply will not come (a cancelled purchase order): it promises no date."""
+        current = self.expected_supply(location_id, reference)
+        w = _Work(self, at)
+        w.supply = tuple(s for s in w.supply if s is not current)
+        w.event(
+            SupplyCancelled,
+            reference=reference,
+            location_id=location_id,
+            quantity=current.quantity,
         )
         return w.done()
 

@@ -1537,6 +1537,21 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             eta = self.clock.now() + timedelta(hours=hours)
             self.both("add_supply", sku, "WH-1", n, eta, f"PO-{sku}-{hours}-{n}")
 
+        @rule(data=st.data(), n=st.integers(0, 6), hours=st.integers(1, 96))
+        def supply_changes(self, data: st.DataObject, n: int, hours: int) -> None:
+            """The vendor moves a date and changes the quantity (``n`` of 0: the purchase
+            order is cancelled)."""
+            reference = self.systems[0]
+            expected = [(s, p.reference) for s in ("A", "B") for p in reference.inventory(s).supply]
+            if not expected:
+                return
+            sku, po = data.draw(st.sampled_from(expected))
+            if n:
+                eta = self.clock.now() + timedelta(hours=hours)
+                self.both("update_supply", sku, "WH-1", po, quantity=n, eta=eta)
+            else:
+                self.both("cancel_supply", sku, "WH-1", po)
+
         @rule(
             data=st.data(),
             edit=st.sampled_from(["change_quantity", "add_line", "remove_line", "change_address"]),
