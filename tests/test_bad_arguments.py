@@ -285,6 +285,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
             "capabilities": ["ship"],
             "priority": 2,
             "daily_capacity": 10,
+            "time_zone": "Europe/Berlin",
         },
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -1042,6 +1042,37 @@ def test_daily_capacity_is_counted_and_respected(network: Callable[..., OMS]) ->
     assert plan.shipments == ("WH-MUC",)
     reasons: dict[str, str | None] = {t.location_id: t.excluded for t in plan.trace}
     assert reasons["WH-HAM"] == "no fulfilment capacity left today"
+
+
+def first_shipment(oms: OMS) -> str:
+    """Where a new one-unit order of A is allocated."""
+    return oms.allocate(oms.place_order(draft(("A", 1))).id).shipments[0]
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "days"),
+    [
+        # 18:30 and 20:00 in New York are one day there; 00:30 the next is another.
+        ("America/New_York", ["first", "same day", "new day"]),
+        # In the clock's zone (UTC) 20:00 New York time is already tomorrow.
+        (None, ["first", "new day", "same day"]),
+    ],
+)
+def test_daily_capacity_counts_the_days_of_the_locations_time_zone(
+    network: Callable[..., OMS], clock: ManualClock, time_zone: str | None, days: list[str]
+) -> None:
+    """A store's day begins at its own midnight, not the clock's: capacity taken in the
+    evening still counts that evening, and comes back after local midnight."""
+    oms = network(sourcing=PriorityPolicy())
+    oms.update_location("WH-HAM", daily_capacity=1, time_zone=time_zone)
+    oms.receive("WH-HAM", "A", 10)
+    oms.receive("WH-MUC", "A", 10)
+    capacity_came_back = []
+    for moment in ("2026-01-01T23:30", "2026-01-02T01:00", "2026-01-02T05:30"):
+        clock.set(datetime.fromisoformat(moment).replace(tzinfo=UTC))
+        capacity_came_back.append(first_shipment(oms) == "WH-HAM")
+    expected = {"first": True, "same day": False, "new day": True}
+    assert capacity_came_back == [expected[day] for day in days]
 
 
 class SnapshotRecorder:

@@ -863,6 +863,34 @@ def test_location_fields_are_validated() -> None:
         Location(id="X", kind="store", geo=None, capabilities=[], priority=1.5)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "time_zone",
+    ["", "Mars/Olympus", "America", "/etc/localtime", "../UTC", "zone.tab", "+02:00", 2],
+)
+def test_a_time_zone_is_an_iana_name(oms: OMS, time_zone: object) -> None:
+    """Not a folder of the database, a path, an offset or a file that is no zone; a
+    refused update changes nothing."""
+    with pytest.raises(InvalidLocation, match="IANA time zone name such as 'Europe/Berlin'"):
+        Location(id="X", kind="store", geo=None, capabilities=[], time_zone=time_zone)  # type: ignore[arg-type]
+    before = oms.locations()
+    with pytest.raises(InvalidLocation, match=re.escape(repr(time_zone))):
+        oms.update_location("ST-1", time_zone=time_zone)  # type: ignore[arg-type]
+    assert oms.locations() == before
+
+
+def test_a_location_keeps_its_time_zone_until_told(oms: OMS, clock: ManualClock) -> None:
+    """Other changes leave it; None goes back to the clock's day."""
+    assert oms.update_location("ST-1", time_zone="America/Chicago").time_zone == "America/Chicago"
+    assert oms.update_location("ST-1", priority=3).time_zone == "America/Chicago"
+    [store] = [loc for loc in oms.locations() if loc.id == "ST-1"]
+    evening = datetime(2026, 1, 1, 23, tzinfo=UTC)  # 17:00 in Chicago
+    assert (store.day_at(evening), store.day_at(evening + timedelta(hours=6))) == (
+        evening.date(),
+        evening.date(),
+    )
+    assert oms.update_location("ST-1", time_zone=None).time_zone is None
+
+
 @given(
     st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10), st.integers(0, 10)), max_size=8),
     st.integers(0, 20),

@@ -464,10 +464,12 @@ class ServiceCore:
         return NetworkSnapshot(network.locations, available, capacity)
 
     def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
-        if stock.locations[location_id].daily_capacity is None:
+        location = stock.locations[location_id]
+        if location.daily_capacity is None:
             return
-        load = stock.uow.loads.get(location_id) or LocationLoad(location_id, stock.now.date())
-        stock.uow.loads.put(load.take(stock.now.date(), 1))
+        today = location.day_at(stock.now)
+        load = stock.uow.loads.get(location_id) or LocationLoad(location_id, today)
+        stock.uow.loads.put(load.take(today, 1))
 
 
 S = TypeVar("S", FulfillmentStatus, OrderStatus)
@@ -547,13 +549,14 @@ def _capacity_left(
 ) -> dict[LocationId, int]:
     """Fulfilment orders each location with available units can still take today (a
     location without units cannot be chosen, so its counter is not read)."""
-    today, locations = stock.now.date(), stock.locations
+    locations = stock.locations
     capacity = {}
     for location_id in dict.fromkeys(location_id for location_id, _ in available):
-        daily = locations[location_id].daily_capacity
-        if daily is not None:
+        location = locations[location_id]
+        if location.daily_capacity is not None:
             load = stock.uow.loads.get(location_id)
-            capacity[location_id] = daily - (load.used_on(today) if load is not None else 0)
+            used = load.used_on(location.day_at(stock.now)) if load is not None else 0
+            capacity[location_id] = location.daily_capacity - used
     return capacity
 
 

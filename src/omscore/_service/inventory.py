@@ -100,9 +100,12 @@ class InventoryUseCases(ServiceCore):
         capabilities: Iterable[Capability] | None = None,
         priority: int | None = None,
         daily_capacity: int | Literal["unchanged"] | None = "unchanged",
+        time_zone: str | Literal["unchanged"] | None = "unchanged",
         idempotency_key: str | None = None,
     ) -> Location:
-        """Change a location's settings: deactivate it, its capabilities, priority, capacity.
+        """Change a location's settings: deactivate it, its capabilities, priority, daily
+        capacity or time zone. ``daily_capacity=None`` lifts the cap and ``time_zone=None``
+        counts its days in the clock's zone again; an argument left out keeps its setting.
 
         Deactivating a location moves the stock it holds for orders and carts to the rest of
         their channels' pools (what no other location has is backordered, or leaves the
@@ -118,6 +121,8 @@ class InventoryUseCases(ServiceCore):
             changes["priority"] = priority
         if daily_capacity != "unchanged":
             changes["daily_capacity"] = daily_capacity
+        if time_zone != "unchanged":
+            changes["time_zone"] = time_zone
 
         def work(uow: UnitOfWork, now: datetime) -> Location:
             current = (

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import zoneinfo
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
 import attrs
 
@@ -54,6 +55,24 @@ def _kind(value: LocationKind | str) -> LocationKind:
     return LocationKind(value)
 
 
+def _check_time_zone(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is None or (isinstance(value, str) and _is_zone(value)):
+        return
+    raise InvalidLocation(
+        f"time zone must be None or an IANA time zone name such as 'Europe/Berlin', got {value!r}"
+    )
+
+
+def _is_zone(name: str) -> bool:
+    """Whether the time zone database knows ``name`` (an absolute path, a folder or a file
+    that is no zone is not one)."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def _check_id(_: object, __: attrs.Attribute[LocationId], value: LocationId) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidLocation(f"location id must be a non-empty string, got {value!r}")
@@ -62,7 +81,8 @@ def _check_id(_: object, __: attrs.Attribute[LocationId], value: LocationId) -> 
 @attrs.frozen(slots=True)
 class Location:
     """A stock point. Lower ``priority`` is preferred; ``daily_capacity`` caps the fulfilment
-    orders it takes per day (``None``: no cap)."""
+    orders it takes per day (``None``: no cap). ``time_zone``, an IANA name such as
+    ``"America/New_York"``, says when its day begins; without one, the day is the clock's."""
 
     id: LocationId = attrs.field(converter=to_location_id, validator=_check_id)
     kind: LocationKind = attrs.field(converter=_kind)
@@ -73,10 +93,18 @@ class Location:
     daily_capacity: int | None = attrs.field(default=None, validator=_check_capacity)
     name: str = attrs.field(default="", validator=text(InvalidLocation))
     version: int = attrs.field(default=0, validator=number(InvalidLocation, whole=True))
+    time_zone: str | None = attrs.field(default=None, validator=_check_time_zone)
 
     def can(self, capability: Capability) -> bool:
         """True when the location has ``capability``."""
         return capability in self.capabilities
+
+    def day_at(self, moment: datetime) -> date:
+        """The location's calendar day at ``moment`` (an aware datetime): in its own time
+        zone, or in ``moment``'s when it has none."""
+        if self.time_zone is None:
+            return moment.date()
+        return moment.astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
 @attrs.frozen(slots=True)

@@ -156,13 +156,14 @@ def _first_versions() -> _Aggregates:
 
 
 def sample_location(location_id: str, priority: int = 1) -> Location:
-    """A warehouse that ships and takes returns."""
+    """A warehouse in Berlin's time zone that ships and takes returns."""
     return Location(
         id=LocationId(location_id),
         kind=LocationKind.WAREHOUSE,
         geo=GeoPoint(52.5, 13.4),
         capabilities={Capability.SHIP, Capability.RETURNS},
         priority=priority,
+        time_zone="Europe/Berlin",
     )
 
 

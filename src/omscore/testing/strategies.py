@@ -142,8 +142,8 @@ def location(
     kinds: tuple[LocationKind, ...] = tuple(LocationKind),
     usable: bool = False,
 ) -> st.SearchStrategy[Location]:
-    """One location with ``location_id``: any kind, point, capabilities, priority, state;
-    with ``usable``, active and with every capability."""
+    """One location with ``location_id``: any kind, point, capabilities, priority, state,
+    time zone; with ``usable``, active and with every capability."""
     return st.builds(
         Location,
         id=st.just(LocationId(location_id)),
@@ -156,6 +156,7 @@ def location(
         ),
         priority=st.integers(min_value=0, max_value=5),
         active=st.just(True) if usable else st.booleans(),
+        time_zone=st.none() | st.sampled_from(["Europe/Berlin", "America/New_York", "Asia/Tokyo"]),
     )
 
 
