@@ -26,6 +26,7 @@ from omscore.errors import (
     InvalidQuantity,
     StockInUse,
     UnknownLocation,
+    UnknownOrder,
     UnknownReservation,
     UnknownSupply,
     UnknownTransfer,
@@ -40,7 +41,7 @@ from omscore.events import (
     SupplyCancelled,
     SupplyUpdated,
 )
-from omscore.ids import ChannelId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem, LocationLoad, MovementKind, Supply
 from omscore.testing import ManualClock
 
@@ -603,6 +604,85 @@ def test_a_promise_date_counts_the_channels_supply_after_the_waiting_backorders(
     assert oms.promise_date("A", 1) == soon  # 3 waiting + 1 = 4 of the 5 due soon
     assert oms.promise_date("A", 3) == later  # 3 waiting + 3 = 6: the later PO too
     assert oms.promise_date("A", 5) is None  # 8 > all 7 due
+
+
+def test_backordered_lines_get_the_date_of_the_supply_that_completes_them(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """Oldest order first: the first takes 3 of the 4 due on day 3, the second waits for
+    the rest on day 10; a line beyond all supply has no date, a held line is left out."""
+    day = {n: clock.now() + timedelta(days=n) for n in (3, 10)}
+    oms.receive("WH-1", "B", 5)
+    oms.add_supply("A", "WH-1", 4, day[3], reference="PO-1")
+    oms.add_supply("A", "ST-1", 10, day[10], reference="PO-2")
+    first = oms.place_order(draft(("A", 3), ("B", 1)))
+    second = oms.place_order(draft(("A", 4)))
+    third = oms.place_order(draft(("A", 8)))
+    assert oms.backorder_dates(first.id) == {first.lines[0].id: day[3]}
+    assert oms.backorder_dates(second.id) == {second.lines[0].id: day[10]}
+    assert oms.backorder_dates(third.id) == {third.lines[0].id: None}  # 7 of 8 due
+    oms.cancel(first.id)  # the second moves up: 4 due on day 3
+    assert oms.backorder_dates(second.id) == {second.lines[0].id: day[3]}
+    oms.update_supply("A", "WH-1", "PO-1", eta=clock.now() - timedelta(days=1))  # overdue
+    assert oms.backorder_dates(second.id) == {second.lines[0].id: clock.now()}
+
+
+def test_a_backorder_waits_for_supply_its_channel_can_use(oms: OMS, clock: ManualClock) -> None:
+    """Supply to a store outside the marketplace's pool dates no marketplace order; a
+    pickup waits for its own store's. The query changes nothing."""
+    oms.configure_channel("marketplace", location_ids=["WH-1"])
+    soon, later = clock.now() + timedelta(days=2), clock.now() + timedelta(days=9)
+    oms.add_supply("A", "ST-1", 5, soon, reference="PO-STORE")
+    oms.add_supply("A", "WH-1", 5, later, reference="PO-WH")
+    market = oms.place_order(draft(("A", 2), channel="marketplace"))
+    pickup = oms.place_order(draft(("A", 4), delivery=Delivery.pickup("ST-1")))
+    before = snapshot(oms)
+    assert oms.backorder_dates(market.id) == {market.lines[0].id: later}
+    assert oms.backorder_dates(pickup.id) == {pickup.lines[0].id: soon}
+    assert snapshot(oms) == before
+    with pytest.raises(UnknownOrder):
+        oms.backorder_dates("O-404")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["WH-1", "ST-1"]), st.integers(1, 6), st.integers(1, 10)),
+        max_size=5,
+    ),
+    st.lists(
+        st.tuples(st.sampled_from(["web", "marketplace", "pickup"]), st.integers(1, 5)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_backorder_dates_are_when_the_supply_serves_them(
+    supplies: list[tuple[str, int, int]], orders: list[tuple[str, int]]
+) -> None:
+    """Property: receive each expected supply on its ETA, and every backordered line is
+    held in full on the date it was given (None: still waiting at the end)."""
+    clock = ManualClock()
+    oms = OMS(MemoryStore(), clock=clock, ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    oms.add_location(store_location("ST-1"))
+    oms.configure_channel("marketplace", location_ids=["WH-1"])
+    start = clock.now()
+    for n, (location, units, days) in enumerate(supplies):
+        oms.add_supply("A", location, units, start + timedelta(days=days), reference=f"PO-{n}")
+    placed = []
+    for channel, units in orders:
+        pickup = Delivery.pickup("ST-1") if channel == "pickup" else None
+        on = "web" if pickup else channel
+        placed.append(oms.place_order(draft(("A", units), channel=on, delivery=pickup)))
+    promised = {o.lines[0].id: oms.backorder_dates(o.id)[o.lines[0].id] for o in placed}
+    served: dict[LineId, datetime | None] = dict.fromkeys(promised)
+    for supply in sorted(oms.inventory("A").supply, key=lambda s: (s.eta, s.reference)):
+        clock.set(supply.eta)
+        oms.receive(supply.location_id, "A", supply.quantity, reference=supply.reference)
+        for order in placed:
+            line = order.lines[0].id
+            if served[line] is None and not oms.inventory("A").backordered_for(order.id, line):
+                served[line] = supply.eta
+    assert served == promised
 
 
 @pytest.mark.parametrize("eta", ["2026-02-01", datetime(2026, 2, 1)])

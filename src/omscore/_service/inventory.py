@@ -51,7 +51,7 @@ from omscore.events import (
     LocationUpdated,
 )
 from omscore.geo import GeoPoint
-from omscore.ids import ChannelId, LocationId, OrderId, Sku, SkuQuantities
+from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku, SkuQuantities
 from omscore.inventory import (
     Capability,
     Channel,
@@ -615,6 +615,32 @@ class InventoryUseCases(ServiceCore):
             stock = StockSession(uow, now)
             pool = stock.pool(pool_channel)
             return stock.item(sku).promise_date(quantity, pool, now)
+
+        return self._read(read)
+
+    def backorder_dates(self, order_id: str) -> dict[LineId, datetime | None]:
+        """When each backordered line of an order will be held in full: the ETA of the
+        incoming supply that completes it, or None when the supply expected does not cover
+        it. Lines with nothing backordered are left out.
+
+        Receipts serve backorders oldest first, before any newer order, so this holds
+        while the supply comes as expected; unannounced stock or a cancelled order ahead
+        makes it sooner, a late or cancelled purchase order later."""
+        now = self._now()
+
+        def read(uow: UnitOfWork) -> dict[LineId, datetime | None]:
+            order = _load_order(uow, order_id)
+            stock = StockSession(uow, now)
+            dates: dict[tuple[OrderId, LineId], datetime | None] = {}
+            for sku in dict.fromkeys(line.sku for line in order.lines):
+                item = stock.item(sku)
+                if any(b.order_id == order.id for b in item.backorders):
+                    dates.update(item.backorder_dates(stock.pool, stock.is_active, now))
+            return {
+                line.id: dates[(order.id, line.id)]
+                for line in order.lines
+                if (order.id, line.id) in dates
+            }
 
         return self._read(read)
 

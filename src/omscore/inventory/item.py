@@ -133,6 +133,16 @@ class Reservation:
     placements: tuple[Placement, ...]
 
 
+def _note_served(
+    dates: dict[tuple[OrderId, LineId], datetime | None], item: InventoryItem, at: datetime
+) -> None:
+    """Date ``at`` every backorder in ``dates`` that ``item`` no longer has, and no date yet."""
+    waiting = {(b.order_id, b.line_id) for b in item.backorders}
+    for key, when in dates.items():
+        if when is None and key not in waiting:
+            dates[key] = at
+
+
 @attrs.frozen(slots=True)
 class ItemChange:
     """What one command did to an item: the new item, its ledger rows and its events."""
@@ -493,6 +503,31 @@ class InventoryItem:
             for loc, level in sorted(self.levels.items())
             if level.reserved != held.get(loc, 0)
         ]
+
+    def backorder_dates(
+        self,
+        pool_for: Callable[[ChannelId], ChannelPool],
+        is_active: Callable[[LocationId], bool],
+        now: datetime,
+    ) -> dict[tuple[OrderId, LineId], datetime | None]:
+        """When each waiting backorder (by order and line) will be held in full if the
+        expected supply arrives on its ETA and nothing else takes it first: the ETA of the
+        supply that completes it (``now`` for one that is overdue), or None when the supply
+        expected does not. The supply is received on copies of the item, in ETA order,
+        and served by the rules that serve it when it really comes; nothing is changed."""
+        dates: dict[tuple[OrderId, LineId], datetime | None] = {
+            (b.order_id, b.line_id): None for b in self.backorders
+        }
+        item = self.serve_backorders(pool_for, is_active, now).item
+        _note_served(dates, item, now)
+        for supply in sorted(self.supply, key=lambda s: (s.eta, s.reference)):
+            if not item.backorders:
+                break
+            at = max(supply.eta, now)
+            item = item.receive(supply.location_id, supply.quantity, supply.reference, at).item
+            item = item.serve_backorders(pool_for, is_active, at).item
+            _note_served(dates, item, at)
+        return dates
 
     def promise_date(self, quantity: int, pool: ChannelPool, now: datetime) -> datetime | None:
         """When ``quantity`` units can be promised on ``pool``: now if ATP covers them, else the
