@@ -86,6 +86,35 @@ class MislabellingCarrier(LabelRecorder):
         return self.wrong(label)  # type: ignore[return-value]
 
 
+class CrashingCarrier(LabelRecorder):
+    """A carrier adapter whose HTTP client fails on every label."""
+
+    def create_label(
+        self,
+        fulfillment_id: str,
+        origin: Location,
+        destination: Address | None,
+        units: int,
+        key: str,
+    ) -> Label:
+        """Fail as a network library does."""
+        raise OSError("network is unreachable")
+
+
+def test_a_carrier_that_crashes_refuses_the_shipment_with_a_carrier_error() -> None:
+    """Its own error becomes a CarrierError raised from it; nothing is recorded."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds(), carrier=CrashingCarrier())
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(draft(("A", 2)), allocate=True)
+    kept = (oms.get_order(order.id), len(oms.events()))
+    message = "the carrier port's create_label raised OSError: network is unreachable"
+    with pytest.raises(CarrierError, match=message) as refused:
+        oms.ship(order.fulfillments[0].id)
+    assert isinstance(refused.value.__cause__, OSError)
+    assert (oms.get_order(order.id), len(oms.events())) == kept
+
+
 @pytest.mark.parametrize(
     "wrong",
     [

@@ -20,7 +20,7 @@ from omscore.errors import (
     PaymentLimitExceeded,
 )
 from omscore.events import PaymentRecorded
-from omscore.orders import PaymentKind
+from omscore.orders import Order, PaymentKind
 from omscore.ports import PaymentResult
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.invariants import check_books
@@ -282,6 +282,86 @@ def test_a_capture_the_gateway_misreports_refuses_the_shipment(
     kept = (oms.get_order(order.id), len(oms.events()))
     with pytest.raises(PaymentError, match=re.escape(f"the payment port's capture {problem}")):
         oms.ship(parcel.id, tracking="T-1")
+    assert (oms.get_order(order.id), len(oms.events())) == kept
+
+
+class CrashingGateway(FakePaymentGateway):
+    """A gateway adapter whose HTTP client fails: ``operation`` raises ``error`` before
+    any money moves (the adapter does not translate it into a PaymentError)."""
+
+    def __init__(self, operation: str, error: Exception) -> None:
+        super().__init__()
+        self.operation, self.error = operation, error
+
+    def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
+        """Authorise, unless this is the operation that crashes."""
+        self._crash("authorize")
+        return super().authorize(order_id, amount, key)
+
+    def capture(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Capture, unless this is the operation that crashes."""
+        self._crash("capture")
+        return super().capture(reference, amount, key)
+
+    def refund(self, reference: str, amount: Money, key: str) -> PaymentResult:
+        """Refund, unless this is the operation that crashes."""
+        self._crash("refund")
+        return super().refund(reference, amount, key)
+
+    def void(self, reference: str, key: str) -> PaymentResult:
+        """Void, unless this is the operation that crashes."""
+        self._crash("void")
+        return super().void(reference, key)
+
+    def _crash(self, operation: str) -> None:
+        if operation == self.operation:
+            raise self.error
+
+
+def test_an_authorisation_the_gateway_crashes_on_holds_the_order(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A timeout of the adapter's own is a fault like any PaymentError: the order is kept,
+    on a payment hold naming the error, and can be authorised again later."""
+    gateway = CrashingGateway("authorize", TimeoutError("gateway timed out"))
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    assert [h.kind for h in order.holds] == ["payment"]
+    assert "the payment port's authorize raised TimeoutError: gateway timed out" in (
+        order.holds[0].reason
+    )
+    assert order.payments == ()
+    gateway.operation = "none"
+    assert oms.authorize_payment(order.id).authorized == eur("14.95")
+
+
+@pytest.mark.parametrize(
+    ("operation", "command"),
+    [
+        ("capture", lambda oms, order: oms.ship(order.fulfillments[0].id, tracking="T-1")),
+        ("void", lambda oms, order: oms.cancel(order.id)),
+        ("refund", lambda oms, order: oms.refund_order(order.id, eur("1.00"), reason="late")),
+    ],
+)
+def test_a_gateway_that_crashes_refuses_the_command_with_a_payment_error(
+    make_oms: Callable[..., OMS], operation: str, command: Callable[[OMS, Order], object]
+) -> None:
+    """Capture, void and refund: a PaymentError raised from the adapter's own error, and
+    the order and its events as they were."""
+    broken = ConnectionError("connection reset")
+    oms = make_oms(payments=CrashingGateway(operation, broken))
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(paid_draft(("A", 1, "10.00")), allocate=True)
+    if operation == "refund":
+        oms.ship(order.fulfillments[0].id, tracking="T-1")
+        order = oms.get_order(order.id)
+    kept = (oms.get_order(order.id), len(oms.events()))
+    message = f"the payment port's {operation} raised ConnectionError: connection reset"
+    with pytest.raises(PaymentError, match=re.escape(message)) as refused:
+        command(oms, order)
+    assert refused.value.__cause__ is broken
     assert (oms.get_order(order.id), len(oms.events())) == kept
 
 

@@ -8,9 +8,10 @@ command never moves money twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from omscore.errors import PaymentDeclined, PaymentError
+from omscore.errors import OmsError, PaymentDeclined, PaymentError
 from omscore.events import DomainEvent
 from omscore.money import Money
 from omscore.orders import HoldKind, Order, PaymentEntry, PaymentKind
@@ -40,7 +41,8 @@ class Payments:
         if self.port is None:
             return self._record(order, PaymentKind.AUTHORIZED, amount, key, at)
         try:
-            result = _checked(self.port.authorize(order.id, amount, key), "authorize", amount)
+            port = self.port
+            result = _paid("authorize", amount, lambda: port.authorize(order.id, amount, key))
         except PaymentDeclined as declined:
             order, events = self._record(order, PaymentKind.DECLINED, amount, key, at)
             held, more = order.hold(HoldKind.PAYMENT, f"authorisation declined: {declined}", at)
@@ -69,13 +71,9 @@ class Payments:
             return self._record(order, PaymentKind.CAPTURED, amount, key, at)
         if reference is None:
             raise PaymentError(f"order {order.id} has no authorisation to capture {amount} from")
-        return self._record(
-            order,
-            PaymentKind.CAPTURED,
-            _checked(self.port.capture(reference, amount, key), "capture", amount),
-            key,
-            at,
-        )
+        port = self.port
+        paid = _paid("capture", amount, lambda: port.capture(reference, amount, key))
+        return self._record(order, PaymentKind.CAPTURED, paid, key, at)
 
     def settle(self, order: Order, at: datetime) -> Changed:
         """Void what is left of the authorisation once nothing more will be captured."""
@@ -84,13 +82,9 @@ class Payments:
         key = f"void:{order.id}"
         if self.port is None or order.payment_reference is None:
             return self._record(order, PaymentKind.VOIDED, order.uncaptured, key, at)
-        return self._record(
-            order,
-            PaymentKind.VOIDED,
-            _checked(self.port.void(order.payment_reference, key), "void", order.uncaptured),
-            key,
-            at,
-        )
+        port, reference = self.port, order.payment_reference
+        voided = _paid("void", order.uncaptured, lambda: port.void(reference, key))
+        return self._record(order, PaymentKind.VOIDED, voided, key, at)
 
     def refund(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Refund ``amount`` on the order's payment."""
@@ -98,13 +92,9 @@ class Payments:
             return order, []
         if self.port is None or order.payment_reference is None:
             return self._record(order, PaymentKind.REFUNDED, amount, key, at)
-        return self._record(
-            order,
-            PaymentKind.REFUNDED,
-            _checked(self.port.refund(order.payment_reference, amount, key), "refund", amount),
-            key,
-            at,
-        )
+        port, reference = self.port, order.payment_reference
+        refunded = _paid("refund", amount, lambda: port.refund(reference, amount, key))
+        return self._record(order, PaymentKind.REFUNDED, refunded, key, at)
 
     def credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Count ``amount`` as paid by credit (an exchanged return)."""
@@ -113,11 +103,21 @@ class Payments:
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
 
 
-def _checked(result: object, operation: str, asked: Money) -> PaymentResult:
-    """What a payment port returned, if it can be recorded: a :class:`PaymentResult` with a
-    reference, in the order's currency, moving no more than was asked (a gateway may
-    authorise less; more is a fault of the adapter). Else :class:`PaymentError`, and the
-    command records nothing."""
+def _paid(operation: str, asked: Money, call: Callable[[], object]) -> PaymentResult:
+    """What the payment port's ``operation`` returned, if it can be recorded: a
+    :class:`PaymentResult` with a reference, in the order's currency, moving no more than
+    was asked (a gateway may authorise less; more is a fault of the adapter). Else
+    :class:`PaymentError`, and the command records nothing. The port's own errors other
+    than an ``OmsError`` (a timeout of its HTTP client, say) are a ``PaymentError`` too,
+    raised from them."""
+    try:
+        result = call()
+    except OmsError:
+        raise
+    except Exception as error:
+        raise PaymentError(
+            f"the payment port's {operation} raised {type(error).__name__}: {error}"
+        ) from error
     problem = None
     if not isinstance(result, PaymentResult):
         problem = "is not a PaymentResult"

@@ -311,7 +311,8 @@ class Label:
 
 
 class CarrierPort(Protocol):
-    """A parcel carrier: rates, labels and tracking."""
+    """A parcel carrier: rates, labels and tracking. Failures raise ``CarrierError``; the
+    OMS takes any other exception ``create_label`` raises for one, raised from it."""
 
     def quote(self, origin: Location, destination: Address | None, units: int) -> Money:
         """The rate for ``units`` from ``origin`` to ``destination``."""
@@ -344,7 +345,8 @@ class PaymentResult:
 class PaymentPort(Protocol):
     """A payment gateway. Every call carries an idempotency key: a repeated key returns the
     first result and moves no money. Failures raise ``PaymentDeclined`` (a decision) or
-    ``PaymentError`` (a fault)."""
+    ``PaymentError`` (a fault); the OMS takes any other exception it raises for a fault,
+    a ``PaymentError`` raised from it."""
 
     def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
         """Reserve ``amount`` on the customer's payment method."""

@@ -26,6 +26,7 @@ from omscore.errors import (
     InvalidDraft,
     InvalidQuantity,
     InvalidQuery,
+    OmsError,
     UnknownFulfillment,
     UnknownOrder,
     UnknownReservation,
@@ -244,9 +245,17 @@ class ServiceCore:
         key: str,
     ) -> Label:
         """A label from the carrier port, checked: a :class:`Label` with a tracking number
-        and the carrier's name, else CarrierError."""
+        and the carrier's name, else CarrierError. What the port raises but an OmsError (its
+        HTTP client's timeout, say) is a CarrierError too, raised from it."""
         assert self.carrier is not None
-        label = self.carrier.create_label(reference, origin, destination, units, key=key)
+        try:
+            label = self.carrier.create_label(reference, origin, destination, units, key=key)
+        except OmsError:
+            raise
+        except Exception as error:
+            raise CarrierError(
+                f"the carrier port's create_label raised {type(error).__name__}: {error}"
+            ) from error
         if not (
             isinstance(label, Label)
             and isinstance(label.tracking, str)
