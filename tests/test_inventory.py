@@ -42,7 +42,14 @@ from omscore.events import (
     SupplyUpdated,
 )
 from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
-from omscore.inventory import ChannelPool, InventoryItem, LocationLoad, MovementKind, Supply
+from omscore.inventory import (
+    Channel,
+    ChannelPool,
+    InventoryItem,
+    LocationLoad,
+    MovementKind,
+    Supply,
+)
 from omscore.testing import ManualClock
 
 from .conftest import draft, store_location, warehouse
@@ -941,6 +948,29 @@ def test_location_fields_are_validated() -> None:
     assert closed_for_today.daily_capacity == 0
     with pytest.raises(InvalidLocation):
         Location(id="X", kind="store", geo=None, capabilities=[], priority=1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("id", 7, "id must be a string, got 7"),
+        ("location_ids", ["WH-1"], "location_ids must be a frozenset, got ['WH-1']"),
+        ("kinds", "store", "kinds must be a frozenset, got 'store'"),
+        ("buffer", -1, "channel buffer must be an int >= 0, got -1"),
+        ("buffer", True, "channel buffer must be an int >= 0, got True"),
+        ("buffer_percent", 101, "buffer_percent must be between 0 and 100, got 101"),
+        ("buffer_percent", "5", "buffer_percent must be between 0 and 100, got '5'"),
+        ("buffer_percent", Decimal("NaN"), "got Decimal('NaN')"),
+        ("low_stock_threshold", 2.5, "low_stock_threshold must be None or an int >= 0"),
+    ],
+)
+def test_a_channel_made_directly_is_checked_as_configure_channel_checks_it(
+    field: str, value: object, message: str
+) -> None:
+    """A channel a store reads back or a test builds obeys the rules of the command."""
+    with pytest.raises(InvalidChannelConfig, match=re.escape(message)):
+        Channel(**{"id": ChannelId("web"), field: value})  # type: ignore[arg-type]
+    assert Channel(ChannelId("web"), buffer_percent=12).buffer_percent == Decimal(12)
 
 
 @pytest.mark.parametrize(

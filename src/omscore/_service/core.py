@@ -7,7 +7,6 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TypeVar, cast
 
 import attrs
@@ -22,7 +21,6 @@ from omscore.errors import (
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
     InvalidArgument,
-    InvalidChannelConfig,
     InvalidDraft,
     InvalidQuantity,
     InvalidQuery,
@@ -702,30 +700,6 @@ def _expiry(now: datetime, ttl: timedelta) -> datetime:
         return now + ttl
     except OverflowError:
         raise InvalidQuantity(f"reservation ttl {ttl} reaches past the year 9999") from None
-
-
-def _check_channel_numbers(
-    buffer: int, buffer_percent: int | Decimal, low_stock_threshold: int | None
-) -> None:
-    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
-        raise InvalidChannelConfig(f"channel buffer must be an int >= 0, got {buffer!r}")
-    if (
-        isinstance(buffer_percent, bool)
-        or not isinstance(buffer_percent, int | Decimal)
-        or (isinstance(buffer_percent, Decimal) and not buffer_percent.is_finite())
-        or not (0 <= buffer_percent <= 100)
-    ):
-        raise InvalidChannelConfig(
-            f"buffer_percent must be between 0 and 100, got {buffer_percent!r}"
-        )
-    if low_stock_threshold is not None and (
-        isinstance(low_stock_threshold, bool)
-        or not isinstance(low_stock_threshold, int)
-        or low_stock_threshold < 0
-    ):
-        raise InvalidChannelConfig(
-            f"low_stock_threshold must be None or an int >= 0, got {low_stock_threshold!r}"
-        )
 
 
 def _distance(a: GeoPoint | None, b: GeoPoint | None) -> float | None:

@@ -23,7 +23,6 @@ from omscore._service.core import (
     StockPosition,
     _apply_feed,
     _channel_id,
-    _check_channel_numbers,
     _distance,
     _expiry,
     _item,
@@ -210,7 +209,14 @@ class InventoryUseCases(ServiceCore):
             if kinds is not None
             else None
         )
-        _check_channel_numbers(buffer, buffer_percent, low_stock_threshold)
+        proposed = Channel(
+            id=ChannelId(channel),
+            location_ids=ids,
+            kinds=kind_set,
+            buffer=buffer,
+            buffer_percent=buffer_percent,
+            low_stock_threshold=low_stock_threshold,
+        )
 
         def work(uow: UnitOfWork, now: datetime) -> Channel:
             if ids is not None:
@@ -219,16 +225,8 @@ class InventoryUseCases(ServiceCore):
                     raise InvalidChannelConfig(
                         f"channel {channel!r} names unknown locations {unknown}"
                     )
-            current = uow.channels.get(ChannelId(channel))
-            config = Channel(
-                id=ChannelId(channel),
-                location_ids=ids,
-                kinds=kind_set,
-                buffer=buffer,
-                buffer_percent=Decimal(buffer_percent),
-                low_stock_threshold=low_stock_threshold,
-                version=(current.version if current else 0) + 1,
-            )
+            current = uow.channels.get(proposed.id)
+            config = evolved(proposed, version=(current.version if current else 0) + 1)
             uow.channels.put(config)
             uow.record([ChannelConfigured(version=config.version, at=now, channel=config.id)])
             return config
@@ -238,7 +236,7 @@ class InventoryUseCases(ServiceCore):
             "location_ids": ids,
             "kinds": kind_set,
             "buffer": buffer,
-            "buffer_percent": Decimal(buffer_percent),
+            "buffer_percent": proposed.buffer_percent,
             "low_stock_threshold": low_stock_threshold,
         }
         return self._run("configure_channel", arguments, idempotency_key, work)

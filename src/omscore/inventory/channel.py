@@ -9,9 +9,39 @@ from decimal import Decimal
 
 import attrs
 
+from omscore._checks import instance_of, optional, text
+from omscore.errors import InvalidChannelConfig
 from omscore.ids import ChannelId, LocationId
 from omscore.inventory.location import Location, LocationKind
 from omscore.inventory.stock import StockLevel
+
+
+def _is_count(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+
+
+def _check_buffer(_: object, __: attrs.Attribute[int], buffer: object) -> None:
+    if not _is_count(buffer):
+        raise InvalidChannelConfig(f"channel buffer must be an int >= 0, got {buffer!r}")
+
+
+def _percent(value: object) -> Decimal:
+    """``value`` as a Decimal percentage between 0 and 100 (an int or a finite Decimal)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | Decimal)
+        or (isinstance(value, Decimal) and not value.is_finite())
+        or not (0 <= value <= 100)
+    ):
+        raise InvalidChannelConfig(f"buffer_percent must be between 0 and 100, got {value!r}")
+    return Decimal(value)
+
+
+def _check_threshold(_: object, __: attrs.Attribute[int | None], threshold: object) -> None:
+    if threshold is not None and not _is_count(threshold):
+        raise InvalidChannelConfig(
+            f"low_stock_threshold must be None or an int >= 0, got {threshold!r}"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -24,12 +54,16 @@ class Channel:
     never promised. ``low_stock_threshold`` turns on low-stock events for the channel.
     """
 
-    id: ChannelId
-    location_ids: frozenset[LocationId] | None = None
-    kinds: frozenset[LocationKind] | None = None
-    buffer: int = 0
-    buffer_percent: Decimal = Decimal(0)
-    low_stock_threshold: int | None = None
+    id: ChannelId = attrs.field(validator=text(InvalidChannelConfig))  # "": every location
+    location_ids: frozenset[LocationId] | None = attrs.field(
+        default=None, validator=optional(instance_of(frozenset, InvalidChannelConfig))
+    )
+    kinds: frozenset[LocationKind] | None = attrs.field(
+        default=None, validator=optional(instance_of(frozenset, InvalidChannelConfig))
+    )
+    buffer: int = attrs.field(default=0, validator=_check_buffer)
+    buffer_percent: Decimal = attrs.field(default=Decimal(0), converter=_percent)
+    low_stock_threshold: int | None = attrs.field(default=None, validator=_check_threshold)
     version: int = 0
 
     def feeds_from(self, location: Location) -> bool:
