@@ -108,6 +108,16 @@ class AddressChanged(OrderEvent):
     address: Address
 
 
+@attrs.frozen(slots=True, kw_only=True)
+class DeliveryChanged(OrderEvent):
+    """The way the order reaches the customer was changed before allocation: ``method``
+    (``"ship"``, ``"pickup"``, ``"same_day"``), with its pickup store or its address."""
+
+    method: str
+    pickup_location: LocationId | None
+    address: Address | None
+
+
 @attrs.frozen(slots=True)
 class CancelledUnits:
     """Units of one line cancelled: ``open`` were unallocated; ``allocated`` came out of a

@@ -31,6 +31,7 @@ from omscore.errors import (
     UnknownReturn,
 )
 from omscore.events import (
+    DeliveryChanged,
     DomainEvent,
     FulfilledUnits,
     LineAdded,
@@ -304,14 +305,7 @@ class ServiceCore:
 
     def _check_draft(self, draft: OrderDraft, stock: StockSession) -> None:
         problems = draft_problems(draft, self.limits)
-        delivery = getattr(draft, "delivery", None)
-        pickup = getattr(delivery, "pickup_location", None)
-        if getattr(delivery, "method", None) is DeliveryMethod.PICKUP and isinstance(pickup, str):
-            location = stock.locations.get(LocationId(pickup))
-            if location is None:
-                problems.append(f"pickup location {pickup!r} is unknown")
-            elif not location.active or not location.can(Capability.PICKUP):
-                problems.append(f"pickup location {pickup!r} does not take pickups now")
+        problems += _pickup_problems(getattr(draft, "delivery", None), stock)
         if problems:
             raise InvalidDraft(problems)
 
@@ -395,6 +389,16 @@ class ServiceCore:
                 self._release_line(stock, order.id, event.sku, event.line_id, event.open_units)
             elif isinstance(event, UnitsCancelled):
                 self._release_cancelled(stock, order.id, event)
+            elif isinstance(event, DeliveryChanged):
+                self._hold_again(stock, order)
+
+    def _hold_again(self, stock: StockSession, order: Order) -> None:
+        """Release what the order holds and waits for, and hold its open units again as its
+        delivery now asks (a pickup at its store, else the channel's pool); backorders keep
+        their place in the queue."""
+        for sku in dict.fromkeys(line.sku for line in order.lines):
+            stock.keep(stock.item(sku).release_order(order.id, stock.now)[0])
+        self._sync_holds(stock, order)
 
     def _release_line(
         self, stock: StockSession, order_id: OrderId, sku: Sku, line_id: LineId, units: int
@@ -607,6 +611,22 @@ def _customer_point(stock: StockSession, order: Order) -> GeoPoint | None:
         pickup = stock.locations.get(delivery.pickup_location)
         return pickup.geo if pickup is not None else None
     return delivery.address.geo if delivery.address is not None else None
+
+
+def _pickup_problems(delivery: object, stock: StockSession) -> list[str]:
+    """Why the store a pickup ``delivery`` names cannot take it now (empty if it can, or
+    for any other delivery)."""
+    pickup = getattr(delivery, "pickup_location", None)
+    if getattr(delivery, "method", None) is not DeliveryMethod.PICKUP or not isinstance(
+        pickup, str
+    ):
+        return []
+    location = stock.locations.get(LocationId(pickup))
+    if location is None:
+        return [f"pickup location {pickup!r} is unknown"]
+    if not location.active or not location.can(Capability.PICKUP):
+        return [f"pickup location {pickup!r} does not take pickups now"]
+    return []
 
 
 def _returns_location(stock: StockSession, order: Order) -> Location | None:

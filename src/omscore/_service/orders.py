@@ -14,14 +14,16 @@ from omscore._service.core import (
     _chosen_statuses,
     _load_order,
     _next_line_id,
+    _pickup_problems,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidQuantity, InvalidQuery, InvalidTransition
+from omscore.errors import InvalidDraft, InvalidQuantity, InvalidQuery, InvalidTransition
 from omscore.events import DomainEvent
 from omscore.geo import Address
 from omscore.ids import ChannelId, LineQuantities
 from omscore.orders import (
     WAITING_ORDER,
+    Delivery,
     HoldKind,
     LineDraft,
     Order,
@@ -231,6 +233,28 @@ class OrderUseCases(ServiceCore):
             lambda order, now: order.change_address(address, now),
         )
 
+    def change_delivery(
+        self, order_id: str, delivery: Delivery, idempotency_key: str | None = None
+    ) -> Order:
+        """Change how the order reaches the customer before allocation: ship it instead of
+        a pickup, collect it at another store, deliver it the same day. What it holds moves
+        with it; units it waits for keep their place in the queue. A pickup store must take
+        pickups now, as when the order is placed. Prices and charges stay as they are."""
+
+        def check_pickup(stock: StockSession) -> None:
+            problems = _pickup_problems(delivery, stock)
+            if problems:
+                raise InvalidDraft(problems)
+
+        return self._order_command(
+            "change_delivery",
+            order_id,
+            {"delivery": delivery},
+            idempotency_key,
+            lambda order, now: order.change_delivery(delivery, now),
+            check=check_pickup,
+        )
+
     def cancel(
         self,
         order_id: str,
@@ -272,11 +296,18 @@ class OrderUseCases(ServiceCore):
         arguments: Mapping[str, object],
         idempotency_key: str | None,
         decide: Callable[[Order, datetime], tuple[Order, list[DomainEvent]]],
+        *,
+        check: Callable[[StockSession], None] | None = None,
     ) -> Order:
+        """Run ``decide`` on the order (after ``check``, given one, on the stock), keep its
+        holds in step and settle its payment."""
+
         def work(uow: UnitOfWork, now: datetime) -> Order:
+            stock = StockSession(uow, now)
+            if check is not None:
+                check(stock)
             order, events = decide(_load_order(uow, order_id), now)
             uow.record(events)
-            stock = StockSession(uow, now)
             self._follow_stock(stock, order, events)
             order, settled = self._payments.settle(order, now)
             uow.record(settled)

@@ -29,6 +29,7 @@ from omscore.errors import (
 from omscore.events import (
     AddressChanged,
     CancelledUnits,
+    DeliveryChanged,
     DomainEvent,
     FulfilledUnits,
     FulfillmentCreated,
@@ -710,6 +711,29 @@ class Order:
         return order, [
             AddressChanged(order_id=self.id, version=order.version, at=at, address=address)
         ]
+
+    def change_delivery(self, delivery: Delivery, at: datetime) -> tuple[Order, list[DomainEvent]]:
+        """Change how the order reaches the customer (shipped, collected at another store,
+        same-day) before any unit is allocated. Prices and charges stay as they are."""
+        self._require_in_progress("edit")
+        if not isinstance(delivery, Delivery):
+            raise InvalidDraft([f"delivery must be a Delivery, got {delivery!r}"])
+        if delivery.problems():
+            raise InvalidDraft(delivery.problems())
+        if not all(line.untouched for line in self.lines):
+            raise InvalidTransition(
+                f"cannot change the delivery of order {self.id}: units are already allocated"
+            )
+        order = self._next(delivery=delivery)
+        changed = DeliveryChanged(
+            order_id=self.id,
+            version=order.version,
+            at=at,
+            method=delivery.method.value,
+            pickup_location=delivery.pickup_location,
+            address=delivery.address,
+        )
+        return order, [changed]
 
     # --- cancellation -------------------------------------------------------------------
 

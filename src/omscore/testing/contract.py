@@ -1555,7 +1555,9 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
 
         @rule(
             data=st.data(),
-            edit=st.sampled_from(["change_quantity", "add_line", "remove_line", "change_address"]),
+            edit=st.sampled_from(
+                ["change_quantity", "add_line", "remove_line", "change_address", "change_delivery"]
+            ),
             n=st.integers(1, 4),
         )
         def edit_an_order(self, data: st.DataObject, edit: str, n: int) -> None:
@@ -1572,6 +1574,10 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 self.both(edit, order.id, LineDraft("B", n, PRICE))
             elif edit == "remove_line":
                 self.both(edit, order.id, line_id)
+            elif edit == "change_delivery":  # collect at ST-1, or have it shipped after all
+                shipped = order.delivery.method is not DeliveryMethod.PICKUP
+                to = Delivery.pickup("ST-1") if shipped else Delivery.ship(POTSDAM)
+                self.both(edit, order.id, to)
             else:
                 self.both(edit, order.id, POTSDAM)
 

@@ -1,0 +1,185 @@
+"""Changing how an order reaches the customer before allocation: ship, pickup, same-day."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omscore import OMS, Capability, Delivery, OrderStatus
+from omscore.adapters.memory import MemoryStore
+from omscore.adapters.system import SequentialIds
+from omscore.errors import InvalidDraft, InvalidTransition, OmsError
+from omscore.events import DeliveryChanged
+from omscore.sourcing import DeliveryMethod
+from omscore.testing import ManualClock
+from omscore.testing.invariants import check_books
+
+from .conftest import BERLIN, draft, store_location, warehouse
+
+STORE_PICKUP = Delivery.pickup("ST-1")
+OTHER_PICKUP = Delivery.pickup("ST-2")
+HOME = Delivery.ship(BERLIN)
+
+
+def shop() -> OMS:
+    """A warehouse and two stores that ship and hand out pickups."""
+    oms = OMS(MemoryStore(), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    oms.add_location(store_location("ST-1"))
+    oms.add_location(store_location("ST-2"))
+    return oms
+
+
+def held_at(oms: OMS, sku: str = "A") -> dict[str, int]:
+    """Units held for orders, by location."""
+    held: dict[str, int] = {}
+    for hold in oms.inventory(sku).holds:
+        held[hold.location_id] = held.get(hold.location_id, 0) + hold.quantity
+    return held
+
+
+def test_a_pickup_that_becomes_a_parcel_is_held_in_the_pool_and_shipped() -> None:
+    """The hold leaves the store for the channel's pool; the order ships from there."""
+    oms = shop()
+    oms.receive("ST-1", "A", 2)
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(draft(("A", 2), delivery=STORE_PICKUP))
+    assert held_at(oms) == {"ST-1": 2}
+    changed = oms.change_delivery(order.id, HOME)
+    assert changed.delivery == HOME
+    assert held_at(oms) == {"WH-1": 2}  # the warehouse comes first in the pool
+    assert oms.available("A", channel="web") == 5
+    assert not oms.allocate(order.id).unallocated
+    assert oms.get_order(order.id).fulfillments[0].method is DeliveryMethod.SHIP
+    [event] = [e for e in oms.events() if isinstance(e, DeliveryChanged)]
+    assert (event.method, event.pickup_location, event.address) == ("ship", None, BERLIN)
+    check_books(oms)
+
+
+def test_a_parcel_that_becomes_a_pickup_waits_at_its_store() -> None:
+    """Held where the customer collects; what the store lacks waits for it there."""
+    oms = shop()
+    oms.receive("WH-1", "A", 5)
+    oms.receive("ST-2", "A", 1)
+    order = oms.place_order(draft(("A", 2)))
+    oms.change_delivery(order.id, OTHER_PICKUP)
+    assert held_at(oms) == {"ST-2": 1}
+    line = order.lines[0].id
+    assert oms.inventory("A").backordered_for(order.id, line) == 1
+    oms.receive("ST-2", "A", 1)
+    assert held_at(oms) == {"ST-2": 2}
+    check_books(oms)
+
+
+def test_a_pickup_store_that_stopped_taking_pickups_can_be_left_for_another() -> None:
+    """The way out for a store that stops handing out pickups: its waiting orders move."""
+    oms = shop()
+    oms.receive("ST-1", "A", 1)
+    oms.receive("ST-2", "A", 1)
+    order = oms.place_order(draft(("A", 1), delivery=STORE_PICKUP))
+    oms.update_location("ST-1", capabilities=[Capability.SHIP])
+    assert oms.allocate(order.id).unallocated  # ST-1 cannot hand it out
+    oms.change_delivery(order.id, OTHER_PICKUP)
+    assert oms.allocate(order.id).shipments == ("ST-2",)
+    assert oms.get_order(order.id).status is OrderStatus.ALLOCATED
+    check_books(oms)
+
+
+def test_a_backorder_keeps_its_place_in_the_queue() -> None:
+    """Units an order waits for are still served before a newer order's."""
+    oms = shop()
+    first = oms.place_order(draft(("A", 1), delivery=STORE_PICKUP))
+    second = oms.place_order(draft(("A", 1)))
+    oms.change_delivery(first.id, HOME)
+    oms.receive("WH-1", "A", 1)
+    item = oms.inventory("A")
+    assert item.held_for(first.id, first.lines[0].id) == 1
+    assert item.backordered_for(second.id, second.lines[0].id) == 1
+
+
+def refused_changes() -> list[tuple[Callable[[OMS, str], object], type[OmsError], str]]:
+    """A change that is refused: what it calls, the error and what it says."""
+    return [
+        (
+            lambda oms, order: oms.change_delivery(order, Delivery.pickup("ST-9")),
+            InvalidDraft,
+            "pickup location 'ST-9' is unknown",
+        ),
+        (
+            lambda oms, order: oms.change_delivery(order, Delivery.pickup("WH-1")),
+            InvalidDraft,
+            "pickup location 'WH-1' does not take pickups now",
+        ),
+        (
+            lambda oms, order: oms.change_delivery(order, "pickup"),  # type: ignore[arg-type]
+            InvalidDraft,
+            "delivery must be a Delivery, got 'pickup'",
+        ),
+        (
+            lambda oms, order: oms.change_delivery(order, Delivery.ship(None)),  # type: ignore[arg-type]
+            InvalidDraft,
+            "a ship delivery needs an address",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), refused_changes())
+def test_a_delivery_that_cannot_work_is_refused_and_changes_nothing(
+    call: Callable[[OMS, str], object], error: type[OmsError], message: str
+) -> None:
+    """An unknown store, one that hands out no pickups, no Delivery, no address."""
+    oms = shop()
+    oms.receive("ST-1", "A", 2)
+    order = oms.place_order(draft(("A", 1), delivery=STORE_PICKUP))
+    before = (oms.get_order(order.id), oms.inventory("A"), oms.events())
+    with pytest.raises(error, match=message):
+        call(oms, order.id)
+    assert (oms.get_order(order.id), oms.inventory("A"), oms.events()) == before
+
+
+def test_an_allocated_or_cancelled_order_keeps_its_delivery() -> None:
+    """Once a unit is allocated the parcel is being made; a cancelled order is over."""
+    oms = shop()
+    oms.receive("WH-1", "A", 5)
+    allocated = oms.place_order(draft(("A", 1)), allocate=True)
+    with pytest.raises(InvalidTransition, match="units are already allocated"):
+        oms.change_delivery(allocated.id, STORE_PICKUP)
+    cancelled = oms.cancel(oms.place_order(draft(("A", 1))).id)
+    with pytest.raises(InvalidTransition):
+        oms.change_delivery(cancelled.id, STORE_PICKUP)
+    assert oms.get_order(cancelled.id).delivery == HOME
+
+
+DELIVERIES = st.sampled_from([HOME, STORE_PICKUP, OTHER_PICKUP, Delivery.same_day(BERLIN)])
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["WH-1", "ST-1", "ST-2"]), st.integers(1, 4)), max_size=4),
+    st.lists(st.tuples(DELIVERIES, st.integers(1, 3)), min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 3), DELIVERIES), max_size=6),
+)
+def test_every_open_unit_stays_held_or_waiting_once_whatever_the_changes(
+    stock: list[tuple[str, int]],
+    orders: list[tuple[Delivery, int]],
+    changes: list[tuple[int, Delivery]],
+) -> None:
+    """Property: after any changes of delivery (then allocation), the books balance: each
+    open unit held or backordered exactly once, no level beyond its stock; a pickup's
+    units are held at its store only."""
+    oms = shop()
+    for location, units in stock:
+        oms.receive(location, "A", units)
+    placed = [oms.place_order(draft(("A", n), delivery=d)).id for d, n in orders]
+    for index, delivery in changes:
+        order_id = placed[index % len(placed)]
+        assert oms.change_delivery(order_id, delivery).delivery == delivery
+        check_books(oms)
+        places = {h.location_id for h in oms.inventory("A").holds if h.key == order_id}
+        if delivery.pickup_location is not None:
+            assert places <= {delivery.pickup_location}
+    for order_id in placed:
+        oms.allocate(order_id)
+    check_books(oms)
