@@ -8,36 +8,68 @@ with every one already waiting, and the receipt that finally brings the stock mu
 them all in time proportional to their number. For each store and each mark, a fresh
 network takes that many pre-orders; then ``place_order`` is timed ``--samples`` times, and
 one ``receive`` with stock for every waiting order is timed (it turns them all into
-holds). The first mark, in the same process, is the baseline of the ratios.
+holds). Before it, five purchase orders that cover them all are expected, a day apart,
+and ``backorder_dates`` is timed for the oldest and the newest pre-order (the newest
+waits for the last purchase order). The first mark, in the same process, is the baseline
+of the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from datetime import timedelta
 
 import attrs
 from _timing import STORES, Timing, fresh_store, measure
 
 from omscore.bench import prepared
 from omscore.ports import Store
+from omscore.service import OMS
 
 
-def run(store: Store, waiting: int, samples: int) -> tuple[Timing, float]:
-    """``place_order`` timings with ``waiting`` pre-orders on one SKU, and the seconds of
-    the receipt that serves every one of them."""
+@attrs.frozen
+class Run:
+    """One mark's timings: placing, the dates of the oldest and newest pre-order, and the
+    seconds of the receipt that serves them all."""
+
+    placing: Timing
+    oldest_date: Timing
+    newest_date: Timing
+    receipt: float
+
+
+def dates_of(oms: OMS, order_id: str) -> Callable[[], object]:
+    """A call of ``backorder_dates`` for one order."""
+    return lambda: oms.backorder_dates(order_id)
+
+
+def run(store: Store, waiting: int, samples: int) -> Run:
+    """Time ``place_order`` with ``waiting`` pre-orders on one SKU, ``backorder_dates``
+    with purchase orders expected for them all, and the receipt that serves them."""
     oms, drafts = prepared(store)
     sku = "LAUNCH"  # a SKU no location has yet
     launch = attrs.evolve(drafts[0], lines=[attrs.evolve(drafts[0].lines[0], sku=sku)])
-    for _ in range(waiting):
+    first = oms.place_order(launch).id
+    for _ in range(waiting - 1):
         oms.place_order(launch)
     placing = measure(
         f"{waiting:>6,} waiting: place_order", lambda: oms.place_order(launch), samples
     )
+    last = oms.place_order(launch).id
     units = sum(line.quantity for line in launch.lines) * (waiting + samples + 20)
+    now = oms.clock.now()
+    for day in range(1, 6):
+        due = now + timedelta(days=day)
+        oms.add_supply(sku, "WH-0", -(-units // 5), due, reference=f"PO-{day}")
+    oldest, newest = (
+        measure(f"{waiting:>6,} waiting: backorder_dates, {which}", dates_of(oms, order), 10, 2)
+        for which, order in (("oldest", first), ("newest", last))
+    )
     start = time.perf_counter()
     oms.receive("WH-0", sku, units, reference="launch delivery")
-    return placing, time.perf_counter() - start
+    return Run(placing, oldest, newest, time.perf_counter() - start)
 
 
 def main() -> None:
@@ -58,14 +90,20 @@ def main() -> None:
         for mark in marks:
             with fresh_store(name) as store:
                 results.append(run(store, mark, args.samples))
-        quiet = results[0][0].median
-        for placing, _ in results:
+        quiet = results[0].placing.median
+        for result in results:
+            placing = result.placing
             print(f"  {placing.line()}   x{placing.median / quiet:.1f} the first mark")
-        for (_, receipt), mark in zip(results, marks, strict=True):
-            served = mark + args.samples + 20
+        for dates in ("oldest_date", "newest_date"):
+            first = getattr(results[0], dates).median
+            for result in results:
+                timing: Timing = getattr(result, dates)
+                print(f"  {timing.line('ms')}   x{timing.median / first:.1f} the first mark")
+        for result, mark in zip(results, marks, strict=True):
+            served = mark + args.samples + 21
             print(
-                f"  {f'{served:>6,} served by one receipt':<44} {receipt * 1e3:9.1f} ms"
-                f"   {receipt / served * 1e6:6.1f} us per pre-order"
+                f"  {f'{served:>6,} served by one receipt':<44} {result.receipt * 1e3:9.1f} ms"
+                f"   {result.receipt / served * 1e6:6.1f} us per pre-order"
             )
 
 

@@ -634,6 +634,26 @@ def test_backordered_lines_get_the_date_of_the_supply_that_completes_them(
     assert oms.backorder_dates(second.id) == {second.lines[0].id: clock.now()}
 
 
+def test_an_items_backorder_dates_cover_every_waiting_order(oms: OMS, clock: ManualClock) -> None:
+    """Without an order, the item's what-if dates every backorder of the SKU; with one,
+    that order's alone, with the same dates the OMS gives."""
+    oms.add_supply("A", "WH-1", 3, clock.now() + timedelta(days=2), reference="PO-1")
+    oms.add_supply("A", "ST-1", 2, clock.now() + timedelta(days=5), reference="PO-2")
+    orders = [oms.place_order(draft(("A", n))) for n in (2, 2, 2)]
+    item = oms.inventory("A")
+    pool = ChannelPool(ChannelId("web"), (LocationId("WH-1"), LocationId("ST-1")))
+    every = item.backorder_dates(lambda _: pool, lambda _: True, clock.now())
+    assert sorted(every.values(), key=str) == [
+        clock.now() + timedelta(days=2),
+        clock.now() + timedelta(days=5),
+        None,
+    ]
+    for order in orders:
+        mine = item.backorder_dates(lambda _: pool, lambda _: True, clock.now(), order_id=order.id)
+        assert mine == {key: when for key, when in every.items() if key[0] == order.id}
+        assert mine == {(order.id, line): d for line, d in oms.backorder_dates(order.id).items()}
+
+
 def test_a_backorder_waits_for_supply_its_channel_can_use(oms: OMS, clock: ManualClock) -> None:
     """Supply to a store outside the marketplace's pool dates no marketplace order; a
     pickup waits for its own store's. The query changes nothing."""

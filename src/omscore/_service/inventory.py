@@ -633,7 +633,8 @@ class InventoryUseCases(ServiceCore):
             for sku in dict.fromkeys(line.sku for line in order.lines):
                 item = stock.item(sku)
                 if any(b.order_id == order.id for b in item.backorders):
-                    dates.update(item.backorder_dates(stock.pool, stock.is_active, now))
+                    when = item.backorder_dates(stock.pool, stock.is_active, now, order_id=order.id)
+                    dates.update(when)
             return {
                 line.id: dates[(order.id, line.id)]
                 for line in order.lines

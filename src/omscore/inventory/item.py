@@ -509,19 +509,25 @@ class InventoryItem:
         pool_for: Callable[[ChannelId], ChannelPool],
         is_active: Callable[[LocationId], bool],
         now: datetime,
+        *,
+        order_id: OrderId | None = None,
     ) -> dict[tuple[OrderId, LineId], datetime | None]:
         """When each waiting backorder (by order and line) will be held in full if the
         expected supply arrives on its ETA and nothing else takes it first: the ETA of the
         supply that completes it (``now`` for one that is overdue), or None when the supply
         expected does not. The supply is received on copies of the item, in ETA order,
-        and served by the rules that serve it when it really comes; nothing is changed."""
+        and served by the rules that serve it when it really comes; nothing is changed.
+        With ``order_id``, only that order's backorders are dated, and the receipts stop
+        once they are."""
         dates: dict[tuple[OrderId, LineId], datetime | None] = {
-            (b.order_id, b.line_id): None for b in self.backorders
+            (b.order_id, b.line_id): None
+            for b in self.backorders
+            if order_id is None or b.order_id == order_id
         }
         item = self.serve_backorders(pool_for, is_active, now).item
         _note_served(dates, item, now)
         for supply in sorted(self.supply, key=lambda s: (s.eta, s.reference)):
-            if not item.backorders:
+            if None not in dates.values():
                 break
             at = max(supply.eta, now)
             item = item.receive(supply.location_id, supply.quantity, supply.reference, at).item
