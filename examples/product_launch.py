@@ -63,7 +63,8 @@ def tell_customers(oms: OMS, orders: dict[str, str], when: str) -> None:
 
 
 def main() -> None:
-    """Take pre-orders, move the purchase orders about, receive the first units."""
+    """Take pre-orders, move the purchase orders about, chase the late one, receive the
+    first units."""
     clock = ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
     with tempfile.TemporaryDirectory() as directory:
         store = SqliteStore(str(Path(directory) / "launch.db"))
@@ -94,8 +95,14 @@ def main() -> None:
         orders["eva"] = pre_order(oms, clock, "eva")
         tell_customers(oms, orders, "PO-2 is cancelled, and eva pre-orders too")
 
-        clock.set(launch_day + timedelta(days=3))
+        clock.set(launch_day + timedelta(days=4))
+        [late] = oms.incoming_supply(due_by=clock.now())  # what the buyer chases
+        print(
+            f"buyer: {late.supply.reference} is {late.late.days} day(s) late, "
+            f"{late.backordered} consoles on backorder wait for it"
+        )
         oms.receive("WH-BER", CONSOLE, 3, reference="PO-1")
+        assert oms.incoming_supply() == []
         tell_customers(oms, orders, "PO-1 arrives: the three oldest orders get a console")
         for order_id in orders.values():
             if not oms.backorder_dates(order_id):

@@ -205,6 +205,11 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "get_order_by_fulfillment": {"fulfillment_id": c["parcel"]},
         "get_return": {"return_id": c["requested"]},
         "hold": {"order_id": c["placed"], "kind": "fraud", "reason": "x"},
+        "incoming_supply": {
+            "due_by": datetime(2026, 3, 1, tzinfo=UTC),
+            "location_id": "WH-1",
+            "limit": 5,
+        },
         "inventory": {"sku": "A"},
         "ledger": {"sku": "A", "location_id": "WH-1"},
         "order_queue": {

@@ -24,6 +24,7 @@ from omscore.errors import (
     InvalidChannelConfig,
     InvalidLocation,
     InvalidQuantity,
+    InvalidQuery,
     StockInUse,
     UnknownLocation,
     UnknownOrder,
@@ -767,6 +768,56 @@ def test_a_change_to_supply_counts_what_is_still_due(oms: OMS, clock: ManualCloc
     assert oms.promise_date("A", 7) is None
 
 
+def test_incoming_supply_lists_the_latest_purchase_orders_first(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """What a buyer chases: supply still expected, earliest ETA first, with how late it is
+    and how many units of its SKU customers wait for; what is due by now is the overdue
+    part. A receipt in full, a new date or a cancellation moves it."""
+    day = timedelta(days=1)
+    start = clock.now()
+    oms.add_supply("A", "WH-1", 5, start + 3 * day, reference="PO-1")
+    oms.add_supply("B", "ST-1", 5, start + day, reference="PO-2")
+    oms.add_supply("A", "ST-1", 5, start + 5 * day, reference="PO-3")
+    oms.place_order(draft(("A", 2)))  # nothing on hand: backordered
+    clock.advance(3 * day)
+
+    def listed(**query: object) -> list[tuple[str, str, timedelta, int]]:
+        found = oms.incoming_supply(**query)  # type: ignore[arg-type]
+        return [(i.sku, i.supply.reference, i.late, i.backordered) for i in found]
+
+    assert listed() == [
+        ("B", "PO-2", 2 * day, 0),
+        ("A", "PO-1", timedelta(0), 2),
+        ("A", "PO-3", timedelta(0), 2),
+    ]
+    assert listed(due_by=clock.now()) == listed()[:2]
+    assert listed(due_by=clock.now() - 2 * day) == listed()[:1]
+    assert listed(location_id="ST-1") == [listed()[0], listed()[2]]
+    assert listed(limit=1) == listed()[:1]
+    oms.receive("ST-1", "B", 5, reference="PO-2")
+    oms.update_supply("A", "WH-1", "PO-1", eta=clock.now() + 4 * day)
+    oms.cancel_supply("A", "ST-1", "PO-3")
+    assert listed() == [("A", "PO-1", timedelta(0), 2)]
+    assert listed(due_by=clock.now()) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "error", "message"),
+    [
+        ({"due_by": datetime(2026, 3, 1)}, InvalidQuery, "due_by must be a timezone-aware"),
+        ({"due_by": "2026-03-01"}, InvalidQuery, "due_by must be a timezone-aware"),
+        ({"limit": -1}, InvalidQuery, "limit"),
+        ({"location_id": "NOWHERE"}, UnknownLocation, "NOWHERE"),
+    ],
+)
+def test_a_wrong_incoming_supply_query_is_refused(
+    oms: OMS, query: dict[str, object], error: type, message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        oms.incoming_supply(**query)  # type: ignore[arg-type]
+
+
 def test_supply_already_expected_under_its_reference_is_refused(
     oms: OMS, clock: ManualClock
 ) -> None:
@@ -870,6 +921,12 @@ def test_supply_and_promise_dates_follow_every_change(steps: list[SupplyStep], w
         if promised is None and short <= 0:
             promised = eta
     assert oms.promise_date("A", wanted) == promised
+    listed = [(i.supply.location_id, i.supply.reference) for i in oms.incoming_supply()]
+    assert listed == sorted(due, key=lambda key: (due[key][1], key))
+    overdue = oms.incoming_supply(due_by=clock.now())
+    assert {(i.supply.location_id, i.supply.reference) for i in overdue} == {
+        key for key, (_, eta) in due.items() if eta <= clock.now()
+    }
 
 
 def supply_step(oms: OMS, clock: ManualClock, due: Due, step: SupplyStep) -> int:

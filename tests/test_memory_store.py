@@ -112,6 +112,7 @@ WALKS: dict[str, Callable[[MemoryStore], object]] = {
     "reserved_under": lambda s: s.unit_of_work().inventory.reserved_under("cart"),
     "reserved_at": lambda s: s.unit_of_work().inventory.reserved_at(LocationId("WH-1")),
     "backordered": lambda s: s.unit_of_work().inventory.backordered(),
+    "supply_due": lambda s: s.unit_of_work().inventory.supply_due(T0),
     "outbox": lambda s: s.outbox(),
 }
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +77,12 @@ def test_a_migration_that_fails_leaves_the_file_at_its_version(
 
     version, indexes = versions_and_indexes()
     assert version == SCHEMA_VERSION - 1
-    assert "orders_by_customer" not in indexes  # what the last migration creates
+    assert "items_by_eta" not in indexes  # what the last migration creates
     monkeypatch.undo()
     assert SqliteStore(str(path)).migrated_from == SCHEMA_VERSION - 1
     version, indexes = versions_and_indexes()
     assert version == SCHEMA_VERSION
-    assert "orders_by_customer" in indexes
+    assert "items_by_eta" in indexes
 
 
 def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
@@ -119,8 +119,44 @@ def stocked_file(tmp_path: Path) -> tuple[Path, ManualClock, OMS]:
     return path, clock, oms
 
 
+def as_schema_8(connection: sqlite3.Connection) -> None:
+    """Undo schema 9: items without the column of their earliest supply ETA."""
+    connection.execute("DROP INDEX items_by_eta")
+    connection.execute("ALTER TABLE items DROP COLUMN next_eta")
+    connection.execute("DELETE FROM schema_version WHERE version >= 9")
+
+
+def test_supply_due_is_filled_in_by_the_schema_9_migration(tmp_path: Path) -> None:
+    """A schema-8 file opens with each item's earliest supply ETA, which the index finds
+    (an ETA given in another zone is compared in UTC)."""
+    path, clock, oms = stocked_file(tmp_path)
+    berlin = timezone(timedelta(hours=1))
+    now = clock.now()
+    oms.add_supply("A", "WH", 5, (now + timedelta(days=3)).astimezone(berlin), "PO-1")
+    oms.add_supply("A", "WH", 5, now + timedelta(days=1), "PO-2")
+    oms.add_supply("B", "WH", 5, (now + timedelta(days=2)).astimezone(berlin), "PO-3")
+    oms.store.close()  # type: ignore[attr-defined]
+    with closing(sqlite3.connect(path)) as connection, connection:
+        as_schema_8(connection)
+    reopened = SqliteStore(str(path))
+    assert reopened.migrated_from == 8
+    oms = OMS(reopened, clock=clock)
+    due = [
+        [i.supply.reference for i in oms.incoming_supply(due_by=now + timedelta(days=days))]
+        for days in (0, 1, 2, 3)
+    ]
+    assert due == [[], ["PO-2"], ["PO-2", "PO-3"], ["PO-2", "PO-3", "PO-1"]]
+    reopened.statement_log = []
+    with reopened.unit_of_work(write=False) as uow:
+        uow.inventory.supply_due(now)
+        ((_, sql, args),) = [row for row in reopened.statement_log if "FROM items" in row[1]]
+        plan = [row[3] for row in uow.all(f"EXPLAIN QUERY PLAN {sql}", args)]
+    assert plan[0] == "SEARCH items USING INDEX items_by_eta (next_eta>? AND next_eta<?)"
+
+
 def as_schema_7(connection: sqlite3.Connection) -> None:
     """Undo schema 8: orders without a customer column."""
+    as_schema_8(connection)
     connection.execute("DROP INDEX orders_by_customer")
     connection.execute("ALTER TABLE orders DROP COLUMN customer_ref")
     connection.execute("DELETE FROM schema_version WHERE version >= 8")

@@ -33,6 +33,7 @@ from omscore.orders import (
 from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
 from omscore.service import (
     OMS,
+    IncomingSupply,
     LocationAvailability,
     QueuedFulfillment,
     QueuedOrder,
@@ -51,6 +52,7 @@ __all__ = [
     "FulfillmentStatus",
     "GeoPoint",
     "HoldKind",
+    "IncomingSupply",
     "LineDraft",
     "LineId",
     "Location",

@@ -173,6 +173,11 @@ class InventoryRepository(Protocol):
         """SKUs with backorders waiting for stock, sorted."""
         ...
 
+    def supply_due(self, before: datetime | None) -> list[Sku]:
+        """SKUs expecting incoming supply with an ETA at or before ``before`` (any supply
+        when None), sorted."""
+        ...
+
 
 class LocationRepository(Protocol):
     """Locations by id."""
@@ -386,11 +391,11 @@ def checked_position(position: object, name: str) -> int:
     return position
 
 
-def checked_cutoff(before: object) -> datetime:
-    """``before`` when it is a timezone-aware datetime (where pruning stops); anything else
-    is an :class:`~omscore.errors.InvalidQuery`."""
+def checked_cutoff(before: object, name: str = "before") -> datetime:
+    """``before`` when it is a timezone-aware datetime (where pruning, or a query, stops);
+    anything else is an :class:`~omscore.errors.InvalidQuery` naming ``name``."""
     if not isinstance(before, datetime) or before.utcoffset() is None:
-        raise InvalidQuery(f"before must be a timezone-aware datetime, got {before!r}")
+        raise InvalidQuery(f"{name} must be a timezone-aware datetime, got {before!r}")
     return before
 
 

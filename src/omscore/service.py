@@ -12,6 +12,7 @@ The use cases live in :mod:`omscore._service`, one mixin per pillar, over a shar
 from __future__ import annotations
 
 from omscore._service.core import (
+    IncomingSupply,
     LocationAvailability,
     QueuedFulfillment,
     QueuedOrder,
@@ -32,4 +33,11 @@ class OMS(OrderUseCases, FulfilmentUseCases, ReturnUseCases, InventoryUseCases):
     """
 
 
-__all__ = ["OMS", "LocationAvailability", "QueuedFulfillment", "QueuedOrder", "StockPosition"]
+__all__ = [
+    "OMS",
+    "IncomingSupply",
+    "LocationAvailability",
+    "QueuedFulfillment",
+    "QueuedOrder",
+    "StockPosition",
+]

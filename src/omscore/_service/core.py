@@ -49,6 +49,7 @@ from omscore.inventory import (
     Location,
     LocationKind,
     LocationLoad,
+    Supply,
 )
 from omscore.inventory.item import require_units
 from omscore.orders import (
@@ -116,6 +117,18 @@ class QueuedFulfillment:
     def since(self) -> datetime:
         """When it entered its status."""
         return self.fulfillment.since
+
+
+@attrs.frozen(slots=True)
+class IncomingSupply:
+    """Supply still expected, as read at one moment: the SKU, the supply, how late it was
+    then (zero while its ETA is ahead) and the units of the SKU's backorders waiting for
+    stock, which are what a late purchase order keeps customers waiting for."""
+
+    sku: Sku
+    supply: Supply
+    late: timedelta
+    backordered: int
 
 
 @attrs.frozen(slots=True)

@@ -18,6 +18,7 @@ from omscore._checks import (
     require_text,
 )
 from omscore._service.core import (
+    IncomingSupply,
     LocationAvailability,
     ServiceCore,
     StockPosition,
@@ -68,7 +69,7 @@ from omscore.inventory import (
 )
 from omscore.inventory.item import require_units
 from omscore.inventory.location import capabilities_of
-from omscore.ports import UnitOfWork
+from omscore.ports import UnitOfWork, checked_cutoff, checked_limit
 
 
 class InventoryUseCases(ServiceCore):
@@ -640,6 +641,42 @@ class InventoryUseCases(ServiceCore):
                 for line in order.lines
                 if (order.id, line.id) in dates
             }
+
+        return self._read(read)
+
+    def incoming_supply(
+        self,
+        *,
+        due_by: datetime | None = None,
+        location_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[IncomingSupply]:
+        """Supply still expected, earliest ETA first (the latest purchase orders lead):
+        every SKU's, or what is due at or before ``due_by`` (the clock's now lists what is
+        overdue), at every location or at ``location_id``, at most ``limit`` of them."""
+        if due_by is not None:
+            checked_cutoff(due_by, "due_by")
+        checked_limit(limit)
+        now = self._now()
+
+        def read(uow: UnitOfWork) -> list[IncomingSupply]:
+            where = None
+            if location_id is not None:
+                where = StockSession(uow, now).location(location_id).id
+            found = []
+            for sku in uow.inventory.supply_due(due_by):
+                item = _item(uow, sku)
+                waiting = sum(b.quantity for b in item.backorders)
+                found += [
+                    IncomingSupply(sku, s, max(now - s.eta, timedelta(0)), waiting)
+                    for s in item.supply
+                    if (due_by is None or s.eta <= due_by)
+                    and (where is None or s.location_id == where)
+                ]
+            found.sort(
+                key=lambda i: (i.supply.eta, i.sku, i.supply.location_id, i.supply.reference)
+            )
+            return found[:limit]
 
         return self._read(read)
 

@@ -256,6 +256,15 @@ class _Inventory(_Repo[InventoryItem]):
             items = list(self._store.items.rows.values())
         return sorted(i.sku for i in items if i.backorders)
 
+    def supply_due(self, before: datetime | None) -> list[Sku]:
+        with self._store.lock:
+            items = list(self._store.items.rows.values())
+        return sorted(
+            i.sku
+            for i in items
+            if i.supply and (before is None or min(s.eta for s in i.supply) <= before)
+        )
+
 
 class _Network(_Repo[A]):
     """Locations or channels: few, read whole by most commands."""

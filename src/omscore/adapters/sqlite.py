@@ -131,6 +131,16 @@ def _fill_customer_refs(connection: sqlite3.Connection) -> None:
     connection.executemany("UPDATE orders SET customer_ref = ? WHERE id = ?", rows)
 
 
+def _fill_supply_etas(connection: sqlite3.Connection) -> None:
+    """Schema 9 finds expected supply by date: each item row gets its earliest ETA."""
+    rows = [
+        (_utc(min(datetime.fromisoformat(s["eta"]) for s in supply)), sku)
+        for sku, body in connection.execute("SELECT sku, body FROM items")
+        if (supply := json.loads(body).get("supply"))
+    ]
+    connection.executemany("UPDATE items SET next_eta = ? WHERE sku = ?", rows)
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
@@ -239,6 +249,14 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
             # Only orders with a customer are indexed: the rest cost nothing to write.
             "CREATE INDEX orders_by_customer ON orders (customer_ref, placed_at, id) "
             "WHERE customer_ref IS NOT NULL",
+        ),
+    ),
+    (
+        9,
+        (
+            "ALTER TABLE items ADD COLUMN next_eta TEXT",
+            _fill_supply_etas,
+            "CREATE INDEX items_by_eta ON items (next_eta) WHERE next_eta IS NOT NULL",
         ),
     ),
 )
@@ -694,12 +712,17 @@ class _Items(_Table[InventoryItem]):
             self.uow.store.keep(self.table, key, item.version, (item, *positions))
 
     def columns(self, item: InventoryItem) -> dict[str, object]:
-        """The queried columns of an item's row: the expiry, when its checkout holds moved
-        (after :meth:`write_rows`; a new row without it gets NULL, right for no holds)."""
-        if not self.checkout_keys[item.sku]:
-            return {}
-        expiry = item.next_expiry
-        return {"next_expiry": _utc(expiry) if expiry else None}
+        """The queried columns of an item's row that changed: the expiry, when its checkout
+        holds moved (after :meth:`write_rows`), and the earliest ETA, when its supply did
+        (a new row without them gets NULL, right for no holds and no supply)."""
+        changed: dict[str, object] = {}
+        if self.checkout_keys[item.sku]:
+            expiry = item.next_expiry
+            changed["next_expiry"] = _utc(expiry) if expiry else None
+        before = self.loaded.get(item.sku)
+        if item.supply != (before.supply if before is not None else ()):
+            changed["next_eta"] = _utc(min(s.eta for s in item.supply)) if item.supply else None
+        return changed
 
     def write_rows(self) -> None:
         """Write the rows of the holds and backorders that changed; ``positions`` and
@@ -793,6 +816,14 @@ class _Items(_Table[InventoryItem]):
 
     def backordered(self) -> list[Sku]:
         rows = self.uow.all("SELECT DISTINCT sku FROM backorders ORDER BY sku", ())
+        return [Sku(r[0]) for r in rows]
+
+    def supply_due(self, before: datetime | None) -> list[Sku]:
+        due = "" if before is None else " AND next_eta <= ?"
+        rows = self.uow.all(
+            f"SELECT sku FROM items WHERE next_eta IS NOT NULL{due} ORDER BY sku",
+            () if before is None else (_utc(before),),
+        )
         return [Sku(r[0]) for r in rows]
 
 

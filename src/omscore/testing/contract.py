@@ -764,6 +764,30 @@ class StoreContract:
             assert uow.inventory.backordered() == []
             assert uow.inventory.reserved_at(LocationId("WH-2")) == ["B", "E"]
 
+    def test_skus_with_supply_due_are_found_by_the_earliest_eta(self, oms: OMS) -> None:
+        """What a buyer chasing purchase orders looks up: the SKUs with supply due by a
+        date; a receipt that settles a SKU's earliest supply, a new date or a cancellation
+        moves the SKU."""
+        oms.add_location(sample_location("WH-2", 2))
+        now = oms.clock.now()
+        day = timedelta(days=1)
+        oms.add_supply("A", "WH-1", 5, now + 3 * day, "PO-1")
+        oms.add_supply("A", "WH-2", 5, now + day, "PO-2")
+        oms.add_supply("B", "WH-1", 5, now + 2 * day, "PO-3")
+        oms.receive("WH-1", "C", 5)  # stock without supply is never due
+
+        def due(by: datetime | None) -> list[Sku]:
+            with oms.store.unit_of_work(write=False) as uow:
+                return uow.inventory.supply_due(by)
+
+        assert [due(now), due(now + day), due(now + 2 * day)] == [[], ["A"], ["A", "B"]]
+        assert due(None) == ["A", "B"]
+        oms.receive("WH-2", "A", 5, reference="PO-2")  # settles A's earliest supply
+        assert [due(now + 2 * day), due(now + 3 * day)] == [["B"], ["A", "B"]]
+        oms.update_supply("B", "WH-1", "PO-3", eta=now + 4 * day)
+        oms.cancel_supply("A", "WH-1", "PO-1")
+        assert [due(now + 3 * day), due(None)] == [[], ["B"]]
+
     def test_reservations_expire_by_the_clock(self, oms: OMS) -> None:
         """A reservation holds stock until its time is up, then expiry frees it."""
         oms.receive("WH-1", "A", 5)
@@ -1040,6 +1064,7 @@ def walk_the_store(oms: OMS) -> None:
         uow.inventory.reserved_under("cart-1")
         uow.inventory.reserved_at(LocationId("WH-1"))
         uow.inventory.backordered()
+        uow.inventory.supply_due(None)
         uow.inventory.movements(Sku("A"))
         uow.inventory.ledger_totals()
         uow.channels.all()
@@ -1553,6 +1578,17 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             else:
                 self.both("cancel_supply", sku, "WH-1", po)
 
+        @rule(data=st.data(), n=st.integers(1, 6))
+        def supply_arrives(self, data: st.DataObject, n: int) -> None:
+            """Units of a purchase order are received under its reference: what is left
+            of it stays expected, by its ETA."""
+            reference = self.systems[0]
+            expected = [(s, p.reference) for s in ("A", "B") for p in reference.inventory(s).supply]
+            if expected:
+                sku, po = data.draw(st.sampled_from(expected))
+                self.both("receive", "WH-1", sku, n, reference=po)
+                self.received[sku] += n
+
         @rule(
             data=st.data(),
             edit=st.sampled_from(
@@ -1642,6 +1678,35 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 assert stalled == queue[: len(stalled)]
                 assert all(q.waiting >= timedelta(minutes=30) for q in stalled)
                 assert all(q.waiting < timedelta(minutes=30) for q in queue[len(stalled) :])
+
+        @invariant()
+        def incoming_supply_matches_a_scan_of_the_items(self) -> None:
+            """All supply expected is listed earliest ETA first, with how late it is and
+            the units its SKU has on backorder; what is due by now is a prefix of it."""
+            reference, tested = self.systems
+            now = self.clock.now()
+            expected = sorted(
+                (
+                    p.eta,
+                    sku,
+                    p.location_id,
+                    p.reference,
+                    p,
+                    sum(b.quantity for b in item.backorders),
+                )
+                for sku in ("A", "B")
+                for item in [reference.inventory(sku)]
+                for p in item.supply
+            )
+            listed = tested.incoming_supply()
+            assert [(i.sku, i.supply, i.backordered) for i in listed] == [
+                (sku, p, waiting) for _, sku, _, _, p, waiting in expected
+            ]
+            assert all(i.late == max(now - i.supply.eta, timedelta(0)) for i in listed)
+            due = tested.incoming_supply(due_by=now)
+            assert due == listed[: len(due)]
+            assert all(i.supply.eta <= now for i in due)
+            assert all(i.supply.eta > now for i in listed[len(due) :])
 
         @invariant()
         def order_queues_match_a_scan_of_the_orders(self) -> None:
