@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator
 
 import attrs
@@ -74,6 +75,36 @@ def test_every_policy_keeps_the_hard_rules(policy: SourcingPolicy, case: Case) -
     check_plan(request, snapshot, plan, maximal=not limited)
     if limited:
         assert len(plan.shipments) <= 1
+
+
+SHIP_COMPLETE = st.one_of(
+    oms_st.sourcing_cases(ship_complete=True),
+    oms_st.sourcing_cases(usable=True, ship_complete=True),
+)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: repr(p)[:60])
+@given(case=SHIP_COMPLETE)
+def test_a_ship_complete_request_is_served_whole_from_one_location_or_not_at_all(
+    policy: SourcingPolicy, case: Case
+) -> None:
+    """Every policy serves a ship-complete request from one location that holds all of it,
+    whenever an eligible one does, and otherwise allocates nothing; the trace says why each
+    location short of the whole was left out."""
+    request, snapshot = case
+    plan = policy.plan(request, snapshot)
+    check_plan(request, snapshot, plan)
+    demand: Counter[str] = Counter()
+    for line in request.lines:
+        demand[line.sku] += line.quantity
+    for location in snapshot.locations:
+        have = {sku: snapshot.available.get((location.id, Sku(sku)), 0) for sku in demand}
+        if not eligible(location, request, snapshot) or max(have.values()) <= 0:
+            continue
+        whole = all(have[sku] >= n for sku, n in demand.items())
+        excluded = plan.trace_of(location.id).excluded
+        assert (excluded is None) == whole, (location.id, excluded)
+        assert whole or "ships complete" in str(excluded)
 
 
 FILTERS = (

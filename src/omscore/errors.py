@@ -191,6 +191,11 @@ class UnknownFulfillment(OmsError, KeyError):
         return str(self.args[0]) if self.args else "unknown fulfilment order"
 
 
+class InvalidPlan(OmsError, ValueError):
+    """A sourcing policy's plan the OMS will not apply: it splits a ship-complete order
+    over locations or leaves part of it behind. Nothing is allocated."""
+
+
 class NothingToAllocate(InvalidTransition):
     """Allocation asked for an order with no open units."""
 

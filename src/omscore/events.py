@@ -50,12 +50,14 @@ class PlacedLine:
 
 @attrs.frozen(slots=True, kw_only=True)
 class OrderPlaced(OrderEvent):
-    """An order was placed (for ``customer_ref``, the draft's, when it named one)."""
+    """An order was placed (for ``customer_ref``, the draft's, when it named one; to ship
+    in one parcel when ``ship_complete``)."""
 
     channel: ChannelId
     total: Money
     lines: tuple[PlacedLine, ...]
     customer_ref: str | None = None
+    ship_complete: bool = False
 
 
 @attrs.frozen(slots=True, kw_only=True)

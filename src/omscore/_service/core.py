@@ -22,6 +22,7 @@ from omscore.errors import (
     DuplicateIdempotencyKey,
     InvalidArgument,
     InvalidDraft,
+    InvalidPlan,
     InvalidQuantity,
     InvalidQuery,
     OmsError,
@@ -440,6 +441,8 @@ class ServiceCore:
         open_lines = [line for line in order.lines if line.open]
         request = self._request(stock, order, open_lines)
         plan = self.sourcing.plan(request, self._snapshot(stock, order, request))
+        if order.ship_complete and plan.assignments:
+            _require_whole(order, plan)
         fulfillments = _fulfillments_of(order, plan)
         if fulfillments:
             order, events = order.allocate(fulfillments, now)
@@ -466,6 +469,7 @@ class ServiceCore:
             channel=order.channel,
             exclude=order.rejected_locations,
             pickup_location=delivery.pickup_location,
+            ship_complete=order.ship_complete,
         )
 
     def _snapshot(
@@ -596,6 +600,16 @@ def _fulfillments_of(
         (_fulfillment_id(order, n), location_id, units)
         for n, (location_id, units) in enumerate(grouped.items(), start=first)
     ]
+
+
+def _require_whole(order: Order, plan: AllocationPlan) -> None:
+    """A ship-complete order's plan sends every open unit from one location."""
+    if len(plan.shipments) > 1 or plan.units_unallocated:
+        raise InvalidPlan(
+            f"order {order.id} ships complete, but policy {plan.policy} planned "
+            f"{plan.units_allocated} units from {list(plan.shipments)} and left "
+            f"{plan.units_unallocated} behind"
+        )
 
 
 def _next_fulfillment_id(order: Order) -> FulfillmentId:

@@ -310,6 +310,7 @@ class ReturnUseCases(ServiceCore):
                 lines=list(lines),
                 delivery=original.delivery,
                 customer_ref=original.customer_ref,
+                ship_complete=original.ship_complete,
             )
             new = self._create_order(stock, draft, exchange_of=rma.id)
             applied = min(credit, new.total)

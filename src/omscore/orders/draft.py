@@ -49,7 +49,8 @@ class OrderDraft:
     """An order as submitted at checkout, before it is validated and placed.
 
     ``reservation_key`` names the checkout reservation the order takes over, if any;
-    ``shipping_fee`` of ``None`` means free shipping.
+    ``shipping_fee`` of ``None`` means free shipping. ``ship_complete`` asks for one
+    parcel: the order's open units are sourced only when one location can send them all.
     """
 
     channel: str
@@ -59,6 +60,7 @@ class OrderDraft:
     customer_ref: str | None = None
     shipping_fee: Money | None = None
     reservation_key: str | None = None
+    ship_complete: bool = False
 
 
 def _non_empty_text(value: object) -> bool:
@@ -135,6 +137,8 @@ def draft_problems(draft: OrderDraft, limits: DraftLimits) -> list[str]:
         problems += draft.delivery.problems()
     if draft.shipping_fee is not None:
         problems += _money_problems("shipping fee", draft.shipping_fee, draft.currency)
+    if not isinstance(draft.ship_complete, bool):
+        problems.append(f"ship_complete must be True or False, got {draft.ship_complete!r}")
     return problems
 
 

@@ -345,6 +345,7 @@ class Order:
     """What a customer bought in one checkout: lines, delivery, holds, fulfilment orders.
 
     Immutable: each command returns ``(new_order, events)``. ``status`` is derived.
+    ``ship_complete`` orders are sourced whole from one location or wait.
     """
 
     id: OrderId
@@ -363,6 +364,7 @@ class Order:
     payments: tuple[PaymentEntry, ...] = ()
     return_ids: tuple[ReturnId, ...] = ()
     exchange_of: ReturnId | None = None
+    ship_complete: bool = False
 
     # --- placing ------------------------------------------------------------------------
 
@@ -396,6 +398,7 @@ class Order:
             shipping_fee=draft.shipping_fee or Money.zero(draft.currency),
             customer_ref=draft.customer_ref,
             reservation_key=draft.reservation_key,
+            ship_complete=draft.ship_complete,
         )
         placed = OrderPlaced(
             order_id=order_id,
@@ -405,6 +408,7 @@ class Order:
             total=order.total,
             lines=tuple([PlacedLine(line.id, line.sku, line.quantity) for line in lines]),
             customer_ref=draft.customer_ref,
+            ship_complete=draft.ship_complete,
         )
         return order, [placed]
 

@@ -213,14 +213,22 @@ class Problem:
             if self.filters:  # a filter judges what the location has, not what is asked of it
                 stocked = self._usable(location, tuple(stocked))
             supply = tuple(map(min, stocked, self.demand))
-            if any(supply):
-                candidate = Candidate(location, supply)
-            else:
+            if not any(supply):
                 reason = "its stock is held back by a filter"
+            elif self.request.ship_complete and list(supply) != self.demand:
+                reason = self._short_of_the_whole(supply)
+            else:
+                candidate = Candidate(location, supply)
         if reason is not None:
             self.excluded[location_id] = reason
         admitted[location_id] = candidate
         return candidate
+
+    def _short_of_the_whole(self, supply: tuple[int, ...]) -> str:
+        return (
+            f"has {sum(supply)} of the {sum(self.demand)} units; the order ships complete "
+            "from one location"
+        )
 
     def _filter_reason(self, location: Location) -> str | None:
         for f in self.filters:

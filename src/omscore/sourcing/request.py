@@ -43,6 +43,11 @@ def _location_set(values: Iterable[str]) -> frozenset[LocationId]:
     return frozenset(LocationId(v) for v in values)
 
 
+def _check_flag(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InvalidSourcingRequest(f"{attribute.name} must be True or False, got {value!r}")
+
+
 def _delivery_method(value: DeliveryMethod | str) -> DeliveryMethod:
     return value if isinstance(value, DeliveryMethod) else DeliveryMethod(value)
 
@@ -53,6 +58,8 @@ class SourcingRequest:
 
     ``destination`` of ``None`` (a pickup) counts as distance 0 from everywhere.
     ``exclude`` lists locations that must not be used (e.g. ones that rejected the order).
+    ``ship_complete`` asks for every unit from one location, or none at all: only a
+    location that holds the whole request may serve it.
     """
 
     lines: tuple[RequestLine, ...] = attrs.field(converter=_lines)
@@ -61,6 +68,7 @@ class SourcingRequest:
     channel: ChannelId | None = None
     exclude: frozenset[LocationId] = attrs.field(default=frozenset(), converter=_location_set)
     pickup_location: LocationId | None = None
+    ship_complete: bool = attrs.field(default=False, validator=_check_flag)
 
 
 def _locations(values: Iterable[Location]) -> tuple[Location, ...]:

@@ -185,6 +185,7 @@ def order_draft(
     more: tuple[tuple[str, int], ...] = (),
     reservation_key: str | None = None,
     customer_ref: str | None = None,
+    ship_complete: bool = False,
 ) -> OrderDraft:
     """A draft shipped to Berlin: one line, and a line for each of ``more``."""
     lines = [(sku, quantity), *more]
@@ -195,6 +196,7 @@ def order_draft(
         lines=[LineDraft(s, n, Money("10.00", "EUR")) for s, n in lines],
         reservation_key=reservation_key,
         customer_ref=customer_ref,
+        ship_complete=ship_complete,
     )
 
 
@@ -1218,6 +1220,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             second=st.integers(0, 3),
             allocate_now=st.booleans(),
             customer=st.sampled_from([None, *CUSTOMERS]),
+            complete=st.booleans(),
         )
         def place(
             self,
@@ -1227,10 +1230,14 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             second: int,
             allocate_now: bool,
             customer: str | None,
+            complete: bool,
         ) -> None:
+            """An order (to ship complete, now and then), sourced at once or later."""
             delivery = Delivery.pickup("ST-1") if pickup else None
             more = (("B" if sku == "A" else "A", second),) if second else ()
-            draft = order_draft(sku, n, delivery, more=more, customer_ref=customer)
+            draft = order_draft(
+                sku, n, delivery, more=more, customer_ref=customer, ship_complete=complete
+            )
             order = self.both("place_order", draft)
             if order is not None:
                 self.orders.append(order.id)

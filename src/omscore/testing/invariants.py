@@ -83,7 +83,9 @@ def check_plan(
     location has of the SKU (pooled over lines); no line gets more than it asks; assigned
     plus unallocated is each line's quantity; with ``maximal`` (for policies without
     extra filters), each SKU allocates ``min(demand, eligible supply)``; the trace has one
-    entry per snapshot location and marks exactly the locations used.
+    entry per snapshot location and marks exactly the locations used. A ``ship_complete``
+    request is served whole by one location or not at all, and (with ``maximal``) served
+    whenever one eligible location holds all of it.
     """
     problems: list[str] = []
     by_id = {loc.id: loc for loc in snapshot.locations}
@@ -122,6 +124,8 @@ def check_plan(
             )
     if per_line:
         problems.append(f"assignments for lines not in the request: {sorted(per_line)}")
+    if request.ship_complete:
+        problems += _split(plan)
     if maximal:
         problems += _maximality(request, snapshot, plan, by_id, may_serve)
     problems += _trace(snapshot, plan)
@@ -139,6 +143,8 @@ def _maximality(
     demand: dict[Sku, int] = {}
     for line in request.lines:
         demand[line.sku] = demand.get(line.sku, 0) + line.quantity
+    if request.ship_complete:
+        return _whole_from_one(snapshot, plan, by_id, may_serve, demand)
     problems = []
     for sku, wanted in sorted(demand.items()):
         supply = 0
@@ -152,6 +158,35 @@ def _maximality(
                 f"(demand {wanted}, eligible supply {supply})"
             )
     return problems
+
+
+def _split(plan: AllocationPlan) -> list[str]:
+    """A ship-complete request's plan is empty, or one location with every unit."""
+    if plan.assignments and (len(plan.shipments) > 1 or plan.units_unallocated):
+        return [
+            f"a ship-complete request got {plan.units_allocated} units from "
+            f"{list(plan.shipments)}, {plan.units_unallocated} left unallocated"
+        ]
+    return []
+
+
+def _whole_from_one(
+    snapshot: NetworkSnapshot,
+    plan: AllocationPlan,
+    by_id: dict[LocationId, Location],
+    may_serve: Callable[[Location], bool],
+    demand: dict[Sku, int],
+) -> list[str]:
+    """A ship-complete request is served whole when one eligible location holds all of it."""
+    whole = [
+        location_id
+        for location_id, location in sorted(by_id.items())
+        if may_serve(location)
+        and all(snapshot.available.get((location_id, sku), 0) >= n for sku, n in demand.items())
+    ]
+    if whole and not plan.assignments:
+        return [f"nothing allocated, but {whole} could ship the whole request"]
+    return []
 
 
 def _trace(snapshot: NetworkSnapshot, plan: AllocationPlan) -> list[str]:

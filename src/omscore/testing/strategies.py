@@ -208,9 +208,11 @@ def requests(
     max_lines: int = 4,
     max_quantity: int = 5,
     exclusions: bool = True,
+    ship_complete: bool = False,
 ) -> st.SearchStrategy[SourcingRequest]:
     """Requests over ``skus`` (lines may share a SKU) by any of ``methods``; pickups name one
-    of ``location_ids``; some locations may be excluded (unless ``exclusions=False``)."""
+    of ``location_ids``; some locations may be excluded (unless ``exclusions=False``); with
+    ``ship_complete``, every request asks for its units from one location or none."""
 
     def build(
         picks: list[tuple[str, int]],
@@ -226,6 +228,7 @@ def requests(
             destination=None if method is DeliveryMethod.PICKUP else destination,
             exclude=exclude,
             pickup_location=LocationId(pickup) if method is DeliveryMethod.PICKUP else None,
+            ship_complete=ship_complete,
         )
 
     return st.builds(
@@ -252,6 +255,7 @@ def sourcing_cases(
     skus: tuple[str, ...] = ("A", "B", "C"),
     methods: tuple[DeliveryMethod, ...] = tuple(DeliveryMethod),
     usable: bool = False,
+    ship_complete: bool = False,
 ) -> st.SearchStrategy[tuple[SourcingRequest, NetworkSnapshot]]:
     """A request with a snapshot of a small network to plan it on.
 
@@ -259,11 +263,18 @@ def sourcing_cases(
     excluded, out of capacity), which tests the rules of eligibility. ``usable=True`` makes
     every location active, with every capability, no capacity limit and none excluded, so
     that where the units come from is the policy's choice: for tests of that choice (the
-    delivery method still narrows it: a pickup's store, the same-day radius)."""
+    delivery method still narrows it: a pickup's store, the same-day radius). With
+    ``ship_complete`` every request is for its units from one location or none."""
     sku_list = list(skus)
     return locations(max_size=max_locations, usable=usable).flatmap(
         lambda locs: st.tuples(
-            requests([loc.id for loc in locs], sku_list, methods=methods, exclusions=not usable),
+            requests(
+                [loc.id for loc in locs],
+                sku_list,
+                methods=methods,
+                exclusions=not usable,
+                ship_complete=ship_complete,
+            ),
             snapshots(locs, sku_list, capacity=not usable),
         )
     )
