@@ -21,6 +21,7 @@ from omscore.ids import LineId
 from omscore.orders import DeliveryMethod, FulfillmentOrder
 from omscore.orders.model import FULFILLMENT_TRANSITIONS
 from omscore.sourcing import (
+    DeepestStockPolicy,
     FewestShipmentsPolicy,
     LowestCostPolicy,
     PriorityPolicy,
@@ -36,6 +37,7 @@ LOCATIONS = ("WH-1", "WH-2", "ST-1")
 POLICIES: dict[str, SourcingPolicy] = {
     "cost": LowestCostPolicy(),
     "priority": PriorityPolicy(),
+    "deepest stock": DeepestStockPolicy(),
     "fewest": FewestShipmentsPolicy(),
     "cost, ship to store": LowestCostPolicy(allow_ship_to_store=True),
 }

@@ -13,6 +13,7 @@ from omscore.errors import InvalidSourcingConfig, InvalidSourcingRequest, Unknow
 from omscore.ids import LocationId, Sku
 from omscore.sourcing import (
     CostModel,
+    DeepestStockPolicy,
     DeliveryMethod,
     FewestShipmentsPolicy,
     KindFilter,
@@ -81,6 +82,29 @@ def test_nearest_takes_the_closest_location_first() -> None:
     stock = {("WH-MUC", "A"): 9, ("WH-HAM", "A"): 9, ("ST-BER", "A"): 1}
     plan = NearestPolicy().plan(request(("A", 3)), snapshot(stock))
     assert [(a.location_id, a.quantity) for a in plan.assignments] == [("ST-BER", 1), ("WH-HAM", 2)]
+
+
+def test_deepest_stock_draws_from_the_deepest_location_first() -> None:
+    """Depth counts every unit a location has of the requested SKUs, not only what the
+    order asks: the store with 12 hats and 1 scarf beats Munich's 4 and 4, then Hamburg
+    (priority 2) and Munich (priority 1) with the same depth go by priority."""
+    stock = {
+        ("ST-BER", "HAT"): 12,
+        ("ST-BER", "SCARF"): 1,
+        ("WH-MUC", "HAT"): 4,
+        ("WH-MUC", "SCARF"): 4,
+        ("WH-HAM", "HAT"): 8,
+    }
+    plan = DeepestStockPolicy().plan(request(("HAT", 2), ("SCARF", 2)), snapshot(stock))
+    assert [(a.location_id, a.sku, a.quantity) for a in plan.assignments] == [
+        ("ST-BER", "HAT", 2),
+        ("ST-BER", "SCARF", 1),
+        ("WH-MUC", "SCARF", 1),
+    ]
+    assert [r.location_id for r in plan.ranking] == ["ST-BER", "WH-MUC", "WH-HAM"]
+    assert plan.search == "greedy"
+    tie = {("WH-HAM", "HAT"): 8, ("WH-MUC", "HAT"): 8}
+    assert DeepestStockPolicy().plan(request(("HAT", 1)), snapshot(tie)).shipments == ("WH-MUC",)
 
 
 def test_lowest_cost_weighs_a_shipment_against_distance() -> None:
@@ -414,6 +438,7 @@ def test_policy_from_config_builds_every_policy() -> None:
             "fallback": {"policy": "fewest_shipments", "max_shipments": 3},
         }
     )
+    assert policy_from_config({"policy": "deepest_stock"}) == DeepestStockPolicy()
     assert isinstance(routed, RoutedPolicy)
     assert routed.fallback == FewestShipmentsPolicy(max_shipments=3)
     assert routed.routes[1].methods == frozenset({DeliveryMethod.SAME_DAY})

@@ -25,6 +25,7 @@ from omscore.orders import DeliveryMethod
 from omscore.sourcing import (
     AllocationPlan,
     CostModel,
+    DeepestStockPolicy,
     FewestShipmentsPolicy,
     KindFilter,
     LowestCostPolicy,
@@ -44,6 +45,7 @@ from omscore.testing.invariants import check_plan, eligible
 POLICIES: list[SourcingPolicy] = [
     PriorityPolicy(),
     NearestPolicy(),
+    DeepestStockPolicy(),
     FewestShipmentsPolicy(),
     FewestShipmentsPolicy(max_shipments=1),
     LowestCostPolicy(CostModel()),

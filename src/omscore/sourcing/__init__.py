@@ -17,6 +17,7 @@ from omscore.sourcing.engine import (
 from omscore.sourcing.plan import AllocationPlan, Assignment, LocationTrace, RankedLocation
 from omscore.sourcing.policies import (
     CostModel,
+    DeepestStockPolicy,
     FewestShipmentsPolicy,
     LowestCostPolicy,
     NearestPolicy,
@@ -41,6 +42,7 @@ __all__ = [
     "LocationTrace",
     "LowestCostPolicy",
     "MaxDistanceFilter",
+    "DeepestStockPolicy",
     "NearestPolicy",
     "NetworkSnapshot",
     "PriorityPolicy",

@@ -31,6 +31,7 @@ from omscore.sourcing.engine import (
 )
 from omscore.sourcing.policies import (
     CostModel,
+    DeepestStockPolicy,
     FewestShipmentsPolicy,
     LowestCostPolicy,
     NearestPolicy,
@@ -40,11 +41,12 @@ from omscore.sourcing.policies import (
     SourcingPolicy,
 )
 
-POLICIES = ("priority", "nearest", "fewest_shipments", "lowest_cost")
+POLICIES = ("priority", "nearest", "deepest_stock", "fewest_shipments", "lowest_cost")
 _COMMON_KEYS = {"policy", "filters", "same_day_radius_km", "allow_ship_to_store"}
 _EXTRA_KEYS = {
     "priority": set(),
     "nearest": set(),
+    "deepest_stock": set(),
     "fewest_shipments": {"max_shipments", "max_combinations"},
     "lowest_cost": {"cost_model", "max_combinations"},
 }
@@ -190,6 +192,8 @@ def _single(config: Mapping[str, Any], path: str, problems: _Problems) -> Sourci
         return PriorityPolicy(**common)
     if name == "nearest":
         return NearestPolicy(**common)
+    if name == "deepest_stock":
+        return DeepestStockPolicy(**common)
     if name == "fewest_shipments":
         most = problems.number(config, "max_shipments", path, whole=True, minimum=1)
         return FewestShipmentsPolicy(max_shipments=most, **common)

@@ -278,6 +278,11 @@ class Problem:
             return math.inf
         return self._distance_to(location.geo)
 
+    def depth(self, c: Candidate) -> int:
+        """Every unit the candidate has available of the requested SKUs (not capped at
+        what the request asks)."""
+        return sum(self._stocked[c.id])
+
     def distance(self, c: Candidate) -> float:
         """The candidate's distance, computed once."""
         if c.distance is None:

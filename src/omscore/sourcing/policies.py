@@ -166,6 +166,26 @@ class NearestPolicy(_BasePolicy):
         return _greedy(self.name, problem, _nearness(problem))
 
 
+@attrs.frozen(slots=True, kw_only=True)
+class DeepestStockPolicy(_BasePolicy):
+    """Like :class:`PriorityPolicy`, with locations by stock depth: the most units available
+    of the requested SKUs first, ties by priority, then id. It draws stock down where it is
+    deep and spares locations about to run out, so a store's last units stay on its shelf
+    for the customers who walk in."""
+
+    def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
+        """Greedy by stock depth."""
+        problem = self.problem(request, snapshot)
+        return _greedy(self.name, problem, _deepest_first(problem))
+
+
+def _deepest_first(problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
+    def key(c: Candidate) -> tuple[object, ...]:
+        return (-problem.depth(c), c.priority, c.id)
+
+    return key
+
+
 def _greedy(
     name: str, problem: Problem, key: Callable[[Candidate], tuple[object, ...]]
 ) -> AllocationPlan:
