@@ -107,6 +107,28 @@ def test_deepest_stock_draws_from_the_deepest_location_first() -> None:
     assert DeepestStockPolicy().plan(request(("HAT", 1)), snapshot(tie)).shipments == ("WH-MUC",)
 
 
+@pytest.mark.parametrize("ranked", [PriorityPolicy, NearestPolicy, DeepestStockPolicy])
+def test_single_location_first_ships_whole_from_the_best_ranked_location_that_can(
+    ranked: type[PriorityPolicy | NearestPolicy | DeepestStockPolicy],
+) -> None:
+    """The split the greedy rule makes (Munich ranks first by priority, Berlin's store by
+    distance and depth, and neither has the B) gives way to the one location that covers
+    the order; with none that does, the policy splits as before."""
+    stock = {
+        ("WH-MUC", "A"): 1,
+        ("ST-BER", "A"): 30,
+        ("WH-HAM", "A"): 5,
+        ("WH-HAM", "B"): 5,
+    }
+    order = request(("A", 2), ("B", 1))
+    assert len(ranked().plan(order, snapshot(stock)).shipments) == 2
+    plan = ranked(single_location_first=True).plan(order, snapshot(stock))
+    assert plan.shipments == ("WH-HAM",)
+    assert plan.search == "one location of 1 covers all, the best ranked"
+    stock[("WH-HAM", "A")] = 1
+    assert len(ranked(single_location_first=True).plan(order, snapshot(stock)).shipments) == 2
+
+
 def test_lowest_cost_weighs_a_shipment_against_distance() -> None:
     """Per-shipment cost makes one parcel from far cheaper than two from near; a tiny
     per-shipment cost makes the near split cheaper."""
@@ -439,6 +461,9 @@ def test_policy_from_config_builds_every_policy() -> None:
         }
     )
     assert policy_from_config({"policy": "deepest_stock"}) == DeepestStockPolicy()
+    assert policy_from_config(
+        {"policy": "nearest", "single_location_first": True}
+    ) == NearestPolicy(single_location_first=True)
     assert isinstance(routed, RoutedPolicy)
     assert routed.fallback == FewestShipmentsPolicy(max_shipments=3)
     assert routed.routes[1].methods == frozenset({DeliveryMethod.SAME_DAY})
@@ -524,7 +549,16 @@ PRIORITY = {"policy": "priority"}
         (
             {"policy": "priority", "max_combinations": 10},
             "config.max_combinations: unknown setting (allowed: allow_ship_to_store, filters, "
-            "policy, same_day_radius_km)",
+            "policy, same_day_radius_km, single_location_first)",
+        ),
+        (
+            {"policy": "deepest_stock", "single_location_first": 1},
+            "config.single_location_first: must be true or false, got 1",
+        ),
+        (
+            {"policy": "lowest_cost", "single_location_first": True},
+            "config.single_location_first: unknown setting (allowed: allow_ship_to_store, "
+            "cost_model, filters, max_combinations, policy, same_day_radius_km)",
         ),
         (
             {"policy": "fewest_shipments", "max_combinations": 0},

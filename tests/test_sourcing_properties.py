@@ -46,6 +46,9 @@ POLICIES: list[SourcingPolicy] = [
     PriorityPolicy(),
     NearestPolicy(),
     DeepestStockPolicy(),
+    PriorityPolicy(single_location_first=True),
+    NearestPolicy(single_location_first=True),
+    DeepestStockPolicy(single_location_first=True),
     FewestShipmentsPolicy(),
     FewestShipmentsPolicy(max_shipments=1),
     LowestCostPolicy(CostModel()),
@@ -77,6 +80,40 @@ def test_every_policy_keeps_the_hard_rules(policy: SourcingPolicy, case: Case) -
     check_plan(request, snapshot, plan, maximal=not limited)
     if limited:
         assert len(plan.shipments) <= 1
+
+
+SINGLE_FIRST = [
+    PriorityPolicy(single_location_first=True),
+    NearestPolicy(single_location_first=True),
+    DeepestStockPolicy(single_location_first=True),
+]
+
+
+@pytest.mark.parametrize("policy", SINGLE_FIRST, ids=lambda p: type(p).__name__)
+@given(case=st.one_of(SMALL, oms_st.sourcing_cases(usable=True)))
+def test_single_location_first_never_splits_what_one_location_covers(
+    policy: SourcingPolicy, case: Case
+) -> None:
+    """Whenever an eligible location holds every SKU's demand, the plan is that one
+    location, the best of them by the policy's ranking; the trace's rank 1 is in the plan
+    whenever it could have shipped everything."""
+    request, snapshot = case
+    plan = policy.plan(request, snapshot)
+    demand: Counter[str] = Counter()
+    for line in request.lines:
+        demand[line.sku] += line.quantity
+    covering = [
+        location.id
+        for location in snapshot.locations
+        if eligible(location, request, snapshot)
+        and all(snapshot.available.get((location.id, Sku(k)), 0) >= n for k, n in demand.items())
+    ]
+    if covering:
+        assert len(plan.shipments) == 1
+        assert plan.units_unallocated == 0
+        assert plan.shipments[0] in covering
+        best = plan.ranking[0].location_id
+        assert best not in covering or plan.shipments == (best,)
 
 
 SHIP_COMPLETE = st.one_of(

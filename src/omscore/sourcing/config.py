@@ -44,9 +44,9 @@ from omscore.sourcing.policies import (
 POLICIES = ("priority", "nearest", "deepest_stock", "fewest_shipments", "lowest_cost")
 _COMMON_KEYS = {"policy", "filters", "same_day_radius_km", "allow_ship_to_store"}
 _EXTRA_KEYS = {
-    "priority": set(),
-    "nearest": set(),
-    "deepest_stock": set(),
+    "priority": {"single_location_first"},
+    "nearest": {"single_location_first"},
+    "deepest_stock": {"single_location_first"},
     "fewest_shipments": {"max_shipments", "max_combinations"},
     "lowest_cost": {"cost_model", "max_combinations"},
 }
@@ -175,19 +175,18 @@ def _single(config: Mapping[str, Any], path: str, problems: _Problems) -> Sourci
     problems.unknown_keys(config, _COMMON_KEYS | _EXTRA_KEYS[name], path)
     filters = _filters(config.get("filters", {}), f"{path}.filters", problems)
     radius = problems.number(config, "same_day_radius_km", path)
-    ship_to_store = config.get("allow_ship_to_store", False)
-    if not isinstance(ship_to_store, bool):
-        problems.add(f"{path}.allow_ship_to_store", f"must be true or false, got {ship_to_store!r}")
     common: dict[str, Any] = {
         "filters": filters,
         "same_day_radius_km": 50.0 if radius is None else float(radius),
-        "allow_ship_to_store": ship_to_store is True,
+        "allow_ship_to_store": _flag(config, "allow_ship_to_store", path, problems),
     }
     budget = None
     if "max_combinations" in _EXTRA_KEYS[name]:
         budget = problems.number(config, "max_combinations", path, whole=True, minimum=1)
     if budget is not None:
         common["max_combinations"] = budget
+    if "single_location_first" in _EXTRA_KEYS[name]:
+        common["single_location_first"] = _flag(config, "single_location_first", path, problems)
     if name == "priority":
         return PriorityPolicy(**common)
     if name == "nearest":
@@ -199,6 +198,14 @@ def _single(config: Mapping[str, Any], path: str, problems: _Problems) -> Sourci
         return FewestShipmentsPolicy(max_shipments=most, **common)
     model = _cost_model(config.get("cost_model", {}), f"{path}.cost_model", problems)
     return LowestCostPolicy(model, **common)
+
+
+def _flag(config: Mapping[str, Any], key: str, path: str, problems: _Problems) -> bool:
+    """The setting ``key`` (false when absent); anything but true or false is a problem."""
+    value = config.get(key, False)
+    if not isinstance(value, bool):
+        problems.add(f"{path}.{key}", f"must be true or false, got {value!r}")
+    return value is True
 
 
 def _filters(data: object, path: str, problems: _Problems) -> list[LocationFilter]:

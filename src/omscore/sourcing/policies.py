@@ -147,36 +147,62 @@ def _nearness(problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
 
 
 @attrs.frozen(slots=True, kw_only=True)
-class PriorityPolicy(_BasePolicy):
+class _RankedPolicy(_BasePolicy):
+    """Greedy by a ranking of the locations; with ``single_location_first``, one location
+    that covers the whole order (the best ranked of those) before any split."""
+
+    single_location_first: bool = attrs.field(default=False, validator=flag(_refused))
+
+    def ranking(self, problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
+        """The sort key of the candidates, best first."""
+        raise NotImplementedError
+
+    def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
+        """Greedy by the ranking, after one covering location if asked to look first."""
+        problem = self.problem(request, snapshot)
+        key = self.ranking(problem)
+        singles = problem.covering_singles() if self.single_location_first else []
+        if not singles:
+            return _greedy(self.name, problem, key)
+        best = min(singles, key=key)
+        return problem.plan(
+            self.name,
+            problem.fill([best]),
+            lambda: sorted(problem.candidates, key=key),
+            search=f"one location of {len(singles)} covers all, the best ranked",
+            steps=len(singles),
+        )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PriorityPolicy(_RankedPolicy):
     """Lines in order, locations by (priority, id), a line split across locations as needed.
     The baseline the open-source order managers use."""
 
-    def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
-        """Greedy by priority."""
-        return _greedy(self.name, self.problem(request, snapshot), _by_priority)
+    def ranking(self, problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
+        """By priority, then id."""
+        return _by_priority
 
 
 @attrs.frozen(slots=True, kw_only=True)
-class NearestPolicy(_BasePolicy):
+class NearestPolicy(_RankedPolicy):
     """Like :class:`PriorityPolicy`, with locations by distance to the destination."""
 
-    def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
-        """Greedy by distance."""
-        problem = self.problem(request, snapshot)
-        return _greedy(self.name, problem, _nearness(problem))
+    def ranking(self, problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
+        """By distance, then priority, then id."""
+        return _nearness(problem)
 
 
 @attrs.frozen(slots=True, kw_only=True)
-class DeepestStockPolicy(_BasePolicy):
+class DeepestStockPolicy(_RankedPolicy):
     """Like :class:`PriorityPolicy`, with locations by stock depth: the most units available
     of the requested SKUs first, ties by priority, then id. It draws stock down where it is
     deep and spares locations about to run out, so a store's last units stay on its shelf
     for the customers who walk in."""
 
-    def plan(self, request: SourcingRequest, snapshot: NetworkSnapshot) -> AllocationPlan:
-        """Greedy by stock depth."""
-        problem = self.problem(request, snapshot)
-        return _greedy(self.name, problem, _deepest_first(problem))
+    def ranking(self, problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
+        """By stock depth, deepest first, then priority, then id."""
+        return _deepest_first(problem)
 
 
 def _deepest_first(problem: Problem) -> Callable[[Candidate], tuple[object, ...]]:
