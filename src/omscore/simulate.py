@@ -46,6 +46,7 @@ from omscore.ports import Store
 from omscore.returns import Disposition, ReturnPolicy
 from omscore.service import OMS, StockPosition
 from omscore.sourcing import (
+    DeepestStockPolicy,
     FewestShipmentsPolicy,
     LowestCostPolicy,
     NearestPolicy,
@@ -59,6 +60,7 @@ POLICIES: dict[str, Callable[[], SourcingPolicy]] = {
     "lowest_cost": lambda: LowestCostPolicy(allow_ship_to_store=True),
     "fewest_shipments": lambda: FewestShipmentsPolicy(allow_ship_to_store=True),
     "nearest": lambda: NearestPolicy(allow_ship_to_store=True),
+    "deepest_stock": lambda: DeepestStockPolicy(allow_ship_to_store=True),
     "priority": lambda: PriorityPolicy(allow_ship_to_store=True),
 }
 
