@@ -183,6 +183,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "cancel_supply": {"sku": "A", "location_id": "WH-1", "reference": "PO-SHOP"},
         "change_address": {"order_id": c["placed"], "address": BERLIN},
         "change_delivery": {"order_id": c["placed"], "delivery": Delivery.pickup("ST-1")},
+        "change_ship_complete": {"order_id": c["placed"], "ship_complete": True},
         "change_quantity": {"order_id": c["placed"], "line_id": c["placed_line"], "quantity": 2},
         "close_return": {"return_id": c["rejected"]},
         "collect": {"fulfillment_id": c["ready"]},

@@ -4,6 +4,7 @@ location, or waits (its units stay held) until one location can send it all."""
 from __future__ import annotations
 
 import json
+import re
 
 import attrs
 import pytest
@@ -12,8 +13,14 @@ from hypothesis import strategies as st
 
 from omscore import OMS, Order, OrderDraft, OrderStatus
 from omscore.adapters.memory import MemoryStore
-from omscore.errors import InvalidDraft, InvalidPlan, InvalidSourcingRequest
-from omscore.events import OrderPlaced
+from omscore.errors import (
+    InvalidDraft,
+    InvalidPlan,
+    InvalidSourcingRequest,
+    InvalidTransition,
+    UnknownOrder,
+)
+from omscore.events import OrderPlaced, ShipCompleteChanged
 from omscore.ids import LineId, OrderId
 from omscore.serialization import event_from_dict, event_to_dict, from_json, to_json
 from omscore.sourcing import (
@@ -121,6 +128,55 @@ def test_orders_and_events_written_before_ship_complete_read_back_without_it() -
     stored = json.loads(to_json(order))
     del stored["ship_complete"]
     assert from_json(json.dumps(stored), Order) == attrs.evolve(order, ship_complete=False)
+
+
+def test_a_customer_who_would_rather_have_what_is_there_lets_the_order_split() -> None:
+    """A ship-complete order waiting for the socks is let go: the next allocation splits
+    it; an ordinary order can be made ship complete while it has open units."""
+    oms = network(PriorityPolicy())
+    oms.receive("WH-1", "SHOES", 2)
+    oms.receive("WH-2", "SOCKS", 2)
+    order = oms.place_order(whole(("SHOES", 1), ("SOCKS", 1)))
+    assert oms.allocate(order.id).assignments == ()
+    changed = oms.change_ship_complete(order.id, False)
+    assert not changed.ship_complete
+    assert oms.events()[-1] == ShipCompleteChanged(
+        order_id=order.id, version=changed.version, at=ManualClock().now(), ship_complete=False
+    )
+    assert oms.allocate(order.id).shipments == ("WH-1", "WH-2")
+    other = oms.place_order(draft(("SHOES", 1), ("SOCKS", 1)))
+    assert oms.change_ship_complete(other.id, True).ship_complete
+    assert oms.allocate(other.id).assignments == ()
+    check_books(oms)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ("allocated", InvalidTransition, "has no open units: ship complete applies to what is"),
+        ("cancelled", InvalidTransition, "cannot edit order O-1: it is cancelled"),
+        ("not a bool", InvalidDraft, "ship_complete must be True or False, got 'no'"),
+        ("unknown", UnknownOrder, "no order 'O-9'"),
+    ],
+)
+def test_a_change_of_ship_complete_that_cannot_apply_is_refused_and_changes_nothing(
+    change: str, error: type, message: str
+) -> None:
+    oms = network(PriorityPolicy())
+    oms.receive("WH-1", "SHOES", 2)
+    order = oms.place_order(draft(("SHOES", 1)))
+    if change == "allocated":
+        oms.allocate(order.id)
+    if change == "cancelled":
+        oms.cancel(order.id, None, reason="customer")
+    before = (oms.get_order(order.id), oms.events())
+    order_id, value = (
+        ("O-9" if change == "unknown" else order.id),
+        ("no" if change == "not a bool" else True),
+    )
+    with pytest.raises(error, match=re.escape(message)):
+        oms.change_ship_complete(order_id, value)  # type: ignore[arg-type]
+    assert (oms.get_order(order.id), oms.events()) == before
 
 
 stocks = st.dictionaries(

@@ -120,6 +120,14 @@ class DeliveryChanged(OrderEvent):
     address: Address | None
 
 
+@attrs.frozen(slots=True, kw_only=True)
+class ShipCompleteChanged(OrderEvent):
+    """The order's open units are now to be sourced whole from one location
+    (``ship_complete``), or may be split again."""
+
+    ship_complete: bool
+
+
 @attrs.frozen(slots=True)
 class CancelledUnits:
     """Units of one line cancelled: ``open`` were unallocated; ``allocated`` came out of a

@@ -255,6 +255,19 @@ class OrderUseCases(ServiceCore):
             check=check_pickup,
         )
 
+    def change_ship_complete(
+        self, order_id: str, ship_complete: bool, idempotency_key: str | None = None
+    ) -> Order:
+        """Have the order's open units sourced whole from one location from now on, or let
+        them be split: a customer who would rather have what is there now than wait."""
+        return self._order_command(
+            "change_ship_complete",
+            order_id,
+            {"ship_complete": ship_complete},
+            idempotency_key,
+            lambda order, now: order.change_ship_complete(ship_complete, now),
+        )
+
     def cancel(
         self,
         order_id: str,

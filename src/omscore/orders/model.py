@@ -48,6 +48,7 @@ from omscore.events import (
     PaymentRecorded,
     PickupExpired,
     PlacedLine,
+    ShipCompleteChanged,
     UnitsCancelled,
 )
 from omscore.geo import Address
@@ -736,6 +737,26 @@ class Order:
             method=delivery.method.value,
             pickup_location=delivery.pickup_location,
             address=delivery.address,
+        )
+        return order, [changed]
+
+    def change_ship_complete(
+        self, ship_complete: bool, at: datetime
+    ) -> tuple[Order, list[DomainEvent]]:
+        """Source the open units whole from one location from now on, or let them be split
+        (the customer will take what is there). Needs open units: it applies to the next
+        allocation."""
+        self._require_in_progress("edit")
+        if not isinstance(ship_complete, bool):
+            raise InvalidDraft([f"ship_complete must be True or False, got {ship_complete!r}"])
+        if not self.open_units:
+            raise InvalidTransition(
+                f"order {self.id} has no open units: ship complete applies to what is still "
+                "to be sourced"
+            )
+        order = self._next(ship_complete=ship_complete)
+        changed = ShipCompleteChanged(
+            order_id=self.id, version=order.version, at=at, ship_complete=ship_complete
         )
         return order, [changed]
 

@@ -1599,7 +1599,14 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         @rule(
             data=st.data(),
             edit=st.sampled_from(
-                ["change_quantity", "add_line", "remove_line", "change_address", "change_delivery"]
+                [
+                    "change_quantity",
+                    "add_line",
+                    "remove_line",
+                    "change_address",
+                    "change_delivery",
+                    "change_ship_complete",
+                ]
             ),
             n=st.integers(1, 4),
         )
@@ -1617,6 +1624,8 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 self.both(edit, order.id, LineDraft("B", n, PRICE))
             elif edit == "remove_line":
                 self.both(edit, order.id, line_id)
+            elif edit == "change_ship_complete":  # wait for one parcel, or take what is there
+                self.both(edit, order.id, not order.ship_complete)
             elif edit == "change_delivery":  # collect at ST-1, or have it shipped after all
                 shipped = order.delivery.method is not DeliveryMethod.PICKUP
                 to = Delivery.pickup("ST-1") if shipped else Delivery.ship(POTSDAM)
