@@ -119,6 +119,18 @@ def stocked_file(tmp_path: Path) -> tuple[Path, ManualClock, OMS]:
     return path, clock, oms
 
 
+def reopened_as(
+    oms: OMS, path: Path, clock: ManualClock, undo: Callable[[sqlite3.Connection], None]
+) -> tuple[OMS, SqliteStore]:
+    """Close the OMS's store, make its file as an older schema left it with ``undo``, and
+    open it again (which migrates it): the new OMS and its store."""
+    oms.store.close()  # type: ignore[attr-defined]
+    with closing(sqlite3.connect(path)) as connection, connection:
+        undo(connection)
+    store = SqliteStore(str(path))
+    return OMS(store, clock=clock), store
+
+
 def as_schema_8(connection: sqlite3.Connection) -> None:
     """Undo schema 9: items without the column of their earliest supply ETA."""
     connection.execute("DROP INDEX items_by_eta")
@@ -135,12 +147,8 @@ def test_supply_due_is_filled_in_by_the_schema_9_migration(tmp_path: Path) -> No
     oms.add_supply("A", "WH", 5, (now + timedelta(days=3)).astimezone(berlin), "PO-1")
     oms.add_supply("A", "WH", 5, now + timedelta(days=1), "PO-2")
     oms.add_supply("B", "WH", 5, (now + timedelta(days=2)).astimezone(berlin), "PO-3")
-    oms.store.close()  # type: ignore[attr-defined]
-    with closing(sqlite3.connect(path)) as connection, connection:
-        as_schema_8(connection)
-    reopened = SqliteStore(str(path))
+    oms, reopened = reopened_as(oms, path, clock, as_schema_8)
     assert reopened.migrated_from == 8
-    oms = OMS(reopened, clock=clock)
     due = [
         [i.supply.reference for i in oms.incoming_supply(due_by=now + timedelta(days=days))]
         for days in (0, 1, 2, 3)
@@ -169,12 +177,8 @@ def test_customer_orders_are_filled_in_by_the_schema_8_migration(tmp_path: Path)
         oms.place_order(attrs.evolve(draft(("A", 1)), customer_ref=customer))
         clock.advance(timedelta(minutes=5))
     assert [o.id for o in oms.customer_orders("C-1")] == ["O-4", "O-1"]
-    oms.store.close()  # type: ignore[attr-defined]
-    with closing(sqlite3.connect(path)) as connection, connection:
-        as_schema_7(connection)
-    reopened = SqliteStore(str(path))
+    oms, reopened = reopened_as(oms, path, clock, as_schema_7)
     assert reopened.migrated_from == 7
-    oms = OMS(reopened, clock=clock)
     assert [o.id for o in oms.customer_orders("C-1")] == ["O-4", "O-1"]
     assert [o.id for o in oms.customer_orders("C-2")] == ["O-2"]
     assert [o.id for o in oms.customer_orders("C-1", before="O-4")] == ["O-1"]
@@ -215,11 +219,8 @@ def test_order_queues_are_filled_in_by_the_schema_7_migration(tmp_path: Path) ->
     queues = {kind: oms.order_queue(hold=kind) for kind in HOLD_KINDS}
     assert [q.order.id for q in queues["fraud"]] == ["O-1", "O-3"]
     assert [q.order.id for q in queues["manual"]] == ["O-1"]
-    oms.store.close()  # type: ignore[attr-defined]
-    with closing(sqlite3.connect(path)) as connection, connection:
-        as_schema_6(connection)
-    reopened = OMS(SqliteStore(str(path)), clock=clock)
-    assert reopened.store.migrated_from == 6  # type: ignore[attr-defined]
+    reopened, store = reopened_as(oms, path, clock, as_schema_6)
+    assert store.migrated_from == 6
     assert {k: reopened.order_queue(hold=k) for k in HOLD_KINDS} == queues
     assert [q.order.id for q in reopened.order_queue()] == ["O-1", "O-3"]
 
@@ -277,11 +278,8 @@ def test_fulfilment_queues_are_filled_in_by_the_schema_6_migration(tmp_path: Pat
     before = {loc: oms.fulfillment_queue(loc, statuses=everything) for loc in ("WH", "ST")}
     assert [q.fulfillment.id for q in before["WH"]] == [third.id, first.id]
     assert [q.fulfillment.id for q in before["ST"]] == [parcel.id]
-    oms.store.close()  # type: ignore[attr-defined]
-    with closing(sqlite3.connect(path)) as connection, connection:
-        as_schema_5(connection)
-    reopened = OMS(SqliteStore(str(path)), clock=clock)
-    assert reopened.store.migrated_from == 5  # type: ignore[attr-defined]
+    reopened, store = reopened_as(oms, path, clock, as_schema_5)
+    assert store.migrated_from == 5
     after = {loc: reopened.fulfillment_queue(loc, statuses=everything) for loc in ("WH", "ST")}
     assert after == before
 
