@@ -279,6 +279,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
             "to_location": "ST-1",
             "quantity": 1,
             "reference": "x",
+            "eta": datetime(2026, 2, 1, tzinfo=UTC),
         },
         "update_supply": {
             "sku": "A",

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from hypothesis import given
@@ -41,6 +42,7 @@ from omscore.events import (
     ReservationReleased,
     SupplyCancelled,
     SupplyUpdated,
+    TransferShipped,
 )
 from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
 from omscore.inventory import (
@@ -614,6 +616,30 @@ def test_a_promise_date_counts_the_channels_supply_after_the_waiting_backorders(
     assert oms.promise_date("A", 5) is None  # 8 > all 7 due
 
 
+def test_a_transfer_with_an_eta_is_incoming_supply_at_its_destination(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """Units sent from the warehouse to the store by Thursday promise a pickup there for
+    Thursday; the store's backorder gets that date and is served when they arrive. A
+    transfer without an ETA promises nothing."""
+    thursday = clock.now() + timedelta(days=3)
+    oms.receive("WH-1", "A", 5)
+    transfer = oms.transfer("A", "WH-1", "ST-1", 5, reference="replenish", eta=thursday)
+    assert transfer.eta == thursday
+    [shipped] = [e for e in oms.events() if isinstance(e, TransferShipped)]
+    assert shipped.eta == thursday
+    pickup = oms.place_order(draft(("A", 2), delivery=Delivery.pickup("ST-1")))
+    assert oms.backorder_dates(pickup.id) == {pickup.lines[0].id: thursday}
+    assert oms.promise_date("A", 3) == thursday  # 2 of the 5 go to the pickup first
+    assert oms.promise_date("A", 4) is None
+    clock.set(thursday)
+    oms.receive_transfer("A", transfer.id)
+    assert oms.backorder_dates(pickup.id) == {}  # held at the store now
+    oms.receive("WH-1", "B", 3)
+    oms.transfer("B", "WH-1", "ST-1", 3)  # no ETA
+    assert oms.promise_date("B", 1) is None
+
+
 def test_backordered_lines_get_the_date_of_the_supply_that_completes_them(
     oms: OMS, clock: ManualClock
 ) -> None:
@@ -674,7 +700,12 @@ def test_a_backorder_waits_for_supply_its_channel_can_use(oms: OMS, clock: Manua
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["WH-1", "ST-1"]), st.integers(1, 6), st.integers(1, 10)),
+        st.tuples(
+            st.sampled_from(["purchase order", "transfer"]),
+            st.sampled_from(["WH-1", "ST-1"]),
+            st.integers(1, 6),
+            st.integers(1, 10),
+        ),
         max_size=5,
     ),
     st.lists(
@@ -684,18 +715,29 @@ def test_a_backorder_waits_for_supply_its_channel_can_use(oms: OMS, clock: Manua
     ),
 )
 def test_backorder_dates_are_when_the_supply_serves_them(
-    supplies: list[tuple[str, int, int]], orders: list[tuple[str, int]]
+    arrivals: list[tuple[str, str, int, int]], orders: list[tuple[str, int]]
 ) -> None:
-    """Property: receive each expected supply on its ETA, and every backordered line is
-    held in full on the date it was given (None: still waiting at the end)."""
+    """Property: receive each purchase order, and each transfer from a depot, on its ETA,
+    and every backordered line is held in full on the date it was given (None: still
+    waiting at the end)."""
     clock = ManualClock()
     oms = OMS(MemoryStore(), clock=clock, ids=SequentialIds())
     oms.add_location(warehouse("WH-1"))
     oms.add_location(store_location("ST-1"))
+    oms.add_location(warehouse("DEPOT"))
     oms.configure_channel("marketplace", location_ids=["WH-1"])
     start = clock.now()
-    for n, (location, units, days) in enumerate(supplies):
-        oms.add_supply("A", location, units, start + timedelta(days=days), reference=f"PO-{n}")
+    due: list[tuple[datetime, str, Callable[[], object]]] = []  # (eta, reference, arrival)
+    for n, (kind, location, units, days) in enumerate(arrivals):
+        eta = start + timedelta(days=days)
+        if kind == "transfer":  # all the depot has goes out before any order is placed
+            oms.receive("DEPOT", "A", units)
+            sent = oms.transfer("A", "DEPOT", location, units, eta=eta)
+            due.append((eta, f"transfer {sent.id}", partial(oms.receive_transfer, "A", sent.id)))
+        else:
+            oms.add_supply("A", location, units, eta, reference=f"PO-{n}")
+            receipt = partial(oms.receive, location, "A", units, reference=f"PO-{n}")
+            due.append((eta, f"PO-{n}", receipt))
     placed = []
     for channel, units in orders:
         pickup = Delivery.pickup("ST-1") if channel == "pickup" else None
@@ -703,13 +745,13 @@ def test_backorder_dates_are_when_the_supply_serves_them(
         placed.append(oms.place_order(draft(("A", units), channel=on, delivery=pickup)))
     promised = {o.lines[0].id: oms.backorder_dates(o.id)[o.lines[0].id] for o in placed}
     served: dict[LineId, datetime | None] = dict.fromkeys(promised)
-    for supply in sorted(oms.inventory("A").supply, key=lambda s: (s.eta, s.reference)):
-        clock.set(supply.eta)
-        oms.receive(supply.location_id, "A", supply.quantity, reference=supply.reference)
+    for eta, _, arrive in sorted(due, key=lambda d: d[:2]):
+        clock.set(eta)
+        arrive()
         for order in placed:
             line = order.lines[0].id
             if served[line] is None and not oms.inventory("A").backordered_for(order.id, line):
-                served[line] = supply.eta
+                served[line] = clock.now()
     assert served == promised
 
 

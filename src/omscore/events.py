@@ -284,12 +284,14 @@ class SupplyCancelled(InventoryEvent):
 
 @attrs.frozen(slots=True, kw_only=True)
 class TransferShipped(InventoryEvent):
-    """Units left ``from_location`` for ``to_location``; in transit, available at neither."""
+    """Units left ``from_location`` for ``to_location``; in transit, available at neither
+    (due by ``eta`` when one was given)."""
 
     transfer_id: str
     from_location: LocationId
     to_location: LocationId
     quantity: int
+    eta: datetime | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)

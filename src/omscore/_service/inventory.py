@@ -466,17 +466,25 @@ class InventoryUseCases(ServiceCore):
         quantity: int,
         reference: str = "",
         idempotency_key: str | None = None,
+        *,
+        eta: datetime | None = None,
     ) -> Transfer:
-        """Send units between locations; in transit they are available at neither."""
+        """Send units between locations; in transit they are available at neither. With an
+        ``eta`` they are incoming supply at the destination: promise dates and backorder
+        dates count on them from that time."""
         require_note(reference, "reference")
         _require_sku(sku)
+        if eta is not None:
+            _require_eta(eta, "transfer eta")
 
         def work(uow: UnitOfWork, now: datetime) -> Transfer:
             stock = StockSession(uow, now)
             source, target = stock.location(from_location), stock.location(to_location)
             if source.id == target.id:
                 raise InvalidLocation(f"a transfer needs two locations, got {source.id} twice")
-            transfer = Transfer(self._new_id("T"), source.id, target.id, quantity, now, reference)
+            transfer = Transfer(
+                self._new_id("T"), source.id, target.id, quantity, now, reference, eta
+            )
             stock.apply(sku, lambda item: item.transfer_out(transfer, now))
             stock.flush()
             return transfer
@@ -488,6 +496,8 @@ class InventoryUseCases(ServiceCore):
             "quantity": quantity,
             "reference": reference,
         }
+        if eta is not None:  # a key recorded before transfers had an ETA still matches
+            arguments["eta"] = eta
         return self._run("transfer", arguments, idempotency_key, work)
 
     def receive_transfer(
@@ -827,9 +837,9 @@ class InventoryUseCases(ServiceCore):
         return self._read(read)
 
 
-def _require_eta(eta: object) -> None:
+def _require_eta(eta: object, name: str = "supply eta") -> None:
     if not isinstance(eta, datetime) or eta.tzinfo is None:
-        raise InvalidQuantity(f"supply eta must be a timezone-aware datetime, got {eta!r}")
+        raise InvalidQuantity(f"{name} must be a timezone-aware datetime, got {eta!r}")
 
 
 def _feed_positions(positions: object) -> list[StockPosition]:

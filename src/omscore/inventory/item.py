@@ -103,7 +103,8 @@ class Supply:
 
 @attrs.frozen(slots=True)
 class Transfer:
-    """Units in transit between two locations; available at neither until received."""
+    """Units in transit between two locations; available at neither until received. With an
+    ``eta``, they are incoming supply at the destination: they give promise dates."""
 
     id: str
     from_location: LocationId
@@ -111,6 +112,19 @@ class Transfer:
     quantity: int
     shipped_at: datetime
     reference: str = ""
+    eta: datetime | None = None
+
+
+def _arrival_key(arrival: Supply | Transfer) -> tuple[datetime, str]:
+    """When an expected arrival is due, ties by its reference (a transfer's is its id)."""
+    if isinstance(arrival, Supply):
+        return arrival.eta, arrival.reference
+    assert arrival.eta is not None  # only transfers with an ETA are expected
+    return arrival.eta, f"transfer {arrival.id}"
+
+
+def _destination(arrival: Supply | Transfer) -> LocationId:
+    return arrival.location_id if isinstance(arrival, Supply) else arrival.to_location
 
 
 @attrs.frozen(slots=True)
@@ -526,29 +540,42 @@ class InventoryItem:
         }
         item = self.serve_backorders(pool_for, is_active, now).item
         _note_served(dates, item, now)
-        for supply in sorted(self.supply, key=lambda s: (s.eta, s.reference)):
+        for arrival in self.expected_arrivals():
             if None not in dates.values():
                 break
-            at = max(supply.eta, now)
-            item = item.receive(supply.location_id, supply.quantity, supply.reference, at).item
+            at = max(_arrival_key(arrival)[0], now)
+            item = item.arrive(arrival, at).item
             item = item.serve_backorders(pool_for, is_active, at).item
             _note_served(dates, item, at)
         return dates
 
+    def expected_arrivals(self) -> list[Supply | Transfer]:
+        """Incoming supply and the transfers in transit with an ETA, in the order they are
+        due (ties by reference; a transfer's reference is its id)."""
+        transfers = [t for t in self.transfers if t.eta is not None]
+        return sorted([*self.supply, *transfers], key=_arrival_key)
+
+    def arrive(self, arrival: Supply | Transfer, at: datetime) -> ItemChange:
+        """The expected arrival comes in full: a receipt under the supply's reference, or
+        the transfer received."""
+        if isinstance(arrival, Supply):
+            return self.receive(arrival.location_id, arrival.quantity, arrival.reference, at)
+        return self.receive_transfer(arrival.id, at)
+
     def promise_date(self, quantity: int, pool: ChannelPool, now: datetime) -> datetime | None:
         """When ``quantity`` units can be promised on ``pool``: now if ATP covers them, else the
-        earliest ETA of incoming supply to the pool that covers them after the backorders
-        already waiting; None when nothing due covers them."""
+        earliest ETA of incoming supply (or a transfer with an ETA) to the pool that covers
+        them after the backorders already waiting; None when nothing due covers them."""
         atp = self.atp(pool)
         if quantity <= atp:
             return now
         needed = quantity - atp + sum(b.quantity for b in self.backorders)
         members = set(pool.locations)
-        for supply in sorted(self.supply, key=lambda s: (s.eta, s.reference)):
-            if supply.location_id in members:
-                needed -= supply.quantity
+        for arrival in self.expected_arrivals():
+            if _destination(arrival) in members:
+                needed -= arrival.quantity
                 if needed <= 0:
-                    return max(supply.eta, now)
+                    return max(_arrival_key(arrival)[0], now)
         return None
 
     # --- on hand ------------------------------------------------------------------------
@@ -1021,6 +1048,7 @@ class InventoryItem:
             from_location=transfer.from_location,
             to_location=transfer.to_location,
             quantity=transfer.quantity,
+            eta=transfer.eta,
         )
         return w.done()
 

@@ -1549,10 +1549,11 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             arrives=st.booleans(),
         )
         def transfer_stock(self, sku: str, n: int, forward: bool, arrives: bool) -> None:
-            """Units leave one location for the other, available at neither on the way;
-            now and then they arrive at once."""
+            """Units leave one location for the other, available at neither on the way (due
+            in a day when sent from the warehouse); now and then they arrive at once."""
             origin, destination = ("WH-1", "ST-1") if forward else ("ST-1", "WH-1")
-            transfer = self.both("transfer", sku, origin, destination, n)
+            eta = self.clock.now() + timedelta(days=1) if forward else None
+            transfer = self.both("transfer", sku, origin, destination, n, eta=eta)
             if transfer is not None and arrives:
                 self.both("receive_transfer", sku, transfer.id)
 
