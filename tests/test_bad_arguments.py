@@ -248,6 +248,11 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
             "method": "ship",
         },
         "reservations": {"key": "cart"},
+        "reschedule_transfer": {
+            "sku": "A",
+            "transfer_id": c["transfer"],
+            "eta": datetime(2026, 2, 3, tzinfo=UTC),
+        },
         "reserve": {
             "sku": "A",
             "quantity": 1,

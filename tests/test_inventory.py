@@ -42,6 +42,7 @@ from omscore.events import (
     ReservationReleased,
     SupplyCancelled,
     SupplyUpdated,
+    TransferDue,
     TransferShipped,
 )
 from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
@@ -632,6 +633,26 @@ def test_a_transfer_with_an_eta_is_incoming_supply_at_its_destination(
     assert oms.backorder_dates(pickup.id) == {pickup.lines[0].id: thursday}
     assert oms.promise_date("A", 3) == thursday  # 2 of the 5 go to the pickup first
     assert oms.promise_date("A", 4) is None
+    saturday = thursday + timedelta(days=2)
+    late = oms.reschedule_transfer("A", transfer.id, saturday)  # the truck is late
+    assert late.eta == saturday
+    assert oms.backorder_dates(pickup.id) == {pickup.lines[0].id: saturday}
+    due = oms.events()[-1]
+    assert isinstance(due, TransferDue)
+    assert (due.transfer_id, due.to_location, due.quantity, due.eta) == (
+        transfer.id,
+        "ST-1",
+        5,
+        saturday,
+    )
+    oms.reschedule_transfer("A", transfer.id, None)  # nobody knows when
+    assert oms.backorder_dates(pickup.id) == {pickup.lines[0].id: None}
+    before = snapshot(oms)
+    with pytest.raises(UnknownTransfer, match="no transfer 'T-9' of A is in transit"):
+        oms.reschedule_transfer("A", "T-9", saturday)
+    with pytest.raises(InvalidQuantity, match="transfer eta must be a timezone-aware"):
+        oms.reschedule_transfer("A", transfer.id, datetime(2026, 3, 1))
+    assert snapshot(oms) == before
     clock.set(thursday)
     oms.receive_transfer("A", transfer.id)
     assert oms.backorder_dates(pickup.id) == {}  # held at the store now

@@ -295,6 +295,16 @@ class TransferShipped(InventoryEvent):
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class TransferDue(InventoryEvent):
+    """A transfer in transit is now due at its destination by ``eta`` (None: no date)."""
+
+    transfer_id: str
+    to_location: LocationId
+    quantity: int
+    eta: datetime | None
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class TransferReceived(InventoryEvent):
     """A transfer arrived at its destination."""
 

@@ -43,7 +43,6 @@ from omscore.errors import (
     InvalidQuantity,
     InvalidQuery,
     UnknownLocation,
-    UnknownTransfer,
 )
 from omscore.events import (
     ChannelConfigured,
@@ -508,9 +507,7 @@ class InventoryUseCases(ServiceCore):
 
         def work(uow: UnitOfWork, now: datetime) -> StockLevel:
             stock = StockSession(uow, now)
-            transfer = next((t for t in stock.item(sku).transfers if t.id == transfer_id), None)
-            if transfer is None:
-                raise UnknownTransfer(f"no transfer {transfer_id!r} of {sku} is in transit")
+            transfer = stock.item(sku).transfer_in_transit(transfer_id)
             item = stock.apply(sku, lambda i: i.receive_transfer(transfer_id, now))
             stock.flush()
             return item.level(transfer.to_location)
@@ -518,6 +515,28 @@ class InventoryUseCases(ServiceCore):
         return self._run(
             "receive_transfer", {"sku": sku, "transfer_id": transfer_id}, idempotency_key, work
         )
+
+    def reschedule_transfer(
+        self,
+        sku: str,
+        transfer_id: str,
+        eta: datetime | None,
+        idempotency_key: str | None = None,
+    ) -> Transfer:
+        """A transfer on its way is now due by ``eta`` (the truck is late, or early); None
+        takes its date away. Promise and backorder dates follow at once."""
+        _require_sku(sku)
+        if eta is not None:
+            _require_eta(eta, "transfer eta")
+
+        def work(uow: UnitOfWork, now: datetime) -> Transfer:
+            stock = StockSession(uow, now)
+            item = stock.apply(sku, lambda i: i.reschedule_transfer(transfer_id, eta, now))
+            stock.flush()
+            return item.transfer_in_transit(transfer_id)
+
+        arguments = {"sku": sku, "transfer_id": transfer_id, "eta": eta}
+        return self._run("reschedule_transfer", arguments, idempotency_key, work)
 
     def add_supply(
         self,

@@ -43,6 +43,7 @@ from omscore.events import (
     SupplyAdded,
     SupplyCancelled,
     SupplyUpdated,
+    TransferDue,
     TransferReceived,
     TransferShipped,
 )
@@ -1052,11 +1053,33 @@ class InventoryItem:
         )
         return w.done()
 
-    def receive_transfer(self, transfer_id: str, at: datetime) -> ItemChange:
-        """A transfer arrives at its destination."""
+    def transfer_in_transit(self, transfer_id: str) -> Transfer:
+        """The transfer on its way under ``transfer_id``; :class:`UnknownTransfer` if none."""
         transfer = next((t for t in self.transfers if t.id == transfer_id), None)
         if transfer is None:
             raise UnknownTransfer(f"no transfer {transfer_id!r} of {self.sku} is in transit")
+        return transfer
+
+    def reschedule_transfer(
+        self, transfer_id: str, eta: datetime | None, at: datetime
+    ) -> ItemChange:
+        """A transfer on its way is now due by ``eta`` (None: it gives no date any more)."""
+        current = self.transfer_in_transit(transfer_id)
+        updated = evolved(current, eta=eta)
+        w = _Work(self, at)
+        w.transfers = tuple(updated if t is current else t for t in w.transfers)
+        w.event(
+            TransferDue,
+            transfer_id=transfer_id,
+            to_location=current.to_location,
+            quantity=current.quantity,
+            eta=eta,
+        )
+        return w.done()
+
+    def receive_transfer(self, transfer_id: str, at: datetime) -> ItemChange:
+        """A transfer arrives at its destination."""
+        transfer = self.transfer_in_transit(transfer_id)
         w = _Work(self, at)
         w.move(
             transfer.to_location,

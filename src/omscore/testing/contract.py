@@ -1557,6 +1557,16 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             if transfer is not None and arrives:
                 self.both("receive_transfer", sku, transfer.id)
 
+        @rule(data=st.data(), hours=st.none() | st.integers(1, 48))
+        def a_transfer_is_rescheduled(self, data: st.DataObject, hours: int | None) -> None:
+            """The truck is late, or nobody knows when it comes (``hours`` of None)."""
+            reference = self.systems[0]
+            on_the_way = [(s, t.id) for s in ("A", "B") for t in reference.inventory(s).transfers]
+            if on_the_way:
+                sku, transfer_id = data.draw(st.sampled_from(on_the_way))
+                eta = None if hours is None else self.clock.now() + timedelta(hours=hours)
+                self.both("reschedule_transfer", sku, transfer_id, eta)
+
         @rule(data=st.data())
         def a_transfer_arrives(self, data: st.DataObject) -> None:
             reference = self.systems[0]
