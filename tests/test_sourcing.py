@@ -607,6 +607,30 @@ def test_policy_from_config_passes_on_the_search_budget_and_ship_to_store() -> N
     assert least.max_combinations == 1
 
 
+def test_a_route_may_match_on_any_predicate_of_the_request() -> None:
+    """``when``: big orders go to the fewest parcels, the rest by priority; all conditions
+    of a route must hold."""
+
+    def big(r: SourcingRequest) -> bool:
+        return sum(line.quantity for line in r.lines) >= 5
+
+    routed = RoutedPolicy(
+        [Route(FewestShipmentsPolicy(), channels=["web"], when=big)], fallback=PriorityPolicy()
+    )
+    stock = {("WH-HAM", "A"): 9}
+    chosen = [
+        routed.plan(request(("A", n), channel=channel), snapshot(stock)).policy
+        for n, channel in ((5, "web"), (4, "web"), (5, "marketplace"))
+    ]
+    assert chosen == [
+        "RoutedPolicy -> FewestShipmentsPolicy",
+        "RoutedPolicy -> PriorityPolicy",
+        "RoutedPolicy -> PriorityPolicy",
+    ]
+    with pytest.raises(InvalidSourcingConfig, match="when must be None or a function"):
+        Route(PriorityPolicy(), when=5)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("condition", [{"channels": []}, {"methods": []}, {"methods": set()}])
 def test_a_route_that_could_never_match_is_refused(condition: dict[str, object]) -> None:
     """None matches any channel or method; an empty collection would match nothing."""
