@@ -98,7 +98,7 @@ def main() -> None:
         clock.set(launch_day + timedelta(days=4))
         [late] = oms.incoming_supply(due_by=clock.now())  # what the buyer chases
         print(
-            f"buyer: {late.supply.reference} is {late.late.days} day(s) late, "
+            f"buyer: {late.arrival.reference} is {late.late.days} day(s) late, "
             f"{late.backordered} consoles on backorder wait for it"
         )
         oms.receive("WH-BER", CONSOLE, 3, reference="PO-1")

@@ -49,6 +49,7 @@ from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
 from omscore.inventory import (
     Channel,
     ChannelPool,
+    ExpectedArrival,
     InventoryItem,
     LocationLoad,
     MovementKind,
@@ -633,6 +634,10 @@ def test_a_transfer_with_an_eta_is_incoming_supply_at_its_destination(
     assert oms.backorder_dates(pickup.id) == {pickup.lines[0].id: thursday}
     assert oms.promise_date("A", 3) == thursday  # 2 of the 5 go to the pickup first
     assert oms.promise_date("A", 4) is None
+    [incoming] = oms.incoming_supply()
+    assert incoming.arrival == ExpectedArrival(
+        LocationId("ST-1"), f"transfer {transfer.id}", 5, thursday, transfer.id
+    )
     saturday = thursday + timedelta(days=2)
     late = oms.reschedule_transfer("A", transfer.id, saturday)  # the truck is late
     assert late.eta == saturday
@@ -847,7 +852,7 @@ def test_incoming_supply_lists_the_latest_purchase_orders_first(
 
     def listed(**query: object) -> list[tuple[str, str, timedelta, int]]:
         found = oms.incoming_supply(**query)  # type: ignore[arg-type]
-        return [(i.sku, i.supply.reference, i.late, i.backordered) for i in found]
+        return [(i.sku, i.arrival.reference, i.late, i.backordered) for i in found]
 
     assert listed() == [
         ("B", "PO-2", 2 * day, 0),
@@ -984,10 +989,10 @@ def test_supply_and_promise_dates_follow_every_change(steps: list[SupplyStep], w
         if promised is None and short <= 0:
             promised = eta
     assert oms.promise_date("A", wanted) == promised
-    listed = [(i.supply.location_id, i.supply.reference) for i in oms.incoming_supply()]
+    listed = [(i.arrival.location_id, i.arrival.reference) for i in oms.incoming_supply()]
     assert listed == sorted(due, key=lambda key: (due[key][1], key))
     overdue = oms.incoming_supply(due_by=clock.now())
-    assert {(i.supply.location_id, i.supply.reference) for i in overdue} == {
+    assert {(i.arrival.location_id, i.arrival.reference) for i in overdue} == {
         key for key, (_, eta) in due.items() if eta <= clock.now()
     }
 

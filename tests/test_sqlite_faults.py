@@ -147,13 +147,20 @@ def test_supply_due_is_filled_in_by_the_schema_9_migration(tmp_path: Path) -> No
     oms.add_supply("A", "WH", 5, (now + timedelta(days=3)).astimezone(berlin), "PO-1")
     oms.add_supply("A", "WH", 5, now + timedelta(days=1), "PO-2")
     oms.add_supply("B", "WH", 5, (now + timedelta(days=2)).astimezone(berlin), "PO-3")
+    oms.add_location(warehouse("WH-2"))
+    oms.transfer("A", "WH", "WH-2", 4, eta=now + timedelta(hours=12))
     oms, reopened = reopened_as(oms, path, clock, as_schema_8)
     assert reopened.migrated_from == 8
     due = [
-        [i.supply.reference for i in oms.incoming_supply(due_by=now + timedelta(days=days))]
+        [i.arrival.reference for i in oms.incoming_supply(due_by=now + timedelta(days=days))]
         for days in (0, 1, 2, 3)
     ]
-    assert due == [[], ["PO-2"], ["PO-2", "PO-3"], ["PO-2", "PO-3", "PO-1"]]
+    assert due == [
+        [],
+        ["transfer T-1", "PO-2"],
+        ["transfer T-1", "PO-2", "PO-3"],
+        ["transfer T-1", "PO-2", "PO-3", "PO-1"],
+    ]
     reopened.statement_log = []
     with reopened.unit_of_work(write=False) as uow:
         uow.inventory.supply_due(now)

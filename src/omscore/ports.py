@@ -174,8 +174,8 @@ class InventoryRepository(Protocol):
         ...
 
     def supply_due(self, before: datetime | None) -> list[Sku]:
-        """SKUs expecting incoming supply with an ETA at or before ``before`` (any supply
-        when None), sorted."""
+        """SKUs expecting incoming supply (a purchase order, or a transfer with an ETA) due
+        at or before ``before`` (any when None), sorted."""
         ...
 
 

@@ -45,12 +45,12 @@ from omscore.geo import Address, GeoPoint, distance_km
 from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import (
     Capability,
+    ExpectedArrival,
     InventoryItem,
     ItemChange,
     Location,
     LocationKind,
     LocationLoad,
-    Supply,
 )
 from omscore.inventory.item import require_units
 from omscore.orders import (
@@ -122,12 +122,13 @@ class QueuedFulfillment:
 
 @attrs.frozen(slots=True)
 class IncomingSupply:
-    """Supply still expected, as read at one moment: the SKU, the supply, how late it was
-    then (zero while its ETA is ahead) and the units of the SKU's backorders waiting for
-    stock, which are what a late purchase order keeps customers waiting for."""
+    """Supply still expected, as read at one moment: the SKU, the arrival (a purchase order,
+    or a transfer with an ETA), how late it was then (zero while its ETA is ahead) and the
+    units of the SKU's backorders waiting for stock, which are what a late arrival keeps
+    customers waiting for."""
 
     sku: Sku
-    supply: Supply
+    arrival: ExpectedArrival
     late: timedelta
     backordered: int
 

@@ -680,9 +680,10 @@ class InventoryUseCases(ServiceCore):
         location_id: str | None = None,
         limit: int | None = None,
     ) -> list[IncomingSupply]:
-        """Supply still expected, earliest ETA first (the latest purchase orders lead):
-        every SKU's, or what is due at or before ``due_by`` (the clock's now lists what is
-        overdue), at every location or at ``location_id``, at most ``limit`` of them."""
+        """Supply still expected (purchase orders, and transfers with an ETA), earliest ETA
+        first, so the latest lead: every SKU's, or what is due at or before ``due_by`` (the
+        clock's now lists what is overdue), at every location or at ``location_id``, at
+        most ``limit`` of them."""
         if due_by is not None:
             checked_cutoff(due_by, "due_by")
         checked_limit(limit)
@@ -697,13 +698,13 @@ class InventoryUseCases(ServiceCore):
                 item = _item(uow, sku)
                 waiting = sum(b.quantity for b in item.backorders)
                 found += [
-                    IncomingSupply(sku, s, max(now - s.eta, timedelta(0)), waiting)
-                    for s in item.supply
-                    if (due_by is None or s.eta <= due_by)
-                    and (where is None or s.location_id == where)
+                    IncomingSupply(sku, a, max(now - a.eta, timedelta(0)), waiting)
+                    for a in item.expected_arrivals()
+                    if (due_by is None or a.eta <= due_by)
+                    and (where is None or a.location_id == where)
                 ]
             found.sort(
-                key=lambda i: (i.supply.eta, i.sku, i.supply.location_id, i.supply.reference)
+                key=lambda i: (i.arrival.eta, i.sku, i.arrival.location_id, i.arrival.reference)
             )
             return found[:limit]
 

@@ -262,7 +262,9 @@ class _Inventory(_Repo[InventoryItem]):
         return sorted(
             i.sku
             for i in items
-            if i.supply and (before is None or min(s.eta for s in i.supply) <= before)
+            if (i.supply or i.transfers)
+            and (due := i.expected_arrivals())
+            and (before is None or due[0].eta <= before)
         )
 
 

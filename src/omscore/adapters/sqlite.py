@@ -132,12 +132,15 @@ def _fill_customer_refs(connection: sqlite3.Connection) -> None:
 
 
 def _fill_supply_etas(connection: sqlite3.Connection) -> None:
-    """Schema 9 finds expected supply by date: each item row gets its earliest ETA."""
-    rows = [
-        (_utc(min(datetime.fromisoformat(s["eta"]) for s in supply)), sku)
-        for sku, body in connection.execute("SELECT sku, body FROM items")
-        if (supply := json.loads(body).get("supply"))
-    ]
+    """Schema 9 finds expected supply by date: each item row gets the earliest ETA of its
+    purchase orders and of its transfers that have one."""
+    rows = []
+    for sku, body in connection.execute("SELECT sku, body FROM items"):
+        data = json.loads(body)
+        expected = [*(data.get("supply") or []), *(data.get("transfers") or [])]
+        etas = [datetime.fromisoformat(a["eta"]) for a in expected if a.get("eta")]
+        if etas:
+            rows.append((_utc(min(etas)), sku))
     connection.executemany("UPDATE items SET next_eta = ? WHERE sku = ?", rows)
 
 
@@ -720,8 +723,9 @@ class _Items(_Table[InventoryItem]):
             expiry = item.next_expiry
             changed["next_expiry"] = _utc(expiry) if expiry else None
         before = self.loaded.get(item.sku)
-        if item.supply != (before.supply if before is not None else ()):
-            changed["next_eta"] = _utc(min(s.eta for s in item.supply)) if item.supply else None
+        if before is None or item.supply != before.supply or item.transfers != before.transfers:
+            due = item.expected_arrivals() if item.supply or item.transfers else []
+            changed["next_eta"] = _utc(due[0].eta) if due else None
         return changed
 
     def write_rows(self) -> None:

@@ -3,6 +3,7 @@
 from omscore.inventory.channel import Channel, ChannelPool, default_channel
 from omscore.inventory.item import (
     Backorder,
+    ExpectedArrival,
     InventoryItem,
     ItemChange,
     Placement,
@@ -37,6 +38,7 @@ __all__ = [
     "StockHold",
     "StockLevel",
     "StockMovement",
+    "ExpectedArrival",
     "Supply",
     "Transfer",
     "default_channel",

@@ -116,16 +116,22 @@ class Transfer:
     eta: datetime | None = None
 
 
-def _arrival_key(arrival: Supply | Transfer) -> tuple[datetime, str]:
-    """When an expected arrival is due, ties by its reference (a transfer's is its id)."""
-    if isinstance(arrival, Supply):
-        return arrival.eta, arrival.reference
-    assert arrival.eta is not None  # only transfers with an ETA are expected
-    return arrival.eta, f"transfer {arrival.id}"
+@attrs.frozen(slots=True)
+class ExpectedArrival:
+    """Units due at a location by ``eta``: incoming supply under its purchase order
+    ``reference``, or a transfer in transit (``transfer_id``; its reference is the one its
+    ledger rows carry, ``"transfer T-1"``)."""
+
+    location_id: LocationId
+    reference: str
+    quantity: int
+    eta: datetime
+    transfer_id: str | None = None
 
 
-def _destination(arrival: Supply | Transfer) -> LocationId:
-    return arrival.location_id if isinstance(arrival, Supply) else arrival.to_location
+def _arrival_of_transfer(transfer: Transfer, eta: datetime) -> ExpectedArrival:
+    reference = f"transfer {transfer.id}"
+    return ExpectedArrival(transfer.to_location, reference, transfer.quantity, eta, transfer.id)
 
 
 @attrs.frozen(slots=True)
@@ -544,24 +550,27 @@ class InventoryItem:
         for arrival in self.expected_arrivals():
             if None not in dates.values():
                 break
-            at = max(_arrival_key(arrival)[0], now)
+            at = max(arrival.eta, now)
             item = item.arrive(arrival, at).item
             item = item.serve_backorders(pool_for, is_active, at).item
             _note_served(dates, item, at)
         return dates
 
-    def expected_arrivals(self) -> list[Supply | Transfer]:
+    def expected_arrivals(self) -> list[ExpectedArrival]:
         """Incoming supply and the transfers in transit with an ETA, in the order they are
-        due (ties by reference; a transfer's reference is its id)."""
-        transfers = [t for t in self.transfers if t.eta is not None]
-        return sorted([*self.supply, *transfers], key=_arrival_key)
+        due (ties by reference)."""
+        arrivals = [
+            ExpectedArrival(s.location_id, s.reference, s.quantity, s.eta) for s in self.supply
+        ]
+        arrivals += [_arrival_of_transfer(t, t.eta) for t in self.transfers if t.eta is not None]
+        return sorted(arrivals, key=lambda a: (a.eta, a.reference))
 
-    def arrive(self, arrival: Supply | Transfer, at: datetime) -> ItemChange:
+    def arrive(self, arrival: ExpectedArrival, at: datetime) -> ItemChange:
         """The expected arrival comes in full: a receipt under the supply's reference, or
         the transfer received."""
-        if isinstance(arrival, Supply):
-            return self.receive(arrival.location_id, arrival.quantity, arrival.reference, at)
-        return self.receive_transfer(arrival.id, at)
+        if arrival.transfer_id is not None:
+            return self.receive_transfer(arrival.transfer_id, at)
+        return self.receive(arrival.location_id, arrival.quantity, arrival.reference, at)
 
     def promise_date(self, quantity: int, pool: ChannelPool, now: datetime) -> datetime | None:
         """When ``quantity`` units can be promised on ``pool``: now if ATP covers them, else the
@@ -573,10 +582,10 @@ class InventoryItem:
         needed = quantity - atp + sum(b.quantity for b in self.backorders)
         members = set(pool.locations)
         for arrival in self.expected_arrivals():
-            if _destination(arrival) in members:
+            if arrival.location_id in members:
                 needed -= arrival.quantity
                 if needed <= 0:
-                    return max(_arrival_key(arrival)[0], now)
+                    return max(arrival.eta, now)
         return None
 
     # --- on hand ------------------------------------------------------------------------

@@ -777,18 +777,23 @@ class StoreContract:
         oms.add_supply("A", "WH-2", 5, now + day, "PO-2")
         oms.add_supply("B", "WH-1", 5, now + 2 * day, "PO-3")
         oms.receive("WH-1", "C", 5)  # stock without supply is never due
+        oms.receive("WH-1", "D", 5)
+        transfer = oms.transfer("D", "WH-1", "WH-2", 5, eta=now + 3 * day)
 
         def due(by: datetime | None) -> list[Sku]:
             with oms.store.unit_of_work(write=False) as uow:
                 return uow.inventory.supply_due(by)
 
         assert [due(now), due(now + day), due(now + 2 * day)] == [[], ["A"], ["A", "B"]]
-        assert due(None) == ["A", "B"]
+        assert due(None) == ["A", "B", "D"]
         oms.receive("WH-2", "A", 5, reference="PO-2")  # settles A's earliest supply
-        assert [due(now + 2 * day), due(now + 3 * day)] == [["B"], ["A", "B"]]
+        assert [due(now + 2 * day), due(now + 3 * day)] == [["B"], ["A", "B", "D"]]
         oms.update_supply("B", "WH-1", "PO-3", eta=now + 4 * day)
         oms.cancel_supply("A", "WH-1", "PO-1")
-        assert [due(now + 3 * day), due(None)] == [[], ["B"]]
+        oms.reschedule_transfer("D", transfer.id, now + 5 * day)
+        assert [due(now + 3 * day), due(now + 4 * day), due(None)] == [[], ["B"], ["B", "D"]]
+        oms.receive_transfer("D", transfer.id)
+        assert due(None) == ["B"]
 
     def test_reservations_expire_by_the_clock(self, oms: OMS) -> None:
         """A reservation holds stock until its time is up, then expiry frees it."""
@@ -1712,28 +1717,30 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             the units its SKU has on backorder; what is due by now is a prefix of it."""
             reference, tested = self.systems
             now = self.clock.now()
-            expected = sorted(
-                (
-                    p.eta,
-                    sku,
-                    p.location_id,
-                    p.reference,
-                    p,
-                    sum(b.quantity for b in item.backorders),
-                )
-                for sku in ("A", "B")
-                for item in [reference.inventory(sku)]
-                for p in item.supply
-            )
+            expected: list[tuple[datetime, str, str, str, int, str | None, int]] = []
+            for sku in ("A", "B"):
+                item = reference.inventory(sku)
+                waiting = sum(b.quantity for b in item.backorders)
+                expected += [
+                    (p.eta, sku, p.location_id, p.reference, p.quantity, None, waiting)
+                    for p in item.supply
+                ]
+                expected += [
+                    (t.eta, sku, t.to_location, f"transfer {t.id}", t.quantity, t.id, waiting)
+                    for t in item.transfers
+                    if t.eta is not None
+                ]
             listed = tested.incoming_supply()
-            assert [(i.sku, i.supply, i.backordered) for i in listed] == [
-                (sku, p, waiting) for _, sku, _, _, p, waiting in expected
-            ]
-            assert all(i.late == max(now - i.supply.eta, timedelta(0)) for i in listed)
+            assert [
+                (a.eta, i.sku, a.location_id, a.reference, a.quantity, a.transfer_id, i.backordered)
+                for i in listed
+                for a in [i.arrival]
+            ] == sorted(expected, key=lambda e: (e[0], e[1], e[2], e[3]))
+            assert all(i.late == max(now - i.arrival.eta, timedelta(0)) for i in listed)
             due = tested.incoming_supply(due_by=now)
             assert due == listed[: len(due)]
-            assert all(i.supply.eta <= now for i in due)
-            assert all(i.supply.eta > now for i in listed[len(due) :])
+            assert all(i.arrival.eta <= now for i in due)
+            assert all(i.arrival.eta > now for i in listed[len(due) :])
 
         @invariant()
         def order_queues_match_a_scan_of_the_orders(self) -> None:
