@@ -806,6 +806,23 @@ class StoreContract:
         assert oms.expire_reservations() == 1
         assert oms.available("A") == 5
 
+    def test_a_shorter_reservation_beside_a_longer_one_expires_on_its_own_time(
+        self, oms: OMS
+    ) -> None:
+        """A store that indexes each SKU's earliest expiry must lower it when a cart with a
+        shorter time to live joins: else expiry finds the SKU only when the first carts'
+        time is up. Forty carts make a busy SKU, whose holds are indexed as they change."""
+        oms.receive("WH-1", "A", 100)
+        for n in range(40):
+            oms.reserve("A", 1, ttl=timedelta(hours=2), key=f"slow-{n}")
+        oms.reserve("A", 2, ttl=timedelta(minutes=10), key="quick")
+        clock = oms.clock
+        assert isinstance(clock, ManualClock)
+        clock.advance(timedelta(minutes=10))
+        assert oms.expire_reservations() == 1
+        assert oms.available("A") == 60
+        assert len(oms.reservations("slow-0")) == 1
+
     # --- concurrency ------------------------------------------------------------------------
 
     def test_threads_never_oversell(self, oms: OMS) -> None:
