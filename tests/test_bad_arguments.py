@@ -179,6 +179,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "available": {"sku": "A", "channel": "web"},
         "available_many": {"skus": ["A", "B"], "channel": "web"},
         "backorder_dates": {"order_id": c["held"]},
+        "backorder_queue": {"sku": "A", "older_than": timedelta(0), "limit": 5},
         "cancel": {"order_id": c["placed"], "lines": {c["placed_line"]: 1}, "reason": "x"},
         "cancel_supply": {"sku": "A", "location_id": "WH-1", "reference": "PO-SHOP"},
         "change_address": {"order_id": c["placed"], "address": BERLIN},

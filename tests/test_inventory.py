@@ -687,6 +687,52 @@ def test_backordered_lines_get_the_date_of_the_supply_that_completes_them(
     assert oms.backorder_dates(second.id) == {second.lines[0].id: clock.now()}
 
 
+def test_the_backorder_queue_lists_what_waits_longest_first_with_its_date(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """Across SKUs, oldest first, each with how long it has waited and the date the supply
+    gives it; ``older_than``, ``sku`` and ``limit`` narrow it; served units leave it."""
+    day = timedelta(days=1)
+    start = clock.now()
+    oms.add_supply("A", "WH-1", 3, start + 5 * day, reference="PO-1")
+    first = oms.place_order(draft(("A", 2), ("B", 1)))
+    clock.advance(day)
+    second = oms.place_order(draft(("A", 2)))
+    clock.advance(day)
+
+    def queue(**query: object) -> list[tuple[str, str, int, timedelta, datetime | None]]:
+        found = oms.backorder_queue(**query)  # type: ignore[arg-type]
+        return [(q.order_id, q.sku, q.quantity, q.waiting, q.expected) for q in found]
+
+    assert queue() == [
+        (first.id, "A", 2, 2 * day, start + 5 * day),
+        (first.id, "B", 1, 2 * day, None),
+        (second.id, "A", 2, day, None),  # 1 of its 2 is due
+    ]
+    assert queue(older_than=2 * day) == queue()[:2]
+    assert queue(sku="A") == [queue()[0], queue()[2]]
+    assert queue(limit=1) == queue()[:1]
+    assert queue(sku="NEVER") == []
+    oms.receive("WH-1", "A", 3, reference="PO-1")  # the first order's 2, then 1 of the second
+    assert queue() == [(first.id, "B", 1, 2 * day, None), (second.id, "A", 1, day, None)]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"older_than": -timedelta(days=1)}, "older_than must not be negative"),
+        ({"older_than": 3}, "older_than must be a timedelta"),
+        ({"sku": ""}, "sku must be a non-empty string"),
+        ({"limit": 0}, "limit"),
+    ],
+)
+def test_a_wrong_backorder_queue_query_is_refused(
+    oms: OMS, query: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidQuery, match=re.escape(message)):
+        oms.backorder_queue(**query)  # type: ignore[arg-type]
+
+
 def test_an_items_backorder_dates_cover_every_waiting_order(oms: OMS, clock: ManualClock) -> None:
     """Without an order, the item's what-if dates every backorder of the SKU; with one,
     that order's alone, with the same dates the OMS gives."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from omscore._service.core import (
     IncomingSupply,
     LocationAvailability,
+    QueuedBackorder,
     QueuedFulfillment,
     QueuedOrder,
     StockPosition,
@@ -37,6 +38,7 @@ __all__ = [
     "OMS",
     "IncomingSupply",
     "LocationAvailability",
+    "QueuedBackorder",
     "QueuedFulfillment",
     "QueuedOrder",
     "StockPosition",

@@ -134,6 +134,21 @@ class IncomingSupply:
 
 
 @attrs.frozen(slots=True)
+class QueuedBackorder:
+    """Units of an order line waiting for stock, as read at one moment: since when, how
+    long that was, and the date the supply expected gives them (``expected``, as
+    ``backorder_dates`` does; None when what is expected does not cover them)."""
+
+    order_id: OrderId
+    line_id: LineId
+    sku: Sku
+    quantity: int
+    since: datetime
+    waiting: timedelta
+    expected: datetime | None
+
+
+@attrs.frozen(slots=True)
 class QueuedOrder:
     """An order in an order queue, and how long it had waited since it was placed when the
     queue was read."""

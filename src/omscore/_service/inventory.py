@@ -20,10 +20,12 @@ from omscore._checks import (
 from omscore._service.core import (
     IncomingSupply,
     LocationAvailability,
+    QueuedBackorder,
     ServiceCore,
     StockPosition,
     _apply_feed,
     _channel_id,
+    _check_wait,
     _distance,
     _expiry,
     _item,
@@ -710,6 +712,35 @@ class InventoryUseCases(ServiceCore):
 
         return self._read(read)
 
+    def backorder_queue(
+        self,
+        *,
+        sku: str | None = None,
+        older_than: timedelta | None = None,
+        limit: int | None = None,
+    ) -> list[QueuedBackorder]:
+        """Units waiting for stock, longest waiting first (ties by order and line), each
+        with the date the supply expected gives it: every SKU's or one ``sku``'s, those
+        waiting at least ``older_than``, at most ``limit``. What a shop reads to tell its
+        customers, or to cancel what has waited too long. Bad arguments raise
+        :class:`~omscore.errors.InvalidQuery`."""
+        if sku is not None:
+            require_text(sku, "sku", InvalidQuery)
+        _check_wait(older_than)
+        checked_limit(limit)
+        now = self._now()
+
+        def read(uow: UnitOfWork) -> list[QueuedBackorder]:
+            stock = StockSession(uow, now)
+            skus = uow.inventory.backordered() if sku is None else [Sku(sku)]
+            found: list[QueuedBackorder] = []
+            for each in skus:
+                found += _waiting(stock, stock.item(each), now, older_than)
+            found.sort(key=lambda q: (q.since, q.order_id, q.line_id))
+            return found[:limit]
+
+        return self._read(read)
+
     def available(self, sku: str, channel: str | None = None) -> int:
         """Available to promise on a channel (``None``: every active location, no buffer)."""
         _require_sku(sku)
@@ -855,6 +886,28 @@ class InventoryUseCases(ServiceCore):
             return found
 
         return self._read(read)
+
+
+def _waiting(
+    stock: StockSession, item: InventoryItem, now: datetime, older_than: timedelta | None
+) -> list[QueuedBackorder]:
+    """The item's backorders waiting at least ``older_than``, dated by its expected supply."""
+    waiting = [b for b in item.backorders if older_than is None or now - b.since >= older_than]
+    if not waiting:
+        return []
+    dates = item.backorder_dates(stock.pool, stock.is_active, now)
+    return [
+        QueuedBackorder(
+            b.order_id,
+            b.line_id,
+            item.sku,
+            b.quantity,
+            b.since,
+            now - b.since,
+            dates.get((b.order_id, b.line_id)),
+        )
+        for b in waiting
+    ]
 
 
 def _require_eta(eta: object, name: str = "supply eta") -> None:

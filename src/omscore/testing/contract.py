@@ -1760,6 +1760,25 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             assert all(i.arrival.eta > now for i in listed[len(due) :])
 
         @invariant()
+        def the_backorder_queue_matches_a_scan_of_the_items(self) -> None:
+            """Every backorder, longest waiting first, with the date its SKU's expected
+            supply gives it."""
+            reference, tested = self.systems
+            now = self.clock.now()
+            expected = []
+            for sku in ("A", "B"):
+                item = reference.inventory(sku)
+                dates = reference.backorder_dates  # by order: the OMS's own answer
+                for b in item.backorders:
+                    when = dates(b.order_id).get(b.line_id)
+                    expected.append((b.since, b.order_id, b.line_id, sku, b.quantity, when))
+            queue = tested.backorder_queue()
+            assert [
+                (q.since, q.order_id, q.line_id, q.sku, q.quantity, q.expected) for q in queue
+            ] == sorted(expected, key=lambda e: e[:3])
+            assert all(q.waiting == now - q.since for q in queue)
+
+        @invariant()
         def order_queues_match_a_scan_of_the_orders(self) -> None:
             """Every order is in its status's queue, placed earliest first (ties by id);
             the waiting ones in the OMS's queue, the fraud queue those with a fraud hold."""
