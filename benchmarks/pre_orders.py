@@ -10,8 +10,9 @@ network takes that many pre-orders; then ``place_order`` is timed ``--samples`` 
 one ``receive`` with stock for every waiting order is timed (it turns them all into
 holds). Before it, five purchase orders that cover them all are expected, a day apart,
 and ``backorder_dates`` is timed for the oldest and the newest pre-order (the newest
-waits for the last purchase order). The first mark, in the same process, is the baseline
-of the ratios.
+waits for the last purchase order), and ``backorder_queue`` for all of them at once (one
+pass of the supply over the queue dates every pre-order). The first mark, in the same
+process, is the baseline of the ratios.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from omscore.service import OMS
 
 @attrs.frozen
 class Run:
-    """One mark's timings: placing, the dates of the oldest and newest pre-order, and the
-    seconds of the receipt that serves them all."""
+    """One mark's timings: placing, the dates of the oldest and newest pre-order, the
+    queue of them all, and the seconds of the receipt that serves them all."""
 
     placing: Timing
     oldest_date: Timing
     newest_date: Timing
+    whole_queue: Timing
     receipt: float
 
 
@@ -67,9 +69,10 @@ def run(store: Store, waiting: int, samples: int) -> Run:
         measure(f"{waiting:>6,} waiting: backorder_dates, {which}", dates_of(oms, order), 10, 2)
         for which, order in (("oldest", first), ("newest", last))
     )
+    queue = measure(f"{waiting:>6,} waiting: backorder_queue", oms.backorder_queue, 5, 1)
     start = time.perf_counter()
     oms.receive("WH-0", sku, units, reference="launch delivery")
-    return Run(placing, oldest, newest, time.perf_counter() - start)
+    return Run(placing, oldest, newest, queue, time.perf_counter() - start)
 
 
 def main() -> None:
@@ -94,7 +97,7 @@ def main() -> None:
         for result in results:
             placing = result.placing
             print(f"  {placing.line()}   x{placing.median / quiet:.1f} the first mark")
-        for dates in ("oldest_date", "newest_date"):
+        for dates in ("oldest_date", "newest_date", "whole_queue"):
             first = getattr(results[0], dates).median
             for result in results:
                 timing: Timing = getattr(result, dates)
