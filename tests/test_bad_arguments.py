@@ -255,11 +255,12 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
             "eta": datetime(2026, 2, 3, tzinfo=UTC),
         },
         "reserve": {
-            "sku": "A",
+            "sku": "B",
             "quantity": 1,
             "channel": "web",
             "ttl": timedelta(hours=1),
             "key": "cart-2",
+            "pickup_location": "ST-1",
         },
         "returnable": {"order_id": c["delivered"]},
         "send_to_store": {"fulfillment_id": c["to_store"], "tracking": "T1", "carrier": "dhl"},

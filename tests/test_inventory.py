@@ -40,6 +40,7 @@ from omscore.events import (
     OrderStockReleased,
     OutOfStock,
     ReservationReleased,
+    StockReserved,
     SupplyCancelled,
     SupplyUpdated,
     TransferDue,
@@ -278,6 +279,68 @@ def test_an_order_takes_over_its_checkout_reservation(oms: OMS) -> None:
     assert item.held_for(order.id, order.lines[0].id) == 3
     assert item.checkout_holds("cart") == ()
     assert oms.available("B") == 5, "the reserved SKU that was not ordered goes back"
+
+
+def held_at(oms: OMS, sku: str) -> list[tuple[str, str, int]]:
+    """Each hold of a SKU: its key (a cart, or the order), location and units."""
+    return [(h.key, h.location_id, h.quantity) for h in oms.inventory(sku).holds]
+
+
+def test_a_cart_to_collect_in_store_holds_the_stores_units_and_the_order_keeps_them(
+    oms: OMS,
+) -> None:
+    """Reserved at ST-1, the cart holds ST-1's units, not the warehouse's; the pickup order
+    takes them over there. More than the store has is refused, and changes nothing."""
+    oms.receive("WH-1", "A", 9)
+    oms.receive("ST-1", "A", 2)
+    oms.reserve("A", 2, ttl=timedelta(minutes=15), key="cart", pickup_location="ST-1")
+    assert held_at(oms, "A") == [("cart", "ST-1", 2)]
+    [reserved] = [e for e in oms.events() if isinstance(e, StockReserved)]
+    assert reserved.pickup_location == "ST-1"
+    before = snapshot(oms)
+    with pytest.raises(InsufficientStock, match="cannot reserve 1 of A at ST-1: only 0"):
+        oms.reserve("A", 1, ttl=timedelta(minutes=15), key="cart-2", pickup_location="ST-1")
+    assert snapshot(oms) == before
+    order = oms.place_order(
+        draft(("A", 2), delivery=Delivery.pickup("ST-1"), reservation_key="cart")
+    )
+    assert held_at(oms, "A") == [(order.id, "ST-1", 2)]
+    assert oms.available("A") == 9
+
+
+def test_a_pickup_order_takes_over_only_what_its_cart_holds_at_the_store(oms: OMS) -> None:
+    """A cart reserved on the web pool (at the warehouse) that becomes a pickup at ST-1: the
+    warehouse's units go back to the pool, and the order holds what ST-1 has, the rest
+    waiting for stock there, as any pickup order. Before, it kept the warehouse's units,
+    which a pickup at ST-1 cannot use."""
+    oms.receive("WH-1", "A", 5)
+    oms.receive("ST-1", "A", 1)
+    oms.reserve("A", 2, ttl=timedelta(minutes=15), key="cart")
+    assert held_at(oms, "A") == [("cart", "WH-1", 2)]
+    order = oms.place_order(
+        draft(("A", 2), delivery=Delivery.pickup("ST-1"), reservation_key="cart")
+    )
+    assert held_at(oms, "A") == [(order.id, "ST-1", 1)]
+    assert oms.inventory("A").backordered_for(order.id, order.lines[0].id) == 1
+    assert oms.stock("WH-1", "A").available == 5
+
+
+@pytest.mark.parametrize(
+    ("store", "error", "message"),
+    [
+        ("NOWHERE", InvalidLocation, "pickup location 'NOWHERE' is unknown"),
+        ("WH-1", InvalidLocation, "pickup location 'WH-1' does not take pickups now"),
+        ("", InvalidArgument, "pickup_location must be a non-empty string"),
+    ],
+)
+def test_a_cart_cannot_be_reserved_at_a_place_that_hands_out_no_pickups(
+    oms: OMS, store: str, error: type, message: str
+) -> None:
+    oms.receive("WH-1", "A", 5)
+    before = snapshot(oms)
+    with pytest.raises(error, match=re.escape(message)):
+        oms.reserve("A", 1, ttl=timedelta(minutes=5), key="cart", pickup_location=store)
+    assert snapshot(oms) == before
 
 
 def test_units_no_location_can_hold_are_backordered_and_served_oldest_first(oms: OMS) -> None:

@@ -199,12 +199,14 @@ class SafetyStockSet(InventoryEvent):
 
 @attrs.frozen(slots=True, kw_only=True)
 class StockReserved(InventoryEvent):
-    """A checkout reservation holds stock until ``expires_at``."""
+    """A checkout reservation holds stock until ``expires_at`` (at ``pickup_location``
+    alone, for a cart to be collected there)."""
 
     key: str
     channel: ChannelId | None
     quantity: int
     expires_at: datetime
+    pickup_location: LocationId | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -367,7 +367,8 @@ class ServiceCore:
         sku: Sku,
         needs: list[tuple[LineId, int]],
     ) -> dict[LineId, int]:
-        change, remaining = stock.item(sku).take_over(key, order.id, needs, stock.now)
+        pickup = order.delivery.pickup_location
+        change, remaining = stock.item(sku).take_over(key, order.id, needs, stock.now, pickup)
         stock.keep(change)
         return remaining
 

@@ -30,6 +30,7 @@ from omscore._service.core import (
     _expiry,
     _item,
     _load_order,
+    _pickup_problems,
     _require_sku,
     _require_ttl,
     _reserved_skus,
@@ -70,6 +71,7 @@ from omscore.inventory import (
 )
 from omscore.inventory.item import require_units
 from omscore.inventory.location import capabilities_of
+from omscore.orders import Delivery
 from omscore.ports import UnitOfWork, checked_cutoff, checked_limit
 
 
@@ -379,19 +381,27 @@ class InventoryUseCases(ServiceCore):
         ttl: timedelta,
         key: str,
         idempotency_key: str | None = None,
+        pickup_location: str | None = None,
     ) -> Reservation:
         """Hold ``quantity`` of a SKU for checkout ``key`` until ``ttl`` from now; refused
-        beyond the channel's ATP. An order placed with ``reservation_key=key`` takes it over."""
+        beyond the channel's ATP. With ``pickup_location`` (a cart to be collected there),
+        the units are held at that store alone, refused beyond what it has available. An
+        order placed with ``reservation_key=key`` takes it over (a pickup order only what
+        is held at its store)."""
         _require_sku(sku)
         _require_ttl(ttl)
         require_text(key, "reservation key")
+        optional_text(pickup_location, "pickup_location")
         pool_channel = _channel_id(channel)
 
         def work(uow: UnitOfWork, now: datetime) -> Reservation:
             stock = StockSession(uow, now)
             pool = stock.pool(pool_channel)
             expires_at = _expiry(now, ttl)
-            item = stock.apply(sku, lambda i: i.reserve(key, quantity, pool, expires_at, now))
+            store = None if pickup_location is None else _pickup_store(stock, pickup_location)
+            item = stock.apply(
+                sku, lambda i: i.reserve(key, quantity, pool, expires_at, now, store)
+            )
             stock.flush()
             return item.reservation(key)
 
@@ -402,6 +412,8 @@ class InventoryUseCases(ServiceCore):
             "ttl": str(ttl),
             "key": key,
         }
+        if pickup_location is not None:  # a key recorded before carts had a store matches
+            arguments["pickup_location"] = pickup_location
         return self._run("reserve", arguments, idempotency_key, work)
 
     def extend_reservation(
@@ -908,6 +920,14 @@ def _waiting(
         )
         for b in waiting
     ]
+
+
+def _pickup_store(stock: StockSession, pickup_location: str) -> LocationId:
+    """The store a cart is reserved at, if it takes pickups now."""
+    problems = _pickup_problems(Delivery.pickup(pickup_location), stock)
+    if problems:
+        raise InvalidLocation("; ".join(problems))
+    return LocationId(pickup_location)
 
 
 def _require_eta(eta: object, name: str = "supply eta") -> None:

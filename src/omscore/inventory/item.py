@@ -676,22 +676,38 @@ class InventoryItem:
         pool: ChannelPool,
         expires_at: datetime,
         at: datetime,
+        pickup_location: LocationId | None = None,
     ) -> ItemChange:
-        """Hold ``quantity`` for checkout ``key`` on the pool's locations, in preference order."""
+        """Hold ``quantity`` for checkout ``key`` on the pool's locations, in preference
+        order, or at ``pickup_location`` alone (a cart to be collected there)."""
         require_units(quantity, "reserved quantity")
         if self.checkout_holds(key):
             raise DuplicateReservation(
                 f"reservation {key!r} already holds {self.sku}; extend or release it"
             )
-        if pool.promisable_up_to(self.levels, quantity) < quantity:
+        locations: tuple[LocationId, ...] = pool.locations
+        if pickup_location is not None:
+            locations = (pickup_location,)
+            available = self.level(pickup_location).available
+            if available < quantity:
+                raise InsufficientStock(
+                    f"cannot reserve {quantity} of {self.sku} at {pickup_location}: only "
+                    f"{available} available there"
+                )
+        elif pool.promisable_up_to(self.levels, quantity) < quantity:
             raise InsufficientStock(
                 f"cannot reserve {quantity} of {self.sku} for channel {pool.channel}: "
                 f"only {self.atp(pool)} available to promise"
             )
         w = _Work(self, at)
-        w.place(quantity, pool.locations, key, None, pool.channel, expires_at)
+        w.place(quantity, locations, key, None, pool.channel, expires_at)
         w.event(
-            StockReserved, key=key, channel=pool.channel, quantity=quantity, expires_at=expires_at
+            StockReserved,
+            key=key,
+            channel=pool.channel,
+            quantity=quantity,
+            expires_at=expires_at,
+            pickup_location=pickup_location,
         )
         return w.done()
 
@@ -728,13 +744,24 @@ class InventoryItem:
     # --- order holds and backorders -----------------------------------------------------
 
     def take_over(
-        self, key: str, order_id: OrderId, needs: Iterable[tuple[LineId, int]], at: datetime
+        self,
+        key: str,
+        order_id: OrderId,
+        needs: Iterable[tuple[LineId, int]],
+        at: datetime,
+        pickup_location: LocationId | None = None,
     ) -> tuple[ItemChange, dict[LineId, int]]:
-        """Turn checkout reservation ``key`` into holds of the order's lines (same locations).
+        """Turn checkout reservation ``key`` into holds of the order's lines (same locations;
+        for a pickup order, only what the cart holds at its ``pickup_location``, as a pickup
+        is held nowhere else).
 
-        Returns what each line still needs. Units the lines do not need go back to the pool.
+        Returns what each line still needs. Units the lines do not take go back to the pool.
         """
-        held = list(self.checkout_holds(key))
+        held = [
+            h
+            for h in self.checkout_holds(key)
+            if pickup_location is None or h.location_id == pickup_location
+        ]
         w = _Work(self, at)
         w.drop_holds(key, checkout=True)
         remaining: dict[LineId, int] = {}

@@ -1271,19 +1271,28 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             minutes=st.integers(5, 60),
             extend=st.booleans(),
             abandon=st.integers(0, 3),
+            collect=st.sampled_from([None, "cart at the store", "web cart"]),
         )
-        def checkout_then_order(self, n: int, minutes: int, extend: bool, abandon: int) -> None:
+        def checkout_then_order(
+            self, n: int, minutes: int, extend: bool, abandon: int, collect: str | None
+        ) -> None:
             """A cart reserves B, may be extended, and becomes an order (now and then the
-            customer gives up and the cart is released instead)."""
+            customer gives up and the cart is released instead). An order to collect at
+            ST-1 comes from a cart reserved there, or from a web cart."""
             key = f"checkout-{len(self.orders)}-{n}"
-            if self.both("reserve", "B", n, ttl=timedelta(minutes=30), key=key) is None:
+            store = "ST-1" if collect == "cart at the store" else None
+            reserved = self.both(
+                "reserve", "B", n, ttl=timedelta(minutes=30), key=key, pickup_location=store
+            )
+            if reserved is None:
                 return
             if extend:
                 self.both("extend_reservation", key, ttl=timedelta(minutes=minutes))
             if abandon == 0:
                 self.both("release_reservation", key)
                 return
-            order = self.both("place_order", order_draft("B", n, reservation_key=key))
+            delivery = Delivery.pickup("ST-1") if collect else None
+            order = self.both("place_order", order_draft("B", n, delivery, reservation_key=key))
             if order is not None:
                 self.orders.append(order.id)
 
