@@ -325,6 +325,22 @@ def test_a_pickup_order_takes_over_only_what_its_cart_holds_at_the_store(oms: OM
     assert oms.stock("WH-1", "A").available == 5
 
 
+def test_an_order_takes_over_only_what_its_cart_holds_in_its_channels_pool(oms: OMS) -> None:
+    """A web cart held at ST-1 placed as a marketplace order (the marketplace sells from
+    WH-1 alone): the store's units go back, and the order holds WH-1's, so the marketplace's
+    ATP drops as for any of its orders. Before, the order kept ST-1's units, and the
+    marketplace went on promising WH-1's to others."""
+    oms.configure_channel("marketplace", location_ids=["WH-1"])
+    oms.receive("ST-1", "A", 2)
+    oms.receive("WH-1", "A", 5)
+    oms.update_location("ST-1", priority=0)  # the web cart takes the store's units first
+    oms.reserve("A", 2, ttl=timedelta(minutes=15), key="cart")
+    assert held_at(oms, "A") == [("cart", "ST-1", 2)]
+    order = oms.place_order(draft(("A", 2), channel="marketplace", reservation_key="cart"))
+    assert held_at(oms, "A") == [(order.id, "WH-1", 2)]
+    assert oms.available("A", channel="marketplace") == 3
+
+
 @pytest.mark.parametrize(
     ("store", "error", "message"),
     [

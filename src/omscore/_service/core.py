@@ -368,7 +368,8 @@ class ServiceCore:
         needs: list[tuple[LineId, int]],
     ) -> dict[LineId, int]:
         pickup = order.delivery.pickup_location
-        change, remaining = stock.item(sku).take_over(key, order.id, needs, stock.now, pickup)
+        usable = {pickup} if pickup is not None else set(stock.pool(order.channel).locations)
+        change, remaining = stock.item(sku).take_over(key, order.id, needs, stock.now, usable)
         stock.keep(change)
         return remaining
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -749,19 +749,15 @@ class InventoryItem:
         order_id: OrderId,
         needs: Iterable[tuple[LineId, int]],
         at: datetime,
-        pickup_location: LocationId | None = None,
+        usable: Collection[LocationId] | None = None,
     ) -> tuple[ItemChange, dict[LineId, int]]:
-        """Turn checkout reservation ``key`` into holds of the order's lines (same locations;
-        for a pickup order, only what the cart holds at its ``pickup_location``, as a pickup
-        is held nowhere else).
+        """Turn checkout reservation ``key`` into holds of the order's lines, at the same
+        locations: those of ``usable`` alone when given (the order's pool, or a pickup
+        order's store), as the order holds stock nowhere else.
 
         Returns what each line still needs. Units the lines do not take go back to the pool.
         """
-        held = [
-            h
-            for h in self.checkout_holds(key)
-            if pickup_location is None or h.location_id == pickup_location
-        ]
+        held = [h for h in self.checkout_holds(key) if usable is None or h.location_id in usable]
         w = _Work(self, at)
         w.drop_holds(key, checkout=True)
         remaining: dict[LineId, int] = {}
