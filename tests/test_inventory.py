@@ -57,6 +57,7 @@ from omscore.inventory import (
     Supply,
 )
 from omscore.testing import ManualClock
+from omscore.testing.invariants import check_books
 
 from .conftest import draft, store_location, warehouse
 
@@ -449,6 +450,47 @@ def test_atp_never_goes_below_zero_with_a_large_buffer(oms: OMS) -> None:
     oms.receive("WH-1", "A", 3)
     oms.configure_channel("web", buffer=10)
     assert oms.available("A", channel="web") == 0
+
+
+def test_a_location_that_leaves_a_channels_pool_hands_its_holds_to_the_rest_of_it(
+    oms: OMS,
+) -> None:
+    """The marketplace stops selling from ST-1: its order and its cart held there hold in
+    WH-1 now (what WH-1 cannot hold waits), the web's hold at ST-1 and a pickup at ST-1
+    stay, and the marketplace's ATP is what WH-1 has left. Before, the holds stayed at
+    ST-1 and the marketplace went on promising WH-1's units to others."""
+    oms.update_location("ST-1", priority=0)  # the store first, in every pool
+    oms.receive("ST-1", "A", 6)
+    oms.receive("WH-1", "A", 3)
+    oms.configure_channel("marketplace", location_ids=["ST-1", "WH-1"])
+    market = oms.place_order(draft(("A", 2), channel="marketplace"))
+    oms.reserve("A", 2, channel="marketplace", ttl=timedelta(minutes=15), key="cart")
+    web = oms.place_order(draft(("A", 1)))
+    pickup = oms.place_order(
+        draft(("A", 1), channel="marketplace", delivery=Delivery.pickup("ST-1"))
+    )
+    seen = len(oms.events())
+    oms.configure_channel("marketplace", location_ids=["WH-1"])
+    moved = {getattr(e, "order_id", None) for e in oms.events()[seen:]}
+    assert moved == {None, market.id}  # the channel's event, the cart's, the order's
+    assert sorted(held_at(oms, "A")) == [
+        (market.id, "WH-1", 2),
+        (web.id, "ST-1", 1),
+        (pickup.id, "ST-1", 1),
+        ("cart", "WH-1", 1),  # WH-1's third unit: the order came first
+    ]
+    assert oms.available("A", channel="marketplace") == 0
+    check_books(oms)
+
+
+def test_a_location_that_joins_a_channels_pool_serves_its_waiting_orders(oms: OMS) -> None:
+    oms.receive("ST-1", "A", 4)
+    oms.configure_channel("marketplace", location_ids=["WH-1"])
+    waiting = oms.place_order(draft(("A", 3), channel="marketplace"))
+    assert oms.inventory("A").backordered_for(waiting.id, waiting.lines[0].id) == 3
+    oms.configure_channel("marketplace", location_ids=["WH-1", "ST-1"])
+    assert held_at(oms, "A") == [(waiting.id, "ST-1", 3)]
+    check_books(oms)
 
 
 def test_an_inactive_location_feeds_no_channel(oms: OMS) -> None:

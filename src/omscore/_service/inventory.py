@@ -155,10 +155,17 @@ class InventoryUseCases(ServiceCore):
             "update_location", {"location_id": location_id, **changes}, idempotency_key, work
         )
 
-    def _move_holds_off(self, stock: StockSession, location_id: LocationId) -> None:
-        """Hold the units held at a location just deactivated elsewhere in their pools."""
+    def _move_holds_off(
+        self, stock: StockSession, location_id: LocationId, channel: ChannelId | None = None
+    ) -> None:
+        """Hold the units held at a location (for ``channel``'s orders and carts, or for
+        every one's) elsewhere in their pools: it was deactivated, or left the channel's."""
         for sku in stock.uow.inventory.reserved_at(location_id):
-            there = [h for h in stock.item(sku).holds if h.location_id == location_id]
+            there = [
+                h
+                for h in stock.item(sku).holds
+                if h.location_id == location_id and (channel is None or h.channel == channel)
+            ]
             # Placed orders before carts, oldest first: they were promised first.
             orders = sorted({(h.since, h.key) for h in there if not h.is_checkout})
             for order_id in dict.fromkeys(OrderId(key) for _, key in orders):
@@ -201,7 +208,11 @@ class InventoryUseCases(ServiceCore):
     ) -> Channel:
         """Say which locations feed ``channel`` (by id and/or kind) and what it holds back.
 
-        A channel never configured sells from every active location with no buffer.
+        A channel never configured sells from every active location with no buffer. The
+        channel's orders and carts holding units at a location that no longer feeds it hold
+        them in its new pool instead (what the pool cannot hold is backordered, or leaves
+        the cart), so the channel never promises more than its pool has; a pickup's hold
+        stays at its store. A location that joins the pool serves what waits for stock.
         """
         require_text(channel, "channel", InvalidChannelConfig)
         ids = None
@@ -231,8 +242,16 @@ class InventoryUseCases(ServiceCore):
                     )
             current = uow.channels.get(proposed.id)
             config = evolved(proposed, version=(current.version if current else 0) + 1)
+            before = set(StockSession(uow, now).pool(config.id).locations)
             uow.channels.put(config)
             uow.record([ChannelConfigured(version=config.version, at=now, channel=config.id)])
+            stock = StockSession(uow, now)
+            after = set(stock.pool(config.id).locations)
+            for location_id in sorted(before - after):
+                self._move_holds_off(stock, location_id, channel=config.id)
+            if after - before:
+                _serve_all_backorders(stock)
+            stock.flush()
             return config
 
         arguments = {

@@ -1675,9 +1675,14 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             else:
                 self.both(edit, order.id, POTSDAM)
 
-        @rule(buffer=st.integers(0, 3))
-        def the_web_holds_units_back(self, buffer: int) -> None:
-            self.both("configure_channel", "web", buffer=buffer)
+        @rule(
+            buffer=st.integers(0, 3),
+            pool=st.sampled_from([None, ("WH-1",), ("ST-1",), ("WH-1", "ST-1")]),
+        )
+        def the_web_changes_its_pool(self, buffer: int, pool: tuple[str, ...] | None) -> None:
+            """The web holds units back, and sells from one location or both: the holds at
+            a location that leaves its pool move to the rest of it."""
+            self.both("configure_channel", "web", location_ids=pool, buffer=buffer)
 
         @rule(hours=st.integers(1, 200))
         def time_passes(self, hours: int) -> None:
