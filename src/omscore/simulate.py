@@ -408,7 +408,7 @@ class Simulation:
         key = None
         if rng.random() < 0.3:
             key = f"cart-{n}"
-            for line in lines:
+            for line in lines:  # a cart to collect in store holds the store's units
                 self._try(
                     self.oms.reserve,
                     line.sku,
@@ -416,6 +416,7 @@ class Simulation:
                     channel=channel,
                     ttl=timedelta(minutes=30),
                     key=key,
+                    pickup_location=delivery.pickup_location,
                 )
             if rng.random() < 0.1:
                 return  # abandoned: the reservation expires
