@@ -17,6 +17,7 @@ from omscore._stock import _promises_more_than
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.system import SequentialIds
 from omscore.errors import (
+    DuplicateIdempotencyKey,
     DuplicateLocation,
     DuplicateReservation,
     DuplicateSupply,
@@ -340,6 +341,36 @@ def test_an_order_takes_over_only_what_its_cart_holds_in_its_channels_pool(oms: 
     order = oms.place_order(draft(("A", 2), channel="marketplace", reservation_key="cart"))
     assert held_at(oms, "A") == [(order.id, "WH-1", 2)]
     assert oms.available("A", channel="marketplace") == 3
+
+
+def test_a_key_repeated_for_a_cart_elsewhere_or_a_transfer_due_another_day_is_refused(
+    oms: OMS, clock: ManualClock
+) -> None:
+    """The store of a cart and the ETA of a transfer belong to what the idempotency key
+    names: a retry with the same ones returns the first result, a change is refused."""
+    oms.add_location(store_location("ST-2"))
+    for location in ("WH-1", "ST-1", "ST-2"):
+        oms.receive(location, "A", 5)
+    ttl = timedelta(minutes=15)
+
+    def cart(store: str | None) -> object:
+        return oms.reserve("A", 1, ttl=ttl, key="cart", pickup_location=store, idempotency_key="k1")
+
+    first = cart("ST-1")
+    assert cart("ST-1") == first
+    for elsewhere in ("ST-2", None):
+        with pytest.raises(DuplicateIdempotencyKey):
+            cart(elsewhere)
+    day = timedelta(days=1)
+
+    def transfer(eta: datetime | None) -> object:
+        return oms.transfer("A", "WH-1", "ST-1", 1, eta=eta, idempotency_key="k2")
+
+    sent = transfer(clock.now() + day)
+    assert transfer(clock.now() + day) == sent
+    for other in (clock.now() + 2 * day, None):
+        with pytest.raises(DuplicateIdempotencyKey):
+            transfer(other)
 
 
 @pytest.mark.parametrize(
