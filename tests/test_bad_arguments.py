@@ -129,6 +129,7 @@ def shop(store: Store) -> tuple[OMS, dict[str, str]]:
     unpaid = oms.place_order(draft(("A", 1)))
     oms.add_location(store_location("ST-2"))
     to_store = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-2")), allocate=True)
+    oms.receive("ST-2", "A", 5)  # where a fulfilment order may move
     ids = {
         "allocated": allocated.id,
         "allocated_line": allocated.lines[0].id,
@@ -238,6 +239,8 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "refund_order": {"order_id": c["delivered"], "amount": eur("1.00"), "reason": "goodwill"},
         "refund_return": {"return_id": c["received"]},
         "reject_fulfillment": {"fulfillment_id": c["parcel"], "reason": "x"},
+        "reallocate": {"order_id": c["allocated"], "reason": "x"},
+        "move_fulfillment": {"fulfillment_id": c["parcel"], "location_id": "ST-2", "reason": "x"},
         "reject_return": {"return_id": c["requested"], "reason": "x"},
         "release": {"order_id": c["held"], "kind": "fraud"},
         "release_reservation": {"key": "cart"},

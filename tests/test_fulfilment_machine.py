@@ -124,6 +124,19 @@ class Fulfilment(RuleBasedStateMachine):
         self.attempt("allocate", data.draw(st.sampled_from(self.orders)))
 
     @precondition(lambda self: self.orders)
+    @rule(data=st.data(), policy=st.sampled_from(sorted(POLICIES)), to=st.sampled_from(LOCATIONS))
+    def sourcing_runs_again(self, data: st.DataObject, policy: str, to: str) -> None:
+        """An order is sourced again (on any policy), or one of its fulfilment orders is
+        moved by hand, whatever its status: a refusal must change nothing."""
+        self.oms.sourcing = POLICIES[policy]
+        found = self.fulfillment_orders()
+        by_hand: bool = data.draw(st.booleans())
+        if found and by_hand:
+            self.attempt("move_fulfillment", data.draw(st.sampled_from(found)).id, to)
+        else:
+            self.attempt("reallocate", data.draw(st.sampled_from(self.orders)))
+
+    @precondition(lambda self: self.orders)
     @rule(data=st.data(), shortcut=st.booleans(), reject=st.integers(0, 5))
     def location_works(self, data: st.DataObject, shortcut: bool, reject: int) -> None:
         moving = [
@@ -253,7 +266,7 @@ class Fulfilment(RuleBasedStateMachine):
         found = self.fulfillment_orders()
         if found:
             command = data.draw(st.sampled_from(sorted(FULFILLMENT_TRANSITIONS)))
-            if command != "expire":
+            if command not in ("expire", "withdraw"):  # the OMS's own steps, not commands
                 self.attempt(COMMANDS.get(command, command), data.draw(st.sampled_from(found)).id)
         self.attempt("release", data.draw(st.sampled_from(self.orders)), "sourcing")
 

@@ -196,6 +196,12 @@ class InvalidPlan(OmsError, ValueError):
     over locations or leaves part of it behind. Nothing is allocated."""
 
 
+class UnsuitableLocation(OmsError, ValueError):
+    """A location asked to take work it may not take under the sourcing rules (outside the
+    channel's pool, unable to ship or hand out pickups, beyond the same-day radius, out of
+    capacity today, or one that rejected the order). Nothing changes."""
+
+
 class NothingToAllocate(InvalidTransition):
     """Allocation asked for an order with no open units."""
 

@@ -429,6 +429,30 @@ class FulfillmentRejected(OrderEvent):
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class FulfillmentWithdrawn(OrderEvent):
+    """The OMS took back a fulfilment order no location had started, to source its units
+    again (``oms.reallocate``); the units are open again and the location is not
+    counted as having rejected them."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    reason: str
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FulfillmentMoved(OrderEvent):
+    """A fulfilment order not yet picked was moved, whole, from ``from_location_id`` to
+    ``location_id`` (``oms.move_fulfillment``), where it starts again as open."""
+
+    fulfillment_id: FulfillmentId
+    location_id: LocationId
+    from_location_id: LocationId
+    reason: str
+    units: tuple[FulfilledUnits, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class FulfillmentSplit(OrderEvent):
     """Part of a fulfilment order (``units``) became a fulfilment order of its own
     (``new_fulfillment_id``) at the same location, to ship now; the rest stays."""

@@ -7,6 +7,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import TypeVar, cast
 
 import attrs
@@ -90,6 +91,9 @@ from omscore.sourcing import (
 )
 
 R = TypeVar("R")
+
+#: No fulfilment orders taken back (the capacity of a usual sourcing run).
+_NONE_FREED: Mapping[LocationId, int] = MappingProxyType({})
 
 _fingerprint_converter = make_converter()
 
@@ -455,13 +459,29 @@ class ServiceCore:
     def _source(self, stock: StockSession, order: Order) -> tuple[Order, AllocationPlan]:
         """Run the policy on the order's open units; create one fulfilment order per
         location, allocate there, and hold (or backorder) what stays open."""
-        now, uow = stock.now, stock.uow
-        open_lines = [line for line in order.lines if line.open]
-        request = self._request(stock, order, open_lines)
-        plan = self.sourcing.plan(request, self._snapshot(stock, order, request))
+        plan, fulfillments = self._plan(stock, order)
+        return self._apply_plan(stock, order, plan, fulfillments), plan
+
+    def _plan(
+        self, stock: StockSession, order: Order, freed: Mapping[LocationId, int] = _NONE_FREED
+    ) -> tuple[AllocationPlan, Planned]:
+        """The policy's plan for the order's open units, and the fulfilment orders it makes
+        (``freed``: fulfilment orders per location this command takes back today, which its
+        capacity counts as not taken)."""
+        lines = [RequestLine(line.id, line.sku, line.open) for line in order.lines if line.open]
+        request = self._request(stock, order, lines, whole=order.ship_complete)
+        plan = self.sourcing.plan(request, self._snapshot(stock, order, request, freed))
         if order.ship_complete and plan.assignments:
             _require_whole(order, plan)
-        fulfillments = _fulfillments_of(order, plan)
+        return plan, _fulfillments_of(order, plan)
+
+    def _apply_plan(
+        self, stock: StockSession, order: Order, plan: AllocationPlan, fulfillments: Planned
+    ) -> Order:
+        """Create the planned fulfilment orders, allocate there, and hold (or backorder)
+        what stays open."""
+        now, uow = stock.now, stock.uow
+        skus = sorted({line.sku for line in order.lines if line.open})
         if fulfillments:
             order, events = order.allocate(fulfillments, now)
             uow.record(events)
@@ -470,28 +490,33 @@ class ServiceCore:
             for u in units:
                 allocations.setdefault(u.sku, []).append((location_id, u.quantity, fulfillment_id))
             self._count_load(stock, location_id)
-        for sku in sorted({line.sku for line in open_lines}):
+        for sku in skus:
             item = stock.item(sku)
             stock.keep(item.allocate_order(order.id, allocations.get(sku, ()), now))
         self._sync_holds(stock, order)
-        return order, plan
+        return order
 
     def _request(
-        self, stock: StockSession, order: Order, lines: list[OrderLine]
+        self, stock: StockSession, order: Order, lines: list[RequestLine], *, whole: bool
     ) -> SourcingRequest:
+        """A request for ``lines`` of the order (``whole``: from one location or none)."""
         delivery = order.delivery
         return SourcingRequest(
-            lines=[RequestLine(line.id, line.sku, line.open) for line in lines],
+            lines=lines,
             delivery=delivery.method,
             destination=_customer_point(stock, order),
             channel=order.channel,
             exclude=order.rejected_locations,
             pickup_location=delivery.pickup_location,
-            ship_complete=order.ship_complete,
+            ship_complete=whole,
         )
 
     def _snapshot(
-        self, stock: StockSession, order: Order, request: SourcingRequest
+        self,
+        stock: StockSession,
+        order: Order,
+        request: SourcingRequest,
+        freed: Mapping[LocationId, int] = _NONE_FREED,
     ) -> NetworkSnapshot:
         network = stock.pool_network(order.channel, order.delivery.pickup_location)
         available: dict[tuple[LocationId, Sku], int] = {}
@@ -506,7 +531,7 @@ class ServiceCore:
                 units = level.available_after_release(own.get(location_id, 0))
                 if units:
                     available[(location_id, sku)] = units
-        capacity = _capacity_left(stock, available) if network.capped else {}
+        capacity = _capacity_left(stock, available, freed) if network.capped else {}
         return NetworkSnapshot(network.locations, available, capacity)
 
     def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
@@ -516,6 +541,14 @@ class ServiceCore:
         today = location.day_at(stock.now)
         load = stock.uow.loads.get(location_id) or LocationLoad(location_id, today)
         stock.uow.loads.put(load.take(today, 1))
+
+    def _release_loads(self, stock: StockSession, freed: Mapping[LocationId, int]) -> None:
+        """Give back today's capacity of fulfilment orders taken back from their locations."""
+        for location_id, count in freed.items():
+            today = stock.locations[location_id].day_at(stock.now)
+            load = stock.uow.loads.get(location_id)
+            if load is not None and load.used_on(today):
+                stock.uow.loads.put(load.take(today, -min(count, load.used_on(today))))
 
 
 S = TypeVar("S", FulfillmentStatus, OrderStatus)
@@ -591,10 +624,13 @@ def _order_of_fulfillment(uow: UnitOfWork, fulfillment_id: str) -> Order:
 
 
 def _capacity_left(
-    stock: StockSession, available: Mapping[tuple[LocationId, Sku], int]
+    stock: StockSession,
+    available: Mapping[tuple[LocationId, Sku], int],
+    freed: Mapping[LocationId, int] = _NONE_FREED,
 ) -> dict[LocationId, int]:
     """Fulfilment orders each location with available units can still take today (a
-    location without units cannot be chosen, so its counter is not read)."""
+    location without units cannot be chosen, so its counter is not read; ``freed`` are
+    taken back by the command, so they count as not taken)."""
     locations = stock.locations
     capacity = {}
     for location_id in dict.fromkeys(location_id for location_id, _ in available):
@@ -602,13 +638,30 @@ def _capacity_left(
         if location.daily_capacity is not None:
             load = stock.uow.loads.get(location_id)
             used = load.used_on(location.day_at(stock.now)) if load is not None else 0
-            capacity[location_id] = location.daily_capacity - used
+            capacity[location_id] = location.daily_capacity - used + freed.get(location_id, 0)
     return capacity
 
 
-def _fulfillments_of(
-    order: Order, plan: AllocationPlan
-) -> list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]:
+def _freed_today(
+    stock: StockSession, fulfillments: Iterable[FulfillmentOrder]
+) -> dict[LocationId, int]:
+    """How many of ``fulfillments`` each capped location took on today: the capacity that
+    taking them back gives back."""
+    freed: dict[LocationId, int] = {}
+    for f in fulfillments:
+        location = stock.locations.get(f.location_id)
+        if location is None or location.daily_capacity is None:
+            continue
+        if location.day_at(f.created_at) == location.day_at(stock.now):
+            freed[f.location_id] = freed.get(f.location_id, 0) + 1
+    return freed
+
+
+#: Fulfilment orders a plan makes: (id, location, units) each.
+Planned = list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]
+
+
+def _fulfillments_of(order: Order, plan: AllocationPlan) -> Planned:
     """One fulfilment order per location of the plan, numbered after the order's existing ones."""
     grouped: dict[LocationId, list[FulfilledUnits]] = {}  # locations in order of first use
     for a in plan.assignments:

@@ -7,20 +7,31 @@ from datetime import datetime, timedelta
 
 from omscore._checks import optional_text, require_mapping, require_note
 from omscore._service.core import (
+    Planned,
     QueuedFulfillment,
     ServiceCore,
     _before,
+    _capacity_left,
     _check_wait,
     _chosen_statuses,
+    _freed_today,
     _load_order,
     _next_fulfillment_id,
     _order_of_fulfillment,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidQuantity, NothingToAllocate
-from omscore.ids import FulfillmentId, LineQuantities, OrderId
+from omscore.errors import (
+    InsufficientStock,
+    InvalidQuantity,
+    NothingToAllocate,
+    UnsuitableLocation,
+)
+from omscore.events import DomainEvent, FulfilledUnits
+from omscore.ids import FulfillmentId, LineId, LineQuantities, LocationId, OrderId, Sku
+from omscore.inventory import Location
 from omscore.orders import (
     ACTIVE_FULFILLMENT,
+    FulfillmentLine,
     FulfillmentOrder,
     FulfillmentStatus,
     HoldKind,
@@ -28,9 +39,8 @@ from omscore.orders import (
     OrderStatus,
 )
 from omscore.ports import UnitOfWork, checked_limit
-from omscore.sourcing import (
-    AllocationPlan,
-)
+from omscore.sourcing import AllocationPlan, NetworkSnapshot, RequestLine
+from omscore.sourcing.plan import NO_STOCK
 
 
 class FulfilmentUseCases(ServiceCore):
@@ -53,6 +63,89 @@ class FulfilmentUseCases(ServiceCore):
             return plan
 
         return self._run("allocate", {"order_id": order_id}, idempotency_key, work)
+
+    def reallocate(
+        self, order_id: str, reason: str = "", idempotency_key: str | None = None
+    ) -> AllocationPlan:
+        """Source the order again: take back its fulfilment orders no location has started
+        (open, not yet accepted) and run the policy on their units and the open ones
+        together, as :meth:`allocate` would. For when stock turned up nearer, or one parcel
+        can now carry what two would. Taken-back fulfilment orders become ``withdrawn``
+        (``FulfillmentWithdrawn``; their location is not counted as rejecting them, and
+        today's capacity they used is given back); the plan's new ones follow. When the
+        policy plans the same units at the same locations as before, nothing changes and no
+        event is written. Accepted or later fulfilment orders stay where they are."""
+        require_note(reason, "reason")
+
+        def work(uow: UnitOfWork, now: datetime) -> AllocationPlan:
+            order = _load_order(uow, order_id)
+            order.require_not_held("re-source")
+            unstarted = [f for f in order.fulfillments if f.status is FulfillmentStatus.OPEN]
+            if not (unstarted or order.open_units) or order.status is OrderStatus.CANCELLED:
+                raise NothingToAllocate(
+                    f"order {order.id} has no open units and no fulfilment order that no "
+                    "location has started: there is nothing to source again"
+                )
+            stock = StockSession(uow, now)
+            withdrawn: list[DomainEvent] = []
+            for f in unstarted:
+                order, events = order.advance(f.id, "withdraw", now, reason=reason)
+                withdrawn += events
+                self._follow_fulfillment(stock, f, "withdraw")
+            freed = _freed_today(stock, unstarted)
+            plan, planned = self._plan(stock, order, freed)
+            if _same_work(unstarted, planned):
+                return plan  # nothing staged: the command changes nothing
+            uow.record(withdrawn)
+            self._release_loads(stock, freed)
+            order = self._apply_plan(stock, order, plan, planned)
+            uow.orders.put(order)
+            stock.flush()
+            return plan
+
+        arguments = {"order_id": order_id, "reason": reason}
+        return self._run("reallocate", arguments, idempotency_key, work)
+
+    def move_fulfillment(
+        self,
+        fulfillment_id: str,
+        location_id: str,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """Move a fulfilment order no one has picked yet (open or accepted), whole, to
+        ``location_id``: the decision of a person who knows better than the policy (a store
+        short of staff today, a warehouse with a faster carrier). Its stock is deallocated
+        where it was and allocated at the new location, where it starts again as open
+        (``FulfillmentMoved``); its id stays. The new location must keep every rule the
+        policy keeps (in the channel's pool, active, able to ship or hand out pickups,
+        within the same-day radius, capacity left today, never one that rejected the
+        order) and have every unit available: else :class:`UnsuitableLocation` or
+        :class:`InsufficientStock`, and nothing changes."""
+        require_note(reason, "reason")
+
+        def work(uow: UnitOfWork, now: datetime) -> Order:
+            order = _order_of_fulfillment(uow, fulfillment_id)
+            f = order.fulfillment(FulfillmentId(fulfillment_id))
+            stock = StockSession(uow, now)
+            target = stock.location(location_id)
+            order, moved = order.move_fulfillment(f.id, target.id, reason, now)
+            self._check_move(stock, order, f, target)
+            uow.record([moved])
+            for line in f.lines:
+                item = stock.item(line.sku)
+                item = stock.keep(
+                    item.deallocate(f.location_id, line.quantity, f"move {f.id}", now)
+                )
+                stock.keep(item.allocate(target.id, line.quantity, f.id, now))
+            self._release_loads(stock, _freed_today(stock, [f]))
+            self._count_load(stock, target.id)
+            uow.orders.put(order)
+            stock.flush()
+            return order
+
+        arguments = {"fulfillment_id": fulfillment_id, "location_id": location_id}
+        return self._run("move_fulfillment", {**arguments, "reason": reason}, idempotency_key, work)
 
     def accept_fulfillment(self, fulfillment_id: str, idempotency_key: str | None = None) -> Order:
         """The location accepts its fulfilment order."""
@@ -362,7 +455,7 @@ class FulfilmentUseCases(ServiceCore):
         if command in ("ship", "collect"):
             for line in f.lines:
                 stock.keep(stock.item(line.sku).ship(where, line.quantity, f.id, now))
-        elif command in ("reject", "expire"):
+        elif command in ("reject", "expire", "withdraw"):
             reference = f"{command} {f.id}"
             for line in f.lines:
                 item = stock.item(line.sku)
@@ -381,6 +474,42 @@ class FulfilmentUseCases(ServiceCore):
                 item = stock.item(line.sku)
                 moved = item.hand_over(where, after.stock_location, line.quantity, reference, now)
                 stock.keep(moved)
+
+    def _check_move(
+        self, stock: StockSession, order: Order, f: FulfillmentOrder, target: Location
+    ) -> None:
+        """Raise unless ``target`` keeps the policy's rules for ``f`` and has its units: the
+        policy plans ``f``'s units on a snapshot of ``target`` alone, with what is available
+        there (what it holds for the order's other open units does not count)."""
+        refused = f"cannot move fulfilment order {f.id} of order {order.id} to {target.id}"
+        if not target.active:  # inactive locations are in no pool: say the first reason
+            raise UnsuitableLocation(f"{refused}: it is inactive")
+        network = stock.pool_network(order.channel, order.delivery.pickup_location)
+        if target.id not in network.id_set:
+            raise UnsuitableLocation(f"{refused}: it is not in channel {order.channel}'s pool")
+        if target.id in order.rejected_locations:
+            raise UnsuitableLocation(f"{refused}: it rejected units of this order before")
+        need: dict[Sku, int] = {}
+        for fl in f.lines:
+            need[fl.sku] = need.get(fl.sku, 0) + fl.quantity
+        available = {}
+        for sku in need:
+            level = stock.item(sku).levels.get(target.id)
+            if level is not None and level.available:
+                available[(target.id, sku)] = level.available
+        lines = [RequestLine(line_id, sku, n) for line_id, (sku, n) in _per_line(f).items()]
+        request = self._request(stock, order, lines, whole=False)
+        snapshot = NetworkSnapshot((target,), available, _capacity_left(stock, available))
+        plan = self.sourcing.plan(request, snapshot)
+        if plan.units_at(target.id) == f.units:
+            return
+        why = next((t.excluded for t in plan.trace if t.location_id == target.id), None)
+        if why is not None and why != NO_STOCK:
+            raise UnsuitableLocation(f"{refused}: {why}")
+        has = sum(min(available.get((target.id, sku), 0), n) for sku, n in need.items())
+        if has < f.units:
+            raise InsufficientStock(f"{refused}: it has {has} of the {f.units} units available")
+        raise UnsuitableLocation(f"{refused}: policy {plan.policy} would not send them from it")
 
     def _after_rejection(self, stock: StockSession, order: Order) -> Order:
         if order.rejections >= self.max_rejections and not any(
@@ -408,6 +537,27 @@ _OWED = frozenset(
         FulfillmentStatus.PACKED,
     }
 )
+
+
+def _per_line(f: FulfillmentOrder) -> dict[LineId, tuple[Sku, int]]:
+    """The SKU and units of each order line in ``f``."""
+    units: dict[LineId, tuple[Sku, int]] = {}
+    for fl in f.lines:
+        units[fl.line_id] = (fl.sku, units.get(fl.line_id, (fl.sku, 0))[1] + fl.quantity)
+    return units
+
+
+def _same_work(before: Iterable[FulfillmentOrder], planned: Planned) -> bool:
+    """True when ``planned`` puts the same units at the same locations as ``before``."""
+
+    def work(
+        location_id: LocationId, units: Iterable[FulfilledUnits | FulfillmentLine]
+    ) -> tuple[str, tuple[tuple[str, int], ...]]:
+        return (location_id, tuple(sorted((u.line_id, u.quantity) for u in units)))
+
+    return sorted(work(f.location_id, f.lines) for f in before) == sorted(
+        work(location_id, units) for _, location_id, units in planned
+    )
 
 
 def _queued(

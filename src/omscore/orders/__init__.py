@@ -4,6 +4,7 @@ from omscore.orders.delivery import Delivery, DeliveryMethod
 from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, validate_draft
 from omscore.orders.model import (
     ACTIVE_FULFILLMENT,
+    MOVABLE_FULFILLMENT,
     WAITING_ORDER,
     FulfillmentLine,
     FulfillmentOrder,
@@ -19,6 +20,7 @@ from omscore.orders.model import (
 
 __all__ = [
     "ACTIVE_FULFILLMENT",
+    "MOVABLE_FULFILLMENT",
     "WAITING_ORDER",
     "Delivery",
     "DeliveryMethod",

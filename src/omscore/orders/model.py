@@ -33,12 +33,14 @@ from omscore.events import (
     DomainEvent,
     FulfilledUnits,
     FulfillmentCreated,
+    FulfillmentMoved,
     FulfillmentProgressed,
     FulfillmentRejected,
     FulfillmentSentToStore,
     FulfillmentShipped,
     FulfillmentShortPicked,
     FulfillmentSplit,
+    FulfillmentWithdrawn,
     HoldReleased,
     LineAdded,
     LineQuantityChanged,
@@ -190,6 +192,7 @@ class FulfillmentStatus(enum.StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
 
 
 _BEFORE_SHIPPING = frozenset(
@@ -222,6 +225,7 @@ FULFILLMENT_TRANSITIONS: dict[str, tuple[frozenset[FulfillmentStatus], Fulfillme
         _BEFORE_SHIPPING | {FulfillmentStatus.READY_FOR_PICKUP},
         FulfillmentStatus.REJECTED,
     ),
+    "withdraw": (frozenset({FulfillmentStatus.OPEN}), FulfillmentStatus.WITHDRAWN),
 }
 
 #: Commands a hold stops (warehouse work, shipping and handing over).
@@ -247,7 +251,11 @@ _BUCKET_MOVES: dict[str, tuple[str, str | None]] = {
     "collect": ("allocated", "delivered"),
     "expire": ("allocated", "cancelled"),
     "reject": ("allocated", None),
+    "withdraw": ("allocated", None),
 }
+
+#: Fulfilment orders that may move to another location: their units are still on the shelf.
+MOVABLE_FULFILLMENT = frozenset({FulfillmentStatus.OPEN, FulfillmentStatus.ACCEPTED})
 
 #: Orders the OMS or a person still has to move: not wholly allocated yet, or held (the
 #: statuses of the order queues).
@@ -1106,6 +1114,42 @@ class Order:
         )
         return order, event
 
+    def move_fulfillment(
+        self, fulfillment_id: str, location_id: LocationId, reason: str, at: datetime
+    ) -> tuple[Order, FulfillmentMoved]:
+        """Give a fulfilment order no one has picked yet, whole, to another location, where
+        it starts again as open. Raises :class:`InvalidTransition` once it is picked, or
+        when it is already there."""
+        f = self._fulfillment_or_raise(fulfillment_id)
+        if f.status not in MOVABLE_FULFILLMENT:
+            raise InvalidTransition(
+                f"cannot move fulfilment order {f.id}: it is {f.status.value}; only an open "
+                "or accepted one, whose units are still on the shelf, can move"
+            )
+        if location_id == f.location_id:
+            raise InvalidTransition(f"fulfilment order {f.id} is already at {location_id}")
+        moved = evolved(
+            f,
+            location_id=location_id,
+            status=FulfillmentStatus.OPEN,
+            changed_at=at,
+            note=reason or f.note,
+        )
+        order = self._next(
+            fulfillments=tuple(moved if x.id == f.id else x for x in self.fulfillments)
+        )
+        event = FulfillmentMoved(
+            order_id=self.id,
+            version=order.version,
+            at=at,
+            fulfillment_id=f.id,
+            location_id=location_id,
+            from_location_id=f.location_id,
+            reason=reason,
+            units=tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in f.lines),
+        )
+        return order, event
+
     # --- helpers ------------------------------------------------------------------------
 
     def _next(self, **changes: Any) -> Order:
@@ -1215,6 +1259,8 @@ def _fulfillment_event(
         return FulfillmentRejected(reason=reason, units=units, **common)
     if command == "expire":
         return PickupExpired(units=units, **common)
+    if command == "withdraw":
+        return FulfillmentWithdrawn(reason=reason, units=units, **common)
     return FulfillmentProgressed(status=FULFILLMENT_TRANSITIONS[command][1].value, **common)
 
 

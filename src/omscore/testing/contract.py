@@ -60,6 +60,7 @@ from omscore.inventory import (
 )
 from omscore.money import Money
 from omscore.orders import (
+    MOVABLE_FULFILLMENT,
     WAITING_ORDER,
     Delivery,
     DeliveryMethod,
@@ -1329,6 +1330,25 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             if order.fulfillments:
                 f = data.draw(st.sampled_from(order.fulfillments))
                 self.both("reject_fulfillment" if step == "reject" else step, f.id)
+
+        @rule(data=st.data(), to=st.sampled_from(["WH-1", "ST-1"]))
+        def someone_sources_again(self, data: st.DataObject, to: str) -> None:
+            """An order's unstarted work is sourced again, or a person moves one of its
+            fulfilment orders to another location."""
+            if not self.orders:
+                return
+            order = self.systems[0].get_order(data.draw(st.sampled_from(self.orders)))
+            movable = [f for f in order.fulfillments if f.status in MOVABLE_FULFILLMENT]
+            by_hand: bool = data.draw(st.booleans())
+            if movable and by_hand:
+                f = data.draw(st.sampled_from(movable))
+                if self.both("move_fulfillment", f.id, to) is not None:
+                    event("a fulfilment order moved by hand")
+                return
+            before = order.version
+            self.both("reallocate", order.id)
+            if self.systems[0].get_order(order.id).version != before:
+                event("an order sourced again")
 
         def fulfillment_orders(self) -> list[tuple[str, FulfillmentOrder]]:
             """Every fulfilment order on the reference store, with its order's id."""
