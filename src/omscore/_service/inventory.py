@@ -113,7 +113,9 @@ class InventoryUseCases(ServiceCore):
         Deactivating a location moves the stock it holds for orders and carts to the rest of
         their channels' pools (what no other location has is backordered, or leaves the
         cart), so those units stay promised; a pickup's hold stays at its store.
-        Reactivating it serves what waits for stock."""
+        Reactivating it serves what waits for stock. New capabilities do the same for each
+        channel that ``requires`` one: losing it leaves the channel's pool, gaining it
+        joins."""
         changes: dict[str, Any] = {}
         if active is not None:
             require_flag(active, "active")
@@ -134,6 +136,9 @@ class InventoryUseCases(ServiceCore):
             if current is None:
                 raise UnknownLocation(f"no location {location_id!r}")
             updated = evolved(current, version=current.version + 1, **changes)
+            stays_active = current.active and updated.active
+            demanding = [c for c in uow.channels.all() if c.requires] if stays_active else []
+            before = _pools_of(StockSession(uow, now), demanding)
             uow.locations.put(updated)
             uow.record(
                 [
@@ -149,11 +154,27 @@ class InventoryUseCases(ServiceCore):
                 _serve_all_backorders(StockSession(uow, now))
             if current.active and not updated.active:
                 self._move_holds_off(StockSession(uow, now), updated.id)
+            if demanding:
+                self._follow_pools(StockSession(uow, now), updated.id, before)
             return updated
 
         return self._run(
             "update_location", {"location_id": location_id, **changes}, idempotency_key, work
         )
+
+    def _follow_pools(
+        self, stock: StockSession, location_id: LocationId, before: dict[ChannelId, set[str]]
+    ) -> None:
+        """After a location's capabilities changed: the channels whose pools it left hold
+        their units elsewhere; if it joined one, it serves what waits for stock."""
+        joined = False
+        for channel, pooled in before.items():
+            now_in = location_id in stock.pool(channel).locations
+            if location_id in pooled and not now_in:
+                self._move_holds_off(stock, location_id, channel=channel)
+            joined = joined or (now_in and location_id not in pooled)
+        if joined:
+            _serve_all_backorders(stock)
 
     def _move_holds_off(
         self, stock: StockSession, location_id: LocationId, channel: ChannelId | None = None
@@ -204,9 +225,11 @@ class InventoryUseCases(ServiceCore):
         buffer: int = 0,
         buffer_percent: int | Decimal = 0,
         low_stock_threshold: int | None = None,
+        requires: Iterable[Capability | str] = (),
         idempotency_key: str | None = None,
     ) -> Channel:
-        """Say which locations feed ``channel`` (by id and/or kind) and what it holds back.
+        """Say which locations feed ``channel`` (by id and/or kind, and only those with the
+        capabilities it ``requires``) and what it holds back.
 
         A channel never configured sells from every active location with no buffer. The
         channel's orders and carts holding units at a location that no longer feeds it hold
@@ -224,6 +247,7 @@ class InventoryUseCases(ServiceCore):
             if kinds is not None
             else None
         )
+        needed = members(requires, Capability, "required capabilities", InvalidChannelConfig)
         proposed = Channel(
             id=ChannelId(channel),
             location_ids=ids,
@@ -231,6 +255,7 @@ class InventoryUseCases(ServiceCore):
             buffer=buffer,
             buffer_percent=buffer_percent,
             low_stock_threshold=low_stock_threshold,
+            requires=needed,
         )
 
         def work(uow: UnitOfWork, now: datetime) -> Channel:
@@ -261,6 +286,7 @@ class InventoryUseCases(ServiceCore):
             "buffer": buffer,
             "buffer_percent": proposed.buffer_percent,
             "low_stock_threshold": low_stock_threshold,
+            "requires": needed,
         }
         return self._run("configure_channel", arguments, idempotency_key, work)
 
@@ -785,6 +811,15 @@ class InventoryUseCases(ServiceCore):
 
         return self._read(read)
 
+    def channel_pool(self, channel: str) -> tuple[LocationId, ...]:
+        """The locations whose stock ``channel`` sells now, in the order it holds from
+        (priority, then id): its configured ids and kinds, active, with the capabilities it
+        requires (every active location for a channel never configured)."""
+        require_text(channel, "channel", InvalidChannelConfig)
+        return self._read(
+            lambda uow: StockSession(uow, self._now()).pool(ChannelId(channel)).locations
+        )
+
     def available_many(self, skus: Iterable[str], channel: str | None = None) -> dict[str, int]:
         """ATP of several SKUs on one channel, read in one go."""
         wanted = require_names(skus, "skus", InvalidQuantity)
@@ -985,3 +1020,8 @@ def _check_locator(near: object, radius_km: object, capability: object) -> None:
     known = {c.value for c in Capability}
     if capability is not None and (not isinstance(capability, str) or capability not in known):
         raise InvalidQuery(f"capability must be one of {sorted(known)}, got {capability!r}")
+
+
+def _pools_of(stock: StockSession, channels: Iterable[Channel]) -> dict[ChannelId, set[str]]:
+    """The locations in each channel's pool, as the unit of work sees them now."""
+    return {c.id: set(stock.pool(c.id).locations) for c in channels}

@@ -12,7 +12,7 @@ import attrs
 from omscore._checks import instance_of, optional, text
 from omscore.errors import InvalidChannelConfig
 from omscore.ids import ChannelId, LocationId
-from omscore.inventory.location import Location, LocationKind
+from omscore.inventory.location import Capability, Location, LocationKind
 from omscore.inventory.stock import StockLevel
 
 
@@ -49,7 +49,10 @@ class Channel:
     """A channel's pool configuration (an aggregate of its own).
 
     The pool is every active location whose id is in ``location_ids`` or whose kind is in
-    ``kinds``; with neither given, every active location. ``buffer`` units, or
+    ``kinds``; with neither given, every active location. With ``requires``, only those
+    that have every one of those capabilities: a web shop that only ships
+    (``requires={Capability.SHIP}``) never counts the stock of a store that cannot ship,
+    and a store that loses the capability leaves the pool. ``buffer`` units, or
     ``buffer_percent`` of the pool's available units (rounded up), whichever is larger, are
     never promised. ``low_stock_threshold`` turns on low-stock events for the channel.
     """
@@ -65,10 +68,13 @@ class Channel:
     buffer_percent: Decimal = attrs.field(default=Decimal(0), converter=_percent)
     low_stock_threshold: int | None = attrs.field(default=None, validator=_check_threshold)
     version: int = 0
+    requires: frozenset[Capability] = attrs.field(
+        default=frozenset(), validator=instance_of(frozenset, InvalidChannelConfig)
+    )
 
     def feeds_from(self, location: Location) -> bool:
         """True when ``location`` is active and belongs to this channel's pool."""
-        if not location.active:
+        if not location.active or not self.requires <= location.capabilities:
             return False
         if self.location_ids is None and self.kinds is None:
             return True

@@ -503,6 +503,7 @@ class StoreContract:
             kinds=frozenset({LocationKind.STORE}),
             buffer=2,
             version=1,
+            requires=frozenset({Capability.SHIP, Capability.SAME_DAY}),
         )
         load = LocationLoad(LocationId("WH-1"), T0.date(), 3, 1)
         with store.unit_of_work() as uow:
@@ -1698,11 +1699,25 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         @rule(
             buffer=st.integers(0, 3),
             pool=st.sampled_from([None, ("WH-1",), ("ST-1",), ("WH-1", "ST-1")]),
+            ships_only=st.booleans(),
         )
-        def the_web_changes_its_pool(self, buffer: int, pool: tuple[str, ...] | None) -> None:
-            """The web holds units back, and sells from one location or both: the holds at
-            a location that leaves its pool move to the rest of it."""
-            self.both("configure_channel", "web", location_ids=pool, buffer=buffer)
+        def the_web_changes_its_pool(
+            self, buffer: int, pool: tuple[str, ...] | None, ships_only: bool
+        ) -> None:
+            """The web holds units back, sells from one location or both, and perhaps only
+            from those that ship: the holds at a location that leaves its pool move to the
+            rest of it."""
+            requires = [Capability.SHIP] if ships_only else []
+            self.both(
+                "configure_channel", "web", location_ids=pool, buffer=buffer, requires=requires
+            )
+
+        @rule(ships=st.booleans())
+        def the_store_stops_or_starts_shipping(self, ships: bool) -> None:
+            """ST-1 stops shipping (it leaves the pool of a web that ships only, its holds
+            moved) or starts again (it joins, and serves what waits)."""
+            can = set(Capability) if ships else set(Capability) - {Capability.SHIP}
+            self.both("update_location", "ST-1", capabilities=can)
 
         @rule(hours=st.integers(1, 200))
         def time_passes(self, hours: int) -> None:
