@@ -38,9 +38,10 @@ def counts(report: Report) -> dict[str, object]:
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     """Orders, pickups (one shipped to its store, one collected in part), same-day,
     rejections, short picks and parcels shipped in parts, a store closing, fraud reviews
-    (one ending in a cancel), returns and refunds, and goodwill for late parcels all
-    happen, and no command the simulation sends is refused."""
-    report = run(MemoryStore(), orders=400, seed=13, policy="lowest_cost", progress=None)
+    (one ending in a cancel), returns and refunds, goodwill for late parcels, and work a
+    closed store had not started sourced again all happen, and no command the simulation
+    sends is refused."""
+    report = run(MemoryStore(), orders=400, seed=72, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders_left_waiting == 0  # and every order was allocated or cancelled
@@ -50,6 +51,7 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.pickups_collected_in_part > 0
     assert report.fraud_reviews > report.fraud_cancelled > 0
     assert report.store_closures == 1
+    assert report.resourced_at_closures > 0
     assert report.same_day > 0
     assert report.rejections > 0
     assert report.short_picks > 0
@@ -66,7 +68,7 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     """The report's counts, recounted from the orders and returns the run left in the
     store: the report is what happened, not what the simulation meant to do."""
     store = MemoryStore()
-    report = run(store, orders=400, seed=13, policy="lowest_cost", progress=None)
+    report = run(store, orders=400, seed=72, policy="lowest_cost", progress=None)
     orders = list(store.orders.rows.values())
     returns = list(store.returns.rows.values())
     parcels = Counter(f.status for o in orders for f in o.fulfillments)
@@ -89,6 +91,8 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     assert report.shipped_to_store == sum(
         1 for o in orders for f in o.fulfillments if f.handover_location
     )
+    # Each order sourced again at a closure gave up at least its work at the closed store.
+    assert 0 < report.resourced_at_closures <= parcels[FulfillmentStatus.WITHDRAWN]
     assert (report.returns, report.refunded, report.restocked) == (
         len(returns),
         refunded_for_returns,

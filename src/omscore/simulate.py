@@ -36,6 +36,7 @@ from omscore.money import Money
 from omscore.orders import (
     ACTIVE_FULFILLMENT,
     Delivery,
+    FulfillmentOrder,
     FulfillmentStatus,
     HoldKind,
     LineDraft,
@@ -106,6 +107,7 @@ class Report:
     pickups_expired: int = 0
     shipped_to_store: int = 0
     store_closures: int = 0
+    resourced_at_closures: int = 0
     fraud_reviews: int = 0
     fraud_cancelled: int = 0
     same_day: int = 0
@@ -167,7 +169,8 @@ class Report:
             f"  same-day orders        {self.same_day:>12,}",
             f"  rejections re-sourced  {self.rejections:>12,}   and {self.short_picks:,} short "
             "picks (a unit not found)",
-            f"  store closures         {self.store_closures:>12,}   (their holds moved elsewhere)",
+            f"  store closures         {self.store_closures:>12,}   (their holds moved elsewhere, "
+            f"{self.resourced_at_closures:,} orders' unstarted work re-sourced)",
             f"  fraud reviews          {self.fraud_reviews:>12,}   {self.fraud_cancelled:,} "
             "cancelled, the rest sourced",
             f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
@@ -228,6 +231,7 @@ class Simulation:
         self.retries: dict[str, int] = {}
         self.retry_due: set[str] = set()
         self.scheduled: set[str] = set()  # fulfilment orders a location will work on
+        self.withdrawn: set[str] = set()  # scheduled, then sourced again elsewhere
 
     # --- the retailer -----------------------------------------------------------------------
 
@@ -365,7 +369,28 @@ class Simulation:
         store = self.rng.choice(stores)
         if self._try(self.oms.update_location, store, active=False) is not None:
             self.report.store_closures += 1
+            self._source_again_without(store)
             self._later(timedelta(hours=self.rng.randint(2, 6)), "reopen", store)
+
+    def _source_again_without(self, store: str) -> None:
+        """The orders the closed store had not started on are sourced again elsewhere;
+        pickups there wait for it to reopen."""
+        waiting = self.oms.fulfillment_queue(store, statuses=[FulfillmentStatus.OPEN])
+        for order_id in dict.fromkeys(q.order_id for q in waiting):
+            if self.oms.get_order(order_id).delivery.pickup_location == store:
+                continue
+            if self._try(self.oms.reallocate, order_id, reason=f"{store} closed") is None:
+                continue
+            self.report.resourced_at_closures += 1
+            order = self.oms.get_order(order_id)
+            for f in order.fulfillments:
+                if f.status is FulfillmentStatus.OPEN:
+                    self._schedule_work(f)
+                elif f.status is FulfillmentStatus.WITHDRAWN and f.id in self.scheduled:
+                    self.scheduled.discard(f.id)
+                    self.withdrawn.add(f.id)
+            if order.open_units:
+                self._retry_later(order.id)
 
     def _reopen(self, store: str) -> None:
         self._try(self.oms.update_location, store, active=True)
@@ -516,7 +541,7 @@ class Simulation:
                 self.report.distance_units_km += units * distance_km(location.geo, destination)
         for f in order.fulfillments:
             if f.status is FulfillmentStatus.OPEN:
-                self._schedule_work(f.id)
+                self._schedule_work(f)
         if order.open_units:
             self._retry_later(order.id)
 
@@ -552,7 +577,7 @@ class Simulation:
             return order
         for f in released.fulfillments:
             if f.status is FulfillmentStatus.OPEN:
-                self._schedule_work(f.id)
+                self._schedule_work(f)
         return released
 
     def _destination(self, order: Any) -> GeoPoint | None:
@@ -560,22 +585,27 @@ class Simulation:
             return order.delivery.address.geo  # type: ignore[no-any-return]
         return None
 
-    def _schedule_work(self, fulfillment_id: str) -> None:
-        """The location works on a new fulfilment order an hour from now (once)."""
-        if fulfillment_id not in self.scheduled:
-            self.scheduled.add(fulfillment_id)
-            self._later(timedelta(hours=1), "work", fulfillment_id)
+    def _schedule_work(self, f: FulfillmentOrder) -> None:
+        """The location works on a new fulfilment order (once): a warehouse an hour from
+        now, a store, which picks between customers, in three."""
+        if f.id not in self.scheduled:
+            self.scheduled.add(f.id)
+            in_store = self.locations[f.location_id].kind is LocationKind.STORE
+            self._later(timedelta(hours=3 if in_store else 1), "work", f.id)
 
     def _work(self, fulfillment_id: str) -> None:
         """The location picks, packs and ships (or makes ready) or, sometimes, misses a unit
         or rejects the whole fulfilment order."""
         self.scheduled.discard(fulfillment_id)
+        if fulfillment_id in self.withdrawn:
+            self.withdrawn.discard(fulfillment_id)
+            return
         if self.rng.random() < 0.03:
             order = self._short_pick_or_reject(fulfillment_id)
             if order is not None:
                 for f in order.fulfillments:
                     if f.status is FulfillmentStatus.OPEN and f.id != fulfillment_id:
-                        self._schedule_work(f.id)
+                        self._schedule_work(f)
                 if order.open_units:
                     # Re-sourcing found no other location: try again as stock comes in.
                     self._retry_later(order.id)
@@ -623,7 +653,7 @@ class Simulation:
             order = self._try(self.oms.short_pick, fulfillment_id, missing, reason="not found")
             self.report.short_picks += order is not None
             if order is not None:
-                self._schedule_work(fulfillment_id)  # the rest is still to be worked
+                self._schedule_work(f)  # the rest is still to be worked
             return order
         order = self._try(self.oms.reject_fulfillment, fulfillment_id, reason="not found")
         self.report.rejections += order is not None
