@@ -1065,7 +1065,7 @@ class Order:
             fulfillment_id=f.id,
             new_fulfillment_id=new_id,
             location_id=f.location_id,
-            units=tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in moved),
+            units=_as_units(moved),
         )
         return order, event
 
@@ -1109,7 +1109,7 @@ class Order:
             fulfillment_id=f.id,
             location_id=f.stock_location,
             reason=reason,
-            units=tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in gone),
+            units=_as_units(gone),
             emptied=emptied,
         )
         return order, event
@@ -1146,7 +1146,7 @@ class Order:
             location_id=location_id,
             from_location_id=f.location_id,
             reason=reason,
-            units=tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in f.lines),
+            units=_as_units(f.lines),
         )
         return order, event
 
@@ -1239,7 +1239,7 @@ def _fulfillment_event(
     carrier: str | None,
     reason: str,
 ) -> DomainEvent:
-    units = tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in f.lines)
+    units = _as_units(f.lines)
     common: dict[str, Any] = {
         "order_id": order.id,
         "version": order.version,
@@ -1262,6 +1262,11 @@ def _fulfillment_event(
     if command == "withdraw":
         return FulfillmentWithdrawn(reason=reason, units=units, **common)
     return FulfillmentProgressed(status=FULFILLMENT_TRANSITIONS[command][1].value, **common)
+
+
+def _as_units(lines: Iterable[FulfillmentLine]) -> tuple[FulfilledUnits, ...]:
+    """Fulfilment lines as an event's units."""
+    return tuple(FulfilledUnits(x.line_id, x.sku, x.quantity) for x in lines)
 
 
 class _Shrinking:
