@@ -149,6 +149,7 @@ def shop(store: Store) -> tuple[OMS, dict[str, str]]:
         "held": held.id,
         "held_line": held.lines[1].id,
         "unpaid": unpaid.id,
+        "unpaid_line": unpaid.lines[0].id,
         "to_store": to_store.fulfillments[0].id,
     }
     return oms, ids
@@ -158,7 +159,9 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
     """One call per method that works on :func:`shop`, by keyword."""
     return {
         "accept_fulfillment": {"fulfillment_id": c["parcel"]},
-        "add_line": {"order_id": c["placed"], "line": LineDraft("A", 1, eur("5.00"))},
+        # Edits that raise the total: on the order whose card was declined (an authorised
+        # one is not charged more than its authorisation, test_payments.py).
+        "add_line": {"order_id": c["unpaid"], "line": LineDraft("A", 1, eur("5.00"))},
         "add_location": {"location": warehouse("WH-9")},
         "add_supply": {
             "sku": "A",
@@ -187,7 +190,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "change_address": {"order_id": c["placed"], "address": BERLIN},
         "change_delivery": {"order_id": c["placed"], "delivery": Delivery.pickup("ST-1")},
         "change_ship_complete": {"order_id": c["placed"], "ship_complete": True},
-        "change_quantity": {"order_id": c["placed"], "line_id": c["placed_line"], "quantity": 2},
+        "change_quantity": {"order_id": c["unpaid"], "line_id": c["unpaid_line"], "quantity": 2},
         "close_return": {"return_id": c["rejected"]},
         "collect": {"fulfillment_id": c["ready"]},
         "configure_channel": {
@@ -313,7 +316,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 def everything(oms: OMS, ids: dict[str, str]) -> tuple[object, ...]:
     """What a refused call must leave as it was, read through the OMS."""
-    orders = [oms.get_order(ids[k]) for k in ("allocated", "placed", "delivered", "held")]
+    orders = [oms.get_order(ids[k]) for k in ("allocated", "placed", "delivered", "held", "unpaid")]
     returns = [oms.get_return(ids[k]) for k in ("requested", "approved", "received")]
     return (
         oms.events(),

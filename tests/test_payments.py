@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from decimal import Decimal
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from omscore import OMS, Delivery, LineDraft, Money, OrderDraft, OrderStatus
+from omscore import OMS, Delivery, LineDraft, Money, OmsError, OrderDraft, OrderStatus
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.errors import (
@@ -447,3 +450,114 @@ class TestTheFakeGatewayKeepsARealGatewaysRules:
         with pytest.raises(PaymentError):
             gateway.authorize("O-1", eur("1.00"), "y")
         assert gateway.authorize("O-1", Money(Decimal(1), "EUR"), "y").reference == "pay-1"
+
+
+# --- edits and the authorisation ------------------------------------------------------------
+
+
+def everything_of(oms: OMS, order_id: str, gateway: FakePaymentGateway) -> tuple[object, ...]:
+    """What a refused edit must leave as it was: the order, the outbox, the gateway."""
+    return (oms.get_order(order_id), oms.events(), len(gateway.calls))
+
+
+@pytest.mark.parametrize("edit", ["add a line", "more of a line"])
+def test_an_edit_beyond_the_authorisation_is_refused_and_changes_nothing(
+    shop: OMS, gateway: FakePaymentGateway, edit: str
+) -> None:
+    """14.95 EUR authorised: a second unit (24.95) could never be captured, so the order
+    could never ship; the edit is refused, naming both amounts, and nothing moves."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00")))
+    before = everything_of(shop, order.id, gateway)
+    edits: dict[str, Callable[[], object]] = {
+        "add a line": lambda: shop.add_line(order.id, LineDraft("B", 1, eur("10.00"))),
+        "more of a line": lambda: shop.change_quantity(order.id, order.lines[0].id, 2),
+    }
+    with pytest.raises(PaymentLimitExceeded, match=r"24\.95 EUR, more than the 14\.95 EUR"):
+        edits[edit]()
+    assert everything_of(shop, order.id, gateway) == before
+
+
+def test_an_edit_within_what_was_authorised_goes_through_and_ships(
+    shop: OMS, gateway: FakePaymentGateway
+) -> None:
+    """Three units authorised (34.95); the customer takes one and adds a cheaper line
+    (22.45): the edits go through, both parcels are captured, and the rest is voided."""
+    order = shop.place_order(paid_draft(("A", 3, "10.00")))
+    shop.change_quantity(order.id, order.lines[0].id, 1)
+    order = shop.add_line(order.id, LineDraft("B", 1, eur("7.50")))
+    assert order.total == eur("22.45")
+    shop.allocate(order.id)
+    for f in shop.get_order(order.id).fulfillments:
+        shop.ship(f.id, tracking=f"T-{f.id}")
+    done = shop.get_order(order.id)
+    assert (done.captured, done.voided) == (eur("22.45"), eur("12.50"))
+    check_books(shop)
+
+
+def test_edits_are_not_limited_without_a_gateway_or_before_an_authorisation(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Paid outside omscore, the order takes the extra line and ships it. After a
+    decline, the new total is what the next authorisation asks for."""
+    outside = make_oms()
+    outside.add_location(warehouse("WH-1"))
+    outside.receive("WH-1", "A", 5)
+    order = outside.place_order(paid_draft(("A", 1, "10.00")))
+    outside.change_quantity(order.id, order.lines[0].id, 2)
+    outside.allocate(order.id)
+    shipped = outside.ship(outside.get_order(order.id).fulfillments[0].id, tracking="T-1")
+    assert shipped.captured == eur("24.95")
+    gateway = FakePaymentGateway()
+    declined = make_oms(payments=gateway)
+    declined.add_location(warehouse("WH-1"))
+    gateway.decline_next()
+    order = declined.place_order(paid_draft(("A", 1, "10.00")))
+    declined.change_quantity(order.id, order.lines[0].id, 2)
+    assert declined.authorize_payment(order.id).authorized == eur("24.95")
+
+
+@given(
+    edits=st.lists(
+        st.tuples(st.sampled_from(["add", "quantity", "remove"]), st.integers(1, 4)),
+        max_size=8,
+    )
+)
+def test_no_edit_leaves_an_order_costing_more_than_its_payment_covers(
+    edits: list[tuple[str, int]],
+) -> None:
+    """Any edits, refused or not: the total never passes what was authorised, and the
+    order, once allocated, ships every parcel (every capture fits the authorisation)."""
+    oms = OMS(
+        MemoryStore(), clock=ManualClock(), ids=SequentialIds(), payments=FakePaymentGateway()
+    )
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 100)
+    order = oms.place_order(paid_draft(("A", 3, "10.00"), ("A", 1, "5.00")))
+    for edit, n in edits:
+        order = oms.get_order(order.id)
+        with contextlib.suppress(OmsError):
+            if edit == "add":
+                oms.add_line(order.id, LineDraft("A", n, eur("4.00")))
+            elif edit == "quantity":
+                oms.change_quantity(order.id, order.lines[-1].id, n)
+            else:
+                oms.remove_line(order.id, order.lines[-1].id)
+        order = oms.get_order(order.id)
+        assert order.total <= order.covered
+    oms.allocate(order.id)
+    for f in oms.get_order(order.id).fulfillments:
+        oms.ship(f.id, tracking=f"T-{f.id}")
+    assert oms.get_order(order.id).captured == order.total
+
+
+def test_an_edit_that_lowers_the_total_is_never_refused(make_oms: Callable[..., OMS]) -> None:
+    """A prepaid card authorised 10.00 EUR of 24.95: taking a unit off (14.95, still more
+    than is covered) goes through; only an edit that raises the total is limited."""
+    partial = MisreportingGateway("authorize", lambda r: attrs.evolve(r, amount=eur("10.00")))
+    oms = make_oms(payments=partial)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 2, "10.00")))
+    assert (order.total, order.covered) == (eur("24.95"), eur("10.00"))
+    assert oms.change_quantity(order.id, order.lines[0].id, 1).total == eur("14.95")
+    with pytest.raises(PaymentLimitExceeded):
+        oms.change_quantity(order.id, order.lines[0].id, 2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from omscore.errors import OmsError, PaymentDeclined, PaymentError
+from omscore.errors import OmsError, PaymentDeclined, PaymentError, PaymentLimitExceeded
 from omscore.events import DomainEvent
 from omscore.money import Money
 from omscore.orders import HoldKind, Order, PaymentEntry, PaymentKind
@@ -50,6 +50,21 @@ class Payments:
         except PaymentError as fault:
             return order.hold(HoldKind.PAYMENT, f"authorisation failed: {fault}", at)
         return self._record(order, PaymentKind.AUTHORIZED, result, key, at)
+
+    def require_covered(self, order: Order, before: Order) -> None:
+        """Refuse an edit that raises the total beyond what the gateway authorised: it
+        would capture no more, and the order could never ship. Orders paid outside
+        omscore, or not yet authorised (a decline, authorised again for the new total),
+        are not limited."""
+        if self.port is None or order.payment_reference is None:
+            return
+        if order.total <= before.total or order.total <= order.covered:
+            return
+        raise PaymentLimitExceeded(
+            f"order {order.id} would cost {order.total}, more than the {order.covered} its "
+            f"payment covers (authorised {order.authorized}); the gateway captures no more "
+            "than it authorised: sell the rest as an order of its own"
+        )
 
     def capture(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Capture ``amount``: credit left from an exchange pays first, the authorisation

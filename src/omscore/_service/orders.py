@@ -319,7 +319,9 @@ class OrderUseCases(ServiceCore):
             stock = StockSession(uow, now)
             if check is not None:
                 check(stock)
-            order, events = decide(_load_order(uow, order_id), now)
+            before = _load_order(uow, order_id)
+            order, events = decide(before, now)
+            self._payments.require_covered(order, before)
             uow.record(events)
             self._follow_stock(stock, order, events)
             order, settled = self._payments.settle(order, now)

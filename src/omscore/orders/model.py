@@ -503,6 +503,12 @@ class Order:
         return None
 
     @property
+    def covered(self) -> Money:
+        """What the order's payment can be charged in all: authorised (less what was
+        voided) and credited from an exchanged return."""
+        return self.authorized - self.voided + self._paid(PaymentKind.CREDITED)
+
+    @property
     def uncaptured(self) -> Money:
         """Authorised money neither captured nor voided."""
         return self._paid(PaymentKind.AUTHORIZED) - self._paid(PaymentKind.CAPTURED) - self.voided
