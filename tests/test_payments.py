@@ -518,15 +518,16 @@ def test_edits_are_not_limited_without_a_gateway_or_before_an_authorisation(
 
 @given(
     edits=st.lists(
-        st.tuples(st.sampled_from(["add", "quantity", "remove"]), st.integers(1, 4)),
+        st.tuples(st.sampled_from(["add", "quantity", "remove", "cancel"]), st.integers(1, 4)),
         max_size=8,
     )
 )
 def test_no_edit_leaves_an_order_costing_more_than_its_payment_covers(
     edits: list[tuple[str, int]],
 ) -> None:
-    """Any edits, refused or not: the total never passes what was authorised, and the
-    order, once allocated, ships every parcel (every capture fits the authorisation)."""
+    """Any edits and cancels, refused or not: what the order can be charged never passes
+    what was authorised, and the order, once allocated, ships every parcel (every capture
+    fits the authorisation)."""
     oms = OMS(
         MemoryStore(), clock=ManualClock(), ids=SequentialIds(), payments=FakePaymentGateway()
     )
@@ -540,14 +541,17 @@ def test_no_edit_leaves_an_order_costing_more_than_its_payment_covers(
                 oms.add_line(order.id, LineDraft("A", n, eur("4.00")))
             elif edit == "quantity":
                 oms.change_quantity(order.id, order.lines[-1].id, n)
-            else:
+            elif edit == "remove":
                 oms.remove_line(order.id, order.lines[-1].id)
+            else:
+                oms.cancel(order.id, {order.lines[0].id: 1})
         order = oms.get_order(order.id)
-        assert order.total <= order.covered
-    oms.allocate(order.id)
+        assert order.chargeable <= order.covered
+    if order.open_units:
+        oms.allocate(order.id)
     for f in oms.get_order(order.id).fulfillments:
         oms.ship(f.id, tracking=f"T-{f.id}")
-    assert oms.get_order(order.id).captured == order.total
+    assert oms.get_order(order.id).captured == order.chargeable
 
 
 def test_an_edit_that_lowers_the_total_is_never_refused(make_oms: Callable[..., OMS]) -> None:
@@ -561,3 +565,14 @@ def test_an_edit_that_lowers_the_total_is_never_refused(make_oms: Callable[..., 
     assert oms.change_quantity(order.id, order.lines[0].id, 1).total == eur("14.95")
     with pytest.raises(PaymentLimitExceeded):
         oms.change_quantity(order.id, order.lines[0].id, 2)
+
+
+def test_units_cancelled_make_room_for_an_added_line(shop: OMS) -> None:
+    """Three units authorised (34.95); two cancelled leave 14.95 to charge, so a line of
+    15.00 fits (29.95), while one of 25.00 would not (39.95)."""
+    order = shop.place_order(paid_draft(("A", 3, "10.00")))
+    shop.cancel(order.id, {order.lines[0].id: 2})
+    with pytest.raises(PaymentLimitExceeded, match=r"39\.95 EUR, more than the 34\.95 EUR"):
+        shop.add_line(order.id, LineDraft("B", 1, eur("25.00")))
+    order = shop.add_line(order.id, LineDraft("B", 1, eur("15.00")))
+    assert (order.total, order.chargeable) == (eur("49.95"), eur("29.95"))

@@ -52,16 +52,17 @@ class Payments:
         return self._record(order, PaymentKind.AUTHORIZED, result, key, at)
 
     def require_covered(self, order: Order, before: Order) -> None:
-        """Refuse an edit that raises the total beyond what the gateway authorised: it
-        would capture no more, and the order could never ship. Orders paid outside
-        omscore, or not yet authorised (a decline, authorised again for the new total),
-        are not limited."""
+        """Refuse an edit that raises what the order can be charged beyond what the
+        gateway authorised: it would capture no more, and the order could never ship in
+        full. Orders paid outside omscore, or not yet authorised (a decline, authorised
+        again for the new total), are not limited."""
         if self.port is None or order.payment_reference is None:
             return
-        if order.total <= before.total or order.total <= order.covered:
+        due = order.chargeable
+        if due <= before.chargeable or due <= order.covered:
             return
         raise PaymentLimitExceeded(
-            f"order {order.id} would cost {order.total}, more than the {order.covered} its "
+            f"order {order.id} would cost {due}, more than the {order.covered} its "
             f"payment covers (authorised {order.authorized}); the gateway captures no more "
             "than it authorised: sell the rest as an order of its own"
         )

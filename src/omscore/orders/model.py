@@ -503,6 +503,19 @@ class Order:
         return None
 
     @property
+    def chargeable(self) -> Money:
+        """The most the order's captures can add up to: its total less the value of the
+        cancelled units (each line's captures take its units in order, the cancelled ones
+        last), and without the shipping fee once every unit is cancelled (it comes with the
+        first capture)."""
+        value = Money.zero(self.currency)
+        for line in self.lines:
+            value += line.value_of_units(0, line.quantity - line.cancelled)
+        if any(line.quantity > line.cancelled for line in self.lines):
+            value += self.shipping_fee
+        return value
+
+    @property
     def covered(self) -> Money:
         """What the order's payment can be charged in all: authorised (less what was
         voided) and credited from an exchanged return."""
