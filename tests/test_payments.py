@@ -375,6 +375,13 @@ def test_a_partial_authorisation_is_recorded_as_what_it_is(make_oms: Callable[..
     oms.add_location(warehouse("WH-1"))
     order = oms.place_order(paid_draft(("A", 1, "10.00")))
     assert order.authorized == eur("10.00")
+    assert [(h.kind, h.reason) for h in order.holds] == [
+        (
+            "payment",
+            "authorised 10.00 EUR of 14.95 EUR: cancel units until the payment covers the "
+            "rest, or cancel the order",
+        )
+    ]
 
 
 class TestTheFakeGatewayKeepsARealGatewaysRules:
@@ -576,3 +583,67 @@ def test_units_cancelled_make_room_for_an_added_line(shop: OMS) -> None:
         shop.add_line(order.id, LineDraft("B", 1, eur("25.00")))
     order = shop.add_line(order.id, LineDraft("B", 1, eur("15.00")))
     assert (order.total, order.chargeable) == (eur("49.95"), eur("29.95"))
+
+
+def test_a_partly_authorised_order_waits_until_what_is_left_is_covered(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """20.00 EUR of 24.95 authorised: the order waits on a payment hold that cannot be
+    released as it stands; with one unit cancelled (14.95 left) it can, and ships, and the
+    rest of the authorisation is voided."""
+    oms = make_oms(payments=PrepaidCard(eur("20.00")))
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(paid_draft(("A", 2, "10.00")), allocate=True)
+    assert order.is_held
+    assert order.lines[0].allocated == 0
+    before = (oms.get_order(order.id), oms.events())
+    with pytest.raises(PaymentLimitExceeded, match=r"authorised 20\.00 EUR of 24\.95 EUR"):
+        oms.release(order.id, "payment")
+    assert (oms.get_order(order.id), oms.events()) == before
+    oms.cancel(order.id, {order.lines[0].id: 1}, reason="one is all the card covers")
+    oms.release(order.id, "payment")
+    oms.allocate(order.id)
+    shipped = oms.ship(oms.get_order(order.id).fulfillments[0].id, tracking="T-1")
+    assert (shipped.captured, shipped.voided) == (eur("14.95"), eur("5.05"))
+
+
+def test_a_retried_authorisation_that_falls_short_keeps_the_hold_for_that_reason(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Declined, then authorised in part: the payment hold stays, now saying how short."""
+    card = PrepaidCard(eur("5.00"))
+    oms = make_oms(payments=card)
+    card.decline_next()
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    assert "declined" in order.holds[0].reason
+    order = oms.authorize_payment(order.id)
+    assert [h.reason for h in order.holds] == [
+        "authorised 5.00 EUR of 14.95 EUR: cancel units until the payment covers the rest, "
+        "or cancel the order"
+    ]
+
+
+class PrepaidCard(FakePaymentGateway):
+    """A gateway that authorises at most what is left on the card."""
+
+    def __init__(self, limit: Money) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
+        """Authorise ``amount``, or what the card has if that is less."""
+        return super().authorize(order_id, min(amount, self.limit), key)
+
+
+def test_a_retried_authorisation_asks_only_for_what_can_still_be_charged(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Declined for three units; two are cancelled meanwhile: the retry authorises the one
+    left and the fee, not the cancelled units."""
+    gateway = FakePaymentGateway()
+    oms = make_oms(payments=gateway)
+    gateway.decline_next()
+    order = oms.place_order(paid_draft(("A", 3, "10.00")))
+    oms.cancel(order.id, {order.lines[0].id: 2})
+    assert oms.authorize_payment(order.id).authorized == eur("14.95")

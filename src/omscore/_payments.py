@@ -49,7 +49,24 @@ class Payments:
             return held, events + more
         except PaymentError as fault:
             return order.hold(HoldKind.PAYMENT, f"authorisation failed: {fault}", at)
-        return self._record(order, PaymentKind.AUTHORIZED, result, key, at)
+        order, events = self._record(order, PaymentKind.AUTHORIZED, result, key, at)
+        short = self.shortfall(order)
+        if short is None or any(h.kind == HoldKind.PAYMENT for h in order.holds):
+            return order, events
+        held, more = order.hold(HoldKind.PAYMENT, short, at)
+        return held, events + more
+
+    def shortfall(self, order: Order) -> str | None:
+        """Why the gateway's authorisation cannot pay for the order (a prepaid card that
+        authorised part of it), or ``None`` when it can or omscore does not ask it."""
+        if self.port is None or order.payment_reference is None:
+            return None
+        if order.chargeable <= order.covered:
+            return None
+        return (
+            f"authorised {order.covered} of {order.chargeable}: cancel units until the "
+            "payment covers the rest, or cancel the order"
+        )
 
     def require_covered(self, order: Order, before: Order) -> None:
         """Refuse an edit that raises what the order can be charged beyond what the

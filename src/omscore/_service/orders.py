@@ -17,7 +17,13 @@ from omscore._service.core import (
     _pickup_problems,
 )
 from omscore._stock import StockSession
-from omscore.errors import InvalidDraft, InvalidQuantity, InvalidQuery, InvalidTransition
+from omscore.errors import (
+    InvalidDraft,
+    InvalidQuantity,
+    InvalidQuery,
+    InvalidTransition,
+    PaymentLimitExceeded,
+)
 from omscore.events import DomainEvent
 from omscore.geo import Address
 from omscore.ids import ChannelId, LineQuantities
@@ -81,7 +87,7 @@ class OrderUseCases(ServiceCore):
                 p.kind is PaymentKind.AUTHORIZED for p in order.payments
             ):
                 raise InvalidTransition(f"order {order.id} is already authorised")
-            due = order.total - order.captured
+            due = order.chargeable - order.captured
             order, events = self._payments.authorize(order, due, now)
             uow.record(events)
             if any(p.kind is PaymentKind.AUTHORIZED for p in order.payments) and any(
@@ -89,6 +95,10 @@ class OrderUseCases(ServiceCore):
             ):
                 order, released = order.release(HoldKind.PAYMENT, now)
                 uow.record(released)
+                short = self._payments.shortfall(order)
+                if short is not None:  # the hold stays, for what it is now
+                    order, held = order.hold(HoldKind.PAYMENT, short, now)
+                    uow.record(held)
             uow.orders.put(order)
             return order
 
@@ -182,14 +192,16 @@ class OrderUseCases(ServiceCore):
         )
 
     def release(self, order_id: str, kind: str, idempotency_key: str | None = None) -> Order:
-        """Release the order's hold of ``kind``."""
-        return self._order_command(
-            "release",
-            order_id,
-            {"kind": kind},
-            idempotency_key,
-            lambda order, now: order.release(kind, now),
-        )
+        """Release the order's hold of ``kind``. A ``payment`` hold stays while the
+        authorisation cannot pay for the order (:class:`PaymentLimitExceeded`)."""
+
+        def decide(order: Order, now: datetime) -> tuple[Order, list[DomainEvent]]:
+            short = self._payments.shortfall(order) if kind == HoldKind.PAYMENT else None
+            if short is not None:
+                raise PaymentLimitExceeded(f"cannot release order {order.id}: {short}")
+            return order.release(kind, now)
+
+        return self._order_command("release", order_id, {"kind": kind}, idempotency_key, decide)
 
     def change_quantity(
         self, order_id: str, line_id: str, quantity: int, idempotency_key: str | None = None
