@@ -1846,6 +1846,15 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             assert [q.order.id for q in tested.order_queue(hold="fraud")] == fraud
 
         @invariant()
+        def no_order_can_be_charged_more_than_its_payment_covers(self) -> None:
+            """Edits, cancels, exchanges and expiries never leave an authorised order
+            owing more than the gateway would capture."""
+            for order_id in self.orders:
+                order = self.systems[1].get_order(order_id)
+                if order.payment_reference is not None:
+                    assert order.chargeable <= order.covered, (order.id, order.payments)
+
+        @invariant()
         def customer_orders_match_a_scan_of_the_orders(self) -> None:
             """Each customer's orders are listed newest first (ties by id, descending), and
             the page after the newest starts with the second."""
