@@ -50,8 +50,10 @@ class Payments:
         except PaymentError as fault:
             return order.hold(HoldKind.PAYMENT, f"authorisation failed: {fault}", at)
         order, events = self._record(order, PaymentKind.AUTHORIZED, result, key, at)
+        if result.amount == amount or any(h.kind == HoldKind.PAYMENT for h in order.holds):
+            return order, events  # the usual case: authorised as asked
         short = self.shortfall(order)
-        if short is None or any(h.kind == HoldKind.PAYMENT for h in order.holds):
+        if short is None:
             return order, events
         held, more = order.hold(HoldKind.PAYMENT, short, at)
         return held, events + more
