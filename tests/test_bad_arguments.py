@@ -188,7 +188,11 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         "cancel": {"order_id": c["placed"], "lines": {c["placed_line"]: 1}, "reason": "x"},
         "cancel_supply": {"sku": "A", "location_id": "WH-1", "reference": "PO-SHOP"},
         "change_address": {"order_id": c["placed"], "address": BERLIN},
-        "change_delivery": {"order_id": c["placed"], "delivery": Delivery.pickup("ST-1")},
+        "change_delivery": {
+            "order_id": c["placed"],
+            "delivery": Delivery.pickup("ST-1"),
+            "shipping_fee": eur("0.00"),
+        },
         "change_ship_complete": {"order_id": c["placed"], "ship_complete": True},
         "change_quantity": {"order_id": c["unpaid"], "line_id": c["unpaid_line"], "quantity": 2},
         "close_return": {"return_id": c["rejected"]},

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omscore import OMS, Capability, Delivery, OrderStatus
+from omscore import OMS, Capability, Delivery, Money, OrderStatus
 from omscore.adapters.memory import MemoryStore
+from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds
-from omscore.errors import InvalidDraft, InvalidTransition, OmsError
+from omscore.errors import InvalidDraft, InvalidTransition, OmsError, PaymentLimitExceeded
 from omscore.events import DeliveryChanged
 from omscore.sourcing import DeliveryMethod
 from omscore.testing import ManualClock
@@ -183,3 +185,64 @@ def test_every_open_unit_stays_held_or_waiting_once_whatever_the_changes(
     for order_id in placed:
         oms.allocate(order_id)
     check_books(oms)
+
+
+# --- the shipping fee -------------------------------------------------------------------------
+
+
+def paid_shop() -> tuple[OMS, str]:
+    """A shop with a payment gateway and an order of 2 x 10.00 EUR shipped for 4.95 EUR
+    (24.95 authorised); ST-1 has the units."""
+    oms = OMS(
+        MemoryStore(), clock=ManualClock(), ids=SequentialIds(), payments=FakePaymentGateway()
+    )
+    oms.add_location(store_location("ST-1"))
+    oms.receive("ST-1", "A", 5)
+    fee = Money("4.95", "EUR")
+    order = oms.place_order(attrs.evolve(draft(("A", 2)), shipping_fee=fee))
+    assert order.authorized == Money("24.95", "EUR")
+    return oms, order.id
+
+
+def test_a_pickup_instead_of_a_parcel_can_drop_the_shipping_fee() -> None:
+    """Collected at the store for free: the total falls by the fee, the collection
+    captures the units alone, and the fee's part of the authorisation is voided."""
+    oms, order_id = paid_shop()
+    order = oms.change_delivery(order_id, STORE_PICKUP, shipping_fee=Money.zero("EUR"))
+    assert order.total == Money("20.00", "EUR")
+    changed = [e for e in oms.events() if isinstance(e, DeliveryChanged)]
+    assert [e.shipping_fee for e in changed] == [Money.zero("EUR")]
+    oms.allocate(order_id)
+    f = oms.get_order(order_id).fulfillments[0].id
+    oms.ready_for_pickup(f)
+    done = oms.collect(f)
+    assert (done.captured, done.voided) == (Money("20.00", "EUR"), Money("4.95", "EUR"))
+
+
+def test_without_a_fee_the_fee_stays() -> None:
+    """A change that names no fee keeps the one the order has, and says none was set."""
+    oms, order_id = paid_shop()
+    order = oms.change_delivery(order_id, STORE_PICKUP)
+    assert order.shipping_fee == Money("4.95", "EUR")
+    changed = [e for e in oms.events() if isinstance(e, DeliveryChanged)]
+    assert [e.shipping_fee for e in changed] == [None]
+
+
+@pytest.mark.parametrize(
+    ("fee", "error", "words"),
+    [
+        (Money("9.95", "EUR"), PaymentLimitExceeded, r"29\.95 EUR, more than the 24\.95 EUR"),
+        (Money("-1.00", "EUR"), InvalidDraft, "shipping fee must not be negative"),
+        (Money("1.00", "USD"), InvalidDraft, "shipping fee is in USD, the order is in EUR"),
+        ("4.95", InvalidDraft, "shipping fee must be Money"),
+    ],
+)
+def test_a_fee_that_cannot_be_charged_is_refused_and_changes_nothing(
+    fee: object, error: type[OmsError], words: str
+) -> None:
+    """More than the payment covers, negative, in another currency, or not money."""
+    oms, order_id = paid_shop()
+    before = (oms.get_order(order_id), oms.events())
+    with pytest.raises(error, match=words):
+        oms.change_delivery(order_id, STORE_PICKUP, shipping_fee=fee)  # type: ignore[arg-type]
+    assert (oms.get_order(order_id), oms.events()) == before

@@ -113,11 +113,13 @@ class AddressChanged(OrderEvent):
 @attrs.frozen(slots=True, kw_only=True)
 class DeliveryChanged(OrderEvent):
     """The way the order reaches the customer was changed before allocation: ``method``
-    (``"ship"``, ``"pickup"``, ``"same_day"``), with its pickup store or its address."""
+    (``"ship"``, ``"pickup"``, ``"same_day"``), with its pickup store or its address, and
+    ``shipping_fee``, the new fee, when the change set one (``None``: the fee stayed)."""
 
     method: str
     pickup_location: LocationId | None
     address: Address | None
+    shipping_fee: Money | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)

@@ -27,6 +27,7 @@ from omscore.errors import (
 from omscore.events import DomainEvent
 from omscore.geo import Address
 from omscore.ids import ChannelId, LineQuantities
+from omscore.money import Money
 from omscore.orders import (
     WAITING_ORDER,
     Delivery,
@@ -246,24 +247,35 @@ class OrderUseCases(ServiceCore):
         )
 
     def change_delivery(
-        self, order_id: str, delivery: Delivery, idempotency_key: str | None = None
+        self,
+        order_id: str,
+        delivery: Delivery,
+        idempotency_key: str | None = None,
+        *,
+        shipping_fee: Money | None = None,
     ) -> Order:
         """Change how the order reaches the customer before allocation: ship it instead of
         a pickup, collect it at another store, deliver it the same day. What it holds moves
         with it; units it waits for keep their place in the queue. A pickup store must take
-        pickups now, as when the order is placed. Prices and charges stay as they are."""
+        pickups now, as when the order is placed. ``shipping_fee`` sets what the new way
+        costs (``Money.zero`` for a free pickup; ``None`` keeps the fee); a fee that would
+        make the order cost more than its payment covers is refused
+        (:class:`PaymentLimitExceeded`). Prices stay as they are."""
 
         def check_pickup(stock: StockSession) -> None:
             problems = _pickup_problems(delivery, stock)
             if problems:
                 raise InvalidDraft(problems)
 
+        arguments = {"delivery": delivery} | (
+            {"shipping_fee": shipping_fee} if shipping_fee is not None else {}
+        )  # a key recorded before shipping_fee existed must still match a repeat of its call
         return self._order_command(
             "change_delivery",
             order_id,
-            {"delivery": delivery},
+            arguments,
             idempotency_key,
-            lambda order, now: order.change_delivery(delivery, now),
+            lambda order, now: order.change_delivery(delivery, now, shipping_fee),
             check=check_pickup,
         )
 

@@ -72,7 +72,8 @@ def is_quantity(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _money_problems(label: str, value: object, currency: str) -> list[str]:
+def money_problems(label: str, value: object, currency: str) -> list[str]:
+    """What is wrong with ``value`` as an amount of the order's ``currency`` (none: [])."""
     if isinstance(value, Money) and value.currency == currency and value.amount >= 0:
         return []
     if not isinstance(value, Money):
@@ -99,10 +100,10 @@ def line_problems(label: str, line: LineDraft, currency: str, limits: DraftLimit
             f"{label}: quantity must be between 1 and {limits.max_units_per_line}, "
             f"got {line.quantity}"
         )
-    problems += _money_problems(f"{label}: unit price", line.unit_price, currency)
+    problems += money_problems(f"{label}: unit price", line.unit_price, currency)
     for name, value in (("discount", line.discount), ("tax", line.tax)):
         if value is not None:
-            problems += _money_problems(f"{label}: {name}", value, currency)
+            problems += money_problems(f"{label}: {name}", value, currency)
     if not problems and line.discount is not None:
         gross = line.unit_price * line.quantity
         if line.discount > gross:
@@ -136,7 +137,7 @@ def draft_problems(draft: OrderDraft, limits: DraftLimits) -> list[str]:
     else:
         problems += draft.delivery.problems()
     if draft.shipping_fee is not None:
-        problems += _money_problems("shipping fee", draft.shipping_fee, draft.currency)
+        problems += money_problems("shipping fee", draft.shipping_fee, draft.currency)
     if not isinstance(draft.ship_complete, bool):
         problems.append(f"ship_complete must be True or False, got {draft.ship_complete!r}")
     return problems

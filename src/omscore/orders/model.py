@@ -66,7 +66,14 @@ from omscore.ids import (
 )
 from omscore.money import Money
 from omscore.orders.delivery import Delivery, DeliveryMethod
-from omscore.orders.draft import DraftLimits, LineDraft, OrderDraft, line_problems, validate_draft
+from omscore.orders.draft import (
+    DraftLimits,
+    LineDraft,
+    OrderDraft,
+    line_problems,
+    money_problems,
+    validate_draft,
+)
 
 
 class OrderStatus(enum.StrEnum):
@@ -744,19 +751,26 @@ class Order:
             AddressChanged(order_id=self.id, version=order.version, at=at, address=address)
         ]
 
-    def change_delivery(self, delivery: Delivery, at: datetime) -> tuple[Order, list[DomainEvent]]:
+    def change_delivery(
+        self, delivery: Delivery, at: datetime, shipping_fee: Money | None = None
+    ) -> tuple[Order, list[DomainEvent]]:
         """Change how the order reaches the customer (shipped, collected at another store,
-        same-day) before any unit is allocated. Prices and charges stay as they are."""
+        same-day) before any unit is allocated, and with ``shipping_fee`` what it costs
+        (``None`` keeps the fee). Prices stay as they are."""
         self._require_in_progress("edit")
         if not isinstance(delivery, Delivery):
             raise InvalidDraft([f"delivery must be a Delivery, got {delivery!r}"])
-        if delivery.problems():
-            raise InvalidDraft(delivery.problems())
+        problems = delivery.problems()
+        if shipping_fee is not None:
+            problems += money_problems("shipping fee", shipping_fee, self.currency)
+        if problems:
+            raise InvalidDraft(problems)
         if not all(line.untouched for line in self.lines):
             raise InvalidTransition(
                 f"cannot change the delivery of order {self.id}: units are already allocated"
             )
-        order = self._next(delivery=delivery)
+        fee = self.shipping_fee if shipping_fee is None else shipping_fee
+        order = self._next(delivery=delivery, shipping_fee=fee)
         changed = DeliveryChanged(
             order_id=self.id,
             version=order.version,
@@ -764,6 +778,7 @@ class Order:
             method=delivery.method.value,
             pickup_location=delivery.pickup_location,
             address=delivery.address,
+            shipping_fee=shipping_fee,
         )
         return order, [changed]
 
