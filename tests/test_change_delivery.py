@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import attrs
 import pytest
@@ -13,7 +14,7 @@ from omscore import OMS, Capability, Delivery, Money, OrderStatus
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds
-from omscore.errors import InvalidDraft, InvalidTransition, OmsError, PaymentLimitExceeded
+from omscore.errors import InvalidDraft, InvalidTransition, OmsError, PaymentDeclined
 from omscore.events import DeliveryChanged
 from omscore.sourcing import DeliveryMethod
 from omscore.testing import ManualClock
@@ -228,19 +229,42 @@ def test_without_a_fee_the_fee_stays() -> None:
     assert [e.shipping_fee for e in changed] == [None]
 
 
+def test_a_higher_fee_is_authorised_for_the_difference() -> None:
+    """Express instead of standard (9.95 for 4.95): the gateway authorises the 5.00 more,
+    and the parcel captures the new total on the two authorisations."""
+    oms, order_id = paid_shop()
+    order = oms.change_delivery(order_id, Delivery.ship(BERLIN), shipping_fee=Money("9.95", "EUR"))
+    assert [b.authorized for b in order.authorizations] == [
+        Money("24.95", "EUR"),
+        Money("5.00", "EUR"),
+    ]
+    oms.allocate(order_id)
+    shipped = oms.ship(oms.get_order(order_id).fulfillments[0].id, tracking="T-1")
+    assert shipped.captured == Money("29.95", "EUR")
+
+
+def test_a_higher_fee_the_card_declines_is_refused_and_changes_nothing() -> None:
+    """The card declines the 5.00 more: the change is refused and nothing moves."""
+    oms, order_id = paid_shop()
+    before = (oms.get_order(order_id), oms.events())
+    cast(FakePaymentGateway, oms.payments).decline_next()
+    with pytest.raises(PaymentDeclined, match=r"29\.95 EUR, 5\.00 EUR more than"):
+        oms.change_delivery(order_id, STORE_PICKUP, shipping_fee=Money("9.95", "EUR"))
+    assert (oms.get_order(order_id), oms.events()) == before
+
+
 @pytest.mark.parametrize(
     ("fee", "error", "words"),
     [
-        (Money("9.95", "EUR"), PaymentLimitExceeded, r"29\.95 EUR, more than the 24\.95 EUR"),
         (Money("-1.00", "EUR"), InvalidDraft, "shipping fee must not be negative"),
         (Money("1.00", "USD"), InvalidDraft, "shipping fee is in USD, the order is in EUR"),
         ("4.95", InvalidDraft, "shipping fee must be Money"),
     ],
 )
-def test_a_fee_that_cannot_be_charged_is_refused_and_changes_nothing(
+def test_a_fee_that_is_not_a_fee_is_refused_and_changes_nothing(
     fee: object, error: type[OmsError], words: str
 ) -> None:
-    """More than the payment covers, negative, in another currency, or not money."""
+    """Negative, in another currency, or not money."""
     oms, order_id = paid_shop()
     before = (oms.get_order(order_id), oms.events())
     with pytest.raises(error, match=words):

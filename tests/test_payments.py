@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import OMS, Delivery, LineDraft, Money, OmsError, OrderDraft, OrderStatus
+from omscore._payments import Payments
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.errors import (
@@ -23,9 +24,10 @@ from omscore.errors import (
     PaymentLimitExceeded,
 )
 from omscore.events import PaymentRecorded
-from omscore.orders import Order, PaymentKind
+from omscore.orders import Order, PaymentEntry, PaymentKind
 from omscore.ports import PaymentResult
 from omscore.testing import ManualClock, SequentialIds
+from omscore.testing.contract import assert_gateway_holds_the_ledger
 from omscore.testing.invariants import check_books
 
 from .conftest import BERLIN, eur, warehouse
@@ -467,21 +469,210 @@ def everything_of(oms: OMS, order_id: str, gateway: FakePaymentGateway) -> tuple
     return (oms.get_order(order_id), oms.events(), len(gateway.calls))
 
 
-@pytest.mark.parametrize("edit", ["add a line", "more of a line"])
-def test_an_edit_beyond_the_authorisation_is_refused_and_changes_nothing(
-    shop: OMS, gateway: FakePaymentGateway, edit: str
-) -> None:
-    """14.95 EUR authorised: a second unit (24.95) could never be captured, so the order
-    could never ship; the edit is refused, naming both amounts, and nothing moves."""
-    order = shop.place_order(paid_draft(("A", 1, "10.00")))
-    before = everything_of(shop, order.id, gateway)
-    edits: dict[str, Callable[[], object]] = {
+def edits_of(shop: OMS, order: Order) -> dict[str, Callable[[], Order]]:
+    """Two edits that raise a one-unit order of A at 10.00 (14.95 with the fee) to 24.95."""
+    return {
         "add a line": lambda: shop.add_line(order.id, LineDraft("B", 1, eur("10.00"))),
         "more of a line": lambda: shop.change_quantity(order.id, order.lines[0].id, 2),
     }
-    with pytest.raises(PaymentLimitExceeded, match=r"24\.95 EUR, more than the 14\.95 EUR"):
-        edits[edit]()
-    assert everything_of(shop, order.id, gateway) == before
+
+
+def authorisations_at(gateway: FakePaymentGateway) -> list[tuple[str, Money, Money, Money]]:
+    """Each authorisation the gateway holds: reference, amount, captured, voided."""
+    return [(a.reference, a.amount, a.captured, a.voided) for a in gateway.authorizations.values()]
+
+
+@pytest.mark.parametrize("edit", ["add a line", "more of a line"])
+def test_an_edit_beyond_the_authorisation_is_authorised_for_the_difference(
+    shop: OMS, gateway: FakePaymentGateway, edit: str
+) -> None:
+    """14.95 EUR authorised; the edit raises the order to 24.95: the gateway authorises
+    the 10.00 more on the same payment method, in the edit's command, and the order's
+    ledger records a second authorisation."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00")))
+    edited = edits_of(shop, order)[edit]()
+    assert edited.payments[-1] == PaymentEntry(
+        PaymentKind.AUTHORIZED,
+        eur("10.00"),
+        "pay-2",
+        f"authorize:{order.id}:2:10.00",
+        order.payments[0].at,
+    )
+    assert (edited.authorized, edited.covered, edited.chargeable) == (eur("24.95"),) * 3
+    assert [(b.reference, b.authorized) for b in edited.authorizations] == [
+        ("pay-1", eur("14.95")),
+        ("pay-2", eur("10.00")),
+    ]
+    assert [type(e).__name__ for e in shop.events()[-3:-1]] == [
+        "LineAdded" if edit == "add a line" else "LineQuantityChanged",
+        "PaymentRecorded",
+    ]
+    assert [c.operation for c in gateway.calls] == ["authorize", "authorize"]
+
+
+def test_captures_voids_and_refunds_draw_on_each_authorisation_in_turn(
+    shop: OMS, gateway: FakePaymentGateway
+) -> None:
+    """Authorisations of 24.95 and 10.00 (a line added), then a unit cancelled: the two
+    parcels (14.95 and 10.00) are captured on the first, the second authorisation, no
+    longer needed, is voided under a key of its own, and a refund is drawn on the first,
+    where the money was captured. The gateway holds what the order's ledger says."""
+    order = shop.place_order(paid_draft(("A", 2, "10.00")))
+    order = shop.add_line(order.id, LineDraft("B", 1, eur("10.00")))
+    assert [b.authorized for b in order.authorizations] == [eur("24.95"), eur("10.00")]
+    order = shop.cancel(order.id, {order.lines[0].id: 1})
+    shop.allocate(order.id)
+    order = shop.get_order(order.id)
+    first, second = sorted(order.fulfillments, key=lambda f: f.location_id)
+    shipped = shop.ship(first.id, tracking="T-1")
+    assert [(p.key, p.amount, p.draws_on) for p in shipped.payments[2:]] == [
+        (f"capture:{first.id}", eur("14.95"), None),
+    ]
+    done = shop.ship(second.id, tracking="T-2")
+    assert [(p.kind, p.key, p.amount, p.draws_on) for p in done.payments[3:]] == [
+        (PaymentKind.CAPTURED, f"capture:{second.id}", eur("10.00"), None),
+        (PaymentKind.VOIDED, f"void:{order.id}@pay-2", eur("10.00"), "pay-2"),
+    ]
+    refunded = shop.refund_order(order.id, eur("20.00"), "a damaged unit the customer keeps")
+    assert [(p.key, p.amount, p.draws_on) for p in refunded.payments[5:]] == [
+        (f"refund:{order.id}:v{done.version}", eur("20.00"), None),
+    ]
+    assert authorisations_at(gateway) == [
+        ("pay-1", eur("24.95"), eur("24.95"), eur("0")),
+        ("pay-2", eur("10.00"), eur("0"), eur("10.00")),
+    ]
+    assert_gateway_holds_the_ledger(gateway, refunded)
+    check_books(shop)
+
+
+def test_a_capture_larger_than_the_first_authorisation_is_split(
+    shop: OMS, gateway: FakePaymentGateway
+) -> None:
+    """One parcel of 24.95 on authorisations of 14.95 and 10.00: two captures, the second
+    keyed with its authorisation's reference; a refund beyond the first's capture takes
+    the rest from the second; nothing is left to void."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00")))
+    order = shop.change_quantity(order.id, order.lines[0].id, 2)
+    shop.allocate(order.id)
+    (parcel,) = shop.get_order(order.id).fulfillments
+    shipped = shop.ship(parcel.id, tracking="T-1")
+    assert [(p.kind, p.key, p.amount, p.draws_on) for p in shipped.payments[2:]] == [
+        (PaymentKind.CAPTURED, f"capture:{parcel.id}", eur("14.95"), None),
+        (PaymentKind.CAPTURED, f"capture:{parcel.id}@pay-2", eur("10.00"), "pay-2"),
+    ]
+    refunded = shop.refund_order(order.id, eur("20.00"), "price match")
+    key = f"refund:{order.id}:v{shipped.version}"
+    assert [(p.key, p.amount, p.draws_on) for p in refunded.payments[4:]] == [
+        (key, eur("14.95"), None),
+        (f"{key}@pay-2", eur("5.05"), "pay-2"),
+    ]
+    assert refunded.refunded == eur("20.00")
+    assert_gateway_holds_the_ledger(gateway, refunded)
+    with pytest.raises(PaymentLimitExceeded, match=r"4\.95 EUR"):
+        shop.refund_order(order.id, eur("5.00"), "too much")
+
+
+@pytest.mark.parametrize("edit", ["add a line", "more of a line"])
+def test_an_edit_whose_authorisation_is_declined_is_refused_and_changes_nothing(
+    shop: OMS, gateway: FakePaymentGateway, edit: str
+) -> None:
+    """The card declines the 10.00 more: the edit is refused, naming the amounts, and
+    the order, its events and the gateway's authorisations stay as they were."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00")))
+    before = (shop.get_order(order.id), shop.events(), authorisations_at(gateway))
+    gateway.decline_next()
+    with pytest.raises(
+        PaymentDeclined, match=r"24\.95 EUR, 10\.00 EUR more than its payment covers"
+    ):
+        edits_of(shop, order)[edit]()
+    assert (shop.get_order(order.id), shop.events(), authorisations_at(gateway)) == before
+
+
+def test_an_edit_authorised_in_part_is_refused_and_the_part_voided(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A prepaid card with 25.00 on it authorises the first 14.95, then only 10.05 of
+    the 20.00 an added line needs: that authorisation is voided at once and the edit is
+    refused; the order stays as it was."""
+    card = PrepaidCard(eur("25.00"))
+    oms = make_oms(payments=card)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    card.limit = eur("10.05")
+    before = (oms.get_order(order.id), oms.events())
+    with pytest.raises(PaymentLimitExceeded, match=r"authorised only 10\.05 EUR of it \(voided\)"):
+        oms.add_line(order.id, LineDraft("B", 1, eur("20.00")))
+    assert (oms.get_order(order.id), oms.events()) == before
+    assert authorisations_at(card)[1] == ("pay-2", eur("10.05"), eur("0"), eur("10.05"))
+
+
+def test_an_edit_whose_authorisation_fails_is_refused_and_retried_with_the_same_key(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """The gateway authorises, but its answer is lost on the way back (the adapter
+    raises): the edit is refused and nothing is recorded. Repeating the edit sends the
+    same key, so the gateway answers with the authorisation it made, not a second one."""
+    gateway = LostAnswer()
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    before = (oms.get_order(order.id), oms.events())
+    gateway.lose_next = True
+    with pytest.raises(PaymentError, match="answer lost"):
+        oms.change_quantity(order.id, order.lines[0].id, 2)
+    assert (oms.get_order(order.id), oms.events()) == before
+    edited = oms.change_quantity(order.id, order.lines[0].id, 2)
+    assert edited.authorized == eur("24.95")
+    assert len(gateway.authorizations) == 2
+    assert [c.outcome for c in gateway.calls] == ["ok", "ok", "repeat"]
+
+
+def test_another_edit_after_a_lost_answer_is_authorised_for_its_own_amount(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """The answer to the 10.00 more of a second unit is lost; the customer then asks for
+    three units instead: the key names the amount, so the gateway authorises the 20.00
+    this edit needs rather than answering with the lost 10.00."""
+    gateway = LostAnswer()
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    gateway.lose_next = True
+    with pytest.raises(PaymentError):
+        oms.change_quantity(order.id, order.lines[0].id, 2)
+    edited = oms.change_quantity(order.id, order.lines[0].id, 3)
+    assert [b.authorized for b in edited.authorizations] == [eur("14.95"), eur("20.00")]
+    assert edited.authorizations[1].reference == "pay-3"  # pay-2 expires at the gateway
+
+
+def test_drawing_more_than_the_authorisations_have_is_refused_before_the_gateway(
+    shop: OMS, gateway: FakePaymentGateway
+) -> None:
+    """The payments step itself refuses a capture or a refund beyond what the order's
+    authorisations have room for in all, before any call (the first authorisation could
+    be drawn on, then the second refuse)."""
+    order = shop.place_order(paid_draft(("A", 1, "10.00")))
+    order = shop.change_quantity(order.id, order.lines[0].id, 2)
+    payments, calls = Payments(gateway), len(gateway.calls)
+    with pytest.raises(PaymentLimitExceeded, match=r"capture 25\.00 EUR .* room for 24\.95"):
+        payments.capture(order, eur("25.00"), "capture:too-much", order.placed_at)
+    with pytest.raises(PaymentLimitExceeded, match=r"refund 0\.01 EUR .* room for 0 EUR"):
+        payments.refund(order, eur("0.01"), "refund:too-much", order.placed_at)
+    assert len(gateway.calls) == calls
+
+
+class LostAnswer(FakePaymentGateway):
+    """A gateway whose answer to the next authorisation, made all the same, is lost."""
+
+    lose_next = False
+
+    def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
+        """Authorise; raise instead of answering if told to."""
+        result = super().authorize(order_id, amount, key)
+        if self.lose_next:
+            self.lose_next = False
+            raise TimeoutError("answer lost")
+        return result
 
 
 def test_an_edit_within_what_was_authorised_goes_through_and_ships(
@@ -561,28 +752,38 @@ def test_no_edit_leaves_an_order_costing_more_than_its_payment_covers(
     assert oms.get_order(order.id).captured == order.chargeable
 
 
-def test_an_edit_that_lowers_the_total_is_never_refused(make_oms: Callable[..., OMS]) -> None:
-    """A prepaid card authorised 10.00 EUR of 24.95: taking a unit off (14.95, still more
-    than is covered) goes through; only an edit that raises the total is limited."""
+def test_an_order_authorised_in_part_is_authorised_only_for_what_an_edit_adds(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A prepaid card authorised 10.00 EUR of 24.95 (the order waits on a payment hold):
+    taking a unit off (14.95) calls nobody; adding it back asks the card for the 10.00
+    the edit adds, not for what the order was short before; the hold stays."""
     partial = MisreportingGateway("authorize", lambda r: attrs.evolve(r, amount=eur("10.00")))
     oms = make_oms(payments=partial)
     oms.add_location(warehouse("WH-1"))
     order = oms.place_order(paid_draft(("A", 2, "10.00")))
     assert (order.total, order.covered) == (eur("24.95"), eur("10.00"))
     assert oms.change_quantity(order.id, order.lines[0].id, 1).total == eur("14.95")
-    with pytest.raises(PaymentLimitExceeded):
-        oms.change_quantity(order.id, order.lines[0].id, 2)
+    assert len(partial.calls) == 1
+    order = oms.change_quantity(order.id, order.lines[0].id, 2)
+    assert [(c.operation, c.amount) for c in partial.calls[1:]] == [("authorize", eur("10.00"))]
+    assert (order.covered, order.chargeable) == (eur("20.00"), eur("24.95"))
+    assert [h.kind for h in order.holds] == ["payment"]
 
 
-def test_units_cancelled_make_room_for_an_added_line(shop: OMS) -> None:
+def test_units_cancelled_make_room_for_an_added_line(
+    shop: OMS, gateway: FakePaymentGateway
+) -> None:
     """Three units authorised (34.95); two cancelled leave 14.95 to charge, so a line of
-    15.00 fits (29.95), while one of 25.00 would not (39.95)."""
+    15.00 fits (29.95) with no call to the gateway, while one of 25.00 more (54.95) is
+    authorised for the 20.00 it adds beyond the 34.95."""
     order = shop.place_order(paid_draft(("A", 3, "10.00")))
     shop.cancel(order.id, {order.lines[0].id: 2})
-    with pytest.raises(PaymentLimitExceeded, match=r"39\.95 EUR, more than the 34\.95 EUR"):
-        shop.add_line(order.id, LineDraft("B", 1, eur("25.00")))
     order = shop.add_line(order.id, LineDraft("B", 1, eur("15.00")))
-    assert (order.total, order.chargeable) == (eur("49.95"), eur("29.95"))
+    assert (order.total, order.chargeable, len(gateway.calls)) == (eur("49.95"), eur("29.95"), 1)
+    order = shop.add_line(order.id, LineDraft("B", 1, eur("25.00")))
+    assert [b.authorized for b in order.authorizations] == [eur("34.95"), eur("20.00")]
+    assert order.chargeable == order.covered == eur("54.95")
 
 
 def test_a_partly_authorised_order_waits_until_what_is_left_is_covered(

@@ -16,7 +16,7 @@ from omscore.errors import MalformedData
 from omscore.events import DomainEvent, OrderPlaced
 from omscore.ids import LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem
-from omscore.orders import Order
+from omscore.orders import Order, PaymentEntry, PaymentKind
 from omscore.serialization import event_from_dict, event_to_dict, from_json, make_converter, to_json
 from omscore.sourcing import AllocationPlan, LowestCostPolicy, NetworkSnapshot, SourcingRequest
 from omscore.testing import strategies as oms_st
@@ -87,6 +87,19 @@ def test_an_order_placed_event_written_before_it_named_the_customer_reads_back()
     assert event_from_dict(body) == placed
     del body["customer_ref"]
     assert event_from_dict(body) == attrs.evolve(placed, customer_ref=None)
+
+
+def test_a_payment_entry_written_before_it_named_its_authorisation_reads_back() -> None:
+    """Orders stored before edits were authorised again have entries without
+    ``draws_on``: they read back drawn on the first authorisation; one that names another
+    keeps it."""
+    entry = PaymentEntry(
+        PaymentKind.CAPTURED, Money("5.00", "EUR"), "pay-2", "capture:F-1@pay-2", T0, "pay-2"
+    )
+    assert round_trip(entry, PaymentEntry) == entry
+    body = json.loads(to_json(entry))
+    del body["draws_on"]
+    assert from_json(json.dumps(body), PaymentEntry) == attrs.evolve(entry, draws_on=None)
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,14 @@ command never moves money twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 
 from omscore.errors import OmsError, PaymentDeclined, PaymentError, PaymentLimitExceeded
 from omscore.events import DomainEvent
 from omscore.money import Money
-from omscore.orders import HoldKind, Order, PaymentEntry, PaymentKind
+from omscore.orders import AuthorizationBalance, HoldKind, Order, PaymentEntry, PaymentKind
 from omscore.ports import PaymentPort, PaymentResult
 
 Changed = tuple[Order, list[DomainEvent]]
@@ -27,12 +28,18 @@ class Payments:
         self.port = port
 
     def _record(
-        self, order: Order, kind: PaymentKind, result: PaymentResult | Money, key: str, at: datetime
+        self,
+        order: Order,
+        kind: PaymentKind,
+        result: PaymentResult | Money,
+        key: str,
+        at: datetime,
+        draws_on: str | None = None,
     ) -> Changed:
         if isinstance(result, Money):
             entry = PaymentEntry(kind, result, None, key, at)
         else:
-            entry = PaymentEntry(kind, result.amount, result.reference, key, at)
+            entry = PaymentEntry(kind, result.amount, result.reference, key, at, draws_on)
         return order.record_payment(entry)
 
     def authorize(self, order: Order, amount: Money, at: datetime) -> Changed:
@@ -70,21 +77,36 @@ class Payments:
             "payment covers the rest, or cancel the order"
         )
 
-    def require_covered(self, order: Order, before: Order) -> None:
-        """Refuse an edit that raises what the order can be charged beyond what the
-        gateway authorised: it would capture no more, and the order could never ship in
-        full. Orders paid outside omscore, or not yet authorised (a decline, authorised
-        again for the new total), are not limited."""
+    def cover(self, order: Order, before: Order, at: datetime) -> Changed:
+        """Authorise what an edit adds to what the order can be charged, when its payment
+        does not cover it: a second authorisation on the customer's payment method, drawn
+        on once the first is used up. A decline refuses the edit (:class:`PaymentDeclined`),
+        and so does an authorisation of less than was asked, which is voided at once
+        (:class:`PaymentLimitExceeded`): a command refused changes nothing. Orders paid
+        outside omscore, or not yet authorised (a decline, authorised again for the new
+        total), are left alone, and so is an edit that adds nothing to what is due."""
         if self.port is None or order.payment_reference is None:
-            return
+            return order, []
         due = order.chargeable
-        if due <= before.chargeable or due <= order.covered:
-            return
-        raise PaymentLimitExceeded(
-            f"order {order.id} would cost {due}, more than the {order.covered} its "
-            f"payment covers (authorised {order.authorized}); the gateway captures no more "
-            "than it authorised: sell the rest as an order of its own"
-        )
+        need = due - max(order.covered, before.chargeable)
+        if need.amount <= 0:
+            return order, []
+        port, count = self.port, len(order.authorizations)
+        key = f"authorize:{order.id}:{count + 1}:{need.amount}"
+        try:
+            result = _paid("authorize", need, lambda: port.authorize(order.id, need, key))
+        except PaymentDeclined as declined:
+            raise PaymentDeclined(
+                f"order {order.id} would cost {due}, {need} more than its payment covers, "
+                f"and authorising that was declined: {declined}"
+            ) from declined
+        if result.amount < need:
+            _paid("void", result.amount, lambda: port.void(result.reference, f"void:{key}"))
+            raise PaymentLimitExceeded(
+                f"order {order.id} would cost {due}, {need} more than its payment covers, "
+                f"and the payment method authorised only {result.amount} of it (voided)"
+            )
+        return self._record(order, PaymentKind.AUTHORIZED, result, key, at)
 
     def capture(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Capture ``amount``: credit left from an exchange pays first, the authorisation
@@ -106,36 +128,93 @@ class Payments:
             return self._record(order, PaymentKind.CAPTURED, amount, key, at)
         if reference is None:
             raise PaymentError(f"order {order.id} has no authorisation to capture {amount} from")
-        port = self.port
-        paid = _paid("capture", amount, lambda: port.capture(reference, amount, key))
-        return self._record(order, PaymentKind.CAPTURED, paid, key, at)
+        balances = order.authorizations
+        if len(balances) == 1:  # the usual case: the gateway keeps the limit
+            port = self.port
+            paid = _paid("capture", amount, lambda: port.capture(reference, amount, key))
+            return self._record(order, PaymentKind.CAPTURED, paid, key, at)
+        return self._draw(order, PaymentKind.CAPTURED, amount, key, at, lambda b: b.open)
+
+    def _draw(
+        self,
+        order: Order,
+        kind: PaymentKind,
+        amount: Money,
+        key: str,
+        at: datetime,
+        room: Callable[[AuthorizationBalance], Money],
+    ) -> Changed:
+        """Capture or refund ``amount`` over the order's authorisations, oldest first, each
+        for what it has ``room`` for. More than they have in all is refused before the
+        gateway is called."""
+        room_in_all = sum((room(b) for b in order.authorizations), Money.zero(amount.currency))
+        if amount > room_in_all:
+            raise PaymentLimitExceeded(
+                f"cannot {_OPERATION[kind]} {amount} on order {order.id}: its "
+                f"authorisations have room for {room_in_all}"
+            )
+        events: list[DomainEvent] = []
+        for balance in order.authorizations:
+            part = min(amount, room(balance))
+            if part.amount > 0 and balance.reference is not None:
+                order, more = self._move(order, kind, balance.reference, part, key, at)
+                events += more
+                amount -= part
+        return order, events
+
+    def _move(
+        self, order: Order, kind: PaymentKind, reference: str, amount: Money, key: str, at: datetime
+    ) -> Changed:
+        """One call to the gateway on one authorisation; its key is the command's, with the
+        authorisation's reference added on each but the order's first."""
+        assert self.port is not None
+        own = reference != order.payment_reference
+        key = f"{key}@{reference}" if own else key
+        call: Callable[[], PaymentResult]
+        if kind is PaymentKind.CAPTURED:
+            call = functools.partial(self.port.capture, reference, amount, key)
+        elif kind is PaymentKind.REFUNDED:
+            call = functools.partial(self.port.refund, reference, amount, key)
+        else:
+            call = functools.partial(self.port.void, reference, key)
+        paid = _paid(_OPERATION[kind], amount, call)
+        return self._record(order, kind, paid, key, at, reference if own else None)
 
     def settle(self, order: Order, at: datetime) -> Changed:
-        """Void what is left of the authorisation once nothing more will be captured."""
+        """Void what is left of the authorisations once nothing more will be captured."""
         if not order.fully_settled or order.uncaptured.amount <= 0:
             return order, []
         key = f"void:{order.id}"
         if self.port is None or order.payment_reference is None:
             return self._record(order, PaymentKind.VOIDED, order.uncaptured, key, at)
-        port, reference = self.port, order.payment_reference
-        voided = _paid("void", order.uncaptured, lambda: port.void(reference, key))
-        return self._record(order, PaymentKind.VOIDED, voided, key, at)
+        return self._draw(order, PaymentKind.VOIDED, order.uncaptured, key, at, lambda b: b.open)
 
     def refund(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
-        """Refund ``amount`` on the order's payment."""
+        """Refund ``amount`` on the order's payment (over its authorisations, oldest
+        first, each for what was captured on it and not refunded)."""
         if amount.is_zero():
             return order, []
         if self.port is None or order.payment_reference is None:
             return self._record(order, PaymentKind.REFUNDED, amount, key, at)
-        port, reference = self.port, order.payment_reference
-        refunded = _paid("refund", amount, lambda: port.refund(reference, amount, key))
-        return self._record(order, PaymentKind.REFUNDED, refunded, key, at)
+        if len(order.authorizations) == 1:
+            port, reference = self.port, order.payment_reference
+            refunded = _paid("refund", amount, lambda: port.refund(reference, amount, key))
+            return self._record(order, PaymentKind.REFUNDED, refunded, key, at)
+        return self._draw(order, PaymentKind.REFUNDED, amount, key, at, lambda b: b.refundable)
 
     def credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Count ``amount`` as paid by credit (an exchanged return)."""
         if amount.is_zero():
             return order, []
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
+
+
+#: The payment port's operation behind each movement it makes.
+_OPERATION = {
+    PaymentKind.CAPTURED: "capture",
+    PaymentKind.REFUNDED: "refund",
+    PaymentKind.VOIDED: "void",
+}
 
 
 def _paid(operation: str, asked: Money, call: Callable[[], object]) -> PaymentResult:

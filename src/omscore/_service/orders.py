@@ -345,8 +345,8 @@ class OrderUseCases(ServiceCore):
                 check(stock)
             before = _load_order(uow, order_id)
             order, events = decide(before, now)
-            self._payments.require_covered(order, before)
-            uow.record(events)
+            order, paid = self._payments.cover(order, before, now)  # after every check
+            uow.record([*events, *paid])
             self._follow_stock(stock, order, events)
             order, settled = self._payments.settle(order, now)
             uow.record(settled)

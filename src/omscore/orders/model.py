@@ -113,13 +113,44 @@ class PaymentKind(enum.StrEnum):
 @attrs.frozen(slots=True)
 class PaymentEntry:
     """One movement of the order's payment, with the gateway's reference and the
-    idempotency key it was sent with."""
+    idempotency key it was sent with.
+
+    ``draws_on`` is the reference of the authorisation a capture, void or refund drew on,
+    when that is not the order's first authorisation (``None``: the first); an order
+    authorised again for an edit has more than one."""
 
     kind: PaymentKind
     amount: Money
     reference: str | None
     key: str
     at: datetime
+    draws_on: str | None = None
+
+
+@attrs.frozen(slots=True)
+class AuthorizationBalance:
+    """One authorisation of an order and what has been drawn on it, from the order's
+    payment ledger: ``open`` can still be captured, ``refundable`` given back."""
+
+    reference: str | None
+    authorized: Money
+    captured: Money
+    refunded: Money
+    voided: Money
+
+    @property
+    def open(self) -> Money:
+        """Authorised, neither captured nor voided."""
+        return self.authorized - self.captured - self.voided
+
+    @property
+    def refundable(self) -> Money:
+        """Captured and not refunded."""
+        return self.captured - self.refunded
+
+
+#: Where each kind of movement drawn on an authorisation counts in its balance.
+_DRAWN = {PaymentKind.CAPTURED: 1, PaymentKind.REFUNDED: 2, PaymentKind.VOIDED: 3}
 
 
 @attrs.frozen(slots=True)
@@ -503,11 +534,28 @@ class Order:
 
     @property
     def payment_reference(self) -> str | None:
-        """The gateway's reference of the authorisation, if any."""
+        """The gateway's reference of the order's first authorisation, if any."""
         for p in self.payments:
             if p.kind is PaymentKind.AUTHORIZED:
                 return p.reference
         return None
+
+    @property
+    def authorizations(self) -> tuple[AuthorizationBalance, ...]:
+        """Each authorisation, oldest first, with what was captured, refunded and voided
+        on it (captures of exchange credit are not drawn on any)."""
+        zero = Money.zero(self.currency)
+        drawn: dict[str | None, list[Money]] = {}
+        first: str | None = None
+        for p in self.payments:
+            if p.kind is PaymentKind.AUTHORIZED:
+                if not drawn:
+                    first = p.reference
+                drawn.setdefault(p.reference, [zero, zero, zero, zero])[0] += p.amount
+            elif p.kind in _DRAWN and drawn:
+                reference = first if p.draws_on is None else p.draws_on
+                drawn.setdefault(reference, [zero, zero, zero, zero])[_DRAWN[p.kind]] += p.amount
+        return tuple(AuthorizationBalance(r, *amounts) for r, amounts in drawn.items())
 
     @property
     def chargeable(self) -> Money:

@@ -873,7 +873,8 @@ class StoreContract:
         stock (placing, sourcing, holds, cancels, shipping, delivery, returns and refunds,
         receipts): whatever the interleaving and the retries it causes, no command fails
         but for a rule of the domain, the books balance, and the gateway holds exactly the
-        money each order says it captured and refunded."""
+        money each order says it captured and refunded, on the authorisations it records
+        (edits add some, retried commands none)."""
         oms.max_attempts = 500
         for sku in ("A", "B"):
             oms.receive("WH-1", sku, 80)
@@ -901,15 +902,16 @@ class StoreContract:
             for t in threads:
                 t.join()
         assert errors == []
-        assert all(done[step] for step in ("place", "fulfil", "return", "cancel")), done
+        assert all(done[step] for step in ("place", "fulfil", "return", "cancel", "edit")), done
         check_books(oms)
         gateway = cast(FakePaymentGateway, oms.payments)
         for order_id in (o for mine in placed for o in mine):
             order = oms.get_order(order_id)
             assert order.refunded <= order.captured <= order.authorized
             assert order.payment_reference is not None
-            paid = gateway.authorizations[order.payment_reference]
-            assert (paid.captured, paid.refunded) == (order.captured, order.refunded)
+            assert_gateway_holds_the_ledger(gateway, order)
+            made = [a.reference for a in gateway.authorizations.values() if a.order_id == order_id]
+            assert made == [b.reference for b in order.authorizations], (order_id, made)
 
     def test_a_reconcile_next_to_a_writing_thread_finds_nothing(self, oms: OMS) -> None:
         """``reconcile()`` compares each level with the ledger of the same moment: run
@@ -1036,6 +1038,13 @@ def _return_and_refund(oms: OMS, rng: random.Random, order: Order) -> bool:
     return True
 
 
+def _add_a_line(oms: OMS, rng: random.Random, order: Order) -> bool:
+    """The customer adds a unit (refused once the order is sourced): an authorised order
+    is authorised again for it, inside a command that may be retried."""
+    oms.add_line(order.id, LineDraft(rng.choice(["A", "B"]), 1, Money("10.00", "EUR")))
+    return True
+
+
 def _goodwill(oms: OMS, rng: random.Random, order: Order) -> bool:
     oms.refund_order(order.id, Money("1.00", "EUR"), "parcel late")
     return True
@@ -1050,6 +1059,7 @@ ORDER_STEPS: dict[str, tuple[Callable[[OMS, random.Random, Order], bool], int]] 
     "fulfil": (_ship_or_deliver, 6),
     "return": (_return_and_refund, 2),
     "goodwill": (_goodwill, 1),
+    "edit": (_add_a_line, 1),
 }
 
 
@@ -1172,6 +1182,17 @@ def _next_step(f: FulfillmentOrder, reject: bool, pickup_store: str = "ST-1") ->
         parcel = f.location_id != pickup_store
         return "send_to_store" if parcel and not f.in_transit else "ready_for_pickup"
     return "deliver" if f.status is FulfillmentStatus.SHIPPED else "ship"
+
+
+def assert_gateway_holds_the_ledger(gateway: FakePaymentGateway, order: Order) -> None:
+    """Each of the order's authorisations, as its payment ledger counts it, is at the
+    gateway with the same amounts authorised, captured, refunded and voided."""
+    for balance in order.authorizations:
+        assert balance.reference is not None, order.payments
+        paid = gateway.authorizations[balance.reference]
+        seen = (paid.amount, paid.captured, paid.refunded, paid.voided)
+        kept = (balance.authorized, balance.captured, balance.refunded, balance.voided)
+        assert seen == kept, (order.id, balance.reference, seen, kept)
 
 
 def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]:
@@ -1848,11 +1869,15 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         @invariant()
         def no_order_can_be_charged_more_than_its_payment_covers(self) -> None:
             """Edits, cancels, exchanges and expiries never leave an authorised order
-            owing more than the gateway would capture."""
+            owing more than the gateway would capture, and each of its authorisations
+            (edits add some) holds at the gateway what the order's ledger says."""
+            tested = self.systems[1]
+            gateway = cast(FakePaymentGateway, tested.payments)
             for order_id in self.orders:
-                order = self.systems[1].get_order(order_id)
+                order = tested.get_order(order_id)
                 if order.payment_reference is not None:
                     assert order.chargeable <= order.covered, (order.id, order.payments)
+                    assert_gateway_holds_the_ledger(gateway, order)
 
         @invariant()
         def customer_orders_match_a_scan_of_the_orders(self) -> None:
