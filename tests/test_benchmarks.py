@@ -28,6 +28,7 @@ TINY_RUNS: dict[str, list[str]] = {
     "processes.py": ["--orders", "60", "--processes", "1,2", "--rounds", "1"],
     "queues.py": ["--history", "50", "--live", "10", "--repeat", "5"],
     "reallocation.py": ["--orders", "20"],
+    "record_sourcing.py": ["--orders", "20", "--rounds", "1"],
     "relay.py": ["--sizes", "500", "--page", "10", "--pages", "3"],
     "sourcing.py": ["--orders", "20"],
     "store.py": ["--orders", "40", "--rounds", "1"],

@@ -16,7 +16,7 @@ from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore, stored_schema_version
 from omscore.bench import run as bench_run
 from omscore.errors import InvalidQuery, OmsError
-from omscore.events import OrderEvent, ReturnEvent
+from omscore.events import OrderEvent, ReturnEvent, SourcingDecided
 from omscore.orders import Order
 from omscore.ports import Store
 from omscore.service import OMS, QueuedFulfillment, QueuedOrder
@@ -37,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--policy", choices=sorted(POLICIES), default="lowest_cost")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing --db file")
+    sim.add_argument(
+        "--record-sourcing",
+        action="store_true",
+        help="keep why each order was sourced where it was (inspect --order shows it)",
+    )
     sim.add_argument(
         "--checkpoint",
         choices=["auto", "background"],
@@ -133,7 +138,14 @@ def _simulate(args: argparse.Namespace) -> int:
             f"simulating {args.orders:,} checkouts with {args.policy} sourcing, {where}",
             file=progress,
         )
-    report = run(store, orders=args.orders, seed=args.seed, policy=args.policy, progress=progress)
+    report = run(
+        store,
+        orders=args.orders,
+        seed=args.seed,
+        policy=args.policy,
+        progress=progress,
+        record_sourcing=args.record_sourcing,
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -211,6 +223,9 @@ def _print_order(oms: OMS, store: SqliteStore, order_id: str) -> None:
         event = record.event
         if isinstance(event, OrderEvent):
             print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
+            if isinstance(event, SourcingDecided):  # why, from an OMS(record_sourcing=True)
+                for text in event.explanation.splitlines():
+                    print(f"        {text}")
         elif isinstance(event, ReturnEvent):  # returns move the order's version too
             print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import attrs
 
+from omscore._trace import LocationTrace
 from omscore.geo import Address
 from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.money import Money
@@ -374,6 +375,19 @@ class FulfilledUnits:
     line_id: LineId
     sku: Sku
     quantity: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SourcingDecided(OrderEvent):
+    """Why sourcing split the order's open units as it did, kept for later (recorded only
+    by an ``OMS(record_sourcing=True)``): the policy, each location of its snapshot (used,
+    ranked or excluded, and why), the readable ``explanation`` of ``plan.explain()``, and
+    the objective where the policy has one. The fulfilment orders it made follow it."""
+
+    policy: str
+    trace: tuple[LocationTrace, ...]
+    explanation: str
+    cost: float | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)

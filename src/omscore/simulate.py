@@ -198,7 +198,15 @@ class Report:
 class Simulation:
     """One retailer, one period of trade, on one store."""
 
-    def __init__(self, store: Store, *, seed: int, policy: str, progress: TextIO | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        seed: int,
+        policy: str,
+        progress: TextIO | None,
+        record_sourcing: bool = False,
+    ) -> None:
         self.rng = random.Random(seed)
         self.clock = ManualClock(START)
         # A long run keeps no call log and only the latest keys (a retry reuses its key at
@@ -217,6 +225,7 @@ class Simulation:
                 refund_shipping="if_all_returned",
             ),
             pickup_expiry=timedelta(days=3),
+            record_sourcing=record_sourcing,
         )
         self.progress = progress
         self.customers = 1
@@ -785,9 +794,19 @@ def check_orders(orders: object) -> None:
 
 
 def run(
-    store: Store, *, orders: int, seed: int, policy: str, progress: TextIO | None = sys.stderr
+    store: Store,
+    *,
+    orders: int,
+    seed: int,
+    policy: str,
+    progress: TextIO | None = sys.stderr,
+    record_sourcing: bool = False,
 ) -> Report:
     """Build the retailer on ``store`` and simulate ``orders`` checkouts (1 or more, else
-    :class:`~omscore.errors.InvalidQuantity`, before the store is touched)."""
+    :class:`~omscore.errors.InvalidQuantity`, before the store is touched);
+    ``record_sourcing`` keeps why each order was sourced where it was."""
     check_orders(orders)
-    return Simulation(store, seed=seed, policy=policy, progress=progress).run(orders)
+    simulation = Simulation(
+        store, seed=seed, policy=policy, progress=progress, record_sourcing=record_sourcing
+    )
+    return simulation.run(orders)

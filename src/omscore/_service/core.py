@@ -12,7 +12,7 @@ from typing import TypeVar, cast
 
 import attrs
 
-from omscore._checks import require_names, require_text
+from omscore._checks import require_flag, require_names, require_text
 from omscore._payments import Payments
 from omscore._stock import StockSession
 from omscore._values import evolved
@@ -39,6 +39,7 @@ from omscore.events import (
     LineAdded,
     LineQuantityChanged,
     LineRemoved,
+    SourcingDecided,
     StockFeedApplied,
     UnitsCancelled,
 )
@@ -192,6 +193,7 @@ class ServiceCore:
         max_attempts: int = 8,
         pickup_expiry: timedelta = timedelta(days=7),
         max_rejections: int = 3,
+        record_sourcing: bool = False,
     ) -> None:
         _check_collaborators(
             {
@@ -207,6 +209,7 @@ class ServiceCore:
         )
         require_units(max_attempts, "max_attempts")
         require_units(max_rejections, "max_rejections")
+        require_flag(record_sourcing, "record_sourcing")
         if not isinstance(pickup_expiry, timedelta) or pickup_expiry <= timedelta(0):
             raise InvalidArgument(
                 f"pickup_expiry must be a positive timedelta, got {pickup_expiry!r}"
@@ -223,6 +226,7 @@ class ServiceCore:
         self.max_attempts = max_attempts
         self.pickup_expiry = pickup_expiry
         self.max_rejections = max_rejections
+        self.record_sourcing = record_sourcing
 
     def _run(
         self,
@@ -482,6 +486,8 @@ class ServiceCore:
         what stays open."""
         now, uow = stock.now, stock.uow
         skus = sorted({line.sku for line in order.lines if line.open})
+        if self.record_sourcing:
+            uow.record([_decided(order, plan, now)])
         if fulfillments:
             order, events = order.allocate(fulfillments, now)
             uow.record(events)
@@ -671,6 +677,19 @@ def _fulfillments_of(order: Order, plan: AllocationPlan) -> Planned:
         (_fulfillment_id(order, n), location_id, units)
         for n, (location_id, units) in enumerate(grouped.items(), start=first)
     ]
+
+
+def _decided(order: Order, plan: AllocationPlan, now: datetime) -> SourcingDecided:
+    """The event that keeps why ``plan`` split the order as it did."""
+    return SourcingDecided(
+        order_id=order.id,
+        version=order.version,
+        at=now,
+        policy=plan.policy,
+        trace=plan.trace,
+        explanation=plan.explain(),
+        cost=plan.cost,
+    )
 
 
 def _require_whole(order: Order, plan: AllocationPlan) -> None:

@@ -4,6 +4,7 @@
 no clock, no randomness. See ``docs/sourcing.md``.
 """
 
+from omscore._trace import LocationTrace
 from omscore.orders.delivery import DeliveryMethod
 from omscore.sourcing.config import policy_from_config
 from omscore.sourcing.engine import (
@@ -14,7 +15,7 @@ from omscore.sourcing.engine import (
     MaxDistanceFilter,
     StoreShipMinimum,
 )
-from omscore.sourcing.plan import AllocationPlan, Assignment, LocationTrace, RankedLocation
+from omscore.sourcing.plan import AllocationPlan, Assignment, RankedLocation
 from omscore.sourcing.policies import (
     CostModel,
     DeepestStockPolicy,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
+from omscore._trace import LocationTrace
 from omscore.errors import UnknownLocation
 from omscore.ids import LineId, LocationId, Sku
 
@@ -41,18 +42,6 @@ class RankedLocation:
         if self.unit_cost is not None:
             text += f", {self.unit_cost:.3f}/unit"
         return text
-
-
-@attrs.frozen(slots=True)
-class LocationTrace:
-    """One location's part in a plan: excluded (and why), or ranked and what it got."""
-
-    location_id: LocationId
-    used: bool
-    units: int
-    excluded: str | None = None
-    rank: int | None = None
-    detail: str = ""
 
 
 @attrs.frozen(slots=True)

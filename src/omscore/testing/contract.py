@@ -1209,6 +1209,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                     ids=SequentialIds(),
                     payments=FakePaymentGateway(),
                     sourcing=LowestCostPolicy(allow_ship_to_store=True),  # handovers too
+                    record_sourcing=True,  # the decisions' traces go through the store too
                 )
                 for store in (MemoryStore(), make_store())
             ]
