@@ -262,6 +262,28 @@ def test_a_return_label_goes_to_the_active_returns_location_nearest_the_customer
     assert carrier.depots == ["A-MUC", "Z-BER"]  # the parcel out, then the return label
 
 
+def test_a_label_with_nowhere_to_go_is_refused_and_changes_nothing(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """The only location taking returns is closed: approving a shipped-back return would
+    give the customer no label (and nowhere could receive it), so it is refused, naming
+    the rule, and the return stays requested; once the warehouse reopens it goes through."""
+    carrier = LabelRecorder()
+    oms = make_oms(payments=FakePaymentGateway(), carrier=carrier)
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order_id = delivered(oms, LineDraft("A", 1, eur("5.00")))
+    rma = oms.request_return(order_id, {oms.get_order(order_id).lines[0].id: 1})
+    oms.update_location("WH-1", active=False)
+    before = (oms.get_return(rma.id), oms.events(), list(carrier.depots))
+    with pytest.raises(InvalidReturn, match=r"no active location takes returns .* R-1's label"):
+        oms.approve_return(rma.id)
+    assert (oms.get_return(rma.id), oms.events(), list(carrier.depots)) == before
+    oms.update_location("WH-1", active=True)
+    assert oms.approve_return(rma.id).tracking is not None
+    assert carrier.depots[-1] == "WH-1"
+
+
 def test_a_returns_location_with_no_point_of_its_own_comes_last(
     make_oms: Callable[..., OMS],
 ) -> None:

@@ -101,7 +101,9 @@ class ReturnUseCases(ServiceCore):
         return self._read(lambda uow: _load_return(uow, return_id))
 
     def approve_return(self, return_id: str, idempotency_key: str | None = None) -> Return:
-        """Accept the return; a ``ship`` return gets a label through the carrier port."""
+        """Accept the return; a ``ship`` return gets a label through the carrier port,
+        addressed to the nearest active location taking returns (with a carrier and no
+        such location, :class:`InvalidReturn`, and nothing changes)."""
 
         def work(uow: UnitOfWork, now: datetime) -> Return:
             rma = _load_return(uow, return_id)
@@ -110,16 +112,18 @@ class ReturnUseCases(ServiceCore):
             if rma.method == "ship" and self.carrier is not None:
                 order = _load_order(uow, rma.order_id)
                 depot = _returns_location(StockSession(uow, now), order)
-                if depot is not None:
-                    units = sum(line.requested for line in rma.lines)
-                    label = self._buy_label(
-                        f"return-{rma.id}",
-                        depot,
-                        order.delivery.address,
-                        units,
-                        key=f"label:{rma.id}",
+                if depot is None:
+                    raise InvalidReturn(
+                        [
+                            f"no active location takes returns (capability 'returns'): "
+                            f"the carrier has nowhere to address return {rma.id}'s label to"
+                        ]
                     )
-                    tracking = label.tracking
+                units = sum(line.requested for line in rma.lines)
+                label = self._buy_label(
+                    f"return-{rma.id}", depot, order.delivery.address, units, key=f"label:{rma.id}"
+                )
+                tracking = label.tracking
             rma, events = rma.approve(now, tracking)
             uow.returns.put(rma)
             uow.record(events)
