@@ -13,7 +13,7 @@ from omscore import OMS
 from omscore.__main__ import main
 from omscore.adapters import sqlite as sqlite_adapter
 from omscore.adapters.sqlite import SqliteStore
-from omscore.errors import InvalidQuantity
+from omscore.errors import InvalidArgument
 from omscore.ports import Pruned
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.contract import T0, order_draft, sample_location
@@ -57,7 +57,7 @@ def test_a_bad_window_is_refused_and_deletes_nothing(tmp_path: Path, keep: objec
     oms, _ = shop(tmp_path / "shop.db")
     oms.store.mark_published(10**9)
     before = oms.store.outbox()
-    with pytest.raises(InvalidQuantity, match="keep_keys must be a timedelta of zero or more"):
+    with pytest.raises(InvalidArgument, match="keep_keys must be a timedelta of zero or more"):
         oms.prune(keep_events=timedelta(0), keep_keys=keep)  # type: ignore[arg-type]
     assert oms.store.outbox() == before
 

@@ -18,6 +18,7 @@ from omscore._service.core import (
 )
 from omscore._stock import StockSession
 from omscore.errors import (
+    InvalidArgument,
     InvalidDraft,
     InvalidQuantity,
     InvalidQuery,
@@ -374,7 +375,7 @@ class OrderUseCases(ServiceCore):
         key runs again."""
         for name, keep in (("keep_events", keep_events), ("keep_keys", keep_keys)):
             if keep is not None and (not isinstance(keep, timedelta) or keep < timedelta(0)):
-                raise InvalidQuantity(f"{name} must be a timedelta of zero or more, got {keep!r}")
+                raise InvalidArgument(f"{name} must be a timedelta of zero or more, got {keep!r}")
         now = self._now()
         events = (
             self.store.prune_outbox(_before(now, keep_events)) if keep_events is not None else 0
