@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from omscore import OMS, Delivery
@@ -84,6 +85,42 @@ def test_a_store_that_loses_shipping_leaves_the_pool_with_its_holds(oms: OMS) ->
     assert held_at(oms, pickup.id) == {"ST-2": 1}
     assert oms.inventory("A").checkout_holds("cart") == ()  # WH-1 had no unit left for it
     assert oms.available("A", "web") == 0
+    check_books(oms)
+
+
+def carts_at(oms: OMS, key: str) -> dict[str, int]:
+    """Units a cart holds of A, by location."""
+    return {h.location_id: h.quantity for h in oms.inventory("A").checkout_holds(key)}
+
+
+@pytest.mark.parametrize("change", ["loses shipping", "closes"])
+def test_a_click_and_collect_cart_stays_at_its_store(oms: OMS, change: str) -> None:
+    """ST-2 ships and is in web's pool; a web cart to be shipped and one to be collected
+    at ST-2 hold units there. When ST-2 leaves the pool (it stops shipping) or closes for
+    a while, the cart to be shipped moves to WH-1; the click & collect cart stays at its
+    store, as a pickup order's hold does, and its order takes it over there."""
+    oms.add_location(store_location("ST-2", priority=2))
+    oms.receive("ST-2", "A", 4)
+    ttl = timedelta(minutes=30)
+    oms.reserve("A", 1, ttl=ttl, key="ship-cart", channel="web")
+    collect = oms.reserve(
+        "A", 2, ttl=ttl, key="collect-cart", channel="web", pickup_location="ST-2"
+    )
+    assert (collect.pickup_location, carts_at(oms, "ship-cart")) == ("ST-2", {"ST-2": 1})
+    if change == "closes":
+        oms.update_location("ST-2", active=False)
+    else:
+        oms.update_location("ST-2", capabilities=PICKUPS_ONLY)
+    assert carts_at(oms, "ship-cart") == {"WH-1": 1}
+    assert carts_at(oms, "collect-cart") == {"ST-2": 2}
+    assert oms.inventory("A").reservation("collect-cart").pickup_location == "ST-2"
+    check_books(oms)
+    if change == "closes":
+        oms.update_location("ST-2", active=True)
+    pickup = draft(("A", 2), delivery=Delivery.pickup("ST-2"))
+    order = oms.place_order(attrs.evolve(pickup, reservation_key="collect-cart"))
+    assert held_at(oms, order.id) == {"ST-2": 2}
+    assert carts_at(oms, "collect-cart") == {}
     check_books(oms)
 
 

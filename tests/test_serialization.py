@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from omscore import Location, Money, OmsError, OrderDraft
 from omscore.errors import MalformedData
 from omscore.events import DomainEvent, OrderPlaced
-from omscore.ids import LineId, LocationId, OrderId, Sku
+from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
 from omscore.inventory import ChannelPool, InventoryItem
+from omscore.inventory.item import StockHold
 from omscore.orders import Order, PaymentEntry, PaymentKind
 from omscore.serialization import event_from_dict, event_to_dict, from_json, make_converter, to_json
 from omscore.sourcing import AllocationPlan, LowestCostPolicy, NetworkSnapshot, SourcingRequest
@@ -100,6 +101,16 @@ def test_a_payment_entry_written_before_it_named_its_authorisation_reads_back() 
     body = json.loads(to_json(entry))
     del body["draws_on"]
     assert from_json(json.dumps(body), PaymentEntry) == attrs.evolve(entry, draws_on=None)
+
+
+def test_a_stock_hold_written_before_pickup_carts_were_marked_reads_back() -> None:
+    """Holds stored before ``pickup`` existed read back as holds of carts to be shipped;
+    a click & collect cart's hold keeps its mark."""
+    hold = StockHold("cart", None, ChannelId("web"), LocationId("ST-1"), 2, T0, T0, pickup=True)
+    assert round_trip(hold, StockHold) == hold
+    body = json.loads(to_json(hold))
+    del body["pickup"]
+    assert from_json(json.dumps(body), StockHold) == attrs.evolve(hold, pickup=False)
 
 
 @pytest.mark.parametrize(

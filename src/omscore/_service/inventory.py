@@ -195,8 +195,8 @@ class InventoryUseCases(ServiceCore):
                     continue  # the customer collects there: the hold waits for the store
                 stock.keep(stock.item(sku).release_order(order_id, stock.now)[0])
                 self._sync_holds(stock, order)
-            for key in sorted({h.key for h in there if h.is_checkout}):
-                self._move_cart(stock, sku, key)
+            for key in sorted({h.key for h in there if h.is_checkout and not h.pickup}):
+                self._move_cart(stock, sku, key)  # a pickup cart waits for its store
         stock.flush()
 
     def _move_cart(self, stock: StockSession, sku: Sku, key: str) -> None:
@@ -234,8 +234,9 @@ class InventoryUseCases(ServiceCore):
         A channel never configured sells from every active location with no buffer. The
         channel's orders and carts holding units at a location that no longer feeds it hold
         them in its new pool instead (what the pool cannot hold is backordered, or leaves
-        the cart), so the channel never promises more than its pool has; a pickup's hold
-        stays at its store. A location that joins the pool serves what waits for stock.
+        the cart), so the channel never promises more than its pool has; a pickup's hold,
+        and a click & collect cart's, stays at its store. A location that joins the pool
+        serves what waits for stock.
         """
         require_text(channel, "channel", InvalidChannelConfig)
         ids = None
@@ -430,7 +431,8 @@ class InventoryUseCases(ServiceCore):
     ) -> Reservation:
         """Hold ``quantity`` of a SKU for checkout ``key`` until ``ttl`` from now; refused
         beyond the channel's ATP. With ``pickup_location`` (a cart to be collected there),
-        the units are held at that store alone, refused beyond what it has available. An
+        the units are held at that store alone, refused beyond what it has available, and
+        stay there when it leaves the channel's pool or closes for a while. An
         order placed with ``reservation_key=key`` takes it over (a pickup order only what
         is held at its store)."""
         _require_sku(sku)

@@ -57,7 +57,9 @@ ZERO_LEVEL = StockLevel()
 @attrs.frozen(slots=True)
 class StockHold:
     """Units reserved at one location: for a checkout (``line_id`` is None, ``key`` is the
-    reservation key, with an expiry) or for a placed order's line (``key`` is the order id)."""
+    reservation key, with an expiry) or for a placed order's line (``key`` is the order id).
+    ``pickup`` marks a checkout's hold for a cart to be collected at that location: it
+    stays there when the location leaves the channel's pool or closes for a while."""
 
     key: str
     line_id: LineId | None
@@ -66,6 +68,7 @@ class StockHold:
     quantity: int
     since: datetime
     expires_at: datetime | None = None
+    pickup: bool = False
 
     @property
     def is_checkout(self) -> bool:
@@ -144,7 +147,8 @@ class Placement:
 
 @attrs.frozen(slots=True)
 class Reservation:
-    """A checkout reservation of one SKU, as the service reports it."""
+    """A checkout reservation of one SKU, as the service reports it; ``pickup_location``
+    is the store a click & collect cart is held at (``None`` for a cart to be shipped)."""
 
     key: str
     sku: Sku
@@ -152,6 +156,7 @@ class Reservation:
     quantity: int
     expires_at: datetime
     placements: tuple[Placement, ...]
+    pickup_location: LocationId | None = None
 
 
 def _note_served(
@@ -455,6 +460,7 @@ class InventoryItem:
             quantity=sum(h.quantity for h in held),
             expires_at=min(h.expires_at for h in held if h.expires_at is not None),
             placements=tuple(Placement(h.location_id, h.quantity) for h in held),
+            pickup_location=held[0].location_id if held[0].pickup else None,
         )
 
     def held_for(self, order_id: str, line_id: LineId) -> int:
@@ -700,7 +706,9 @@ class InventoryItem:
                 f"only {self.atp(pool)} available to promise"
             )
         w = _Work(self, at)
-        w.place(quantity, locations, key, None, pool.channel, expires_at)
+        w.place(
+            quantity, locations, key, None, pool.channel, expires_at, pickup_location is not None
+        )
         w.event(
             StockReserved,
             key=key,
@@ -1298,6 +1306,7 @@ class _Work:
         line_id: LineId | None,
         channel: ChannelId | None,
         expires_at: datetime | None,
+        pickup: bool = False,
     ) -> int:
         """Hold up to ``quantity`` on ``locations`` in order; returns units held."""
         left = quantity
@@ -1307,7 +1316,7 @@ class _Work:
             take = min(left, self.level(location_id).available)
             if take:
                 self.add_hold(
-                    StockHold(key, line_id, channel, location_id, take, self.at, expires_at)
+                    StockHold(key, line_id, channel, location_id, take, self.at, expires_at, pickup)
                 )
                 left -= take
         return quantity - left
