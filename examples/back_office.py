@@ -1,8 +1,10 @@
 """Back office: the queues a shop's staff works from, on an embedded SQLite file.
 
-A fraud team reviews held orders, the warehouse takes its work from its queue, an alarm
-finds work nobody moved on, pickups nobody collected expire, and customer service
-refunds a late parcel and tells a customer what can still be returned.
+A fraud team reviews held orders, customer service adds a unit to an order the card has
+already authorised (the card is asked for the difference), the warehouse takes its work
+from its queue, an alarm finds work nobody moved on, pickups nobody collected expire, and
+customer service refunds a late parcel, tells a customer what can still be returned and
+reads why an order was sourced where it was.
 
 Run it with ``python examples/back_office.py``.
 """
@@ -28,6 +30,7 @@ from omscore import (
 )
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.sqlite import SqliteStore
+from omscore.events import SourcingDecided
 from omscore.testing import ManualClock
 
 BERLIN = Address(country="DE", postal_code="10115", city="Berlin", geo=GeoPoint(52.53, 13.38))
@@ -51,6 +54,7 @@ def open_shop(path: Path, clock: ManualClock) -> OMS:
         clock=clock,
         payments=FakePaymentGateway(),
         pickup_expiry=timedelta(days=3),
+        record_sourcing=True,  # keep why each order went where it went
     )
     oms.add_location(
         Location(
@@ -95,6 +99,13 @@ def main() -> None:
             oms.allocate(queued.order.id)
         assert oms.order_queue() == []  # nothing left waiting to be sourced
 
+        # A customer calls: one more mug on an order not yet sourced. The card authorised
+        # 25.00 EUR; the edit has the gateway authorise the 25.00 more.
+        called = oms.place_order(draft("MUG", 1, Delivery.ship(BERLIN)))
+        called = oms.change_quantity(called.id, called.lines[0].id, 2)
+        print("authorisations:", [str(a.authorized) for a in called.authorizations])
+        oms.allocate(called.id)
+
         # The warehouse takes its work from its queue; the alarm finds what waits too long.
         work = oms.fulfillment_queue("WH-BER")
         print("warehouse queue:", [q.fulfillment.id for q in work])
@@ -118,6 +129,10 @@ def main() -> None:
         refunded = oms.refund_order(shipped.id, Money("5.00", "EUR"), "parcel two days late")
         print(f"goodwill: {refunded.refunded} back of {refunded.captured} paid")
         print("returnable:", oms.returnable(shipped.id))
+
+        # Why did the reviewed order go where it went? The decision was kept.
+        why = [e for e in oms.events() if isinstance(e, SourcingDecided)]
+        print(next(e.explanation for e in why if e.order_id == suspicious.id))
         oms.store.close()  # type: ignore[attr-defined]
 
 
