@@ -72,6 +72,9 @@ class AllocationPlan:
     _details: PlanDetails | Callable[[], PlanDetails] = attrs.field(
         factory=PlanDetails, eq=False, repr=False, alias="details"
     )
+    _trace: tuple[LocationTrace, ...] | None = attrs.field(
+        default=None, eq=False, repr=False, init=False
+    )
 
     @property
     def details(self) -> PlanDetails:
@@ -118,7 +121,14 @@ class AllocationPlan:
 
     @property
     def trace(self) -> tuple[LocationTrace, ...]:
-        """One entry per location of the snapshot, sorted by location id."""
+        """One entry per location of the snapshot, sorted by location id (worked out
+        once, on first use)."""
+        if self._trace is None:
+            object.__setattr__(self, "_trace", self._traced())
+        assert self._trace is not None
+        return self._trace
+
+    def _traced(self) -> tuple[LocationTrace, ...]:
         ranks = {r.location_id: r for r in self.ranking}
         entries = []
         for location_id in self.location_ids:
