@@ -450,6 +450,13 @@ class TestTheFakeGatewayKeepsARealGatewaysRules:
         gateway.capture(auth.reference, eur("4.00"), "c1")
         assert gateway.authorizations[auth.reference].captured == eur("4.00")
 
+    def test_declines_and_faults_not_used_can_be_cleared(self, gateway: FakePaymentGateway) -> None:
+        """clear_pending forgets what decline_next and fail_next asked for."""
+        gateway.decline_next(2)
+        gateway.fail_next()
+        gateway.clear_pending()
+        assert gateway.authorize("O-1", eur("1.00"), "z").amount == eur("1.00")
+
     def test_declines_and_faults_on_request(self, gateway: FakePaymentGateway) -> None:
         """decline_next and fail_next, and declined orders."""
         gateway.decline_orders.add("O-9")

@@ -84,6 +84,10 @@ class FakePaymentGateway:
         """Fail (a technical error) the next ``count`` calls."""
         self._failures += count
 
+    def clear_pending(self) -> None:
+        """Forget the declines and failures asked for and not used yet."""
+        self._declines = self._failures = 0
+
     def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
         """Reserve ``amount`` for ``order_id``."""
         with self._lock:

@@ -1694,11 +1694,26 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 ]
             ),
             n=st.integers(1, 4),
+            declined=st.booleans(),
         )
-        def edit_an_order(self, data: st.DataObject, edit: str, n: int) -> None:
-            """The customer edits an order (refused alike once it is sourced)."""
+        def edit_an_order(self, data: st.DataObject, edit: str, n: int, declined: bool) -> None:
+            """The customer edits an order (refused alike once it is sourced). An edit that
+            costs more is authorised for the difference, or, when the card declines it,
+            refused alike."""
             if not self.orders:
                 return
+            gateways = [cast(FakePaymentGateway, system.payments) for system in self.systems]
+            if declined:
+                for gateway in gateways:
+                    gateway.decline_next()
+            try:
+                self._edit(data, edit, n)
+            finally:
+                for gateway in gateways:
+                    gateway.clear_pending()  # a decline the edit did not use goes too
+
+        def _edit(self, data: st.DataObject, edit: str, n: int) -> None:
+            """One edit of a drawn order, on both systems (unsourced orders first)."""
             reference = self.systems[0]
             unsourced = [o for o in self.orders if not reference.get_order(o).fulfillments]
             order = reference.get_order(data.draw(st.sampled_from(unsourced or self.orders)))
