@@ -29,6 +29,8 @@ from omscore._values import remember_last
 from omscore.errors import MalformedData, OmsError
 from omscore.events import DomainEvent
 from omscore.ids import LineId
+from omscore.inventory.item import StockHold
+from omscore.orders.model import PaymentEntry
 from omscore.sourcing.plan import AllocationPlan, Assignment, PlanDetails
 
 T = TypeVar("T")
@@ -44,6 +46,10 @@ def _event_types() -> dict[str, type[DomainEvent]]:
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = _event_types()
 
+
+#: Values stored by the thousand whose later fields are mostly at their defaults: written
+#: without them, their rows stay as short as before the fields existed.
+WRITTEN_WITHOUT_DEFAULTS: tuple[type, ...] = (PaymentEntry, StockHold)
 
 _PLAIN = (str, int, bool, float, type(None))
 
@@ -135,6 +141,10 @@ def make_converter() -> cattrs.Converter:
         return event
 
     _register_plans(converter)
+    for cls in WRITTEN_WITHOUT_DEFAULTS:
+        converter.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True)
+        )
     converter.register_unstructure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, DomainEvent), unstructure_event
     )
