@@ -268,6 +268,17 @@ def test_excluded_inactive_and_full_locations_are_never_used() -> None:
     }
 
 
+def test_a_request_says_why_it_excludes_locations() -> None:
+    """``exclude_reason`` is what the trace says of each excluded location; it must be
+    some text."""
+    asked = request(("A", 1), exclude={"WH-MUC"}, exclude_reason="rejected this order")
+    plan = PriorityPolicy().plan(asked, snapshot({("WH-MUC", "A"): 9, ("WH-HAM", "A"): 9}))
+    assert plan.trace_of("WH-MUC").excluded == "rejected this order"
+    for bad in ("", "  ", None):
+        with pytest.raises(InvalidSourcingRequest, match="exclude_reason must be a non-empty"):
+            request(("A", 1), exclude_reason=bad)
+
+
 def test_filters_by_kind_distance_and_store_minimum() -> None:
     """No dropship, nothing beyond 400 km, and a store ships only with 3 or more on hand."""
     stock = {("SUP-1", "A"): 9, ("WH-MUC", "A"): 9, ("ST-BER", "A"): 2, ("WH-HAM", "A"): 9}

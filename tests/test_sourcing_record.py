@@ -101,8 +101,7 @@ def test_a_checkout_sourced_at_once_keeps_its_decision(store: Store) -> None:
 
 def test_a_rejection_records_the_decision_that_replaced_it(store: Store) -> None:
     """WH-1 rejects: the units are sourced again at WH-2, and that decision says WH-1 was
-    left out by the request (the OMS asks without the locations that rejected the
-    order)."""
+    left out because it rejected the order."""
     oms = network(store)
     oms.receive("WH-1", "A", 5)
     oms.receive("WH-2", "A", 5)
@@ -114,7 +113,7 @@ def test_a_rejection_records_the_decision_that_replaced_it(store: Store) -> None
     assert [t.location_id for t in second.trace if t.used] == ["WH-2"]
     assert second.version > first.version
     (wh1,) = [t for t in second.trace if t.location_id == "WH-1"]
-    assert wh1.excluded == "excluded by the request"
+    assert wh1.excluded == "rejected this order"
 
 
 def test_sourcing_again_records_a_decision_only_when_it_changes_the_work(store: Store) -> None:

@@ -515,6 +515,7 @@ class ServiceCore:
             exclude=order.rejected_locations,
             pickup_location=delivery.pickup_location,
             ship_complete=whole,
+            exclude_reason=REJECTED,
         )
 
     def _snapshot(
@@ -677,6 +678,10 @@ def _fulfillments_of(order: Order, plan: AllocationPlan) -> Planned:
         (_fulfillment_id(order, n), location_id, units)
         for n, (location_id, units) in enumerate(grouped.items(), start=first)
     ]
+
+
+#: What a sourcing trace says of a location the OMS left out because it rejected the order.
+REJECTED = "rejected this order"
 
 
 def _decided(order: Order, plan: AllocationPlan, now: datetime) -> SourcingDecided:

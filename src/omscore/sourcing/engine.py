@@ -247,7 +247,7 @@ class Problem:
     def _hard_reason(self, location: Location) -> str | None:
         request = self.request
         if location.id in request.exclude:
-            return "excluded by the request"
+            return request.exclude_reason
         if not location.active:
             return "inactive"
         capacity = self.snapshot.capacity.get(location.id)

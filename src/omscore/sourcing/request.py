@@ -48,6 +48,15 @@ def _check_flag(_: object, attribute: attrs.Attribute[bool], value: bool) -> Non
         raise InvalidSourcingRequest(f"{attribute.name} must be True or False, got {value!r}")
 
 
+#: What a trace says of a location the request excludes, unless it says why.
+EXCLUDED = "excluded by the request"
+
+
+def _check_reason(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidSourcingRequest(f"{attribute.name} must be a non-empty text, got {value!r}")
+
+
 def _delivery_method(value: DeliveryMethod | str) -> DeliveryMethod:
     return value if isinstance(value, DeliveryMethod) else DeliveryMethod(value)
 
@@ -57,7 +66,8 @@ class SourcingRequest:
     """Which units need a location, how they travel, and where to.
 
     ``destination`` of ``None`` (a pickup) counts as distance 0 from everywhere.
-    ``exclude`` lists locations that must not be used (e.g. ones that rejected the order).
+    ``exclude`` lists locations that must not be used (e.g. ones that rejected the order);
+    ``exclude_reason`` is what the trace says of them (the OMS: "rejected this order").
     ``ship_complete`` asks for every unit from one location, or none at all: only a
     location that holds the whole request may serve it.
     """
@@ -69,6 +79,7 @@ class SourcingRequest:
     exclude: frozenset[LocationId] = attrs.field(default=frozenset(), converter=_location_set)
     pickup_location: LocationId | None = None
     ship_complete: bool = attrs.field(default=False, validator=_check_flag)
+    exclude_reason: str = attrs.field(default=EXCLUDED, validator=_check_reason)
 
 
 def _locations(values: Iterable[Location]) -> tuple[Location, ...]:
