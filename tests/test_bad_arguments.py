@@ -224,6 +224,7 @@ def good_calls(c: dict[str, str]) -> dict[str, dict[str, Any]]:
         },
         "inventory": {"sku": "A"},
         "ledger": {"sku": "A", "location_id": "WH-1"},
+        "order_history": {"order_id": c["allocated"]},
         "order_queue": {
             "statuses": ["open"],
             "hold": "fraud",
@@ -378,6 +379,11 @@ def test_a_wrong_argument_is_an_oms_error_and_changes_nothing(store: str, comman
     ("call", "error", "message"),
     [
         (lambda oms, c: oms.get_order([]), UnknownOrder, "no order [] (an order id is a string)"),
+        (
+            lambda oms, c: oms.order_history(7),
+            UnknownOrder,
+            "no order 7 (an order id is a string)",
+        ),
         (
             lambda oms, c: oms.pick({"id": c["parcel"]}),
             UnknownFulfillment,

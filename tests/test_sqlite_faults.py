@@ -77,12 +77,12 @@ def test_a_migration_that_fails_leaves_the_file_at_its_version(
 
     version, indexes = versions_and_indexes()
     assert version == SCHEMA_VERSION - 1
-    assert "items_by_eta" not in indexes  # what the last migration creates
+    assert "outbox_by_order" not in indexes  # what the last migration creates
     monkeypatch.undo()
     assert SqliteStore(str(path)).migrated_from == SCHEMA_VERSION - 1
     version, indexes = versions_and_indexes()
     assert version == SCHEMA_VERSION
-    assert "items_by_eta" in indexes
+    assert "outbox_by_order" in indexes
 
 
 def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
@@ -131,8 +131,42 @@ def reopened_as(
     return OMS(store, clock=clock), store
 
 
+def as_schema_9(connection: sqlite3.Connection) -> None:
+    """Undo schema 10: outbox rows without the order their event names."""
+    connection.execute("DROP INDEX outbox_by_order")
+    connection.execute("ALTER TABLE outbox DROP COLUMN order_id")
+    connection.execute("DELETE FROM schema_version WHERE version >= 10")
+
+
+def test_an_orders_events_are_filled_in_by_the_schema_10_migration(tmp_path: Path) -> None:
+    """A schema-9 file opens with each outbox row under the order its event names (a
+    return's events under its order, stock events under none), and an order's events are
+    read through the index, in commit order."""
+    path, clock, oms = stocked_file(tmp_path)
+    first = oms.place_order(draft(("A", 2)), allocate=True)
+    second = oms.place_order(draft(("A", 1)))
+    oms.cancel(first.id, reason="changed my mind")
+    before = {o.id: oms.order_history(o.id) for o in (first, second)}
+    oms, reopened = reopened_as(oms, path, clock, as_schema_9)
+    assert reopened.migrated_from == 9
+    assert {o: oms.order_history(o) for o in before} == before
+    assert "UnitsCancelled" in [e.name for e in before[first.id]]
+    reopened.statement_log = []
+    reopened.order_events(first.id)
+    ((_, sql, args),) = [row for row in reopened.statement_log if "FROM outbox" in row[1]]
+    with reopened.unit_of_work(write=False) as uow:
+        plan = [row[3] for row in uow.all(f"EXPLAIN QUERY PLAN {sql}", args)]
+    assert plan == ["SEARCH outbox USING INDEX outbox_by_order (order_id=?)"]
+    with closing(sqlite3.connect(path)) as connection:
+        unnamed = connection.execute(
+            "SELECT COUNT(*) FROM outbox WHERE order_id IS NULL AND type = 'StockReceived'"
+        ).fetchone()[0]
+    assert unnamed == 1
+
+
 def as_schema_8(connection: sqlite3.Connection) -> None:
     """Undo schema 9: items without the column of their earliest supply ETA."""
+    as_schema_9(connection)
     connection.execute("DROP INDEX items_by_eta")
     connection.execute("ALTER TABLE items DROP COLUMN next_eta")
     connection.execute("DELETE FROM schema_version WHERE version >= 9")

@@ -391,6 +391,14 @@ def checked_position(position: object, name: str) -> int:
     return position
 
 
+def checked_id(value: object, name: str) -> str:
+    """``value`` when it is a non-empty string (an id a read looks up); anything else is an
+    :class:`~omscore.errors.InvalidQuery` naming ``name``."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidQuery(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
 def checked_cutoff(before: object, name: str = "before") -> datetime:
     """``before`` when it is a timezone-aware datetime (where pruning, or a query, stops);
     anything else is an :class:`~omscore.errors.InvalidQuery` naming ``name``."""
@@ -422,6 +430,13 @@ class Store(Protocol):
 
     def mark_published(self, up_to: int) -> None:
         """Mark every event up to ``position`` as published."""
+        ...
+
+    def order_events(self, order_id: str) -> list[OutboxRecord]:
+        """The committed events that name ``order_id`` (``event.order_id``: its returns'
+        events too), in commit order, as :meth:`outbox` gives them; pruned events are gone.
+        An ``order_id`` that is not a non-empty string is :class:`InvalidQuery`
+        (:func:`checked_id`)."""
         ...
 
     def prune_outbox(self, before: datetime) -> int:

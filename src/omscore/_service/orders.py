@@ -365,6 +365,14 @@ class OrderUseCases(ServiceCore):
         after, limit = checked_position(after, "after"), checked_limit(limit)
         return [record.event for record in self.store.outbox(after, limit)]
 
+    def order_history(self, order_id: str) -> list[DomainEvent]:
+        """The order's events in commit order, its returns' included: a customer service
+        timeline (placed, paid, sourced and why when decisions are kept, shipped, returned,
+        refunded). Read from the outbox, so events pruned from it are gone. An unknown
+        order is :class:`UnknownOrder`."""
+        self.get_order(order_id)
+        return [record.event for record in self.store.order_events(order_id)]
+
     def prune(
         self, *, keep_events: timedelta | None = None, keep_keys: timedelta | None = None
     ) -> Pruned:

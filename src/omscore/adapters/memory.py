@@ -44,6 +44,7 @@ from omscore.ports import (
     OutboxRecord,
     Store,
     checked_cutoff,
+    checked_id,
     checked_limit,
     checked_position,
 )
@@ -534,6 +535,18 @@ class MemoryStore:
         with self.lock:
             last = self.first + len(self.events) - 1
             self.published_up_to = max(self.published_up_to, min(up_to, last))
+
+    def order_events(self, order_id: str) -> list[OutboxRecord]:
+        """The committed events that name ``order_id``, in commit order (a scan of the
+        outbox: this store keeps no index for it)."""
+        order_id = checked_id(order_id, "order_id")
+        with self.lock:
+            first, events = self.first, list(self.events)
+        return [
+            OutboxRecord(n, f"evt-{n}", e)
+            for n, e in enumerate(events, start=first)
+            if getattr(e, "order_id", None) == order_id
+        ]
 
     def prune_outbox(self, before: datetime) -> int:
         """Delete published events, oldest first, up to the first recorded at or after

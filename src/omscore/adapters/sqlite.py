@@ -62,6 +62,7 @@ from omscore.ports import (
     OutboxRecord,
     Store,
     checked_cutoff,
+    checked_id,
     checked_limit,
     checked_position,
 )
@@ -142,6 +143,16 @@ def _fill_supply_etas(connection: sqlite3.Connection) -> None:
         if etas:
             rows.append((_utc(min(etas)), sku))
     connection.executemany("UPDATE items SET next_eta = ? WHERE sku = ?", rows)
+
+
+def _fill_outbox_orders(connection: sqlite3.Connection) -> None:
+    """Schema 10 finds an order's events: each outbox row gets the order its event names."""
+    rows = [
+        (order_id, position)
+        for position, body in connection.execute("SELECT position, body FROM outbox")
+        if (order_id := json.loads(body).get("order_id")) is not None
+    ]
+    connection.executemany("UPDATE outbox SET order_id = ? WHERE position = ?", rows)
 
 
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -260,6 +271,16 @@ MIGRATIONS: tuple[tuple[int, tuple[Migration, ...]], ...] = (
             "ALTER TABLE items ADD COLUMN next_eta TEXT",
             _fill_supply_etas,
             "CREATE INDEX items_by_eta ON items (next_eta) WHERE next_eta IS NOT NULL",
+        ),
+    ),
+    (
+        10,
+        (
+            "ALTER TABLE outbox ADD COLUMN order_id TEXT",
+            _fill_outbox_orders,
+            # Stock and network events name no order: they cost the index nothing.
+            "CREATE INDEX outbox_by_order ON outbox (order_id, position) "
+            "WHERE order_id IS NOT NULL",
         ),
     ),
 )
@@ -1345,9 +1366,14 @@ class SqliteUnitOfWork:
 
     def _write_outbox(self) -> None:
         codec = self.store.codec
-        rows = [(e.name, _utc(e.at), codec.dump(e, DomainEvent)) for e in self.events]
+        rows = [
+            (e.name, _utc(e.at), codec.dump(e, DomainEvent), getattr(e, "order_id", None))
+            for e in self.events
+        ]
         if rows:
-            self.execute_many("INSERT INTO outbox (type, at, body) VALUES (?, ?, ?)", rows)
+            self.execute_many(
+                "INSERT INTO outbox (type, at, body, order_id) VALUES (?, ?, ?, ?)", rows
+            )
 
     def _write_idempotency(self, idempotency: _Idempotency) -> None:
         codec = self.store.codec
@@ -1816,19 +1842,15 @@ class SqliteStore:
         return cursor.rowcount
 
     def order_events(self, order_id: str) -> list[OutboxRecord]:
-        """The committed events that name ``order_id``, in commit order. SQLite reads the
-        ``order_id`` of every body itself (a scan in C: about 0.8 s over 1.4 million events)
-        and only the matches are decoded."""
-        sql = (
-            "SELECT position, body FROM outbox WHERE json_extract(body, '$.order_id') = ? "
-            "ORDER BY position"
-        )
-        try:
-            return self._records(sql, (order_id,))
-        except StoreError:  # an SQLite built without its JSON functions: decode them all
-            return [r for r in self.outbox() if getattr(r.event, "order_id", None) == order_id]
+        """The committed events that name ``order_id`` (its returns' included), in commit
+        order, found by the outbox's ``order_id`` index; pruned events are gone."""
+        order_id = checked_id(order_id, "order_id")
+        sql = "SELECT position, body FROM outbox WHERE order_id = ? ORDER BY position"
+        return self._records(sql, (order_id,))
 
     def _records(self, sql: str, args: tuple[object, ...]) -> list[OutboxRecord]:
+        if self.statement_log is not None:
+            self.statement_log.append(("one", sql, args))
         with translated("read outbox"):
             rows = self.connection().execute(sql, args).fetchall()
         return [

@@ -42,7 +42,7 @@ from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds, UuidIds
 from omscore.errors import ConcurrencyConflict, InvalidQuery, OmsError, StoreError
-from omscore.events import OrderHeld, OrderPlaced
+from omscore.events import OrderHeld, OrderPlaced, ReturnEvent
 from omscore.geo import Address, GeoPoint
 from omscore.ids import ChannelId, FulfillmentId, LineId, LocationId, OrderId, ReturnId, Sku
 from omscore.inventory import (
@@ -419,6 +419,33 @@ class StoreContract:
         assert oms.store.outbox() == []
         oms.receive("WH-1", "D", 5)
         assert oms.store.outbox()[0].position == positions[2][-1] + 1
+
+    def test_an_orders_events_are_found_by_its_id(self, oms: OMS) -> None:
+        """``order_events`` gives the events naming the order, its returns' included, in
+        commit order, as the outbox has them: nothing of another order, nothing of the
+        stock; an order with no events left (pruned) gives none."""
+        oms.receive("WH-1", "A", 5)
+        first = oms.place_order(order_draft("A", 2))
+        second = oms.place_order(order_draft("A", 1), allocate=True)
+        oms.allocate(first.id)
+        oms.cancel(first.id, reason="changed my mind")
+        for f in oms.get_order(second.id).fulfillments:
+            oms.ship(f.id, tracking="T-1")
+            oms.deliver(f.id)
+        line = oms.get_order(second.id).lines[0].id
+        oms.request_return(second.id, {line: 1})
+        everything = oms.store.outbox()
+        for order in (first, second):
+            named = [r for r in everything if getattr(r.event, "order_id", None) == order.id]
+            assert oms.store.order_events(order.id) == named
+            assert oms.order_history(order.id) == [r.event for r in named]
+        assert any(isinstance(r.event, ReturnEvent) for r in oms.store.order_events(second.id))
+        assert oms.store.order_events("O-404") == []
+        oms.store.mark_published(10**9)
+        oms.store.prune_outbox(T0 + timedelta(days=365))
+        assert oms.store.order_events(first.id) == []
+        with pytest.raises(InvalidQuery):
+            oms.store.order_events("")
 
     def test_relay_arguments_that_mean_nothing_are_refused(self, oms: OMS) -> None:
         """A position below 0, a limit below 1, anything but an int for either, a cutoff
@@ -1786,6 +1813,8 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             for return_id in self.returns:
                 assert tested.get_return(return_id) == reference.get_return(return_id)
             assert tested.events() == reference.events()
+            for order_id in self.orders[-3:]:  # the latest, which the next steps touch most
+                assert tested.order_history(order_id) == reference.order_history(order_id)
             assert tested.ledger() == reference.ledger()
 
         @invariant()
