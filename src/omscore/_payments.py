@@ -128,11 +128,8 @@ class Payments:
             return self._record(order, PaymentKind.CAPTURED, amount, key, at)
         if reference is None:
             raise PaymentError(f"order {order.id} has no authorisation to capture {amount} from")
-        balances = order.authorizations
-        if len(balances) == 1:  # the usual case: the gateway keeps the limit
-            port = self.port
-            paid = _paid("capture", amount, lambda: port.capture(reference, amount, key))
-            return self._record(order, PaymentKind.CAPTURED, paid, key, at)
+        if len(order.authorizations) == 1:  # the usual case: the gateway keeps the limit
+            return self._move(order, PaymentKind.CAPTURED, reference, amount, key, at)
         return self._draw(order, PaymentKind.CAPTURED, amount, key, at, lambda b: b.open)
 
     def _draw(
@@ -144,8 +141,8 @@ class Payments:
         at: datetime,
         room: Callable[[AuthorizationBalance], Money],
     ) -> Changed:
-        """Capture or refund ``amount`` over the order's authorisations, oldest first, each
-        for what it has ``room`` for. More than they have in all is refused before the
+        """Capture, refund or void ``amount`` over the order's authorisations, oldest
+        first, each for what it has ``room`` for. More than they have in all is refused before the
         gateway is called."""
         room_in_all = sum((room(b) for b in order.authorizations), Money.zero(amount.currency))
         if amount > room_in_all:
@@ -196,10 +193,8 @@ class Payments:
             return order, []
         if self.port is None or order.payment_reference is None:
             return self._record(order, PaymentKind.REFUNDED, amount, key, at)
-        if len(order.authorizations) == 1:
-            port, reference = self.port, order.payment_reference
-            refunded = _paid("refund", amount, lambda: port.refund(reference, amount, key))
-            return self._record(order, PaymentKind.REFUNDED, refunded, key, at)
+        if len(order.authorizations) == 1:  # the gateway keeps the limit
+            return self._move(order, PaymentKind.REFUNDED, order.payment_reference, amount, key, at)
         return self._draw(order, PaymentKind.REFUNDED, amount, key, at, lambda b: b.refundable)
 
     def credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
