@@ -832,6 +832,73 @@ def test_a_retried_authorisation_that_falls_short_keeps_the_hold_for_that_reason
     ]
 
 
+def short_order(make_oms: Callable[..., OMS]) -> tuple[OMS, PrepaidCard, Order]:
+    """A prepaid card with 20.00 EUR on it, and an order of 24.95 waiting on its hold."""
+    card = PrepaidCard(eur("20.00"))
+    oms = make_oms(payments=card)
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(paid_draft(("A", 2, "10.00")))
+    assert [h.kind for h in order.holds] == ["payment"]
+    return oms, card, order
+
+
+def test_a_card_topped_up_is_authorised_for_the_rest_and_the_order_ships(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """The customer loads the card: authorising again asks for the 4.95 still due, as a
+    second authorisation; the hold goes, and the parcel is captured on both."""
+    oms, card, order = short_order(make_oms)
+    card.limit = eur("50.00")
+    paid = oms.authorize_payment(order.id)
+    assert [(b.authorized, b.reference) for b in paid.authorizations] == [
+        (eur("20.00"), "pay-1"),
+        (eur("4.95"), "pay-2"),
+    ]
+    assert paid.payments[-1].key == f"authorize:{order.id}:2:4.95"
+    assert paid.holds == ()
+    oms.allocate(order.id)
+    shipped = oms.ship(oms.get_order(order.id).fulfillments[0].id, tracking="T-1")
+    assert shipped.captured == eur("24.95")
+    assert_gateway_holds_the_ledger(card, shipped)
+
+
+def test_a_top_up_declined_or_short_keeps_the_hold_saying_why(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """Declined: the decline is recorded and the hold says so. Then 2.00 of the 4.95: that
+    is recorded (it covers some) and the hold says what is still short. The rest, later,
+    releases it."""
+    oms, card, order = short_order(make_oms)
+    card.decline_next()
+    declined = oms.authorize_payment(order.id)
+    assert declined.payments[-1].kind is PaymentKind.DECLINED
+    assert declined.holds[0].reason.startswith(
+        "authorising the 4.95 EUR still due was declined: authorize of 4.95 EUR declined"
+    )
+    card.limit = eur("2.00")
+    part = oms.authorize_payment(order.id)
+    assert part.covered == eur("22.00")
+    assert part.holds[0].reason.startswith("authorised 22.00 EUR of 24.95 EUR")
+    card.limit = eur("10.00")
+    done = oms.authorize_payment(order.id)
+    assert [b.authorized for b in done.authorizations] == [eur("20.00"), eur("2.00"), eur("2.95")]
+    assert done.holds == ()
+    with pytest.raises(InvalidTransition, match="already authorised"):
+        oms.authorize_payment(order.id)
+
+
+def test_a_top_up_the_gateway_fails_changes_nothing(make_oms: Callable[..., OMS]) -> None:
+    """A fault is refused as a PaymentError, and the order and its events stay as they
+    were, for the next try."""
+    oms, card, order = short_order(make_oms)
+    before = (oms.get_order(order.id), oms.events())
+    card.fail_next()
+    with pytest.raises(PaymentError):
+        oms.authorize_payment(order.id)
+    assert (oms.get_order(order.id), oms.events()) == before
+
+
 class PrepaidCard(FakePaymentGateway):
     """A gateway that authorises at most what is left on the card."""
 

@@ -108,6 +108,30 @@ class Payments:
             )
         return self._record(order, PaymentKind.AUTHORIZED, result, key, at)
 
+    def top_up(self, order: Order, at: datetime) -> Changed:
+        """Authorise what an order authorised in part still lacks (the customer topped up
+        a prepaid card, say) as another authorisation. Its payment hold goes once the
+        payment covers what is due; otherwise it stays, saying why: a decline (recorded) or
+        what is still short after a part authorisation (recorded too: it covers some)."""
+        assert self.port is not None
+        port, need = self.port, order.chargeable - order.covered
+        key = f"authorize:{order.id}:{len(order.authorizations) + 1}:{need.amount}"
+        try:
+            result = _paid("authorize", need, lambda: port.authorize(order.id, need, key))
+        except PaymentDeclined as declined:
+            order, events = self._record(order, PaymentKind.DECLINED, need, key, at)
+            reason: str | None = f"authorising the {need} still due was declined: {declined}"
+        else:
+            order, events = self._record(order, PaymentKind.AUTHORIZED, result, key, at)
+            reason = self.shortfall(order)
+        if any(h.kind == HoldKind.PAYMENT for h in order.holds):
+            order, released = order.release(HoldKind.PAYMENT, at)
+            events += released
+        if reason is not None:
+            order, held = order.hold(HoldKind.PAYMENT, reason, at)
+            events += held
+        return order, events
+
     def capture(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Capture ``amount``: credit left from an exchange pays first, the authorisation
         the rest."""

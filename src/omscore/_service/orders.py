@@ -81,10 +81,17 @@ class OrderUseCases(ServiceCore):
         return self._run("place_order", arguments, idempotency_key, work)
 
     def authorize_payment(self, order_id: str, idempotency_key: str | None = None) -> Order:
-        """Try the authorisation again (after a decline); on success the payment hold goes."""
+        """Try the authorisation again (after a decline); on success the payment hold goes.
+        An order authorised in part (a prepaid card) is asked for what it still lacks, as
+        another authorisation; one authorised in full is :class:`InvalidTransition`."""
 
         def work(uow: UnitOfWork, now: datetime) -> Order:
             order = _load_order(uow, order_id)
+            if self._payments.shortfall(order) is not None:
+                order, topped = self._payments.top_up(order, now)
+                uow.record(topped)
+                uow.orders.put(order)
+                return order
             if order.payment_reference is not None or any(
                 p.kind is PaymentKind.AUTHORIZED for p in order.payments
             ):
