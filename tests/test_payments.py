@@ -451,11 +451,19 @@ class TestTheFakeGatewayKeepsARealGatewaysRules:
         assert gateway.authorizations[auth.reference].captured == eur("4.00")
 
     def test_declines_and_faults_not_used_can_be_cleared(self, gateway: FakePaymentGateway) -> None:
-        """clear_pending forgets what decline_next and fail_next asked for."""
+        """clear_pending forgets what decline_next, fail_next and authorize_at_most asked for."""
         gateway.decline_next(2)
         gateway.fail_next()
+        gateway.authorize_at_most(eur("0.50"))
         gateway.clear_pending()
         assert gateway.authorize("O-1", eur("1.00"), "z").amount == eur("1.00")
+
+    def test_a_limited_authorisation_authorises_part(self, gateway: FakePaymentGateway) -> None:
+        """authorize_at_most: the next authorisation gives no more than the limit; the one
+        after it, what was asked."""
+        gateway.authorize_at_most(eur("0.50"))
+        assert gateway.authorize("O-1", eur("1.00"), "a").amount == eur("0.50")
+        assert gateway.authorize("O-2", eur("1.00"), "b").amount == eur("1.00")
 
     def test_declines_and_faults_on_request(self, gateway: FakePaymentGateway) -> None:
         """decline_next and fail_next, and declined orders."""

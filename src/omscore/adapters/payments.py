@@ -49,8 +49,9 @@ class FakePaymentGateway:
 
     It enforces what a real gateway does: no capture beyond the open authorisation, no
     refund beyond what was captured less refunds, nothing captured after a void. Tell it to
-    decline authorisations for an order (``decline_orders``), or to decline or fail the next
-    call (``decline_next()``, ``fail_next()``).
+    decline authorisations for an order (``decline_orders``), to decline or fail the next
+    call (``decline_next()``, ``fail_next()``), or to authorise no more than an amount, as
+    a prepaid card does (``authorize_at_most()``).
 
     For long runs (the simulation): ``record_calls=False`` keeps no log of calls, and
     ``remember_keys=n`` remembers only the ``n`` latest idempotency keys, as real gateways
@@ -74,6 +75,7 @@ class FakePaymentGateway:
         self._results: dict[str, tuple[str, PaymentResult]] = {}
         self._declines = 0
         self._failures = 0
+        self._limits: list[Money] = []
         self._lock = threading.Lock()
 
     def decline_next(self, count: int = 1) -> None:
@@ -84,9 +86,15 @@ class FakePaymentGateway:
         """Fail (a technical error) the next ``count`` calls."""
         self._failures += count
 
+    def authorize_at_most(self, limit: Money, count: int = 1) -> None:
+        """Authorise no more than ``limit`` on each of the next ``count`` authorisations
+        (a prepaid card with that much on it)."""
+        self._limits += [limit] * count
+
     def clear_pending(self) -> None:
-        """Forget the declines and failures asked for and not used yet."""
+        """Forget the declines, failures and limits asked for and not used yet."""
         self._declines = self._failures = 0
+        self._limits = []
 
     def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
         """Reserve ``amount`` for ``order_id``."""
@@ -147,6 +155,8 @@ class FakePaymentGateway:
     def _authorize(self, order_id: str, amount: Money) -> PaymentResult:
         if order_id in self.decline_orders:
             raise PaymentDeclined(f"authorisation of {amount} for order {order_id} declined")
+        if self._limits:
+            amount = min(amount, self._limits.pop(0))
         reference = f"pay-{len(self.authorizations) + 1}"
         zero = Money.zero(amount.currency)
         self.authorizations[reference] = Authorization(
