@@ -91,8 +91,7 @@ class Payments:
         need = due - max(order.covered, before.chargeable)
         if need.amount <= 0:
             return order, []
-        port, count = self.port, len(order.authorizations)
-        key = f"authorize:{order.id}:{count + 1}:{need.amount}"
+        port, key = self.port, _next_authorization_key(order, need)
         try:
             result = _paid("authorize", need, lambda: port.authorize(order.id, need, key))
         except PaymentDeclined as declined:
@@ -115,7 +114,7 @@ class Payments:
         what is still short after a part authorisation (recorded too: it covers some)."""
         assert self.port is not None
         port, need = self.port, order.chargeable - order.covered
-        key = f"authorize:{order.id}:{len(order.authorizations) + 1}:{need.amount}"
+        key = _next_authorization_key(order, need)
         try:
             result = _paid("authorize", need, lambda: port.authorize(order.id, need, key))
         except PaymentDeclined as declined:
@@ -226,6 +225,12 @@ class Payments:
         if amount.is_zero():
             return order, []
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
+
+
+def _next_authorization_key(order: Order, amount: Money) -> str:
+    """The key of the order's next authorisation, for ``amount`` more: a repeat of the
+    same command sends it again, and another amount is another call."""
+    return f"authorize:{order.id}:{len(order.authorizations) + 1}:{amount.amount}"
 
 
 #: The payment port's operation behind each movement it makes.
