@@ -333,7 +333,8 @@ def test_a_click_and_collect_return_goes_to_the_depot_nearest_the_pickup_store(
 def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
     shop: Callable[..., OMS],
 ) -> None:
-    """A store without RETURNS, more units than expected, a bad disposition: refused."""
+    """A store without RETURNS, more units than expected, a bad disposition, a line the
+    return does not hold, nothing at all: refused."""
     oms = shop()
     order_id = delivered(oms, LineDraft("A", 2, eur("5.00")))
     line = oms.get_order(order_id).lines[0]
@@ -353,6 +354,14 @@ def test_receiving_needs_a_returns_location_and_dispositions_that_add_up(
         assert info.value.problems == (
             f"line {line.id}: restock count must be an int >= 1, got {count!r}",
         )
+    with pytest.raises(InvalidReturn) as info:
+        oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}, "L-9": {R: 1}})
+    assert info.value.problems == (f"line 'L-9' is not part of return {rma.id}",)
+    nothing_at_all: list[dict[str, dict[Disposition, int]]] = [{}, {line.id: {}}]
+    for nothing in nothing_at_all:
+        with pytest.raises(InvalidReturn) as info:
+            oms.receive_return(rma.id, "WH-1", nothing)
+        assert info.value.problems == ("a receipt needs at least one unit with its disposition",)
     assert (oms.get_return(rma.id), oms.stock("WH-1", "A"), len(oms.events())) == before
     oms.receive_return(rma.id, "WH-1", {line.id: {R: 1}})
     with pytest.raises(InvalidReturn, match=r"2 unit\(s\) inspected, but only 1 of 2 are still"):
@@ -506,6 +515,26 @@ def test_restocking_fee_and_shipping_rules(shop: Callable[..., OMS]) -> None:
     ]
 
 
+def test_a_two_line_return_refunds_each_line_as_it_arrives(shop: Callable[..., OMS]) -> None:
+    """Both lines asked back, A arrives first: A alone is refunded, without shipping (B is
+    still out); B's arrival refunds B and, everything being back, the shipping."""
+    oms = shop(refund_shipping="if_all_returned")
+    order_id = delivered(
+        oms, LineDraft("A", 1, eur("20.00")), LineDraft("B", 1, eur("8.00")), shipping="4.95"
+    )
+    a, b = (line.id for line in oms.get_order(order_id).lines)
+    rma = oms.approve_return(oms.request_return(order_id, {a: 1, b: 1}).id)
+    oms.receive_return(rma.id, "WH-1", {a: {R: 1}})
+    assert oms.refund_return(rma.id) == eur("20.00")
+    assert [(x.received, x.refunded) for x in oms.get_return(rma.id).lines] == [(1, 1), (0, 0)]
+    assert [x.refunded for x in oms.get_order(order_id).lines] == [1, 0]
+    oms.receive_return(rma.id, "WH-1", {b: {R: 1}})
+    assert oms.refund_return(rma.id) == eur("12.95")
+    assert [(x.received, x.refunded) for x in oms.get_return(rma.id).lines] == [(1, 1), (1, 1)]
+    assert oms.get_return(rma.id).status is ReturnStatus.REFUNDED
+    check_books(oms)
+
+
 def test_always_refunds_shipping_with_the_first_refund_only(shop: Callable[..., OMS]) -> None:
     oms = shop(refund_shipping="always")
     order_id = delivered(oms, LineDraft("A", 2, eur("20.00")), shipping="4.95")
@@ -611,8 +640,22 @@ def test_an_exchange_of_equal_value_authorises_nothing(shop: Callable[..., OMS])
     assert oms.get_order(order_id).refunded == Money.zero("EUR")
 
 
+def test_an_exchange_takes_no_restocking_fee(shop: Callable[..., OMS]) -> None:
+    """Under a 10 % restocking fee, a refund keeps 2.00 of a 20.00 item; an exchange
+    credits the whole 20.00 towards the replacement."""
+    oms = shop(restocking_fee_percent=10)
+    refunded_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    assert oms.refund_return(received_back(oms, refunded_id).id) == eur("18.00")
+    exchanged_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    new = oms.exchange(received_back(oms, exchanged_id).id, [LineDraft("B", 1, eur("25.00"))])
+    assert new.credit_left == eur("20.00")
+    assert new.authorized == eur("5.00")
+    assert oms.get_order(exchanged_id).refunded == Money.zero("EUR")
+    check_books(oms)
+
+
 def test_return_policy_settings_are_validated() -> None:
-    """A fee over 100 % or an unknown shipping rule is refused."""
+    """A fee over 100 %, an unknown shipping rule or a negative window is refused."""
     with pytest.raises(InvalidReturn):
         ReturnPolicy(restocking_fee_percent=101)
     with pytest.raises(InvalidReturn):
@@ -622,3 +665,9 @@ def test_return_policy_settings_are_validated() -> None:
     assert ReturnPolicy(restocking_fee_percent=Decimal("12.5")).restocking_fee_percent == Decimal(
         "12.5"
     )
+    with pytest.raises(InvalidReturn, match=r"a timedelta of 0 or more, got .*days=-1"):
+        ReturnPolicy(window=timedelta(seconds=-1))
+    assert ReturnPolicy(window=timedelta(0)).window == timedelta(0), "final sale: no window"
+    assert ReturnPolicy(restocking_fee_percent=100).restocking_fee_percent == 100
+    assert ReturnPolicy(restocking_fee_percent=0).restocking_fee_percent == 0
+    assert ReturnPolicy().window == timedelta(days=30)

@@ -303,8 +303,9 @@ class ReturnUseCases(ServiceCore):
             units = {
                 line.line_id: line.awaiting_refund for line in rma.lines if line.awaiting_refund
             }
+            # The units' whole value is credit: an exchange takes no restocking fee.
             credit = min(
-                quote_refund(original, units, self.return_policy, fee=False).merchandise,
+                quote_refund(original, units, self.return_policy).merchandise,
                 original.captured - original.refunded,
             )
             stock = StockSession(uow, now)

@@ -261,8 +261,6 @@ class Return:
     def _inspect(self, dispositions: LineDispositions) -> dict[LineId, dict[Disposition, int]]:
         problems: list[str] = []
         counted: dict[LineId, dict[Disposition, int]] = {}
-        if not dispositions:
-            problems.append("a receipt needs at least one line with dispositions")
         by_line = {x.line_id: x for x in self.lines}
         for line_id, by in dispositions.items():
             line = by_line.get(LineId(line_id))
@@ -285,6 +283,8 @@ class Return:
                 )
             if units:
                 counted[line.line_id] = units
+        if not counted and not problems:
+            problems.append("a receipt needs at least one unit with its disposition")
         if problems:
             raise InvalidReturn(problems)
         return counted
@@ -437,9 +437,7 @@ class RefundQuote:
         return self.merchandise - self.restocking_fee + self.shipping
 
 
-def quote_refund(
-    order: Order, units: Mapping[LineId, int], policy: ReturnPolicy, *, fee: bool = True
-) -> RefundQuote:
+def quote_refund(order: Order, units: Mapping[LineId, int], policy: ReturnPolicy) -> RefundQuote:
     """The refund for ``units`` per line: each unit's share of its line total, taken in
     order after the units refunded before (so every unit of a line, in any number of
     refunds, gives back exactly the line total), less the restocking fee, plus shipping
@@ -450,7 +448,7 @@ def quote_refund(
         line = line_of(line_id)
         merchandise += line.value_of_units(line.refunded, n)
     restocking = zero
-    if fee and policy.restocking_fee_percent:
+    if policy.restocking_fee_percent:
         restocking = (merchandise * policy.restocking_fee_percent * Decimal("0.01")).quantize()
     shipping = zero
     first_refund = not any(p.kind.value == "refunded" for p in order.payments)
