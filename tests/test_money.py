@@ -62,6 +62,13 @@ def test_minor_units_follow_iso_4217(code: str, places: int) -> None:
     assert minor_units(code) == places
 
 
+@pytest.mark.parametrize("code", ["EURO", None, ["EUR"], b"EUR"])
+def test_minor_units_of_something_else_is_an_unknown_currency(code: object) -> None:
+    """``minor_units`` is public too: a wrong code is an OmsError, not a TypeError."""
+    with pytest.raises(UnknownCurrency, match="is not an ISO 4217 code"):
+        minor_units(code)  # type: ignore[arg-type]
+
+
 def test_adds_and_subtracts_within_one_currency() -> None:
     """+ and - keep the currency."""
     assert Money("1.10", "EUR") + Money("2.20", "EUR") == Money("3.30", "EUR")
