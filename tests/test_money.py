@@ -140,6 +140,22 @@ def test_sum_works_from_a_zero_start() -> None:
     assert total == Money(4, "EUR")
 
 
+@pytest.mark.parametrize(
+    ("money", "zero"),
+    [
+        (Money.zero("EUR"), True),
+        (Money("0.00", "EUR"), True),
+        (Money("-0", "JPY"), True),
+        (Money("0.01", "EUR"), False),
+        (Money("-0.001", "KWD"), False),
+        (Money(1, "EUR"), False),
+    ],
+)
+def test_is_zero_whatever_the_exponent_or_sign(money: Money, zero: bool) -> None:
+    """Zero is zero written any way; the smallest amount either side of it is not."""
+    assert money.is_zero() is zero
+
+
 def test_quantize_rounds_half_even_to_the_minor_unit() -> None:
     """Banker's rounding to cents, yen, fils."""
     assert Money("0.125", "EUR").quantize().amount == Decimal("0.12")

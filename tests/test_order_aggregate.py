@@ -136,6 +136,21 @@ def test_edited_quantities_are_validated(bad: object) -> None:
         place(("A", 1)).change_quantity("O-1-1", bad, T0)  # type: ignore[arg-type]
 
 
+def test_an_edited_quantity_may_reach_the_limit_and_the_cancelled_units() -> None:
+    """The bounds are inclusive: the line limit itself, and as few units as were cancelled
+    (never fewer than one); one past either is refused."""
+    limits = DraftLimits(max_units_per_line=5)
+    order, _ = place(("A", 1)).change_quantity("O-1-1", 5, T0, limits)
+    assert order.lines[0].quantity == 5
+    with pytest.raises(InvalidQuantity, match="between 1 and 5, got 6"):
+        order.change_quantity("O-1-1", 6, T0, limits)
+    cancelled, _ = order.cancel({"O-1-1": 2}, "customer", T0)
+    shrunk, _ = cancelled.change_quantity("O-1-1", 2, T0, limits)
+    assert (shrunk.lines[0].quantity, shrunk.lines[0].open) == (2, 0)
+    with pytest.raises(InvalidQuantity, match="between 2 and 5, got 1"):
+        cancelled.change_quantity("O-1-1", 1, T0, limits)
+
+
 def test_an_added_line_is_validated_like_a_draft_line() -> None:
     """A USD line on a EUR order is refused."""
     with pytest.raises(InvalidDraft, match="is in USD"):
