@@ -41,6 +41,7 @@ from omscore.events import (
     OrderStockReleased,
     OutOfStock,
     ReservationReleased,
+    StockCounted,
     StockReserved,
     SupplyCancelled,
     SupplyUpdated,
@@ -125,6 +126,16 @@ def test_every_change_of_on_hand_is_a_ledger_row_with_its_reference(oms: OMS) ->
         (MovementKind.COUNT, -2, "cycle count"),
     ]
     assert oms.stock("WH-1", "A").on_hand == 7
+    assert oms.reconcile() == []
+
+
+def test_a_count_that_finds_the_level_right_posts_no_movement(oms: OMS) -> None:
+    """The count is recorded (an event with delta 0); the ledger gets no empty row."""
+    oms.receive("WH-1", "A", 10, reference="PO-1")
+    oms.count("WH-1", "A", 10)
+    assert [r.kind for r in oms.ledger("A")] == [MovementKind.RECEIPT]
+    counted = [e for e in oms.events() if isinstance(e, StockCounted)]
+    assert [(e.location_id, e.counted, e.delta) for e in counted] == [("WH-1", 10, 0)]
     assert oms.reconcile() == []
 
 

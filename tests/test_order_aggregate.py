@@ -98,6 +98,13 @@ def test_a_second_hold_of_the_same_kind_is_refused() -> None:
         order.hold("fraud", "again", T0)
 
 
+@pytest.mark.parametrize("kind", ["", None, 3])
+def test_a_hold_needs_a_kind(kind: object) -> None:
+    """The aggregate refuses a hold without a kind, whoever calls it."""
+    with pytest.raises(InvalidTransition, match=f"a hold needs a non-empty kind, got {kind!r}"):
+        place(("A", 1)).hold(kind, "x", T0)  # type: ignore[arg-type]
+
+
 def test_releasing_a_hold_that_is_not_there_is_refused() -> None:
     """UnknownHold names the kinds that do stand."""
     order, _ = place(("A", 1)).hold("manual", "x", T0)
