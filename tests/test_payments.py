@@ -565,7 +565,8 @@ def test_a_capture_larger_than_the_first_authorisation_is_split(
 ) -> None:
     """One parcel of 24.95 on authorisations of 14.95 and 10.00: two captures, the second
     keyed with its authorisation's reference; a refund beyond the first's capture takes
-    the rest from the second; nothing is left to void."""
+    the rest from the second, and a second refund only from the second; nothing is left to
+    void."""
     order = shop.place_order(paid_draft(("A", 1, "10.00")))
     order = shop.change_quantity(order.id, order.lines[0].id, 2)
     shop.allocate(order.id)
@@ -585,6 +586,10 @@ def test_a_capture_larger_than_the_first_authorisation_is_split(
     assert_gateway_holds_the_ledger(gateway, refunded)
     with pytest.raises(PaymentLimitExceeded, match=r"4\.95 EUR"):
         shop.refund_order(order.id, eur("5.00"), "too much")
+    rest = shop.refund_order(order.id, eur("4.95"), "the rest")
+    assert [(p.amount, p.draws_on) for p in rest.payments[6:]] == [(eur("4.95"), "pay-2")]
+    assert rest.refunded == rest.captured == eur("24.95")
+    assert_gateway_holds_the_ledger(gateway, rest)
 
 
 @pytest.mark.parametrize("edit", ["add a line", "more of a line"])
