@@ -56,7 +56,12 @@ class BusySku(RuleBasedStateMachine):
 
     @rule(order=st.sampled_from(ORDERS), line=st.sampled_from(LINES), units=st.integers(1, 3))
     def release_line(self, order: OrderId, line: LineId, units: int) -> None:
+        before = {other: self.item.held_for(order, other) for other in LINES}
         self.apply(self.item.release_line(order, line, units, self.at))
+        released = min(units, before[line])
+        assert {other: self.item.held_for(order, other) for other in LINES} == {
+            other: held - released * (other == line) for other, held in before.items()
+        }, "only the line's own holds are released"
 
     @rule(order=st.sampled_from(ORDERS), allocate=st.booleans())
     def allocate_order(self, order: OrderId, allocate: bool) -> None:
