@@ -388,13 +388,20 @@ def test_fewest_shipments_finds_a_pair_where_greedy_needs_three() -> None:
         ({"L-A": (2, 1), "L-B": (8, 4), "L-C": (1, 1), "L-D": (3, 2)}, 5, {"L-B": 3, "L-D": 2}),
         # 2 from 3 degrees and 4 from 13 (58) beat 3 from 8 and 3 from 13 (63)
         ({"L-A": (8, 3), "L-B": (13, 4), "L-C": (3, 2)}, 6, {"L-B": 4, "L-C": 2}),
+        # no pair holds 6, so triples: 2 from 10, 2 from 60 and 2 from 70 (280) beat
+        # 2 from 10, 1 from 20 and 3 from 100 (340)
+        (
+            {"L-A": (10, 2), "L-B": (20, 1), "L-C": (100, 3), "L-D": (60, 2), "L-E": (70, 2)},
+            6,
+            {"L-A": 2, "L-D": 2, "L-E": 2},
+        ),
     ],
 )
-def test_of_the_pairs_that_cover_a_line_the_fewest_unit_kilometres_win(
+def test_of_the_smallest_covers_of_a_line_the_fewest_unit_kilometres_win(
     held: dict[str, tuple[int, int]], units: int, used: dict[str, int]
 ) -> None:
     """No location holds the whole line (``held``: degrees from the destination, units):
-    of the pairs that cover it, the one whose units travel least wins."""
+    of the smallest sets that cover it, the one whose units travel least wins."""
     network = [
         loc(x, "warehouse", GeoPoint(0, degrees), {"ship"}) for x, (degrees, _) in held.items()
     ]
@@ -403,6 +410,19 @@ def test_of_the_pairs_that_cover_a_line_the_fewest_unit_kilometres_win(
         request(("A", units), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
     )
     assert {a.location_id: a.quantity for a in plan.assignments} == used
+
+
+def test_without_a_cover_the_greedy_fallback_counts_only_the_units_still_needed() -> None:
+    """It takes three locations to cover 3 A and 3 B, and only two may ship. The greedy
+    cover takes L-1's 3 A, then L-3's 2 B over L-2's 3 A, which the order no longer needs."""
+    held = {"L-1": (1, "A", 3), "L-2": (2, "A", 3), "L-3": (3, "B", 2), "L-4": (4, "B", 1)}
+    network = [loc(x, "warehouse", GeoPoint(0, d), {"ship"}) for x, (d, _, _) in held.items()]
+    stock = {(LocationId(x), Sku(sku)): n for x, (_, sku, n) in held.items()}
+    plan = FewestShipmentsPolicy(max_shipments=2).plan(
+        request(("A", 3), ("B", 3), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
+    )
+    assert {a.location_id: a.quantity for a in plan.assignments} == {"L-1": 3, "L-3": 2}
+    assert plan.units_unallocated == 1
 
 
 def test_max_shipments_caps_the_locations_used() -> None:
