@@ -234,6 +234,18 @@ def test_same_day_only_within_the_radius_and_with_the_capability() -> None:
     assert "beyond the 50 km same-day radius" in reason
 
 
+@pytest.mark.parametrize("method", ["ship", "same_day"])
+def test_a_location_exactly_at_the_limit_is_within_it(method: str) -> None:
+    """The distance limit and the same-day radius include their bound: with both at 0 km,
+    the store at the destination itself still serves it."""
+    store = NETWORK[2]
+    assert store.geo is not None
+    plan = NearestPolicy(filters=[MaxDistanceFilter(0)], same_day_radius_km=0).plan(
+        request(("A", 1), method=method, destination=store.geo), snapshot({("ST-BER", "A"): 1})
+    )
+    assert plan.shipments == ("ST-BER",)
+
+
 def test_pickup_uses_the_pickup_store_unless_ship_to_store_is_allowed() -> None:
     """Click & collect: only the store; with ship-to-store, a warehouse tops it up."""
     stock = {("ST-BER", "A"): 1, ("WH-HAM", "A"): 5}
