@@ -157,6 +157,8 @@ def test_a_handling_cost_by_location_id_comes_before_the_cost_of_its_kind() -> N
     stock = {("WH-HAM", "A"): 5, ("WH-MUC", "A"): 5}
     cheapest = LowestCostPolicy(model).plan(request(("A", 2)), snapshot(stock))
     assert cheapest.shipments == ("WH-MUC",)  # Hamburg is nearer Berlin, but dear
+    free = CostModel(location_costs={"WH-HAM": 0, "warehouse": 5.0})  # free is a cost too
+    assert [free.handling(by_id[LocationId(x)]) for x in ("WH-HAM", "WH-MUC")] == [0, 5.0]
 
 
 def test_a_location_without_a_point_is_the_farthest() -> None:
@@ -377,6 +379,14 @@ def test_a_location_listed_with_zero_units_has_no_stock(policy: SourcingPolicy) 
     assert plan.trace_of("WH-MUC").excluded == "no stock of the requested SKUs"
     without = policy.plan(request(("A", 2)), snapshot({("WH-HAM", "A"): 3}))
     assert (plan.assignments, plan.trace) == (without.assignments, without.trace)
+
+
+def test_fewest_shipments_ships_from_the_nearest_of_the_locations_that_hold_everything() -> None:
+    """WH-MUC comes first by priority, but WH-HAM is nearer Berlin; the store holds too
+    little to ship alone."""
+    stock = {("WH-MUC", "A"): 3, ("WH-HAM", "A"): 3, ("ST-BER", "A"): 2}
+    plan = FewestShipmentsPolicy().plan(request(("A", 3)), snapshot(stock))
+    assert plan.shipments == ("WH-HAM",)
 
 
 def test_fewest_shipments_finds_a_pair_where_greedy_needs_three() -> None:
