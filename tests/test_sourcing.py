@@ -140,6 +140,24 @@ def test_lowest_cost_weighs_a_shipment_against_distance() -> None:
     assert set(split.shipments) == {"ST-BER", "WH-MUC"}
 
 
+def test_a_dear_kind_does_not_make_one_far_location_look_cheapest() -> None:
+    """Stores cost 50 a unit to pick, but none is in play: one far warehouse holding the
+    whole order (800 km: 1 + 2 x 8 = 17) loses to two near ones holding a SKU each
+    (10 km: 2 x 1 + 2 x 0.1 = 2.2). Only the cheapest handling may bound what a split
+    could cost."""
+    held = {"N-A": (0.09, {"A": 1}), "N-B": (0.09, {"B": 1}), "FAR": (7.2, {"A": 1, "B": 1})}
+    network = [loc(x, "warehouse", GeoPoint(0, d), {"ship"}) for x, (d, _) in held.items()]
+    stock = {
+        (LocationId(x), Sku(sku)): n for x, (_, units) in held.items() for sku, n in units.items()
+    }
+    model = CostModel(per_shipment=1, per_unit=0, per_unit_km=0.01, location_costs={"store": 50})
+    plan = LowestCostPolicy(model).plan(
+        request(("A", 1), ("B", 1), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
+    )
+    assert sorted(plan.shipments) == ["N-A", "N-B"]
+    assert plan.cost == pytest.approx(2.2, abs=0.01)
+
+
 def test_handling_costs_by_kind_steer_away_from_stores() -> None:
     """With stores dear to pick from, the warehouse wins even though the store is nearer."""
     stock = {("ST-BER", "A"): 5, ("WH-HAM", "A"): 5}
@@ -445,6 +463,20 @@ def test_without_a_cover_the_greedy_fallback_counts_only_the_units_still_needed(
     )
     assert {a.location_id: a.quantity for a in plan.assignments} == {"L-1": 3, "L-3": 2}
     assert plan.units_unallocated == 1
+
+
+def test_of_pairs_as_near_as_each_other_the_one_of_least_priority_sum_wins() -> None:
+    """Three warehouses at one point with a unit each, priorities 1, 2 and 9: every pair's
+    units travel as far, so the pair of priorities 1 and 2 ships."""
+    network = [
+        loc(x, "warehouse", GeoPoint(0, 1), {"ship"}, priority=p)
+        for x, p in (("L-W", 1), ("L-X", 2), ("L-Y", 9))
+    ]
+    stock = {(LocationId(x), Sku("A")): 1 for x in ("L-W", "L-X", "L-Y")}
+    plan = FewestShipmentsPolicy().plan(
+        request(("A", 2), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
+    )
+    assert sorted(plan.shipments) == ["L-W", "L-X"]
 
 
 def test_max_shipments_caps_the_locations_used() -> None:
