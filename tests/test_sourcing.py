@@ -523,7 +523,7 @@ def test_policy_from_config_builds_every_policy() -> None:
     policy = policy_from_config(
         {
             "policy": "lowest_cost",
-            "cost_model": {"per_shipment": 5, "location_costs": {"store": 0.8}},
+            "cost_model": {"per_shipment": 5, "location_costs": {"store": 0.8, "WH-HAM": 0}},
             "filters": {
                 "kinds": ["warehouse", "store"],
                 "max_distance_km": 800,
@@ -533,7 +533,9 @@ def test_policy_from_config_builds_every_policy() -> None:
         }
     )
     assert isinstance(policy, LowestCostPolicy)
-    assert policy.cost_model == CostModel(per_shipment=5.0, location_costs={"store": 0.8})
+    assert policy.cost_model == CostModel(
+        per_shipment=5.0, location_costs={"store": 0.8, "WH-HAM": 0.0}
+    )
     assert policy.same_day_radius_km == 30
     assert len(policy.filters) == 3
     routed = policy_from_config(
