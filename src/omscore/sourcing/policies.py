@@ -368,18 +368,14 @@ class LowestCostPolicy(_BasePolicy):
             best = min(singles, key=cost_of)
             cost = per_shipment + total * cost_of(best)[0]
             filled = [(best, list(problem.targets))]  # a covering single supplies every target
-            if 2 * per_shipment + total * self._cheapest_unit_floor() >= cost - 1e-9:
+            # No unit costs less than per_unit: no distance, and handling costs are >= 0.
+            if 2 * per_shipment + total * self.cost_model.per_unit >= cost - 1e-9:
                 how = f"exact: one location of {len(singles)}; no two shipments can cost less"
                 return problem.plan(
                     self.name, filled, rank, cost=cost, search=how, steps=len(singles)
                 )
             single = (cost, (best.id,), filled)
         return self._search(problem, cost_of, rank, single)
-
-    def _cheapest_unit_floor(self) -> float:
-        """No unit can cost less than this (no distance, the cheapest handling)."""
-        model = self.cost_model
-        return model.per_unit + min([0.0, *model.location_costs.values()])
 
     def _search(
         self,
