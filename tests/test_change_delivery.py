@@ -14,7 +14,13 @@ from omscore import OMS, Capability, Delivery, Money, OrderStatus
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.adapters.system import SequentialIds
-from omscore.errors import InvalidDraft, InvalidTransition, OmsError, PaymentDeclined
+from omscore.errors import (
+    DuplicateIdempotencyKey,
+    InvalidDraft,
+    InvalidTransition,
+    OmsError,
+    PaymentDeclined,
+)
 from omscore.events import DeliveryChanged
 from omscore.sourcing import DeliveryMethod
 from omscore.testing import ManualClock
@@ -227,6 +233,19 @@ def test_without_a_fee_the_fee_stays() -> None:
     assert order.shipping_fee == Money("4.95", "EUR")
     changed = [e for e in oms.events() if isinstance(e, DeliveryChanged)]
     assert [e.shipping_fee for e in changed] == [None]
+
+
+def test_a_key_repeated_with_another_fee_is_refused_and_with_the_same_fee_replays() -> None:
+    """The fee is part of the command: the key that changed the delivery for 0.00 cannot
+    be reused for 4.95, and a repeat of the same call changes nothing more."""
+    oms, order_id = paid_shop()
+    free = Money.zero("EUR")
+    first = oms.change_delivery(order_id, STORE_PICKUP, "pickup-1", shipping_fee=free)
+    with pytest.raises(DuplicateIdempotencyKey, match="pickup-1"):
+        oms.change_delivery(order_id, STORE_PICKUP, "pickup-1", shipping_fee=Money("4.95", "EUR"))
+    assert oms.change_delivery(order_id, STORE_PICKUP, "pickup-1", shipping_fee=free) == first
+    assert oms.get_order(order_id) == first
+    assert len([e for e in oms.events() if isinstance(e, DeliveryChanged)]) == 1
 
 
 def test_a_higher_fee_is_authorised_for_the_difference() -> None:
