@@ -422,6 +422,21 @@ def test_a_level_the_ledger_does_not_explain_is_named(books: OMS) -> None:
     assert "on_hand" in found[0]
 
 
+def test_a_level_lost_while_its_ledger_stays_is_named(books: OMS) -> None:
+    """A level row gone: the ledger still says WH-1 has 10 of A, 2 allocated."""
+
+    def drop_level(uow: UnitOfWork) -> None:
+        item = uow.inventory.get(Sku("A"))
+        assert item is not None
+        uow.inventory.put(evolved(item, levels={}))
+
+    _damage(books, drop_level)
+    assert [(d.location_id, d.field, d.level, d.expected) for d in books.reconcile()] == [
+        ("WH-1", "on_hand", 0, 10),
+        ("WH-1", "allocated", 0, 2),
+    ]
+
+
 def test_more_committed_than_on_hand_is_named(books: OMS) -> None:
     """On hand goes to 3 with the ledger's say-so: under the 2 allocated and 2 reserved
     together, though above either alone."""
