@@ -70,7 +70,8 @@ def test_placing_authorises_the_order_total(shop: OMS, gateway: FakePaymentGatew
 
 
 def test_a_declined_card_holds_the_order_and_keeps_it(make_oms: Callable[..., OMS]) -> None:
-    """The order is placed, on a payment hold; a later authorisation releases the hold."""
+    """The order is placed, on a payment hold; a retry declined keeps it, and a later
+    authorisation releases it."""
     gateway = FakePaymentGateway()
     oms = make_oms(payments=gateway)
     oms.add_location(warehouse("WH-1"))
@@ -80,6 +81,10 @@ def test_a_declined_card_holds_the_order_and_keeps_it(make_oms: Callable[..., OM
     assert [h.kind for h in order.holds] == ["payment"]
     assert order.authorized == Money.zero("EUR")
     assert [p.kind for p in order.payments] == [PaymentKind.DECLINED]
+    gateway.decline_next()
+    again = oms.authorize_payment(order.id)  # declined again: the hold stays
+    assert (again.status, [h.kind for h in again.holds]) == (OrderStatus.ON_HOLD, ["payment"])
+    assert [p.kind for p in again.payments] == [PaymentKind.DECLINED] * 2
     order = oms.authorize_payment(order.id)
     assert order.holds == ()
     assert order.authorized == eur("14.95")
@@ -92,6 +97,13 @@ def test_a_gateway_fault_holds_the_order_too(make_oms: Callable[..., OMS]) -> No
     gateway.fail_next()
     order = oms.place_order(paid_draft(("A", 1, "10.00")))
     assert "authorisation failed" in order.holds[0].reason
+    gateway.decline_next()
+    order = oms.authorize_payment(order.id)  # the retry is declined: the hold says so now
+    assert [h.reason.split(":")[0] for h in order.holds] == ["authorisation declined"]
+    gateway.fail_next()
+    order = oms.authorize_payment(order.id)
+    assert [h.reason.split(":")[0] for h in order.holds] == ["authorisation failed"]
+    assert oms.authorize_payment(order.id).holds == ()
 
 
 def test_shipping_captures_its_units_and_the_fee_with_the_first_parcel(

@@ -52,10 +52,10 @@ class Payments:
             result = _paid("authorize", amount, lambda: port.authorize(order.id, amount, key))
         except PaymentDeclined as declined:
             order, events = self._record(order, PaymentKind.DECLINED, amount, key, at)
-            held, more = order.hold(HoldKind.PAYMENT, f"authorisation declined: {declined}", at)
+            held, more = _payment_hold(order, f"authorisation declined: {declined}", at)
             return held, events + more
         except PaymentError as fault:
-            return order.hold(HoldKind.PAYMENT, f"authorisation failed: {fault}", at)
+            return _payment_hold(order, f"authorisation failed: {fault}", at)
         order, events = self._record(order, PaymentKind.AUTHORIZED, result, key, at)
         if result.amount == amount or any(h.kind == HoldKind.PAYMENT for h in order.holds):
             return order, events  # the usual case: authorised as asked
@@ -123,13 +123,13 @@ class Payments:
         else:
             order, events = self._record(order, PaymentKind.AUTHORIZED, result, key, at)
             reason = self.shortfall(order)
-        if any(h.kind == HoldKind.PAYMENT for h in order.holds):
-            order, released = order.release(HoldKind.PAYMENT, at)
-            events += released
         if reason is not None:
-            order, held = order.hold(HoldKind.PAYMENT, reason, at)
-            events += held
-        return order, events
+            order, held = _payment_hold(order, reason, at)
+        elif any(h.kind == HoldKind.PAYMENT for h in order.holds):
+            order, held = order.release(HoldKind.PAYMENT, at)
+        else:
+            held = []
+        return order, events + held
 
     def capture(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Capture ``amount``: credit left from an exchange pays first, the authorisation
@@ -225,6 +225,16 @@ class Payments:
         if amount.is_zero():
             return order, []
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
+
+
+def _payment_hold(order: Order, reason: str, at: datetime) -> Changed:
+    """Hold ``order`` for payment with ``reason``: a payment hold it has already (a retry
+    declined again) gives way to the new one, which says why now."""
+    events: list[DomainEvent] = []
+    if any(h.kind == HoldKind.PAYMENT for h in order.holds):
+        order, events = order.release(HoldKind.PAYMENT, at)
+    order, held = order.hold(HoldKind.PAYMENT, reason, at)
+    return order, [*events, *held]
 
 
 def _next_authorization_key(order: Order, amount: Money) -> str:
