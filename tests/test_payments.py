@@ -71,8 +71,9 @@ def test_placing_authorises_the_order_total(shop: OMS, gateway: FakePaymentGatew
 
 def test_a_declined_card_holds_the_order_and_keeps_it(make_oms: Callable[..., OMS]) -> None:
     """The order is placed, on a payment hold; a retry declined keeps it, and a later
-    authorisation releases it."""
-    gateway = FakePaymentGateway()
+    authorisation releases it. Each try after a decline goes under a key of its own, so a
+    gateway that keeps declines under their key asks the card anew."""
+    gateway = FakePaymentGateway(keep_declines=True)
     oms = make_oms(payments=gateway)
     oms.add_location(warehouse("WH-1"))
     gateway.decline_next()
@@ -88,6 +89,25 @@ def test_a_declined_card_holds_the_order_and_keeps_it(make_oms: Callable[..., OM
     order = oms.authorize_payment(order.id)
     assert order.holds == ()
     assert order.authorized == eur("14.95")
+    first = f"authorize:{order.id}"
+    assert [(p.kind, p.key) for p in order.payments] == [
+        (PaymentKind.DECLINED, first),
+        (PaymentKind.DECLINED, f"{first}:retry-1"),
+        (PaymentKind.AUTHORIZED, f"{first}:retry-2"),
+    ]
+
+
+def test_a_fault_is_retried_under_the_same_key(make_oms: Callable[..., OMS]) -> None:
+    """A fault may hide an authorisation the gateway made, so the retry asks under the
+    same key and gets that one; only a recorded decline moves the key on."""
+    gateway = FakePaymentGateway(keep_declines=True)
+    oms = make_oms(payments=gateway)
+    gateway.fail_next()
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    paid = oms.authorize_payment(order.id)
+    assert paid.holds == ()
+    key = f"authorize:{order.id}"
+    assert [(c.key, c.outcome) for c in gateway.calls] == [(key, "failed"), (key, "ok")]
 
 
 def test_a_gateway_fault_holds_the_order_too(make_oms: Callable[..., OMS]) -> None:
@@ -477,6 +497,28 @@ class TestTheFakeGatewayKeepsARealGatewaysRules:
         assert gateway.authorize("O-1", eur("1.00"), "a").amount == eur("0.50")
         assert gateway.authorize("O-2", eur("1.00"), "b").amount == eur("1.00")
 
+    def test_a_decline_is_kept_under_its_key_when_asked(self) -> None:
+        """keep_declines: a repeat of a declined key is declined again without asking,
+        whether the decline was asked for or the order's; another key is asked. By
+        default a declined key is asked again."""
+        keeping = FakePaymentGateway(keep_declines=True, decline_orders={"O-9"})
+        keeping.decline_next()
+        for _ in range(2):
+            with pytest.raises(PaymentDeclined):
+                keeping.authorize("O-1", eur("1.00"), "a")
+            with pytest.raises(PaymentDeclined):
+                keeping.authorize("O-9", eur("1.00"), "b")
+        keeping.decline_orders.clear()
+        with pytest.raises(PaymentDeclined, match="kept under the key"):
+            keeping.authorize("O-9", eur("1.00"), "b")
+        assert keeping.authorize("O-1", eur("1.00"), "c").reference == "pay-1"
+        assert [c.outcome for c in keeping.calls] == ["declined"] * 2 + ["repeat"] * 3 + ["ok"]
+        forgetting = FakePaymentGateway()
+        forgetting.decline_next()
+        with pytest.raises(PaymentDeclined):
+            forgetting.authorize("O-1", eur("1.00"), "a")
+        assert forgetting.authorize("O-1", eur("1.00"), "a").reference == "pay-1"
+
     def test_declines_and_faults_on_request(self, gateway: FakePaymentGateway) -> None:
         """decline_next and fail_next, and declined orders."""
         gateway.decline_orders.add("O-9")
@@ -857,9 +899,11 @@ def test_a_retried_authorisation_that_falls_short_keeps_the_hold_for_that_reason
     ]
 
 
-def short_order(make_oms: Callable[..., OMS]) -> tuple[OMS, PrepaidCard, Order]:
+def short_order(
+    make_oms: Callable[..., OMS], *, keep_declines: bool = False
+) -> tuple[OMS, PrepaidCard, Order]:
     """A prepaid card with 20.00 EUR on it, and an order of 24.95 waiting on its hold."""
-    card = PrepaidCard(eur("20.00"))
+    card = PrepaidCard(eur("20.00"), keep_declines=keep_declines)
     oms = make_oms(payments=card)
     oms.add_location(warehouse("WH-1"))
     oms.receive("WH-1", "A", 5)
@@ -894,7 +938,7 @@ def test_a_top_up_declined_or_short_keeps_the_hold_saying_why(
     """Declined: the decline is recorded and the hold says so. Then 2.00 of the 4.95: that
     is recorded (it covers some) and the hold says what is still short. The rest, later,
     releases it."""
-    oms, card, order = short_order(make_oms)
+    oms, card, order = short_order(make_oms, keep_declines=True)
     card.decline_next()
     declined = oms.authorize_payment(order.id)
     assert declined.payments[-1].kind is PaymentKind.DECLINED
@@ -909,6 +953,11 @@ def test_a_top_up_declined_or_short_keeps_the_hold_saying_why(
     done = oms.authorize_payment(order.id)
     assert [b.authorized for b in done.authorizations] == [eur("20.00"), eur("2.00"), eur("2.95")]
     assert done.holds == ()
+    assert [p.key for p in done.payments[1:]] == [
+        f"authorize:{order.id}:2:4.95",
+        f"authorize:{order.id}:2:4.95:retry-1",  # the decline kept under the first is not asked
+        f"authorize:{order.id}:3:2.95:retry-1",
+    ]
     with pytest.raises(InvalidTransition, match="already authorised"):
         oms.authorize_payment(order.id)
 
@@ -927,8 +976,8 @@ def test_a_top_up_the_gateway_fails_changes_nothing(make_oms: Callable[..., OMS]
 class PrepaidCard(FakePaymentGateway):
     """A gateway that authorises at most what is left on the card."""
 
-    def __init__(self, limit: Money) -> None:
-        super().__init__()
+    def __init__(self, limit: Money, *, keep_declines: bool = False) -> None:
+        super().__init__(keep_declines=keep_declines)
         self.limit = limit
 
     def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:

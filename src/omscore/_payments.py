@@ -3,7 +3,8 @@
 Each step calls the payment port (or, without one, records the movement as settled
 outside omscore) and returns the order with the entry in its payment ledger and the event
 that says so. Keys are derived from the command (``capture:<fulfilment id>``), so a retried
-command never moves money twice.
+command never moves money twice. An authorisation tried again after a recorded decline is
+another key, so that a gateway that keeps a key's first answer asks the card anew.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Payments:
 
     def authorize(self, order: Order, amount: Money, at: datetime) -> Changed:
         """Authorise ``amount``; a decline or a fault puts a payment hold on the order."""
-        key = f"authorize:{order.id}"
+        key = _after_declines(f"authorize:{order.id}", order)
         if self.port is None:
             return self._record(order, PaymentKind.AUTHORIZED, amount, key, at)
         try:
@@ -240,7 +241,18 @@ def _payment_hold(order: Order, reason: str, at: datetime) -> Changed:
 def _next_authorization_key(order: Order, amount: Money) -> str:
     """The key of the order's next authorisation, for ``amount`` more: a repeat of the
     same command sends it again, and another amount is another call."""
-    return f"authorize:{order.id}:{len(order.authorizations) + 1}:{amount.amount}"
+    return _after_declines(
+        f"authorize:{order.id}:{len(order.authorizations) + 1}:{amount.amount}", order
+    )
+
+
+def _after_declines(key: str, order: Order) -> str:
+    """``key``, with ``:retry-<n>`` added once ``n`` declines are recorded on the order. A
+    decline moved no money, so the next try may ask under a key of its own, and must: a
+    gateway that keeps a key's first answer, declines too, would answer it with the old
+    decline. A command repeated before its decline was recorded sends the same key."""
+    declines = sum(1 for p in order.payments if p.kind is PaymentKind.DECLINED)
+    return f"{key}:retry-{declines}" if declines else key
 
 
 #: The payment port's operation behind each movement it makes.

@@ -351,7 +351,8 @@ class PaymentPort(Protocol):
     """A payment gateway. Every call carries an idempotency key: a repeated key returns the
     first result and moves no money. Failures raise ``PaymentDeclined`` (a decision) or
     ``PaymentError`` (a fault); the OMS takes any other exception it raises for a fault,
-    a ``PaymentError`` raised from it."""
+    a ``PaymentError`` raised from it. A gateway may keep a decline under its key too: the
+    OMS asks under a new key after each decline it records (an authorisation's retry)."""
 
     def authorize(self, order_id: str, amount: Money, key: str) -> PaymentResult:
         """Reserve ``amount`` on the customer's payment method."""

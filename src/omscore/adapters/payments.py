@@ -56,6 +56,11 @@ class FakePaymentGateway:
     For long runs (the simulation): ``record_calls=False`` keeps no log of calls, and
     ``remember_keys=n`` remembers only the ``n`` latest idempotency keys, as real gateways
     forget keys after a while (a repeat of a forgotten key moves money again).
+
+    It keeps only what succeeded under a key. ``keep_declines=True`` keeps declines too, as
+    gateways do that store a key's first answer whatever it was (Stripe does:
+    https://docs.stripe.com/idempotency): a repeat of a declined key is declined again
+    without asking the card, so a retry after a decline needs a key of its own.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class FakePaymentGateway:
         decline_orders: set[str] | None = None,
         record_calls: bool = True,
         remember_keys: int | None = None,
+        keep_declines: bool = False,
     ) -> None:
         if remember_keys is not None and remember_keys < 1:
             raise InvalidQuantity(f"remember_keys must be at least 1, got {remember_keys}")
@@ -72,7 +78,8 @@ class FakePaymentGateway:
         self.calls: list[GatewayCall] = []
         self.record_calls = record_calls
         self.remember_keys = remember_keys
-        self._results: dict[str, tuple[str, PaymentResult]] = {}
+        self.keep_declines = keep_declines
+        self._results: dict[str, tuple[str, PaymentResult | PaymentDeclined]] = {}
         self._declines = 0
         self._failures = 0
         self._limits: list[Money] = []
@@ -124,17 +131,23 @@ class FakePaymentGateway:
             if first_operation != operation:
                 raise PaymentError(f"key {key!r} was used for {first_operation}, not {operation}")
             self._log(operation, key, amount, "repeat")
+            if isinstance(first, PaymentDeclined):
+                raise PaymentDeclined(f"{first} (the answer kept under the key)")
             return first
         if self._failures:
             self._failures -= 1
             self._log(operation, key, amount, "failed")
             raise PaymentError(f"gateway unavailable during {operation} ({key})")
-        if self._declines and operation != "void":
-            self._declines -= 1
-            self._log(operation, key, amount, "declined")
-            raise PaymentDeclined(f"{operation} of {amount} declined ({key})")
         try:
+            if self._declines and operation != "void":
+                self._declines -= 1
+                raise PaymentDeclined(f"{operation} of {amount} declined ({key})")
             result = act()
+        except PaymentDeclined as declined:
+            self._log(operation, key, amount, "declined")
+            if self.keep_declines:
+                self._remember(key, operation, declined)
+            raise
         except PaymentError:
             self._log(operation, key, amount, "refused")
             raise
@@ -146,7 +159,7 @@ class FakePaymentGateway:
         if self.record_calls:
             self.calls.append(GatewayCall(operation, key, amount, outcome))
 
-    def _remember(self, key: str, operation: str, result: PaymentResult) -> None:
+    def _remember(self, key: str, operation: str, result: PaymentResult | PaymentDeclined) -> None:
         results = self._results
         results[key] = (operation, result)
         if self.remember_keys is not None and len(results) > self.remember_keys:
