@@ -304,6 +304,33 @@ def test_the_capacity_a_moved_fulfilment_order_used_moves_with_it(
     assert state(oms, second.id) == before
 
 
+@pytest.mark.parametrize("how", ["move", "reallocate"])
+def test_a_cap_set_after_the_allocation_has_nothing_to_give_back(
+    how: str, make_store: Callable[[], Store]
+) -> None:
+    """WH-1 took the order's fulfilment order before it had a cap, so no load was counted
+    for it; taking it back today gives back nothing, and WH-1 still has its one of today
+    for the next order."""
+    oms = network(make_store())
+    oms.receive("WH-1", "A", 5)
+    oms.receive("WH-2", "A", 5)
+    order = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(order)] == ["WH-1"]
+    oms.update_location("WH-1", daily_capacity=1)
+    if how == "move":
+        oms.move_fulfillment(order.fulfillments[0].id, "WH-2")
+    else:
+        oms.update_location("WH-1", active=False)
+        oms.reallocate(order.id)
+        oms.update_location("WH-1", active=True)
+    assert [loc for _, loc, _ in active(oms.get_order(order.id))] == ["WH-2"]
+    second = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(second)] == ["WH-1"]
+    third = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(third)] == ["WH-2"]
+    check_books(oms)
+
+
 def refusals() -> dict[str, tuple[type[Exception], str]]:
     """Each refused move: the error and words its message must have."""
     return {
