@@ -1,7 +1,7 @@
 """A mutation sweep: does some test fail when one operator of the domain code is flipped?
 
     python tools/mutation_sweep.py src/omscore/returns/model.py src/omscore/money.py \
-        [--per-file 12] [--seed 7] [--profile dev] [--out sweep.jsonl]
+        [--per-file 12] [--seed 7] [--profile dev] [--timeout 150] [--out sweep.jsonl]
 
 For a random sample of sites in each file (``--per-file`` of them, drawn with ``--seed``),
 it flips one thing: a comparison (``<`` and ``<=``, ``==`` and ``!=``, ``in``, ``is``), a
@@ -10,6 +10,11 @@ domain tests (no SQLite, simulate, docs or benchmarks) with ``-x`` against a cop
 source tree and records whether they failed. A mutant that survives is either a test gap
 or a change that cannot be seen (a threshold for an index, a fast path that gives the same
 answer): each needs a look. The tree is copied first, so the checkout is never touched.
+
+A mutant whose tests run past ``--timeout`` seconds counts as killed (it may hang), but
+its line says ``"outcome": "timed out"``, not ``"failed"``: under load, Hypothesis
+shrinking a real failure can take that long too, and so can a survivor's tests. Run those
+again with a longer limit before you call them killed.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ FAST_TESTS = [
 ]
 
 Site = tuple[str, int, int]  # kind, line, column
+#: How the sweep's output line starts for each outcome.
+LABELS = {"failed": "killed  ", "passed": "SURVIVED", "timed out": "TIMEOUT "}
 
 
 def sites(tree: ast.AST) -> list[Site]:
@@ -117,9 +124,9 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
 
-def killed(tree: Path, tests: list[str], profile: str, timeout: float) -> bool:
-    """Whether ``tests`` (pytest arguments) fail on ``tree`` (a hang or a blow-up counts as
-    failing)."""
+def outcome(tree: Path, tests: list[str], profile: str, timeout: float) -> str:
+    """``"failed"`` (a blow-up too), ``"passed"`` or ``"timed out"``: what ``tests``
+    (pytest arguments) did on ``tree``."""
     environment = {**os.environ, "PYTHONPATH": str(tree / "src"), "HYPOTHESIS_PROFILE": profile}
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     try:
@@ -133,12 +140,23 @@ def killed(tree: Path, tests: list[str], profile: str, timeout: float) -> bool:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return True
-    return run.returncode != 0
+        return "timed out"
+    return "passed" if run.returncode == 0 else "failed"
+
+
+def killed(tree: Path, tests: list[str], profile: str, timeout: float) -> bool:
+    """Whether ``tests`` fail on ``tree``; running past ``timeout`` counts as failing."""
+    return outcome(tree, tests, profile, timeout) != "passed"
 
 
 def sweep(
-    files: list[str], per_file: int, seed: int, tests: list[str], profile: str, out: Path
+    files: list[str],
+    per_file: int,
+    seed: int,
+    tests: list[str],
+    profile: str,
+    out: Path,
+    timeout: float = 150,
 ) -> None:
     """Mutate a sample of each file's sites in a copy of the tree; one JSON line each."""
     rng = random.Random(seed)
@@ -162,19 +180,21 @@ def sweep(
                 path.write_text(ast.unparse(mutated))
                 start = time.monotonic()
                 try:
-                    dead = killed(tree, tests, profile, timeout=150)
+                    result = outcome(tree, tests, profile, timeout)
                 finally:
                     path.write_text(source)
+                dead = result != "passed"
                 record = {
                     "file": name,
                     "kind": site[0],
                     "line": site[1],
                     "killed": dead,
+                    "outcome": result,
                     "code": source.splitlines()[site[1] - 1].strip(),
                     "seconds": round(time.monotonic() - start, 1),
                 }
                 print(json.dumps(record), file=results, flush=True)
-                print(("killed  " if dead else "SURVIVED") + f" {name}:{site[1]} {record['code']}")
+                print(f"{LABELS[result]} {name}:{site[1]} {record['code']}")
 
 
 def main() -> None:
@@ -191,8 +211,23 @@ def main() -> None:
         "tests/test_store_contracts.py)",
     )
     parser.add_argument("--out", type=Path, default=Path("mutation-sweep.jsonl"))
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=150,
+        help="seconds a mutant's tests may run; past it the mutant counts as killed, "
+        'marked "timed out"',
+    )
     args = parser.parse_args()
-    sweep(args.files, args.per_file, args.seed, args.tests.split(), args.profile, args.out)
+    sweep(
+        args.files,
+        args.per_file,
+        args.seed,
+        args.tests.split(),
+        args.profile,
+        args.out,
+        args.timeout,
+    )
 
 
 if __name__ == "__main__":
