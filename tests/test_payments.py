@@ -185,6 +185,7 @@ def test_without_a_port_payments_are_recorded_as_settled_elsewhere(
     order = oms.ship(oms.get_order(order.id).fulfillments[0].id, tracking="T")
     assert order.authorized == order.captured == eur("14.95")
     assert order.payment_reference is None
+    assert [p.kind for p in order.payments] == [PaymentKind.AUTHORIZED, PaymentKind.CAPTURED]
 
 
 def test_an_order_authorised_before_a_gateway_was_configured_settles_outside_it(
@@ -192,21 +193,26 @@ def test_an_order_authorised_before_a_gateway_was_configured_settles_outside_it(
 ) -> None:
     """A shop adds a gateway: orders placed before it (authorised elsewhere, with no gateway
     reference) still ship, settle and refund, recorded as settled elsewhere, and the gateway
-    is never asked to move money it never authorised."""
+    is never asked to move money it never authorised: a unit cancelled is voided there."""
     store = MemoryStore()
     before = OMS(store, clock=clock, ids=SequentialIds())
     before.add_location(warehouse("WH-1"))
     before.add_location(warehouse("WH-2", priority=2))
     before.receive("WH-1", "A", 5)
     before.receive("WH-2", "B", 5)
-    order = before.place_order(paid_draft(("A", 1, "10.00"), ("B", 1, "5.00")))
+    order = before.place_order(paid_draft(("A", 1, "10.00"), ("B", 2, "5.00")))
     before.allocate(order.id)
     first, second = before.get_order(order.id).fulfillments
     before.ship(first.id, tracking="T-1")
     gateway = FakePaymentGateway()
     after = OMS(store, clock=clock, ids=SequentialIds(), payments=gateway)
+    after.cancel(order.id, {order.lines[1].id: 1})
     shipped = after.ship(second.id, tracking="T-2")
-    assert shipped.captured == shipped.authorized == eur("19.95")
+    assert (shipped.authorized, shipped.captured, shipped.voided) == (
+        eur("24.95"),
+        eur("19.95"),
+        eur("5.00"),
+    )
     assert all(p.reference is None for p in shipped.payments)
     after.deliver(first.id)
     rma = after.request_return(order.id, {shipped.lines[0].id: 1})
@@ -402,17 +408,21 @@ def test_a_gateway_that_crashes_refuses_the_command_with_a_payment_error(
     assert (oms.get_order(order.id), len(oms.events())) == kept
 
 
-def test_a_partial_authorisation_is_recorded_as_what_it_is(make_oms: Callable[..., OMS]) -> None:
-    """A gateway may authorise less than asked (a prepaid card): that is recorded."""
-    partial = MisreportingGateway("authorize", lambda r: attrs.evolve(r, amount=eur("10.00")))
+@pytest.mark.parametrize("amount", ["10.00", "0.00"])
+def test_a_partial_authorisation_is_recorded_as_what_it_is(
+    amount: str, make_oms: Callable[..., OMS]
+) -> None:
+    """A gateway may authorise less than asked (a prepaid card), even nothing (a card
+    with nothing left on it): that is recorded, and the hold says how short it is."""
+    partial = MisreportingGateway("authorize", lambda r: attrs.evolve(r, amount=eur(amount)))
     oms = make_oms(payments=partial)
     oms.add_location(warehouse("WH-1"))
     order = oms.place_order(paid_draft(("A", 1, "10.00")))
-    assert order.authorized == eur("10.00")
+    assert [(p.kind, p.amount) for p in order.payments] == [(PaymentKind.AUTHORIZED, eur(amount))]
     assert [(h.kind, h.reason) for h in order.holds] == [
         (
             "payment",
-            "authorised 10.00 EUR of 14.95 EUR: cancel units until the payment covers the "
+            f"authorised {amount} EUR of 14.95 EUR: cancel units until the payment covers the "
             "rest, or cancel the order",
         )
     ]
@@ -784,7 +794,8 @@ def test_edits_are_not_limited_without_a_gateway_or_before_an_authorisation(
     declined.add_location(warehouse("WH-1"))
     gateway.decline_next()
     order = declined.place_order(paid_draft(("A", 1, "10.00")))
-    declined.change_quantity(order.id, order.lines[0].id, 2)
+    edited = declined.change_quantity(order.id, order.lines[0].id, 2)
+    assert ([p.kind for p in edited.payments], len(gateway.calls)) == ([PaymentKind.DECLINED], 1)
     assert declined.authorize_payment(order.id).authorized == eur("24.95")
 
 
@@ -849,15 +860,18 @@ def test_units_cancelled_make_room_for_an_added_line(
     shop: OMS, gateway: FakePaymentGateway
 ) -> None:
     """Three units authorised (34.95); two cancelled leave 14.95 to charge, so a line of
-    15.00 fits (29.95) with no call to the gateway, while one of 25.00 more (54.95) is
-    authorised for the 20.00 it adds beyond the 34.95."""
+    15.00 fits (29.95) with no call to the gateway, and so does one of 5.00 that brings
+    it to exactly 34.95, while one of 25.00 more (59.95) is authorised for the 25.00 it
+    adds beyond the 34.95."""
     order = shop.place_order(paid_draft(("A", 3, "10.00")))
     shop.cancel(order.id, {order.lines[0].id: 2})
     order = shop.add_line(order.id, LineDraft("B", 1, eur("15.00")))
     assert (order.total, order.chargeable, len(gateway.calls)) == (eur("49.95"), eur("29.95"), 1)
+    order = shop.add_line(order.id, LineDraft("B", 1, eur("5.00")))
+    assert (order.chargeable, len(gateway.calls)) == (order.covered, 1)
     order = shop.add_line(order.id, LineDraft("B", 1, eur("25.00")))
-    assert [b.authorized for b in order.authorizations] == [eur("34.95"), eur("20.00")]
-    assert order.chargeable == order.covered == eur("54.95")
+    assert [b.authorized for b in order.authorizations] == [eur("34.95"), eur("25.00")]
+    assert order.chargeable == order.covered == eur("59.95")
 
 
 def test_a_partly_authorised_order_waits_until_what_is_left_is_covered(
