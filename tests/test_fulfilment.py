@@ -532,6 +532,30 @@ def test_short_picking_every_unit_rejects_the_fulfilment_order(
     check_books(oms)
 
 
+def test_units_sent_back_to_wait_keep_the_order_s_place_in_the_queue(
+    network: Callable[..., OMS], clock: ManualClock
+) -> None:
+    """The first order's parcel is short-picked an hour after a second order began to
+    wait: its units wait again from when the order was placed, so stock arriving then
+    goes to it, not to the order placed after it."""
+    oms = network()
+    oms.receive("WH-HAM", "A", 2)
+    first = oms.place_order(draft(("A", 2)), allocate=True)
+    clock.advance(timedelta(hours=1))
+    second = oms.place_order(draft(("A", 2)))
+    clock.advance(timedelta(hours=1))
+    oms.short_pick(oms.get_order(first.id).fulfillments[0].id, {first.lines[0].id: 2})
+    assert [(b.order_id, b.since) for b in oms.inventory("A").backorders] == [
+        (second.id, second.placed_at),
+        (first.id, first.placed_at),
+    ]
+    oms.receive("WH-MUC", "A", 2)
+    stock = oms.inventory("A")
+    assert stock.held_for(first.id, first.lines[0].id) == 2
+    assert stock.backordered_for(second.id, second.lines[0].id) == 2
+    check_books(oms)
+
+
 def test_a_packed_or_shipped_fulfilment_order_cannot_be_short_picked(
     network: Callable[..., OMS],
 ) -> None:

@@ -449,6 +449,37 @@ def test_hold_events_say_what_each_line_holds_and_gives_back(oms: OMS) -> None:
     assert released == [(order.id, line, 1), (order.id, line, 4)]
 
 
+def test_cancelling_an_order_gives_back_what_it_held_and_what_it_waited_for(oms: OMS) -> None:
+    """Two units held and three backordered: cancelling the order gives back all five of
+    the line in one event, and the two held are available again."""
+    oms.receive("WH-1", "A", 2)
+    order = oms.place_order(draft(("A", 5)))
+    oms.cancel(order.id)
+    released = [
+        (e.order_id, e.line_id, e.quantity)
+        for e in oms.events()
+        if isinstance(e, OrderStockReleased)
+    ]
+    assert released == [(order.id, order.lines[0].id, 5)]
+    assert (oms.available("A"), oms.inventory("A").backorders) == (2, ())
+
+
+def test_allocating_gives_back_what_the_order_held_and_waited_for_then_waits_for_the_rest(
+    oms: OMS,
+) -> None:
+    """Two units held and three backordered: allocating gives back all five in one event,
+    allocates the two, and backorders the three again."""
+    oms.receive("WH-1", "A", 2)
+    order = oms.place_order(draft(("A", 5)))
+    line = order.lines[0].id
+    oms.allocate(order.id)
+    events = oms.events()
+    released = [(e.line_id, e.quantity) for e in events if isinstance(e, OrderStockReleased)]
+    held = [(e.line_id, e.held, e.backordered) for e in events if isinstance(e, OrderStockHeld)]
+    assert (released, held) == ([(line, 5)], [(line, 2, 3), (line, 0, 3)])
+    assert oms.inventory("A").backordered_for(order.id, line) == 3
+
+
 def test_a_pickup_order_holds_stock_at_the_pickup_store_only(oms: OMS) -> None:
     """Warehouse stock does not serve a click & collect order."""
     oms.receive("WH-1", "A", 10)
