@@ -1446,6 +1446,21 @@ def test_an_item_allocates_at_one_location_up_to_what_is_available() -> None:
         change.item.allocate(wh, 0, "O-2-F1", at)
 
 
+def test_a_cart_taken_over_by_two_lines_gives_each_only_what_it_held() -> None:
+    """A cart holds 3 units at one location; the order's two lines of the SKU want 1 and
+    3: the first takes 1, the second the 2 left, and still needs 1."""
+    at = ManualClock().now()
+    wh, web = LocationId("WH"), ChannelId("web")
+    item = InventoryItem(Sku("A")).receive(wh, 3, "po", at).item
+    item = item.reserve("cart", 3, ChannelPool(web, (wh,)), at + timedelta(hours=1), at).item
+    first, second = LineId("L1"), LineId("L2")
+    change, remaining = item.take_over("cart", OrderId("O-1"), [(first, 1), (second, 3)], at)
+    assert remaining == {first: 0, second: 1}
+    held = change.item
+    assert (held.held_for("O-1", first), held.held_for("O-1", second)) == (1, 2)
+    assert (held.level(wh).reserved, held.discrepancies()) == (3, [])
+
+
 def test_an_item_refuses_reservations_and_transfers_it_does_not_have() -> None:
     """The item itself (not only the OMS in front of it) names an unknown cart or transfer."""
     at = ManualClock().now()
