@@ -419,6 +419,18 @@ def test_units_no_location_can_hold_are_backordered_and_served_oldest_first(oms:
     assert oms.available("A") == 0
 
 
+def test_more_units_of_a_waiting_line_wait_with_its_backorder(oms: OMS) -> None:
+    """Two held and three backordered; the customer asks for seven: the two more wait in
+    the same backorder (five), in its place in the queue."""
+    oms.receive("WH-1", "A", 2)
+    order = oms.place_order(draft(("A", 5)))
+    line = order.lines[0].id
+    oms.change_quantity(order.id, line, 7)
+    item = oms.inventory("A")
+    assert (item.held_for(order.id, line), item.backordered_for(order.id, line)) == (2, 5)
+    assert [(b.quantity, b.since) for b in item.backorders] == [(5, order.placed_at)]
+
+
 def test_cancelling_open_units_releases_what_they_hold(oms: OMS) -> None:
     """Backordered units go first, then held units."""
     oms.receive("WH-1", "A", 2)

@@ -600,6 +600,25 @@ def test_an_exchange_charges_the_difference(shop: Callable[..., OMS]) -> None:
     check_books(oms)
 
 
+def test_an_exchange_whose_difference_is_declined_asks_only_for_it_again(
+    shop: Callable[..., OMS],
+) -> None:
+    """The 15.00 difference is declined: the replacement order waits on a payment hold,
+    and the retry asks for the 15.00 again, not for what the credit already paid."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    rma = received_back(oms, order_id)
+    cast(FakePaymentGateway, oms.payments).decline_next()
+    new = oms.exchange(rma.id, [LineDraft("B", 1, eur("35.00"))])
+    assert ([h.kind for h in new.holds], new.authorized) == (["payment"], Money.zero("EUR"))
+    paid = oms.authorize_payment(new.id)
+    assert (paid.holds, paid.authorized, paid.captured) == ((), eur("15.00"), eur("20.00"))
+    oms.allocate(new.id)
+    shipped = oms.ship(oms.get_order(new.id).fulfillments[0].id)
+    assert shipped.captured == eur("35.00")
+    check_books(oms)
+
+
 def test_an_exchange_for_less_refunds_the_difference(shop: Callable[..., OMS]) -> None:
     """Return a 20.00 item for a 12.50 one: 7.50 back on the original payment."""
     oms = shop()
