@@ -118,6 +118,19 @@ def test_one_command_ends_where_two_commands_end(
     check_books(one)
 
 
+def test_one_command_without_a_cart_holds_no_stock_it_would_release_at_once() -> None:
+    """Placed and allocated in one command, the order's units go straight to allocation:
+    no stock hold events. Placed, then allocated, it holds first and releases on
+    allocating."""
+    oms = system({("WH-1", "A"): 5}, FakePaymentGateway())
+    oms.place_order(draft(("A", 2)), allocate=True)
+    assert [e for e in oms.events() if isinstance(e, HOLD_EVENTS)] == []
+    order = oms.place_order(draft(("A", 2)))
+    oms.allocate(order.id)
+    held = [type(e) for e in oms.events() if isinstance(e, HOLD_EVENTS)]
+    assert held == [OrderStockHeld, OrderStockReleased]
+
+
 def test_one_command_writes_once_and_repeats_under_its_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
