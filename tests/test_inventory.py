@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from omscore import OMS, Capability, Delivery, GeoPoint, Location, LocationKind, StockLevel
 from omscore._stock import _promises_more_than
 from omscore.adapters.memory import MemoryStore
+from omscore.adapters.sqlite import SqliteStore
 from omscore.adapters.system import SequentialIds
 from omscore.errors import (
     DuplicateIdempotencyKey,
@@ -221,6 +222,26 @@ def test_a_reservation_holds_stock_until_it_expires(oms: OMS, clock: ManualClock
     clock.advance(timedelta(minutes=1))
     assert oms.expire_reservations() == 1
     assert oms.available("A", channel="web") == 10
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_the_earliest_of_a_sku_s_carts_expires_on_time(store: str, clock: ManualClock) -> None:
+    """Three carts on one SKU, ending in 10, 60 and 60 minutes; one of the later is
+    released. At 10 minutes the first ends: the store still finds the SKU by its
+    earliest expiry, whichever cart changed last."""
+    oms = OMS(
+        MemoryStore() if store == "memory" else SqliteStore(":memory:"),
+        clock=clock,
+        ids=SequentialIds(),
+    )
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 10)
+    for key, minutes in (("soon", 10), ("later", 60), ("dropped", 60)):
+        oms.reserve("A", 1, ttl=timedelta(minutes=minutes), key=key)
+    oms.release_reservation("dropped")
+    clock.advance(timedelta(minutes=10))
+    assert (oms.expire_reservations(), oms.available("A")) == (1, 9)
+    assert oms.inventory("A").reservation_keys == {"later"}
 
 
 def test_extend_moves_the_expiry_and_release_frees_at_once(oms: OMS, clock: ManualClock) -> None:
