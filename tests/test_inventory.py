@@ -37,6 +37,7 @@ from omscore.errors import (
 )
 from omscore.events import (
     BackorderServed,
+    InventoryEvent,
     LowStock,
     OrderStockHeld,
     OrderStockReleased,
@@ -242,6 +243,21 @@ def test_the_earliest_of_a_sku_s_carts_expires_on_time(store: str, clock: Manual
     clock.advance(timedelta(minutes=10))
     assert (oms.expire_reservations(), oms.available("A")) == (1, 9)
     assert oms.inventory("A").reservation_keys == {"later"}
+
+
+def test_each_change_of_an_item_is_its_next_version_and_its_events_carry_it(oms: OMS) -> None:
+    """Received, reserved, released: versions 1, 2 and 3, and each event the version of
+    the change it belongs to, so a consumer can order and deduplicate a SKU's events."""
+    oms.receive("WH-1", "A", 10)
+    oms.reserve("A", 2, ttl=timedelta(minutes=5), key="cart")
+    oms.release_reservation("cart")
+    events = [e for e in oms.events() if isinstance(e, InventoryEvent) and e.sku == "A"]
+    assert [(type(e).__name__, e.version) for e in events] == [
+        ("StockReceived", 1),
+        ("StockReserved", 2),
+        ("ReservationReleased", 3),
+    ]
+    assert oms.inventory("A").version == 3
 
 
 def test_extend_moves_the_expiry_and_release_frees_at_once(oms: OMS, clock: ManualClock) -> None:
