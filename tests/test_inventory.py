@@ -756,6 +756,23 @@ def test_store_locator_lists_nearby_locations_nearest_first(
     assert [(a.location_id, a.available) for a in basket] == [("ST-SPANDAU", 1)]
 
 
+def test_the_store_locator_s_radius_includes_its_bound(make_oms: Callable[..., OMS]) -> None:
+    """A store exactly ``radius_km`` away is within it; a radius a metre shorter leaves it
+    out. A store at the point itself is 0 km away, within a radius of 0."""
+    oms = make_oms()
+    oms.add_location(store_location("ST-MITTE", geo=GeoPoint(52.52, 13.40)))
+    oms.receive("ST-MITTE", "A", 1)
+    here = GeoPoint(52.53, 13.38)
+    exact = oms.availability("A", near=here)[0].distance_km
+    assert exact is not None
+    assert [a.location_id for a in oms.availability("A", near=here, radius_km=exact)] == [
+        "ST-MITTE"
+    ]
+    assert oms.availability("A", near=here, radius_km=exact - 0.001) == []
+    at_the_door = oms.availability("A", near=GeoPoint(52.52, 13.40), radius_km=0)
+    assert [(a.location_id, a.distance_km) for a in at_the_door] == [("ST-MITTE", 0.0)]
+
+
 def test_the_store_locator_sorts_by_distance_not_by_id(make_oms: Callable[..., OMS]) -> None:
     """The nearer store comes first though its id sorts last."""
     oms = make_oms()
