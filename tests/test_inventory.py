@@ -131,6 +131,28 @@ def test_every_change_of_on_hand_is_a_ledger_row_with_its_reference(oms: OMS) ->
     assert oms.reconcile() == []
 
 
+def test_the_ledger_is_read_by_sku_by_location_or_both(oms: OMS) -> None:
+    """Each filter keeps only its rows, in commit order; none gives every row."""
+    oms.receive("WH-1", "A", 1, reference="PO-1")
+    oms.receive("ST-1", "A", 2, reference="PO-2")
+    oms.receive("WH-1", "B", 3, reference="PO-3")
+    refs = {
+        name: [r.reference for r in rows]
+        for name, rows in {
+            "all": oms.ledger(),
+            "A": oms.ledger("A"),
+            "WH-1": oms.ledger(location_id="WH-1"),
+            "A at WH-1": oms.ledger("A", "WH-1"),
+        }.items()
+    }
+    assert refs == {
+        "all": ["PO-1", "PO-2", "PO-3"],
+        "A": ["PO-1", "PO-2"],
+        "WH-1": ["PO-1", "PO-3"],
+        "A at WH-1": ["PO-1"],
+    }
+
+
 def test_a_count_that_finds_the_level_right_posts_no_movement(oms: OMS) -> None:
     """The count is recorded (an event with delta 0); the ledger gets no empty row."""
     oms.receive("WH-1", "A", 10, reference="PO-1")
