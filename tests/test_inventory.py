@@ -37,6 +37,7 @@ from omscore.errors import (
 )
 from omscore.events import (
     BackorderServed,
+    ChannelConfigured,
     InventoryEvent,
     LowStock,
     OrderStockHeld,
@@ -728,6 +729,14 @@ def test_a_pickup_keeps_its_hold_at_a_deactivated_store(oms: OMS) -> None:
     assert oms.stock("ST-1", "A").reserved == 1
     assert oms.inventory("A").held_for(order.id, order.lines[0].id) == 1
     assert [type(e).__name__ for e in oms.events()[before:]] == ["LocationUpdated"]
+
+
+def test_each_configuration_of_a_channel_is_its_next_version(oms: OMS) -> None:
+    """The first configuration is version 1, the next 2; their events say so."""
+    first = oms.configure_channel("web", buffer=1)
+    second = oms.configure_channel("web", buffer=2)
+    versions = [(e.channel, e.version) for e in oms.events() if isinstance(e, ChannelConfigured)]
+    assert (first.version, second.version, versions) == (1, 2, [("web", 1), ("web", 2)])
 
 
 def test_channel_configuration_is_validated(oms: OMS) -> None:
