@@ -139,6 +139,19 @@ def test_a_store_that_starts_shipping_joins_the_pool_and_serves_waiting_orders(
     check_books(oms)
 
 
+def test_a_location_that_stays_in_the_pool_keeps_its_holds(oms: OMS) -> None:
+    """WH-1 gains a capability and still ships: it stays in web's pool, and the web
+    order's holds stay there, though WH-0, first in the pool, now has stock too."""
+    order = oms.place_order(draft(("A", 2)))
+    assert held_at(oms, order.id) == {"WH-1": 2}
+    oms.add_location(warehouse("WH-0", priority=1))
+    oms.receive("WH-0", "A", 5)
+    oms.update_location("WH-1", capabilities={Capability.SHIP, Capability.RETURNS})
+    assert held_at(oms, order.id) == {"WH-1": 2}
+    assert oms.inventory("A").backorders == ()
+    check_books(oms)
+
+
 def test_a_channel_without_requirements_keeps_a_store_that_stops_shipping(oms: OMS) -> None:
     """The marketplace sells from every location: ST-1's stock counts and its holds stay,
     whatever ST-1 can do."""
