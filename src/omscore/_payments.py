@@ -45,9 +45,10 @@ class Payments:
 
     def authorize(self, order: Order, amount: Money, at: datetime) -> Changed:
         """Authorise ``amount``; a decline or a fault puts a payment hold on the order."""
-        key = _after_declines(f"authorize:{order.id}", order)
-        if self.port is None:
+        key = f"authorize:{order.id}"
+        if self.port is None:  # settled outside omscore: no gateway to keep a decline
             return self._record(order, PaymentKind.AUTHORIZED, amount, key, at)
+        key = _after_declines(key, order)
         try:
             port = self.port
             result = _paid("authorize", amount, lambda: port.authorize(order.id, amount, key))
