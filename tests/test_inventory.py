@@ -268,6 +268,25 @@ def test_the_earliest_of_a_sku_s_carts_expires_on_time(store: str, clock: Manual
     assert oms.inventory("A").reservation_keys == {"later"}
 
 
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_cart_on_a_sku_many_orders_hold_expires_on_time(store: str, clock: ManualClock) -> None:
+    """Forty placed orders hold a SKU (holds that never expire), then a cart takes a unit
+    for ten minutes: the store must learn the SKU's first expiry from the cart alone."""
+    oms = OMS(
+        MemoryStore() if store == "memory" else SqliteStore(":memory:"),
+        clock=clock,
+        ids=SequentialIds(),
+    )
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 100)
+    for _ in range(40):
+        oms.place_order(draft(("A", 1)))
+    oms.reserve("A", 1, ttl=timedelta(minutes=10), key="cart")
+    clock.advance(timedelta(minutes=10))
+    assert (oms.expire_reservations(), oms.available("A")) == (1, 60)
+    assert oms.inventory("A").reservation_keys == set()
+
+
 def test_each_change_of_an_item_is_its_next_version_and_its_events_carry_it(oms: OMS) -> None:
     """Received, reserved, released: versions 1, 2 and 3, and each event the version of
     the change it belongs to, so a consumer can order and deduplicate a SKU's events."""
