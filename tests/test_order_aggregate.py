@@ -25,6 +25,7 @@ from omscore.orders import (
     FulfillmentLine,
     FulfillmentOrder,
     FulfillmentStatus,
+    HoldKind,
     Order,
 )
 
@@ -85,10 +86,13 @@ def test_several_holds_stand_at_once_and_release_one_by_one() -> None:
     assert isinstance(events[0], OrderHeld)
     order, _ = order.hold("fraud", "score 91", T0)
     assert order.status is OrderStatus.ON_HOLD
+    assert (order.has_hold(HoldKind.PAYMENT), order.has_hold("fraud")) == (True, True)
     order, _ = order.release("payment", T0)
     assert order.status is OrderStatus.ON_HOLD
+    assert (order.has_hold(HoldKind.PAYMENT), order.has_hold("fraud")) == (False, True)
     order, _ = order.release("fraud", T0)
     assert order.status is OrderStatus.OPEN
+    assert (order.has_hold("payment"), order.has_hold("fraud"), order.is_held) == (False,) * 3
 
 
 def test_a_second_hold_of_the_same_kind_is_refused() -> None:

@@ -59,7 +59,7 @@ class Payments:
         except PaymentError as fault:
             return _payment_hold(order, f"authorisation failed: {fault}", at)
         order, events = self._record(order, PaymentKind.AUTHORIZED, result, key, at)
-        if result.amount == amount or any(h.kind == HoldKind.PAYMENT for h in order.holds):
+        if result.amount == amount or order.has_hold(HoldKind.PAYMENT):
             return order, events  # the usual case: authorised as asked
         short = self.shortfall(order)
         if short is None:
@@ -127,7 +127,7 @@ class Payments:
             reason = self.shortfall(order)
         if reason is not None:
             order, held = _payment_hold(order, reason, at)
-        elif any(h.kind == HoldKind.PAYMENT for h in order.holds):
+        elif order.has_hold(HoldKind.PAYMENT):
             order, held = order.release(HoldKind.PAYMENT, at)
         else:
             held = []
@@ -233,7 +233,7 @@ def _payment_hold(order: Order, reason: str, at: datetime) -> Changed:
     """Hold ``order`` for payment with ``reason``: a payment hold it has already (a retry
     declined again) gives way to the new one, which says why now."""
     events: list[DomainEvent] = []
-    if any(h.kind == HoldKind.PAYMENT for h in order.holds):
+    if order.has_hold(HoldKind.PAYMENT):
         order, events = order.release(HoldKind.PAYMENT, at)
     order, held = order.hold(HoldKind.PAYMENT, reason, at)
     return order, [*events, *held]

@@ -565,7 +565,7 @@ class Simulation:
         tries = self.retries.get(order_id, 0) + 1
         self.retries[order_id] = tries
         order = self.oms.get_order(order_id)
-        if any(h.kind == HoldKind.SOURCING for h in order.holds):
+        if order.has_hold(HoldKind.SOURCING):
             order = self._review(order)
         if not order.open_units or order.status.value == "cancelled":
             self.retries.pop(order_id, None)

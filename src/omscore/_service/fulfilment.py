@@ -512,9 +512,7 @@ class FulfilmentUseCases(ServiceCore):
         raise UnsuitableLocation(f"{refused}: policy {plan.policy} would not send them from it")
 
     def _after_rejection(self, stock: StockSession, order: Order) -> Order:
-        if order.rejections >= self.max_rejections and not any(
-            h.kind == HoldKind.SOURCING for h in order.holds
-        ):
+        if order.rejections >= self.max_rejections and not order.has_hold(HoldKind.SOURCING):
             order, events = order.hold(
                 HoldKind.SOURCING,
                 f"{order.rejections} fulfilment orders rejected; re-source by hand",

@@ -99,9 +99,8 @@ class OrderUseCases(ServiceCore):
             due = order.chargeable - order.captured
             order, events = self._payments.authorize(order, due, now)
             uow.record(events)
-            if any(p.kind is PaymentKind.AUTHORIZED for p in order.payments) and any(
-                h.kind == HoldKind.PAYMENT for h in order.holds
-            ):
+            authorized = any(p.kind is PaymentKind.AUTHORIZED for p in order.payments)
+            if authorized and order.has_hold(HoldKind.PAYMENT):
                 order, released = order.release(HoldKind.PAYMENT, now)
                 uow.record(released)
                 short = self._payments.shortfall(order)

@@ -175,7 +175,7 @@ class _Orders(_Repo[Order]):
         found = [
             (order.placed_at, order.id)
             for order in self._store.orders_in(statuses)
-            if (hold is None or any(h.kind == hold for h in order.holds))
+            if (hold is None or order.has_hold(hold))
             and (channel is None or order.channel == channel)
             and (placed_before is None or order.placed_at <= placed_before)
         ]

@@ -651,6 +651,11 @@ class Order:
         """True while at least one hold stands."""
         return bool(self.holds)
 
+    def has_hold(self, kind: str) -> bool:
+        """True while a hold of ``kind`` stands (``HoldKind.PAYMENT``, say, or a host's own
+        kind)."""
+        return any(h.kind == kind for h in self.holds)
+
     @property
     def open_units(self) -> int:
         """Units of all lines not yet given to a location."""
@@ -687,7 +692,7 @@ class Order:
         self._require_in_progress("hold")
         if not isinstance(kind, str) or not kind:
             raise InvalidTransition(f"a hold needs a non-empty kind, got {kind!r}")
-        if any(h.kind == kind for h in self.holds):
+        if self.has_hold(kind):
             raise InvalidTransition(f"order {self.id} already has a {kind!r} hold")
         order = self._next(holds=(*self.holds, Hold(kind, reason, at)))
         return order, [
@@ -696,7 +701,7 @@ class Order:
 
     def release(self, kind: str, at: datetime) -> tuple[Order, list[DomainEvent]]:
         """Release the hold of ``kind``; :class:`UnknownHold` if there is none."""
-        if not any(h.kind == kind for h in self.holds):
+        if not self.has_hold(kind):
             held = ", ".join(h.kind for h in self.holds) or "none"
             raise UnknownHold(f"order {self.id} has no {kind!r} hold (holds: {held})")
         order = self._next(holds=tuple(h for h in self.holds if h.kind != kind))

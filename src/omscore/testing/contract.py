@@ -1928,7 +1928,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                     assert uow.orders.order_queue(frozenset({status})) == expected
             waiting = [o for o in orders if o.status in WAITING_ORDER]
             assert [q.order.id for q in tested.order_queue()] == [o.id for o in waiting]
-            fraud = [o.id for o in waiting if any(h.kind == "fraud" for h in o.holds)]
+            fraud = [o.id for o in waiting if o.has_hold(HoldKind.FRAUD)]
             assert [q.order.id for q in tested.order_queue(hold="fraud")] == fraud
 
         @invariant()
@@ -1944,7 +1944,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 if order.payment_reference is None:
                     continue
                 assert_gateway_holds_the_ledger(gateway, order)
-                if not any(h.kind == HoldKind.PAYMENT for h in order.holds):  # short, waiting
+                if not order.has_hold(HoldKind.PAYMENT):  # short, waiting
                     assert order.chargeable <= order.covered, (order.id, order.payments)
 
         @invariant()
@@ -1970,7 +1970,7 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             if not self.orders:
                 return
             order = self.systems[0].get_order(data.draw(st.sampled_from(self.orders)))
-            held = any(h.kind == "fraud" for h in order.holds)
+            held = order.has_hold(HoldKind.FRAUD)
             if held:
                 self.both("release", order.id, "fraud")
             else:
