@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -198,6 +198,35 @@ def test_allocating_more_than_is_open_is_refused_across_fulfilment_orders() -> N
     allocated, _ = order.allocate(allocation(1, 2), T0)
     assert [f.lines[0].quantity for f in allocated.fulfillments] == [1, 2]
     assert allocated.lines[0].allocated == 3
+
+
+def test_a_fulfilment_order_carries_the_day_its_location_s_capacity_counted_it() -> None:
+    """A capped location's new fulfilment order carries the day it counted on, an uncapped
+    one's None. A part split off was not counted (its order was, once); a moved order
+    carries the day its new location counts it."""
+    order = place(("A", 3))
+    line = order.lines[0]
+    planned = [
+        (FulfillmentId(f"F-{n}"), LocationId(f"WH-{n}"), [FulfilledUnits(line.id, line.sku, c)])
+        for n, c in ((1, 2), (2, 1))
+    ]
+    day = T0.date()
+    order, _ = order.allocate(planned, T0, {LocationId("WH-1"): day})
+    assert [f.counted_on for f in order.fulfillments] == [day, None]
+    order, _ = order.split_fulfillment("F-1", {line.id: 1}, FulfillmentId("F-3"), T0)
+    assert {f.id: f.counted_on for f in order.fulfillments} == {
+        "F-1": day,
+        "F-2": None,
+        "F-3": None,
+    }
+    later = day + timedelta(days=1)
+    order, _ = order.move_fulfillment("F-2", LocationId("WH-1"), "", T0, later)
+    order, _ = order.move_fulfillment("F-1", LocationId("WH-2"), "", T0)
+    assert [(f.location_id, f.counted_on) for f in order.fulfillments] == [
+        ("WH-2", None),
+        ("WH-1", later),
+        ("WH-1", None),
+    ]
 
 
 def test_an_order_of_many_lines_finds_each_line_through_its_index() -> None:

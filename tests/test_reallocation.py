@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -328,6 +329,61 @@ def test_a_cap_set_after_the_allocation_has_nothing_to_give_back(
     assert [loc for _, loc, _ in active(second)] == ["WH-1"]
     third = oms.place_order(draft(("A", 1)), allocate=True)
     assert [loc for _, loc, _ in active(third)] == ["WH-2"]
+    check_books(oms)
+
+
+@pytest.mark.parametrize("how", ["move", "reallocate"])
+def test_taking_back_an_order_the_cap_never_counted_leaves_the_day_s_count(
+    how: str, make_store: Callable[[], Store]
+) -> None:
+    """WH-1 took the first order before it had a cap of one a day, and the second after:
+    the second is the one its cap counted. Taking the first back gives back nothing, so
+    WH-1 stays full today and the third order goes to WH-2."""
+    oms = network(make_store())
+    oms.receive("WH-1", "A", 5)
+    oms.receive("WH-2", "A", 5)
+    first = oms.place_order(draft(("A", 1)), allocate=True)
+    oms.update_location("WH-1", daily_capacity=1)
+    second = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(first) + active(second)] == ["WH-1", "WH-1"]
+    today = oms.clock.now().date()
+    counted = [o.fulfillments[0].counted_on for o in (first, second)]
+    assert counted == [None, today]
+    if how == "move":
+        oms.move_fulfillment(first.fulfillments[0].id, "WH-2")
+    else:
+        oms.update_location("WH-1", active=False)
+        oms.reallocate(first.id)
+        oms.update_location("WH-1", active=True)
+    assert [loc for _, loc, _ in active(oms.get_order(first.id))] == ["WH-2"]
+    third = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(third)] == ["WH-2"]
+    check_books(oms)
+
+
+def test_an_order_moved_in_today_gives_its_count_back_when_moved_on(
+    make_store: Callable[[], Store],
+) -> None:
+    """WH-1 and WH-2 take one fulfilment order a day. Yesterday's order, moved to WH-2
+    today, counts on WH-2 today; moved back to WH-1, it counts there and WH-2 is free
+    again, so today's new order goes to WH-2."""
+    oms = network(make_store())
+    clock = oms.clock
+    assert isinstance(clock, ManualClock)
+    for location_id in ("WH-1", "WH-2"):
+        oms.update_location(location_id, daily_capacity=1)
+        oms.receive(location_id, "A", 5)
+    order = oms.place_order(draft(("A", 1)), allocate=True)
+    f = order.fulfillments[0]
+    assert (f.location_id, f.counted_on) == ("WH-1", clock.now().date())
+    clock.advance(timedelta(days=1))
+    today = clock.now().date()
+    moved = oms.move_fulfillment(f.id, "WH-2").fulfillment(f.id)
+    assert (moved.location_id, moved.counted_on) == ("WH-2", today)
+    back = oms.move_fulfillment(f.id, "WH-1").fulfillment(f.id)
+    assert (back.location_id, back.counted_on) == ("WH-1", today)
+    new = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(new)] == ["WH-2"]
     check_books(oms)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import TypeVar, cast
 
@@ -488,14 +488,17 @@ class ServiceCore:
         skus = sorted({line.sku for line in order.lines if line.open})
         if self.record_sourcing:
             uow.record([_decided(order, plan, now)])
-        if fulfillments:
-            order, events = order.allocate(fulfillments, now)
-            uow.record(events)
         allocations: dict[Sku, list[tuple[LocationId, int, str]]] = {}
+        counted: dict[LocationId, date] = {}
         for fulfillment_id, location_id, units in fulfillments:
             for u in units:
                 allocations.setdefault(u.sku, []).append((location_id, u.quantity, fulfillment_id))
-            self._count_load(stock, location_id)
+            day = self._count_load(stock, location_id)
+            if day is not None:
+                counted[location_id] = day
+        if fulfillments:
+            order, events = order.allocate(fulfillments, now, counted)
+            uow.record(events)
         for sku in skus:
             item = stock.item(sku)
             stock.keep(item.allocate_order(order.id, allocations.get(sku, ()), now))
@@ -541,13 +544,15 @@ class ServiceCore:
         capacity = _capacity_left(stock, available, freed) if network.capped else {}
         return NetworkSnapshot(network.locations, available, capacity)
 
-    def _count_load(self, stock: StockSession, location_id: LocationId) -> None:
+    def _count_load(self, stock: StockSession, location_id: LocationId) -> date | None:
+        """Count one fulfilment order more against the location's capacity today; the day
+        counted on, or None for a location without a cap."""
         location = stock.locations[location_id]
-        if location.daily_capacity is None:
-            return
-        today = location.day_at(stock.now)
-        load = stock.uow.loads.get(location_id) or LocationLoad(location_id, today)
-        stock.uow.loads.put(load.take(today, 1))
+        today = _counting_day(location, stock.now)
+        if today is not None:
+            load = stock.uow.loads.get(location_id) or LocationLoad(location_id, today)
+            stock.uow.loads.put(load.take(today, 1))
+        return today
 
     def _release_loads(self, stock: StockSession, freed: Mapping[LocationId, int]) -> None:
         """Give back today's capacity of fulfilment orders taken back from their locations."""
@@ -649,17 +654,23 @@ def _capacity_left(
     return capacity
 
 
+def _counting_day(location: Location, now: datetime) -> date | None:
+    """The day a fulfilment order the location takes ``now`` counts against its capacity
+    on: its own today, or None when it has no cap."""
+    return location.day_at(now) if location.daily_capacity is not None else None
+
+
 def _freed_today(
     stock: StockSession, fulfillments: Iterable[FulfillmentOrder]
 ) -> dict[LocationId, int]:
-    """How many of ``fulfillments`` each capped location took on today: the capacity that
-    taking them back gives back."""
+    """How many of ``fulfillments`` their location's capacity counted today: the capacity
+    that taking them back gives back (an order it never counted gives back nothing)."""
     freed: dict[LocationId, int] = {}
     for f in fulfillments:
         location = stock.locations.get(f.location_id)
-        if location is None or location.daily_capacity is None:
+        if location is None or f.counted_on is None:
             continue
-        if location.day_at(f.created_at) == location.day_at(stock.now):
+        if f.counted_on == location.day_at(stock.now):
             freed[f.location_id] = freed.get(f.location_id, 0) + 1
     return freed
 

@@ -14,6 +14,7 @@ from omscore._service.core import (
     _capacity_left,
     _check_wait,
     _chosen_statuses,
+    _counting_day,
     _freed_today,
     _load_order,
     _next_fulfillment_id,
@@ -129,7 +130,8 @@ class FulfilmentUseCases(ServiceCore):
             f = order.fulfillment(FulfillmentId(fulfillment_id))
             stock = StockSession(uow, now)
             target = stock.location(location_id)
-            order, moved = order.move_fulfillment(f.id, target.id, reason, now)
+            counted_on = _counting_day(target, now)
+            order, moved = order.move_fulfillment(f.id, target.id, reason, now, counted_on)
             self._check_move(stock, order, f, target)
             uow.record([moved])
             for line in f.lines:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import attrs
@@ -329,6 +329,11 @@ class FulfillmentOrder:
     can no longer be cancelled) or simply readied there. Once ready at the store its units
     are the store's, where the customer collects them or, uncollected, they go back on the
     shelf.
+
+    ``counted_on`` is the day (the location's own) on which its location's daily capacity
+    counted it, and None when none did (the location had no cap when it took the order, or
+    this is the part split off one already counted). Taking it back that same day gives
+    the count back; so nothing that was never counted is ever given back.
     """
 
     id: FulfillmentId
@@ -342,6 +347,7 @@ class FulfillmentOrder:
     note: str = ""
     changed_at: datetime | None = None
     handover_location: LocationId | None = None
+    counted_on: date | None = None
 
     @property
     def stock_location(self) -> LocationId:
@@ -980,8 +986,11 @@ class Order:
         self,
         fulfillments: Sequence[tuple[FulfillmentId, LocationId, Sequence[FulfilledUnits]]],
         at: datetime,
+        counted: Mapping[LocationId, date] | None = None,
     ) -> tuple[Order, list[DomainEvent]]:
-        """Give open units to locations: one new fulfilment order per entry."""
+        """Give open units to locations: one new fulfilment order per entry. ``counted``
+        gives the day on which each capped location's capacity counts its new order (its
+        ``counted_on``)."""
         self._require_in_progress("allocate")
         self.require_not_held("allocate")
         wanted: dict[LineId, int] = {}
@@ -1010,6 +1019,7 @@ class Order:
                     FulfillmentStatus.OPEN,
                     at,
                     changed_at=at,
+                    counted_on=counted.get(location_id) if counted else None,
                 )
             )
             events.append(
@@ -1140,7 +1150,9 @@ class Order:
                 "(to ship every unit, name none)"
             )
         moved, kept = _divide(f.lines, wanted)
-        part = evolved(f, id=new_id, lines=tuple(moved), created_at=at, changed_at=at)
+        part = evolved(
+            f, id=new_id, lines=tuple(moved), created_at=at, changed_at=at, counted_on=None
+        )
         rest = evolved(f, lines=tuple(kept))
         order = self._next(
             fulfillments=(*(rest if x.id == f.id else x for x in self.fulfillments), part)
@@ -1202,11 +1214,17 @@ class Order:
         return order, event
 
     def move_fulfillment(
-        self, fulfillment_id: str, location_id: LocationId, reason: str, at: datetime
+        self,
+        fulfillment_id: str,
+        location_id: LocationId,
+        reason: str,
+        at: datetime,
+        counted_on: date | None = None,
     ) -> tuple[Order, FulfillmentMoved]:
         """Give a fulfilment order no one has picked yet, whole, to another location, where
-        it starts again as open. Raises :class:`InvalidTransition` once it is picked, or
-        when it is already there."""
+        it starts again as open (``counted_on``: the day the new location's capacity counts
+        it, if it has a cap). Raises :class:`InvalidTransition` once it is picked, or when
+        it is already there."""
         f = self._fulfillment_or_raise(fulfillment_id)
         if f.status not in MOVABLE_FULFILLMENT:
             raise InvalidTransition(
@@ -1221,6 +1239,7 @@ class Order:
             status=FulfillmentStatus.OPEN,
             changed_at=at,
             note=reason or f.note,
+            counted_on=counted_on,
         )
         order = self._next(
             fulfillments=tuple(moved if x.id == f.id else x for x in self.fulfillments)
