@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from omscore import OMS, Delivery, FulfillmentStatus, OmsError
 from omscore.adapters.memory import MemoryStore
-from omscore.ids import LineId
+from omscore.ids import LineId, LocationId
 from omscore.orders import DeliveryMethod, FulfillmentOrder
 from omscore.orders.model import FULFILLMENT_TRANSITIONS
 from omscore.sourcing import (
@@ -73,6 +73,7 @@ class Fulfilment(RuleBasedStateMachine):
         self.oms.add_location(warehouse("WH-1", priority=1))
         self.oms.add_location(warehouse("WH-2", priority=2))
         self.oms.add_location(store_location("ST-1"))
+        self.oms.update_location("ST-1", daily_capacity=2)
         for loc in LOCATIONS:
             for sku in SKUS:
                 self.oms.receive(loc, sku, 3)
@@ -270,6 +271,11 @@ class Fulfilment(RuleBasedStateMachine):
                 self.attempt(COMMANDS.get(command, command), data.draw(st.sampled_from(found)).id)
         self.attempt("release", data.draw(st.sampled_from(self.orders)), "sourcing")
 
+    @rule(loc=st.sampled_from(LOCATIONS), cap=st.none() | st.integers(0, 3))
+    def a_location_sets_its_daily_capacity(self, loc: str, cap: int | None) -> None:
+        """A cap set, changed or lifted at any time of the day, with work already taken."""
+        self.oms.update_location(loc, daily_capacity=cap)
+
     @rule(hours=st.integers(1, 4))
     def time_passes(self, hours: int) -> None:
         self.clock.advance(timedelta(hours=hours))
@@ -285,6 +291,23 @@ class Fulfilment(RuleBasedStateMachine):
                 assert (
                     line.open + line.allocated + line.shipped + line.delivered + line.cancelled
                 ) == line.quantity
+
+    @invariant()
+    def a_location_s_count_today_is_the_work_its_cap_counted_today(self) -> None:
+        """Each location's load today is the number of its fulfilment orders its cap counted
+        today and that were not taken back (withdrawn or moved away), whatever was
+        rejected, cancelled, split or shipped since."""
+        today = self.clock.now().date()
+        counted = dict.fromkeys(LOCATIONS, 0)
+        for f in self.fulfillment_orders():
+            if f.counted_on == today and f.status is not FulfillmentStatus.WITHDRAWN:
+                counted[f.location_id] += 1
+        with self.oms.store.unit_of_work(write=False) as uow:
+            loads = {loc: uow.loads.get(LocationId(loc)) for loc in LOCATIONS}
+        used = {loc: load.used_on(today) if load else 0 for loc, load in loads.items()}
+        assert used == counted
+        if any(counted.values()):
+            event("a capped location took work today")
 
     @invariant()
     def a_ready_pickup_is_at_its_store(self) -> None:
