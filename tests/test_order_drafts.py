@@ -92,14 +92,20 @@ def test_limits_on_lines_and_units_are_configurable(make_oms: object) -> None:
 
 
 def test_pickup_needs_a_known_location_that_takes_pickups(oms: OMS) -> None:
-    """Pickup without a location, at an unknown location, or at a warehouse without PICKUP."""
+    """Pickup without a location, at one that is no string, at an unknown location, or at
+    a warehouse without PICKUP: each draft is refused for that one problem."""
     for delivery, expected in [
-        (Delivery(DeliveryMethod.PICKUP), "needs a pickup location"),
-        (Delivery.pickup("NOWHERE"), "'NOWHERE' is unknown"),
-        (Delivery.pickup("WH-1"), "does not take pickups"),
+        (Delivery(DeliveryMethod.PICKUP), "a pickup delivery needs a pickup location"),
+        (
+            Delivery(DeliveryMethod.PICKUP, pickup_location=5),  # type: ignore[arg-type]
+            "a pickup location must be a non-empty string, got 5",
+        ),
+        (Delivery.pickup("NOWHERE"), "pickup location 'NOWHERE' is unknown"),
+        (Delivery.pickup("WH-1"), "pickup location 'WH-1' does not take pickups now"),
     ]:
-        with pytest.raises(InvalidDraft, match=expected):
+        with pytest.raises(InvalidDraft) as refused:
             oms.place_order(draft(("A", 1), delivery=delivery))
+        assert refused.value.problems == (expected,)
 
 
 @pytest.mark.parametrize("allocate", [False, True])
