@@ -68,6 +68,31 @@ def test_a_pickup_that_becomes_a_parcel_is_held_in_the_pool_and_shipped() -> Non
     check_books(oms)
 
 
+def test_an_edit_to_what_the_order_has_already_changes_nothing() -> None:
+    """A checkout page that saves the whole order again: the same delivery, address,
+    quantity and ship-complete setting record no event, keep the version, and leave the
+    stock held where it is (here at ST-1, though the warehouse now has stock and comes
+    first in the pool)."""
+    oms = shop()
+    oms.receive("ST-1", "A", 2)
+    order = oms.place_order(draft(("A", 2), delivery=HOME))
+    oms.receive("WH-1", "A", 5)
+    assert held_at(oms) == {"ST-1": 2}
+    events = len(oms.events())
+    assert oms.change_delivery(order.id, HOME) == order
+    assert oms.change_address(order.id, BERLIN) == order
+    assert oms.change_quantity(order.id, order.lines[0].id, 2) == order
+    assert oms.change_ship_complete(order.id, order.ship_complete) == order
+    assert (len(oms.events()), oms.get_order(order.id), held_at(oms)) == (
+        events,
+        order,
+        {"ST-1": 2},
+    )
+    moved = oms.change_delivery(order.id, HOME, shipping_fee=Money("4.95", "EUR"))
+    assert (moved.version, held_at(oms)) == (order.version + 1, {"WH-1": 2})  # a new fee
+    check_books(oms)
+
+
 def test_a_parcel_that_becomes_a_pickup_waits_at_its_store() -> None:
     """Held where the customer collects; what the store lacks waits for it there."""
     oms = shop()

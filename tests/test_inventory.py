@@ -1414,6 +1414,9 @@ def test_a_delta_feed_and_an_absolute_feed(oms: OMS) -> None:
     assert oms.receive_many([("WH-1", "A", 5), ("ST-1", "A", 2), ("WH-1", "B", 1)]) == 3
     oms.receive_many([("WH-1", "A", -1)])
     assert oms.stock("WH-1", "A").on_hand == 4
+    moved = len(oms.ledger())
+    assert oms.receive_many([("WH-1", "A", 0), ("WH-1", "B", 0)]) == 2  # a delta of 0: a no-op
+    assert (oms.stock("WH-1", "A").on_hand, len(oms.ledger())) == (4, moved)
     oms.receive_many([("WH-1", "A", 9), ("ST-1", "A", 0)], mode="absolute")
     assert oms.stock("WH-1", "A").on_hand == 9
     assert oms.stock("ST-1", "A").on_hand == 0

@@ -352,6 +352,8 @@ class OrderUseCases(ServiceCore):
                 check(stock)
             before = _load_order(uow, order_id)
             order, events = decide(before, now)
+            if order is before:
+                return before  # an edit to what the order has already: nothing to write
             order, paid = self._payments.cover(order, before, now)  # after every check
             uow.record([*events, *paid])
             self._follow_stock(stock, order, events)

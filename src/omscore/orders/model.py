@@ -724,7 +724,8 @@ class Order:
     def change_quantity(
         self, line_id: str, quantity: int, at: datetime, limits: DraftLimits | None = None
     ) -> tuple[Order, list[DomainEvent]]:
-        """Set a line's ordered quantity; only while none of its units is allocated."""
+        """Set a line's ordered quantity; only while none of its units is allocated. The
+        quantity it has already changes nothing (``(self, [])``)."""
         self._require_in_progress("edit")
         line = self._editable_line(line_id)
         max_units = (limits or DraftLimits()).max_units_per_line
@@ -735,6 +736,8 @@ class Order:
             raise InvalidQuantity(
                 f"line {line.id} quantity must be between {lowest} and {max_units}, got {quantity}"
             )
+        if quantity == line.quantity:
+            return self, []  # nothing to change: no event, no new version
         new_line = evolved(line, quantity=quantity)
         order = self._next(lines=self._with_line(new_line))
         event = LineQuantityChanged(
@@ -793,7 +796,8 @@ class Order:
         ]
 
     def change_address(self, address: Address, at: datetime) -> tuple[Order, list[DomainEvent]]:
-        """Change the delivery address before any unit is allocated."""
+        """Change the delivery address before any unit is allocated; the address it has
+        already changes nothing (``(self, [])``)."""
         self._require_in_progress("edit")
         if self.delivery.method is DeliveryMethod.PICKUP:
             raise InvalidTransition(f"order {self.id} is a pickup order: it has no address")
@@ -805,6 +809,8 @@ class Order:
             raise InvalidTransition(
                 f"cannot change the address of order {self.id}: units are already allocated"
             )
+        if address == self.delivery.address:
+            return self, []
         order = self._next(delivery=evolved(self.delivery, address=address))
         return order, [
             AddressChanged(order_id=self.id, version=order.version, at=at, address=address)
@@ -815,7 +821,8 @@ class Order:
     ) -> tuple[Order, list[DomainEvent]]:
         """Change how the order reaches the customer (shipped, collected at another store,
         same-day) before any unit is allocated, and with ``shipping_fee`` what it costs
-        (``None`` keeps the fee). Prices stay as they are."""
+        (``None`` keeps the fee). Prices stay as they are. The delivery and fee it has
+        already change nothing (``(self, [])``): its stock stays held where it is."""
         self._require_in_progress("edit")
         if not isinstance(delivery, Delivery):
             raise InvalidDraft([f"delivery must be a Delivery, got {delivery!r}"])
@@ -829,6 +836,8 @@ class Order:
                 f"cannot change the delivery of order {self.id}: units are already allocated"
             )
         fee = self.shipping_fee if shipping_fee is None else shipping_fee
+        if (delivery, fee) == (self.delivery, self.shipping_fee):
+            return self, []  # its stock stays held where it is
         order = self._next(delivery=delivery, shipping_fee=fee)
         changed = DeliveryChanged(
             order_id=self.id,
@@ -846,7 +855,7 @@ class Order:
     ) -> tuple[Order, list[DomainEvent]]:
         """Source the open units whole from one location from now on, or let them be split
         (the customer will take what is there). Needs open units: it applies to the next
-        allocation."""
+        allocation. The setting it has already changes nothing (``(self, [])``)."""
         self._require_in_progress("edit")
         if not isinstance(ship_complete, bool):
             raise InvalidDraft([f"ship_complete must be True or False, got {ship_complete!r}"])
@@ -855,6 +864,8 @@ class Order:
                 f"order {self.id} has no open units: ship complete applies to what is still "
                 "to be sourced"
             )
+        if ship_complete == self.ship_complete:
+            return self, []
         order = self._next(ship_complete=ship_complete)
         changed = ShipCompleteChanged(
             order_id=self.id, version=order.version, at=at, ship_complete=ship_complete
