@@ -1182,6 +1182,26 @@ def test_unknown_fulfilment_orders_and_out_of_order_steps_are_refused(
     check_books(oms)
 
 
+def test_a_pickup_its_store_rejected_waits_in_the_pool_not_at_the_store(
+    network: Callable[..., OMS],
+) -> None:
+    """The pickup store rejects the order; nothing else can source it yet. Its open unit
+    waits in the channel's pool without the store (the store's shelf is not held for it),
+    and the next unit a warehouse receives is held for it there."""
+    oms = network()
+    oms.receive("ST-BER", "A", 2)
+    order = oms.place_order(draft(("A", 1), delivery=Delivery.pickup("ST-BER")))
+    assert oms.allocate(order.id).shipments == ("ST-BER",)
+    order = oms.reject_fulfillment(oms.get_order(order.id).fulfillments[0].id)
+    line = order.lines[0].id
+    item = oms.inventory("A")
+    assert (item.held_for(order.id, line), item.backordered_for(order.id, line)) == (0, 1)
+    assert oms.stock("ST-BER", "A").available == 2
+    oms.receive("WH-HAM", "A", 1)
+    assert [(h.location_id, h.quantity) for h in oms.inventory("A").holds] == [("WH-HAM", 1)]
+    check_books(oms)
+
+
 def test_a_location_that_rejected_never_holds_the_order_again(
     network: Callable[..., OMS],
 ) -> None:
