@@ -248,17 +248,23 @@ def test_a_reservation_holds_stock_until_it_expires(oms: OMS, clock: ManualClock
     assert oms.available("A", channel="web") == 10
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_the_earliest_of_a_sku_s_carts_expires_on_time(store: str, clock: ManualClock) -> None:
-    """Three carts on one SKU, ending in 10, 60 and 60 minutes; one of the later is
-    released. At 10 minutes the first ends: the store still finds the SKU by its
-    earliest expiry, whichever cart changed last."""
+def one_warehouse_on(store: str, clock: ManualClock) -> OMS:
+    """An OMS with the warehouse WH-1 on a fresh ``"memory"`` or ``"sqlite"`` store."""
     oms = OMS(
         MemoryStore() if store == "memory" else SqliteStore(":memory:"),
         clock=clock,
         ids=SequentialIds(),
     )
     oms.add_location(warehouse("WH-1"))
+    return oms
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_the_earliest_of_a_sku_s_carts_expires_on_time(store: str, clock: ManualClock) -> None:
+    """Three carts on one SKU, ending in 10, 60 and 60 minutes; one of the later is
+    released. At 10 minutes the first ends: the store still finds the SKU by its
+    earliest expiry, whichever cart changed last."""
+    oms = one_warehouse_on(store, clock)
     oms.receive("WH-1", "A", 10)
     for key, minutes in (("soon", 10), ("later", 60), ("dropped", 60)):
         oms.reserve("A", 1, ttl=timedelta(minutes=minutes), key=key)
@@ -272,12 +278,7 @@ def test_the_earliest_of_a_sku_s_carts_expires_on_time(store: str, clock: Manual
 def test_a_cart_on_a_sku_many_orders_hold_expires_on_time(store: str, clock: ManualClock) -> None:
     """Forty placed orders hold a SKU (holds that never expire), then a cart takes a unit
     for ten minutes: the store must learn the SKU's first expiry from the cart alone."""
-    oms = OMS(
-        MemoryStore() if store == "memory" else SqliteStore(":memory:"),
-        clock=clock,
-        ids=SequentialIds(),
-    )
-    oms.add_location(warehouse("WH-1"))
+    oms = one_warehouse_on(store, clock)
     oms.receive("WH-1", "A", 100)
     for _ in range(40):
         oms.place_order(draft(("A", 1)))

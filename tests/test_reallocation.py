@@ -305,6 +305,17 @@ def test_the_capacity_a_moved_fulfilment_order_used_moves_with_it(
     assert state(oms, second.id) == before
 
 
+def take_back_from_wh1(oms: OMS, order: Order, how: str) -> None:
+    """Take the order's first fulfilment order back from WH-1, to WH-2: moved by hand, or
+    re-sourced by ``reallocate`` while WH-1 is inactive."""
+    if how == "move":
+        oms.move_fulfillment(order.fulfillments[0].id, "WH-2")
+    else:
+        oms.update_location("WH-1", active=False)
+        oms.reallocate(order.id)
+        oms.update_location("WH-1", active=True)
+
+
 @pytest.mark.parametrize("how", ["move", "reallocate"])
 def test_a_cap_set_after_the_allocation_has_nothing_to_give_back(
     how: str, make_store: Callable[[], Store]
@@ -318,12 +329,7 @@ def test_a_cap_set_after_the_allocation_has_nothing_to_give_back(
     order = oms.place_order(draft(("A", 1)), allocate=True)
     assert [loc for _, loc, _ in active(order)] == ["WH-1"]
     oms.update_location("WH-1", daily_capacity=1)
-    if how == "move":
-        oms.move_fulfillment(order.fulfillments[0].id, "WH-2")
-    else:
-        oms.update_location("WH-1", active=False)
-        oms.reallocate(order.id)
-        oms.update_location("WH-1", active=True)
+    take_back_from_wh1(oms, order, how)
     assert [loc for _, loc, _ in active(oms.get_order(order.id))] == ["WH-2"]
     second = oms.place_order(draft(("A", 1)), allocate=True)
     assert [loc for _, loc, _ in active(second)] == ["WH-1"]
@@ -349,12 +355,7 @@ def test_taking_back_an_order_the_cap_never_counted_leaves_the_day_s_count(
     today = oms.clock.now().date()
     counted = [o.fulfillments[0].counted_on for o in (first, second)]
     assert counted == [None, today]
-    if how == "move":
-        oms.move_fulfillment(first.fulfillments[0].id, "WH-2")
-    else:
-        oms.update_location("WH-1", active=False)
-        oms.reallocate(first.id)
-        oms.update_location("WH-1", active=True)
+    take_back_from_wh1(oms, first, how)
     assert [loc for _, loc, _ in active(oms.get_order(first.id))] == ["WH-2"]
     third = oms.place_order(draft(("A", 1)), allocate=True)
     assert [loc for _, loc, _ in active(third)] == ["WH-2"]
