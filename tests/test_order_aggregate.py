@@ -27,6 +27,8 @@ from omscore.orders import (
     FulfillmentStatus,
     HoldKind,
     Order,
+    PaymentEntry,
+    PaymentKind,
 )
 
 from .conftest import BERLIN, draft, eur
@@ -227,6 +229,19 @@ def test_a_fulfilment_order_carries_the_day_its_location_s_capacity_counted_it()
         ("WH-1", later),
         ("WH-1", None),
     ]
+
+
+def test_what_a_payment_covers_is_authorised_less_voided_plus_credited() -> None:
+    """30.00 authorised, 10.00 of it voided, 5.00 credited from an exchanged return: the
+    order may be charged 25.00 in all, of which 20.00 is still open on the card."""
+    entries = [
+        (PaymentKind.AUTHORIZED, "30.00"),
+        (PaymentKind.VOIDED, "10.00"),
+        (PaymentKind.CREDITED, "5.00"),
+    ]
+    payments = tuple(PaymentEntry(k, eur(a), "ref", f"key-{k}", T0) for k, a in entries)
+    order = attrs.evolve(place(("A", 1)), payments=payments)
+    assert (order.covered, order.uncaptured) == (eur("25.00"), eur("20.00"))
 
 
 def test_an_order_of_many_lines_finds_each_line_through_its_index() -> None:
