@@ -140,6 +140,25 @@ def test_editing_a_line_with_allocated_units_is_refused() -> None:
         order.remove_line("O-1-1", T0)
     with pytest.raises(InvalidTransition, match="already allocated"):
         order.change_address(BERLIN, T0)
+    line = attrs.evolve(order.lines[0], allocated=1, shipped=2, delivered=1)
+    touched = attrs.evolve(order, lines=(line,))
+    with pytest.raises(InvalidTransition, match=r": 4 unit\(s\) already allocated"):
+        touched.change_quantity("O-1-1", 6, T0)
+
+
+def test_a_later_step_keeps_the_tracking_carrier_and_note_an_earlier_one_gave() -> None:
+    """Shipped with a tracking number, a carrier and a note; delivering names none of them
+    and keeps all three."""
+    order = with_fulfillment(place(("A", 2)), 2, FulfillmentStatus.PACKED)
+    order, _ = order.advance("F-1", "ship", T0, tracking="T-1", carrier="DHL", reason="fragile")
+    order, _ = order.advance("F-1", "deliver", T0)
+    f = order.fulfillment("F-1")
+    assert (f.status, f.tracking, f.carrier, f.note) == (
+        FulfillmentStatus.DELIVERED,
+        "T-1",
+        "DHL",
+        "fragile",
+    )
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 2.0, 200_000])
