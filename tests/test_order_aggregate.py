@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from omscore import Address, Delivery, LineDraft, Money, OrderStatus
 from omscore.errors import (
@@ -18,7 +20,7 @@ from omscore.errors import (
     UnknownLine,
 )
 from omscore.events import FulfilledUnits, OrderHeld, UnitsCancelled
-from omscore.ids import FulfillmentId, LineId, LocationId, OrderId
+from omscore.ids import FulfillmentId, LineId, LocationId, OrderId, Sku
 from omscore.orders import (
     DeliveryMethod,
     DraftLimits,
@@ -27,6 +29,7 @@ from omscore.orders import (
     FulfillmentStatus,
     HoldKind,
     Order,
+    OrderLine,
     PaymentEntry,
     PaymentKind,
 )
@@ -261,6 +264,28 @@ def test_what_a_payment_covers_is_authorised_less_voided_plus_credited() -> None
     payments = tuple(PaymentEntry(k, eur(a), "ref", f"key-{k}", T0) for k, a in entries)
     order = attrs.evolve(place(("A", 1)), payments=payments)
     assert (order.covered, order.uncaptured) == (eur("25.00"), eur("20.00"))
+
+
+@given(
+    quantity=st.integers(1, 12),
+    price=st.integers(1, 99_999),
+    tax=st.integers(0, 9_999),
+    data=st.data(),
+)
+def test_the_value_of_some_units_is_the_sum_of_their_shares(
+    quantity: int, price: int, tax: int, data: st.DataObject
+) -> None:
+    """A line's unit shares sum to its total; any run of units (in capture or refund order)
+    is worth the sum of its shares, which ``value_of_units`` gives without listing them."""
+    discount = data.draw(st.integers(0, price * quantity), label="discount")
+    unit_price, off, taxed = (Money.from_minor(cents, "EUR") for cents in (price, discount, tax))
+    line = OrderLine(LineId("L-1"), Sku("A"), quantity, unit_price, off, taxed)
+    shares = line.unit_shares()
+    assert len(shares) == quantity
+    assert sum(shares, Money.zero("EUR")) == line.total
+    first = data.draw(st.integers(0, quantity - 1))
+    count = data.draw(st.integers(1, quantity - first))
+    assert line.value_of_units(first, count) == sum(shares[first : first + count], eur("0"))
 
 
 def test_an_order_of_many_lines_finds_each_line_through_its_index() -> None:
