@@ -288,6 +288,22 @@ def test_the_value_of_some_units_is_the_sum_of_their_shares(
     assert line.value_of_units(first, count) == sum(shares[first : first + count], eur("0"))
 
 
+def test_units_counted_back_are_zero_up_to_what_the_bucket_before_holds() -> None:
+    """Two units delivered: counting 0 of them returned changes nothing, -1 or 3 is
+    refused, 2 are counted; then refunds count within what was returned."""
+    placed = place(("A", 2))
+    order = attrs.evolve(placed, lines=(attrs.evolve(placed.lines[0], delivered=2),))
+    line = LineId("O-1-1")
+    assert order.mark_returned({line: 0}).lines[0].returned == 0
+    for bad in (-1, 3):
+        with pytest.raises(InvalidQuantity, match=f"cannot count {bad} more unit"):
+            order.mark_returned({line: bad})
+    returned = order.mark_returned({line: 2})
+    assert returned.lines[0].returned == 2
+    with pytest.raises(InvalidQuantity, match="2 already are, of 2 returned"):
+        returned.mark_refunded({line: 2}).mark_refunded({line: 1})
+
+
 def test_an_order_of_many_lines_finds_each_line_through_its_index() -> None:
     """``line_finder`` indexes an order of eight lines or more; it answers as ``line`` does,
     unknown ids included."""
