@@ -219,9 +219,11 @@ def test_allocating_more_than_is_open_is_refused_across_fulfilment_orders() -> N
         order.allocate(allocation(2, 2), T0)
     with pytest.raises(InvalidQuantity, match="cannot allocate 0 unit"):
         order.allocate(allocation(0), T0)
-    allocated, _ = order.allocate(allocation(1, 2), T0)
+    allocated, events = order.allocate(allocation(1, 2), T0)
     assert [f.lines[0].quantity for f in allocated.fulfillments] == [1, 2]
     assert allocated.lines[0].allocated == 3
+    assert allocated.version == order.version + 1  # one change, whatever it made
+    assert [e.version for e in events] == [allocated.version] * 2
 
 
 def test_a_fulfilment_order_carries_the_day_its_location_s_capacity_counted_it() -> None:
@@ -302,6 +304,32 @@ def test_units_counted_back_are_zero_up_to_what_the_bucket_before_holds() -> Non
     assert returned.lines[0].returned == 2
     with pytest.raises(InvalidQuantity, match="2 already are, of 2 returned"):
         returned.mark_refunded({line: 2}).mark_refunded({line: 1})
+
+
+def test_a_shipment_captures_the_shares_of_the_units_after_those_already_sent() -> None:
+    """10.00 for three units is 3.34, 3.33 and 3.33, in capture order. One unit delivered
+    and one shipped, the third unit's parcel captures the third share: 3.33."""
+    placed = place(("A", 3))
+    line = attrs.evolve(
+        placed.lines[0],
+        unit_price=eur("3.33"),
+        tax=eur("0.01"),
+        delivered=1,
+        shipped=1,
+        allocated=1,
+    )
+    assert [str(m) for m in line.unit_shares()] == ["3.34 EUR", "3.33 EUR", "3.33 EUR"]
+    third = FulfillmentOrder(
+        FulfillmentId("F-3"),
+        LocationId("WH-1"),
+        DeliveryMethod.SHIP,
+        (FulfillmentLine(line.id, line.sku, 1),),
+        FulfillmentStatus.PACKED,
+        T0,
+    )
+    paid = PaymentEntry(PaymentKind.CAPTURED, eur("3.34"), "ref", "capture:F-1", T0)
+    order = attrs.evolve(placed, lines=(line,), fulfillments=(third,), payments=(paid,))
+    assert order.capture_value("F-3") == eur("3.33")
 
 
 def test_an_order_of_many_lines_finds_each_line_through_its_index() -> None:
