@@ -3,8 +3,9 @@
 Actors: stock arrives, customers order (ship or click & collect) and sometimes cancel,
 sourcing allocates, locations do the next step of a fulfilment order (or reject it), time
 passes and pickups expire, and now and then somebody sends a command out of turn. A refused
-command must change nothing; after every step ``check_books`` holds and every line's
-buckets sum to its quantity.
+command must change nothing; after every step ``check_books`` holds (daily capacity counts
+included: caps are set, changed and lifted at any time) and every line's buckets sum to
+its quantity.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from omscore import OMS, Delivery, FulfillmentStatus, OmsError
 from omscore.adapters.memory import MemoryStore
-from omscore.ids import LineId, LocationId
+from omscore.ids import LineId
 from omscore.orders import DeliveryMethod, FulfillmentOrder
 from omscore.orders.model import FULFILLMENT_TRANSITIONS
 from omscore.sourcing import (
@@ -291,23 +292,6 @@ class Fulfilment(RuleBasedStateMachine):
                 assert (
                     line.open + line.allocated + line.shipped + line.delivered + line.cancelled
                 ) == line.quantity
-
-    @invariant()
-    def a_location_s_count_today_is_the_work_its_cap_counted_today(self) -> None:
-        """Each location's load today is the number of its fulfilment orders its cap counted
-        today and that were not taken back (withdrawn or moved away), whatever was
-        rejected, cancelled, split or shipped since."""
-        today = self.clock.now().date()
-        counted = dict.fromkeys(LOCATIONS, 0)
-        for f in self.fulfillment_orders():
-            if f.counted_on == today and f.status is not FulfillmentStatus.WITHDRAWN:
-                counted[f.location_id] += 1
-        with self.oms.store.unit_of_work(write=False) as uow:
-            loads = {loc: uow.loads.get(LocationId(loc)) for loc in LOCATIONS}
-        used = {loc: load.used_on(today) if load else 0 for loc, load in loads.items()}
-        assert used == counted
-        if any(counted.values()):
-            event("a capped location took work today")
 
     @invariant()
     def a_ready_pickup_is_at_its_store(self) -> None:

@@ -23,7 +23,14 @@ from omscore._values import evolved
 from omscore.events import OrderPlaced
 from omscore.geo import GeoPoint
 from omscore.ids import LineId, LocationId, Sku
-from omscore.inventory import Capability, Location, LocationKind, MovementKind, StockMovement
+from omscore.inventory import (
+    Capability,
+    Location,
+    LocationKind,
+    LocationLoad,
+    MovementKind,
+    StockMovement,
+)
 from omscore.orders import DeliveryMethod, Order
 from omscore.ports import UnitOfWork
 from omscore.sourcing import (
@@ -496,3 +503,21 @@ def test_a_shipment_the_orders_do_not_account_for_is_named(books: OMS) -> None:
         "A: 0 allocated in stock and 0 in transit to stores, 2 on order lines",
         "A: 2 shipped in the ledger, 0 shipped or delivered on order lines",
     ]
+
+
+def test_a_capacity_count_the_orders_do_not_account_for_is_named(books: OMS) -> None:
+    """O-1 was taken before WH-1 had a cap; the next order is the one it counted. A
+    counter that says 3 is named; one that agrees is not."""
+    books.update_location("WH-1", daily_capacity=5)
+    second = books.allocate(books.place_order(draft(("A", 1))).id)
+    assert second.shipments == ("WH-1",)
+    assert _books_violations(books) == []
+    today = books.clock.now().date()
+
+    def overcount(uow: UnitOfWork) -> None:
+        load = uow.loads.get(LocationId("WH-1"))
+        assert load is not None
+        uow.loads.put(LocationLoad(load.location_id, today, 3, load.version))
+
+    _damage(books, overcount)
+    assert _books_violations(books) == ["WH-1: 3 fulfilment orders counted today, 1 on orders"]

@@ -24,7 +24,7 @@ from omscore.events import OrderPlaced
 from omscore.geo import distance_km
 from omscore.ids import LocationId, Sku
 from omscore.inventory import Capability, Location, MovementKind
-from omscore.orders import Order
+from omscore.orders import FulfillmentStatus, Order
 from omscore.orders.delivery import DeliveryMethod
 from omscore.service import OMS
 from omscore.sourcing import AllocationPlan, NetworkSnapshot, SourcingRequest
@@ -217,8 +217,9 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
     Every level agrees with its ledger and its holds (``reconcile()``); nowhere is more
     allocated and reserved than on hand; each SKU's allocated units, with those in transit
     to a pickup store, equal the orders' allocated units; units shipped out in the ledger
-    equal the orders' shipped and delivered units; and every open unit of every line is
-    held or backordered, exactly once.
+    equal the orders' shipped and delivered units; every open unit of every line is
+    held or backordered, exactly once; and each location's daily capacity counter for
+    today equals its fulfilment orders counted today (``counted_on``) and not taken back.
 
     ``order_ids`` are every order placed; by default they are read from the outbox's
     ``OrderPlaced`` events, so pass them once published events may have been pruned.
@@ -228,6 +229,7 @@ def check_books(oms: OMS, *, order_ids: Iterable[str] | None = None) -> None:
         order_ids = [e.order_id for e in oms.events() if isinstance(e, OrderPlaced)]
     orders = [oms.get_order(order_id) for order_id in order_ids]
     problems += _open_units_waiting(oms, orders)
+    problems += _capacity_counted(oms, orders)
     on_lines = _order_totals(orders)
     shipped_out: Counter[Sku] = Counter()
     for m in oms.ledger():
@@ -276,6 +278,33 @@ def _order_totals(orders: Iterable[Order]) -> _OrderTotals:
                 for fl in f.lines:
                     totals.in_transit[fl.sku] += fl.quantity
     return totals
+
+
+def _capacity_counted(oms: OMS, orders: Iterable[Order]) -> list[str]:
+    """Each location's count of today: its fulfilment orders its cap counted today, less
+    those withdrawn (moved ones count where they are now)."""
+    now = oms.clock.now()
+    today = {location.id: location.day_at(now) for location in oms.locations()}
+    counted: Counter[LocationId] = Counter()
+    for order in orders:
+        for f in order.fulfillments:
+            if f.status is FulfillmentStatus.WITHDRAWN or f.counted_on is None:
+                continue  # taken back, or never counted
+            if f.counted_on == today.get(f.location_id):
+                counted[f.location_id] += 1
+    with oms.store.unit_of_work(write=False) as uow:
+        loads = {location_id: uow.loads.get(location_id) for location_id in sorted(today)}
+    used = {
+        location_id: load.used_on(today[location_id])
+        for location_id, load in loads.items()
+        if load is not None
+    }
+    return [
+        f"{location_id}: {used.get(location_id, 0)} fulfilment orders counted today, "
+        f"{counted[location_id]} on orders"
+        for location_id in sorted(today)
+        if used.get(location_id, 0) != counted[location_id]
+    ]
 
 
 def _open_units_waiting(oms: OMS, orders: Iterable[Order]) -> list[str]:
