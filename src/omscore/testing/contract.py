@@ -735,6 +735,21 @@ class StoreContract:
         assert [o.id for o in oms.customer_orders("C-1", before=latest.id, limit=1)] == [pair[0].id]
         assert oms.customer_orders("C-1")[0].status is OrderStatus.CANCELLED
 
+    def test_a_fulfilment_order_keeps_the_day_its_location_s_cap_counted_it(self, oms: OMS) -> None:
+        """``counted_on`` reads back as written, so taking the order back later gives back
+        the count it took (and the books' capacity check holds)."""
+        oms.update_location("WH-1", daily_capacity=5)
+        oms.receive("WH-1", "A", 3)
+        order = oms.place_order(order_draft("A", 1), allocate=True)
+        with oms.store.unit_of_work(write=False) as uow:
+            stored = uow.orders.get(order.id)
+            load = uow.loads.get(LocationId("WH-1"))
+        today = oms.clock.now().date()
+        assert stored is not None
+        assert load is not None
+        assert (stored.fulfillments[0].counted_on, load.used_on(today)) == (today, 1)
+        check_books(oms)
+
     def test_a_ship_to_store_parcel_is_handed_over_at_the_store(self, oms: OMS) -> None:
         """The store keeps where a parcel's units are: in transit at no location, after the
         handover at the pickup store; levels, status and handover read back as written."""
