@@ -29,9 +29,10 @@ class TestTheStore(StoreContract):
 """
 
 
-def _failed(pytester: pytest.Pytester, store: str) -> set[str]:
-    """The kit's tests that fail on ``store``, by name."""
-    pytester.makepyfile(test_kit=MODULE.format(store=store))
+def _failed(pytester: pytest.Pytester, store: str, claims: str = "") -> set[str]:
+    """The kit's tests that fail on ``store``, by name (``claims``: lines that go into the
+    test class, as an integrator states what the store promises)."""
+    pytester.makepyfile(test_kit=MODULE.format(store=store) + claims)
     passed, _, failed = pytester.inline_run("-p", "no:cacheprovider").listoutcomes()
     assert passed, "the kit ran no test"
     return {report.nodeid.rsplit("::", 1)[-1] for report in failed}
@@ -81,6 +82,16 @@ def test_the_kit_fails_a_store_with_a_bug(
 ) -> None:
     failed = _failed(pytester, store)
     assert caught_by <= failed, f"{store} failed only {sorted(failed)}"
+
+
+def test_the_kit_fails_a_store_that_says_it_serialises_writers_but_interleaves_them(
+    pytester: pytest.Pytester,
+) -> None:
+    """A store that claims ``interleaved_units_of_work = False`` is spared the stale-write
+    test; the kit checks the claim instead. MemoryStore interleaves its writers."""
+    claims = "    interleaved_units_of_work = False\n"
+    failed = _failed(pytester, "MemoryStore", claims)
+    assert failed == {"test_a_second_writer_waits_and_reads_what_the_first_committed"}
 
 
 def test_the_reference_model_catches_a_store_that_loses_later_steps_of_a_return() -> None:

@@ -267,6 +267,7 @@ class StoreContract:
 
     #: False for stores whose write units of work lock (SQLite's ``BEGIN IMMEDIATE``): a
     #: second unit of work cannot commit while the first is open, so no stale read arises.
+    #: The kit then checks that claim (a second writer waits) instead of stale writes.
     interleaved_units_of_work: bool = True
 
     def test_a_stale_write_raises_concurrency_conflict(self, store: Store) -> None:
@@ -292,6 +293,51 @@ class StoreContract:
             assert stored is not None
             assert [h.kind for h in stored.holds] == ["manual"]
             assert uow.orders.get(OrderId("O-2")) is None
+
+    def test_a_second_writer_waits_and_reads_what_the_first_committed(
+        self, store: Store
+    ) -> None:
+        """A store that says it serialises write units of work
+        (``interleaved_units_of_work = False``) must: a second one, begun on another
+        thread while the first is open after a read, waits until the first ends, then
+        reads what it committed, so neither update is lost. (A store that interleaves them
+        is held to the stale-write test instead.)"""
+        if self.interleaved_units_of_work:
+            pytest.skip("this store interleaves write units of work; a stale write conflicts")
+        with store.unit_of_work() as uow:
+            uow.orders.put(sample_order())
+            uow.commit()
+        read_second: list[Order] = []
+        errors: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                with store.unit_of_work() as uow:
+                    order = uow.orders.get(OrderId("O-1"))
+                    assert order is not None
+                    read_second.append(order)
+                    uow.orders.put(order.hold("fraud", "y", T0)[0])
+                    uow.commit()
+            except BaseException as error:  # surfaced below, never swallowed
+                errors.append(error)
+
+        thread = threading.Thread(target=second)
+        with store.unit_of_work() as first:
+            order = first.orders.get(OrderId("O-1"))
+            assert order is not None
+            thread.start()
+            thread.join(timeout=0.3)
+            waited = thread.is_alive()
+            first.orders.put(order.hold("manual", "x", T0)[0])
+            first.commit()
+        thread.join()
+        assert errors == []
+        assert waited, "the second unit of work went on while the first was open"
+        assert [h.kind for h in read_second[0].holds] == ["manual"]
+        with store.unit_of_work(write=False) as uow:
+            stored = uow.orders.get(OrderId("O-1"))
+            assert stored is not None
+            assert [h.kind for h in stored.holds] == ["manual", "fraud"]
 
     def test_writing_over_an_aggregate_not_read_is_a_conflict(self, store: Store) -> None:
         """A unit of work may only overwrite what it read: a blind write loses."""
