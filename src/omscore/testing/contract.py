@@ -1224,6 +1224,26 @@ class ProcessContract:
             assert len(oms.get_order(order_id).fulfillments) <= 1
         check_books(oms)
 
+    def test_what_another_process_wrote_is_what_the_next_unit_of_work_reads(
+        self, tmp_path: Path
+    ) -> None:
+        """A process may keep what it read (the network, decoded orders) but never past
+        another's write: a location added there, a channel configured there and an order
+        held there are what this process reads next."""
+        opener = self.store_opener(tmp_path)
+        here, there = OMS(opener(), ids=SequentialIds()), OMS(opener(), ids=UuidIds())
+        here.add_location(sample_location("WH-1"))
+        order = here.place_order(order_draft("A", 1))
+        assert [x.id for x in here.locations()] == ["WH-1"]
+        assert here.channel_pool("web") == ("WH-1",)
+        assert not here.get_order(order.id).holds
+        there.add_location(sample_location("WH-2"))
+        there.configure_channel("web", location_ids=["WH-2"])
+        there.hold(order.id, "fraud")
+        assert [x.id for x in here.locations()] == ["WH-1", "WH-2"]
+        assert here.channel_pool("web") == ("WH-2",)
+        assert here.get_order(order.id).has_hold("fraud")
+
 
 def buy_in_process(opener: Callable[[], Store], prefix: str, count: int) -> list[str]:
     """Run in a child process: place and allocate ``count`` one-unit orders of HOT."""
