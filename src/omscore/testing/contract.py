@@ -443,7 +443,8 @@ class StoreContract:
 
     def test_pruning_deletes_published_events_older_than_the_cutoff(self, oms: OMS) -> None:
         """Oldest first, up to the first event at or after the cutoff, and never past the
-        relay's mark; the events kept keep their positions and later ones follow on."""
+        relay's mark; the events kept keep their positions and later ones follow on; an
+        empty outbox prunes nothing."""
         clock = oms.clock
         assert isinstance(clock, ManualClock)
         positions: list[list[int]] = []
@@ -464,6 +465,7 @@ class StoreContract:
         oms.store.mark_published(10**9)
         assert oms.store.prune_outbox(T0 + timedelta(days=1)) == len(positions[2])
         assert oms.store.outbox() == []
+        assert oms.store.prune_outbox(T0 + timedelta(days=1)) == 0  # an empty outbox
         oms.receive("WH-1", "D", 5)
         assert oms.store.outbox()[0].position == positions[2][-1] + 1
 
