@@ -294,9 +294,7 @@ class StoreContract:
             assert [h.kind for h in stored.holds] == ["manual"]
             assert uow.orders.get(OrderId("O-2")) is None
 
-    def test_a_second_writer_waits_and_reads_what_the_first_committed(
-        self, store: Store
-    ) -> None:
+    def test_a_second_writer_waits_and_reads_what_the_first_committed(self, store: Store) -> None:
         """A store that says it serialises write units of work
         (``interleaved_units_of_work = False``) must: a second one, begun on another
         thread while the first is open after a read, waits until the first ends, then
