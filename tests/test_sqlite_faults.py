@@ -187,10 +187,11 @@ def test_supply_due_is_filled_in_by_the_schema_9_migration(tmp_path: Path) -> No
     assert reopened.migrated_from == 8
     due = [
         [i.arrival.reference for i in oms.incoming_supply(due_by=now + timedelta(days=days))]
-        for days in (0, 1, 2, 3)
+        for days in (0, 0.5, 1, 2, 3)
     ]
     assert due == [
         [],
+        ["transfer T-1"],  # found by the transfer's ETA: A's earliest, before any PO's
         ["transfer T-1", "PO-2"],
         ["transfer T-1", "PO-2", "PO-3"],
         ["transfer T-1", "PO-2", "PO-3", "PO-1"],

@@ -362,12 +362,15 @@ class StoreContract:
     # --- idempotency ------------------------------------------------------------------------
 
     def test_idempotency_records_keep_their_results(self, store: Store) -> None:
-        """Results of every kind come back equal."""
+        """Results of every kind come back equal: lists too (``receive_many`` returns
+        one), empty or not."""
         results: dict[str, object] = {
             "none": None,
             "int": 3,
             "order": sample_order(),
             "money": Money("1.50", "EUR"),
+            "list": [Money("1.50", "EUR"), Money("2.00", "EUR")],
+            "empty list": [],
         }
         with store.unit_of_work() as uow:
             for key, result in results.items():
