@@ -362,8 +362,8 @@ class StoreContract:
     # --- idempotency ------------------------------------------------------------------------
 
     def test_idempotency_records_keep_their_results(self, store: Store) -> None:
-        """Results of every kind come back equal: lists too (``receive_many`` returns
-        one), empty or not."""
+        """Results of every kind come back equal: lists too (``extend_reservation``
+        returns one), empty or not."""
         results: dict[str, object] = {
             "none": None,
             "int": 3,
