@@ -325,12 +325,11 @@ class StoreContract:
             assert order is not None
             thread.start()
             thread.join(timeout=0.3)
-            waited = thread.is_alive()
+            assert thread.is_alive(), "the second unit of work went on while the first was open"
             first.orders.put(order.hold("manual", "x", T0)[0])
             first.commit()
         thread.join()
         assert errors == []
-        assert waited, "the second unit of work went on while the first was open"
         assert [h.kind for h in read_second[0].holds] == ["manual"]
         with store.unit_of_work(write=False) as uow:
             stored = uow.orders.get(OrderId("O-1"))
