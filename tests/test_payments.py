@@ -729,6 +729,55 @@ def test_another_edit_after_a_lost_answer_is_authorised_for_its_own_amount(
     assert edited.authorizations[1].reference == "pay-3"  # pay-2 expires at the gateway
 
 
+def test_a_declined_edit_tried_again_under_a_new_command_key_asks_the_card_anew(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """A gateway that keeps a key's first answer declines the 10.00 more. The customer
+    tries again (a new idempotency key): the gateway is asked anew and authorises. Under
+    the first key again, or without keys, it answers with the decline it kept."""
+    gateway = FakePaymentGateway(keep_declines=True)
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    line = order.lines[0].id
+    gateway.decline_next()
+    with pytest.raises(PaymentDeclined):
+        oms.change_quantity(order.id, line, 2, idempotency_key="edit-1")
+    with pytest.raises(PaymentDeclined, match="kept under the key"):
+        oms.change_quantity(order.id, line, 2, idempotency_key="edit-1")
+    edited = oms.change_quantity(order.id, line, 2, idempotency_key="edit-2")
+    assert [b.authorized for b in edited.authorizations] == [eur("14.95"), eur("10.00")]
+    assert [c.outcome for c in gateway.calls] == ["ok", "declined", "repeat", "ok"]
+    assert oms.change_quantity(order.id, line, 2, idempotency_key="edit-2") == edited
+    assert len(gateway.calls) == 4  # the recorded command is replayed, the gateway not asked
+
+    unkeyed = oms.place_order(paid_draft(("A", 1, "10.00")))
+    gateway.decline_next()
+    for _ in range(2):
+        with pytest.raises(PaymentDeclined):
+            oms.change_quantity(unkeyed.id, unkeyed.lines[0].id, 2)
+    assert [c.outcome for c in gateway.calls[-2:]] == ["declined", "repeat"]
+
+
+def test_an_edit_repeated_under_its_key_after_a_lost_answer_gets_the_same_authorisation(
+    make_oms: Callable[..., OMS],
+) -> None:
+    """The answer to a keyed edit's authorisation is lost; the caller repeats the command
+    under the same key, so the gateway's key is the same and it answers with the
+    authorisation it made."""
+    gateway = LostAnswer()
+    oms = make_oms(payments=gateway)
+    oms.add_location(warehouse("WH-1"))
+    order = oms.place_order(paid_draft(("A", 1, "10.00")))
+    gateway.lose_next = True
+    with pytest.raises(PaymentError, match="answer lost"):
+        oms.change_quantity(order.id, order.lines[0].id, 2, idempotency_key="edit-1")
+    edited = oms.change_quantity(order.id, order.lines[0].id, 2, idempotency_key="edit-1")
+    assert [b.authorized for b in edited.authorizations] == [eur("14.95"), eur("10.00")]
+    assert [c.outcome for c in gateway.calls] == ["ok", "ok", "repeat"]
+    assert edited.authorizations[1].reference == "pay-2"
+
+
 def test_drawing_more_than_the_authorisations_have_is_refused_before_the_gateway(
     shop: OMS, gateway: FakePaymentGateway
 ) -> None:

@@ -10,6 +10,7 @@ another key, so that a gateway that keeps a key's first answer asks the card ane
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -79,21 +80,25 @@ class Payments:
             "payment covers the rest, or cancel the order"
         )
 
-    def cover(self, order: Order, before: Order, at: datetime) -> Changed:
+    def cover(
+        self, order: Order, before: Order, at: datetime, command_key: str | None = None
+    ) -> Changed:
         """Authorise what an edit adds to what the order can be charged, when its payment
         does not cover it: a second authorisation on the customer's payment method, drawn
         on once the first is used up. A decline refuses the edit (:class:`PaymentDeclined`),
         and so does an authorisation of less than was asked, which is voided at once
         (:class:`PaymentLimitExceeded`): a command refused changes nothing. Orders paid
         outside omscore, or not yet authorised (a decline, authorised again for the new
-        total), are left alone, and so is an edit that adds nothing to what is due."""
+        total), are left alone, and so is an edit that adds nothing to what is due.
+        ``command_key``, the edit's idempotency key, goes into the gateway's key: the
+        same command repeated asks under the same key, another command anew."""
         if self.port is None or order.payment_reference is None:
             return order, []
         due = order.chargeable
         need = due - max(order.covered, before.chargeable)
         if need.amount <= 0:
             return order, []
-        port, key = self.port, _next_authorization_key(order, need)
+        port, key = self.port, _next_authorization_key(order, need, command_key)
         try:
             result = _paid("authorize", need, lambda: port.authorize(order.id, need, key))
         except PaymentDeclined as declined:
@@ -239,12 +244,15 @@ def _payment_hold(order: Order, reason: str, at: datetime) -> Changed:
     return order, [*events, *held]
 
 
-def _next_authorization_key(order: Order, amount: Money) -> str:
+def _next_authorization_key(order: Order, amount: Money, command_key: str | None = None) -> str:
     """The key of the order's next authorisation, for ``amount`` more: a repeat of the
-    same command sends it again, and another amount is another call."""
-    return _after_declines(
-        f"authorize:{order.id}:{len(order.authorizations) + 1}:{amount.amount}", order
-    )
+    same command sends it again, and another amount is another call. Given the command's
+    own idempotency key, a digest of it is added: a refused edit records no decline on
+    the order, so only the caller's new key tells the customer's next try from a repeat."""
+    key = f"authorize:{order.id}:{len(order.authorizations) + 1}:{amount.amount}"
+    if command_key is not None:
+        key += f":cmd-{hashlib.sha256(command_key.encode()).hexdigest()[:16]}"
+    return _after_declines(key, order)
 
 
 def _after_declines(key: str, order: Order) -> str:

@@ -354,7 +354,7 @@ class OrderUseCases(ServiceCore):
             order, events = decide(before, now)
             if order is before:
                 return before  # an edit to what the order has already: nothing to write
-            order, paid = self._payments.cover(order, before, now)  # after every check
+            order, paid = self._payments.cover(order, before, now, idempotency_key)  # after checks
             uow.record([*events, *paid])
             self._follow_stock(stock, order, events)
             order, settled = self._payments.settle(order, now)
