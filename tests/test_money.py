@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omscore import Money, OmsError
+from omscore import money as money_module
 from omscore.errors import (
     CurrencyMismatch,
     InvalidAllocationRatios,
@@ -138,6 +139,21 @@ def test_sum_works_from_a_zero_start() -> None:
     """sum() of money needs a Money.zero start."""
     total = sum([Money("1.25", "EUR"), Money("2.75", "EUR")], Money.zero("EUR"))
     assert total == Money(4, "EUR")
+
+
+class Points(Money):
+    """A subclass, as a host might keep loyalty points."""
+
+
+def test_a_subclass_zero_is_of_the_subclass_and_money_zero_stays_money() -> None:
+    """Money.zero keeps one zero per currency; a subclass's zero is the subclass's own,
+    whether Money's was made first or not, and never takes Money's place."""
+    assert type(Money.zero("EUR")) is Money
+    assert type(Points.zero("EUR")) is Points
+    money_module._ZEROS.pop("NOK", None)  # this rule's order: the subclass asks first
+    assert type(Points.zero("NOK")) is Points
+    assert type(Money.zero("NOK")) is Money
+    assert Money.zero("NOK") is Money.zero("NOK")
 
 
 @pytest.mark.parametrize(

@@ -245,10 +245,11 @@ class Money:
     @classmethod
     def zero(cls, currency: str) -> Money:
         """Zero in ``currency``; the start value for ``sum()``."""
-        zero = _ZEROS.get(currency) if isinstance(currency, str) else None
+        shared = cls is Money  # a subclass gets zeros of its own type, never cached
+        zero = _ZEROS.get(currency) if shared and isinstance(currency, str) else None
         if zero is None:
             zero = cls(_ZERO, currency)
-            if cls is Money and len(_ZEROS) < 512:
+            if shared and len(_ZEROS) < 512:
                 _ZEROS[currency] = zero
         return zero
 
