@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -188,6 +191,31 @@ def test_allocate_splits_by_largest_remainder() -> None:
         Money("3.33", "EUR"),
     ]
     assert Money("100", "JPY").allocate([1, 2]) == [Money(33, "JPY"), Money(67, "JPY")]
+    # 7.14, 1.43 and 1.43 cents: the cent left goes to the larger remainder, not the
+    # larger share, and of two equal remainders to the earlier part.
+    assert Money("0.10", "EUR").allocate([5, 1, 1]) == [
+        Money("0.07", "EUR"),
+        Money("0.02", "EUR"),
+        Money("0.01", "EUR"),
+    ]
+
+
+@given(
+    st.integers(min_value=-10_000, max_value=10_000),
+    st.lists(st.integers(min_value=0, max_value=100), min_size=1, max_size=12).filter(any),
+)
+def test_allocate_rounds_up_the_parts_with_the_largest_remainders(
+    cents: int, ratios: list[int]
+) -> None:
+    """Property: a part rounded up (away from zero) never has a smaller remainder than a
+    part rounded down, and on equal remainders it comes first."""
+    parts = Money.from_minor(cents, "EUR").allocate(ratios)
+    shares = [Fraction(abs(cents) * r, sum(ratios)) for r in ratios]
+    remainders = [share - math.floor(share) for share in shares]
+    up = [abs(p.minor_units) > math.floor(s) for p, s in zip(parts, shares, strict=True)]
+    for i, j in itertools.product(range(len(parts)), repeat=2):
+        if up[i] and not up[j]:
+            assert (remainders[i], j) > (remainders[j], i), (i, j, remainders)
 
 
 @pytest.mark.parametrize(
