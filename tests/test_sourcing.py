@@ -158,6 +158,21 @@ def test_a_dear_kind_does_not_make_one_far_location_look_cheapest() -> None:
     assert plan.cost == pytest.approx(2.2, abs=0.01)
 
 
+def test_lowest_cost_breaks_a_tie_by_fewer_shipments_then_ids() -> None:
+    """Shipments free, two warehouses at one point: one parcel from B (2 units) costs what
+    one unit from each costs. The plan ships from B alone, though A sorts first; with both
+    able to ship the whole order, A wins."""
+    model = CostModel(per_shipment=0, per_unit=1, per_unit_km=0.01)
+    network = [loc(x, "warehouse", GeoPoint(0, 0.09), {"ship"}) for x in ("A", "B")]
+    order = request(("SKU", 2), destination=GeoPoint(0, 0))
+    stock = {(LocationId("A"), Sku("SKU")): 1, (LocationId("B"), Sku("SKU")): 2}
+    plan = LowestCostPolicy(model).plan(order, NetworkSnapshot(network, stock))
+    assert plan.shipments == ("B",)
+    assert plan.cost == pytest.approx(2 * (1 + 0.01 * 10.0), abs=0.01)
+    stock[(LocationId("A"), Sku("SKU"))] = 2
+    assert LowestCostPolicy(model).plan(order, NetworkSnapshot(network, stock)).shipments == ("A",)
+
+
 def test_handling_costs_by_kind_steer_away_from_stores() -> None:
     """With stores dear to pick from, the warehouse wins even though the store is nearer."""
     stock = {("ST-BER", "A"): 5, ("WH-HAM", "A"): 5}

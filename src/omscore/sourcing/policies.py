@@ -324,9 +324,11 @@ def _fewest_key(
 class LowestCostPolicy(_BasePolicy):
     """The plan of least total cost under ``cost_model``: per shipment, plus per unit
     (handling, distance). A plan that allocates more units always beats one that allocates
-    fewer. Exact within the search budget: sets are searched by size, and the search stops
-    once ``size x per_shipment`` plus the cheapest possible unit costs cannot beat the best
-    plan found; past the budget it falls back to a greedy cover."""
+    fewer; of plans that cost the same, the one with fewer shipments wins, then the one
+    whose location ids sort first. Exact within the search budget: sets are searched by
+    size, and the search stops once ``size x per_shipment`` plus the cheapest possible unit
+    costs cannot beat the best plan found; past the budget it falls back to a greedy
+    cover."""
 
     cost_model: CostModel = attrs.field(
         factory=CostModel, validator=instance_of(CostModel, _refused)
@@ -396,21 +398,21 @@ class LowestCostPolicy(_BasePolicy):
             return 2 * model.per_shipment + cost_of(a)[0] * a.units + cost_of(b)[0] * rest
 
         def pair_key(a: Candidate, b: Candidate) -> tuple[object, ...]:
-            return (round(pair_cost(a, b), 9), tuple(sorted((a.id, b.id))))
+            return _cost_rank(pair_cost(a, b), tuple(sorted((a.id, b.id))))
 
         for size in range(2, len(problem.candidates) + 1):
             if best is not None and size * model.per_shipment + floor >= best[0] - 1e-9:
                 break
             pair = _best_pair(problem, search, pair_key) if size == 2 else None
-            if pair is not None and (best is None or pair[0] < (round(best[0], 9), best[1])):
+            if pair is not None and (best is None or pair[0] < _cost_rank(best[0], best[1])):
                 _, a, b = pair
                 best = (pair_cost(a, b), tuple(sorted((a.id, b.id))), problem.fill([a, b]))
             for subset in search.covers(size) if size > 2 else ():
                 filled = problem.fill(sorted(subset, key=cost_of))
                 cost = _cost(model, filled, cost_of)
-                key = (round(cost, 9), tuple(sorted(c.id for c, _ in filled)))
-                if best is None or key < (round(best[0], 9), best[1]):
-                    best = (cost, key[1], filled)
+                ids = tuple(sorted(c.id for c, _ in filled))
+                if best is None or _cost_rank(cost, ids) < _cost_rank(best[0], best[1]):
+                    best = (cost, ids, filled)
             if search.exhausted:
                 break
         if best is None:
@@ -429,6 +431,12 @@ class LowestCostPolicy(_BasePolicy):
 
 
 _Best = tuple[float, tuple[str, ...], list[tuple[Candidate, list[int]]]]
+
+
+def _cost_rank(cost: float, ids: tuple[str, ...]) -> tuple[object, ...]:
+    """How plans of ``LowestCostPolicy`` compare: cost (to 9 decimals, so that sums in
+    another order tie), then fewer shipments, then the location ids."""
+    return (round(cost, 9), len(ids), ids)
 
 
 def _unit_costs(problem: Problem, model: CostModel) -> Callable[[Candidate], tuple[float, str]]:
