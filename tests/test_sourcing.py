@@ -158,6 +158,23 @@ def test_a_dear_kind_does_not_make_one_far_location_look_cheapest() -> None:
     assert plan.cost == pytest.approx(2.2, abs=0.01)
 
 
+def test_a_deep_cheap_location_does_not_make_the_search_stop_early() -> None:
+    """N-A holds 100 of A, the order wants 1: what the search counts as the least a split
+    could pay for its units is that one unit (0.1), not the hundred held there (10), so
+    it looks at pairs. Two near parcels (2.2) beat one from 300 km (1 + 2 x 3 = 7)."""
+    held = {"N-A": (0.09, {"A": 100}), "N-B": (0.09, {"B": 1}), "FAR": (2.7, {"A": 1, "B": 1})}
+    network = [loc(x, "warehouse", GeoPoint(0, d), {"ship"}) for x, (d, _) in held.items()]
+    stock = {
+        (LocationId(x), Sku(sku)): n for x, (_, units) in held.items() for sku, n in units.items()
+    }
+    model = CostModel(per_shipment=1, per_unit=0, per_unit_km=0.01)
+    plan = LowestCostPolicy(model).plan(
+        request(("A", 1), ("B", 1), destination=GeoPoint(0, 0)), NetworkSnapshot(network, stock)
+    )
+    assert sorted(plan.shipments) == ["N-A", "N-B"]
+    assert plan.cost == pytest.approx(2.2, abs=0.01)
+
+
 def test_lowest_cost_breaks_a_tie_by_fewer_shipments_then_ids() -> None:
     """Shipments free, two warehouses at one point: one parcel from B (2 units) costs what
     one unit from each costs. The plan ships from B alone, though A sorts first; with both

@@ -335,6 +335,46 @@ def test_lowest_cost_is_exactly_optimal_on_small_instances(model: CostModel, cas
     assert plan.cost == pytest.approx(brute_force_cost(request, snapshot, model), abs=1e-9)
 
 
+@st.composite
+def thin_stock(draw: st.DrawFn) -> Case:
+    """Three to five warehouses holding one or two units each, and an order that no two of
+    them can fill: every plan ships from three or more (which SMALL rarely draws)."""
+    held = draw(st.lists(st.integers(min_value=1, max_value=2), min_size=3, max_size=5))
+    two_most = sum(sorted(held)[-2:])
+    quantity = draw(st.integers(min_value=two_most + 1, max_value=max(two_most + 1, sum(held))))
+    points = st.builds(
+        GeoPoint,
+        st.floats(min_value=45, max_value=55),
+        st.floats(min_value=5, max_value=15),
+    )
+    locations = [
+        Location(id=f"W{i}", kind="warehouse", geo=draw(points), capabilities={"ship"})
+        for i in range(len(held))
+    ]
+    available = {(LocationId(loc.id), Sku("A")): n for loc, n in zip(locations, held, strict=True)}
+    request = SourcingRequest([RequestLine("L1", "A", quantity)], "ship", destination=draw(points))
+    return request, NetworkSnapshot(locations, available)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [CostModel(), CostModel(per_shipment=0.3, per_unit_km=0.01)],
+    ids=["default", "cheap-shipments"],
+)
+@given(case=thin_stock())
+def test_plans_of_three_or_more_shipments_are_optimal(model: CostModel, case: Case) -> None:
+    """Where only three or more locations fill the order, the lowest cost plan still costs
+    the brute-force optimum, and the fewest shipments plan uses the fewest locations."""
+    request, snapshot = case
+    plan = LowestCostPolicy(model).plan(request, snapshot)
+    assert plan.cost == pytest.approx(brute_force_cost(request, snapshot, model), abs=1e-9)
+    held = sorted(snapshot.available.values(), reverse=True)
+    need = min(request.lines[0].quantity, sum(held))
+    fewest = next(n for n in range(1, len(held) + 1) if sum(held[:n]) >= need)
+    assert fewest >= 3
+    assert len(FewestShipmentsPolicy().plan(request, snapshot).shipments) == fewest
+
+
 @given(case=st.one_of(oms_st.sourcing_cases(max_locations=8), SMALL))
 def test_the_lowest_cost_plan_never_costs_more_than_the_others(case: Case) -> None:
     """Under its own cost model, no built-in policy's plan is cheaper."""
