@@ -96,6 +96,31 @@ def test_the_connection_of_a_thread_that_ended_is_closed_when_another_opens(
     store.close()
 
 
+def test_closing_an_ended_threads_connection_keeps_the_live_ones_and_forgets_it(
+    tmp_path: Path,
+) -> None:
+    """When the store closes the connection of a thread that ended, it keeps those of the
+    threads still alive (its own thread's, another's), so ``close()`` still closes them,
+    and it lets go of the closed one: a pool of threads that come and go leaves no
+    closed connections behind in the store."""
+    store = a_store(tmp_path / "shop.db")
+    own = store.connection()
+    done = threading.Event()
+    done.set()
+    first, thread = connection_of_a_thread(store, done)
+    thread.join(10)
+    waiting = threading.Event()
+    second, _ = connection_of_a_thread(store, waiting)
+    assert is_closed(first)
+    gc.collect()
+    held_by_store = [r for r in gc.get_referrers(first) if isinstance(r, tuple)]
+    assert held_by_store == [], "the store still holds the closed connection"
+    store.close()
+    assert is_closed(own)
+    assert is_closed(second)
+    waiting.set()
+
+
 def test_close_closes_the_connection_of_every_thread_and_the_store_goes_on(
     tmp_path: Path,
 ) -> None:
