@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from contextlib import closing
 from datetime import timedelta
@@ -20,6 +22,8 @@ from omscore.__main__ import QUEUE_ROWS, main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import InvalidQuantity
+from omscore.events import ReservationReleased
+from omscore.inventory import MovementKind
 from omscore.orders import DeliveryMethod, FulfillmentStatus, PaymentKind
 from omscore.returns import Disposition
 from omscore.simulate import GOODWILL, Report, Simulation, run
@@ -68,7 +72,10 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     """The report's counts, recounted from the orders and returns the run left in the
     store: the report is what happened, not what the simulation meant to do."""
     store = MemoryStore()
+    started = time.perf_counter()
     report = run(store, orders=400, seed=72, policy="lowest_cost", progress=None)
+    assert 0 < report.elapsed_s <= time.perf_counter() - started
+    assert report.peak_memory_mb > 0
     orders = list(store.orders.rows.values())
     returns = list(store.returns.rows.values())
     parcels = Counter(f.status for o in orders for f in o.fulfillments)
@@ -104,6 +111,66 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     # (re-sourcing makes more); a first plan split over locations leaves several.
     assert 0 < report.shipments <= sum(parcels.values())
     assert 0 < report.split_orders <= sum(1 for o in orders if len(o.fulfillments) > 1)
+    events = [record.event for record in store.outbox()]
+    expired = [e for e in events if isinstance(e, ReservationReleased) and e.cause == "expired"]
+    assert report.reservations_expired == len(expired) > 0
+    reorders = [m for m in OMS(store).ledger() if m.reference.startswith("PO-")]
+    assert report.receipts == len(reorders) > 0
+    assert {m.kind for m in reorders} == {MovementKind.RECEIPT}
+    # A third as many customers as checkouts: most come back now and then.
+    customers = Counter(o.customer_ref for o in orders)
+    assert 100 < len(customers) <= 400 // 3
+    assert max(customers.values()) > 1
+
+
+def test_the_rates_are_worked_out_from_the_counts() -> None:
+    """Each rate divides the count it names; a report of nothing divides by one, not by
+    zero."""
+    report = Report(
+        orders=4,
+        units=10,
+        units_allocated_first=8,
+        shipments=6,
+        split_orders=1,
+        distance_units_km=250.0,
+        units_sourced=10,
+        units_from_stores=3,
+        commands=20,
+        elapsed_s=2.0,
+        refunded=Money("12.50", "EUR"),
+    )
+    assert report.rates() == {
+        "fill_rate": 0.8,
+        "shipments_per_order": 1.5,
+        "split_rate": 0.25,
+        "average_km_per_unit": 25.0,
+        "ship_from_store_share": 0.3,
+        "orders_per_second": 2.0,
+        "commands_per_second": 10.0,
+    }
+    assert set(Report().rates().values()) == {0}
+    data = report.as_dict()
+    assert (data["refunded"], data["fill_rate"], data["orders"]) == ("12.50 EUR", 0.8, 4)
+
+
+def test_the_retailer_reorders_every_100_checkouts_and_closes_a_store_every_500() -> None:
+    """The period's rhythm: a reorder run after every hundredth checkout, a store closing
+    at the 121st and every 500th after it, and progress twenty times a run."""
+    progress = io.StringIO()
+    sim = Simulation(MemoryStore(), seed=3, policy="nearest", progress=progress)
+    calls: Counter[str] = Counter()
+    for name in ("_replenish", "_close_a_store"):
+        method = getattr(sim, name)
+
+        def counted(method: Any = method, name: str = name) -> None:
+            calls[name] += 1
+            method()
+
+        setattr(sim, name, counted)
+    sim.run(650)
+    assert calls == {"_replenish": 6, "_close_a_store": 2}
+    shown = [int(line.split()[0].replace(",", "")) for line in progress.getvalue().splitlines()]
+    assert shown == list(range(32, 650, 32))
 
 
 def test_the_same_seed_gives_the_same_run_on_both_stores(tmp_path: Path) -> None:
@@ -452,3 +519,58 @@ def test_a_reader_that_goes_away_ends_inspect_quietly(tmp_path: Path) -> None:
     _, err = child.communicate(timeout=60)
     assert "Traceback" not in err.decode()
     assert child.returncode == 1
+
+
+def _shipped_order(sim: Simulation, delivery: Delivery | None = None, units: int = 1) -> str:
+    """An order of ``units`` of SKU-000 placed, sourced and worked on the retailer."""
+    if not sim.locations:
+        sim.build()
+    order = sim.oms.place_order(order_draft("SKU-000", units, delivery, customer_ref="C-1"))
+    sim.oms.allocate(order.id)
+    for f in sim.oms.get_order(order.id).fulfillments:
+        sim.oms.accept_fulfillment(f.id)
+        if delivery is None:
+            sim.oms.ship(f.id)
+    return order.id
+
+
+def test_goodwill_for_a_late_parcel_never_refunds_more_than_is_left() -> None:
+    """5.00 back, or what is left of what was paid when that is less; once nothing is
+    left, customer service sends no refund at all (the gateway would refuse it)."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    order_id = _shipped_order(sim)
+    captured = sim.oms.get_order(order_id).captured
+    sim.oms.refund_order(order_id, captured - Money("2.00", "EUR"), "damaged box")
+    sim._complain(order_id)
+    assert (sim.report.goodwill_refunds, sim.report.goodwill_refunded) == (1, Money("2", "EUR"))
+    sim._complain(order_id)
+    assert sim.report.goodwill_refunds == 1
+    assert sim.report.commands == 1
+    assert sim.report.refused == 0
+    order = sim.oms.get_order(order_id)
+    assert order.refunded == order.captured
+
+
+def test_a_customer_collecting_two_units_may_take_one_and_refuse_the_other() -> None:
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    sim.build()
+    sim.oms.receive("ST-BER", "SKU-000", 2)
+    order_id = _shipped_order(sim, Delivery.pickup("ST-BER"), units=2)
+    (parcel,) = sim.oms.get_order(order_id).fulfillments
+    sim.oms.ready_for_pickup(parcel.id)
+    assert sim._collect_part(parcel.id)
+    order = sim.oms.get_order(order_id)
+    (line,) = order.lines
+    assert (line.delivered, line.cancelled) == (1, 1)
+    assert (sim.report.pickups_collected, sim.report.pickups_collected_in_part) == (1, 1)
+
+
+def test_a_retry_of_an_order_with_nothing_open_sends_no_command() -> None:
+    """An order allocated meanwhile is left alone when its retry comes due."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    order_id = _shipped_order(sim)
+    sim.retry_due.add(order_id)
+    sim._retry(order_id)
+    assert sim.report.commands == 0
+    assert order_id not in sim.retries
+    assert order_id not in sim.retry_due
