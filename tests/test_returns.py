@@ -41,6 +41,7 @@ from omscore.inventory import MovementKind
 from omscore.orders import PaymentKind
 from omscore.returns import Disposition, Return, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock
+from omscore.testing.contract import assert_gateway_holds_the_ledger
 from omscore.testing.invariants import check_books
 
 from .conftest import BERLIN, LabelRecorder, eur, store_location, warehouse
@@ -670,6 +671,96 @@ def test_an_exchange_takes_no_restocking_fee(shop: Callable[..., OMS]) -> None:
     assert new.credit_left == eur("20.00")
     assert new.authorized == eur("5.00")
     assert oms.get_order(exchanged_id).refunded == Money.zero("EUR")
+    check_books(oms)
+
+
+def _replacement_delivered(oms: OMS, old: str, new: str) -> tuple[str, str]:
+    """An item at ``old`` delivered, returned and exchanged for one at ``new``, which is
+    delivered too: the ids of the original order and the replacement."""
+    order_id = delivered(oms, LineDraft("A", 1, eur(old)))
+    replacement = oms.exchange(received_back(oms, order_id).id, [LineDraft("B", 1, eur(new))])
+    oms.allocate(replacement.id)
+    for f in oms.get_order(replacement.id).fulfillments:
+        oms.ship(f.id)
+        oms.deliver(f.id)
+    return order_id, replacement.id
+
+
+def _gateway_refunds(oms: OMS, order_id: str) -> Money:
+    """What the gateway refunded on the authorisations of ``order_id``."""
+    gateway = cast(FakePaymentGateway, oms.payments)
+    refunded = [a.refunded for a in gateway.authorizations.values() if a.order_id == order_id]
+    return sum(refunded, Money.zero("EUR"))
+
+
+@pytest.mark.parametrize(("old", "new"), [("20.00", "35.00"), ("20.00", "20.00")])
+def test_a_returned_replacement_refunds_its_credit_to_the_card_that_paid_for_it(
+    shop: Callable[..., OMS], old: str, new: str
+) -> None:
+    """The replacement's credit was money captured on the original order: returning the
+    replacement gives the card part back on its own authorisation and the credit on the
+    original's, each at the gateway; the customer gets back all they paid."""
+    oms = shop()
+    order_id, replacement_id = _replacement_delivered(oms, old, new)
+    assert oms.refund_return(received_back(oms, replacement_id).id) == eur(new)
+    assert _gateway_refunds(oms, order_id) == eur(old)
+    assert _gateway_refunds(oms, replacement_id) == eur(new) - eur(old)
+    replacement = oms.get_order(replacement_id)
+    assert replacement.refunded == eur(new)
+    assert replacement.refundable == Money.zero("EUR")
+    original = oms.get_order(order_id)
+    assert (original.refunded, original.refundable) == (eur(old), Money.zero("EUR"))
+    gateway = cast(FakePaymentGateway, oms.payments)
+    for order in (original, replacement):
+        assert_gateway_holds_the_ledger(gateway, order)
+
+
+def test_goodwill_on_a_replacement_draws_on_its_card_first_then_the_credit(
+    shop: Callable[..., OMS],
+) -> None:
+    """20.00 credit and 15.00 on the card: 25.00 goodwill is 15.00 on the replacement's
+    card and 10.00 on the original's; nothing more than the 35.00 can go back."""
+    oms = shop()
+    order_id, replacement_id = _replacement_delivered(oms, "20.00", "35.00")
+    oms.refund_order(replacement_id, eur("25.00"), "parcel late")
+    assert _gateway_refunds(oms, replacement_id) == eur("15.00")
+    assert _gateway_refunds(oms, order_id) == eur("10.00")
+    with pytest.raises(PaymentLimitExceeded, match=re.escape("cannot refund 10.01 EUR")):
+        oms.refund_order(replacement_id, eur("10.01"), "price match")
+    oms.refund_order(replacement_id, eur("10.00"), "price match")
+    assert _gateway_refunds(oms, order_id) == eur("20.00")
+
+
+def test_money_moved_to_a_replacement_as_credit_cannot_be_refunded_on_the_original(
+    shop: Callable[..., OMS],
+) -> None:
+    """The original's 20.00 became credit on the replacement: a goodwill refund on the
+    original is refused, so the 20.00 cannot go back twice."""
+    oms = shop()
+    order_id, _ = _replacement_delivered(oms, "20.00", "20.00")
+    assert oms.get_order(order_id).refundable == Money.zero("EUR")
+    with pytest.raises(PaymentLimitExceeded, match=r"cannot refund 5.00 EUR on order O-1"):
+        oms.refund_order(order_id, eur("5.00"), "parcel late")
+
+
+def test_an_exchange_of_an_exchange_refunds_back_down_the_chain(
+    shop: Callable[..., OMS],
+) -> None:
+    """20.00 paid, exchanged for 30.00 (10.00 more), exchanged again for 30.00, returned:
+    20.00 goes back on the first order's card and 10.00 on the second's."""
+    oms = shop()
+    first, second = _replacement_delivered(oms, "20.00", "30.00")
+    third = oms.exchange(received_back(oms, second).id, [LineDraft("A", 1, eur("30.00"))])
+    oms.allocate(third.id)
+    for f in oms.get_order(third.id).fulfillments:
+        oms.ship(f.id)
+        oms.deliver(f.id)
+    assert oms.refund_return(received_back(oms, third.id).id) == eur("30.00")
+    assert [_gateway_refunds(oms, o) for o in (first, second, third.id)] == [
+        eur("20.00"),
+        eur("10.00"),
+        Money.zero("EUR"),
+    ]
     check_books(oms)
 
 

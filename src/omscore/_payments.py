@@ -233,6 +233,19 @@ class Payments:
             return order, []
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
 
+    def transfer(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        """Count ``amount`` of the order's captured money as moved to a replacement order
+        as credit; a negative amount, as given back to this order's payment."""
+        if amount.is_zero():
+            return order, []
+        return self._record(order, PaymentKind.TRANSFERRED, amount, key, at)
+
+    def credit_refunded(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        """Count ``amount`` of the order's credit as refunded on the payment it came from."""
+        if amount.is_zero():
+            return order, []
+        return self._record(order, PaymentKind.CREDIT_REFUNDED, amount, key, at)
+
 
 def _payment_hold(order: Order, reason: str, at: datetime) -> Changed:
     """Hold ``order`` for payment with ``reason``: a payment hold it has already (a retry

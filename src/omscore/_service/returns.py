@@ -228,11 +228,8 @@ class ReturnUseCases(ServiceCore):
                 return Money.zero(order.currency)
             rma.require("refund")
             quote = quote_refund(order, units, self.return_policy)
-            amount = min(quote.amount, order.captured - order.refunded)
-            order, events = self._payments.refund(
-                order, amount, f"refund:{rma.id}:{rma.version}", now
-            )
-            uow.record(events)
+            amount = min(quote.amount, order.refundable)
+            order = self._refund(uow, order, amount, f"refund:{rma.id}:{rma.version}", now)
             rma = rma.mark_refunded(units, amount, now)
             uow.record(
                 [
@@ -270,8 +267,7 @@ class ReturnUseCases(ServiceCore):
             order = _load_order(uow, order_id)
             _check_refund(order, amount)
             key = f"refund:{order.id}:v{order.version}"  # a retried command refunds once
-            order, events = self._payments.refund(order, amount, key, now)
-            uow.record(events)
+            order = self._refund(uow, order, amount, key, now)
             uow.record(
                 [
                     OrderRefunded(
@@ -306,7 +302,7 @@ class ReturnUseCases(ServiceCore):
             # The units' whole value is credit: an exchange takes no restocking fee.
             credit = min(
                 quote_refund(original, units, self.return_policy).merchandise,
-                original.captured - original.refunded,
+                original.refundable,
             )
             stock = StockSession(uow, now)
             draft = OrderDraft(
@@ -324,11 +320,12 @@ class ReturnUseCases(ServiceCore):
             if new.total > applied:
                 new, authorized = self._payments.authorize(new, new.total - applied, now)
                 uow.record(authorized)
+            original, moved = self._payments.transfer(original, applied, f"credit:{rma.id}", now)
+            uow.record(moved)
             original = original.mark_refunded(units)
-            original, refunded = self._payments.refund(
-                original, credit - applied, f"refund:{rma.id}:exchange", now
+            original = self._refund(
+                uow, original, credit - applied, f"refund:{rma.id}:exchange", now
             )
-            uow.record(refunded)
             rma, events = rma.mark_exchanged(new.id, now)
             uow.record(events)
             uow.orders.put(original)
@@ -342,6 +339,37 @@ class ReturnUseCases(ServiceCore):
         arguments = {"return_id": return_id, "lines": list(lines)}
         return self._run("exchange", arguments, idempotency_key, work)
 
+    def _refund(
+        self, uow: UnitOfWork, order: Order, amount: Money, key: str, now: datetime
+    ) -> Order:
+        """Refund ``amount`` (at most ``order.refundable``): on the order's own
+        authorisations first, the rest (credit from an exchange) on the payment of the
+        order the credit came from, which counts it as given back. Events are recorded,
+        that order is put; the refunded ``order`` is returned for the caller to put."""
+        on_card = min(amount, order.refundable_on_card)
+        credit = amount - on_card
+        source = _credit_source(uow, order) if credit.amount > 0 else None  # before any call
+        order, events = self._payments.refund(order, on_card, key, now)
+        uow.record(events)
+        if source is None:
+            return order
+        source = self._refund(uow, source, credit, f"{key}:credit", now)
+        source, back = self._payments.transfer(source, -credit, f"{key}:credit", now)
+        uow.record(back)
+        uow.orders.put(source)
+        order, given = self._payments.credit_refunded(order, credit, f"{key}:credit", now)
+        uow.record(given)
+        return order
+
+
+def _credit_source(uow: UnitOfWork, order: Order) -> Order:
+    """The order whose payment the credit of replacement ``order`` came from."""
+    if order.exchange_of is None:
+        raise PaymentLimitExceeded(
+            f"cannot refund more on order {order.id}: it has no credit from an exchange"
+        )
+    return _load_order(uow, _load_return(uow, order.exchange_of).order_id)
+
 
 def _check_refund(order: Order, amount: object) -> None:
     if not isinstance(amount, Money):
@@ -354,11 +382,12 @@ def _check_refund(order: Order, amount: object) -> None:
         raise InvalidRefund(
             f"a refund must be positive and in whole {amount.currency} minor units, got {amount}"
         )
-    refundable = order.captured - order.refunded
+    refundable = order.refundable
     if amount > refundable:
+        moved = f", {order.transferred} moved to a replacement" if order.transferred else ""
         raise PaymentLimitExceeded(
             f"cannot refund {amount} on order {order.id}: {refundable} refundable "
-            f"({order.captured} captured, {order.refunded} refunded)"
+            f"({order.captured} captured, {order.refunded} refunded{moved})"
         )
 
 

@@ -108,6 +108,12 @@ class PaymentKind(enum.StrEnum):
     DECLINED = "declined"
     CREDITED = "credited"
     APPLIED = "applied"
+    #: Captured money moved to a replacement order as its credit (an exchange); negative
+    #: when the replacement gives that credit back and it is refunded on this payment.
+    TRANSFERRED = "transferred"
+    #: Credit from an exchange given back: refunded on the payment of the order the
+    #: credit came from, not on this order's own.
+    CREDIT_REFUNDED = "credit_refunded"
 
 
 @attrs.frozen(slots=True)
@@ -525,8 +531,26 @@ class Order:
 
     @property
     def refunded(self) -> Money:
-        """Money refunded."""
-        return self._paid(PaymentKind.REFUNDED)
+        """Money refunded, including credit from an exchange given back (on the payment
+        of the order it came from)."""
+        return self._paid(PaymentKind.REFUNDED) + self._paid(PaymentKind.CREDIT_REFUNDED)
+
+    @property
+    def transferred(self) -> Money:
+        """Captured money now credit on replacement orders (exchanges), not given back."""
+        return self._paid(PaymentKind.TRANSFERRED)
+
+    @property
+    def refundable(self) -> Money:
+        """What can still be given back on this order: captured (credit included), less
+        what was refunded and what moved to a replacement order as credit."""
+        return self.captured - self.refunded - self.transferred
+
+    @property
+    def refundable_on_card(self) -> Money:
+        """What the order's own authorisations can still refund (captured on them, not
+        refunded); credit from an exchange is refunded on its original order's instead."""
+        return sum((b.refundable for b in self.authorizations), Money.zero(self.currency))
 
     @property
     def voided(self) -> Money:
