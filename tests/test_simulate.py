@@ -17,12 +17,18 @@ from typing import Any
 import attrs
 import pytest
 
-from omscore import OMS, Delivery, GeoPoint, Location, Money, OrderStatus
+from omscore import OMS, Address, Delivery, GeoPoint, Location, Money, OrderStatus
 from omscore.__main__ import QUEUE_ROWS, main
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore
 from omscore.errors import InvalidQuantity
-from omscore.events import ReservationReleased
+from omscore.events import (
+    FulfillmentSentToStore,
+    LineAdded,
+    LineQuantityChanged,
+    ReservationReleased,
+)
+from omscore.ids import LocationId
 from omscore.inventory import MovementKind
 from omscore.orders import DeliveryMethod, FulfillmentStatus, PaymentKind
 from omscore.returns import Disposition
@@ -42,10 +48,10 @@ def counts(report: Report) -> dict[str, object]:
 def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     """Orders, pickups (one shipped to its store, one collected in part), same-day,
     rejections, short picks and parcels shipped in parts, a store closing, fraud reviews
-    (one ending in a cancel), returns and refunds, goodwill for late parcels, and work a
-    closed store had not started sourced again all happen, and no command the simulation
-    sends is refused."""
-    report = run(MemoryStore(), orders=400, seed=72, policy="lowest_cost", progress=None)
+    (one ending in a cancel), orders edited, returns with refunds and exchanges, goodwill
+    for late parcels, and work a closed store had not started sourced again all happen, and
+    no command the simulation sends is refused."""
+    report = run(MemoryStore(), orders=400, seed=71, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders_left_waiting == 0  # and every order was allocated or cancelled
@@ -65,6 +71,8 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.refunded.amount > 0
     assert report.goodwill_refunds > 0
     assert report.goodwill_refunded.amount > 0
+    assert report.edits > 0
+    assert report.exchanges > 0
     assert report.shipments > 0
 
 
@@ -73,14 +81,23 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     store: the report is what happened, not what the simulation meant to do."""
     store = MemoryStore()
     started = time.perf_counter()
-    report = run(store, orders=400, seed=72, policy="lowest_cost", progress=None)
+    report = run(store, orders=400, seed=71, policy="lowest_cost", progress=None)
     assert 0 < report.elapsed_s <= time.perf_counter() - started
     assert report.peak_memory_mb > 0
-    orders = list(store.orders.rows.values())
+    every_order = list(store.orders.rows.values())
+    orders = [o for o in every_order if o.exchange_of is None]  # the checkouts
+    replacements = [o for o in every_order if o.exchange_of is not None]
     returns = list(store.returns.rows.values())
-    parcels = Counter(f.status for o in orders for f in o.fulfillments)
+    parcels = Counter(f.status for o in every_order for f in o.fulfillments)
     methods = Counter(o.delivery.method for o in orders)
-    refunds = [p.amount for o in orders for p in o.payments if p.kind is PaymentKind.REFUNDED]
+    # Each refund once: one given back on another order's payment is counted there.
+    refunds = [p.amount for o in every_order for p in o.payments if p.kind is PaymentKind.REFUNDED]
+    for_exchanges = [
+        p.amount
+        for o in every_order
+        for p in o.payments
+        if p.kind is PaymentKind.REFUNDED and ":exchange" in p.key
+    ]
     refunded_for_returns = sum((r.refunded for r in returns if r.refunded), Money.zero("EUR"))
     assert (report.orders, report.units) == (
         len(orders),
@@ -95,9 +112,9 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
         parcels[FulfillmentStatus.EXPIRED],
         parcels[FulfillmentStatus.REJECTED],
     )
-    assert report.shipped_to_store == sum(
-        1 for o in orders for f in o.fulfillments if f.handover_location
-    )
+    events = [record.event for record in store.outbox()]
+    # (A parcel collected in part leaves two fulfilment orders with its handover store.)
+    assert report.shipped_to_store == sum(isinstance(e, FulfillmentSentToStore) for e in events)
     # Each order sourced again at a closure gave up at least its work at the closed store.
     assert 0 < report.resourced_at_closures <= parcels[FulfillmentStatus.WITHDRAWN]
     assert (report.returns, report.refunded, report.restocked) == (
@@ -105,13 +122,19 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
         refunded_for_returns,
         sum(line.dispositions.get(Disposition.RESTOCK, 0) for r in returns for line in r.lines),
     )
-    assert report.goodwill_refunded == sum(refunds, Money.zero("EUR")) - refunded_for_returns
+    assert report.exchanges == len(replacements) > 0
+    assert report.exchange_refunded == sum(for_exchanges, Money.zero("EUR"))
+    assert report.goodwill_refunded == (
+        sum(refunds, Money.zero("EUR")) - refunded_for_returns - report.exchange_refunded
+    )
     assert report.goodwill_refunded == GOODWILL * report.goodwill_refunds
     # Sourcing's first plans and parcels shipped in parts: every one is a fulfilment order
     # (re-sourcing makes more); a first plan split over locations leaves several.
     assert 0 < report.shipments <= sum(parcels.values())
     assert 0 < report.split_orders <= sum(1 for o in orders if len(o.fulfillments) > 1)
-    events = [record.event for record in store.outbox()]
+    # An edit adds a unit to a line (counted in report.units above) or a line of one unit.
+    edited = [e for e in events if isinstance(e, LineQuantityChanged | LineAdded)]
+    assert report.edits == len(edited) > 0
     expired = [e for e in events if isinstance(e, ReservationReleased) and e.cause == "expired"]
     assert report.reservations_expired == len(expired) > 0
     reorders = [m for m in OMS(store).ledger() if m.reference.startswith("PO-")]
@@ -279,6 +302,7 @@ def test_a_simulation_of_no_orders_is_refused_before_the_file_is_replaced(
     assert db.read_bytes() == b"a file someone may want"
     with pytest.raises(InvalidQuantity):
         run(MemoryStore(), orders=int(orders), seed=1, policy="nearest", progress=None)
+    assert run(MemoryStore(), orders=1, seed=1, policy="nearest", progress=None).orders == 1
 
 
 @pytest.mark.parametrize(
@@ -574,3 +598,31 @@ def test_a_retry_of_an_order_with_nothing_open_sends_no_command() -> None:
     assert sim.report.commands == 0
     assert order_id not in sim.retries
     assert order_id not in sim.retry_due
+
+
+def test_a_shipped_order_comes_back_to_the_depot_nearest_its_address() -> None:
+    """Returns of shipped orders go to the nearest location taking returns, not the
+    first one listed."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    sim.build()
+    munich = sim.locations[LocationId("WH-MUN")].geo
+    assert munich is not None
+    home = Address(country="DE", postal_code="80331", city="Munich", geo=munich)
+    order = sim.oms.place_order(order_draft("SKU-000", 1, Delivery.ship(home)))
+    assert sim._nearest_depot(order) == "WH-MUN"
+
+
+def test_the_readme_sample_report_is_what_the_default_run_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README shows the report of ``python -m omscore simulate``; the same run on
+    memory (a seed gives the same counts on every store) prints the same lines, timings
+    aside."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    sample = readme.split("```\nomscore simulation report\n")[1].split("```")[0]
+    assert main(["simulate", "--memory"]) == 0
+    printed = capsys.readouterr().out.split("omscore simulation report\n")[1]
+    timings = ("  throughput", "  elapsed", "  peak memory")
+    assert [line for line in printed.splitlines() if not line.startswith(timings)] == (
+        sample.splitlines()
+    )

@@ -5,9 +5,9 @@ channels web, marketplace and store), then runs a period of trade on a store: ch
 reservations, orders shipped, collected in store and delivered the same day, sourcing with
 the chosen policy, rejections and re-sourcing, shipments and deliveries, pickups collected
 or expired (shipped to the store when it cannot fill them), stores closing for a few hours
-(their holds move elsewhere), returns with dispositions and refunds, and stock receipts.
-It is deterministic
-for a seed, streams (only orders in flight are kept in memory), and ends with a report.
+(their holds move elsewhere), orders changed in their edit window, returns with
+dispositions, refunds and exchanges, and stock receipts. It is deterministic for a seed,
+streams (only orders in flight are kept in memory), and ends with a report.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from omscore.orders import (
     OrderDraft,
 )
 from omscore.ports import Store
-from omscore.returns import Disposition, ReturnPolicy
+from omscore.returns import Disposition, Return, ReturnPolicy
 from omscore.service import OMS, StockPosition
 from omscore.sourcing import (
     DeepestStockPolicy,
@@ -87,6 +87,9 @@ SKUS = 300
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 #: What customer service gives back for a late parcel.
 GOODWILL = Money("5.00", "EUR")
+#: How long after checkout a customer who asked for it may still change the order; the
+#: shop sources it when the window closes.
+EDIT_WINDOW = timedelta(minutes=30)
 
 
 @attrs.define
@@ -108,6 +111,7 @@ class Report:
     shipped_to_store: int = 0
     store_closures: int = 0
     resourced_at_closures: int = 0
+    edits: int = 0
     fraud_reviews: int = 0
     fraud_cancelled: int = 0
     same_day: int = 0
@@ -117,6 +121,8 @@ class Report:
     returns: int = 0
     refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     restocked: int = 0
+    exchanges: int = 0
+    exchange_refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     goodwill_refunds: int = 0
     goodwill_refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     reservations_expired: int = 0
@@ -136,6 +142,7 @@ class Report:
         data = attrs.asdict(self)
         data["refunded"] = str(self.refunded)
         data["goodwill_refunded"] = str(self.goodwill_refunded)
+        data["exchange_refunded"] = str(self.exchange_refunded)
         data.update(self.rates())
         return data
 
@@ -167,6 +174,8 @@ class Report:
             f" ({self.pickups_collected_in_part:,} in part), expired {self.pickups_expired:,},"
             f" {self.shipped_to_store:,} shipped to the store",
             f"  same-day orders        {self.same_day:>12,}",
+            f"  orders edited          {self.edits:>12,}   (in the {EDIT_WINDOW.seconds // 60} "
+            "minutes before sourcing)",
             f"  rejections re-sourced  {self.rejections:>12,}   and {self.short_picks:,} short "
             "picks (a unit not found)",
             f"  store closures         {self.store_closures:>12,}   (their holds moved elsewhere, "
@@ -175,6 +184,8 @@ class Report:
             "cancelled, the rest sourced",
             f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
             f"restocked {self.restocked:,} units",
+            f"  exchanges              {self.exchanges:>12,}   for another item, "
+            f"{self.exchange_refunded} refunded as price differences",
             f"  goodwill refunds       {self.goodwill_refunds:>12,}   refunded "
             f"{self.goodwill_refunded} for late parcels",
             f"  reservations expired   {self.reservations_expired:>12,}",
@@ -464,8 +475,12 @@ class Simulation:
             customer_ref=self._customer(n),
         )
         flagged = rng.random() < 0.01  # the fraud screen wants a person to look first
+        editable = not flagged and channel == "web" and rng.random() < 0.05
         order = self._try(
-            self.oms.place_order, draft, idempotency_key=f"checkout-{n}", allocate=not flagged
+            self.oms.place_order,
+            draft,
+            idempotency_key=f"checkout-{n}",
+            allocate=not (flagged or editable),
         )
         if order is None:
             return
@@ -473,11 +488,13 @@ class Simulation:
             order = self._try(self.oms.hold, order.id, HoldKind.FRAUD, reason="score over 90")
             if order is None:
                 return
+        if editable:
+            self._later(EDIT_WINDOW, "close_edit_window", order.id)
         self.report.orders += 1
         self.report.units += sum(line.quantity for line in lines)
         self.report.pickups += delivery.pickup_location is not None
         self.report.same_day += delivery.address is not None and delivery.method.value == "same_day"
-        if not flagged:
+        if not (flagged or editable):
             sourced = [(f.location_id, fl.quantity) for f in order.fulfillments for fl in f.lines]
             self._sourced(order, sourced, first=True)
 
@@ -494,12 +511,33 @@ class Simulation:
                 self._try(self.oms.cancel, order_id, reason="fraud confirmed")
                 self.report.fraud_cancelled += 1
                 continue
-            if self._try(self.oms.release, order_id, HoldKind.FRAUD) is None:
-                continue
-            plan = self._try(self.oms.allocate, order_id)
-            if plan is not None:
-                sourced = [(a.location_id, a.quantity) for a in plan.assignments]
-                self._sourced(self.oms.get_order(order_id), sourced, first=True)
+            if self._try(self.oms.release, order_id, HoldKind.FRAUD) is not None:
+                self._allocate(order_id, first=True)
+
+    def _close_edit_window(self, order_id: str) -> None:
+        """Half the customers who asked to change their order did: one more of the first
+        item, or another item added (either may cost more than was authorised at checkout,
+        and is authorised then). The order is sourced now."""
+        if self.rng.random() < 0.5:
+            edited = self._edit(self.oms.get_order(order_id))
+            self.report.edits += edited
+            self.report.units += edited
+        self._allocate(order_id, first=True)
+
+    def _edit(self, order: Order) -> bool:
+        """Add one unit to the order; whether the edit was made."""
+        key = f"edit-{order.id}"
+        if self.rng.random() < 0.5:
+            line = order.lines[0]
+            changed = self._try(self.oms.change_quantity, order.id, line.id, line.quantity + 1, key)
+        else:
+            ordered = {line.sku for line in order.lines}
+            index = self.rng.choices(range(SKUS), self.popularity)[0]
+            while f"SKU-{index:03d}" in ordered:
+                index = self.rng.choices(range(SKUS), self.popularity)[0]
+            line_draft = LineDraft(f"SKU-{index:03d}", 1, self.prices[index])
+            changed = self._try(self.oms.add_line, order.id, line_draft, key)
+        return changed is not None
 
     def _store_with(self, lines: list[LineDraft], home: Address) -> str | None:
         """Click & collect: the nearest store (within 60 km) holding the whole basket."""
@@ -524,13 +562,14 @@ class Simulation:
 
     # --- the order's life -------------------------------------------------------------------
 
-    def _allocate(self, order_id: str) -> None:
-        """Source what is still open (after a rejection, or as stock came in)."""
+    def _allocate(self, order_id: str, first: bool = False) -> None:
+        """Source what is open: the ``first`` time, or again (after a rejection, or as
+        stock came in)."""
         plan = self._try(self.oms.allocate, order_id)
         if plan is None:
             return
         sourced = [(a.location_id, a.quantity) for a in plan.assignments]
-        self._sourced(self.oms.get_order(order_id), sourced, first=False)
+        self._sourced(self.oms.get_order(order_id), sourced, first=first)
 
     def _sourced(self, order: Any, sourced: list[tuple[str, int]], first: bool) -> None:
         """Count what sourcing gave (``(location, units)``), then schedule the work."""
@@ -772,9 +811,29 @@ class Simulation:
         if self._try(self.oms.receive_return, return_id, depot, dispositions) is not None:
             restocked = (counts.get(Disposition.RESTOCK, 0) for counts in dispositions.values())
             self.report.restocked += sum(restocked)
+            if self.rng.random() < 0.2:
+                self._exchange(rma, order)
+                return
             refund = self._try(self.oms.refund_return, return_id)
             if refund is not None:
                 self.report.refunded += refund
+
+    def _exchange(self, rma: Return, order: Order) -> None:
+        """The customer takes the item next to each returned one (another size or colour)
+        at its own price instead of the money: the returned units' value is credit, a
+        dearer item is authorised for the difference, a cheaper one refunded. The
+        replacement order is sourced and worked like any other."""
+        lines = []
+        for returned in rma.lines:
+            index = int(order.line(returned.line_id).sku.removeprefix("SKU-")) ^ 1
+            lines.append(LineDraft(f"SKU-{index:03d}", returned.requested, self.prices[index]))
+        refunded_before = order.refunded
+        new = self._try(self.oms.exchange, rma.id, lines, f"exchange-{rma.id}")
+        if new is None:
+            return
+        self.report.exchanges += 1
+        self.report.exchange_refunded += self.oms.get_order(order.id).refunded - refunded_before
+        self._allocate(new.id)
 
     def _nearest_depot(self, order: Any) -> str:
         destination = self._destination(order)
