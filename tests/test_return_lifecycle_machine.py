@@ -10,12 +10,13 @@ from decimal import Decimal
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from omscore import OMS, Delivery, LineDraft, Money, OmsError, OrderDraft
+from omscore import OMS, Delivery, LineDraft, Money, OmsError, Order, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.ids import LineId
 from omscore.returns import Disposition, ReturnPolicy, ReturnStatus
 from omscore.testing import ManualClock, SequentialIds
+from omscore.testing.contract import assert_gateway_holds_the_ledger
 
 from .conftest import BERLIN, eur, warehouse
 
@@ -55,10 +56,11 @@ class ReturnLifecycle(RuleBasedStateMachine):
             self.oms.deliver(f.id)
         self.order_id = order.id
         self.returns: list[str] = []
+        self.replacements: list[str] = []  # delivered orders of exchanges
 
     def snapshot(self) -> object:
         return (
-            self.oms.get_order(self.order_id),
+            [self.oms.get_order(o) for o in (self.order_id, *self.replacements)],
             [self.oms.get_return(r) for r in self.returns],
             len(self.oms.events()),
             len(self.oms.ledger()),
@@ -86,14 +88,16 @@ class ReturnLifecycle(RuleBasedStateMachine):
         if rma is not None:
             self.returns.append(rma.id)  # type: ignore[attr-defined]
 
-    @rule(cents=st.integers(1, 6000))
-    def goodwill(self, cents: int) -> None:
-        """A refund without a return: accepted exactly when it fits what was captured and
-        not refunded yet."""
-        order = self.oms.get_order(self.order_id)
+    @rule(cents=st.integers(1, 6000), which=st.integers(0, 3))
+    def goodwill(self, cents: int, which: int) -> None:
+        """A refund without a return, on the order or one of its replacements: accepted
+        exactly when it fits what was captured and neither refunded nor moved to a
+        replacement as credit."""
+        order_ids = (self.order_id, *self.replacements)
+        order = self.oms.get_order(order_ids[which % len(order_ids)])
         amount = Money(Decimal(cents).scaleb(-2), "EUR")
-        refunded = self.attempt("refund_order", self.order_id, amount, "goodwill")
-        assert (refunded is not None) == (amount <= order.captured - order.refunded)
+        refunded = self.attempt("refund_order", order.id, amount, "goodwill")
+        assert (refunded is not None) == (amount <= order.refundable)
 
     @rule(days=st.integers(1, 12))
     def time_passes(self, days: int) -> None:
@@ -131,9 +135,18 @@ class ReturnLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.returns)
     @rule(data=st.data())
     def exchange(self, data: st.DataObject) -> None:
-        self.attempt(
-            "exchange", data.draw(st.sampled_from(self.returns)), [LineDraft("B", 1, eur("7.10"))]
+        """Exchanged for another B, dearer or cheaper than the units sent back; the
+        replacement is delivered."""
+        price = data.draw(st.sampled_from(["7.10", "30.00"]))
+        new = self.attempt(
+            "exchange", data.draw(st.sampled_from(self.returns)), [LineDraft("B", 1, eur(price))]
         )
+        if isinstance(new, Order):
+            self.oms.allocate(new.id)
+            for f in self.oms.get_order(new.id).fulfillments:
+                self.oms.ship(f.id)
+                self.oms.deliver(f.id)
+            self.replacements.append(new.id)
 
     @invariant()
     def units_and_money_add_up(self) -> None:
@@ -143,6 +156,12 @@ class ReturnLifecycle(RuleBasedStateMachine):
         assert order.payment_reference is not None
         paid = self.gateway.authorizations[order.payment_reference]
         assert (paid.captured, paid.refunded) == (order.captured, order.refunded)
+        for replacement in map(self.oms.get_order, self.replacements):
+            assert zero <= replacement.refundable
+            assert_gateway_holds_the_ledger(self.gateway, replacement)
+        captured = sum((a.captured for a in self.gateway.authorizations.values()), zero)
+        refunded = sum((a.refunded for a in self.gateway.authorizations.values()), zero)
+        assert refunded <= captured
         refunded_by_returns = sum(
             (r.refunded for r in map(self.oms.get_return, self.returns) if r.refunded is not None),
             zero,

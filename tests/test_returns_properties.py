@@ -12,7 +12,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omscore import OMS, Money, OrderDraft
+from omscore import OMS, LineDraft, Money, OrderDraft
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway
 from omscore.inventory import MovementKind
@@ -20,6 +20,7 @@ from omscore.returns import Disposition, ReturnPolicy
 from omscore.sourcing import PriorityPolicy
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing import strategies as oms_st
+from omscore.testing.contract import assert_gateway_holds_the_ledger, order_draft
 from omscore.testing.invariants import check_books
 
 from .conftest import warehouse
@@ -128,3 +129,70 @@ def test_refunds_add_up_exactly_and_never_exceed_what_was_paid(
             )
             assert oms.stock(location_id, line.sku).on_hand == before + restock_here
     check_books(oms)
+
+
+def _deliver(oms: OMS, order_id: str) -> None:
+    oms.allocate(order_id)
+    for f in oms.get_order(order_id).fulfillments:
+        oms.ship(f.id)
+        oms.deliver(f.id)
+
+
+def _gateway_totals(gateway: FakePaymentGateway) -> tuple[Money, Money]:
+    """What the gateway captured and refunded, over every authorisation."""
+    zero = Money.zero("EUR")
+    captured = sum((a.captured for a in gateway.authorizations.values()), zero)
+    refunded = sum((a.refunded for a in gateway.authorizations.values()), zero)
+    return captured, refunded
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prices=st.lists(st.integers(100, 5000), min_size=1, max_size=4),
+    goodwill=st.lists(st.integers(0, 6000), min_size=5, max_size=5),
+)
+def test_a_chain_of_exchanges_never_gives_back_more_than_was_paid_and_settles_whole(
+    prices: list[int], goodwill: list[int]
+) -> None:
+    """One item bought at 10.00, then exchanged for another at each price (in cents), with a
+    goodwill refund tried on any order of the chain between steps: every refund accepted
+    fits what the gateway holds for that order's payment, no order's ledger drifts from
+    the gateway, and returning the last item gives the customer back, over all the
+    chain's cards, exactly what they paid."""
+    gateway = FakePaymentGateway()
+    oms = OMS(
+        MemoryStore(),
+        clock=ManualClock(),
+        ids=SequentialIds(),
+        payments=gateway,
+        return_policy=ReturnPolicy(),
+    )
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 10)
+
+    def cents(n: int) -> Money:
+        return Money.from_minor(n, "EUR")
+
+    def returned(order_id: str) -> str:
+        line = oms.get_order(order_id).lines[0]
+        rma = oms.approve_return(oms.request_return(order_id, {line.id: 1}).id)
+        return oms.receive_return(rma.id, "WH-1", {line.id: {Disposition.RESTOCK: 1}}).id
+
+    chain = [oms.place_order(order_draft("A", 1)).id]
+    for step, price in enumerate(prices):
+        _deliver(oms, chain[-1])
+        try_on = chain[goodwill[step] % len(chain)]
+        amount = cents(goodwill[step])
+        fits = amount.amount > 0 and amount <= oms.get_order(try_on).refundable
+        if fits:
+            oms.refund_order(try_on, amount, "goodwill")
+        new = oms.exchange(returned(chain[-1]), [LineDraft("A", 1, cents(price))])
+        chain.append(new.id)
+    _deliver(oms, chain[-1])
+    oms.refund_return(returned(chain[-1]))
+    for order_id in chain:
+        order = oms.get_order(order_id)
+        assert order.refundable == Money.zero("EUR"), order.payments
+        assert_gateway_holds_the_ledger(gateway, order)
+    captured, refunded = _gateway_totals(gateway)
+    assert refunded == captured
