@@ -28,6 +28,7 @@ from omscore.events import (
     LineQuantityChanged,
     ReservationReleased,
 )
+from omscore.geo import distance_km
 from omscore.ids import LocationId
 from omscore.inventory import MovementKind
 from omscore.orders import DeliveryMethod, FulfillmentStatus, PaymentKind
@@ -626,3 +627,35 @@ def test_the_readme_sample_report_is_what_the_default_run_prints(
     assert [line for line in printed.splitlines() if not line.startswith(timings)] == (
         sample.splitlines()
     )
+
+
+def test_sourced_units_count_their_distance_and_whether_a_store_shipped_them() -> None:
+    """A shipped order's units from a store count towards the ship-from-store share, and
+    every unit its distance to the address; a pickup's units count neither (the store
+    hands them over, and there is no address)."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    sim.build()
+    shipped = sim.oms.place_order(order_draft("SKU-000", 3), allocate=False)
+    sim._sourced(shipped, [("ST-BER", 2), ("WH-HAM", 1)], first=True)
+    home = shipped.delivery.address
+    assert home is not None
+    assert home.geo is not None
+    berlin, hamburg = (sim.locations[LocationId(x)].geo for x in ("ST-BER", "WH-HAM"))
+    assert berlin is not None
+    assert hamburg is not None
+    expected_km = 2 * distance_km(berlin, home.geo) + distance_km(hamburg, home.geo)
+    report = sim.report
+    assert (report.units_sourced, report.units_from_stores) == (3, 2)
+    assert report.distance_units_km == pytest.approx(expected_km)
+    assert (report.shipments, report.split_orders, report.units_allocated_first) == (2, 1, 3)
+    sim.oms.receive("ST-BER", "SKU-001", 1)
+    pickup = sim.oms.place_order(
+        order_draft("SKU-001", 1, Delivery.pickup("ST-BER")), allocate=False
+    )
+    sim._sourced(pickup, [("ST-BER", 1)], first=False)
+    assert (report.units_sourced, report.units_from_stores) == (4, 2)
+    assert report.distance_units_km == pytest.approx(expected_km)
+    assert (report.shipments, report.units_allocated_first) == (2, 3)
+    whole = sim.oms.place_order(order_draft("SKU-000", 2), allocate=False)
+    sim._sourced(whole, [("WH-HAM", 2)], first=True)
+    assert (report.shipments, report.split_orders) == (3, 1)  # one parcel is no split
