@@ -212,6 +212,8 @@ def test_the_same_seed_gives_the_same_run_on_both_stores(tmp_path: Path) -> None
     checkpointed = run(background, orders=150, seed=11, policy="fewest_shipments", progress=None)
     background.close()
     assert counts(memory) == counts(again) == counts(sqlite) == counts(checkpointed)
+    assert memory.exchanges > 0  # the stores agree on exchanges and edits too
+    assert memory.edits > 0
 
 
 def test_the_command_line_simulates_and_inspects(tmp_path: Path) -> None:

@@ -506,8 +506,12 @@ class PickupExpired(OrderEvent):
 
 @attrs.frozen(slots=True, kw_only=True)
 class PaymentRecorded(OrderEvent):
-    """Money moved on the order's payment: ``kind`` is authorized, captured, refunded,
-    voided, declined or credited."""
+    """An entry of the order's payment ledger (a :class:`~omscore.orders.PaymentKind`):
+    authorized, captured, refunded, voided, declined; credited (an exchange's credit on a
+    replacement) and applied (that credit paying a shipment); transferred (captured money
+    moved to a replacement as credit, or, negative, come back and refunded on this
+    payment) and credit_refunded (a replacement's credit refunded on the payment it came
+    from)."""
 
     kind: str
     amount: Money
