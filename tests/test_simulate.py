@@ -193,8 +193,11 @@ def test_the_retailer_reorders_every_100_checkouts_and_closes_a_store_every_500(
         setattr(sim, name, counted)
     sim.run(650)
     assert calls == {"_replenish": 6, "_close_a_store": 2}
-    shown = [int(line.split()[0].replace(",", "")) for line in progress.getvalue().splitlines()]
+    lines = progress.getvalue().splitlines()
+    shown = [int(line.split()[0].replace(",", "")) for line in lines]
     assert shown == list(range(32, 650, 32))
+    rates = [int(line.split("(")[1].split()[0].replace(",", "")) for line in lines]
+    assert min(rates) >= 1  # orders so far over the seconds so far
 
 
 def test_the_same_seed_gives_the_same_run_on_both_stores(tmp_path: Path) -> None:
