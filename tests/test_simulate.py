@@ -664,3 +664,17 @@ def test_sourced_units_count_their_distance_and_whether_a_store_shipped_them() -
     whole = sim.oms.place_order(order_draft("SKU-000", 2), allocate=False)
     sim._sourced(whole, [("WH-HAM", 2)], first=True)
     assert (report.shipments, report.split_orders) == (3, 1)  # one parcel is no split
+
+
+def test_a_customer_waits_three_tries_then_cancels_what_is_still_open() -> None:
+    """Each retry allocates what arrived since; the fourth cancels what never came."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    sim.build()
+    order = sim.oms.place_order(order_draft("NOT-STOCKED", 2), allocate=False)
+    for _ in range(3):
+        sim._retry(order.id)
+        assert sim.oms.get_order(order.id).open_units == 2
+    sim._retry(order.id)
+    assert sim.oms.get_order(order.id).open_units == 0
+    assert sim.report.cancelled_units == 2
+    assert order.id not in sim.retries
