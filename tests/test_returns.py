@@ -440,7 +440,11 @@ def test_a_refund_without_a_return_is_paid_back_once_and_caps_later_refunds(
         (eur("0"), InvalidRefund, "must be positive"),
         (eur("-1.00"), InvalidRefund, "must be positive"),
         (eur("0.005"), InvalidRefund, "whole EUR minor units, got 0.005 EUR"),
-        (eur("20.01"), PaymentLimitExceeded, "20.00 EUR refundable (20.00 EUR captured"),
+        (
+            eur("20.01"),
+            PaymentLimitExceeded,
+            "20.00 EUR refundable (20.00 EUR captured, 0 EUR refunded)",
+        ),
     ],
 )
 def test_a_refund_that_cannot_be_paid_back_is_refused_and_changes_nothing(
@@ -731,6 +735,22 @@ def test_goodwill_on_a_replacement_draws_on_its_card_first_then_the_credit(
     assert _gateway_refunds(oms, order_id) == eur("20.00")
 
 
+def test_credit_no_shipment_used_yet_is_not_refundable(shop: Callable[..., OMS]) -> None:
+    """A replacement not shipped yet has paid for nothing: goodwill there is refused, as
+    on any order before its first capture, so the credit cannot go back to the card and
+    then pay the shipment too."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    replacement = oms.exchange(received_back(oms, order_id).id, [LineDraft("B", 1, eur("35.00"))])
+    assert replacement.refundable == Money.zero("EUR")
+    unused = "0 EUR refundable (20.00 EUR captured, 0 EUR refunded, 20.00 EUR credit not used)"
+    with pytest.raises(PaymentLimitExceeded, match=re.escape(unused)):
+        oms.refund_order(replacement.id, eur("5.00"), "parcel late")
+    oms.allocate(replacement.id)
+    shipped = oms.ship(oms.get_order(replacement.id).fulfillments[0].id)
+    assert shipped.refundable == eur("35.00")
+
+
 def test_money_moved_to_a_replacement_as_credit_cannot_be_refunded_on_the_original(
     shop: Callable[..., OMS],
 ) -> None:
@@ -739,7 +759,8 @@ def test_money_moved_to_a_replacement_as_credit_cannot_be_refunded_on_the_origin
     oms = shop()
     order_id, _ = _replacement_delivered(oms, "20.00", "20.00")
     assert oms.get_order(order_id).refundable == Money.zero("EUR")
-    with pytest.raises(PaymentLimitExceeded, match=r"cannot refund 5.00 EUR on order O-1"):
+    moved = "0 EUR refundable (20.00 EUR captured, 0 EUR refunded, 20.00 EUR moved to a "
+    with pytest.raises(PaymentLimitExceeded, match=re.escape(moved)):
         oms.refund_order(order_id, eur("5.00"), "parcel late")
 
 

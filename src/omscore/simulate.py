@@ -752,7 +752,7 @@ class Simulation:
         """The customer calls about a late parcel; customer service finds the order among
         theirs and gives 5.00 back (less, if less was paid)."""
         order = self._find_in_history(order_id)
-        amount = min(GOODWILL, order.captured - order.refunded)
+        amount = min(GOODWILL, order.refundable)
         if amount.amount <= 0:
             return
         if self._try(self.oms.refund_order, order_id, amount, "parcel late") is not None:

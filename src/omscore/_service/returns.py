@@ -384,10 +384,13 @@ def _check_refund(order: Order, amount: object) -> None:
         )
     refundable = order.refundable
     if amount > refundable:
-        moved = f", {order.transferred} moved to a replacement" if order.transferred else ""
+        moved = (
+            "" if order.transferred.is_zero() else f", {order.transferred} moved to a replacement"
+        )
+        unused = "" if order.credit_left.is_zero() else f", {order.credit_left} credit not used"
         raise PaymentLimitExceeded(
             f"cannot refund {amount} on order {order.id}: {refundable} refundable "
-            f"({order.captured} captured, {order.refunded} refunded{moved})"
+            f"({order.captured} captured, {order.refunded} refunded{moved}{unused})"
         )
 
 

@@ -542,9 +542,12 @@ class Order:
 
     @property
     def refundable(self) -> Money:
-        """What can still be given back on this order: captured (credit included), less
-        what was refunded and what moved to a replacement order as credit."""
-        return self.captured - self.refunded - self.transferred
+        """What can still be given back on this order: captured on its card and credit
+        from an exchange that paid a shipment, less what was refunded and what moved to a
+        replacement order as credit. Credit no shipment used yet is not paid for anything,
+        so it is not refundable, as an authorisation is not."""
+        paid = self._paid(PaymentKind.CAPTURED) + self._paid(PaymentKind.APPLIED)
+        return paid - self.refunded - self.transferred
 
     @property
     def refundable_on_card(self) -> Money:
