@@ -751,6 +751,43 @@ def test_credit_no_shipment_used_yet_is_not_refundable(shop: Callable[..., OMS])
     assert shipped.refundable == eur("35.00")
 
 
+def test_a_cancelled_replacement_gives_its_credit_back_to_the_card_that_paid_for_it(
+    shop: Callable[..., OMS],
+) -> None:
+    """The replacement is cancelled before it ships: its 15.00 authorisation is voided
+    and its 20.00 credit, which no shipment will use now, is refunded on the original
+    order's card. The customer is back where they were before buying."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    replacement = oms.exchange(received_back(oms, order_id).id, [LineDraft("B", 1, eur("35.00"))])
+    cancelled = oms.cancel(replacement.id, reason="changed my mind")
+    assert (cancelled.credit_left, cancelled.refunded) == (Money.zero("EUR"), eur("20.00"))
+    assert cancelled.voided == eur("15.00")
+    assert _gateway_refunds(oms, order_id) == eur("20.00")
+    original = oms.get_order(order_id)
+    assert (original.refundable, original.transferred) == (Money.zero("EUR"), Money.zero("EUR"))
+    gateway = cast(FakePaymentGateway, oms.payments)
+    for order in (original, cancelled):
+        assert_gateway_holds_the_ledger(gateway, order)
+
+
+def test_credit_left_when_part_of_a_replacement_is_cancelled_goes_back(
+    shop: Callable[..., OMS],
+) -> None:
+    """Two units at 10.00 paid by 20.00 of credit: one ships (its 10.00 of credit used),
+    the other is cancelled, and its 10.00 goes back on the original's card."""
+    oms = shop()
+    order_id = delivered(oms, LineDraft("A", 1, eur("20.00")))
+    replacement = oms.exchange(received_back(oms, order_id).id, [LineDraft("B", 2, eur("10.00"))])
+    oms.cancel(replacement.id, {replacement.lines[0].id: 1}, reason="only one, please")
+    oms.allocate(replacement.id)
+    shipped = oms.ship(oms.get_order(replacement.id).fulfillments[0].id)
+    assert shipped.credit_left == Money.zero("EUR")
+    assert shipped.refundable == eur("10.00")
+    assert _gateway_refunds(oms, order_id) == eur("10.00")
+    assert oms.get_order(order_id).refundable == Money.zero("EUR")
+
+
 def test_money_moved_to_a_replacement_as_credit_cannot_be_refunded_on_the_original(
     shop: Callable[..., OMS],
 ) -> None:

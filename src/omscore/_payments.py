@@ -233,6 +233,13 @@ class Payments:
             return order, []
         return self._record(order, PaymentKind.CREDITED, amount, key, at)
 
+    def apply_credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
+        """Count ``amount`` of the order's credit as used: no shipment will use it, and it
+        is given back."""
+        if amount.is_zero():
+            return order, []
+        return self._record(order, PaymentKind.APPLIED, amount, key, at)
+
     def transfer(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Count ``amount`` of the order's captured money as moved to a replacement order
         as credit; a negative amount, as given back to this order's payment."""

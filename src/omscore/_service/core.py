@@ -27,6 +27,7 @@ from omscore.errors import (
     InvalidQuantity,
     InvalidQuery,
     OmsError,
+    PaymentLimitExceeded,
     UnknownFulfillment,
     UnknownOrder,
     UnknownReservation,
@@ -55,6 +56,7 @@ from omscore.inventory import (
     LocationLoad,
 )
 from omscore.inventory.item import require_units
+from omscore.money import Money
 from omscore.orders import (
     DeliveryMethod,
     DraftLimits,
@@ -411,6 +413,56 @@ class ServiceCore:
                 self._hold_line(stock, order, line, line.open - waiting)
             elif waiting > line.open:
                 self._release_line(stock, order.id, line.sku, line.id, waiting - line.open)
+
+    def _refund(
+        self, uow: UnitOfWork, order: Order, amount: Money, key: str, now: datetime
+    ) -> Order:
+        """Refund ``amount`` (at most ``order.refundable``): on the order's own
+        authorisations first, the rest (credit from an exchange) on the payment of the
+        order the credit came from, which counts it as given back. Events are recorded,
+        that order is put; the refunded ``order`` is returned for the caller to put."""
+        on_card = min(amount, order.refundable_on_card)
+        credit = amount - on_card
+        source = _credit_source(uow, order) if credit.amount > 0 else None  # before any call
+        order, events = self._payments.refund(order, on_card, key, now)
+        uow.record(events)
+        if source is None:
+            return order
+        return self._refund_credit(uow, order, credit, key, now, source)
+
+    def _refund_credit(
+        self,
+        uow: UnitOfWork,
+        order: Order,
+        credit: Money,
+        key: str,
+        now: datetime,
+        source: Order | None = None,
+    ) -> Order:
+        """Give ``credit`` of replacement ``order`` back on the payment of the order it
+        came from (``source``, loaded when not given), which counts it as come back."""
+        source = source if source is not None else _credit_source(uow, order)
+        source = self._refund(uow, source, credit, f"{key}:credit", now)
+        source, back = self._payments.transfer(source, -credit, f"{key}:credit", now)
+        uow.record(back)
+        uow.orders.put(source)
+        order, given = self._payments.credit_refunded(order, credit, f"{key}:credit", now)
+        uow.record(given)
+        return order
+
+    def _settle(self, uow: UnitOfWork, order: Order, now: datetime) -> Order:
+        """Once nothing more will be captured: void what is left of the order's
+        authorisations, and give back credit from an exchange that no shipment used (a
+        replacement whose units were cancelled) on the payment it came from."""
+        order, settled = self._payments.settle(order, now)
+        uow.record(settled)
+        unused = order.credit_left
+        if not order.fully_settled or unused.amount <= 0:
+            return order
+        key = f"credit-back:{order.id}"
+        order, used = self._payments.apply_credit(order, unused, key, now)
+        uow.record(used)
+        return self._refund_credit(uow, order, unused, key, now)
 
     def _follow_stock(
         self, stock: StockSession, order: Order, events: Iterable[DomainEvent]
@@ -887,3 +939,12 @@ def _apply_feed(
         version=change.item.version, at=now, sku=item.sku, positions=len(rows), mode=mode
     )
     return ItemChange(change.item, change.movements, (summary,))
+
+
+def _credit_source(uow: UnitOfWork, order: Order) -> Order:
+    """The order whose payment the credit of replacement ``order`` came from."""
+    if order.exchange_of is None:
+        raise PaymentLimitExceeded(
+            f"cannot refund more on order {order.id}: it has no credit from an exchange"
+        )
+    return _load_order(uow, _load_return(uow, order.exchange_of).order_id)

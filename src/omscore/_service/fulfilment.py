@@ -275,8 +275,7 @@ class FulfilmentUseCases(ServiceCore):
                 item = stock.item(units.sku)
                 stock.keep(item.adjust(event.location_id, -units.quantity, reference, now))
             order = self._after_rejection(stock, order)
-            order, settled = self._payments.settle(order, now)
-            uow.record(settled)
+            order = self._settle(uow, order, now)
             uow.orders.put(order)
             stock.flush()
             return order
@@ -311,8 +310,7 @@ class FulfilmentUseCases(ServiceCore):
                     uow.record(events)
                     self._follow_fulfillment(stock, f, "expire")
                 expired += len(overdue)
-                order, settled = self._payments.settle(order, now)
-                uow.record(settled)
+                order = self._settle(uow, order, now)
                 uow.orders.put(order)
             stock.flush()
             return expired
@@ -428,8 +426,7 @@ class FulfilmentUseCases(ServiceCore):
                 uow.record(captured)
             if command == "reject":
                 order = self._after_rejection(stock, order)
-            order, settled = self._payments.settle(order, now)
-            uow.record(settled)
+            order = self._settle(uow, order, now)
             uow.orders.put(order)
             stock.flush()
             return order

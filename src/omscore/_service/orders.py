@@ -357,8 +357,7 @@ class OrderUseCases(ServiceCore):
             order, paid = self._payments.cover(order, before, now, idempotency_key)  # after checks
             uow.record([*events, *paid])
             self._follow_stock(stock, order, events)
-            order, settled = self._payments.settle(order, now)
-            uow.record(settled)
+            order = self._settle(uow, order, now)
             uow.orders.put(order)
             stock.flush()
             return order

@@ -339,37 +339,6 @@ class ReturnUseCases(ServiceCore):
         arguments = {"return_id": return_id, "lines": list(lines)}
         return self._run("exchange", arguments, idempotency_key, work)
 
-    def _refund(
-        self, uow: UnitOfWork, order: Order, amount: Money, key: str, now: datetime
-    ) -> Order:
-        """Refund ``amount`` (at most ``order.refundable``): on the order's own
-        authorisations first, the rest (credit from an exchange) on the payment of the
-        order the credit came from, which counts it as given back. Events are recorded,
-        that order is put; the refunded ``order`` is returned for the caller to put."""
-        on_card = min(amount, order.refundable_on_card)
-        credit = amount - on_card
-        source = _credit_source(uow, order) if credit.amount > 0 else None  # before any call
-        order, events = self._payments.refund(order, on_card, key, now)
-        uow.record(events)
-        if source is None:
-            return order
-        source = self._refund(uow, source, credit, f"{key}:credit", now)
-        source, back = self._payments.transfer(source, -credit, f"{key}:credit", now)
-        uow.record(back)
-        uow.orders.put(source)
-        order, given = self._payments.credit_refunded(order, credit, f"{key}:credit", now)
-        uow.record(given)
-        return order
-
-
-def _credit_source(uow: UnitOfWork, order: Order) -> Order:
-    """The order whose payment the credit of replacement ``order`` came from."""
-    if order.exchange_of is None:
-        raise PaymentLimitExceeded(
-            f"cannot refund more on order {order.id}: it has no credit from an exchange"
-        )
-    return _load_order(uow, _load_return(uow, order.exchange_of).order_id)
-
 
 def _check_refund(order: Order, amount: object) -> None:
     if not isinstance(amount, Money):
