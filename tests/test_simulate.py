@@ -52,7 +52,7 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     (one ending in a cancel), orders edited, returns with refunds and exchanges, goodwill
     for late parcels, and work a closed store had not started sourced again all happen, and
     no command the simulation sends is refused."""
-    report = run(MemoryStore(), orders=400, seed=71, policy="lowest_cost", progress=None)
+    report = run(MemoryStore(), orders=400, seed=127, policy="lowest_cost", progress=None)
     assert report.stock_conserved
     assert report.work_left_open == 0  # every fulfilment order reached an end
     assert report.orders_left_waiting == 0  # and every order was allocated or cancelled
@@ -74,6 +74,7 @@ def test_a_simulated_period_conserves_stock_and_exercises_every_path() -> None:
     assert report.goodwill_refunded.amount > 0
     assert report.edits > 0
     assert report.exchanges > 0
+    assert report.credit_given_back.amount > 0  # a replacement cancelled
     assert report.shipments > 0
 
 
@@ -82,7 +83,7 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     store: the report is what happened, not what the simulation meant to do."""
     store = MemoryStore()
     started = time.perf_counter()
-    report = run(store, orders=400, seed=71, policy="lowest_cost", progress=None)
+    report = run(store, orders=400, seed=127, policy="lowest_cost", progress=None)
     assert 0 < report.elapsed_s <= time.perf_counter() - started
     assert report.peak_memory_mb > 0
     every_order = list(store.orders.rows.values())
@@ -98,6 +99,13 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
         for o in every_order
         for p in o.payments
         if p.kind is PaymentKind.REFUNDED and ":exchange" in p.key
+    ]
+    # Credit a cancelled replacement never used goes back on the original's payment.
+    credit_back = [
+        p.amount
+        for o in every_order
+        for p in o.payments
+        if p.kind is PaymentKind.REFUNDED and p.key.startswith("credit-back:")
     ]
     refunded_for_returns = sum((r.refunded for r in returns if r.refunded), Money.zero("EUR"))
     assert (report.orders, report.units) == (
@@ -126,8 +134,12 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
     assert report.exchanges == len(replacements) > 0
     assert report.exchange_refunded == sum(for_exchanges, Money.zero("EUR"))
     assert report.goodwill_refunded == (
-        sum(refunds, Money.zero("EUR")) - refunded_for_returns - report.exchange_refunded
+        sum(refunds, Money.zero("EUR"))
+        - refunded_for_returns
+        - report.exchange_refunded
+        - report.credit_given_back
     )
+    assert report.credit_given_back == sum(credit_back, Money.zero("EUR"))
     assert report.goodwill_refunded == GOODWILL * report.goodwill_refunds
     # Sourcing's first plans and parcels shipped in parts: every one is a fulfilment order
     # (re-sourcing makes more); a first plan split over locations leaves several.

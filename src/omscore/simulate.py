@@ -42,6 +42,7 @@ from omscore.orders import (
     LineDraft,
     Order,
     OrderDraft,
+    PaymentKind,
 )
 from omscore.ports import Store
 from omscore.returns import Disposition, Return, ReturnPolicy
@@ -123,6 +124,7 @@ class Report:
     restocked: int = 0
     exchanges: int = 0
     exchange_refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
+    credit_given_back: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     goodwill_refunds: int = 0
     goodwill_refunded: Money = attrs.field(factory=lambda: Money.zero("EUR"))
     reservations_expired: int = 0
@@ -143,6 +145,7 @@ class Report:
         data["refunded"] = str(self.refunded)
         data["goodwill_refunded"] = str(self.goodwill_refunded)
         data["exchange_refunded"] = str(self.exchange_refunded)
+        data["credit_given_back"] = str(self.credit_given_back)
         data.update(self.rates())
         return data
 
@@ -185,7 +188,8 @@ class Report:
             f"  returns                {self.returns:>12,}   refunded {self.refunded}, "
             f"restocked {self.restocked:,} units",
             f"  exchanges              {self.exchanges:>12,}   for another item, "
-            f"{self.exchange_refunded} refunded as price differences",
+            f"refunded {self.exchange_refunded} in price differences and "
+            f"{self.credit_given_back} of credit unused",
             f"  goodwill refunds       {self.goodwill_refunds:>12,}   refunded "
             f"{self.goodwill_refunded} for late parcels",
             f"  reservations expired   {self.reservations_expired:>12,}",
@@ -252,6 +256,7 @@ class Simulation:
         self.retry_due: set[str] = set()
         self.scheduled: set[str] = set()  # fulfilment orders a location will work on
         self.withdrawn: set[str] = set()  # scheduled, then sourced again elsewhere
+        self.replacements: set[str] = set()  # exchanges' orders not settled yet
 
     # --- the retailer -----------------------------------------------------------------------
 
@@ -381,6 +386,21 @@ class Simulation:
         self.report.reservations_expired += self._try(self.oms.expire_reservations) or 0
         self.report.pickups_expired += self._try(self.oms.expire_pickups) or 0
         self._review_fraud()
+        self._count_credit_given_back()
+
+    def _count_credit_given_back(self) -> None:
+        """Replacement orders settled since: the credit their cancelled units never used
+        went back on the original's payment."""
+        for order_id in sorted(self.replacements):
+            order = self.oms.get_order(order_id)
+            if order.fully_settled:
+                self.replacements.discard(order_id)
+                given_back = (
+                    p.amount
+                    for p in order.payments
+                    if p.kind is PaymentKind.CREDIT_REFUNDED and p.key.startswith("credit-back:")
+                )
+                self.report.credit_given_back += sum(given_back, Money.zero("EUR"))
 
     def _close_a_store(self) -> None:
         """A store closes for a few hours (a stocktake, a staff shortage): what it holds for
@@ -833,6 +853,7 @@ class Simulation:
             return
         self.report.exchanges += 1
         self.report.exchange_refunded += self.oms.get_order(order.id).refunded - refunded_before
+        self.replacements.add(new.id)
         self._allocate(new.id)
 
     def _nearest_depot(self, order: Any) -> str:
