@@ -28,6 +28,19 @@ from .conftest import warehouse
 LOCATIONS = ("WH-1", "WH-2", "WH-3")
 
 
+def shop(gateway: FakePaymentGateway) -> OMS:
+    """An OMS on memory with ``gateway``, the default return policy, sourcing by
+    priority."""
+    return OMS(
+        MemoryStore(),
+        clock=ManualClock(),
+        ids=SequentialIds(),
+        payments=gateway,
+        sourcing=PriorityPolicy(),
+        return_policy=ReturnPolicy(),
+    )
+
+
 def ship_everything(oms: OMS, draft: OrderDraft, stock: Callable[[str, int], list[int]]) -> str:
     """Spread stock over three warehouses, place, allocate (split), ship and deliver."""
     for line in draft.lines:
@@ -54,14 +67,7 @@ def test_refunds_add_up_exactly_and_never_exceed_what_was_paid(
 ) -> None:
     """Ship in random splits, return in random steps with random dispositions."""
     gateway = FakePaymentGateway()
-    oms = OMS(
-        MemoryStore(),
-        clock=ManualClock(),
-        ids=SequentialIds(),
-        payments=gateway,
-        sourcing=PriorityPolicy(),
-        return_policy=ReturnPolicy(),
-    )
+    oms = shop(gateway)
     for i, location_id in enumerate(LOCATIONS):
         oms.add_location(warehouse(location_id, priority=i))
 
@@ -162,13 +168,7 @@ def test_a_chain_of_exchanges_never_gives_back_more_than_was_paid_and_settles_wh
     chain's cards, exactly what they paid; so does cancelling the last replacement before
     it ships (its credit, which no shipment will use, goes back)."""
     gateway = FakePaymentGateway()
-    oms = OMS(
-        MemoryStore(),
-        clock=ManualClock(),
-        ids=SequentialIds(),
-        payments=gateway,
-        return_policy=ReturnPolicy(),
-    )
+    oms = shop(gateway)
     oms.add_location(warehouse("WH-1"))
     oms.receive("WH-1", "A", 10)
 
