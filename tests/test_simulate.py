@@ -690,3 +690,31 @@ def test_a_customer_waits_three_tries_then_cancels_what_is_still_open() -> None:
     assert sim.oms.get_order(order.id).open_units == 0
     assert sim.report.cancelled_units == 2
     assert order.id not in sim.retries
+
+
+@pytest.mark.parametrize("step", ["ship", "arrive", "collect"])
+def test_a_step_refused_while_the_order_is_held_is_tried_again_after_the_review(
+    step: str,
+) -> None:
+    """A sourcing hold stops all of an order's work: the rest of a parcel shipped in
+    parts, a pickup reaching its store or being collected is refused meanwhile and tried
+    again twelve hours later, once the reviewer has released the order (a 100,000-order
+    run once ended with such a parcel never shipped)."""
+    sim = Simulation(MemoryStore(), seed=1, policy="lowest_cost", progress=None)
+    sim.build()
+    delivery = None if step == "ship" else Delivery.pickup("ST-BER")
+    sim.oms.receive("ST-BER", "SKU-000", 1)
+    order = sim.oms.place_order(order_draft("SKU-000", 1, delivery))
+    sim.oms.allocate(order.id)
+    (parcel,) = sim.oms.get_order(order.id).fulfillments
+    sim.oms.accept_fulfillment(parcel.id)
+    if step == "collect":
+        sim.oms.ready_for_pickup(parcel.id)
+    sim.oms.hold(order.id, "sourcing", reason="3 fulfilment orders rejected")
+    getattr(sim, f"_{step}")(parcel.id)
+    assert sim.report.refused == 1
+    sim.oms.release(order.id, "sourcing")
+    sim.clock.advance(timedelta(hours=12))
+    sim._due()
+    done = {"ship": "shipped", "arrive": "ready_for_pickup", "collect": "collected"}[step]
+    assert sim.oms.get_order(order.id).fulfillment(parcel.id).status.value == done

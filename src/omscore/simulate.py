@@ -701,6 +701,7 @@ class Simulation:
         """Ship the fulfilment order (or only ``units`` of it); the carrier delivers later."""
         order = self._try(self.oms.ship, fulfillment_id, units=units)
         if order is None:
+            self._again_if_held("ship", fulfillment_id)
             return
         parcel = order.fulfillments[-1] if units else order.fulfillment(fulfillment_id)
         if units is not None:  # one more parcel than the plan had
@@ -729,7 +730,9 @@ class Simulation:
 
     def _arrive(self, fulfillment_id: str) -> None:
         """The pickup is ready at its store; most customers come for it."""
-        self._try(self.oms.ready_for_pickup, fulfillment_id)
+        if self._try(self.oms.ready_for_pickup, fulfillment_id) is None:
+            self._again_if_held("arrive", fulfillment_id)
+            return
         if self.rng.random() < 0.9:
             self._later(timedelta(hours=self.rng.randint(2, 48)), "collect", fulfillment_id)
 
@@ -739,9 +742,17 @@ class Simulation:
         if self.rng.random() < 0.1 and self._collect_part(fulfillment_id):
             return
         order = self._try(self.oms.collect, fulfillment_id)
-        if order is not None:
-            self.report.pickups_collected += 1
-            self._maybe_return(order.id)
+        if order is None:
+            self._again_if_held("collect", fulfillment_id)
+            return
+        self.report.pickups_collected += 1
+        self._maybe_return(order.id)
+
+    def _again_if_held(self, action: str, fulfillment_id: str) -> None:
+        """A step refused because its order is on hold (a sourcing hold stops all of its
+        work) is tried again in twelve hours, by when a reviewer has released it."""
+        if self.oms.get_order_by_fulfillment(fulfillment_id).is_held:
+            self._later(timedelta(hours=12), action, fulfillment_id)
 
     def _collect_part(self, fulfillment_id: str) -> bool:
         order = self.oms.get_order_by_fulfillment(fulfillment_id)
