@@ -508,10 +508,10 @@ class PickupExpired(OrderEvent):
 class PaymentRecorded(OrderEvent):
     """An entry of the order's payment ledger (a :class:`~omscore.orders.PaymentKind`):
     authorized, captured, refunded, voided, declined; credited (an exchange's credit on a
-    replacement) and applied (that credit paying a shipment); transferred (captured money
-    moved to a replacement as credit, or, negative, come back and refunded on this
-    payment) and credit_refunded (a replacement's credit refunded on the payment it came
-    from)."""
+    replacement) and applied (that credit used: paying a shipment, or given back unused);
+    transferred (captured money moved to a replacement as credit, or, negative, come back
+    and refunded on this payment) and credit_refunded (a replacement's credit refunded on
+    the payment it came from)."""
 
     kind: str
     amount: Money

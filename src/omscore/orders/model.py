@@ -562,7 +562,8 @@ class Order:
 
     @property
     def credit_left(self) -> Money:
-        """Credit (from an exchanged return) not yet applied to a shipment."""
+        """Credit (from an exchanged return) not yet used: neither applied to a shipment
+        nor given back once no shipment would use it."""
         return self._paid(PaymentKind.CREDITED) - self._paid(PaymentKind.APPLIED)
 
     @property
