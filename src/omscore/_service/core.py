@@ -456,8 +456,10 @@ class ServiceCore:
         replacement whose units were cancelled) on the payment it came from."""
         order, settled = self._payments.settle(order, now)
         uow.record(settled)
+        if not order.fully_settled:
+            return order
         unused = order.credit_left
-        if not order.fully_settled or unused.amount <= 0:
+        if unused.amount <= 0:
             return order
         key = f"credit-back:{order.id}"
         order, used = self._payments.apply_credit(order, unused, key, now)
