@@ -428,20 +428,13 @@ class ServiceCore:
         uow.record(events)
         if source is None:
             return order
-        return self._refund_credit(uow, order, credit, key, now, source)
+        return self._refund_credit(uow, order, source, credit, key, now)
 
     def _refund_credit(
-        self,
-        uow: UnitOfWork,
-        order: Order,
-        credit: Money,
-        key: str,
-        now: datetime,
-        source: Order | None = None,
+        self, uow: UnitOfWork, order: Order, source: Order, credit: Money, key: str, now: datetime
     ) -> Order:
-        """Give ``credit`` of replacement ``order`` back on the payment of the order it
-        came from (``source``, loaded when not given), which counts it as come back."""
-        source = source if source is not None else _credit_source(uow, order)
+        """Give ``credit`` of replacement ``order`` back on the payment of ``source``, the
+        order it came from, which counts it as come back."""
         source = self._refund(uow, source, credit, f"{key}:credit", now)
         source, back = self._payments.transfer(source, -credit, f"{key}:credit", now)
         uow.record(back)
@@ -464,7 +457,7 @@ class ServiceCore:
         key = f"credit-back:{order.id}"
         order, used = self._payments.apply_credit(order, unused, key, now)
         uow.record(used)
-        return self._refund_credit(uow, order, unused, key, now)
+        return self._refund_credit(uow, order, _credit_source(uow, order), unused, key, now)
 
     def _follow_stock(
         self, stock: StockSession, order: Order, events: Iterable[DomainEvent]
