@@ -71,6 +71,7 @@ from omscore.orders import (
     Order,
     OrderDraft,
     OrderStatus,
+    PaymentKind,
 )
 from omscore.ports import IdempotencyRecord, Pruned, Store, UnitOfWork
 from omscore.returns import Disposition, Return, ReturnLine, ReturnStatus
@@ -2029,6 +2030,26 @@ def twin_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 assert_gateway_holds_the_ledger(gateway, order)
                 if not order.has_hold(HoldKind.PAYMENT):  # short, waiting
                     assert order.chargeable <= order.covered, (order.id, order.payments)
+
+        @invariant()
+        def refunds_never_pass_what_was_paid(self) -> None:
+            """No order can give back more than it was paid (its card captures and the
+            credit its shipments used, less what moved on to a replacement); over every
+            order, the ledgers' refunds never pass their captures (credit refunded is
+            refunded on the card it came from, once), and neither do the gateway's."""
+            tested = self.systems[1]
+            gateway = cast(FakePaymentGateway, tested.payments)
+            zero = Money.zero("EUR")
+            orders = [tested.get_order(order_id) for order_id in self.orders]
+            for order in orders:
+                assert order.refundable >= zero, (order.id, order.payments)
+            entries = [p for order in orders for p in order.payments]
+            captured = sum((p.amount for p in entries if p.kind is PaymentKind.CAPTURED), zero)
+            refunded = sum((p.amount for p in entries if p.kind is PaymentKind.REFUNDED), zero)
+            assert refunded <= captured
+            captured = sum((a.captured for a in gateway.authorizations.values()), zero)
+            refunded = sum((a.refunded for a in gateway.authorizations.values()), zero)
+            assert refunded <= captured
 
         @invariant()
         def customer_orders_match_a_scan_of_the_orders(self) -> None:
