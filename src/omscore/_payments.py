@@ -229,29 +229,16 @@ class Payments:
 
     def credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
         """Count ``amount`` as paid by credit (an exchanged return)."""
-        if amount.is_zero():
-            return order, []
-        return self._record(order, PaymentKind.CREDITED, amount, key, at)
+        return self.note(order, PaymentKind.CREDITED, amount, key, at)
 
-    def apply_credit(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
-        """Count ``amount`` of the order's credit as used: no shipment will use it, and it
-        is given back."""
+    def note(
+        self, order: Order, kind: PaymentKind, amount: Money, key: str, at: datetime
+    ) -> Changed:
+        """Record a ledger entry that moves no money at the gateway (credit credited,
+        applied, transferred or refunded elsewhere); nothing for a zero amount."""
         if amount.is_zero():
             return order, []
-        return self._record(order, PaymentKind.APPLIED, amount, key, at)
-
-    def transfer(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
-        """Count ``amount`` of the order's captured money as moved to a replacement order
-        as credit; a negative amount, as given back to this order's payment."""
-        if amount.is_zero():
-            return order, []
-        return self._record(order, PaymentKind.TRANSFERRED, amount, key, at)
-
-    def credit_refunded(self, order: Order, amount: Money, key: str, at: datetime) -> Changed:
-        """Count ``amount`` of the order's credit as refunded on the payment it came from."""
-        if amount.is_zero():
-            return order, []
-        return self._record(order, PaymentKind.CREDIT_REFUNDED, amount, key, at)
+        return self._record(order, kind, amount, key, at)
 
 
 def _payment_hold(order: Order, reason: str, at: datetime) -> Changed:

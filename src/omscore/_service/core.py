@@ -66,6 +66,7 @@ from omscore.orders import (
     OrderDraft,
     OrderLine,
     OrderStatus,
+    PaymentKind,
 )
 from omscore.orders.draft import draft_problems
 from omscore.ports import (
@@ -436,10 +437,14 @@ class ServiceCore:
         """Give ``credit`` of replacement ``order`` back on the payment of ``source``, the
         order it came from, which counts it as come back."""
         source = self._refund(uow, source, credit, f"{key}:credit", now)
-        source, back = self._payments.transfer(source, -credit, f"{key}:credit", now)
+        source, back = self._payments.note(
+            source, PaymentKind.TRANSFERRED, -credit, f"{key}:credit", now
+        )
         uow.record(back)
         uow.orders.put(source)
-        order, given = self._payments.credit_refunded(order, credit, f"{key}:credit", now)
+        order, given = self._payments.note(
+            order, PaymentKind.CREDIT_REFUNDED, credit, f"{key}:credit", now
+        )
         uow.record(given)
         return order
 
@@ -455,7 +460,7 @@ class ServiceCore:
         if unused.amount <= 0:
             return order
         key = f"credit-back:{order.id}"
-        order, used = self._payments.apply_credit(order, unused, key, now)
+        order, used = self._payments.note(order, PaymentKind.APPLIED, unused, key, now)
         uow.record(used)
         return self._refund_credit(uow, order, _credit_source(uow, order), unused, key, now)
 

@@ -33,6 +33,7 @@ from omscore.orders import (
     LineDraft,
     Order,
     OrderDraft,
+    PaymentKind,
 )
 from omscore.ports import UnitOfWork
 from omscore.returns import (
@@ -320,7 +321,9 @@ class ReturnUseCases(ServiceCore):
             if new.total > applied:
                 new, authorized = self._payments.authorize(new, new.total - applied, now)
                 uow.record(authorized)
-            original, moved = self._payments.transfer(original, applied, f"credit:{rma.id}", now)
+            original, moved = self._payments.note(
+                original, PaymentKind.TRANSFERRED, applied, f"credit:{rma.id}", now
+            )
             uow.record(moved)
             original = original.mark_refunded(units)
             original = self._refund(
