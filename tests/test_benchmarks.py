@@ -70,3 +70,12 @@ def test_the_instruction_count_can_run_on_sqlite(tmp_path: Path) -> None:
 def test_the_store_benchmark_also_runs_as_one_command(tmp_path: Path) -> None:
     output = run_benchmark("store.py", [*TINY_RUNS["store.py"], "--one-command"], tmp_path)
     assert "place_order(allocate=True)" in output
+    assert "MemoryStore + the same SQL" in output
+
+
+def test_the_store_benchmark_splits_the_stores_python_from_the_domains(tmp_path: Path) -> None:
+    # The interleaved run replays each command's recorded transaction after it, and fails
+    # when the orders ran another number of commands than the store recorded.
+    output = run_benchmark("store.py", TINY_RUNS["store.py"], tmp_path)
+    assert "ceiling: a store with no Python of its own" in output
+    assert "the domain beside its SQL" in output and "the store's own" in output
