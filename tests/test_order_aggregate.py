@@ -255,6 +255,28 @@ def test_a_fulfilment_order_carries_the_day_its_location_s_capacity_counted_it()
     ]
 
 
+def test_cancelling_an_open_fulfilment_order_whole_clears_its_capacity_count() -> None:
+    """Cancelled whole while open, a fulfilment order no longer counts; once its location
+    accepted it, or cancelled in part, it still does."""
+    day = T0.date()
+    counted = {LocationId("WH-1"): day, LocationId("WH-2"): day}
+    order = place(("A", 1), ("B", 1), ("C", 2))
+    a, b, c = order.lines
+    planned = [
+        (FulfillmentId("F-1"), LocationId("WH-1"), [FulfilledUnits(a.id, a.sku, 1)]),
+        (FulfillmentId("F-2"), LocationId("WH-2"), [FulfilledUnits(b.id, b.sku, 1)]),
+        (FulfillmentId("F-3"), LocationId("WH-1"), [FulfilledUnits(c.id, c.sku, 2)]),
+    ]
+    order, _ = order.allocate(planned, T0, counted)
+    order, _ = order.advance("F-2", "accept", T0)
+    order, _ = order.cancel({a.id: 1, b.id: 1, c.id: 1}, "", T0)
+    assert [(f.status.value, f.counted_on) for f in order.fulfillments] == [
+        ("cancelled", None),
+        ("cancelled", day),
+        ("open", day),
+    ]
+
+
 def test_what_a_payment_covers_is_authorised_less_voided_plus_credited() -> None:
     """30.00 authorised, 10.00 of it voided, 5.00 credited from an exchanged return: the
     order may be charged 25.00 in all, of which 20.00 is still open on the card."""

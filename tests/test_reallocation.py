@@ -192,6 +192,32 @@ def test_capacity_used_by_a_withdrawn_fulfilment_order_is_given_back(
     assert [loc for _, loc, _ in active(other)] == ["WH-2"]
 
 
+@pytest.mark.parametrize(
+    ("before_cancel", "comes_back"),
+    [("nothing", True), ("accept", False), ("cancel one unit", False)],
+)
+def test_capacity_used_by_a_fulfilment_order_cancelled_before_it_was_accepted_is_given_back(
+    make_store: Callable[[], Store], before_cancel: str, comes_back: bool
+) -> None:
+    """WH-1 takes one order a day. A customer cancels the order it took: while WH-1 had
+    not accepted it, WH-1 can take another order today; once it accepted it, or when the
+    cancel left it a unit to send, the day's count stands."""
+    oms = network(make_store())
+    oms.update_location("WH-1", daily_capacity=1)
+    oms.receive("WH-1", "A", 5)
+    oms.receive("WH-2", "A", 5)
+    order = oms.place_order(draft(("A", 2)), allocate=True)
+    [(fulfillment_id, location, _)] = active(order)
+    assert location == "WH-1"
+    if before_cancel == "accept":
+        oms.accept_fulfillment(fulfillment_id)
+    lines = {order.lines[0].id: 1} if before_cancel == "cancel one unit" else None
+    oms.cancel(order.id, lines, reason="changed my mind")
+    other = oms.place_order(draft(("A", 1)), allocate=True)
+    assert [loc for _, loc, _ in active(other)] == ["WH-1" if comes_back else "WH-2"]
+    check_books(oms)
+
+
 @pytest.mark.parametrize("case", ["unknown", "held", "cancelled", "nothing to source"])
 def test_a_refused_reallocation_changes_nothing(case: str, make_store: Callable[[], Store]) -> None:
     """Unknown order, an order on hold, a cancelled order, and one whose units all went to

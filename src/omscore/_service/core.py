@@ -727,6 +727,19 @@ def _freed_today(
     return freed
 
 
+def _uncounted(before: Order, after: Order) -> list[FulfillmentOrder]:
+    """The fulfilment orders (as they were ``before``) whose capacity count a change to the
+    order cleared: cancelled whole before their location accepted them."""
+    if before.fulfillments is after.fulfillments:
+        return []
+    cleared = {
+        f.id
+        for f in after.fulfillments
+        if f.status is FulfillmentStatus.CANCELLED and f.counted_on is None
+    }
+    return [f for f in before.fulfillments if f.counted_on is not None and f.id in cleared]
+
+
 #: Fulfilment orders a plan makes: (id, location, units) each.
 Planned = list[tuple[FulfillmentId, LocationId, list[FulfilledUnits]]]
 

@@ -12,9 +12,11 @@ from omscore._service.core import (
     _before,
     _check_wait,
     _chosen_statuses,
+    _freed_today,
     _load_order,
     _next_line_id,
     _pickup_problems,
+    _uncounted,
 )
 from omscore._stock import StockSession
 from omscore.errors import (
@@ -357,6 +359,7 @@ class OrderUseCases(ServiceCore):
             order, paid = self._payments.cover(order, before, now, idempotency_key)  # after checks
             uow.record([*events, *paid])
             self._follow_stock(stock, order, events)
+            self._release_loads(stock, _freed_today(stock, _uncounted(before, order)))
             order = self._settle(uow, order, now)
             uow.orders.put(order)
             stock.flush()

@@ -339,7 +339,9 @@ class FulfillmentOrder:
     ``counted_on`` is the day (the location's own) on which its location's daily capacity
     counted it, and None when none did (the location had no cap when it took the order, or
     this is the part split off one already counted). Taking it back that same day gives
-    the count back; so nothing that was never counted is ever given back.
+    the count back; so nothing that was never counted is ever given back. Cancelling it
+    whole while it is still open (its location never accepted it) clears it: that day's
+    count is given back, as for one taken back.
     """
 
     id: FulfillmentId
@@ -1476,7 +1478,11 @@ class _Shrinking:
             if emptied is not None:
                 line_id, take = emptied
                 last = tuple(evolved(fl, quantity=take) for fl in f.lines if fl.line_id == line_id)
-                result[index] = evolved(f, lines=last, status=FulfillmentStatus.CANCELLED)
+                # Work its location never started no longer counts against its capacity.
+                counted_on = None if f.status is FulfillmentStatus.OPEN else f.counted_on
+                result[index] = evolved(
+                    f, lines=last, status=FulfillmentStatus.CANCELLED, counted_on=counted_on
+                )
             else:
                 kept = tuple(
                     fl
