@@ -49,6 +49,17 @@ from omscore.adapters.sqlite import (
 )
 from omscore.bench import place_and_allocate, prepared
 
+Statement = tuple[str, str, Any]
+
+#: What a replay must end with, as the store ended: every row written, at its version.
+WRITTEN = (
+    "SELECT (SELECT COUNT(*) || ',' || TOTAL(version) FROM orders) || ';' || "
+    "(SELECT COUNT(*) || ',' || TOTAL(version) FROM items) || ';' || "
+    "(SELECT COUNT(*) || ',' || TOTAL(on_hand + allocated + reserved) FROM levels) || ';' || "
+    "(SELECT COUNT(*) FROM holds) || ';' || (SELECT COUNT(*) FROM movements) || ';' || "
+    "(SELECT COUNT(*) FROM outbox)"
+)
+
 
 def sqlite_round(
     directory: Path, count: int, one_command: bool, checkpoint: CheckpointMode = "auto"
@@ -78,18 +89,6 @@ def sqlite_round(
     timed.close()
     recorded.close()
     return seconds, log, written
-
-
-Statement = tuple[str, str, Any]
-
-#: What a replay must end with, as the store ended: every row written, at its version.
-WRITTEN = (
-    "SELECT (SELECT COUNT(*) || ',' || TOTAL(version) FROM orders) || ';' || "
-    "(SELECT COUNT(*) || ',' || TOTAL(version) FROM items) || ';' || "
-    "(SELECT COUNT(*) || ',' || TOTAL(on_hand + allocated + reserved) FROM levels) || ';' || "
-    "(SELECT COUNT(*) FROM holds) || ';' || (SELECT COUNT(*) FROM movements) || ';' || "
-    "(SELECT COUNT(*) FROM outbox)"
-)
 
 
 class BareReplay:

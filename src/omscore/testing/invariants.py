@@ -282,7 +282,8 @@ def _order_totals(orders: Iterable[Order]) -> _OrderTotals:
 
 def _capacity_counted(oms: OMS, orders: Iterable[Order]) -> list[str]:
     """Each location's count of today: its fulfilment orders its cap counted today, less
-    those withdrawn (moved ones count where they are now)."""
+    those withdrawn (moved ones count where they are now; one cancelled before it was
+    accepted has no count left)."""
     now = oms.clock.now()
     today = {location.id: location.day_at(now) for location in oms.locations()}
     counted: Counter[LocationId] = Counter()
