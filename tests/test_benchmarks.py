@@ -7,9 +7,11 @@ anyone noticing. The runs are far too small to mean anything as measurements.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -80,3 +82,41 @@ def test_the_store_benchmark_splits_the_stores_python_from_the_domains(tmp_path:
     assert "ceiling: a store with no Python of its own" in output
     assert "the domain beside its SQL" in output
     assert "the store's own" in output
+
+
+def benchmark_module(script: str) -> ModuleType:
+    """A benchmark script imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), BENCHMARKS / script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_instructions_are_summed_by_the_library_they_ran_in() -> None:
+    """Self costs go to their object, names defined once are found again by id, and the
+    inclusive cost after a ``calls=`` line is the callee's, not counted again."""
+    profile = "\n".join(
+        [
+            "events: Ir",
+            "ob=(1) /usr/lib/libpython3.11.so.1.0",
+            "fl=(1) ceval.c",
+            "fn=(1) eval",
+            "10 500",
+            "+2 250",
+            "cob=(2) /usr/lib/libsqlite3.so.0",
+            "cfn=(2) step",
+            "calls=1 0",
+            "12 9000",
+            "ob=(2)",
+            "fn=(2)",
+            "0 1000",
+            "* 7",
+            "ob=(1)",
+            "fn=(1)",
+            "-1 3",
+        ]
+    )
+    libraries = benchmark_module("instructions.py").by_library(profile)
+    assert libraries == {"libpython3.11.so.1.0": 753, "libsqlite3.so.0": 1007}
