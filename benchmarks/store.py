@@ -17,6 +17,8 @@ Each round runs the same order stream three ways, in the same process:
    interleaved as a store interleaves them, with nothing of the store's own Python. This
    is the rate of a store whose own code cost nothing, so ``bare / (4)`` is the highest
    ratio to bare SQL any store could reach with this domain on this machine.
+5. The statements of run 2 again, on an in-memory copy of the prepared file: what they
+   cost without the file (its writes, locks and syncs), printed for reference.
 
 With ``--checkpoint background`` the store checkpoints from a thread of its own, and the
 bare replay does the same (a thread checkpoints after its commits), so both still run the
@@ -95,14 +97,22 @@ class BareReplay:
     """Plain sqlite3 on a fresh file prepared like the store's (WAL, synchronous=NORMAL);
     with ``checkpoint="background"`` a thread checkpoints after commits, as the store's."""
 
-    def __init__(self, path: Path, checkpoint: CheckpointMode = "auto") -> None:
+    def __init__(
+        self, path: Path, checkpoint: CheckpointMode = "auto", *, in_memory: bool = False
+    ) -> None:
         store = SqliteStore(str(path))
         prepared(store)
         store.close()
         self.connection = sqlite3.connect(str(path), isolation_level=None)
+        self.checkpointer = None
+        if in_memory:
+            copy = sqlite3.connect(":memory:", isolation_level=None)
+            self.connection.backup(copy)
+            self.connection.close()
+            self.connection = copy
+            return
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.execute("PRAGMA synchronous = NORMAL")
-        self.checkpointer = None
         if checkpoint == "background":
             self.connection.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             connect = functools.partial(sqlite3.connect, str(path), isolation_level=None)
@@ -135,10 +145,17 @@ class BareReplay:
 
 
 def bare_round(
-    directory: Path, log: list[Statement], written: str, checkpoint: CheckpointMode = "auto"
+    directory: Path,
+    log: list[Statement],
+    written: str,
+    checkpoint: CheckpointMode = "auto",
+    *,
+    in_memory: bool = False,
 ) -> float:
-    """Seconds to replay ``log`` with plain sqlite3 on a file prepared like the store's."""
-    bare = BareReplay(directory / "bare.db", checkpoint)
+    """Seconds to replay ``log`` with plain sqlite3 on a file prepared like the store's
+    (``in_memory``: on an in-memory copy of it)."""
+    name = "bare-in-memory.db" if in_memory else "bare.db"
+    bare = BareReplay(directory / name, checkpoint, in_memory=in_memory)
     gc.collect()
     start = time.perf_counter()
     bare.replay(log)
@@ -225,7 +242,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.gc_threshold is not None:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
-    rates: dict[str, list[float]] = {"sqlite": [], "bare": [], "memory": [], "interleaved": []}
+    rates: dict[str, list[float]] = {
+        "sqlite": [],
+        "bare": [],
+        "memory": [],
+        "interleaved": [],
+        "bare_in_memory": [],
+    }
     statements = 0
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as directory:
@@ -239,6 +262,8 @@ def main() -> None:
                 Path(directory), log, written, args.orders, args.one_command, args.checkpoint
             )
             rates["interleaved"].append(args.orders / interleaved)
+            in_memory = bare_round(Path(directory), log, written, in_memory=True)
+            rates["bare_in_memory"].append(args.orders / in_memory)
             statements = len(log)
         rates["memory"].append(args.orders / memory_round(args.orders, args.one_command))
     median = {name: statistics.median(values) for name, values in rates.items()}
@@ -257,6 +282,7 @@ def main() -> None:
         ("bare", "bare SQL, same statements"),
         ("memory", "MemoryStore"),
         ("interleaved", "MemoryStore + the same SQL"),
+        ("bare_in_memory", "same SQL, in-memory copy"),
     ):
         runs = ", ".join(f"{r:,.0f}" for r in rates[name])
         print(f"  {label:<28} {median[name]:>9,.0f} orders/s   (rounds: {runs})")

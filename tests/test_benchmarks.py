@@ -82,6 +82,7 @@ def test_the_store_benchmark_splits_the_stores_python_from_the_domains(tmp_path:
     assert "ceiling: a store with no Python of its own" in output
     assert "the domain beside its SQL" in output
     assert "the store's own" in output
+    assert "same SQL, in-memory copy" in output
 
 
 def benchmark_module(script: str) -> ModuleType:
