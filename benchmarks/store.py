@@ -3,7 +3,7 @@
     python benchmarks/store.py [--orders 2000] [--rounds 3] [--one-command]
                                [--checkpoint auto|background]
 
-Each round runs the same order stream three ways, in the same process:
+Each round runs the same order stream five ways, in the same process:
 
 1. ``OMS`` on ``SqliteStore`` (a fresh file, WAL, synchronous=NORMAL): ``place_order`` then
    ``allocate`` for every order. An untimed repeat of the same deterministic stream on
@@ -24,7 +24,8 @@ With ``--checkpoint background`` the store checkpoints from a thread of its own,
 bare replay does the same (a thread checkpoints after its commits), so both still run the
 same work.
 
-It prints orders per second for each (median over rounds) and the ratio SQLite / bare SQL.
+It prints orders per second for each (median over rounds), the ratio SQLite / bare SQL
+and the ceiling (4) / bare SQL.
 The network is small (three warehouses, 200 SKUs, one-line orders) so that the store, not
 sourcing, is what is measured; benchmarks/sourcing.py measures sourcing.
 """
