@@ -171,8 +171,10 @@ def test_a_subclass_zero_is_of_the_subclass_and_money_zero_stays_money() -> None
     ],
 )
 def test_is_zero_whatever_the_exponent_or_sign(money: Money, zero: bool) -> None:
-    """Zero is zero written any way; the smallest amount either side of it is not."""
+    """Zero is zero written any way; the smallest amount either side of it is not. As a
+    number, money is false exactly when it is zero."""
     assert money.is_zero() is zero
+    assert bool(money) is not zero
 
 
 def test_quantize_rounds_half_even_to_the_minor_unit() -> None:

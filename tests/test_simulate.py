@@ -107,7 +107,9 @@ def test_the_report_agrees_with_what_the_store_recorded() -> None:
         for p in o.payments
         if p.kind is PaymentKind.REFUNDED and p.key.startswith("credit-back:")
     ]
-    refunded_for_returns = sum((r.refunded for r in returns if r.refunded), Money.zero("EUR"))
+    refunded_for_returns = sum(
+        (r.refunded for r in returns if r.refunded is not None), Money.zero("EUR")
+    )
     assert (report.orders, report.units) == (
         len(orders),
         sum(line.quantity for o in orders for line in o.lines),

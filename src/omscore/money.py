@@ -343,6 +343,10 @@ class Money:
 
     __rmul__ = __mul__
 
+    def __bool__(self) -> bool:
+        """False for zero, written any way, as for numbers: ``if order.refundable:``."""
+        return not self.is_zero()
+
     def __neg__(self) -> Money:
         return _valid(-self.amount, self.currency)
 

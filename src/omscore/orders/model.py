@@ -456,7 +456,9 @@ class Order:
             delivery=draft.delivery,
             lines=lines,
             placed_at=at,
-            shipping_fee=draft.shipping_fee or Money.zero(draft.currency),
+            shipping_fee=(
+                draft.shipping_fee if draft.shipping_fee is not None else Money.zero(draft.currency)
+            ),
             customer_ref=draft.customer_ref,
             reservation_key=draft.reservation_key,
             ship_complete=draft.ship_complete,
