@@ -697,6 +697,13 @@ def _gateway_refunds(oms: OMS, order_id: str) -> Money:
     return sum(refunded, Money.zero("EUR"))
 
 
+def _assert_gateway_holds_the_ledgers(oms: OMS, *orders: Order) -> None:
+    """Each order's payment ledger matches what the fake gateway holds for it."""
+    gateway = cast(FakePaymentGateway, oms.payments)
+    for order in orders:
+        assert_gateway_holds_the_ledger(gateway, order)
+
+
 @pytest.mark.parametrize(("old", "new"), [("20.00", "35.00"), ("20.00", "20.00")])
 def test_a_returned_replacement_refunds_its_credit_to_the_card_that_paid_for_it(
     shop: Callable[..., OMS], old: str, new: str
@@ -714,9 +721,7 @@ def test_a_returned_replacement_refunds_its_credit_to_the_card_that_paid_for_it(
     assert replacement.refundable == Money.zero("EUR")
     original = oms.get_order(order_id)
     assert (original.refunded, original.refundable) == (eur(old), Money.zero("EUR"))
-    gateway = cast(FakePaymentGateway, oms.payments)
-    for order in (original, replacement):
-        assert_gateway_holds_the_ledger(gateway, order)
+    _assert_gateway_holds_the_ledgers(oms, original, replacement)
 
 
 def test_goodwill_on_a_replacement_draws_on_its_card_first_then_the_credit(
@@ -766,9 +771,7 @@ def test_a_cancelled_replacement_gives_its_credit_back_to_the_card_that_paid_for
     assert _gateway_refunds(oms, order_id) == eur("20.00")
     original = oms.get_order(order_id)
     assert (original.refundable, original.transferred) == (Money.zero("EUR"), Money.zero("EUR"))
-    gateway = cast(FakePaymentGateway, oms.payments)
-    for order in (original, cancelled):
-        assert_gateway_holds_the_ledger(gateway, order)
+    _assert_gateway_holds_the_ledgers(oms, original, cancelled)
 
 
 def test_credit_left_when_part_of_a_replacement_is_cancelled_goes_back(
