@@ -50,7 +50,7 @@ from omscore.adapters.sqlite import (
     CheckpointMode,
     SqliteStore,
 )
-from omscore.bench import place_and_allocate, prepared
+from omscore.bench import machine_line, place_and_allocate, prepared, python_loop_seconds
 
 Statement = tuple[str, str, Any]
 
@@ -251,6 +251,7 @@ def main() -> None:
         "bare_in_memory": [],
     }
     statements = 0
+    loop_seconds = python_loop_seconds()
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as directory:
             seconds, log, written = sqlite_round(
@@ -277,6 +278,7 @@ def main() -> None:
         f"{args.rounds} rounds, gc thresholds {gc.get_threshold()}; reproduce: python "
         f"benchmarks/store.py --orders {args.orders} --rounds {args.rounds}{tuned}"
     )
+    print(machine_line(loop_seconds))
     print(f"  statements per order (bare SQL replays them): {statements / args.orders:.1f}")
     for name, label in (
         ("sqlite", "SqliteStore"),

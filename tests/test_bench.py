@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from omscore.__main__ import main
 from omscore.adapters.memory import MemoryStore
-from omscore.bench import BACKGROUND, StoreResult, prepared, run, timed_orders
+from omscore.bench import (
+    BACKGROUND,
+    BenchReport,
+    StoreResult,
+    prepared,
+    python_loop_seconds,
+    run,
+    timed_orders,
+)
 from omscore.errors import InvalidQuantity
 
 
@@ -23,6 +32,9 @@ def test_bench_times_every_order_on_every_store() -> None:
     assert "MemoryStore" in report.render()
     assert "SqliteStore" in report.render()
     assert BACKGROUND in report.render()
+    assert report.python_loop_s is not None
+    assert 0 < report.python_loop_s < math.inf
+    assert f"Python additions took {report.python_loop_s:.2f} s" in report.render()
 
 
 def test_the_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,6 +43,7 @@ def test_the_command_line_prints_json(capsys: pytest.CaptureFixture[str]) -> Non
     assert figures["orders"] == 10
     assert set(figures["stores"]) == {"MemoryStore", "SqliteStore", BACKGROUND}
     assert figures["stores"]["SqliteStore"]["orders_per_second"] > 0
+    assert figures["python_loop_seconds"] > 0
 
 
 def test_bench_times_the_one_command_checkout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,3 +74,12 @@ def test_the_p99_is_the_order_below_which_99_in_100_fall(orders: int, p99: int) 
     result = StoreResult("memory", (1.0,), seconds)
     assert result.p99_us == pytest.approx(p99)
     assert result.median_us == pytest.approx((orders + 1) / 2)
+
+
+def test_the_machine_speed_is_the_fastest_of_its_tries() -> None:
+    """The yardstick times the loop ``tries`` times and keeps the fastest: a report made
+    without it says nothing of the machine."""
+    seconds = python_loop_seconds(additions=1_000, tries=3)
+    assert 0 < seconds < 1
+    assert "machine speed" not in BenchReport(1, ()).render()
+    assert BenchReport(1, ()).as_dict()["python_loop_seconds"] is None

@@ -83,6 +83,7 @@ def test_the_store_benchmark_splits_the_stores_python_from_the_domains(tmp_path:
     assert "the domain beside its SQL" in output
     assert "the store's own" in output
     assert "same SQL, in-memory copy" in output
+    assert "machine speed: a loop of 10,000,000 Python additions took" in output
 
 
 def benchmark_module(script: str) -> ModuleType:

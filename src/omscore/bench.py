@@ -6,12 +6,15 @@ and allocates the same deterministic order stream on a fresh ``MemoryStore``, on
 fresh ``SqliteStore`` file (WAL, ``synchronous=NORMAL``), and on one that checkpoints from
 a thread of its own (``checkpoint="background"``), and times every order. The
 report gives orders per second (the median round) and the median and p99 of one order's
-place + allocate. ``benchmarks/store.py`` in the source tree adds the bare-SQL baseline.
+place + allocate, and how fast the machine ran a plain Python loop just before
+(:func:`python_loop_seconds`), to scale the figures by. ``benchmarks/store.py`` in the
+source tree adds the bare-SQL baseline.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import random
 import statistics
 import tempfile
@@ -36,6 +39,8 @@ from omscore.sourcing import LowestCostPolicy
 from omscore.testing.clock import ManualClock
 
 SEED = 5
+#: Additions in the loop :func:`python_loop_seconds` times.
+LOOP_ADDITIONS = 10_000_000
 #: The name ``bench`` reports ``SqliteStore(path, checkpoint="background")`` under.
 BACKGROUND = "SqliteStore, checkpoint=background"
 
@@ -99,6 +104,21 @@ def timed_orders(oms: OMS, drafts: list[OrderDraft], *, one_command: bool = Fals
     return seconds
 
 
+def python_loop_seconds(additions: int = LOOP_ADDITIONS, tries: int = 2) -> float:
+    """Seconds for a plain Python loop of ``additions`` additions (``x += i``), the fastest
+    of ``tries`` runs: how fast this machine runs Python now. A shared machine's speed
+    moves from day to day, so figures taken elsewhere or on another day scale by the ratio
+    of the loop times measured with them."""
+    best = math.inf
+    for _ in range(tries):
+        start = time.perf_counter()
+        total = 0
+        for i in range(additions):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 @attrs.frozen(slots=True)
 class StoreResult:
     """One store's rounds: orders per second of each round, and every order's seconds."""
@@ -131,12 +151,17 @@ class BenchReport:
     orders: int
     results: tuple[StoreResult, ...]
     one_command: bool = False
+    #: :func:`python_loop_seconds` on the machine, just before the rounds (None: not timed).
+    python_loop_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready figures per store."""
         return {
             "orders": self.orders,
             "one_command": self.one_command,
+            "python_loop_seconds": (
+                None if self.python_loop_s is None else round(self.python_loop_s, 3)
+            ),
             "stores": {
                 r.store: {
                     "orders_per_second": round(r.orders_per_second, 1),
@@ -165,7 +190,18 @@ class BenchReport:
                 f"  {r.store:<{width}} {r.orders_per_second:>10,.0f} {r.median_us:>8.0f} us "
                 f"{r.p99_us:>7.0f} us"
             )
+        if self.python_loop_s is not None:
+            lines.append(machine_line(self.python_loop_s))
         return "\n".join(lines)
+
+
+def machine_line(loop_seconds: float) -> str:
+    """The report line that says how fast the machine ran Python (see
+    :func:`python_loop_seconds`)."""
+    return (
+        f"  machine speed: a loop of {LOOP_ADDITIONS:,} Python additions took "
+        f"{loop_seconds:.2f} s (to scale figures taken on another day or machine)"
+    )
 
 
 def run(orders: int = 2_000, rounds: int = 3, *, one_command: bool = False) -> BenchReport:
@@ -180,6 +216,7 @@ def run(orders: int = 2_000, rounds: int = 3, *, one_command: bool = False) -> B
         "SqliteStore": lambda folder: SqliteStore(str(folder / "bench.db")),
         BACKGROUND: lambda folder: SqliteStore(str(folder / "bench.db"), checkpoint="background"),
     }
+    loop_seconds = python_loop_seconds()
     results = []
     for name, make in stores.items():
         rates, seconds = [], []
@@ -193,4 +230,4 @@ def run(orders: int = 2_000, rounds: int = 3, *, one_command: bool = False) -> B
             rates.append(orders / sum(times))
             seconds += times
         results.append(StoreResult(name, tuple(rates), tuple(seconds)))
-    return BenchReport(orders, tuple(results), one_command)
+    return BenchReport(orders, tuple(results), one_command, loop_seconds)
