@@ -1,7 +1,7 @@
 """Store benchmark: place + allocate throughput on SqliteStore, its bare SQL, and memory.
 
     python benchmarks/store.py [--orders 2000] [--rounds 3] [--one-command]
-                               [--checkpoint auto|background]
+                               [--checkpoint auto|background] [--synchronous NORMAL|FULL]
 
 Each round runs the same order stream five ways, in the same process:
 
@@ -22,7 +22,8 @@ Each round runs the same order stream five ways, in the same process:
 
 With ``--checkpoint background`` the store checkpoints from a thread of its own, and the
 bare replay does the same (a thread checkpoints after its commits), so both still run the
-same work.
+same work. With ``--synchronous FULL`` the store syncs the log on every commit, and so do
+the bare replays on a file.
 
 It prints orders per second for each (median over rounds), the ratio SQLite / bare SQL
 and the ceiling (4) / bare SQL.
@@ -40,7 +41,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import (
@@ -53,6 +54,7 @@ from omscore.adapters.sqlite import (
 from omscore.bench import machine_line, place_and_allocate, prepared, python_loop_seconds
 
 Statement = tuple[str, str, Any]
+Synchronous = Literal["NORMAL", "FULL"]
 
 #: What a replay must end with, as the store ended: every row written, at its version.
 WRITTEN = (
@@ -65,7 +67,11 @@ WRITTEN = (
 
 
 def sqlite_round(
-    directory: Path, count: int, one_command: bool, checkpoint: CheckpointMode = "auto"
+    directory: Path,
+    count: int,
+    one_command: bool,
+    checkpoint: CheckpointMode = "auto",
+    synchronous: Synchronous = "NORMAL",
 ) -> tuple[float, list[Statement], str]:
     """Seconds for ``count`` orders on SqliteStore, the statements they executed, and what
     the file ends with (``WRITTEN``).
@@ -74,10 +80,12 @@ def sqlite_round(
     on another fresh file (recording costs time and memory the store would not spend), and
     the two files must end with the same counts.
     """
-    timed = SqliteStore(str(directory / "omscore.db"), checkpoint=checkpoint)
+    timed = SqliteStore(
+        str(directory / "omscore.db"), checkpoint=checkpoint, synchronous=synchronous
+    )
     oms, drafts = prepared(timed)
     seconds = place_and_allocate(oms, drafts[:count], one_command=one_command)
-    recorded = SqliteStore(str(directory / "recorded.db"))
+    recorded = SqliteStore(str(directory / "recorded.db"), synchronous=synchronous)
     oms, drafts = prepared(recorded)
     recorded.statement_log = []
     place_and_allocate(oms, drafts[:count], one_command=one_command)
@@ -95,11 +103,17 @@ def sqlite_round(
 
 
 class BareReplay:
-    """Plain sqlite3 on a fresh file prepared like the store's (WAL, synchronous=NORMAL);
-    with ``checkpoint="background"`` a thread checkpoints after commits, as the store's."""
+    """Plain sqlite3 on a fresh file prepared like the store's (WAL, the store's
+    ``synchronous``); with ``checkpoint="background"`` a thread checkpoints after commits,
+    as the store's."""
 
     def __init__(
-        self, path: Path, checkpoint: CheckpointMode = "auto", *, in_memory: bool = False
+        self,
+        path: Path,
+        checkpoint: CheckpointMode = "auto",
+        *,
+        in_memory: bool = False,
+        synchronous: Synchronous = "NORMAL",
     ) -> None:
         store = SqliteStore(str(path))
         prepared(store)
@@ -113,7 +127,7 @@ class BareReplay:
             self.connection = copy
             return
         self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self.connection.execute(f"PRAGMA synchronous = {synchronous}")
         if checkpoint == "background":
             self.connection.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             connect = functools.partial(sqlite3.connect, str(path), isolation_level=None)
@@ -152,11 +166,12 @@ def bare_round(
     checkpoint: CheckpointMode = "auto",
     *,
     in_memory: bool = False,
+    synchronous: Synchronous = "NORMAL",
 ) -> float:
     """Seconds to replay ``log`` with plain sqlite3 on a file prepared like the store's
     (``in_memory``: on an in-memory copy of it)."""
     name = "bare-in-memory.db" if in_memory else "bare.db"
-    bare = BareReplay(directory / name, checkpoint, in_memory=in_memory)
+    bare = BareReplay(directory / name, checkpoint, in_memory=in_memory, synchronous=synchronous)
     gc.collect()
     start = time.perf_counter()
     bare.replay(log)
@@ -185,12 +200,13 @@ def interleaved_round(
     count: int,
     one_command: bool,
     checkpoint: CheckpointMode = "auto",
+    synchronous: Synchronous = "NORMAL",
 ) -> float:
     """Seconds for ``count`` orders on MemoryStore with each command's recorded statements
     replayed on a bare connection right after the command: a store with no Python of its
     own."""
     commands = iter(per_command(log))
-    bare = BareReplay(directory / "interleaved.db", checkpoint)
+    bare = BareReplay(directory / "interleaved.db", checkpoint, synchronous=synchronous)
     oms, drafts = prepared(MemoryStore())
     replay = bare.replay
     gc.collect()
@@ -235,6 +251,12 @@ def main() -> None:
         help="SqliteStore's checkpoint mode (and the same for the bare-SQL replay)",
     )
     parser.add_argument(
+        "--synchronous",
+        choices=["NORMAL", "FULL"],
+        default="NORMAL",
+        help="SqliteStore's synchronous setting (and the same for the bare-SQL replays)",
+    )
+    parser.add_argument(
         "--gc-threshold",
         type=int,
         default=None,
@@ -254,17 +276,24 @@ def main() -> None:
     loop_seconds = python_loop_seconds()
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as directory:
+            folder = Path(directory)
             seconds, log, written = sqlite_round(
-                Path(directory), args.orders, args.one_command, args.checkpoint
+                folder, args.orders, args.one_command, args.checkpoint, args.synchronous
             )
             rates["sqlite"].append(args.orders / seconds)
-            bare = bare_round(Path(directory), log, written, args.checkpoint)
+            bare = bare_round(folder, log, written, args.checkpoint, synchronous=args.synchronous)
             rates["bare"].append(args.orders / bare)
             interleaved = interleaved_round(
-                Path(directory), log, written, args.orders, args.one_command, args.checkpoint
+                folder,
+                log,
+                written,
+                args.orders,
+                args.one_command,
+                args.checkpoint,
+                args.synchronous,
             )
             rates["interleaved"].append(args.orders / interleaved)
-            in_memory = bare_round(Path(directory), log, written, in_memory=True)
+            in_memory = bare_round(folder, log, written, in_memory=True)
             rates["bare_in_memory"].append(args.orders / in_memory)
             statements = len(log)
         rates["memory"].append(args.orders / memory_round(args.orders, args.one_command))
@@ -272,6 +301,7 @@ def main() -> None:
     tuned = f" --gc-threshold {args.gc_threshold}" if args.gc_threshold is not None else ""
     tuned += " --one-command" if args.one_command else ""
     tuned += f" --checkpoint {args.checkpoint}" if args.checkpoint != "auto" else ""
+    tuned += f" --synchronous {args.synchronous}" if args.synchronous != "NORMAL" else ""
     how = "place_order(allocate=True)" if args.one_command else "place_order + allocate"
     print(
         f"omscore store benchmark: {how}, {args.orders} one-line orders, "

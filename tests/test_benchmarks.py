@@ -86,6 +86,23 @@ def test_the_store_benchmark_splits_the_stores_python_from_the_domains(tmp_path:
     assert "machine speed: a loop of 10,000,000 Python additions took" in output
 
 
+@pytest.mark.parametrize(("synchronous", "pragma"), [("NORMAL", 1), ("FULL", 2)])
+def test_the_bare_replay_syncs_as_the_store_does(
+    synchronous: str, pragma: int, tmp_path: Path
+) -> None:
+    """With ``--synchronous FULL`` the baseline pays for the same syncs as the store."""
+    store_benchmark = benchmark_module("store.py")
+    bare = store_benchmark.BareReplay(tmp_path / "bare.db", synchronous=synchronous)
+    assert bare.connection.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    bare.close()
+
+
+def test_the_store_benchmark_runs_with_full_syncs(tmp_path: Path) -> None:
+    output = run_benchmark("store.py", [*TINY_RUNS["store.py"], "--synchronous", "FULL"], tmp_path)
+    assert "--rounds 1 --synchronous FULL" in output
+    assert "SqliteStore / bare SQL" in output
+
+
 def benchmark_module(script: str) -> ModuleType:
     """A benchmark script imported as a module (the scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), BENCHMARKS / script)
