@@ -186,3 +186,14 @@ def test_capabilities_by_name_are_accepted(oms: OMS) -> None:
     channel = oms.configure_channel("web", requires=["ship", "same_day"])
     assert channel.requires == {Capability.SHIP, Capability.SAME_DAY}
     assert oms.channel_pool("web") == ()
+
+
+def test_a_location_with_just_the_required_capabilities_feeds_the_channel(oms: OMS) -> None:
+    """ST-1 hands out pickups and can do nothing else: a channel that requires exactly
+    that sells its stock, and so does web from a warehouse that can only ship."""
+    oms.configure_channel("collect", requires=[Capability.PICKUP])
+    assert oms.channel_pool("collect") == ("ST-1",)
+    assert oms.available("A", "collect") == 5
+    oms.update_location("WH-1", capabilities={Capability.SHIP})
+    assert oms.channel_pool("web") == ("WH-1",)
+    assert oms.available("A", "web") == 2
