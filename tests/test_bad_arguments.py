@@ -35,7 +35,7 @@ from omscore.errors import (
     UnknownOrder,
 )
 from omscore.inventory import Capability, Location, LocationKind
-from omscore.orders import DeliveryMethod, DraftLimits
+from omscore.orders import DeliveryMethod, DraftLimits, OrderStatus
 from omscore.ports import Store
 from omscore.returns import Disposition, ReturnPolicy
 from omscore.sourcing import (
@@ -341,6 +341,23 @@ STORES: dict[str, Callable[[], Store]] = {
     "sqlite": lambda: SqliteStore(":memory:"),
 }
 COMMANDS = sorted(good_calls(shop(MemoryStore())[1]))
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_a_reason_or_a_reference_is_text_and_none_is_refused(store: str) -> None:
+    """An empty reason is a reason, but ``None`` is none: refused with the argument's
+    name, and the order, the stock and the outbox stay as they were."""
+    oms = OMS(STORES[store](), clock=ManualClock(), ids=SequentialIds())
+    oms.add_location(warehouse("WH-1"))
+    oms.receive("WH-1", "A", 5)
+    order = oms.place_order(draft(("A", 1)))
+    before = (oms.get_order(order.id), oms.stock("WH-1", "A"), oms.events())
+    with pytest.raises(InvalidArgument, match="reason must be a string, got None"):
+        oms.cancel(order.id, reason=None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="reference must be a string, got None"):
+        oms.receive("WH-1", "A", 1, reference=None)  # type: ignore[arg-type]
+    assert (oms.get_order(order.id), oms.stock("WH-1", "A"), oms.events()) == before
+    assert oms.cancel(order.id, reason="").status is OrderStatus.CANCELLED
 
 
 def test_every_method_with_arguments_is_tried() -> None:

@@ -111,12 +111,9 @@ def require_text(value: object, what: str, error: Error = InvalidArgument) -> st
     return value
 
 
-def require_note(
-    value: object, what: str, error: Error = InvalidArgument, *, optional: bool = False
-) -> None:
-    """Free text (a reason, a reference, a tracking number) is a string, empty allowed;
-    ``None`` too when ``optional``."""
-    if not (isinstance(value, str) or (optional and value is None)):
+def require_note(value: object, what: str, error: Error = InvalidArgument) -> None:
+    """Free text (a reason, a reference, a tracking number) is a string, empty allowed."""
+    if not isinstance(value, str):
         raise error(f"{what} must be a string, got {value!r}")
 
 
