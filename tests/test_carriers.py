@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import attrs
 import pytest
@@ -39,6 +40,14 @@ def test_a_rate_is_the_weight_bands_rate_times_the_zones_factor(
     destination: Address | None, units: int, rate: str
 ) -> None:
     assert TableRateCarrier().quote(ORIGIN, destination, units) == eur(rate)
+
+
+def test_a_zones_limit_belongs_to_it() -> None:
+    """A parcel exactly as far as a zone reaches (here 0 km: Berlin from the Berlin
+    warehouse) is priced in that zone, not the next, as a band's weight limit is."""
+    carrier = TableRateCarrier(zones=((0.0, Decimal("1.00")), (float("inf"), Decimal("2.00"))))
+    assert carrier.quote(ORIGIN, BERLIN, 1) == eur("4.90")
+    assert carrier.quote(ORIGIN, HAMBURG, 1) == eur("9.80")  # further: the next zone
 
 
 def test_a_parcel_over_the_heaviest_band_is_refused() -> None:
