@@ -15,7 +15,7 @@ from omscore import Location, Money, OmsError, OrderDraft
 from omscore.errors import MalformedData
 from omscore.events import DomainEvent, OrderPlaced
 from omscore.ids import ChannelId, LineId, LocationId, OrderId, Sku
-from omscore.inventory import ChannelPool, InventoryItem
+from omscore.inventory import ChannelPool, InventoryItem, StockMovement
 from omscore.inventory.item import StockHold
 from omscore.orders import Order, PaymentEntry, PaymentKind
 from omscore.serialization import event_from_dict, event_to_dict, from_json, make_converter, to_json
@@ -154,6 +154,15 @@ def test_a_long_list_of_problems_names_the_first_five_and_counts_the_rest() -> N
         from_json("{}", Order)
     assert str(info.value).count("required field missing") == 5
     assert str(info.value).endswith("required field missing @ $.lines (and 2 more)")
+
+
+def test_five_problems_are_all_named_with_none_left_to_count() -> None:
+    """A movement with only its SKU and location misses five fields: each is named, and
+    nothing is left over to count."""
+    with pytest.raises(MalformedData) as info:
+        from_json('{"sku": "A", "location_id": "WH-1"}', StockMovement)
+    assert str(info.value).count("required field missing") == 5
+    assert str(info.value).endswith("required field missing @ $.at")
 
 
 def test_a_decimal_written_as_a_string_or_an_int_reads_back_exactly() -> None:
