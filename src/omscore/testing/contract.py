@@ -15,7 +15,7 @@ zero-argument callable). ``ReferenceModelContract`` drives your store through th
 a Hypothesis state machine, next to the in-memory reference store and a plain tally of
 stock, and compares stock, orders, returns and events after every step.
 
-Requires ``pytest`` and ``hypothesis`` (the ``dev`` extra).
+Requires ``pytest`` and ``hypothesis``: ``pip install "omscore[testing]"``.
 """
 
 from __future__ import annotations
@@ -33,10 +33,21 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
-import pytest
-from hypothesis import event, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from omscore.testing._extra import missing_test_tool
+
+try:
+    import pytest
+    from hypothesis import event, settings
+    from hypothesis import strategies as st
+    from hypothesis.stateful import (
+        RuleBasedStateMachine,
+        invariant,
+        rule,
+        run_state_machine_as_test,
+    )
+except ModuleNotFoundError as missing:
+    raise missing_test_tool(__name__, "pytest and Hypothesis", missing) from missing
 
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.payments import FakePaymentGateway

@@ -8,14 +8,19 @@ Use them to property-test code built on omscore, e.g. your own sourcing policy::
     @given(oms_st.order_drafts())
     def test_my_rule(draft): ...
 
-Requires ``hypothesis`` (installed with the ``dev`` extra).
+Requires ``hypothesis``: ``pip install "omscore[testing]"``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from hypothesis import strategies as st
+from omscore.testing._extra import missing_test_tool
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as missing:
+    raise missing_test_tool(__name__, "Hypothesis", missing) from missing
 
 from omscore.geo import Address, GeoPoint
 from omscore.ids import LineId, LocationId, Sku
