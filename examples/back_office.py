@@ -12,6 +12,7 @@ Run it with ``python examples/back_office.py``.
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -47,10 +48,10 @@ def draft(sku: str, quantity: int, delivery: Delivery) -> OrderDraft:
     )
 
 
-def open_shop(path: Path, clock: ManualClock) -> OMS:
+def open_shop(store: SqliteStore, clock: ManualClock) -> OMS:
     """A warehouse and a store with stock, on a SQLite file."""
     oms = OMS(
-        SqliteStore(str(path)),
+        store,
         clock=clock,
         payments=FakePaymentGateway(),
         pickup_expiry=timedelta(days=3),
@@ -82,8 +83,11 @@ def open_shop(path: Path, clock: ManualClock) -> OMS:
 def main() -> None:
     """A day in the back office, printed as it goes."""
     clock = ManualClock()
-    with tempfile.TemporaryDirectory() as directory:
-        oms = open_shop(Path(directory) / "shop.db", clock)
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        closing(SqliteStore(str(Path(directory) / "shop.db"))) as store,
+    ):
+        oms = open_shop(store, clock)
 
         # Checkouts: one is held by the fraud screen before it is sourced.
         shipped = oms.place_order(draft("MUG", 2, Delivery.ship(BERLIN)), allocate=True)
@@ -133,7 +137,6 @@ def main() -> None:
         # Why did the reviewed order go where it went? The decision was kept.
         why = [e for e in oms.events() if isinstance(e, SourcingDecided)]
         print(next(e.explanation for e in why if e.order_id == suspicious.id))
-        oms.store.close()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
