@@ -38,6 +38,8 @@ from omscore.sourcing import LowestCostPolicy
 from omscore.testing import ManualClock, SequentialIds
 from omscore.testing.contract import order_draft, sample_location
 
+from .conftest import draft, eur, warehouse
+
 TIMINGS = ("elapsed_s", "peak_memory_mb", "orders_per_second", "commands_per_second")
 
 
@@ -720,3 +722,36 @@ def test_a_step_refused_while_the_order_is_held_is_tried_again_after_the_review(
     sim._due()
     done = {"ship": "shipped", "arrive": "ready_for_pickup", "collect": "collected"}[step]
     assert sim.oms.get_order(order.id).fulfillment(parcel.id).status.value == done
+
+
+def test_inspect_traces_each_event_with_its_details(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each line of an order's trace says what happened: the event's ids, statuses,
+    amounts and reasons, a text with spaces quoted; not its units, nor the payment key."""
+    db = tmp_path / "shop.db"
+    with closing(SqliteStore(str(db))) as store:
+        oms = OMS(store, clock=ManualClock(), ids=SequentialIds())
+        oms.add_location(warehouse("WH-1"))
+        oms.receive("WH-1", "A", 5)
+        order = oms.place_order(attrs.evolve(draft(("A", 2)), customer_ref="C-9"), allocate=True)
+        parcel = oms.get_order(order.id).fulfillments[0]
+        oms.ship(parcel.id, tracking="1Z9", carrier="DHL")
+        oms.deliver(parcel.id)
+        oms.refund_order(order.id, eur("5.00"), "parcel late")
+        rma = oms.request_return(order.id, {order.lines[0].id: 1}, reason="too small")
+    assert main(["inspect", "--db", str(db), "--order", order.id]) == 0
+    trace = capsys.readouterr().out.split("  trace:\n")[1].splitlines()
+    details = [line.split(maxsplit=3)[3] for line in trace]
+    assert details == [
+        "OrderPlaced  channel=web total=20.00 EUR customer_ref=C-9",
+        "PaymentRecorded  kind=authorized amount=20.00 EUR",  # no gateway: no reference
+        f"FulfillmentCreated  fulfillment_id={parcel.id} location_id=WH-1 method=ship",
+        f"FulfillmentShipped  fulfillment_id={parcel.id} location_id=WH-1 tracking=1Z9 carrier=DHL",
+        "PaymentRecorded  kind=captured amount=20.00 EUR",
+        f"FulfillmentProgressed  fulfillment_id={parcel.id} location_id=WH-1 status=delivered",
+        "PaymentRecorded  kind=refunded amount=5.00 EUR",
+        "OrderRefunded  amount=5.00 EUR reason='parcel late'",
+        f"({rma.id})  reason='too small' method=ship",
+    ]
+    assert trace[-1].split()[2] == "ReturnRequested"

@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
+import attrs
+
 from omscore.adapters.memory import MemoryStore
 from omscore.adapters.sqlite import SqliteStore, stored_schema_version
 from omscore.bench import run as bench_run
 from omscore.errors import InvalidQuery, OmsError
 from omscore.events import OrderEvent, ReturnEvent, SourcingDecided
+from omscore.money import Money
 from omscore.orders import Order
 from omscore.ports import Store
 from omscore.service import OMS, QueuedFulfillment, QueuedOrder
@@ -221,13 +224,45 @@ def _print_order(oms: OMS, store: SqliteStore, order_id: str) -> None:
     print("  trace:")
     for record in store.order_events(order.id):
         event = record.event
-        if isinstance(event, OrderEvent):
-            print(f"    {event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}")
-            if isinstance(event, SourcingDecided):  # why, from an OMS(record_sourcing=True)
-                for text in event.explanation.splitlines():
-                    print(f"        {text}")
-        elif isinstance(event, ReturnEvent):  # returns move the order's version too
-            print(f"    {event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})")
+        if isinstance(event, OrderEvent | ReturnEvent):  # returns move the order's version too
+            print(_trace_line(event))
+        if isinstance(event, SourcingDecided):  # why, from an OMS(record_sourcing=True)
+            for text in event.explanation.splitlines():
+                print(f"        {text}")
+
+
+def _trace_line(event: OrderEvent | ReturnEvent) -> str:
+    """One event of an order's trace: the time, the order's version (a return's id for a
+    return's event), the event's name and its details."""
+    if isinstance(event, ReturnEvent):
+        head = f"{event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})"
+    else:
+        head = f"{event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}"
+    details = trace_details(event)
+    return f"    {head}  {details}" if details else f"    {head}"
+
+
+#: Event fields a trace line leaves out: its own columns, the payment gateway's key, and
+#: what ``SourcingDecided`` prints on lines of its own.
+TRACE_LEAVES_OUT = frozenset(
+    {"order_id", "return_id", "version", "at", "key", "trace", "explanation"}
+)
+
+
+def trace_details(event: OrderEvent | ReturnEvent) -> str:
+    """The plain fields of an order's or a return's event as ``name=value``, for its line
+    in a trace: ids, statuses, amounts, reasons. Units and addresses, a false flag and a
+    field that is ``None`` are left out; a text with spaces is quoted."""
+    shown = []
+    for field in attrs.fields(type(event)):
+        value = getattr(event, field.name)
+        if field.name in TRACE_LEAVES_OUT or value is None or value is False:
+            continue
+        if isinstance(value, str):
+            shown.append(f"{field.name}={value!r}" if " " in value else f"{field.name}={value}")
+        elif isinstance(value, int | float | Money):
+            shown.append(f"{field.name}={value}")
+    return " ".join(shown)
 
 
 #: Rows ``inspect`` prints of a queue (the longest waiting).
