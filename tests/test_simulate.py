@@ -717,6 +717,10 @@ def test_a_step_refused_while_the_order_is_held_is_tried_again_after_the_review(
     sim.oms.hold(order.id, "sourcing", reason="3 fulfilment orders rejected")
     getattr(sim, f"_{step}")(parcel.id)
     assert sim.report.refused == 1
+    command = {"ship": "ship", "arrive": "ready_for_pickup", "collect": "collect"}[step]
+    assert sim.report.refusals == {f"{command} OrderOnHold": 1}
+    said = f"  refused commands       {1:>12,}   ({command} OrderOnHold 1)"
+    assert said in sim.report.render().splitlines()
     sim.oms.release(order.id, "sourcing")
     sim.clock.advance(timedelta(hours=12))
     sim._due()

@@ -131,6 +131,8 @@ class Report:
     cancelled_units: int = 0
     receipts: int = 0
     refused: int = 0
+    #: The refused commands by command and error, e.g. ``{"reserve InsufficientStock": 3}``.
+    refusals: dict[str, int] = attrs.field(factory=dict)
     commands: int = 0
     stock_conserved: bool = False
     discrepancies: int = 0
@@ -195,7 +197,7 @@ class Report:
             f"  reservations expired   {self.reservations_expired:>12,}",
             f"  units cancelled        {self.cancelled_units:>12,}   (waited too long)",
             f"  stock receipts         {self.receipts:>12,}",
-            f"  refused commands       {self.refused:>12,}",
+            f"  refused commands       {self.refused:>12,}{self._refusals_said()}",
             f"  stock conserved        {'yes' if self.stock_conserved else 'NO':>12}   "
             f"(ledger replays to every level; {self.discrepancies} discrepancies)",
             f"  work left open         {self.work_left_open:>12,}   (fulfilment orders not "
@@ -208,6 +210,13 @@ class Report:
             f"  peak memory            {self.peak_memory_mb:>12.1f} MB",
         ]
         return "\n".join(lines)
+
+    def _refusals_said(self) -> str:
+        """The refusals by command and error, the most frequent first."""
+        if not self.refusals:
+            return ""
+        ranked = sorted(self.refusals.items(), key=lambda kv: (-kv[1], kv[0]))
+        return "   (" + ", ".join(f"{what} {count:,}" for what, count in ranked) + ")"
 
 
 class Simulation:
@@ -378,8 +387,10 @@ class Simulation:
         self.report.commands += 1
         try:
             return command(*args, **kwargs)
-        except OmsError:
+        except OmsError as error:
             self.report.refused += 1
+            refusal = f"{command.__name__} {type(error).__name__}"
+            self.report.refusals[refusal] = self.report.refusals.get(refusal, 0) + 1
             return None
 
     def _housekeeping(self) -> None:
