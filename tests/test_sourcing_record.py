@@ -8,6 +8,7 @@ on both stores: the event must come back from the outbox as it was recorded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from omscore.errors import InvalidArgument
 from omscore.events import FulfillmentCreated, SourcingDecided
 from omscore.ids import LocationId
 from omscore.ports import Store
-from omscore.sourcing import LocationTrace, PriorityPolicy
+from omscore.sourcing import LocationTrace, LowestCostPolicy, PriorityPolicy
 from omscore.testing import ManualClock, SequentialIds
 
 from .conftest import draft, store_location, warehouse
@@ -162,3 +163,28 @@ def test_inspect_shows_why_an_order_went_where_it_went(
     out = capsys.readouterr().out
     assert "SourcingDecided" in out
     assert "PriorityPolicy: 1 shipment(s), 1 unit(s) allocated, 0 unallocated" in out
+
+
+def test_inspect_gives_a_decisions_policy_and_its_cost_to_the_cent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The decision's line names the policy and its cost, rounded as ``explain()`` rounds
+    it (the cost is an estimate for ranking, never money)."""
+    db = tmp_path / "shop.db"
+    with closing(SqliteStore(str(db))) as store:
+        oms = OMS(
+            store,
+            clock=ManualClock(),
+            ids=SequentialIds(),
+            sourcing=LowestCostPolicy(),
+            record_sourcing=True,
+        )
+        oms.add_location(warehouse("WH-1"))
+        oms.receive("WH-1", "A", 5)
+        order = oms.place_order(draft(("A", 3)), allocate=True)
+        (decided,) = decisions(oms)
+    assert decided.cost is not None
+    assert decided.cost != round(decided.cost, 2)  # more decimals than the line shows
+    assert main(["inspect", "--db", str(db), "--order", order.id]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "SourcingDecided" in x]
+    assert line.endswith(f"SourcingDecided  policy=LowestCostPolicy cost={decided.cost:.2f}")

@@ -260,7 +260,9 @@ def trace_details(event: OrderEvent | ReturnEvent) -> str:
             continue
         if isinstance(value, str):
             shown.append(f"{field.name}={value!r}" if " " in value else f"{field.name}={value}")
-        elif isinstance(value, int | float | Money):
+        elif isinstance(value, float):  # a sourcing cost: an estimate, as explain() rounds it
+            shown.append(f"{field.name}={value:.2f}")
+        elif isinstance(value, int | Money):
             shown.append(f"{field.name}={value}")
     return " ".join(shown)
 
