@@ -80,6 +80,8 @@ def test_the_store_benchmark_splits_the_stores_python_from_the_domains(tmp_path:
     # when the orders ran another number of commands than the store recorded.
     output = run_benchmark("store.py", TINY_RUNS["store.py"], tmp_path)
     assert "ceiling: a store with no Python of its own" in output
+    (near,) = [line for line in output.splitlines() if "SqliteStore / the ceiling" in line]
+    assert float(near.split()[4]) > 0, near
     assert "the domain beside its SQL" in output
     assert "the store's own" in output
     assert "same SQL, in-memory copy" in output
