@@ -421,18 +421,37 @@ def test_inspect_shows_a_location_queue_and_stalled_work(
     assert "NOPE" in capsys.readouterr().err
 
 
-def test_a_queue_of_exactly_the_rows_shown_has_no_more_to_tell(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("rows", "count"), [(QUEUE_ROWS, str(QUEUE_ROWS)), (QUEUE_ROWS + 1, f"{QUEUE_ROWS}+")]
+)
+def test_a_listing_of_exactly_the_rows_shown_has_no_more_to_tell(
+    rows: int, count: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """QUEUE_ROWS rows print as that many; one more prints as "QUEUE_ROWS+"."""
+    """Every listing of ``inspect`` (a location's work, stalled work, the orders waiting,
+    a hold's queue, a customer's orders) counts QUEUE_ROWS rows as that many, and one more
+    as "QUEUE_ROWS+"."""
     db = tmp_path / "shop.db"
-    oms = OMS(SqliteStore(str(db)), ids=SequentialIds())
-    oms.add_location(sample_location("WH-1"))
-    oms.receive("WH-1", "A", 50)
-    for _ in range(QUEUE_ROWS):
-        oms.allocate(oms.place_order(order_draft("A", 1)).id)
-    assert main(["inspect", "--db", str(db), "--queue", "WH-1"]) == 0
-    assert f"work at WH-1: {QUEUE_ROWS}, longest waiting first" in capsys.readouterr().out
+    with closing(SqliteStore(str(db))) as store:
+        # inspect reads the system clock: work made on the manual clock's day is long stalled
+        oms = OMS(store, clock=ManualClock(), ids=SequentialIds())
+        oms.add_location(sample_location("WH-1"))
+        oms.receive("WH-1", "A", 100)
+        for _ in range(rows):
+            oms.allocate(oms.place_order(order_draft("A", 1)).id)
+            held = oms.place_order(attrs.evolve(order_draft("A", 1), customer_ref="C-2"))
+            oms.hold(held.id, "fraud", reason="review")
+    listings = {
+        "--queue WH-1": "work at WH-1",
+        "--stalled 1": "stalled for 1 h or more",
+        "--waiting": "orders waiting",
+        "--hold fraud": "orders on a fraud hold",
+        "--customer C-2": "orders of customer C-2",
+    }
+    for option, title in listings.items():
+        assert main(["inspect", "--db", str(db), *option.split()]) == 0
+        out = capsys.readouterr().out
+        assert f"{title}: {count}, " in out, option
+        assert len(out.split(f"{title}: ")[1].splitlines()) == 1 + min(rows, QUEUE_ROWS)
 
 
 def test_hours_and_days_on_the_command_line_must_be_finite_and_fit(
