@@ -193,6 +193,25 @@ def test_the_rates_are_worked_out_from_the_counts() -> None:
     assert (data["refunded"], data["fill_rate"], data["orders"]) == ("12.50 EUR", 0.8, 4)
 
 
+def test_the_refusals_are_named_the_most_frequent_first() -> None:
+    """The report's refused line names each command and error, the most frequent first
+    and, at equal counts, by name; JSON carries them as they are."""
+    refusals = {
+        "reserve InsufficientStock": 3,
+        "allocate OrderOnHold": 1_205,
+        "cancel InvalidTransition": 3,
+    }
+    report = Report(refused=1_211, refusals=refusals)
+    (line,) = [x for x in report.render().splitlines() if "refused commands" in x]
+    assert line.endswith(
+        "1,211   (allocate OrderOnHold 1,205, cancel InvalidTransition 3, "
+        "reserve InsufficientStock 3)"
+    )
+    assert report.as_dict()["refusals"] == refusals
+    (quiet,) = [x for x in Report().render().splitlines() if "refused commands" in x]
+    assert quiet.endswith(" 0")
+
+
 def test_the_retailer_reorders_every_100_checkouts_and_closes_a_store_every_500() -> None:
     """The period's rhythm: a reorder run after every hundredth checkout, a store closing
     at the 121st and every 500th after it, and progress twenty times a run."""
