@@ -238,25 +238,25 @@ def _trace_line(event: OrderEvent | ReturnEvent) -> str:
         head = f"{event.at:%Y-%m-%d %H:%M}      {event.name} ({event.return_id})"
     else:
         head = f"{event.at:%Y-%m-%d %H:%M} v{event.version:<3} {event.name}"
-    details = trace_details(event)
+    details = _trace_details(event)
     return f"    {head}  {details}" if details else f"    {head}"
 
 
 #: Event fields a trace line leaves out: its own columns, the payment gateway's key, and
 #: what ``SourcingDecided`` prints on lines of its own.
-TRACE_LEAVES_OUT = frozenset(
+_TRACE_LEAVES_OUT = frozenset(
     {"order_id", "return_id", "version", "at", "key", "trace", "explanation"}
 )
 
 
-def trace_details(event: OrderEvent | ReturnEvent) -> str:
+def _trace_details(event: OrderEvent | ReturnEvent) -> str:
     """The plain fields of an order's or a return's event as ``name=value``, for its line
     in a trace: ids, statuses, amounts, reasons. Units and addresses, a false flag and a
     field that is ``None`` are left out; a text with spaces is quoted."""
     shown = []
     for field in attrs.fields(type(event)):
         value = getattr(event, field.name)
-        if field.name in TRACE_LEAVES_OUT or value is None or value is False:
+        if field.name in _TRACE_LEAVES_OUT or value is None or value is False:
             continue
         if isinstance(value, str):
             shown.append(f"{field.name}={value!r}" if " " in value else f"{field.name}={value}")
