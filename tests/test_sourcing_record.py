@@ -21,7 +21,7 @@ from omscore.errors import InvalidArgument
 from omscore.events import FulfillmentCreated, SourcingDecided
 from omscore.ids import LocationId
 from omscore.ports import Store
-from omscore.sourcing import LocationTrace, LowestCostPolicy, PriorityPolicy
+from omscore.sourcing import LocationTrace, LowestCostPolicy, PriorityPolicy, SourcingPolicy
 from omscore.testing import ManualClock, SequentialIds
 
 from .conftest import draft, store_location, warehouse
@@ -38,13 +38,13 @@ def store(request: pytest.FixtureRequest) -> Store:
     return STORES[request.param]()
 
 
-def network(store: Store, *, record: bool = True) -> OMS:
-    """WH-1 (priority 1) and WH-2 (priority 2), under the priority policy."""
+def network(store: Store, *, record: bool = True, sourcing: SourcingPolicy | None = None) -> OMS:
+    """WH-1 (priority 1) and WH-2 (priority 2), under the priority policy unless told."""
     oms = OMS(
         store,
         clock=ManualClock(),
         ids=SequentialIds(),
-        sourcing=PriorityPolicy(),
+        sourcing=sourcing or PriorityPolicy(),
         record_sourcing=record,
     )
     oms.add_location(warehouse("WH-1", priority=1))
@@ -172,14 +172,7 @@ def test_inspect_gives_a_decisions_policy_and_its_cost_to_the_cent(
     it (the cost is an estimate for ranking, never money)."""
     db = tmp_path / "shop.db"
     with closing(SqliteStore(str(db))) as store:
-        oms = OMS(
-            store,
-            clock=ManualClock(),
-            ids=SequentialIds(),
-            sourcing=LowestCostPolicy(),
-            record_sourcing=True,
-        )
-        oms.add_location(warehouse("WH-1"))
+        oms = network(store, sourcing=LowestCostPolicy())
         oms.receive("WH-1", "A", 5)
         order = oms.place_order(draft(("A", 3)), allocate=True)
         (decided,) = decisions(oms)
