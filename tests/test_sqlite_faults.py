@@ -442,6 +442,23 @@ def test_a_file_that_is_not_a_database_raises_a_store_error(tmp_path: Path) -> N
     assert isinstance(info.value.__cause__, sqlite3.Error)
 
 
+def test_a_statement_first_in_a_unit_of_work_is_inside_its_transaction(
+    tmp_path: Path,
+) -> None:
+    """A unit of work's first statement, a write included, begins its transaction: a unit
+    left without commit undoes it, and another writer waits for it meanwhile."""
+    path = tmp_path / "first.db"
+    store = SqliteStore(str(path), busy_timeout_ms=20)
+    with store.unit_of_work() as uow:
+        uow.execute("INSERT INTO meta (name, value) VALUES ('probe', 1)")
+        other = sqlite3.connect(path, timeout=0.02, isolation_level=None)
+        with closing(other), pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    with closing(sqlite3.connect(path)) as reader:
+        assert reader.execute("SELECT COUNT(*) FROM meta WHERE name = 'probe'").fetchone() == (0,)
+    store.close()
+
+
 def test_a_busy_database_is_retried_until_it_frees(tmp_path: Path) -> None:
     """Another connection holds the write lock for a while: the command waits, retries, and
     succeeds; no sqlite3 error leaks."""

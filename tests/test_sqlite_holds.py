@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from omscore import OMS, Location
 from omscore.adapters.memory import MemoryStore
-from omscore.adapters.sqlite import SqliteStore, _all_again, _first_difference, _row_changes
+from omscore.adapters.sqlite import (
+    SqliteStore,
+    _all_again,
+    _first_difference,
+    _one_edit,
+    _row_changes,
+)
 from omscore.geo import GeoPoint
 from omscore.ids import ChannelId, LocationId, Sku
 from omscore.inventory import StockHold
@@ -118,6 +124,36 @@ def test_the_first_difference_is_found_at_any_position(
         min(len(old), len(new)),
     )
     assert _first_difference(old, new) == expected
+
+
+@given(
+    st.integers(1, 300),
+    st.integers(0, 299),
+    st.sampled_from(["remove", "replace"]),
+    st.integers(0, 3),
+)
+def test_one_removal_or_replacement_is_patched_without_a_walk_of_the_holds(
+    length: int, position: int, edit: str, appended: int
+) -> None:
+    """A command's usual change (one hold removed or replaced, holds appended after it) is
+    found by slice comparisons, not by the walk over every hold: a busy SKU's thousands of
+    holds must not cost a Python loop per command."""
+    old = tuple(new_hold() for _ in range(length))
+    positions = tuple(range(2, 2 * length + 1, 2))
+    at = position % length
+    fresh = tuple(new_hold() for _ in range(1 + appended))
+    kept = old[at + 1 :] if edit == "remove" else (fresh[0], *old[at + 1 :])
+    new = (*old[:at], *kept, *fresh[1:])
+    patch = _one_edit(old, positions, new)
+    assert patch is not None
+    gone, placed, new_positions, removed = patch
+    rows = {p: h for p, h in zip(positions, old, strict=True) if p not in gone}
+    rows.update(placed)
+    assert tuple(sorted(rows)) == new_positions
+    assert [rows[p] for p in new_positions] == list(new)
+    assert len(gone) <= 1
+    assert len(placed) <= 1 + appended
+    assert removed == [old[at]]
 
 
 def test_a_busy_sku_writes_one_hold_row_per_order(tmp_path: Path) -> None:
