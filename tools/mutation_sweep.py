@@ -11,6 +11,10 @@ source tree and records whether they failed. A mutant that survives is either a 
 or a change that cannot be seen (a threshold for an index, a fast path that gives the same
 answer): each needs a look. The tree is copied first, so the checkout is never touched.
 
+Each mutant's line (in ``--out`` and on the console) names its site as file, line and
+column, and gives the flipped expression as source: a line with two comparisons says which
+one was flipped. The copy holds ``README.md`` too, for the tests that read it.
+
 A mutant whose tests run past ``--timeout`` seconds counts as killed (it may hang), but
 its line says ``"outcome": "timed out"``, not ``"failed"``: under load, Hypothesis
 shrinking a real failure can take that long too, and so can a survivor's tests. Run those
@@ -98,6 +102,8 @@ class Flip(ast.NodeTransformer):
     def __init__(self, site: Site) -> None:
         self.site = site
         self.done = False
+        #: The flipped expression as source, so that a line with two sites says which ran.
+        self.became = ""
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
         """Visit the children, then flip ``node`` if it is the site."""
@@ -115,7 +121,8 @@ class Flip(ast.NodeTransformer):
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             node.func.id = "max" if node.func.id == "min" else "min"
         elif isinstance(node, ast.UnaryOp):
-            return node.operand
+            node = node.operand
+        self.became = ast.unparse(node)
         return node
 
 
@@ -165,6 +172,7 @@ def sweep(
         shutil.copytree(ROOT / "src", tree / "src")
         shutil.copytree(ROOT / "tests", tree / "tests")
         shutil.copy(ROOT / "pyproject.toml", tree)
+        shutil.copy(ROOT / "README.md", tree)  # the simulate tests check its sample report
         if killed(tree, tests, profile, timeout=600):
             # Else every mutant would count as killed (pytest also fails on no tests).
             raise SystemExit("the tests fail (or select nothing) before any mutation")
@@ -188,13 +196,16 @@ def sweep(
                     "file": name,
                     "kind": site[0],
                     "line": site[1],
+                    "column": site[2],
+                    "mutant": flip.became,
                     "killed": dead,
                     "outcome": result,
                     "code": source.splitlines()[site[1] - 1].strip(),
                     "seconds": round(time.monotonic() - start, 1),
                 }
                 print(json.dumps(record), file=results, flush=True)
-                print(f"{LABELS[result]} {name}:{site[1]} {record['code']}")
+                print(f"{LABELS[result]} {name}:{site[1]}:{site[2]} {record['code']}")
+                print(f"           became: {flip.became}")
 
 
 def main() -> None:
